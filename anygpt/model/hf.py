@@ -49,7 +49,8 @@ _OUR_LAYER = re.compile(r"blocks\.(\d+)\.(.+)")
 _OUR_TO_HF_LAYER = {v: k for k, v in LAYER_KEYS.items()}
 _OUR_TO_HF_GLOBAL = {v: k for k, v in GLOBAL_KEYS.items()}
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 
 
 class CheckpointError(ValueError):
@@ -95,7 +96,7 @@ def config_from_hf(hf: dict[str, Any], name: str = "hf") -> Config:
         if hf.get(flag):
             raise CheckpointError(f"config.json sets {flag}=true; the LLaMA here has no biases.")
     if hf.get("hidden_act", "silu") != "silu":
-        raise CheckpointError(f"config.json sets hidden_act={hf['hidden_act']!r}; only SwiGLU with silu is implemented.")
+        raise CheckpointError(f"config.json sets hidden_act={hf['hidden_act']!r}; only SwiGLU (silu) is implemented.")
     n_embd, n_head = hf["hidden_size"], hf["num_attention_heads"]
     head_dim = hf.get("head_dim")
     if head_dim is not None and head_dim * n_head != n_embd:

@@ -1,7 +1,7 @@
 """The LLaMA decoder in one file: RMSNorm, rotary embeddings, grouped-query SDPA attention, SwiGLU MLP, KV cache.
 
-Numerically equal to HF ``LlamaForCausalLM`` on the same weights (rotary embeddings use HF's rotate-half layout, so an HF
-checkpoint loads with a plain key map; see `anygpt.model.hf`).
+Numerically equal to HF ``LlamaForCausalLM`` on the same weights (rotary embeddings use HF's rotate-half layout, so an
+HF checkpoint loads with a plain key map; see `anygpt.model.hf`).
 """
 
 from __future__ import annotations
