@@ -176,7 +176,8 @@ class LLaMA(nn.Module):
         cos, sin = self._rope(max(T, cache_len), idx.device)
         if position_ids.dim() == 1:
             position_ids = position_ids.unsqueeze(0)
-        cos, sin = cos[position_ids].unsqueeze(1), sin[position_ids].unsqueeze(1)  # (B or 1, 1, T, head_size)
+        # (B or 1, 1, T, head_size); an embedding lookup is the cheapest gather
+        cos, sin = F.embedding(position_ids, cos).unsqueeze(1), F.embedding(position_ids, sin).unsqueeze(1)
         if input_pos is not None and mask is None:
             slots = torch.arange(cache_len, device=idx.device)
             mask = (slots.unsqueeze(0) <= input_pos.unsqueeze(1)).view(1, 1, T, -1)
