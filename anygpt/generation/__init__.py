@@ -1,0 +1,20 @@
+"""Generation: static-KV-cache decoding, logits processors, beam search, constrained decoding, presets."""
+
+from anygpt.generation.constrained import ModalityConstraint
+from anygpt.generation.processors import RepetitionPenalty, SuppressUntil, Temperature, TopK, TopP, apply_processors
+from anygpt.generation.sampling import PRESETS, GenerationConfig, GenerationResult, generate, preset
+
+__all__ = [
+    "PRESETS",
+    "GenerationConfig",
+    "GenerationResult",
+    "ModalityConstraint",
+    "RepetitionPenalty",
+    "SuppressUntil",
+    "Temperature",
+    "TopK",
+    "TopP",
+    "apply_processors",
+    "generate",
+    "preset",
+]

@@ -169,15 +169,18 @@ class LLaMA(nn.Module):
             if cache is None:
                 raise RuntimeError("input_pos was given but no KV cache is set; call model.set_kv_cache() first")
             cache_len = cache.k.size(2)
-        if position_ids is None:
-            position_ids = input_pos if input_pos is not None else torch.arange(T, device=idx.device)
         # No data-dependent size here (no .max()): the table covers every legal position, which keeps the decode
         # step free of host syncs and compilable.
         cos, sin = self._rope(max(T, cache_len), idx.device)
-        if position_ids.dim() == 1:
-            position_ids = position_ids.unsqueeze(0)
-        # (B or 1, 1, T, head_size); an embedding lookup is the cheapest gather
-        cos, sin = F.embedding(position_ids, cos).unsqueeze(1), F.embedding(position_ids, sin).unsqueeze(1)
+        if position_ids is None and input_pos is None:  # training: positions 0..T-1, a plain slice
+            cos, sin = cos[None, None, :T], sin[None, None, :T]
+        else:
+            if position_ids is None:
+                position_ids = input_pos
+            if position_ids.dim() == 1:
+                position_ids = position_ids.unsqueeze(0)
+            # (B or 1, 1, T, head_size); an embedding lookup is the cheapest gather
+            cos, sin = F.embedding(position_ids, cos).unsqueeze(1), F.embedding(position_ids, sin).unsqueeze(1)
         if input_pos is not None and mask is None:
             slots = torch.arange(cache_len, device=idx.device)
             mask = (slots.unsqueeze(0) <= input_pos.unsqueeze(1)).view(1, 1, T, -1)

@@ -119,3 +119,36 @@ def test_min_new_tokens_suppresses_stop(pair):
     stop = greedy[1]
     out = generate(ours, PROMPTS[:1], GenerationConfig(max_new_tokens=8, stop_ids=(stop,), min_new_tokens=4))
     assert stop not in out.new_tokens()[0][:4]
+
+
+def test_static_cache_is_allocated_once_and_reused(pair):
+    _, ours = pair
+    config = GenerationConfig(max_new_tokens=10)
+    ours.clear_kv_cache()
+    first = generate(ours, PROMPTS, config).new_tokens()
+    cache = ours.blocks[0].attn.kv_cache.k
+    assert cache.shape[0] == len(PROMPTS) and cache.shape[2] == 7 + 10
+    again = generate(ours, PROMPTS, config).new_tokens()
+    assert ours.blocks[0].attn.kv_cache.k is cache and again == first  # same buffer, stale contents are harmless
+
+
+def test_interrupt_keeps_what_was_produced(pair):
+    _, ours = pair
+    calls = []
+
+    def interrupt_at_step_4(input_ids, scores):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return scores
+
+    result = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10), processors=[interrupt_at_step_4])
+    full = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10)).new_tokens()
+    assert result.interrupted and result.new_tokens() == [row[:3] for row in full]
+
+
+def test_long_prompt_budget_is_clamped_to_the_context(pair):
+    _, ours = pair
+    block = ours.config.block_size
+    out = generate(ours, [[5] * (block - 3)], GenerationConfig(max_new_tokens=50))
+    assert out.sequences.shape[1] == block and out.lengths.tolist() == [3]
