@@ -155,8 +155,10 @@ class CachedDecoder:
         device = valid.device
         cache = model.blocks[0].attn.kv_cache
         ref = model.lm_head.weight
-        if cache is None or cache.k.shape[0] != R or cache.k.shape[2] != max_len or cache.k.device != ref.device:
-            model.set_kv_cache(R, max_len, device=ref.device)  # allocated once; the same shape is reused next call
+        if (cache is None or cache.k.shape[0] != R or cache.k.shape[2] != max_len or cache.k.device != ref.device
+                or cache.k.dtype != ref.dtype):
+            # allocated once per call; a later call of the same shape reuses it (model.clear_kv_cache() frees it)
+            model.set_kv_cache(R, max_len, device=ref.device)
         self.slots = torch.arange(max_len, device=device)
         self.key_valid = torch.ones(R, max_len, dtype=torch.bool, device=device)
         self.key_valid[:, :P] = valid

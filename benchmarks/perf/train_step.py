@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    parser.add_argument("--compile", action="store_true", help="add ours under torch.compile (compile time excluded)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,6 +69,11 @@ def main() -> None:
         "ours (AdamW default)": make_step(ours_ref, False, torch.optim.AdamW(ours_ref.parameters(), lr=lr)),
         "ours (AdamW fused)": make_step(ours, False, torch.optim.AdamW(ours.parameters(), lr=lr, fused=True)),
     }
+    if args.compile:
+        ours_c, _ = build_pair(config)
+        compiled = torch.compile(ours_c)
+        contenders["ours (compiled, fused)"] = make_step(compiled, False,
+                                                         torch.optim.AdamW(ours_c.parameters(), lr=lr, fused=True))
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, config.vocab_size, (args.batch, args.seq + 1), generator=gen)
                for _ in range(args.warmup + args.steps)]
@@ -90,6 +96,8 @@ def main() -> None:
     base = median["hf (AdamW default)"]
     print(f"  speed-up vs HF, same optimizer: {base / median['ours (AdamW default)']:.2f}x; "
           f"with fused AdamW: {base / median['ours (AdamW fused)']:.2f}x")
+    if args.compile:
+        print(f"  compiled + fused AdamW: {base / median['ours (compiled, fused)']:.2f}x")
 
 
 if __name__ == "__main__":
