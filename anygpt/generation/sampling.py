@@ -176,7 +176,7 @@ class CachedDecoder:
         own = self.slots[None, :] == torch.arange(P, device=ids.device)[:, None]  # padding rows attend to themselves
         mask = (causal[None] & self.key_valid[:, None, :]) | own[None]
         logits = self.model(ids, input_pos=torch.arange(P, device=ids.device), position_ids=self.positions,
-                            mask=mask[:, None])
+                            mask=mask[:, None], logits_to_keep=1)
         self.length = P
         return logits[:, -1]
 

@@ -151,7 +151,7 @@ class LLaMA(nn.Module):
         return self.rope_cos, self.rope_sin
 
     def forward(self, idx: Tensor, input_pos: Tensor | None = None, position_ids: Tensor | None = None,
-                mask: Tensor | None = None) -> Tensor:
+                mask: Tensor | None = None, *, logits_to_keep: int = 0) -> Tensor:
         """Logits (B, T, vocab) for token ids ``idx`` (B, T).
 
         Args:
@@ -161,6 +161,8 @@ class LLaMA(nn.Module):
                 batches pass per-row positions. Positions must stay below ``max(block_size, cache length, T)``.
             mask: boolean attention mask broadcastable to (B, 1, T, S) where True means "may attend"; S is T without a
                 cache and the cache length with one. Defaults to causal (over cache slots when caching).
+            logits_to_keep: if > 0, only the last this many positions go through the output layer (a prefill needs
+                one; with a 32k vocabulary the head is a large share of the work).
         """
         B, T = idx.shape
         cache_len = 0
@@ -187,6 +189,8 @@ class LLaMA(nn.Module):
         x = self.embed_tokens(idx)
         for block in self.blocks:
             x = block(x, cos, sin, mask, input_pos)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]
         return self.lm_head(self.norm(x))
 
     # -- KV cache ------------------------------------------------------------------------------------------------------

@@ -80,3 +80,10 @@ def test_training_backward_is_finite():
     loss = torch.nn.functional.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten())
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_logits_to_keep_is_the_tail_of_the_full_output():
+    model = _model()
+    ids = torch.randint(0, 100, (2, 9))
+    with torch.no_grad():
+        assert torch.allclose(model(ids, logits_to_keep=2), model(ids)[:, -2:], atol=1e-6)
