@@ -152,3 +152,15 @@ def test_long_prompt_budget_is_clamped_to_the_context(pair):
     block = ours.config.block_size
     out = generate(ours, [[5] * (block - 3)], GenerationConfig(max_new_tokens=50))
     assert out.sequences.shape[1] == block and out.lengths.tolist() == [3]
+
+
+def test_sampling_equals_hf_under_the_same_seed(pair):
+    """HF samples with torch.multinomial on the global RNG; with generator=None ours draws the same numbers, so equal
+    processed distributions give equal samples (this checks the processor order and the top-k/top-p/penalty maths)."""
+    hf, ours = pair
+    settings = dict(temperature=0.8, top_k=20, top_p=0.9, repetition_penalty=1.2)
+    torch.manual_seed(123)
+    expected = hf_generate(hf, PROMPTS, max_new_tokens=15, do_sample=True, eos_token_id=None, **settings)
+    torch.manual_seed(123)
+    got = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=15, do_sample=True, **settings)).new_tokens()
+    assert got == expected
