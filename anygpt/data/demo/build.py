@@ -44,8 +44,8 @@ N_IMAGES = (2500, 250, 250)
 N_UTTERANCES = (2640, 180, 180)
 N_MUSIC = (800, 100, 100)
 N_DIALOGUES = (2600, 200, 200)
-SPOKEN_FRACTION = 0.15  # share of dialogues that are speech in, speech out
-VCTK_UTTERANCES_PER_SPEAKER = 24
+SPOKEN_FRACTION = 0.1  # share of dialogues that are speech in, speech out
+VCTK_UTTERANCES_PER_SPEAKER = 12
 CHAPTER_SIZE = 25  # utterances per LibriSpeech-style chapter
 SPLITS = ("train", "val", "test")
 LIBRISPEECH_SPLITS = {"train": "train-clean-100", "val": "dev-clean", "test": "test-clean"}
@@ -301,21 +301,33 @@ def _run(tasks: list, workers: int, progress: bool) -> dict[str, dict]:
     bar = tqdm(total=len(tasks), desc="demo corpus", unit="item", disable=not progress, smoothing=0.05)
     results: dict[str, dict] = {}
     if workers <= 1:
-        for task in ordered:
-            _, path, res = _render(task)
-            results[path] = res
-            bar.update()
-    else:
-        with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+        try:
+            for task in ordered:
+                _, path, res = _render(task)
+                results[path] = res
+                bar.update()
+        finally:
+            speech.close_client()
+        bar.close()
+        return results
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))  # inherited by the workers: one thread each
+    try:
+        with get_context("spawn").Pool(workers) as pool:
             for _, path, res in pool.imap_unordered(_render, ordered, chunksize=8):
                 results[path] = res
                 bar.update()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     bar.close()
     return results
 
 
-def _init_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _write_metadata(out: Path, seed: int, plan: dict, results: dict[str, dict]) -> dict:
@@ -506,7 +518,7 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
 
 def demo(
     out: Path = Path("data/demo"), seed: int = 0, scale: float = 1.0, workers: int | None = None, force: bool = False
-) -> dict:
+) -> None:
     """Build the demo corpus (images, speech, music, dialogues) under OUT; skips work if an identical build exists.
 
     Args:
@@ -518,4 +530,3 @@ def demo(
     """
     manifest = build_demo_corpus(out, seed=seed, scale=scale, workers=workers, force=force)
     print(json.dumps({k: manifest[k] for k in ("counts", "n_files", "content_hash", "build_seconds")}, indent=2))
-    return manifest
