@@ -366,4 +366,3 @@ def question_answer(rng: np.random.Generator) -> tuple[str, str]:
         if weather in ("cold", "windy", "rainy", "snowy", "stormy", "foggy")
         else f"no you will not need a coat if it is {weather}",
     )
-
