@@ -41,7 +41,7 @@ def test_manifest_counts(corpus):
     assert counts["librispeech"] == {"train-clean-100": 53, "dev-clean": 4, "test-clean": 4}
     assert counts["music"] == {"train": 16, "val": 2, "test": 2}
     assert sum(counts["dialogues"].values()) == 60
-    assert manifest["n_files"] == sum(1 for p in out.rglob("*") if p.is_file()) - 1  # all but the manifest
+    assert manifest["n_files"] == sum(1 for p in out.rglob("*") if p.is_file()) - 2  # all but manifest and README
     assert json.loads((out / "manifest.json").read_text()) == manifest
 
 
