@@ -169,8 +169,8 @@ def _split_ranges(counts: tuple[int, ...]) -> list[tuple[str, int]]:
     return [(split, i) for split, n in zip(SPLITS, counts, strict=True) for i in range(n)]
 
 
-def _unique_sentences(rng: np.random.Generator, n: int, exclude: set[str] = frozenset()) -> list[str]:
-    seen, out = set(exclude), []
+def _unique_sentences(rng: np.random.Generator, n: int) -> list[str]:
+    seen, out = set(), []
     for _ in range(n * 50):
         s = sentences.sentence(rng)
         if s not in seen:

@@ -150,6 +150,8 @@ MELODY_INSTRUMENTS = (
     "brass",
 )
 ACCOMPANIMENT_INSTRUMENTS = ("piano", "strings", "organ", "guitar", "synth pad", "electric piano")
+
+
 @lru_cache(maxsize=512)
 def _tables(name: str, max_harmonic: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Bright and dull wavetables of an instrument without harmonics above ``max_harmonic`` (no aliasing)."""
