@@ -169,6 +169,33 @@ def _music_turns(rng: np.random.Generator, item: dict, media: dict) -> list[tupl
     ]
 
 
+def _music_to_music(rng: np.random.Generator, item: dict, pool: list[dict], media: dict) -> list[tuple[str, str]]:
+    """ "Compose something like this" answered with another clip of the same melody instrument and mode."""
+    p = item["params"]
+    similar = [
+        m
+        for m in pool
+        if m is not item
+        and m["params"]["melody_instrument"] == p["melody_instrument"]
+        and m["params"]["mode"] == p["mode"]
+    ]
+    if not similar:
+        return []
+    other = similar[int(rng.integers(len(similar)))]
+    media[item["ref"]] = {"modality": "music", "text": item["caption"]}
+    media[other["ref"]] = {"modality": "music", "text": other["caption"]}
+    ask = _pick(
+        rng,
+        (
+            "Compose another piece in the style of this one.",
+            "Make music like this.",
+            "Can you write something similar to this?",
+        ),
+    )
+    answer = f"Here is another {p['mode']} piece with a {p['melody_instrument']} melody."
+    return [(f"{ask} {ref('music', item['ref'])}", f"{answer} {ref('music', other['ref'])}")]
+
+
 def plan_spoken(rng: np.random.Generator) -> list[tuple[str, str]]:
     """(question, answer) pairs of one spoken dialogue: 1 or 2 turns."""
     return [question_answer(rng) for _ in range(1 if rng.random() < 0.6 else 2)]
@@ -195,7 +222,9 @@ def media_dialogue(dialogue_id: str, rng: np.random.Generator, pools: MediaPools
         kind = str(_pick(rng, choices))
         pool = getattr(pools, "images" if kind == "image" else kind)
         item = pool[int(rng.integers(len(pool)))]
-        turns = {"image": _image_turns, "speech": _speech_turns, "music": _music_turns}[kind](rng, item, media)
+        turns = _music_to_music(rng, item, pool, media) if kind == "music" and rng.random() < 0.2 else []
+        if not turns:
+            turns = {"image": _image_turns, "speech": _speech_turns, "music": _music_turns}[kind](rng, item, media)
         conversation += [[{"role": "user", "message": u}, {"role": "assistant", "message": a}] for u, a in turns]
         tasks.append(kind)
     return {"id": dialogue_id, "conversation": conversation, "media": media, "task": "+".join(tasks)}
