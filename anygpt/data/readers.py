@@ -314,7 +314,9 @@ def read_musiccaps(
                 _bad(report, where, f"malformed row ({e})")
                 continue
             if check_files:
-                audio = _find_audio(audio_dir / ytid) or _find_audio(audio_dir / f"{ytid}_{int(start)}")
+                # common names of downloaded clips: YTID.wav, YTID_START.wav, YTID-START-END.wav
+                names = (ytid, f"{ytid}_{int(start)}", f"{ytid}-{int(start)}-{int(end)}")
+                audio = next((a for a in (_find_audio(audio_dir / n) for n in names) if a is not None), None)
             else:
                 audio = audio_dir / f"{ytid}.wav"
             if audio is None:

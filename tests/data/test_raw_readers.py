@@ -103,7 +103,7 @@ def test_coco_karpathy_malformed_entries(tmp_path):
 
 
 def test_musiccaps_original_columns_and_bad_rows(tmp_path):
-    _wav(tmp_path / "audio" / "abc.wav", 32000)
+    _wav(tmp_path / "audio" / "abc-30-40.wav", 32000)
     _wav(tmp_path / "audio" / "def.wav", 32000)
     (tmp_path / "musiccaps.csv").write_text(
         "ytid,start_s,end_s,audioset_positive_labels,aspect_list,caption,author_id,is_balanced_subset,is_audioset_eval\n"

@@ -216,7 +216,10 @@ class Client:
             self._proc = None
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the server exits on its own when its stdin closes
+            pass
 
 
 if __name__ == "__main__":
