@@ -1,0 +1,62 @@
+"""The ``anygpt`` entry point: LightningCLI for fit/validate/test/predict, jsonargparse function CLIs for the rest."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from anygpt.commands import registered_commands
+
+LIGHTNING_SUBCOMMANDS = {
+    "fit": "Train a model (the LLM or a modality tokenizer) from a YAML config",
+    "validate": "Run one validation epoch",
+    "test": "Run one test epoch",
+    "predict": "Run prediction",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: anygpt SUBCOMMAND [options]   (anygpt SUBCOMMAND --help for details)", "", "subcommands:"]
+    for name, help_text in LIGHTNING_SUBCOMMANDS.items():
+        lines.append(f"  {name:<12} {help_text}")
+    for name, (_, help_text) in sorted(registered_commands().items()):
+        lines.append(f"  {name:<12} {help_text}")
+    return "\n".join(lines)
+
+
+def run_lightning(argv: Sequence[str]) -> None:
+    """LightningCLI in subclass mode: configs name the model and data module by ``class_path``."""
+    import lightning as L
+    from lightning.pytorch.cli import LightningCLI
+
+    LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                 args=list(argv), save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+
+
+def run_command(name: str, argv: Sequence[str]) -> object:
+    from jsonargparse import CLI
+
+    target_path, _ = registered_commands()[name]
+    module, _, attribute = target_path.partition(":")
+    target = getattr(importlib.import_module(module), attribute)
+    return CLI(target, args=list(argv), prog=f"anygpt {name}", as_positional=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return
+    name, rest = argv[0], argv[1:]
+    if name in LIGHTNING_SUBCOMMANDS:
+        run_lightning([name, *rest])
+    elif name in registered_commands():
+        run_command(name, rest)
+    else:
+        print(f"anygpt: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The Modality API: what a tokenizer must provide so the LLM, the data pipeline and generation can use it.
+
+A modality is a LightningModule so that its tokenizer trains with ``anygpt fit`` like anything else. Concrete modalities
+register under a name (``@register_modality``) or through the ``anygpt.modalities`` entry-point group; YAML configs may
+also name them directly by ``class_path``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+
+from anygpt.vocab import ModalitySpec
+
+
+@dataclass(frozen=True)
+class SpanStructure:
+    """What a valid span of one modality looks like, in local code ids ``[0, codebook_size)``.
+
+    Constrained decoding asks two things at each position of a span: which codes may come next
+    (`allowed_codes`) and whether the end marker may come now (`can_end`).
+
+    Args:
+        fixed_length: the span has exactly this many codes (SEED images: 32).
+        cycle: per-position code ranges, repeating; position ``i`` may use ``cycle[i % len(cycle)]`` (music frames of
+            4 codebooks). A span may only end after a whole cycle.
+        max_length: an upper bound for open-ended spans (None: unbounded).
+    """
+
+    fixed_length: int | None = None
+    cycle: tuple[tuple[int, int], ...] | None = None
+    max_length: int | None = None
+
+    def allowed_codes(self, position: int, codebook_size: int) -> tuple[int, int]:
+        """The half-open local code range allowed at ``position`` (0-based within the span)."""
+        if self.cycle:
+            return self.cycle[position % len(self.cycle)]
+        return 0, codebook_size
+
+    def can_end(self, length: int) -> bool:
+        """May the end marker follow a span of ``length`` codes?"""
+        if self.fixed_length is not None:
+            return length == self.fixed_length
+        if length == 0:
+            return False
+        return not self.cycle or length % len(self.cycle) == 0
+
+    def must_end(self, length: int) -> bool:
+        """Is the span complete, so that only the end marker may follow?"""
+        limit = self.fixed_length if self.fixed_length is not None else self.max_length
+        return limit is not None and length >= limit
+
+    def valid_prefix(self, codes: torch.Tensor, codebook_size: int) -> int:
+        """Length of the longest prefix of ``codes`` that obeys the structure and may end (0 if none)."""
+        best = 0
+        for i, code in enumerate(codes.tolist()):
+            lo, hi = self.allowed_codes(i, codebook_size)
+            if not lo <= code < hi or (self.fixed_length is not None and i >= self.fixed_length):
+                break
+            if self.can_end(i + 1):
+                best = i + 1
+        return best
+
+
+class Modality(L.LightningModule, ABC):
+    """A discrete tokenizer for one modality, plus its raw I/O.
+
+    Subclasses set the class attributes, implement ``codebook_size``, `load`, `save`, `encode` and `decode`, and
+    override `flatten`/`unflatten` when their codes are not already 1-D (music: frames x codebooks).
+    """
+
+    name: ClassVar[str]
+    markers: ClassVar[tuple[str, str]]
+    token_format: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int:
+        """Number of ids this modality adds to the LLM vocabulary (excluding its two markers)."""
+
+    @property
+    def structure(self) -> SpanStructure:
+        return SpanStructure()
+
+    @property
+    def spec(self) -> ModalitySpec:
+        return ModalitySpec(self.name, self.codebook_size, tuple(self.markers), self.token_format)
+
+    # -- raw I/O ------------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def load(self, source: str | Path | bytes) -> torch.Tensor:
+        """Decode a file (or its bytes) into the tensor `encode` takes: resampled/resized as the tokenizer needs."""
+
+    @abstractmethod
+    def save(self, data: torch.Tensor, path: str | Path) -> None:
+        """Write one decoded item (image, waveform) to ``path``."""
+
+    # -- tokens --------------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, items: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Batch of loaded items -> their codes in the tokenizer's native layout (run under ``torch.inference_mode``)."""
+
+    @abstractmethod
+    def decode(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Codes in native layout -> items `save` can write."""
+
+    def flatten(self, codes: torch.Tensor) -> torch.Tensor:
+        """Native codes -> the 1-D sequence of local ids in ``[0, codebook_size)`` the LLM sees."""
+        return codes.reshape(-1).long()
+
+    def unflatten(self, ids: torch.Tensor) -> torch.Tensor:
+        """Inverse of `flatten`; must tolerate a truncated tail by dropping the incomplete part."""
+        return ids.long()
+
+    def enhance(self, decoded: torch.Tensor, **context: Any) -> torch.Tensor:
+        """Optional second stage after `decode` (e.g. voice cloning); the default returns ``decoded`` unchanged."""
+        return decoded
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` (constructor arguments) and ``model.safetensors`` for `from_pretrained`."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": dict(self.hparams)}
+        (directory / "config.json").write_text(json.dumps(config, indent=2, default=str))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **overrides: Any) -> Modality:
+        """Load a directory written by `save_pretrained`. Modalities with release formats override this."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config_file, weights_file = path / "config.json", path / "model.safetensors"
+        for needed in (config_file, weights_file):
+            if not needed.exists():
+                raise FileNotFoundError(f"{needed} is missing: {path} is not a directory written by "
+                                        f"{cls.__name__}.save_pretrained (expected config.json + model.safetensors).")
+        config = json.loads(config_file.read_text())
+        target = _import_object(config["class_path"]) if cls is Modality else cls
+        model = target(**{**config.get("init_args", {}), **overrides})
+        model.load_state_dict(load_file(str(weights_file)))
+        return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Registry
+# ----------------------------------------------------------------------------------------------------------------------
+_REGISTRY: dict[str, str | type[Modality]] = {}
+ENTRY_POINT_GROUP = "anygpt.modalities"
+
+
+def register_modality(cls: type[Modality]) -> type[Modality]:
+    """Class decorator: make ``cls`` available as ``modality_class(cls.name)``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _import_object(path: str) -> Any:
+    import importlib
+
+    module, _, attr = path.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _registered() -> dict[str, str | type[Modality]]:
+    found: dict[str, str | type[Modality]] = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found.update(_REGISTRY)
+    return found
+
+
+def available_modalities() -> list[str]:
+    return sorted(_registered())
+
+
+def modality_class(name: str) -> type[Modality]:
+    """The class registered as ``name`` (decorator or entry point); unknown names list what exists."""
+    registered = _registered()
+    if name not in registered:
+        raise KeyError(f"Unknown modality {name!r}. Registered: {sorted(registered)}. Register a Modality subclass "
+                       f"with @register_modality, the '{ENTRY_POINT_GROUP}' entry-point group, or name it by class_path.")
+    target = registered[name]
+    return _import_object(target) if isinstance(target, str) else target

@@ -1,0 +1,237 @@
+"""The LLaMA decoder in one file: RMSNorm, rotary embeddings, grouped-query SDPA attention, SwiGLU MLP, KV cache.
+
+Numerically equal to HF ``LlamaForCausalLM`` on the same weights (rotary embeddings use HF's rotate-half layout, so an HF
+checkpoint loads with a plain key map; see `anygpt.model.hf`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from anygpt.model.configs import Config
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Normalise in fp32 as LLaMA does, then cast back before scaling.
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+
+def rope_cache(seq_len: int, head_size: int, theta: float, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """cos/sin tables of shape (seq_len, head_size), each frequency repeated for both halves (rotate-half layout)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size))
+    positions = torch.arange(seq_len, device=device, dtype=torch.float32)
+    freqs = torch.outer(positions, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate ``x`` (B, heads, T, head_size) by position; cos/sin are (B or 1, T, head_size)."""
+    half = x.size(-1) // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    cos, sin = cos.unsqueeze(1).to(dtype), sin.unsqueeze(1).to(dtype)
+    return (x.to(dtype) * cos + rotated.to(dtype) * sin).to(x.dtype)
+
+
+class KVCache(nn.Module):
+    """Preallocated keys and values (B, kv_heads, max_len, head_size); `update` writes new entries in place."""
+
+    def __init__(self, batch_size: int, kv_heads: int, max_len: int, head_size: int, device=None, dtype=None) -> None:
+        super().__init__()
+        shape = (batch_size, kv_heads, max_len, head_size)
+        self.register_buffer("k", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
+
+    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k.index_copy_(2, input_pos, k.to(self.k.dtype))
+        self.v.index_copy_(2, input_pos, v.to(self.v.dtype))
+        return self.k, self.v
+
+
+class Attention(nn.Module):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        hs = config.head_size
+        self.q_proj = nn.Linear(config.n_embd, config.n_head * hs, bias=False)
+        self.k_proj = nn.Linear(config.n_embd, config.kv_heads * hs, bias=False)
+        self.v_proj = nn.Linear(config.n_embd, config.kv_heads * hs, bias=False)
+        self.o_proj = nn.Linear(config.n_head * hs, config.n_embd, bias=False)
+        self.kv_cache: KVCache | None = None
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, input_pos: Tensor | None) -> Tensor:
+        B, T, _ = x.shape
+        hs = self.config.head_size
+        q = self.q_proj(x).view(B, T, self.config.n_head, hs).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.config.kv_heads, hs).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.config.kv_heads, hs).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if input_pos is not None:
+            if self.kv_cache is None:
+                raise RuntimeError("input_pos was given but no KV cache is set; call model.set_kv_cache() first")
+            k, v = self.kv_cache.update(input_pos, k, v)
+        gqa = self.config.kv_heads != self.config.n_head
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.n_embd, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.n_embd, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.n_embd, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.input_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.attn = Attention(config)
+        self.post_attention_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, input_pos: Tensor | None) -> Tensor:
+        x = x + self.attn(self.input_norm(x), cos, sin, mask, input_pos)
+        return x + self.mlp(self.post_attention_norm(x))
+
+
+class LLaMA(nn.Module):
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.rope_len = 0
+        self.register_buffer("rope_cos", torch.empty(0), persistent=False)
+        self.register_buffer("rope_sin", torch.empty(0), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise like HF LLaMA: normal(0, init_std) for every linear and embedding, ones for norms."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+            elif isinstance(module, RMSNorm):
+                module.reset_parameters()
+        self.rope_len = 0
+
+    def _rope(self, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        if self.rope_len < length or self.rope_cos.device != device:
+            self.rope_len = max(length, self.config.block_size)
+            self.rope_cos, self.rope_sin = rope_cache(self.rope_len, self.config.head_size, self.config.rope_theta,
+                                                      device)
+        return self.rope_cos, self.rope_sin
+
+    def forward(self, idx: Tensor, input_pos: Tensor | None = None, position_ids: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
+        """Logits (B, T, vocab) for token ids ``idx`` (B, T).
+
+        Args:
+            input_pos: cache slots (T,) to write this chunk's keys/values into (decoding with a KV cache). None trains
+                without a cache and uses causal attention over ``idx`` alone.
+            position_ids: rotary positions (B, T) or (T,); defaults to ``input_pos`` or ``arange(T)``. Left-padded
+                batches pass per-row positions.
+            mask: boolean attention mask broadcastable to (B, 1, T, S) where True means "may attend"; S is T without a
+                cache and the cache length with one. Defaults to causal (over cache slots when caching).
+        """
+        B, T = idx.shape
+        if position_ids is None:
+            position_ids = input_pos if input_pos is not None else torch.arange(T, device=idx.device)
+        cos, sin = self._rope(int(position_ids.max()) + 1, idx.device)
+        if position_ids.dim() == 1:
+            position_ids = position_ids.unsqueeze(0)
+        cos, sin = cos[position_ids], sin[position_ids]
+        if input_pos is not None and mask is None:
+            slots = torch.arange(self.blocks[0].attn.kv_cache.k.size(2), device=idx.device)
+            mask = (slots.unsqueeze(0) <= input_pos.unsqueeze(1)).view(1, 1, T, -1)
+        x = self.embed_tokens(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin, mask, input_pos)
+        return self.lm_head(self.norm(x))
+
+    # -- KV cache ------------------------------------------------------------------------------------------------------
+    def set_kv_cache(self, batch_size: int, max_len: int | None = None, device=None, dtype=None) -> None:
+        """Allocate one static cache per block (no re-allocation while decoding)."""
+        max_len = max_len or self.config.block_size
+        ref = self.lm_head.weight
+        for block in self.blocks:
+            block.attn.kv_cache = KVCache(batch_size, self.config.kv_heads, max_len, self.config.head_size,
+                                          device=device or ref.device, dtype=dtype or ref.dtype)
+
+    def clear_kv_cache(self) -> None:
+        for block in self.blocks:
+            block.attn.kv_cache = None
+
+    # -- vocabulary ----------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def resize_token_embeddings(self, vocab_size: int, init: str = "mean", generator: torch.Generator | None = None
+                                ) -> None:
+        """Grow (or shrink) the embedding and output rows. Kept rows stay bit-identical; new rows are the mean of the
+        old rows (``init="mean"``) or normal with the old rows' std (``init="random"``)."""
+        if init not in ("mean", "random"):
+            raise ValueError(f"init must be 'mean' or 'random', got {init!r}")
+        old = self.config.vocab_size
+        if vocab_size == old:
+            return
+
+        def grow(weight: Tensor) -> Tensor:
+            new = weight.new_empty(vocab_size, weight.size(1))
+            keep = min(old, vocab_size)
+            new[:keep] = weight[:keep]
+            if vocab_size > old:
+                if init == "mean":
+                    new[old:] = weight.float().mean(0, keepdim=True).to(weight.dtype)
+                else:
+                    noise = torch.randn(vocab_size - old, weight.size(1), generator=generator, dtype=torch.float32)
+                    new[old:] = (noise * weight.float().std()).to(device=weight.device, dtype=weight.dtype)
+            return new
+
+        self.embed_tokens = nn.Embedding.from_pretrained(grow(self.embed_tokens.weight), freeze=False)
+        if self.config.tie_embeddings:
+            self.lm_head = nn.Linear(self.config.n_embd, vocab_size, bias=False, device=self.embed_tokens.weight.device)
+            self.lm_head.weight = self.embed_tokens.weight
+        else:
+            head = nn.Linear(self.config.n_embd, vocab_size, bias=False, device=self.lm_head.weight.device,
+                             dtype=self.lm_head.weight.dtype)
+            head.weight.copy_(grow(self.lm_head.weight))
+            self.lm_head = head
+        from dataclasses import replace
+
+        self.config = replace(self.config, vocab_size=vocab_size)
+        for block in self.blocks:
+            block.attn.config = self.config
+
+
+def flops_per_token(config: Config, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward = 6N plus attention), for MFU figures."""
+    n = config.num_parameters() - config.vocab_size * config.n_embd  # embedding lookups are free
+    attention = 12 * config.n_layer * config.n_embd * seq_len
+    return 6 * n + attention

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create or update ./.venv with anygpt and its test dependencies (torch 2.11 stack, Lightning, ...).
+# Rerunning is cheap: dependencies are reinstalled only when pyproject.toml changes.
+set -euo pipefail
+cd "$(dirname "$0")"
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=".venv/.deps-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q -U pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+else
+  # Point the editable install at this checkout (the venv may be shared between clones).
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+fi
