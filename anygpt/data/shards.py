@@ -49,15 +49,18 @@ class ShardWriter:
         vocab_info: identity of the vocabulary the codes were made for (text tokenizer, modality code-book sizes);
             stored in the manifest so a reader can refuse shards made for another layout.
         start_index: number of the first shard (resuming a partially written set).
+        manifest: update ``manifest.json`` on `close`; parallel writers (``anygpt prepare``) turn it off and write one
+            manifest at the end with `write_manifest`.
     """
 
     def __init__(self, directory: str | Path, prefix: str = "shard", maxcount: int = 10_000, maxsize: float = 1e9,
-                 vocab_info: Mapping[str, Any] | None = None, start_index: int = 0) -> None:
+                 vocab_info: Mapping[str, Any] | None = None, start_index: int = 0, manifest: bool = True) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix, self.maxcount, self.maxsize = prefix, maxcount, maxsize
         self.vocab_info = dict(vocab_info or {})
         self.index = start_index
+        self.manifest = manifest
         self.shards: list[dict[str, Any]] = []
         self.modalities: Counter[str] = Counter()
         self._writer: TarWriter | None = None
@@ -109,17 +112,14 @@ class ShardWriter:
     def close(self) -> list[Path]:
         """Finish the last shard and write the manifest; returns the shard paths."""
         self._finish()
-        manifest_path = self.directory / MANIFEST
-        existing = read_manifest(self.directory) if manifest_path.exists() else None
-        shards = [s for s in (existing or {}).get("shards", []) if s["name"] not in {x["name"] for x in self.shards}]
-        shards = sorted(shards + self.shards, key=lambda s: s["name"])
-        modalities = Counter((existing or {}).get("modalities", {}))
-        modalities.update(self.modalities)
-        manifest = {"format_version": FORMAT_VERSION, "shards": shards, "num_samples": sum(s["samples"] for s in shards),
-                    "modalities": dict(modalities), "vocab": self.vocab_info}
-        tmp = manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        os.replace(tmp, manifest_path)
+        if self.manifest:
+            manifest_path = self.directory / MANIFEST
+            existing = read_manifest(self.directory) if manifest_path.exists() else {}
+            names = {x["name"] for x in self.shards}
+            shards = [s for s in existing.get("shards", []) if s["name"] not in names] + self.shards
+            modalities = Counter(existing.get("modalities", {}))
+            modalities.update(self.modalities)
+            write_manifest(self.directory, shards, dict(modalities), self.vocab_info)
         return [self.directory / s["name"] for s in self.shards]
 
     def __enter__(self) -> ShardWriter:
@@ -127,6 +127,19 @@ class ShardWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_manifest(directory: str | Path, shards: list[dict[str, Any]], modalities: Mapping[str, int],
+                   vocab_info: Mapping[str, Any]) -> Path:
+    """Atomically write ``manifest.json``: shards (name, samples, bytes) sorted by name, totals and vocab identity."""
+    shards = sorted(shards, key=lambda s: s["name"])
+    manifest = {"format_version": FORMAT_VERSION, "shards": shards, "num_samples": sum(s["samples"] for s in shards),
+                "modalities": dict(modalities), "vocab": dict(vocab_info)}
+    path = Path(directory) / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+    return path
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
