@@ -24,8 +24,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # Normalise in fp32 as LLaMA does, then cast back before scaling.
         dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        x = F.rms_norm(x.float(), (x.size(-1),), eps=self.eps)  # one fused kernel: x * rsqrt(mean(x^2) + eps)
         return self.weight * x.to(dtype)
 
     def reset_parameters(self) -> None:
@@ -42,12 +41,13 @@ def rope_cache(seq_len: int, head_size: int, theta: float, device: torch.device 
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate ``x`` (B, heads, T, head_size) by position; cos/sin are (B or 1, T, head_size)."""
+    """Rotate ``x`` (B, heads, T, head_size) by position; cos/sin are fp32 (B or 1, 1, T, head_size).
+    Low-precision inputs are rotated in fp32 and cast back."""
     half = x.size(-1) // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    dtype = torch.promote_types(x.dtype, torch.float32)
-    cos, sin = cos.unsqueeze(1).to(dtype), sin.unsqueeze(1).to(dtype)
-    return (x.to(dtype) * cos + rotated.to(dtype) * sin).to(x.dtype)
+    if x.dtype == cos.dtype:
+        return x * cos + rotated * sin
+    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
 
 
 class KVCache(nn.Module):
@@ -176,7 +176,8 @@ class LLaMA(nn.Module):
         cos, sin = self._rope(max(T, cache_len), idx.device)
         if position_ids.dim() == 1:
             position_ids = position_ids.unsqueeze(0)
-        cos, sin = cos[position_ids], sin[position_ids]
+        # (B or 1, 1, T, head_size); an embedding lookup is the cheapest gather
+        cos, sin = F.embedding(position_ids, cos).unsqueeze(1), F.embedding(position_ids, sin).unsqueeze(1)
         if input_pos is not None and mask is None:
             slots = torch.arange(cache_len, device=idx.device)
             mask = (slots.unsqueeze(0) <= input_pos.unsqueeze(1)).view(1, 1, T, -1)
