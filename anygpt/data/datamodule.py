@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
@@ -339,13 +339,17 @@ class AnyGPTDataModule(L.LightningDataModule):
                  instruction_tokens: bool = False, add_bos_eos: bool = True, system_prompt: str | None = None,
                  pack: bool = True, seed: int = 0) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["modalities"])
+        self.save_hyperparameters(ignore=["modalities", "sources", "val_sources"])
         resolved = [resolve_modality(m) for m in modalities]
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)
         self.flatten = {spec.name: fn for spec, fn in resolved if fn is not None}
         self.sources = [s if isinstance(s, Source) else Source(**s) for s in sources]
         self.val_sources = [s if isinstance(s, Source) else Source(**s) for s in (val_sources or [])]
+        # Plain values only: checkpoints must load with torch.load(weights_only=True).
+        self.hparams["modalities"] = [asdict(spec) for spec, _ in resolved]
+        self.hparams["sources"] = [asdict(s) for s in self.sources]
+        self.hparams["val_sources"] = [asdict(s) for s in self.val_sources]
         for source in self.sources + self.val_sources:
             expand_shards(source.shards)  # fail now, naming the missing path
             self._check_manifests(source)
