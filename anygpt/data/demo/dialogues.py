@@ -45,6 +45,17 @@ def _plural(shape: str) -> str:
     return "crosses" if shape == "cross" else shape + "s"
 
 
+def _noun_phrase(caption: str) -> str | None:
+    """ "A picture of two red stars ..." -> "two red stars ..."; None for captions that are clauses."""
+    text = caption[0].lower() + caption[1:]
+    for prefix in ("a picture of ", "an image showing "):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    if text.startswith(("there ", "on a ", "an image where ")):
+        return None
+    return text
+
+
 def _image_turns(rng: np.random.Generator, item: dict, media: dict) -> list[tuple[str, str]]:
     media[item["ref"]] = {"modality": "image", "text": item["captions"][0]}
     img = ref("image", item["ref"])
@@ -63,8 +74,15 @@ def _image_turns(rng: np.random.Generator, item: dict, media: dict) -> list[tupl
         )
         turns = [(f"{ask} {img}" if rng.random() < 0.5 else f"{img} {ask}", caption)]
     elif kind == 1:  # text -> image
-        ask = _pick(rng, ("Draw {}", "Please make a picture of {}", "Generate an image: {}", "Can you paint {}"))
-        text = caption[0].lower() + caption[1:].rstrip(".")
+        phrases = [p for p in (_noun_phrase(c) for c in item["captions"]) if p]
+        if phrases:
+            ask, text = (
+                _pick(rng, ("Draw {}.", "Please make a picture of {}.", "Can you paint {}?")),
+                _pick(rng, phrases),
+            )
+        else:  # every caption is a clause ("there are ...", "on a ... background, ...")
+            ask, text = _pick(rng, ("Generate an image: {}.", "Draw this: {}.")), caption[0].lower() + caption[1:]
+        text = text.rstrip(".")
         turns = [(ask.format(text), f"{_pick(rng, ('Here it is.', 'Sure, here is the picture.', 'Done.'))} {img}")]
     else:  # visual questions grounded in the scene parameters
         turns = []

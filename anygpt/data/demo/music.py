@@ -8,6 +8,7 @@ envelopes; this is cheap enough to render 1000 clips of 5 s in well under a minu
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -159,15 +160,35 @@ def _tables(name: str) -> tuple[np.ndarray, np.ndarray | None]:
     return _TABLES[name]
 
 
+# Notes of one clip share a few durations, so time axes and envelopes are cached (read-only arrays).
+@lru_cache(maxsize=64)
+def _time(n: int, sr: int) -> np.ndarray:
+    t = np.arange(n, dtype=np.float32) / sr
+    t.flags.writeable = False
+    return t
+
+
+@lru_cache(maxsize=128)
+def _decay(n: int, tau: float, sr: int) -> np.ndarray:
+    out = np.exp(-_time(n, sr) / tau)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=128)
 def _envelope(n: int, hold: int, adsr: tuple[float, float, float, float], sr: int) -> np.ndarray:
     """ADSR: attack to 1, exponential decay towards sustain while held, then exponential release."""
     a, d, s, r = adsr
-    t = np.arange(n) / sr
-    env = np.where(t < a, t / max(a, 1e-4), s + (1 - s) * np.exp(-(t - a) / max(d, 1e-4)))
+    t = _time(n, sr)
+    attack = min(n, int(np.ceil(a * sr)))
+    env = np.empty(n, np.float32)
+    env[:attack] = t[:attack] / max(a, 1e-4)
+    env[attack:] = s + (1 - s) * np.exp(-(t[attack:] - a) / max(d, 1e-4))
     if hold < n:
         level = env[hold - 1] if hold > 0 else 0.0
-        env[hold:] = level * np.exp(-(t[hold:] - t[hold]) / max(r, 1e-4))
-    return env.astype(np.float32)
+        env[hold:] = level * _decay(n - hold, max(r, 1e-4), sr)
+    env.flags.writeable = False
+    return env
 
 
 def render_note(
@@ -177,21 +198,21 @@ def render_note(
     spec = INSTRUMENTS[name]
     hold = max(1, int(seconds * sr))
     n = hold + int(spec["adsr"][3] * 4 * sr)
-    t = np.arange(n, dtype=np.float32) / sr
+    t = _time(n, sr)
     vib = spec.get("vibrato", 0.0)
     inst_freq = freq * (1 + vib * np.sin(2 * np.pi * 5.5 * t + rng.uniform(0, 6.28))) if vib else freq
     phase = np.cumsum(np.broadcast_to(inst_freq, t.shape)) / sr if vib else freq * t
     env = _envelope(n, hold, spec["adsr"], sr)
     if "fm" in spec:
         ratio, index, index_decay = spec["fm"]
-        idx = index * (np.exp(-t / index_decay) if index_decay else env)  # brass: brighter when louder
+        idx = index * (_decay(n, index_decay, sr) if index_decay else env)  # brass: brighter when louder
         wave = np.sin(2 * np.pi * phase + idx * np.sin(2 * np.pi * ratio * phase))
     else:
         bright, dull = _tables(name)
         pos = ((phase % 1.0) * TABLE).astype(np.int64)
         wave = bright[pos]
         if dull is not None and spec["fade"]:
-            mix = np.exp(-t / spec["fade"])
+            mix = _decay(n, spec["fade"], sr)
             wave = wave * mix + dull[pos] * (1 - mix)
         if spec.get("chorus"):  # a slightly detuned second voice thickens pads and string sections
             wave = 0.6 * wave + 0.4 * bright[((phase * 1.004 % 1.0) * TABLE).astype(np.int64)]

@@ -240,7 +240,7 @@ def number_to_words(n: int) -> str:
     if not 0 <= n < 10000:
         raise ValueError(f"number {n} out of range 0..9999")
     if n < 10:
-        return NUMBER_WORDS[n] if n <= 10 else ""
+        return NUMBER_WORDS[n]
     if n < 20:
         return _TEENS[n - 10]
     if n < 100:
@@ -366,30 +366,3 @@ def question_answer(rng: np.random.Generator) -> tuple[str, str]:
         if weather in ("cold", "windy", "rainy", "snowy", "stormy", "foggy")
         else f"no you will not need a coat if it is {weather}",
     )
-
-
-def vocabulary() -> set[str]:
-    """Every word the grammar can produce (approximately: all words of all word lists and templates)."""
-    words: set[str] = set()
-    for group in (
-        NAMES,
-        PAST_VERBS,
-        OBJECTS,
-        PLACES,
-        TIMES,
-        EVERYDAY,
-        WEATHER,
-        CITIES,
-        DAYS,
-        MONTHS,
-        _TENS,
-        _TEENS,
-        _ORDINALS,
-        NUMBER_WORDS,
-        SHAPES,
-        tuple(COLOURS),
-        tuple(ANIMALS),
-    ):
-        for phrase in group:
-            words.update(phrase.split())
-    return words
