@@ -142,7 +142,7 @@ class CIDEr(ObjectStateMetric):
         preds, target = list(preds), list(target)
         if len(preds) != len(target):
             raise ValueError(f"CIDEr.update: {len(preds)} predictions but {len(target)} reference lists")
-        for i, (p, refs) in enumerate(zip(preds, target)):
+        for i, (p, refs) in enumerate(zip(preds, target, strict=True)):
             if not isinstance(p, str):
                 raise ValueError(f"CIDEr.update: prediction {i} is {type(p).__name__}, expected a string")
             if isinstance(refs, str) or not refs or not all(isinstance(r, str) for r in refs):

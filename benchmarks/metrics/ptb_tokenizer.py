@@ -1,9 +1,9 @@
 """PTB tokenization of captions, as the COCO caption evaluation does it.
 
-`JavaPTBTokenizer` runs the Stanford PTBTokenizer from the `stanford-corenlp-3.4.1.jar` that pycocoevalcap ships, with the
-same arguments (`-preserveLines -lowerCase`) and the same punctuation filter, but from a private temp directory: nothing
-is written into site-packages. `python_ptb_tokenize` is a dependency-free approximation (its measured gap to Java is in
-benchmarks/metrics/README.md).
+`JavaPTBTokenizer` runs the Stanford PTBTokenizer from the `stanford-corenlp-3.4.1.jar` that pycocoevalcap ships,
+with the same arguments (`-preserveLines -lowerCase`) and the same punctuation filter, but from a private temp
+directory: nothing is written into site-packages. `python_ptb_tokenize` is a dependency-free approximation (its
+measured gap to Java is in benchmarks/metrics/README.md).
 """
 
 from __future__ import annotations
@@ -71,8 +71,16 @@ class JavaPTBTokenizer:
         with tempfile.TemporaryDirectory(prefix="anygpt-ptb-") as tmp:
             path = Path(tmp) / "captions.txt"
             path.write_text("\n".join(lines[i] for i in todo), encoding="utf-8")
-            cmd = [self.java, "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8", "-cp", str(self.jar),
-                   PTB_MAIN_CLASS, *PTB_ARGS, str(path)]  # fmt: skip
+            cmd = [
+                self.java,
+                "-Dfile.encoding=UTF-8",
+                "-Dstdout.encoding=UTF-8",
+                "-cp",
+                str(self.jar),
+                PTB_MAIN_CLASS,
+                *PTB_ARGS,
+                str(path),
+            ]
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"PTBTokenizer failed ({' '.join(cmd)}):\n{proc.stderr.decode(errors='replace')}")
@@ -81,7 +89,7 @@ class JavaPTBTokenizer:
             tokenized.pop()
         if len(tokenized) != len(todo):
             raise RuntimeError(f"PTBTokenizer returned {len(tokenized)} lines for {len(todo)} captions")
-        for i, line in zip(todo, tokenized):
+        for i, line in zip(todo, tokenized, strict=True):
             out[i] = filter_punctuation(line)
         return out
 

@@ -70,10 +70,10 @@ def test_bad_input_is_a_clear_error():
         cider_d(["a"], [["a"], ["b"]])
 
 
-# Captions with the cases that matter: case, punctuation, possessives, contractions, brackets, quotes, numbers, newlines.
+# Captions with the cases that matter: case, punctuation, possessives, contractions, brackets, quotes, numbers.
 TRICKY = [
     "A man riding a wave on top of a surfboard.",
-    "Two dogs' toys are on the floor (left) and a \"big\" cat.",
+    'Two dogs\' toys are on the floor (left) and a "big" cat.',
     "It's a black-and-white photo of the U.S. flag, isn't it?",
     "A woman cannot hold 3.5 kg of $5 apples & 1,000 oranges at 10:30 -- wow...",
     "The man/woman is near a 3-d TV; e.g. Mr. Smith's car at St. Louis.",
@@ -118,7 +118,7 @@ def test_metric_with_java_tokenizer_equals_pycocoevalcap_on_tokenized_text(java_
     refs = [[TRICKY[(i + k) % len(TRICKY)] or "x" for k in range(1, 4)] for i in range(len(hyps))]
     metric = CIDEr(tokenizer="java")
     metric.update(hyps, refs)
-    tok = dict(zip(TRICKY + ["x"], java_tokens + ["x"]))
+    tok = dict(zip(TRICKY + ["x"], java_tokens + ["x"], strict=True))
     expected, _ = reference_cider([tok[h] for h in hyps], [[tok[r] for r in rs] for rs in refs])
     assert metric.compute().item() == pytest.approx(expected, abs=1e-12)
     assert metric.compute().dtype == torch.float64
