@@ -7,6 +7,7 @@ from pycocoevalcap.cider.cider import Cider
 
 from benchmarks.metrics import CIDEr, cider_d
 from benchmarks.metrics.ptb_tokenizer import JavaPTBTokenizer, python_ptb_tokenize
+from benchmarks.perf.ptb_tokenizer_gap import adversarial_groups
 
 WORDS = "a the an man woman dog cat on in with of riding sitting red blue big small table street car bus two".split()
 
@@ -99,9 +100,17 @@ EXPECTED_JAVA = [
 ]
 
 
+ADVERSARIAL = [c for group in adversarial_groups(images=200) for c in group]
+
+
 @pytest.fixture(scope="module")
-def java_tokens():
-    return JavaPTBTokenizer()(TRICKY)  # one JVM start for the module
+def java_all():
+    return JavaPTBTokenizer()(TRICKY + ADVERSARIAL)  # one JVM start for the module
+
+
+@pytest.fixture(scope="module")
+def java_tokens(java_all):
+    return java_all[: len(TRICKY)]
 
 
 def test_java_tokenizer_matches_coco_protocol(java_tokens):
@@ -111,6 +120,12 @@ def test_java_tokenizer_matches_coco_protocol(java_tokens):
 
 def test_python_tokenizer_matches_java_on_tricky_captions(java_tokens):
     assert [python_ptb_tokenize(c) for c in TRICKY] == java_tokens
+
+
+def test_python_tokenizer_gap_on_adversarial_token_soup(java_all):
+    java = java_all[len(TRICKY) :]
+    same = sum(python_ptb_tokenize(c) == j for c, j in zip(ADVERSARIAL, java, strict=True)) / len(ADVERSARIAL)
+    assert same >= 0.99  # measured 99.7% (benchmarks/perf/ptb_tokenizer_gap.py --adversarial)
 
 
 def test_metric_with_java_tokenizer_equals_pycocoevalcap_on_tokenized_text(java_tokens):
