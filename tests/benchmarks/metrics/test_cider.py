@@ -49,7 +49,7 @@ def test_metric_accumulates_over_updates_and_forward():
     hyps = [random_caption(rng) for _ in range(20)]
     refs = [[random_caption(rng) or "a" for _ in range(5)] for _ in range(20)]
     metric = CIDEr(tokenizer="none")
-    metric(hyps[:7], refs[:7])  # forward = update + batch value
+    assert metric(hyps[:7], refs[:7]) is None  # forward only accumulates: CIDEr is corpus-level
     metric.update(hyps[7:], refs[7:])
     assert metric.compute().item() == pytest.approx(reference_cider(hyps, refs)[0], abs=1e-12)
     metric.reset()
