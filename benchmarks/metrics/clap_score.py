@@ -86,7 +86,9 @@ class LaionClapEmbedder:
         class LocalRoberta:  # stands in for transformers.RobertaModel inside laion_clap while it builds the model
             @staticmethod
             def from_pretrained(*_: Any, **__: Any) -> RobertaModel:
-                return RobertaModel(RobertaConfig.from_pretrained(roberta, local_files_only=True), add_pooling_layer=True)
+                return RobertaModel(
+                    RobertaConfig.from_pretrained(roberta, local_files_only=True), add_pooling_layer=True
+                )
 
         with _hub_offline():
             import laion_clap
@@ -96,7 +98,9 @@ class LaionClapEmbedder:
             hook = laion_clap.hook
             saved = clap_model_module.RobertaModel, hook.RobertaTokenizer
             clap_model_module.RobertaModel = LocalRoberta
-            hook.RobertaTokenizer = type("LocalTok", (), {"from_pretrained": staticmethod(lambda *a, **k: self.tokenizer)})
+            hook.RobertaTokenizer = type(
+                "LocalTok", (), {"from_pretrained": staticmethod(lambda *a, **k: self.tokenizer)}
+            )
             try:
                 self.clap = laion_clap.CLAP_Module(enable_fusion=enable_fusion, device=str(device), amodel=amodel)
             finally:
@@ -109,23 +113,29 @@ class LaionClapEmbedder:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
         except Exception as e:  # older checkpoints pickle more than tensors
-            raise RuntimeError(f"could not load {path} with weights_only={weights_only}: {e}. If you trust the file, "
-                               "pass weights_only=False") from e  # fmt: skip
+            raise RuntimeError(
+                f"could not load {path} with weights_only={weights_only}: {e}. If you trust the file, "
+                "pass weights_only=False"
+            ) from e
         state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
         state = {k.removeprefix("module."): v for k, v in state.items()}
         model_keys = set(self.clap.model.state_dict())
         state = {k: v for k, v in state.items() if k in model_keys or not k.endswith("position_ids")}
-        missing, unexpected = self.clap.model.load_state_dict(state, strict=False)
+        missing, unexpected = self.clap.model.load_state_dict(state, strict=True)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise RuntimeError(f"{path} does not match the CLAP model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                               " (check amodel/enable_fusion)")  # fmt: skip
+            raise RuntimeError(
+                f"{path} does not match the CLAP model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                " (check amodel/enable_fusion)"
+            )
 
     @torch.inference_mode()
     def embed_audio(self, wavs: Sequence[Tensor], sample_rate: int) -> Tensor:
         if sample_rate != self.sample_rate:
             raise ValueError(f"LaionClapEmbedder expects {self.sample_rate} Hz audio, got {sample_rate}")
-        out = [self.clap.get_audio_embedding_from_data(x=to_mono(w).cpu().numpy()[None], use_tensor=False) for w in wavs]
+        out = [
+            self.clap.get_audio_embedding_from_data(x=to_mono(w).cpu().numpy()[None], use_tensor=False) for w in wavs
+        ]
         return torch.cat([torch.from_numpy(o) for o in out]).float()
 
     @torch.inference_mode()

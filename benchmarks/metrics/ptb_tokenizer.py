@@ -1,9 +1,9 @@
 """PTB tokenization of captions, as the COCO caption evaluation does it.
 
-`JavaPTBTokenizer` runs the Stanford PTBTokenizer from the `stanford-corenlp-3.4.1.jar` that pycocoevalcap ships, with the
-same arguments (`-preserveLines -lowerCase`) and the same punctuation filter, but from a private temp directory: nothing
-is written into site-packages. `python_ptb_tokenize` is a dependency-free approximation (its measured gap to Java is in
-benchmarks/metrics/README.md).
+`JavaPTBTokenizer` runs the Stanford PTBTokenizer from the `stanford-corenlp-3.4.1.jar` that pycocoevalcap ships,
+with the same arguments (`-preserveLines -lowerCase`) and the same punctuation filter, but from a private temp
+directory: nothing is written into site-packages. `python_ptb_tokenize` is a dependency-free approximation (its
+measured gap to Java is in benchmarks/metrics/README.md).
 """
 
 from __future__ import annotations
@@ -71,8 +71,16 @@ class JavaPTBTokenizer:
         with tempfile.TemporaryDirectory(prefix="anygpt-ptb-") as tmp:
             path = Path(tmp) / "captions.txt"
             path.write_text("\n".join(lines[i] for i in todo), encoding="utf-8")
-            cmd = [self.java, "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8", "-cp", str(self.jar),
-                   PTB_MAIN_CLASS, *PTB_ARGS, str(path)]  # fmt: skip
+            cmd = [
+                self.java,
+                "-Dfile.encoding=UTF-8",
+                "-Dstdout.encoding=UTF-8",
+                "-cp",
+                str(self.jar),
+                PTB_MAIN_CLASS,
+                *PTB_ARGS,
+                str(path),
+            ]
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"PTBTokenizer failed ({' '.join(cmd)}):\n{proc.stderr.decode(errors='replace')}")
@@ -81,7 +89,7 @@ class JavaPTBTokenizer:
             tokenized.pop()
         if len(tokenized) != len(todo):
             raise RuntimeError(f"PTBTokenizer returned {len(tokenized)} lines for {len(todo)} captions")
-        for i, line in zip(todo, tokenized):
+        for i, line in zip(todo, tokenized, strict=True):
             out[i] = filter_punctuation(line)
         return out
 
@@ -90,7 +98,7 @@ class JavaPTBTokenizer:
 # Pure-Python approximation of PTBTokenizer(-preserveLines -lowerCase) followed by the punctuation filter.
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st jr sr prof mt ft vs etc inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec "
-    "no gen col lt sgt capt ave blvd rd".split()
+    "gen col lt sgt capt ave blvd rd".split()
 )
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
 _CONTRACTION = re.compile(r"(?i)^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
@@ -100,10 +108,13 @@ _TOKEN = re.compile(
     \.\.\.+                              # ellipsis
   | --+                                  # dashes
   | [A-Za-z]\.(?:[A-Za-z]\.)+            # u.s.  e.g.
-  | \$?\d+(?:[.,:/]\d+)*(?:-\w+)*        # numbers: 3.5 1,000 10:30 1/2 3-d (a leading $ is split off below)
+  | [:;]-?[()]                           # emoticons :) ;-(
+  | @\w+                                 # handles: @home
+  | \$?\d+(?:[.,:/]\d+)*(?:-\w+)*(?!\w)  # numbers: 3.5 1,000 10:30 1/2 3-d (a leading $ is split off below)
   | (?:\w|[^\x00-\x7f])+(?:[-'&/.](?:\w|[^\x00-\x7f])+)*'?  # words with inner hyphens, apostrophes, ampersands, slashes
   | '(?:s|re|ve|ll|d|m)\b                # clitic after a quote char
   | n't\b
+  | '\d+                                 # feet and inches: 5'10 -> 5 '10
   | [^\s]                                # any other single character
     """,
     re.VERBOSE,
@@ -115,6 +126,9 @@ def _split_word(token: str) -> list[str]:
         return ["$", *_split_word(token[1:])]
     if token.endswith("'") and len(token) > 1 and not token.endswith("''"):
         return [*_split_word(token[:-1]), "'"]
+    if "'n'" in token and not token.startswith("'n'"):  # rock'n'roll -> rock 'n' roll
+        head, _, tail = token.partition("'n'")
+        return [*_split_word(head), "'n'", *_split_word(tail)] if tail else [*_split_word(head), "'n'"]
     m = _SPLIT_SPECIAL.match(token)
     if m:
         return [g for g in m.groups() if g]
@@ -124,6 +138,13 @@ def _split_word(token: str) -> list[str]:
     return [token]
 
 
+def _keeps_period(word: str, following: list[str]) -> bool:
+    """Java keeps the period of known abbreviations, even at the end of a line; "no." only before a number."""
+    if word == "no":
+        return bool(following) and following[0][:1].isdigit()
+    return word in _ABBREVIATIONS
+
+
 def python_ptb_tokenize(caption: str) -> str:
     """Approximate the Java PTB tokenization + punctuation filter of the COCO evaluation, in pure Python."""
     text = caption.replace("\r", " ").replace("\n", " ").lower()
@@ -131,19 +152,19 @@ def python_ptb_tokenize(caption: str) -> str:
     raw = _TOKEN.findall(text)
     tokens: list[str] = []
     for i, tok in enumerate(raw):
+        if tok[:1] in ":;" and tok[-1:] in "()":
+            tokens.append(tok[:-1] + _BRACKETS[tok[-1]])
+            continue
         if tok in _BRACKETS:
             tokens.append(_BRACKETS[tok])
             continue
-        if tok == "." and tokens and tokens[-1] in _ABBREVIATIONS and raw[i - 1] == tokens[-1]:
-            is_last = all(t in PUNCTUATIONS for t in raw[i + 1 :])
-            if not is_last:
-                tokens[-1] += "."
-                continue
-        # a trailing period is split off unless the word is a known abbreviation or an initial in mid-sentence
+        if tok == "." and tokens and raw[i - 1] == tokens[-1] and _keeps_period(tokens[-1], raw[i + 1 : i + 2]):
+            tokens[-1] += "."
+            continue
+        # a trailing period is split off unless the word is an abbreviation or dotted initials (u.s.)
         if tok.endswith(".") and len(tok) > 1 and not tok.startswith("..."):
             stem = tok[:-1]
-            is_last = i == len(raw) - 1 or all(t in PUNCTUATIONS or t in _BRACKETS for t in raw[i + 1 :])
-            if re.fullmatch(r"[a-z]\.(?:[a-z]\.)+", tok) or (stem in _ABBREVIATIONS and not is_last):
+            if re.fullmatch(r"[a-z]\.(?:[a-z]\.)+", tok) or _keeps_period(stem, raw[i + 1 : i + 2]):
                 tokens.append(tok)
                 continue
             tokens.extend([*_split_word(stem), "."])

@@ -43,7 +43,7 @@ def resample(wav: Tensor, sample_rate: int, target_rate: int) -> Tensor:
 
 
 class ResemblyzerEncoder:
-    """resemblyzer's `VoiceEncoder` (256-d GE2E); waveforms get its preprocessing (volume norm, VAD silence trimming)."""
+    """resemblyzer's `VoiceEncoder` (256-d GE2E) with its preprocessing (volume norm, VAD silence trimming)."""
 
     sample_rate = 16000
 

@@ -15,7 +15,7 @@ class WordErrorRate(Metric):
 
     Both sides go through `whisper_normalizer.english.EnglishTextNormalizer` (a copy of openai-whisper's) unless
     `normalize=False`; the result equals `jiwer.wer(normalized_refs, normalized_hyps)`. States are two counters summed
-    across ranks. An empty prediction counts as all deletions; a reference that is empty after normalization is an error.
+    across ranks. An empty prediction counts as all deletions; a reference empty after normalization is an error.
     """
 
     is_differentiable = False
@@ -45,7 +45,7 @@ class WordErrorRate(Metric):
         if not preds:
             return
         hyps, refs = [], []
-        for i, (p, r) in enumerate(zip(preds, target)):
+        for i, (p, r) in enumerate(zip(preds, target, strict=True)):
             if not isinstance(p, str) or not isinstance(r, str):
                 raise ValueError(f"WordErrorRate.update: item {i} is not a pair of strings: {p!r}, {r!r}")
             ref = self.normalized(r)

@@ -91,9 +91,18 @@ def write_tiny_roberta(path):
     vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", *chars, "<mask>"])}
     (path / "vocab.json").write_text(json.dumps(vocab))
     (path / "merges.txt").write_text("#version: 0.2\n")
-    RobertaConfig(vocab_size=len(vocab), hidden_size=768, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=80, type_vocab_size=1, pad_token_id=1,
-                  bos_token_id=0, eos_token_id=2).save_pretrained(path)  # fmt: skip
+    RobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=768,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    ).save_pretrained(path)
 
 
 @pytest.mark.slow
@@ -112,10 +121,12 @@ def test_laion_clap_adapter_loads_a_local_checkpoint_offline(tmp_path):
     clips = [0.1 * torch.randn(48000 * 2, generator=g), 0.1 * torch.randn(48000 * 12, generator=g)]
     texts = ["a calm piano melody", "loud electronic drums"]
     # laion_clap's own embedding API on the source model; the 12 s clip center-cropped to 10 s by hand
-    audio = [source.clap.get_audio_embedding_from_data(x=c.numpy()[None], use_tensor=False)[0]
-             for c in (clips[0], clips[1][48000:-48000])]  # fmt: skip
+    audio = [
+        source.clap.get_audio_embedding_from_data(x=c.numpy()[None], use_tensor=False)[0]
+        for c in (clips[0], clips[1][48000:-48000])
+    ]
     text = source.clap.get_text_embedding(texts, use_tensor=True).detach().numpy()
-    expected = np.mean([np.dot(a, t) for a, t in zip(audio, text)])
+    expected = np.mean([np.dot(a, t) for a, t in zip(audio, text, strict=True)])
 
     metric = CLAPScore(loaded, crop="center")
     metric.update(clips, texts, sample_rate=48000)

@@ -19,8 +19,13 @@ TEXTS = ["a red square on a blue background", "a cat", "two green circles", "an 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    model = open_clip.CLIP(**{**TINY, "vision_cfg": open_clip.CLIPVisionCfg(**TINY["vision_cfg"]),
-                              "text_cfg": open_clip.CLIPTextCfg(**TINY["text_cfg"])})  # fmt: skip
+    model = open_clip.CLIP(
+        **{
+            **TINY,
+            "vision_cfg": open_clip.CLIPVisionCfg(**TINY["vision_cfg"]),
+            "text_cfg": open_clip.CLIPTextCfg(**TINY["text_cfg"]),
+        }
+    )
     return model.eval(), open_clip.image_transform(32, is_train=False), open_clip.get_tokenizer("ViT-B-32")
 
 

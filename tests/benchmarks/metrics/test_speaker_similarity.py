@@ -13,7 +13,9 @@ def voice(f0: float, seconds: float = 1.5, sr: int = 16000, seed: int = 0) -> to
     """A buzzy harmonic tone with a little noise: enough structure for a speaker encoder to embed."""
     t = torch.arange(int(seconds * sr)) / sr
     g = torch.Generator().manual_seed(seed)
-    wav = sum(torch.sin(2 * math.pi * f0 * k * t) / k for k in range(1, 12)) * (0.6 + 0.4 * torch.sin(2 * math.pi * 3 * t))
+    wav = sum(torch.sin(2 * math.pi * f0 * k * t) / k for k in range(1, 12)) * (
+        0.6 + 0.4 * torch.sin(2 * math.pi * 3 * t)
+    )
     return (0.1 * wav + 0.01 * torch.randn(len(t), generator=g)).float()
 
 
@@ -31,8 +33,10 @@ def test_resemblyzer_default_equals_hand_computation(resemblyzer):
     metric = SpeakerSimilarity(resemblyzer)
     metric.update(gen, ref, sample_rate=16000)
     enc = resemblyzer.encoder
-    cos = [float(np.dot(enc.embed_utterance(preprocess_wav(g.numpy())), enc.embed_utterance(preprocess_wav(r.numpy()))))
-           for g, r in zip(gen, ref)]  # fmt: skip
+    cos = [
+        float(np.dot(enc.embed_utterance(preprocess_wav(g.numpy())), enc.embed_utterance(preprocess_wav(r.numpy()))))
+        for g, r in zip(gen, ref, strict=True)
+    ]
     assert metric.compute().item() == pytest.approx(np.mean(cos), abs=1e-5)
     assert isinstance(resemblyzer, SpeakerEncoder)
 
@@ -51,10 +55,23 @@ def test_inputs_at_other_rates_are_resampled(resemblyzer):
 def test_wavlm_xvector_from_a_local_directory(tmp_path):
     from transformers import WavLMConfig, WavLMForXVector
 
-    cfg = WavLMConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                      conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
-                      num_conv_pos_embedding_groups=2, tdnn_dim=(16, 16, 32), tdnn_kernel=(3, 3, 1),
-                      tdnn_dilation=(1, 2, 1), xvector_output_dim=8, num_buckets=32, max_bucket_distance=64)  # fmt: skip
+    cfg = WavLMConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        tdnn_dim=(16, 16, 32),
+        tdnn_kernel=(3, 3, 1),
+        tdnn_dilation=(1, 2, 1),
+        xvector_output_dim=8,
+        num_buckets=32,
+        max_bucket_distance=64,
+    )
     torch.manual_seed(0)
     model = WavLMForXVector(cfg).eval()
     model.save_pretrained(tmp_path)
@@ -66,7 +83,9 @@ def test_wavlm_xvector_from_a_local_directory(tmp_path):
         with torch.no_grad():
             return model(x[None]).embeddings[0]
 
-    expected = np.mean([F.cosine_similarity(xvector(g), xvector(r), dim=0).item() for g, r in zip(gen, ref)])
+    expected = np.mean(
+        [F.cosine_similarity(xvector(g), xvector(r), dim=0).item() for g, r in zip(gen, ref, strict=True)]
+    )
     metric = SpeakerSimilarity(str(tmp_path))
     metric.update(gen[:1], ref[:1], sample_rate=16000)
     to_8k = [AF.resample(gen[1], 16000, 8000), AF.resample(ref[1], 16000, 8000)]
