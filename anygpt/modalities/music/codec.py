@@ -32,7 +32,7 @@ class SEANetCodec(Modality):
         n_filters, ratios, dimension, n_residual_layers, lstm, compress, pad_mode, true_skip, causal, norm: the SEANet
             settings (``ratios`` are the decoder's upsampling ratios; their product is the hop length).
         n_q, bins: number of residual codebooks and entries per codebook.
-        decay, kmeans_init, threshold_ema_dead_code: codebook training (EMA updates, k-means init on the first batch,
+        decay, kmeans_init, kmeans_iters, threshold_ema_dead_code: codebook training (EMA updates, k-means init on the first batch,
             replacement of codes whose EMA usage falls below the threshold).
         lr, time_weight, mel_weight, commit_weight: the training recipe (L1 waveform + multi-scale log-mel + commitment).
         adversarial_weight: > 0 adds Encodec's multi-scale STFT discriminator (hinge loss + feature matching).
@@ -46,7 +46,7 @@ class SEANetCodec(Modality):
                  dimension: int = 128, n_q: int = 4, bins: int = 2048, n_residual_layers: int = 1, lstm: int = 2,
                  compress: int = 2, pad_mode: str = "reflect", true_skip: bool = True, causal: bool = False,
                  norm: str = "weight_norm", decay: float = 0.99, kmeans_init: bool = True,
-                 threshold_ema_dead_code: float = 2.0, lr: float = 3e-4, time_weight: float = 0.1,
+                 threshold_ema_dead_code: float = 2.0, kmeans_iters: int = 50, lr: float = 3e-4, time_weight: float = 0.1,
                  mel_weight: float = 1.0, commit_weight: float = 1.0, adversarial_weight: float = 0.0,
                  feature_weight: float = 3.0, grad_clip: float = 1.0) -> None:
         super().__init__()
@@ -60,7 +60,8 @@ class SEANetCodec(Modality):
         self.encoder = SEANetEncoder(**seanet)
         self.decoder = SEANetDecoder(**seanet, trim_right_ratio=1.0)
         self.quantizer = ResidualVectorQuantizer(dimension=dimension, n_q=n_q, bins=bins, decay=decay,
-                                                 kmeans_init=kmeans_init, threshold_ema_dead_code=threshold_ema_dead_code)
+                                                 kmeans_init=kmeans_init, kmeans_iters=kmeans_iters,
+                                                 threshold_ema_dead_code=threshold_ema_dead_code)
         self.hop_length = math.prod(ratios)
         self.automatic_optimization = False  # generator and (optional) discriminator steps alternate
         self.discriminator = None
