@@ -66,7 +66,8 @@ class CtcAsr(nn.Module):
                                   nn.Conv2d(conv_channels, conv_channels, 3, stride=2, padding=1), nn.GELU())
         freq = (n_mels + 3) // 4
         self.proj = nn.Linear(conv_channels * freq, 2 * hidden)
-        self.rnn = nn.GRU(2 * hidden, hidden, layers, batch_first=True, bidirectional=True, dropout=dropout)
+        self.rnn = nn.GRU(2 * hidden, hidden, layers, batch_first=True, bidirectional=True,
+                          dropout=dropout if layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden, len(ALPHABET) + 1)
         self.description = "tiny CTC ASR judge (log-mel, conv + BiGRU, characters) trained on the anygpt demo corpus"

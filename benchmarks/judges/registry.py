@@ -70,7 +70,7 @@ def load_judge(kind: str, path: str | Path | None = None, device: str | torch.de
     shipped = path is None
     path = shipped_judge_dir(kind) if shipped else Path(path)
     if not path.exists():
-        hint = f" (train it: anygpt fit --config experiments/judges/{kind}.yaml, copy its export here)" if shipped else ""
+        hint = f" (train: anygpt fit --config experiments/judges/{kind}.yaml, copy its export here)" if shipped else ""
         raise FileNotFoundError(f"{kind} judge not found: {path}{hint}")
     if kind == "clip":
         return _load_clip(path, shipped, device, options)
@@ -90,7 +90,7 @@ def _load_clip(path: Path, shipped: bool, device, options: dict[str, Any]) -> Cl
         return ClipJudge(model, preprocess, tokenizer, what + _judge_note(path, CONFIG_NAME))
     name = options.get("model_name")
     if not name:
-        raise ValueError(f"{path} is a checkpoint file: also pass model_name (its open_clip architecture, e.g. ViT-L-14)")
+        raise ValueError(f"{path} is a checkpoint file: pass model_name too (its open_clip architecture: ViT-L-14)")
     model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(path), device=device)
     return ClipJudge(model.eval(), preprocess, open_clip.get_tokenizer(name), f"open_clip {name} from {path}")
 
