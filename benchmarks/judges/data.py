@@ -1,10 +1,6 @@
-"""Training data for the judges, read from the standard dataset layouts the demo corpus also uses.
-
-- image/caption pairs: a Karpathy-split COCO json (``dataset_coco.json``: images[] with filepath, filename, split,
-  sentences[].raw) and its image folder;
-- speech/transcript pairs: a LibriSpeech tree (``<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt``);
-- music/caption pairs: a MusicCaps csv (ytid, caption, is_audioset_eval; an optional ``split`` column wins) and a folder
-  of clips named ``<ytid>.wav|flac|mp3``.
+"""Training data for the judges, read from the standard dataset layouts the demo corpus also uses (through
+`anygpt.data.readers`): image/caption pairs from a Karpathy-split COCO json, speech/transcript pairs from a LibriSpeech
+tree, music/caption pairs from a MusicCaps csv (its ``split`` column, or is_audioset_eval for the original csv).
 
 Each DataModule decodes its media once in ``setup`` (the demo corpus is small; at real scale point it at a subset) and
 skips, counts and reports unreadable files instead of failing on them.
@@ -12,8 +8,6 @@ skips, counts and reports unreadable files instead of failing on them.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -28,12 +22,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from anygpt.data import readers
+from anygpt.data.readers import SkipReport, read_coco_karpathy
 from benchmarks.judges.audio import resample, to_mono
 
 log = logging.getLogger(__name__)
 
 KARPATHY_SPLITS = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 
 
 # ----------------------------------------------------------------------------------------------------------- readers
@@ -43,70 +38,34 @@ class Item:
     texts: list[str]
 
 
+def _checked(records, report: SkipReport, what: str) -> list:
+    out = list(records)
+    if len(report):
+        log.warning("skipped %d bad %s record(s):\n%s", len(report), what, report.summary(5))
+    return out
+
+
 def read_karpathy(json_path: str | Path, split: str, image_root: str | Path | None = None) -> list[Item]:
     """Images of one Karpathy split ("train" includes "restval") with their raw captions."""
-    json_path = Path(json_path)
-    if not json_path.is_file():
-        raise FileNotFoundError(f"Karpathy caption file not found: {json_path} (expected COCO's dataset_coco.json)")
     if split not in KARPATHY_SPLITS:
         raise ValueError(f"unknown Karpathy split {split!r}; use one of {sorted(KARPATHY_SPLITS)}")
-    data = json.loads(json_path.read_text())
-    if "images" not in data:
-        raise KeyError(f"{json_path}: no 'images' key; is this a Karpathy split file (dataset_coco.json)?")
-    root = Path(image_root) if image_root is not None else json_path.parent
-    items = []
-    for entry in data["images"]:
-        if entry.get("split") not in KARPATHY_SPLITS[split]:
-            continue
-        texts = [s["raw"] for s in entry.get("sentences", []) if s.get("raw", "").strip()]
-        if texts:
-            items.append(Item(root / entry.get("filepath", "") / entry["filename"], texts))
-    return items
+    report = SkipReport()
+    records = read_coco_karpathy(Path(json_path), image_root, KARPATHY_SPLITS[split], report)
+    return [Item(r.path, r.captions) for r in _checked(records, report, "image") if r.captions]
 
 
 def read_librispeech(root: str | Path, subsets: Sequence[str]) -> list[Item]:
     """Utterances of LibriSpeech subsets (e.g. "train-clean-100") with their transcripts."""
-    items = []
-    for subset in subsets:
-        folder = Path(root) / subset
-        if not folder.is_dir():
-            raise FileNotFoundError(f"LibriSpeech subset folder not found: {folder} "
-                                    f"(expected <root>/{subset}/<speaker>/<chapter>)")
-        for trans in sorted(folder.glob("*/*/*.trans.txt")):
-            for line in trans.read_text().splitlines():
-                if not line.strip():
-                    continue
-                utt, _, text = line.strip().partition(" ")
-                candidates = [trans.parent / (utt + s) for s in AUDIO_SUFFIXES]
-                audio = next((p for p in candidates if p.exists()), trans.parent / f"{utt}.flac")
-                items.append(Item(audio, [text]))
-    if not items:
-        raise ValueError(f"no transcripts (*.trans.txt) found under {root} for subsets {list(subsets)}")
-    return items
+    report = SkipReport()
+    records = readers.read_librispeech(Path(root), list(subsets), report, with_alignment=False)
+    return [Item(r.path, [r.text]) for r in _checked(records, report, "utterance")]
 
 
 def read_musiccaps(csv_path: str | Path, audio_dir: str | Path | None, split: str) -> list[Item]:
-    """Clips of a MusicCaps-style csv. ``split``: "test" = is_audioset_eval rows, "train" = the others; a ``split``
-    column, when present, is used instead."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"MusicCaps csv not found: {csv_path}")
-    audio_dir = Path(audio_dir) if audio_dir is not None else csv_path.parent / "audio"
-    items = []
-    with csv_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if "ytid" not in row or "caption" not in row:
-                raise KeyError(f"{csv_path}: needs 'ytid' and 'caption' columns, has {sorted(row)}")
-            if "split" in row and row["split"]:
-                row_split = row["split"]
-            else:
-                row_split = "test" if str(row.get("is_audioset_eval", "")).lower() in ("true", "1") else "train"
-            if row_split != split:
-                continue
-            candidates = [audio_dir / (row["ytid"] + s) for s in AUDIO_SUFFIXES]
-            path = next((p for p in candidates if p.exists()), candidates[0])
-            items.append(Item(path, [row["caption"]]))
-    return items
+    """Clips of a MusicCaps-style csv: its ``split`` column, or "test" = is_audioset_eval rows, "train" = the rest."""
+    report = SkipReport()
+    records = readers.read_musiccaps(Path(csv_path), Path(audio_dir) if audio_dir else None, split, report)
+    return [Item(r.path, [r.caption]) for r in _checked(records, report, "music")]
 
 
 def load_audio(path: Path, sample_rate: int) -> Tensor:

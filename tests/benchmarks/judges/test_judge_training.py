@@ -6,6 +6,7 @@ import lightning as L
 import pytest
 import torch
 
+from anygpt.data.readers import DatasetError
 from benchmarks.judges.asr import CtcAsrTrainer
 from benchmarks.judges.clap import TinyClapTrainer
 from benchmarks.judges.clip import TINY_CLIP_CONFIG, TinyClipTrainer
@@ -59,14 +60,14 @@ def test_readers_splits_and_errors(tiny_coco, tiny_librispeech, tiny_musiccaps, 
     items = read_librispeech(tiny_librispeech, ["train-clean-100"])
     assert len(items) == 8 and items[0].path.suffix == ".flac" and items[0].texts[0].isupper()
     assert [len(read_musiccaps(tiny_musiccaps, None, s)) for s in ("train", "val", "test")] == [8, 4, 2]
-    with pytest.raises(FileNotFoundError, match="dataset_coco.json"):
+    with pytest.raises(DatasetError, match="nope.json"):
         read_karpathy(tmp_path / "nope.json", "train")
     with pytest.raises(ValueError, match="unknown Karpathy split"):
         read_karpathy(tiny_coco, "dev")
-    with pytest.raises(FileNotFoundError, match="test-other"):
+    with pytest.raises(DatasetError, match="test-other"):
         read_librispeech(tiny_librispeech, ["test-other"])
     (tmp_path / "bad.csv").write_text("id,text\n1,hello\n")
-    with pytest.raises(KeyError, match="ytid"):
+    with pytest.raises(DatasetError, match="ytid"):
         read_musiccaps(tmp_path / "bad.csv", None, "train")
 
 
@@ -77,4 +78,5 @@ def test_unreadable_files_are_skipped_and_counted(tiny_musiccaps, caplog):
     with caplog.at_level("WARNING"):
         data.setup("fit")
     assert len(data.train_set) == 6
-    assert "skipped 2 unreadable audio files" in caplog.text
+    assert "skipped 1 bad music record" in caplog.text  # no file: the reader skips it
+    assert "skipped 1 unreadable audio files" in caplog.text  # not audio: decoding skips it
