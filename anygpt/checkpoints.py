@@ -184,7 +184,7 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     with torch.device("meta"):
         model = LLaMA(config)
     model.load_state_dict(state, assign=True, strict=True)
-    model.rope_len = 0
+    model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
     if vocab_size != len(vocab):
         raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
     info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {}}
