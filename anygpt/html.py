@@ -14,10 +14,12 @@ from pathlib import Path
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
 th { background: #f3f3f3; text-align: left; } img { image-rendering: pixelated; border: 1px solid #ddd; }
 .turn { margin: .8em 0; padding: .6em .9em; border-radius: 8px; } .user { background: #eef4ff; }
-.assistant { background: #f4f4f4; } .role { font-weight: 600; margin-bottom: .3em; } .note { color: #a33; font-size: .9em; }
+.assistant { background: #f4f4f4; }
+.role { font-weight: 600; margin-bottom: .3em; } .note { color: #a33; font-size: .9em; }
 pre { white-space: pre-wrap; background: #fafafa; padding: .5em; border: 1px solid #eee; }
 """
 
