@@ -16,6 +16,11 @@ ENTRY_POINT_GROUP = "anygpt.commands"
 Target = str | dict[str, str]
 BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
     "prepare": ("anygpt.data.prepare:prepare", "Tokenize raw datasets into webdataset token shards"),
+    "chat": ("anygpt.generation.chat:chat", "Talk to a model: text, image, speech and music in and out"),
+    "generate": ("anygpt.generation.chat:generate", "One prompt -> one reply (files + HTML transcript)"),
+    "convert": ({"hf-to-anygpt": "anygpt.checkpoints:hf_to_anygpt",
+                 "ckpt-to-anygpt": "anygpt.checkpoints:ckpt_to_anygpt"},
+                "Import released HF AnyGPT folders, export trained checkpoints"),
     "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
 }
 
