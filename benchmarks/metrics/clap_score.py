@@ -10,6 +10,7 @@ middle 10 s. Clips shorter than the window are passed as they are (laion_clap re
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -83,28 +84,29 @@ class LaionClapEmbedder:
         if len(self.tokenizer) < 100:  # transformers builds an empty tokenizer instead of failing on missing files
             raise FileNotFoundError(f"{roberta} holds no RoBERTa tokenizer files (vocab.json, merges.txt)")
 
-        class LocalRoberta:  # stands in for transformers.RobertaModel inside laion_clap while it builds the model
+        tokenizer = self.tokenizer
+
+        class LocalRoberta:  # stands in for RobertaModel in laion_clap; the checkpoint sets the weights
             @staticmethod
             def from_pretrained(*_: Any, **__: Any) -> RobertaModel:
-                return RobertaModel(
-                    RobertaConfig.from_pretrained(roberta, local_files_only=True), add_pooling_layer=True
-                )
+                config = RobertaConfig.from_pretrained(roberta, local_files_only=True)
+                return RobertaModel(config, add_pooling_layer=True)
+
+        class LocalTokenizer:  # stands in for RobertaTokenizer in laion_clap.hook
+            @staticmethod
+            def from_pretrained(*_: Any, **__: Any) -> RobertaTokenizer:
+                return tokenizer
 
         with _hub_offline():
-            import laion_clap
-            import laion_clap.hook  # noqa: F401  (puts laion_clap's `clap_module` on sys.path)
+            import laion_clap.hook  # puts laion_clap's top-level `clap_module` package on sys.path
 
-            clap_model_module = __import__("clap_module.model", fromlist=["RobertaModel"])
-            hook = laion_clap.hook
-            saved = clap_model_module.RobertaModel, hook.RobertaTokenizer
-            clap_model_module.RobertaModel = LocalRoberta
-            hook.RobertaTokenizer = type(
-                "LocalTok", (), {"from_pretrained": staticmethod(lambda *a, **k: self.tokenizer)}
-            )
+            clap_model = importlib.import_module("clap_module.model")
+            saved = clap_model.RobertaModel, laion_clap.hook.RobertaTokenizer
+            clap_model.RobertaModel, laion_clap.hook.RobertaTokenizer = LocalRoberta, LocalTokenizer
             try:
-                self.clap = laion_clap.CLAP_Module(enable_fusion=enable_fusion, device=str(device), amodel=amodel)
+                self.clap = laion_clap.hook.CLAP_Module(enable_fusion=enable_fusion, device=str(device), amodel=amodel)
             finally:
-                clap_model_module.RobertaModel, hook.RobertaTokenizer = saved
+                clap_model.RobertaModel, laion_clap.hook.RobertaTokenizer = saved
         if checkpoint is not None:
             self.load_checkpoint(checkpoint, weights_only=weights_only)
         self.clap.eval()

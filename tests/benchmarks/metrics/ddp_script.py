@@ -20,11 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirna
 from benchmarks.metrics import CIDEr, CLIPScore, WordErrorRate  # noqa: E402
 
 WORLD = 2
-SPLIT = [7, 4]  # items per rank: uneven on purpose
+SPLITS = ([7, 4], [11, 0])  # items per rank: uneven on purpose, and a rank without data
 WORDS = "A man, dog's cat riding sitting on the red blue big table street car two Mr. it's (left) don't".split()
 
 
-def make_data(n: int = sum(SPLIT)) -> dict:
+def make_data(n: int = 11) -> dict:
     rng = random.Random(0)
 
     def sentence(lo: int) -> str:
@@ -70,8 +70,10 @@ def worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
-    lo = sum(SPLIT[:rank])
-    result = run(build_metrics(), make_data(), lo, lo + SPLIT[rank])
+    result = {}
+    for split in SPLITS:
+        lo = sum(split[:rank])
+        result[str(split)] = run(build_metrics(), make_data(), lo, lo + split[rank])
     gathered = [None] * WORLD
     dist.all_gather_object(gathered, result)
     if rank == 0:
