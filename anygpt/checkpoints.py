@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 
 from anygpt.modalities.base import Modality, load_modality, modality_class
@@ -269,3 +270,40 @@ def _parse_ref(value: str) -> TokenizerRef:
 
 
 CONVERT_COMMANDS = {"hf-to-anygpt": hf_to_anygpt, "ckpt-to-anygpt": ckpt_to_anygpt}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Export at the end of training
+# ----------------------------------------------------------------------------------------------------------------------
+class ExportBundle(L.Callback):
+    """Write the trained model as an AnyGPT folder (``save_bundle``) when ``fit`` ends, ready for ``anygpt chat`` and
+    ``anygpt benchmark``. Works under FSDP2: the full state dict is gathered to rank 0 first.
+
+    Args:
+        dirpath: output folder.
+        tokenizers: modality -> tokenizer checkpoint recorded in ``anygpt.json`` (default: the data module's
+            ``tokenizer_refs`` when it has them).
+        system_prompt: recorded for chat.
+    """
+
+    def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None
+                 ) -> None:
+        self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        model = pl_module.model
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if trainer.global_rank != 0:
+            return
+        datamodule = trainer.datamodule
+        refs = self.tokenizers or getattr(datamodule, "tokenizer_refs", None) or {}
+        with torch.device("meta"):
+            plain = LLaMA(model.config)
+        plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
+        plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
+        bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
+                        {name: _as_ref(ref) for name, ref in refs.items()})
+        save_bundle(bundle, self.dirpath)
+        print(f"[export] AnyGPT folder written to {self.dirpath}")

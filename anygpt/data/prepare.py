@@ -429,7 +429,7 @@ def prepare(
     for name, tokenizer in modalities.items():
         if tokenizer.name != name:
             raise ValueError(f"tokenizers[{name!r}] loads a {tokenizer.name!r} tokenizer; key it by its modality name")
-    vocab_info = {"modalities": {n: m.codebook_size for n, m in modalities.items()},
+    vocab_info = {"codebook_sizes": {n: m.codebook_size for n, m in modalities.items()},
                   "tokenizers": {n: str(s if isinstance(s, str) else s.path) for n, s in tokenizers.items()}}
     summaries = {}
     for source_name, source in sources.items():

@@ -227,7 +227,10 @@ class TemplateRenderer:
         direction = "x2text" if rng.random() < prob else "text2x"
         instruction = rng.choice(instruction_pool(modality, direction))
         body = Rendered()
-        body.add(self.encode(self.pair_text(direction, instruction, sample.meta["text"], placeholder(name)), sample),
+        text = sample.meta["text"]
+        if isinstance(text, list):  # several references (COCO's five captions): one per draw
+            text = rng.choice(text)
+        body.add(self.encode(self.pair_text(direction, instruction, text, placeholder(name)), sample),
                  True)
         return self._wrap(body, True)
 

@@ -90,7 +90,7 @@ def test_prepare_writes_shards_manifest_and_report(music_dataset):
     assert summary["samples"] == 8 and summary["skipped"] == 3
     out = root / "shards" / "mc"
     manifest = read_manifest(out)
-    assert manifest["num_samples"] == 8 and manifest["vocab"]["modalities"] == {"music": 16}
+    assert manifest["num_samples"] == 8 and manifest["vocab"]["codebook_sizes"] == {"music": 16}
     report = json.loads((out / "prepare_report.json").read_text())
     reasons = " | ".join(f"{s['item']}: {s['reason']}" for s in report["skipped"])
     assert "clip3" in reasons and "clip7" in reasons and "ghost" in reasons
