@@ -330,6 +330,8 @@ def _run(tasks: list, workers: int, progress: bool) -> dict[str, dict]:
             for _, path, res in pool.imap_unordered(_render, ordered, chunksize=8):
                 results[path] = res
                 bar.update()
+            pool.close()  # let workers exit normally: they stop their speech servers
+            pool.join()
     finally:
         for k, v in saved.items():
             if v is None:

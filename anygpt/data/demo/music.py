@@ -150,14 +150,20 @@ MELODY_INSTRUMENTS = (
     "brass",
 )
 ACCOMPANIMENT_INSTRUMENTS = ("piano", "strings", "organ", "guitar", "synth pad", "electric piano")
-_TABLES: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+@lru_cache(maxsize=512)
+def _tables(name: str, max_harmonic: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bright and dull wavetables of an instrument without harmonics above ``max_harmonic`` (no aliasing)."""
+    spec = INSTRUMENTS[name]
+
+    def limited(amps: dict[int, float]) -> dict[int, float]:
+        return {k: a for k, a in amps.items() if k <= max_harmonic} or {1: 1.0}
+
+    return _table(limited(spec["bright"])), _table(limited(spec["dull"])) if spec.get("dull") else None
 
 
-def _tables(name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    if name not in _TABLES:
-        spec = INSTRUMENTS[name]
-        _TABLES[name] = (_table(spec["bright"]), _table(spec["dull"]) if spec.get("dull") else None)
-    return _TABLES[name]
+def _max_harmonic(freq: float, sr: int) -> int:
+    """Highest harmonic of ``freq`` that stays below 0.45 * sr (vibrato and chorus detune included)."""
+    return max(1, int(0.45 * sr / (freq * 1.01)))
 
 
 # Notes of one clip share a few durations, so time axes and envelopes are cached (read-only arrays).
@@ -208,7 +214,7 @@ def render_note(
         idx = index * (_decay(n, index_decay, sr) if index_decay else env)  # brass: brighter when louder
         wave = np.sin(2 * np.pi * phase + idx * np.sin(2 * np.pi * ratio * phase))
     else:
-        bright, dull = _tables(name)
+        bright, dull = _tables(name, _max_harmonic(freq, sr))
         pos = ((phase % 1.0) * TABLE).astype(np.int64)
         wave = bright[pos]
         if dull is not None and spec["fade"]:

@@ -8,6 +8,7 @@ tokenizer semantic units.
 
 from __future__ import annotations
 
+import multiprocessing.util
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -72,6 +73,8 @@ def client() -> Client:
     global _CLIENT
     if _CLIENT is None:
         _CLIENT = Client()
+        # in a multiprocessing worker, stop (and reap) the server when the worker exits normally
+        multiprocessing.util.Finalize(_CLIENT, close_client, exitpriority=10)
     return _CLIENT
 
 
