@@ -1,10 +1,12 @@
 """The LLaMA decoder in one file: RMSNorm, rotary embeddings, grouped-query SDPA attention, SwiGLU MLP, KV cache.
 
-Numerically equal to HF ``LlamaForCausalLM`` on the same weights (rotary embeddings use HF's rotate-half layout, so an HF
-checkpoint loads with a plain key map; see `anygpt.model.hf`).
+Numerically equal to HF ``LlamaForCausalLM`` on the same weights (rotary embeddings use HF's rotate-half layout, so an
+HF checkpoint loads with a plain key map; see `anygpt.model.hf`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +24,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # Normalise in fp32 as LLaMA does, then cast back before scaling.
         dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        x = F.rms_norm(x.float(), (x.size(-1),), eps=self.eps)  # one fused kernel: x * rsqrt(mean(x^2) + eps)
         return self.weight * x.to(dtype)
 
     def reset_parameters(self) -> None:
@@ -40,12 +41,13 @@ def rope_cache(seq_len: int, head_size: int, theta: float, device: torch.device 
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate ``x`` (B, heads, T, head_size) by position; cos/sin are (B or 1, T, head_size)."""
+    """Rotate ``x`` (B, heads, T, head_size) by position; cos/sin are fp32 (B or 1, 1, T, head_size).
+    Low-precision inputs are rotated in fp32 and cast back."""
     half = x.size(-1) // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    dtype = torch.promote_types(x.dtype, torch.float32)
-    cos, sin = cos.unsqueeze(1).to(dtype), sin.unsqueeze(1).to(dtype)
-    return (x.to(dtype) * cos + rotated.to(dtype) * sin).to(x.dtype)
+    if x.dtype == cos.dtype:
+        return x * cos + rotated * sin
+    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
 
 
 class KVCache(nn.Module):
@@ -129,7 +131,6 @@ class LLaMA(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        self.rope_len = 0
         self.register_buffer("rope_cos", torch.empty(0), persistent=False)
         self.register_buffer("rope_sin", torch.empty(0), persistent=False)
         self.reset_parameters()
@@ -141,13 +142,12 @@ class LLaMA(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
             elif isinstance(module, RMSNorm):
                 module.reset_parameters()
-        self.rope_len = 0
 
     def _rope(self, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        if self.rope_len < length or self.rope_cos.device != device:
-            self.rope_len = max(length, self.config.block_size)
-            self.rope_cos, self.rope_sin = rope_cache(self.rope_len, self.config.head_size, self.config.rope_theta,
-                                                      device)
+        """cos/sin tables covering at least ``max(length, block_size)`` positions, built once per device."""
+        if self.rope_cos.size(0) < length or self.rope_cos.device != device:
+            n = max(length, self.config.block_size)
+            self.rope_cos, self.rope_sin = rope_cache(n, self.config.head_size, self.config.rope_theta, device)
         return self.rope_cos, self.rope_sin
 
     def forward(self, idx: Tensor, input_pos: Tensor | None = None, position_ids: Tensor | None = None,
@@ -158,19 +158,28 @@ class LLaMA(nn.Module):
             input_pos: cache slots (T,) to write this chunk's keys/values into (decoding with a KV cache). None trains
                 without a cache and uses causal attention over ``idx`` alone.
             position_ids: rotary positions (B, T) or (T,); defaults to ``input_pos`` or ``arange(T)``. Left-padded
-                batches pass per-row positions.
+                batches pass per-row positions. Positions must stay below ``max(block_size, cache length, T)``.
             mask: boolean attention mask broadcastable to (B, 1, T, S) where True means "may attend"; S is T without a
                 cache and the cache length with one. Defaults to causal (over cache slots when caching).
         """
         B, T = idx.shape
+        cache_len = 0
+        if input_pos is not None:
+            cache = self.blocks[0].attn.kv_cache
+            if cache is None:
+                raise RuntimeError("input_pos was given but no KV cache is set; call model.set_kv_cache() first")
+            cache_len = cache.k.size(2)
         if position_ids is None:
             position_ids = input_pos if input_pos is not None else torch.arange(T, device=idx.device)
-        cos, sin = self._rope(int(position_ids.max()) + 1, idx.device)
+        # No data-dependent size here (no .max()): the table covers every legal position, which keeps the decode
+        # step free of host syncs and compilable.
+        cos, sin = self._rope(max(T, cache_len), idx.device)
         if position_ids.dim() == 1:
             position_ids = position_ids.unsqueeze(0)
-        cos, sin = cos[position_ids], sin[position_ids]
+        # (B or 1, 1, T, head_size); an embedding lookup is the cheapest gather
+        cos, sin = F.embedding(position_ids, cos).unsqueeze(1), F.embedding(position_ids, sin).unsqueeze(1)
         if input_pos is not None and mask is None:
-            slots = torch.arange(self.blocks[0].attn.kv_cache.k.size(2), device=idx.device)
+            slots = torch.arange(cache_len, device=idx.device)
             mask = (slots.unsqueeze(0) <= input_pos.unsqueeze(1)).view(1, 1, T, -1)
         x = self.embed_tokens(idx)
         for block in self.blocks:
@@ -182,9 +191,11 @@ class LLaMA(nn.Module):
         """Allocate one static cache per block (no re-allocation while decoding)."""
         max_len = max_len or self.config.block_size
         ref = self.lm_head.weight
+        device = torch.device(device) if device is not None else ref.device
+        self._rope(max_len, device)
         for block in self.blocks:
             block.attn.kv_cache = KVCache(batch_size, self.config.kv_heads, max_len, self.config.head_size,
-                                          device=device or ref.device, dtype=dtype or ref.dtype)
+                                          device=device, dtype=dtype or ref.dtype)
 
     def clear_kv_cache(self) -> None:
         for block in self.blocks:
@@ -195,7 +206,12 @@ class LLaMA(nn.Module):
     def resize_token_embeddings(self, vocab_size: int, init: str = "mean", generator: torch.Generator | None = None
                                 ) -> None:
         """Grow (or shrink) the embedding and output rows. Kept rows stay bit-identical; new rows are the mean of the
-        old rows (``init="mean"``) or normal with the old rows' std (``init="random"``)."""
+        old rows (``init="mean"``) or normal with the old rows' std (``init="random"``).
+
+        This replaces the ``embed_tokens``/``lm_head`` modules, so call it on the plain model *before* ``fully_shard``
+        (i.e. load the checkpoint, resize, then shard in ``configure_model``); it also works on a meta-device model,
+        where it only changes shapes. Optimizer state built earlier refers to the old parameters.
+        """
         if init not in ("mean", "random"):
             raise ValueError(f"init must be 'mean' or 'random', got {init!r}")
         old = self.config.vocab_size
@@ -223,8 +239,6 @@ class LLaMA(nn.Module):
                              dtype=self.lm_head.weight.dtype)
             head.weight.copy_(grow(self.lm_head.weight))
             self.lm_head = head
-        from dataclasses import replace
-
         self.config = replace(self.config, vocab_size=vocab_size)
         for block in self.blocks:
             block.attn.config = self.config

@@ -1,0 +1,121 @@
+import pytest
+import torch
+from transformers import RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, TopPLogitsWarper
+
+from anygpt.generation.processors import RepetitionPenalty, TopK, TopP
+from anygpt.generation.sampling import GenerationConfig, generate, preset
+from anygpt.model.hf import load_hf
+from tests.model.helpers import tiny_hf_llama
+
+PROMPTS = [[5, 17, 33, 8, 61, 12, 40], [9, 70], [44, 3, 27, 81]]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hf")
+    hf = tiny_hf_llama(n_kv_head=2, vocab_size=96)
+    hf.save_pretrained(path)
+    hf.generation_config.eos_token_id = None  # stop ids come from each test
+    return hf, load_hf(path).eval()
+
+
+def hf_generate(hf, prompts, **kwargs):
+    """HF generate on a left-padded batch; returns the new tokens per row, cut after eos (pad id 0)."""
+    P = max(map(len, prompts))
+    ids = torch.zeros(len(prompts), P, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, P - len(p):] = torch.tensor(p)
+        mask[i, P - len(p):] = 1
+    out = hf.generate(input_ids=ids, attention_mask=mask, pad_token_id=0, **kwargs)[:, P:]
+    eos = kwargs.get("eos_token_id")
+    rows = []
+    for row in out.tolist():
+        if eos is not None and eos in row:
+            row = row[: row.index(eos) + 1]
+        rows.append(row)
+    return rows
+
+
+def test_greedy_equals_hf_generate_on_a_ragged_batch(pair):
+    hf, ours = pair
+    plain = hf_generate(hf, PROMPTS, max_new_tokens=16, do_sample=False, eos_token_id=None)
+    eos = plain[0][6]  # a token row 0 really emits, so stopping is exercised
+    expected = hf_generate(hf, PROMPTS, max_new_tokens=16, do_sample=False, eos_token_id=eos)
+    got = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=16, stop_ids=(eos,)))
+    assert got.new_tokens() == expected
+    assert len(expected[0]) == plain[0].index(eos) + 1 < 16  # row 0 stopped on the stop id
+    # each row alone gives the same as in the batch
+    for prompt, row in zip(PROMPTS, expected, strict=True):
+        assert generate(ours, [prompt], GenerationConfig(max_new_tokens=16, stop_ids=(eos,))).new_tokens()[0] == row
+
+
+def test_repetition_penalty_generation_equals_hf(pair):
+    hf, ours = pair
+    expected = hf_generate(hf, PROMPTS, max_new_tokens=12, do_sample=False, repetition_penalty=1.3,
+                           eos_token_id=None)
+    got = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=12, repetition_penalty=1.3))
+    assert got.new_tokens() == expected
+
+
+def test_sampling_with_top_k_1_equals_greedy_and_is_deterministic(pair):
+    _, ours = pair
+    greedy = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10)).new_tokens()
+    top1 = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10, do_sample=True, top_k=1, temperature=0.7),
+                    generator=torch.Generator().manual_seed(0)).new_tokens()
+    assert top1 == greedy
+    cfg = GenerationConfig(max_new_tokens=10, do_sample=True, top_p=0.9, temperature=1.3)
+    a = generate(ours, PROMPTS, cfg, generator=torch.Generator().manual_seed(1)).new_tokens()
+    b = generate(ours, PROMPTS, cfg, generator=torch.Generator().manual_seed(1)).new_tokens()
+    c = generate(ours, PROMPTS, cfg, generator=torch.Generator().manual_seed(2)).new_tokens()
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("num_beams", [2, 4])
+def test_beam_search_equals_hf(pair, num_beams):
+    hf, ours = pair
+    plain = hf_generate(hf, PROMPTS, max_new_tokens=12, do_sample=False, eos_token_id=None)
+    early = 0
+    for eos in (plain[0][3], plain[2][5], plain[1][2]):
+        kwargs = dict(max_new_tokens=12, do_sample=False, num_beams=num_beams, length_penalty=1.0,
+                      early_stopping=False, eos_token_id=eos)
+        expected = hf_generate(hf, PROMPTS, **kwargs)
+        got = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=12, num_beams=num_beams, stop_ids=(eos,)))
+        assert got.new_tokens() == expected, eos
+        early += sum(row[-1] == eos and len(row) < 12 for row in expected)
+    assert early >= 2  # some best hypotheses finished on the stop id before the length limit
+
+
+def test_processors_equal_hf_on_the_same_logits():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 50, generator=gen) * 3
+    ids = torch.randint(0, 50, (4, 12), generator=gen)
+    assert torch.equal(RepetitionPenalty(1.15)(ids, scores), RepetitionPenaltyLogitsProcessor(1.15)(ids, scores))
+    padding = torch.tensor([0, 3, 0, 5])  # left padding is not part of the sequence
+    expected = RepetitionPenaltyLogitsProcessor(1.3, prompt_ignore_length=padding)(ids, scores.clone())
+    assert torch.equal(RepetitionPenalty(1.3, padding)(ids, scores), expected)
+    for p in (0.3, 0.7, 0.95):
+        assert torch.equal(TopP(p)(ids, scores), TopPLogitsWarper(p)(ids, scores.clone()))
+    for k in (1, 5, 49):
+        assert torch.equal(TopK(k)(ids, scores), TopKLogitsWarper(k)(ids, scores.clone()))
+
+
+def test_presets_and_bad_input(pair):
+    _, ours = pair
+    music = preset("release/music")
+    assert (music.top_k, music.repetition_penalty, music.max_new_tokens) == (200, 1.15, 2000)
+    assert preset("paper/text").num_beams == 5 and preset("paper/image").top_p == 0.7
+    with pytest.raises(KeyError, match="presets"):
+        preset("nope")
+    with pytest.raises(ValueError, match="unresolved"):
+        generate(ours, PROMPTS, preset("release/text"))
+    with pytest.raises(ValueError, match="context"):
+        generate(ours, [[1] * 200], GenerationConfig(max_new_tokens=4))
+
+
+def test_min_new_tokens_suppresses_stop(pair):
+    _, ours = pair
+    greedy = generate(ours, PROMPTS[:1], GenerationConfig(max_new_tokens=8)).new_tokens()[0]
+    stop = greedy[1]
+    out = generate(ours, PROMPTS[:1], GenerationConfig(max_new_tokens=8, stop_ids=(stop,), min_new_tokens=4))
+    assert stop not in out.new_tokens()[0][:4]
