@@ -9,6 +9,8 @@ stamp=".venv/.deps-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -U pip
   .venv/bin/python -m pip install -q -e '.[dev]'
+  # laion-clap (CLAP score judge adapter) pins an old numpy; its real imports come with the dev extra above.
+  .venv/bin/python -m pip install -q --no-deps laion-clap==1.1.7
   touch "$stamp"
 else
   # Point the editable install at this checkout (the venv may be shared between clones).

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 
-from anygpt.commands import registered_commands
+from anygpt.commands import registered_commands, resolve
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "Train a model (the LLM or a modality tokenizer) from a YAML config",
@@ -38,9 +37,7 @@ def run_command(name: str, argv: Sequence[str]) -> object:
     from jsonargparse import CLI
 
     target_path, _ = registered_commands()[name]
-    module, _, attribute = target_path.partition(":")
-    target = getattr(importlib.import_module(module), attribute)
-    return CLI(target, args=list(argv), prog=f"anygpt {name}", as_positional=True)
+    return CLI(resolve(target_path), args=list(argv), prog=f"anygpt {name}", as_positional=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

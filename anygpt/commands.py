@@ -7,16 +7,34 @@ entry-point group from another package; the parser in `anygpt.cli` never changes
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "anygpt.commands"
 
-# name -> (import path "module:attribute", one-line help)
-BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {}
+# name -> (import path "module:attribute" or {subcommand: import path}, one-line help)
+Target = str | dict[str, str]
+BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
+    "prepare": ("anygpt.data.prepare:prepare", "Tokenize raw datasets into webdataset token shards"),
+    "chat": ("anygpt.generation.chat:chat", "Talk to a model: text, image, speech and music in and out"),
+    "generate": ("anygpt.generation.chat:generate", "One prompt -> one reply (files + HTML transcript)"),
+    "convert": ({"hf-to-anygpt": "anygpt.checkpoints:hf_to_anygpt",
+                 "ckpt-to-anygpt": "anygpt.checkpoints:ckpt_to_anygpt"},
+                "Import released HF AnyGPT folders, export trained checkpoints"),
+    "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
+}
 
 
-def registered_commands() -> dict[str, tuple[str, str]]:
+def registered_commands() -> dict[str, tuple[Target, str]]:
     commands = dict(BUILTIN_COMMANDS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         commands.setdefault(ep.name, (ep.value, f"(plugin) {ep.value}"))
     return commands
+
+
+def resolve(target: Target):
+    """Import a command target: a function, or a dict of subcommand name -> function."""
+    if isinstance(target, dict):
+        return {name: resolve(path) for name, path in target.items()}
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)

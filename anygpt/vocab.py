@@ -106,7 +106,8 @@ def load_text_tokenizer(path: str | Path) -> TextTokenizer:
         candidates = [path / "tokenizer.model", path / "tokenizer.json"]
     else:
         raise FileNotFoundError(f"Text tokenizer path {path} does not exist. Pass a checkpoint directory holding "
-                                "tokenizer.model (SentencePiece) or tokenizer.json, or train one with train_bpe_tokenizer.")
+                                "tokenizer.model (SentencePiece) or tokenizer.json, or train one with "
+                                "train_bpe_tokenizer.")
     for candidate in candidates:
         if candidate.suffix == ".model" and candidate.exists():
             return SentencePieceTextTokenizer(candidate)
@@ -233,9 +234,9 @@ class UnifiedVocab:
             self._marker_to_modality[rng.start_id] = rng
         # Special strings that `encode` recognises inside text, longest first so no prefix shadows another.
         named = [t for t in self._tokens if not self._is_code_token(t)]
-        alternatives = sorted(named, key=len, reverse=True)
+        alternatives = [re.escape(t) for t in sorted(named, key=len, reverse=True)]
         alternatives += [re.escape(s.token_format).replace(re.escape("{}"), r"\d+") for s in specs]
-        self._special_pattern = re.compile("(" + "|".join(re.escape(t) if t in named else t for t in alternatives) + ")")
+        self._special_pattern = re.compile("(" + "|".join(alternatives) + ")")
 
     def _is_code_token(self, token: str) -> bool:
         return token not in SPECIAL_TOKENS and token not in INSTRUCTION_TOKENS and not any(

@@ -1,0 +1,1 @@
+"""Data: raw dataset readers, the demo corpus, shards, templates and the datamodule."""

@@ -106,7 +106,7 @@ class Modality(L.LightningModule, ABC):
     # -- tokens --------------------------------------------------------------------------------------------------------
     @abstractmethod
     def encode(self, items: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Batch of loaded items -> their codes in the tokenizer's native layout (run under ``torch.inference_mode``)."""
+        """Batch of loaded items -> their codes in the tokenizer's native layout (under ``torch.inference_mode``)."""
 
     @abstractmethod
     def decode(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -124,7 +124,7 @@ class Modality(L.LightningModule, ABC):
         """Optional second stage after `decode` (e.g. voice cloning); the default returns ``decoded`` unchanged."""
         return decoded
 
-    # -- checkpoints ----------------------------------------------------------------------------------------------------
+    # -- checkpoints --------------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` (constructor arguments) and ``model.safetensors`` for `from_pretrained`."""
         from safetensors.torch import save_file
@@ -189,6 +189,18 @@ def modality_class(name: str) -> type[Modality]:
     registered = _registered()
     if name not in registered:
         raise KeyError(f"Unknown modality {name!r}. Registered: {sorted(registered)}. Register a Modality subclass "
-                       f"with @register_modality, the '{ENTRY_POINT_GROUP}' entry-point group, or name it by class_path.")
+                       f"with @register_modality, the '{ENTRY_POINT_GROUP}' entry-point group, or name it by "
+                       "class_path.")
     target = registered[name]
     return _import_object(target) if isinstance(target, str) else target
+
+
+def load_modality(path: str | Path, class_path: str | None = None, **overrides: Any) -> Modality:
+    """Load a tokenizer checkpoint: ``class_path``'s ``from_pretrained(path)`` (release formats), or by default a
+    directory written by `Modality.save_pretrained` (its config.json names the class)."""
+    if class_path is None:
+        return Modality.from_pretrained(path, **overrides)
+    target = _import_object(class_path)
+    if not (isinstance(target, type) and issubclass(target, Modality)):
+        raise TypeError(f"{class_path} is not a Modality subclass")
+    return target.from_pretrained(path, **overrides)

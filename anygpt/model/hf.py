@@ -261,6 +261,7 @@ def load_hf(directory: str | Path, device: torch.device | str | None = None, dty
     with torch.device("meta"):
         model = LLaMA(config)
     load_hf_weights(model, directory, assign=True, dtype=dtype)
+    model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
     if device is not None:
         model.to(device)
     return model

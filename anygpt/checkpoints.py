@@ -1,0 +1,309 @@
+"""The AnyGPT checkpoint directory: an HF ``LlamaForCausalLM`` folder whose tokenizer carries the unified vocabulary.
+
+Layout (the released fnlp/AnyGPT-base and -chat folders are the same, minus ``anygpt.json``)::
+
+    config.json, model.safetensors (or shards)    HF LLaMA weights (`anygpt.model.hf`)
+    tokenizer.model | tokenizer.json              the text tokenizer
+    added_tokens.json / tokenizer.json            [Human] [MMGPT] <eoh> <eos>, every modality's codes and markers
+    anygpt.json                                   modality order and sizes, tokenizer checkpoints, system prompt
+
+`load_bundle` reads such a folder (or a Lightning ``.ckpt`` of `AnyGPTLM`) and checks that the vocabulary layout of the
+files matches the configured modalities id for id; `save_bundle` writes one. The ``anygpt convert`` subcommands wrap
+both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from anygpt.modalities.base import Modality, load_modality, modality_class
+from anygpt.model.configs import Config
+from anygpt.model.llama import LLaMA
+from anygpt.vocab import (
+    RELEASE_MODALITIES,
+    HFTextTokenizer,
+    ModalitySpec,
+    SentencePieceTextTokenizer,
+    UnifiedVocab,
+    load_text_tokenizer,
+    vocab_from_checkpoint,
+)
+
+BUNDLE_FILE = "anygpt.json"
+# The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
+RELEASE_SYSTEM_PROMPT = ("You are an AI assistant named MMGPT who can understand and generate multimodal content, "
+                         "including text, speech, images and audio.")
+
+
+@dataclass
+class TokenizerRef:
+    """Where a modality tokenizer lives: ``path`` for ``class_path``'s ``from_pretrained`` (None: the class's
+    default, e.g. the tiny tokenizer shipped with anygpt)."""
+
+    path: str | None = None
+    class_path: str | None = None
+
+    def load(self, modality: str) -> Modality:
+        if self.path is None and self.class_path is None:
+            return default_tokenizer(modality)
+        if self.class_path is None:
+            return load_modality(self.path)
+        return load_modality(self.path, self.class_path) if self.path else _import(self.class_path).from_pretrained()
+
+
+@dataclass
+class Bundle:
+    """Everything inference needs: the decoder, the vocabulary and the modality tokenizers."""
+
+    model: LLaMA
+    vocab: UnifiedVocab
+    tokenizers: dict[str, Modality]
+    system_prompt: str | None = None
+    refs: dict[str, TokenizerRef] = field(default_factory=dict)
+
+
+def _import(path: str) -> Any:
+    import importlib
+
+    module, _, attr = path.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def default_tokenizer(modality: str) -> Modality:
+    """The registered tokenizer for ``modality`` with its shipped weights (the tiny demo tokenizers)."""
+    cls = modality_class(modality)
+    try:
+        return cls.from_pretrained()
+    except TypeError:
+        raise ValueError(f"{cls.__name__} ships no default weights; pass the {modality!r} tokenizer checkpoint "
+                         "explicitly (tokenizers={modality: path})") from None
+
+
+def _as_ref(value: str | TokenizerRef | Mapping[str, Any] | None) -> TokenizerRef:
+    if isinstance(value, TokenizerRef):
+        return value
+    if value is None:
+        return TokenizerRef()
+    if isinstance(value, str):
+        return TokenizerRef(path=value)
+    return TokenizerRef(**dict(value))
+
+
+def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], source: str) -> None:
+    for name, rng in vocab.modalities.items():
+        tok = tokenizers.get(name)
+        if tok is None:
+            continue
+        if tok.codebook_size != rng.spec.codebook_size:
+            raise ValueError(f"the {name} tokenizer ({type(tok).__name__}) has {tok.codebook_size} codes but "
+                             f"{source} reserves {rng.spec.codebook_size} ids for {name}: the model was trained with "
+                             "another tokenizer; pass the matching tokenizer checkpoint")
+
+
+def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
+                device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Bundle:
+    """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
+
+    Args:
+        tokenizers: modality -> tokenizer (object, checkpoint path or `TokenizerRef`); overrides ``anygpt.json``.
+            Modalities without one use the folder's ``anygpt.json`` entry, else the registered default.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: give an AnyGPT/HF checkpoint folder or a "
+                                "Lightning .ckpt written by `anygpt fit`")
+    if path.is_file():
+        model, vocab, info = _from_lightning(path)
+    elif (path / "config.json").exists():
+        model, vocab, info = _from_folder(path, tokenizers)
+    elif (path / ".metadata").exists():
+        raise ValueError(f"{path} is a distributed (FSDP) checkpoint; consolidate it first with "
+                         f"`python -m torch.distributed.checkpoint.format_utils dcp_to_torch {path} model.ckpt`")
+    else:
+        raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
+    model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
+    refs = {name: _as_ref(ref) for name, ref in info.get("tokenizers", {}).items()}
+    loaded: dict[str, Modality] = {}
+    for name in vocab.modalities:
+        given = (tokenizers or {}).get(name)
+        if isinstance(given, Modality):
+            loaded[name] = given
+        else:
+            ref = _as_ref(given) if given is not None else refs.get(name, TokenizerRef())
+            refs[name] = ref
+            loaded[name] = ref.load(name)
+        loaded[name] = loaded[name].to(device).eval()
+    _check_tokenizers(vocab, loaded, str(path))
+    return Bundle(model, vocab, loaded, info.get("system_prompt"), refs)
+
+
+def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
+    from anygpt.model import hf
+
+    info = json.loads((path / BUNDLE_FILE).read_text()) if (path / BUNDLE_FILE).exists() else {}
+    if info.get("modalities"):
+        specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
+                 for m in info["modalities"]]
+    else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
+        specs = list(RELEASE_MODALITIES)
+        info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
+    vocab = vocab_from_checkpoint(path, specs)
+    model = hf.load_hf(path)
+    if model.config.vocab_size < len(vocab):
+        raise ValueError(f"{path}: the model has {model.config.vocab_size} embedding rows but its tokenizer has "
+                         f"{len(vocab)} ids")
+    return model, vocab, info
+
+
+def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    hp = ckpt.get("hyper_parameters") or {}
+    data = ckpt.get("datamodule_hyper_parameters") or {}
+    if "text_tokenizer" not in data or "modalities" not in data:
+        raise ValueError(f"{path} was not trained with AnyGPTDataModule (no vocabulary recorded); export the model "
+                         "with `anygpt convert` from a folder instead")
+    specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
+             for m in data["modalities"]]
+    vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
+                         instruction_tokens=bool(data.get("instruction_tokens")))
+    if hp.get("resolved_config"):
+        config = Config(**hp["resolved_config"])
+    else:
+        config = Config.from_name(hp.get("model", "tiny"), **(hp.get("model_config") or {}))
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    vocab_size = state["embed_tokens.weight"].shape[0]
+    from dataclasses import replace
+
+    config = replace(config, vocab_size=vocab_size)
+    with torch.device("meta"):
+        model = LLaMA(config)
+    model.load_state_dict(state, assign=True, strict=True)
+    model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
+    if vocab_size != len(vocab):
+        raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
+    info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {}}
+    return model, vocab, info
+
+
+def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``bundle`` as an AnyGPT folder that HF ``AutoModelForCausalLM``/``AutoTokenizer`` can open too."""
+    from anygpt.model import hf
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hf.save_hf(bundle.model, directory, dtype=dtype)
+    write_tokenizer_files(bundle.vocab, directory)
+    info = {"format": "anygpt", "version": 1,
+            "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
+            "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
+            "tokenizers": {name: asdict(ref) for name, ref in bundle.refs.items()}}
+    (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    return directory
+
+
+def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
+    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout."""
+    text = vocab.text
+    text.save(directory)
+    added = {tok: vocab.token_id(tok) for tok in vocab.added_tokens}
+    if isinstance(text, HFTextTokenizer):
+        from tokenizers import AddedToken, Tokenizer
+
+        tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in vocab.added_tokens])
+        tok.save(str(directory / "tokenizer.json"))
+    elif not isinstance(text, SentencePieceTextTokenizer):
+        raise TypeError(f"cannot write tokenizer files for {type(text).__name__}")
+    (directory / "added_tokens.json").write_text(json.dumps(added, ensure_ascii=False))
+    config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+              "tokenizer_class": "LlamaTokenizer" if isinstance(text, SentencePieceTextTokenizer)
+              else "PreTrainedTokenizerFast"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# `anygpt convert`
+# ----------------------------------------------------------------------------------------------------------------------
+def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None,
+                 modalities: Sequence[str] | None = None) -> str:
+    """Check a released (HF-format) AnyGPT folder and write it as an AnyGPT folder with ``anygpt.json``.
+
+    Args:
+        source: the HF folder (fnlp/AnyGPT-base or -chat downloaded locally).
+        out: output folder.
+        tokenizers: modality -> tokenizer checkpoint (path of a save_pretrained dir, or "class_path=path").
+        modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
+    """
+    specs = [modality_class(m)().spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
+    vocab = vocab_from_checkpoint(source, specs)
+    from anygpt.model import hf
+
+    model = hf.load_hf(source)
+    refs = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
+    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs)
+    save_bundle(bundle, out)
+    print(f"[convert] {source} -> {out}: {len(vocab)} ids ({', '.join(vocab.modalities)}), layout checked")
+    return out
+
+
+def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None) -> str:
+    """Export a Lightning ``.ckpt`` of `AnyGPTLM` (written by ``anygpt fit``) as an AnyGPT/HF folder."""
+    given = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
+    bundle = load_bundle(ckpt, given)
+    save_bundle(bundle, out)
+    print(f"[convert] {ckpt} -> {out}")
+    return out
+
+
+def _parse_ref(value: str) -> TokenizerRef:
+    if "=" in value:
+        class_path, path = value.split("=", 1)
+        return TokenizerRef(path=path or None, class_path=class_path)
+    return TokenizerRef(path=value)
+
+
+CONVERT_COMMANDS = {"hf-to-anygpt": hf_to_anygpt, "ckpt-to-anygpt": ckpt_to_anygpt}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Export at the end of training
+# ----------------------------------------------------------------------------------------------------------------------
+class ExportBundle(L.Callback):
+    """Write the trained model as an AnyGPT folder (``save_bundle``) when ``fit`` ends, ready for ``anygpt chat`` and
+    ``anygpt benchmark``. Works under FSDP2: the full state dict is gathered to rank 0 first.
+
+    Args:
+        dirpath: output folder.
+        tokenizers: modality -> tokenizer checkpoint recorded in ``anygpt.json`` (default: the data module's
+            ``tokenizer_refs`` when it has them).
+        system_prompt: recorded for chat.
+    """
+
+    def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None
+                 ) -> None:
+        self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        model = pl_module.model
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if trainer.global_rank != 0:
+            return
+        datamodule = trainer.datamodule
+        refs = self.tokenizers or getattr(datamodule, "tokenizer_refs", None) or {}
+        with torch.device("meta"):
+            plain = LLaMA(model.config)
+        plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
+        plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
+        bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
+                        {name: _as_ref(ref) for name, ref in refs.items()})
+        save_bundle(bundle, self.dirpath)
+        print(f"[export] AnyGPT folder written to {self.dirpath}")

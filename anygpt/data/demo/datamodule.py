@@ -1,0 +1,134 @@
+"""`DemoDataModule`: the whole demo data path behind one config entry.
+
+On first use it builds what is missing, each step resumable and skipped when already done:
+the demo corpus (`build_demo_corpus`), a byte-level BPE text tokenizer trained on the corpus's text, and token shards
+made by ``anygpt prepare`` with the tiny tokenizers shipped in ``anygpt/assets/tokenizers``. Then it trains like any
+`AnyGPTDataModule` on a mixture of image-caption, speech-transcript and music-caption pairs (both directions) and the
+any-to-any dialogues (loss on the assistant turns).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from anygpt.data import readers
+from anygpt.data.datamodule import AnyGPTDataModule, Source
+from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
+from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
+from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
+from anygpt.modalities.base import Modality, load_modality
+from anygpt.vocab import SPECIAL_TOKENS, train_bpe_tokenizer
+
+DEFAULT_WEIGHTS = {"image": 0.3, "speech": 0.3, "music": 0.2, "dialogue": 0.2}
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One process at a time builds the demo data (other ranks wait, then find it done)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def default_tokenizers() -> dict[str, str]:
+    """The tiny tokenizers shipped with anygpt, by modality."""
+    assets = Path(__file__).resolve().parents[2] / "assets" / "tokenizers"
+    return {name: str(assets / name) for name in ("image", "speech", "music")}
+
+
+def corpus_texts(corpus: Path) -> Iterator[str]:
+    """Every text of the corpus (captions, transcripts, dialogues) plus the template strings, for the BPE."""
+    report = readers.SkipReport()
+    for rec in readers.read_coco_karpathy(corpus / "coco" / "dataset_coco.json", report=report):
+        yield from rec.captions
+    for split in LIBRISPEECH_SPLITS.values():
+        for utt in readers.read_librispeech(corpus / "librispeech", split, report=report, with_alignment=False):
+            yield utt.text.lower()
+    for clip in readers.read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", report=report):
+        yield clip.caption
+    for path in sorted((corpus / "anyinstruct").glob("*.jsonl")):
+        for dialogue in readers.read_anyinstruct(path, report=report, check_files=False):
+            for user, assistant in dialogue.turns:
+                yield readers.MEDIA_PATTERN.sub(" ", user)
+                if assistant:
+                    yield readers.MEDIA_PATTERN.sub(" ", assistant)
+    for pool in (X2TEXT_INSTRUCTIONS, TEXT2X_INSTRUCTIONS):
+        for phrasings in pool.values():
+            yield from phrasings
+    yield " ".join(SPECIAL_TOKENS) + " This is input:"
+
+
+def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: int = 0,
+                    tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048, prepare_workers: int = 2,
+                    corpus_workers: int | None = None) -> dict[str, Any]:
+    """Corpus -> text tokenizer -> shards under ``root``; returns the paths. Each step is skipped when done."""
+    root = Path(root)
+    tokenizers = tokenizers or default_tokenizers()
+    with _exclusive(root / ".build.lock"):
+        corpus = root / "corpus"
+        manifest = build_demo_corpus(corpus, seed=seed, scale=scale, workers=corpus_workers)
+        text_dir = root / "text_tokenizer"
+        if not (text_dir / "tokenizer.json").exists():
+            print(f"[demo] training a {text_vocab_size}-id BPE text tokenizer on the corpus -> {text_dir}")
+            train_bpe_tokenizer(corpus_texts(corpus), text_vocab_size, text_dir)
+        sources = {}
+        for split in ("train", "val"):
+            sources[f"image-{split}"] = CocoKarpathy(str(corpus / "coco" / "dataset_coco.json"), split=split)
+            sources[f"speech-{split}"] = LibriSpeech(str(corpus / "librispeech"), split=LIBRISPEECH_SPLITS[split])
+            sources[f"music-{split}"] = MusicCaps(str(corpus / "musiccaps" / "musiccaps.csv"), split=split)
+            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"))
+        shards = root / "shards"
+        prepare(sources, tokenizers, out=str(shards), chunk_size=500, batch_size=32, num_workers=prepare_workers,
+                accelerator="cpu", devices=1)
+    info = {"corpus": str(corpus), "text_tokenizer": str(text_dir), "shards": str(shards), "tokenizers": tokenizers,
+            "corpus_counts": manifest.get("counts")}
+    (root / "demo_data.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+class DemoDataModule(AnyGPTDataModule):
+    """The bundled demo corpus as training data, built on first use.
+
+    Args:
+        root: where the corpus, text tokenizer and shards live (built when missing).
+        scale: corpus size factor (1.0 = the full demo corpus; tests use ~0.02).
+        corpus_seed: the corpus's seed.
+        tokenizers: modality -> tokenizer checkpoint (default: the tiny ones shipped with anygpt).
+        text_vocab_size: size of the BPE text vocabulary.
+        weights: sampling rates of the sources ``image``, ``speech``, ``music`` (pairs) and ``dialogue``.
+        instruction_tokens: add ``<-Ins->``/``<-Res->``.
+        Other arguments: as `AnyGPTDataModule`.
+    """
+
+    def __init__(self, root: str = "data/demo", scale: float = 1.0, corpus_seed: int = 0,
+                 tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048,
+                 weights: dict[str, float] | None = None, max_length: int = 512, batch_size: int = 8,
+                 batches_per_epoch: int = 200, val_batches: int = 5, num_workers: int = 0,
+                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0) -> None:
+        info = build_demo_data(root, scale, corpus_seed, tokenizers, text_vocab_size, prepare_workers)
+        self.tokenizer_refs = dict(info["tokenizers"])
+        modalities: list[Modality] = [load_modality(self.tokenizer_refs[n]) for n in ("image", "speech", "music")]
+        weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        shards = Path(info["shards"])
+
+        def sources(split: str) -> list[Source]:
+            out = [Source(str(shards / f"{kind}-{split}"), weight=weights[kind], name=kind)
+                   for kind in ("image", "speech", "music")]
+            out.append(Source(str(shards / f"dialogue-{split}"), weight=weights["dialogue"], name="dialogue",
+                              train_on="assistant"))
+            return [s for s in out if s.weight > 0]
+
+        super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
+                         val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
+                         instruction_tokens=instruction_tokens, seed=seed)
+        self.hparams["tokenizers"] = self.tokenizer_refs

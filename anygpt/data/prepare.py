@@ -1,0 +1,499 @@
+"""``anygpt prepare``: raw datasets -> token shards, by running the modality tokenizers in Lightning's predict loop.
+
+The work is cut into chunks that each become one shard (``shard-000042.tar`` + a ``.json`` sidecar with its counts and
+skipped items). A chunk is done when both files exist, so a rerun skips finished chunks (resumable), and ranks/workers
+split chunks among themselves (multi-GPU, multi-node). Files that fail to decode or encode are skipped, counted and
+listed in ``prepare_report.json``; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from anygpt.data import readers
+from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
+from anygpt.modalities.base import Modality, load_modality
+
+SIDECAR_SUFFIX = ".json"
+REPORT = "prepare_report.json"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Raw sources
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class RawItem:
+    """One future shard sample: its json metadata and the media files (or bytes) the tokenizers will read."""
+
+    key: str
+    meta: dict[str, Any]
+    media: dict[str, tuple[str, str | bytes]]  # item name -> (modality, path or file bytes)
+
+
+class RawSource(ABC):
+    """A raw dataset in a standard layout. `chunks` must be deterministic and cheap: it decides the shard layout."""
+
+    name: str = "raw"
+
+    @abstractmethod
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        """The items cut into ordered chunks; bad rows go to ``report``."""
+
+    @staticmethod
+    def split_list(items: list[RawItem], chunk_size: int) -> list[Sequence[RawItem]]:
+        return [items[i: i + chunk_size] for i in range(0, len(items), chunk_size)]
+
+
+class CocoKarpathy(RawSource):
+    """COCO Karpathy json + images: one sample per image with all its captions (the template draws one)."""
+
+    name = "coco"
+
+    def __init__(self, json_path: str, image_root: str | None = None, split: str | list[str] = "train",
+                 x2text_prob: float | None = None) -> None:
+        self.json_path, self.image_root, self.split, self.x2text_prob = json_path, image_root, split, x2text_prob
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        items = []
+        for rec in readers.read_coco_karpathy(Path(self.json_path), self.image_root and Path(self.image_root),
+                                              self.split, report=report):
+            meta: dict[str, Any] = {"task": "caption", "text": rec.captions, "source": self.name, "id": rec.image_id}
+            if self.x2text_prob is not None:
+                meta["x2text_prob"] = self.x2text_prob
+            items.append(RawItem(f"{self.name}-{rec.image_id}", meta, {"image0": ("image", str(rec.path))}))
+        return self.split_list(items, chunk_size)
+
+
+class LibriSpeech(RawSource):
+    """A LibriSpeech/MLS-style tree: ``split/speaker/chapter/*.flac`` + ``*.trans.txt``."""
+
+    name = "librispeech"
+
+    def __init__(self, root: str, split: str | list[str] = "train-clean-100", lowercase: bool = True) -> None:
+        self.root, self.split, self.lowercase = root, split, lowercase
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        items = []
+        for utt in readers.read_librispeech(Path(self.root), self.split, report=report, with_alignment=False):
+            text = utt.text.lower() if self.lowercase else utt.text
+            meta = {"task": "asr", "text": text, "source": self.name, "id": utt.utt_id, "speaker": utt.speaker}
+            items.append(RawItem(f"{self.name}-{utt.utt_id}", meta, {"speech0": ("speech", str(utt.path))}))
+        return self.split_list(items, chunk_size)
+
+
+class VCTK(RawSource):
+    """A VCTK-style tree (``wav48/pXXX/*.wav`` + ``txt/pXXX/*.txt``)."""
+
+    name = "vctk"
+
+    def __init__(self, root: str, lowercase: bool = False) -> None:
+        self.root, self.lowercase = root, lowercase
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        items = []
+        for utt in readers.read_vctk(Path(self.root), report=report):
+            text = utt.text.lower() if self.lowercase else utt.text
+            meta = {"task": "tts", "text": text, "source": self.name, "id": utt.utt_id, "speaker": utt.speaker}
+            items.append(RawItem(f"{self.name}-{utt.utt_id}", meta, {"speech0": ("speech", str(utt.path))}))
+        return self.split_list(items, chunk_size)
+
+
+class MusicCaps(RawSource):
+    """A MusicCaps-style csv with one audio file per row."""
+
+    name = "musiccaps"
+
+    def __init__(self, csv_path: str, audio_dir: str | None = None, split: str | list[str] | None = "train") -> None:
+        self.csv_path, self.audio_dir, self.split = csv_path, audio_dir, split
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        items = []
+        for clip in readers.read_musiccaps(Path(self.csv_path), self.audio_dir and Path(self.audio_dir), self.split,
+                                           report=report):
+            meta = {"task": "caption", "text": clip.caption, "source": self.name, "id": clip.ytid}
+            items.append(RawItem(f"{self.name}-{clip.ytid}", meta, {"music0": ("music", str(clip.path))}))
+        return self.split_list(items, chunk_size)
+
+
+class AudioCaptionCsv(RawSource):
+    """Any csv of (audio file, caption) rows, e.g. a music-caption or speech-transcript list."""
+
+    name = "audio_csv"
+
+    def __init__(self, csv_path: str, modality: str = "music", audio_column: str = "audio",
+                 text_column: str = "caption", audio_root: str | None = None, task: str = "caption") -> None:
+        self.csv_path, self.modality = Path(csv_path), modality
+        self.audio_column, self.text_column, self.task = audio_column, text_column, task
+        self.audio_root = Path(audio_root) if audio_root else self.csv_path.parent
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        if not self.csv_path.is_file():
+            raise readers.DatasetError(f"audio-caption csv not found: {self.csv_path}")
+        items = []
+        with open(self.csv_path, newline="", encoding="utf-8") as f:
+            rows = csv.DictReader(f)
+            missing = {self.audio_column, self.text_column} - set(rows.fieldnames or [])
+            if missing:
+                raise readers.DatasetError(f"{self.csv_path}: missing column(s) {sorted(missing)}; found "
+                                           f"{rows.fieldnames}. Set audio_column/text_column.")
+            for row in rows:
+                where = f"{self.csv_path}:{rows.line_num}"
+                audio, text = (row[self.audio_column] or "").strip(), (row[self.text_column] or "").strip()
+                path = self.audio_root / audio
+                if not audio or not text:
+                    report.add(where, "empty audio path or caption")
+                elif not path.is_file():
+                    report.add(where, f"audio file not found: {path}")
+                else:
+                    meta = {"task": self.task, "text": text, "source": self.name, "id": audio}
+                    items.append(RawItem(f"{self.name}-{rows.line_num}", meta, {f"{self.modality}0":
+                                                                                (self.modality, str(path))}))
+        return self.split_list(items, chunk_size)
+
+
+class ImageTextTars(RawSource):
+    """Image-text webdataset tars (LAION/CC style: ``key.jpg``/``.png`` + ``key.txt`` or ``key.json`` caption).
+
+    Each input tar becomes one chunk, read lazily in the worker, so billions of pairs never sit in memory.
+    """
+
+    name = "image_text"
+    IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+    def __init__(self, tars: str | list[str]) -> None:
+        self.tars = tars
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        from anygpt.data.shards import expand_shards
+
+        return [_TarChunk(url, self.name, report_location=url) for url in expand_shards(self.tars)]
+
+
+class _TarChunk(Sequence):
+    """A lazily read input tar, presented as a chunk of RawItems (iterated once, in a worker)."""
+
+    def __init__(self, url: str, source: str, report_location: str) -> None:
+        self.url, self.source, self.report_location = url, source, report_location
+        self.bad: list[tuple[str, str]] = []
+
+    def __len__(self) -> int:  # unknown until read; the writer counts what arrives
+        return 0
+
+    def __getitem__(self, index: int) -> RawItem:
+        raise TypeError("tar chunks are iterated, not indexed")
+
+    def __iter__(self) -> Iterator[RawItem]:
+        from anygpt.data.shards import ReaderStats, iter_raw
+
+        for raw in iter_raw(self.url, ReaderStats()):
+            key = raw["__key__"]
+            image = next((raw[e] for e in ImageTextTars.IMAGE_EXTENSIONS if e in raw), None)
+            caption = raw.get("txt", b"").decode("utf-8", "replace").strip()
+            if not caption and "json" in raw:
+                try:
+                    info = json.loads(raw["json"])
+                    caption = str(info.get("caption") or info.get("text") or "").strip()
+                except json.JSONDecodeError:
+                    pass
+            if image is None or not caption:
+                self.bad.append((f"{self.url}:{key}", "no image or no caption"))
+                continue
+            meta = {"task": "caption", "text": caption, "source": self.source, "id": key}
+            yield RawItem(f"{self.source}-{Path(self.url).stem}-{key}", meta, {"image0": ("image", image)})
+
+
+class AnyInstruct(RawSource):
+    """AnyInstruct-style dialogues; media placeholders ``[image: path]`` become ``<media:mN>`` references."""
+
+    name = "anyinstruct"
+
+    def __init__(self, path: str, media_root: str | None = None) -> None:
+        self.path, self.media_root = path, media_root
+
+    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
+        items = []
+        for dialogue in readers.read_anyinstruct(Path(self.path), self.media_root and Path(self.media_root),
+                                                 report=report):
+            names: dict[str, str] = {}
+            media: dict[str, tuple[str, str]] = {}
+            for ref in dialogue.media:
+                if ref.ref not in names:
+                    names[ref.ref] = f"m{len(names)}"
+                    modality = "music" if ref.modality == "audio" else ref.modality
+                    media[names[ref.ref]] = (modality, str(ref.path))
+
+            def replace(message: str, names: dict[str, str] = names) -> str:
+                return readers.MEDIA_PATTERN.sub(lambda m: f"<media:{names[m.group(2).strip()]}>", message)
+
+            conversation = []
+            for user, assistant in dialogue.turns:
+                conversation.append({"role": "user", "message": replace(user)})
+                if assistant is not None:
+                    conversation.append({"role": "assistant", "message": replace(assistant)})
+            meta = {"task": "conversation", "conversation": conversation, "source": self.name, "id": dialogue.id}
+            items.append(RawItem(f"{self.name}-{dialogue.id}", meta, media))
+        return self.split_list(items, chunk_size)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The predict loop
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Loaded:
+    chunk: int
+    key: str
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    error: str | None = None  # set when a media file failed to load
+
+
+@dataclass
+class _ChunkEnd:
+    chunk: int
+    bad_rows: list[tuple[str, str]]
+
+
+class _PendingItems(IterableDataset):
+    """Items of the chunks still to do, split over ranks and workers by chunk; media decoded in the worker."""
+
+    def __init__(self, chunks: Mapping[int, Sequence[RawItem]], modalities: Mapping[str, Modality]) -> None:
+        self.chunks = dict(sorted(chunks.items()))
+        self.loaders = {name: m.load for name, m in modalities.items()}
+
+    def _mine(self) -> list[int]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        slot, slots = rank * workers + worker, world * workers
+        return [c for i, c in enumerate(self.chunks) if i % slots == slot]
+
+    def __iter__(self) -> Iterator[_Loaded | _ChunkEnd]:
+        for index in self._mine():
+            chunk = self.chunks[index]
+            for item in chunk:
+                media = {name: modality for name, (modality, _) in item.media.items()}
+                loaded = _Loaded(index, item.key, {**item.meta, "media": media})
+                for name, (modality, source) in item.media.items():
+                    if modality not in self.loaders:
+                        loaded.error = f"no tokenizer configured for modality {modality!r} (media {name})"
+                        break
+                    try:
+                        loaded.tensors[name] = self.loaders[modality](source)
+                    except Exception as err:  # any decoder failure: skip this item, keep the rest
+                        where = source if isinstance(source, str) else f"{item.key}:{name}"
+                        loaded.error = f"cannot load {where}: {type(err).__name__}: {err}"
+                        break
+                yield loaded
+            yield _ChunkEnd(index, list(getattr(chunk, "bad", [])))
+
+
+def _collate(batch: list) -> list:
+    return batch
+
+
+class TokenizeModule(L.LightningModule):
+    """Runs each modality's `encode` over a batch of loaded items (one call per modality, isolating failures)."""
+
+    def __init__(self, modalities: Mapping[str, Modality]) -> None:
+        super().__init__()
+        self.modalities = torch.nn.ModuleDict(dict(modalities))
+
+    def _encode(self, modality: str, tensors: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
+        tokenizer = self.modalities[modality]
+        tensors = [t.to(self.device) for t in tensors]
+        try:
+            return [c.cpu() for c in tokenizer.encode(tensors)]
+        except Exception:
+            out: list[torch.Tensor | Exception] = []
+            for t in tensors:  # find the culprit(s): one item at a time
+                try:
+                    out.append(tokenizer.encode([t])[0].cpu())
+                except Exception as err:
+                    out.append(err)
+            return out
+
+    def predict_step(self, batch: list, batch_idx: int) -> list:
+        jobs: dict[str, list[tuple[_Loaded, str]]] = defaultdict(list)
+        for entry in batch:
+            if isinstance(entry, _Loaded) and entry.error is None:
+                for name in entry.tensors:
+                    jobs[entry.meta["media"][name]].append((entry, name))
+        for modality, refs in jobs.items():
+            results = self._encode(modality, [e.tensors[n] for e, n in refs])
+            for (entry, name), result in zip(refs, results, strict=True):
+                if isinstance(result, Exception):
+                    entry.error = entry.error or f"{modality} tokenizer failed on {name}: {result}"
+                else:
+                    entry.tensors[name] = result
+        return batch
+
+
+class _ShardOutput(BasePredictionWriter):
+    """Collects encoded items per chunk and writes the chunk's shard + sidecar when its end marker arrives."""
+
+    def __init__(self, out: Path, prefix: str, vocab_info: dict[str, Any]) -> None:
+        super().__init__(write_interval="batch")
+        self.out, self.prefix, self.vocab_info = out, prefix, vocab_info
+        self.pending: dict[int, list[_Loaded]] = defaultdict(list)
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        for entry in prediction:
+            if isinstance(entry, _Loaded):
+                self.pending[entry.chunk].append(entry)
+            else:
+                self._finish(entry)
+
+    def _finish(self, end: _ChunkEnd) -> None:
+        entries = self.pending.pop(end.chunk, [])
+        skipped = list(end.bad_rows)
+        writer = ShardWriter(self.out, prefix=self.prefix, maxcount=10**12, maxsize=float("inf"),
+                             vocab_info=self.vocab_info, start_index=end.chunk, manifest=False)
+        for entry in entries:
+            if entry.error:
+                skipped.append((entry.key, entry.error))
+                continue
+            codes = {name: _as_codes(t) for name, t in entry.tensors.items()}
+            writer.write(entry.key, entry.meta, codes)
+        writer.close()
+        sidecar = {"chunk": end.chunk, "shards": writer.shards, "modalities": dict(writer.modalities),
+                   "skipped": skipped}
+        path = self.out / f"{self.prefix}-{end.chunk:06d}{SIDECAR_SUFFIX}"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(sidecar, ensure_ascii=False))
+        os.replace(tmp, path)
+
+
+def _as_codes(codes: torch.Tensor) -> np.ndarray:
+    array = codes.cpu().numpy()
+    return array.astype(np.int16 if array.size == 0 or int(array.max()) < 2**15 else np.int32)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class TokenizerCheckpoint:
+    """A tokenizer to load: ``path`` in the format ``class_path``'s ``from_pretrained`` reads (default: a directory
+    written by ``Modality.save_pretrained``)."""
+
+    path: str
+    class_path: str | None = None
+
+
+def prepare(
+    sources: dict[str, RawSource],
+    tokenizers: dict[str, str | TokenizerCheckpoint],
+    out: str = "data/shards",
+    chunk_size: int = 1000,
+    batch_size: int = 16,
+    num_workers: int = 2,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    num_nodes: int = 1,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
+
+    Args:
+        sources: name -> raw dataset reader (``class_path`` of a `RawSource`, e.g. anygpt.data.prepare.CocoKarpathy).
+        tokenizers: modality name -> tokenizer checkpoint (a ``save_pretrained`` directory, or path + class_path).
+        out: output root; each source writes ``shard-NNNNNN.tar`` + sidecars + ``manifest.json`` there.
+        chunk_size: raw items per shard (file-list sources; tar sources keep one shard per input tar).
+        batch_size: items per tokenizer call.
+        num_workers: data-loader processes decoding media.
+        accelerator / devices / num_nodes: as Lightning's Trainer (several devices run DDP, each rank its own chunks).
+        progress: show a progress bar.
+
+    Returns:
+        source name -> summary (samples, skipped, shards, seconds).
+    """
+    modalities = {name: _load_tokenizer(spec) for name, spec in tokenizers.items()}
+    for name, tokenizer in modalities.items():
+        if tokenizer.name != name:
+            raise ValueError(f"tokenizers[{name!r}] loads a {tokenizer.name!r} tokenizer; key it by its modality name")
+    vocab_info = {"codebook_sizes": {n: m.codebook_size for n, m in modalities.items()},
+                  "tokenizers": {n: str(s if isinstance(s, str) else s.path) for n, s in tokenizers.items()}}
+    summaries = {}
+    for source_name, source in sources.items():
+        summaries[source_name] = _prepare_source(source_name, source, modalities, Path(out) / source_name, vocab_info,
+                                                 chunk_size, batch_size, num_workers, accelerator, devices, num_nodes,
+                                                 progress)
+    return summaries
+
+
+def _load_tokenizer(spec: str | TokenizerCheckpoint) -> Modality:
+    if isinstance(spec, str):
+        return load_modality(spec)
+    return load_modality(spec.path, spec.class_path)
+
+
+def _prepare_source(name: str, source: RawSource, modalities: dict[str, Modality], out: Path,
+                    vocab_info: dict[str, Any], chunk_size: int, batch_size: int, num_workers: int, accelerator: str,
+                    devices: int | str, num_nodes: int, progress: bool) -> dict[str, Any]:
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    report = readers.SkipReport()
+    chunks = source.chunks(chunk_size, report)
+    prefix = "shard"
+    # The sidecar is written last (atomically), so it marks a finished chunk.
+    done = {i for i in range(len(chunks)) if (out / f"{prefix}-{i:06d}{SIDECAR_SUFFIX}").exists()}
+    pending = {i: c for i, c in enumerate(chunks) if i not in done}
+    print(f"[prepare] {name}: {len(chunks)} chunks, {len(done)} already done, {len(pending)} to tokenize -> {out}")
+    if pending:
+        trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=False,
+                            use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False,
+                            callbacks=[_ShardOutput(out, prefix, vocab_info)], inference_mode=True)
+        loader = DataLoader(_PendingItems(pending, modalities), batch_size=batch_size, num_workers=num_workers,
+                            collate_fn=_collate, persistent_workers=False)
+        with warnings.catch_warnings():  # iterable datasets have no batch indices; the writer does not need them
+            warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
+            trainer.predict(TokenizeModule(modalities), dataloaders=loader, return_predictions=False)
+        trainer.strategy.barrier()
+        if trainer.global_rank != 0:
+            return {}
+    return _write_summary(name, out, prefix, len(chunks), vocab_info, report, time.perf_counter() - start)
+
+
+def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_info: dict[str, Any],
+                   report: readers.SkipReport, seconds: float) -> dict[str, Any]:
+    shards, skipped, modalities = [], list(report.skipped), defaultdict(int)
+    missing = []
+    for i in range(num_chunks):
+        sidecar = out / f"{prefix}-{i:06d}{SIDECAR_SUFFIX}"
+        if not sidecar.exists():
+            missing.append(i)
+            continue
+        info = json.loads(sidecar.read_text())
+        shards.extend(info["shards"])
+        skipped.extend(tuple(s) for s in info["skipped"])
+        for modality, count in info["modalities"].items():
+            modalities[modality] += count
+    if missing:
+        raise RuntimeError(f"{len(missing)} chunk(s) of {out} were not written (first: {missing[:5]}); rerun the same "
+                           "command to finish them.")
+    write_manifest(out, shards, dict(modalities), vocab_info)
+    (out / REPORT).write_text(json.dumps({"source": name, "skipped": [{"item": k, "reason": r} for k, r in skipped]},
+                                         indent=1, ensure_ascii=False))
+    samples = sum(s["samples"] for s in shards)
+    summary = {"samples": samples, "skipped": len(skipped), "shards": len(shards), "seconds": round(seconds, 2)}
+    print(f"[prepare] {name}: {samples} samples in {len(shards)} shards, {len(skipped)} skipped "
+          f"(listed in {out / REPORT}), manifest {out / MANIFEST}")
+    return summary

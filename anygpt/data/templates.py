@@ -1,0 +1,284 @@
+"""Prompt templates, applied when a shard sample is read: json + native codes -> token ids + loss mask.
+
+Pretraining pairs (REFERENCE.md; the release writes ``[MMGPT]`` where the paper prints ``[AnyGPT]``)::
+
+    X -> text:  [Human]: {instruction} {X}<eoh> [MMGPT]: {text}<eos>
+    text -> X:  [Human]: {instruction} This is input: {text}<eoh> [MMGPT]: {X}<eos>
+
+The direction is drawn per sample (``x2text_prob``, 0.5 by default; caption-only sources use 1.0) and the instruction
+from a pool of phrasings for that modality and direction. Every token is trained on in pretraining.
+
+Conversations (AnyInstruct-style, ``meta["conversation"]`` = list of ``{"role", "message"}``) use the chat layout
+``{system}\\n[Human]: {message}<eoh>\\n[MMGPT]: {reply}<eos>\\n`` with the loss on the assistant replies only
+(``train_on="assistant"``, instruction tuning) or on everything (``train_on="all"``).
+
+Media enter text as placeholders ``<media:NAME>`` naming one of the sample's ``.npy`` items; they become the
+modality's start marker, its flattened codes and its end marker.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from anygpt.data.shards import Sample
+from anygpt.vocab import UnifiedVocab
+
+# Flatten = native codes -> 1-D local ids in [0, codebook_size). A `Modality` provides its own `flatten`.
+Flatten = Callable[[torch.Tensor], torch.Tensor]
+
+PLACEHOLDER = re.compile(r"<media:([\w.\-]+)>")
+
+
+def placeholder(name: str) -> str:
+    return f"<media:{name}>"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Code layouts
+# ----------------------------------------------------------------------------------------------------------------------
+def identity_flatten(codes: torch.Tensor) -> torch.Tensor:
+    return codes.reshape(-1).long()
+
+
+def frame_major_flatten(codebook_size: int, num_codebooks: int) -> Flatten:
+    """Codes [Q, T] -> t0q0 t0q1 ... t1q0 ..., with codebook q shifted by q * (codebook_size / Q) (Encodec music:
+    4 codebooks of 2048 in one 8192-id range)."""
+    if codebook_size % num_codebooks:
+        raise ValueError(f"codebook_size {codebook_size} is not divisible by num_codebooks {num_codebooks}")
+    per_book = codebook_size // num_codebooks
+
+    def flatten(codes: torch.Tensor) -> torch.Tensor:
+        codes = torch.as_tensor(codes).long()
+        if codes.dim() != 2 or codes.size(0) != num_codebooks:
+            raise ValueError(f"expected codes of shape [{num_codebooks}, T], got {list(codes.shape)}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= per_book):
+            raise ValueError(f"codes must lie in [0, {per_book}) per codebook")
+        offsets = torch.arange(num_codebooks).unsqueeze(1) * per_book
+        return (codes + offsets).T.reshape(-1)
+
+    return flatten
+
+
+def layout_flatten(layout: str, codebook_size: int) -> Flatten:
+    """A flatten function by name: ``identity`` or ``frame_major:Q`` (Q codebooks, e.g. ``frame_major:4``)."""
+    if layout == "identity":
+        return identity_flatten
+    if layout.startswith("frame_major:"):
+        return frame_major_flatten(codebook_size, int(layout.split(":", 1)[1]))
+    raise ValueError(f"Unknown code layout {layout!r}; use 'identity' or 'frame_major:Q'")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Instruction pools (our own phrasings; several per modality and direction)
+# ----------------------------------------------------------------------------------------------------------------------
+X2TEXT_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
+    "image": (
+        "Please describe this image.",
+        "What does this picture show?",
+        "Write a short caption for the image below.",
+        "Describe the content of this image in one sentence.",
+        "Give a brief description of what you see.",
+    ),
+    "speech": (
+        "Please transcribe this speech.",
+        "Write down what is said in this recording.",
+        "Convert the following speech into text.",
+        "What does the speaker say?",
+        "Transcribe the audio below.",
+    ),
+    "music": (
+        "Please describe this music.",
+        "Write a caption for the following piece of music.",
+        "What does this music sound like?",
+        "Describe the instruments, mood and style of this clip.",
+        "Give a short description of the music below.",
+    ),
+}
+TEXT2X_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
+    "image": (
+        "Generate an image of the following description.",
+        "Draw a picture that matches this caption.",
+        "Create an image based on the text.",
+        "Please produce an image for this description.",
+        "Make a picture of what the text describes.",
+    ),
+    "speech": (
+        "Read the following text aloud.",
+        "Please speak this sentence.",
+        "Convert the text into speech.",
+        "Say the following words.",
+        "Produce a spoken version of this text.",
+    ),
+    "music": (
+        "Compose a piece of music from the following description.",
+        "Generate music that fits this caption.",
+        "Please create music matching the text.",
+        "Write a short music clip for this description.",
+        "Produce music in the style described below.",
+    ),
+}
+GENERIC_X2TEXT = ("Please describe this {modality}.", "What is in this {modality}?")
+GENERIC_TEXT2X = ("Generate {modality} for the following description.", "Please create {modality} from this text.")
+
+
+def instruction_pool(modality: str, direction: str) -> tuple[str, ...]:
+    """The instructions for ``modality`` in ``direction`` ("x2text" or "text2x"); new modalities get generic ones."""
+    pools, generic = (X2TEXT_INSTRUCTIONS, GENERIC_X2TEXT) if direction == "x2text" else (TEXT2X_INSTRUCTIONS,
+                                                                                          GENERIC_TEXT2X)
+    return pools.get(modality) or tuple(g.format(modality=modality) for g in generic)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Rendered:
+    """Token ids of one sample and which of them carry loss."""
+
+    ids: list[int] = field(default_factory=list)
+    mask: list[bool] = field(default_factory=list)
+
+    def add(self, ids: list[int], trained: bool) -> None:
+        self.ids.extend(ids)
+        self.mask.extend([trained] * len(ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class TemplateRenderer:
+    """Turns decoded shard samples into token ids with the templates above.
+
+    Args:
+        vocab: the unified vocabulary.
+        flatten: modality name -> function from native codes to 1-D local ids (missing names: ``reshape(-1)``).
+        add_bos_eos: wrap every sample in the text tokenizer's BOS/EOS as the release did (``<s> ... </s>``).
+        system_prompt: first line of rendered conversations (None: a conversation's own ``meta["system"]`` or none).
+    """
+
+    def __init__(self, vocab: UnifiedVocab, flatten: Mapping[str, Flatten] | None = None, add_bos_eos: bool = True,
+                 system_prompt: str | None = None) -> None:
+        self.vocab = vocab
+        self.flatten = dict(flatten or {})
+        self.add_bos_eos = add_bos_eos
+        self.system_prompt = system_prompt
+
+    # -- pieces --------------------------------------------------------------------------------------------------------
+    def media_ids(self, sample: Sample, name: str) -> list[int]:
+        media = sample.media
+        if name not in media or name not in sample.codes:
+            raise KeyError(f"sample {sample.key} of {sample.shard}: placeholder <media:{name}> names no media item "
+                           f"(it has {sorted(media)})")
+        modality = media[name]
+        codes = torch.from_numpy(np.asarray(sample.codes[name]).astype(np.int64))
+        flat = self.flatten.get(modality, identity_flatten)(codes)
+        return self.vocab.encode_codes(modality, flat)
+
+    def encode(self, text: str, sample: Sample) -> list[int]:
+        """Text with ``<media:NAME>`` placeholders -> ids (text runs through `UnifiedVocab.encode`)."""
+        ids: list[int] = []
+        position = 0
+        for match in PLACEHOLDER.finditer(text):
+            if match.start() > position:
+                ids.extend(self.vocab.encode(text[position:match.start()]))
+            ids.extend(self.media_ids(sample, match.group(1)))
+            position = match.end()
+        if position < len(text):
+            ids.extend(self.vocab.encode(text[position:]))
+        return ids
+
+    def _wrap(self, body: Rendered, trained: bool) -> Rendered:
+        if not self.add_bos_eos:
+            return body
+        text = self.vocab.text
+        out = Rendered()
+        if text.bos_id is not None:
+            out.add([text.bos_id], False)
+        out.add(body.ids, False)
+        out.mask[len(out.mask) - len(body.ids):] = body.mask
+        if text.eos_id is not None:
+            out.add([text.eos_id], trained)
+        return out
+
+    # -- templates -----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def pair_text(direction: str, instruction: str, text: str, media: str) -> str:
+        """The pretraining template string with the media item as a placeholder."""
+        if direction == "x2text":
+            return f"[Human]: {instruction} {media}<eoh> [MMGPT]: {text}<eos>"
+        if direction == "text2x":
+            return f"[Human]: {instruction} This is input: {text}<eoh> [MMGPT]: {media}<eos>"
+        raise ValueError(f"direction must be 'x2text' or 'text2x', got {direction!r}")
+
+    def render_pair(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5) -> Rendered:
+        """A (media, text) pair in a random direction with a random instruction; loss on every token."""
+        media = sample.media
+        if len(media) != 1:
+            raise ValueError(f"sample {sample.key} of {sample.shard}: a pair needs exactly one media item, got "
+                             f"{sorted(media)}")
+        (name, modality), = media.items()
+        prob = float(sample.meta.get("x2text_prob", x2text_prob))
+        direction = "x2text" if rng.random() < prob else "text2x"
+        instruction = rng.choice(instruction_pool(modality, direction))
+        body = Rendered()
+        text = sample.meta["text"]
+        if isinstance(text, list):  # several references (COCO's five captions): one per draw
+            text = rng.choice(text)
+        body.add(self.encode(self.pair_text(direction, instruction, text, placeholder(name)), sample),
+                 True)
+        return self._wrap(body, True)
+
+    def render_interleaved(self, sample: Sample) -> Rendered:
+        """A document of text with media placeholders (MMC4-style), trained on every token."""
+        body = Rendered()
+        body.add(self.encode(sample.meta["text"], sample), True)
+        return self._wrap(body, True)
+
+    def render_conversation(self, sample: Sample, train_on: str = "assistant") -> Rendered:
+        """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>``), ``"all"`` on all."""
+        if train_on not in ("assistant", "all"):
+            raise ValueError(f"train_on must be 'assistant' or 'all', got {train_on!r}")
+        every = train_on == "all"
+        turns = sample.meta["conversation"]
+        if turns and isinstance(turns[0], list):  # AnyInstruct nests the turns one level deeper
+            turns = turns[0]
+        body = Rendered()
+        system = self.system_prompt if self.system_prompt is not None else sample.meta.get("system")
+        prompt = f"{system}\n" if system else ""
+        for turn in turns:
+            role, message = turn["role"], turn["message"]
+            if role == "user":
+                prompt += f"[Human]: {message}<eoh>\n[MMGPT]:"
+            elif role == "assistant":
+                body.add(self.encode(prompt, sample), every)
+                body.add(self.encode(f" {message}<eos>", sample), True)
+                prompt = "\n"
+            else:
+                raise ValueError(f"sample {sample.key} of {sample.shard}: unknown role {role!r} (user/assistant)")
+        if prompt and prompt != "\n":  # a trailing user turn without reply: context only
+            body.add(self.encode(prompt, sample), every)
+        return self._wrap(body, every)
+
+    def render(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5, train_on: str = "all") -> Rendered:
+        """Pick the template from the sample: ``conversation`` -> chat, ``task == "interleaved"`` -> document,
+        otherwise a (media, text) pair."""
+        if "conversation" in sample.meta:
+            return self.render_conversation(sample, train_on=train_on)
+        if sample.meta.get("task") == "interleaved":
+            return self.render_interleaved(sample)
+        return self.render_pair(sample, rng, x2text_prob)
+
+    def render_text(self, text: str, sample: Sample) -> str:
+        """The full string a template produces, media spelled out as code tokens (tests and debugging)."""
+
+        def spell(match: re.Match) -> str:
+            ids = self.media_ids(sample, match.group(1))
+            return "".join(self.vocab.id_to_token(i) for i in ids)
+
+        return PLACEHOLDER.sub(spell, text)

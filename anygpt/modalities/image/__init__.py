@@ -1,0 +1,5 @@
+"""Image tokenizers: SEED-2 (the paper's, codes -> unCLIP embeddings) and a tiny VQ autoencoder for the demo."""
+
+from anygpt.modalities.image.tiny import TinyImageTokenizer
+
+__all__ = ["TinyImageTokenizer"]

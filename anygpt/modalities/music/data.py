@@ -1,0 +1,102 @@
+"""Audio clips for training music codecs: a MusicCaps-style csv + audio folder, or any folder of audio files."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import zlib
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from anygpt.modalities.music.audio import AudioLoadError, load_audio
+
+log = logging.getLogger(__name__)
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".opus")
+
+
+def find_clips(root: str | Path, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
+               split: str = "train") -> list[Path]:
+    """Audio files of one split.
+
+    With a csv (MusicCaps columns: ``ytid`` names ``{audio_dir}/{ytid}.<ext>``; an optional ``split`` column), rows of
+    ``split`` are used (all rows when the csv has no split column). Without one, every audio file under ``root`` is
+    used, a deterministic 5% (by file-name hash) forming the "val" split.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"Audio data root {root} does not exist.")
+    if csv_file and (root / csv_file).exists():
+        files: list[Path] = []
+        with open(root / csv_file, newline="") as f:
+            for row in csv.DictReader(f):
+                if "split" in row and row["split"] and row["split"] != split:
+                    continue
+                stem = root / audio_dir / row["ytid"]
+                files.append(next((stem.with_suffix(s) for s in AUDIO_SUFFIXES if stem.with_suffix(s).exists()),
+                                  stem.with_suffix(".flac")))  # a missing file is reported when loaded
+        return files
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    is_val = [zlib.crc32(p.name.encode()) % 20 == 0 for p in files]
+    return [p for p, v in zip(files, is_val) if v == (split == "val")]
+
+
+class AudioClips(Dataset):
+    """Fixed-length segments of clips: random crops for training, the first segment for evaluation.
+
+    Unreadable or too-short files are skipped and counted (``skipped``) when the dataset is built, so training never
+    stops on one bad file.
+    """
+
+    def __init__(self, files: list[Path], sample_rate: int, segment_samples: int, train: bool = True,
+                 crops_per_clip: int = 1) -> None:
+        self.sample_rate, self.segment, self.train, self.crops = sample_rate, segment_samples, train, crops_per_clip
+        self.clips: list[torch.Tensor] = []
+        self.skipped: list[str] = []
+        for file in files:
+            try:
+                self.clips.append(load_audio(file, sample_rate, min_samples=min(segment_samples, sample_rate // 10)))
+            except (AudioLoadError, FileNotFoundError) as err:
+                self.skipped.append(f"{file}: {err}")
+        if self.skipped:
+            log.warning("Skipped %d of %d audio files, e.g. %s", len(self.skipped), len(files), self.skipped[0])
+        if not self.clips:
+            raise ValueError(f"No usable audio among {len(files)} files" + (f" (e.g. {self.skipped[0]})"
+                                                                             if self.skipped else ""))
+
+    def __len__(self) -> int:
+        return len(self.clips) * self.crops
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        wav = self.clips[index % len(self.clips)]
+        if wav.numel() < self.segment:
+            wav = torch.nn.functional.pad(wav, (0, self.segment - wav.numel()))
+        start = int(torch.randint(wav.numel() - self.segment + 1, ())) if self.train else 0
+        return {"audio": wav[start: start + self.segment]}
+
+
+class MusicDataModule(L.LightningDataModule):
+    """Training data for `SEANetCodec` models (``sample_rate`` must equal the model's)."""
+
+    def __init__(self, root: str, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
+                 sample_rate: int = 16000, segment_seconds: float = 1.0, batch_size: int = 16, crops_per_clip: int = 4,
+                 num_workers: int = 0, max_clips: int | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        segment = int(h.segment_seconds * h.sample_rate)
+        train = find_clips(h.root, h.csv_file, h.audio_dir, "train")[: h.max_clips]
+        val = find_clips(h.root, h.csv_file, h.audio_dir, "val")[: h.max_clips]
+        self.train_set = AudioClips(train, h.sample_rate, segment, train=True, crops_per_clip=h.crops_per_clip)
+        self.val_set = AudioClips(val or train[:8], h.sample_rate, segment, train=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)

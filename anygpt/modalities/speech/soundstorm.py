@@ -1,0 +1,412 @@
+"""SoundStorm: a bidirectional Conformer that fills in RVQ levels 2..8 from the semantic level 1 (MaskGIT decoding).
+
+The module tree mirrors the checkpoint AnyGPT releases (``fnlp/AnyGPT-speech-modules/soundstorm/
+speechtokenizer_soundstorm_mls.pt``, trained with ZhangXInFD/soundstorm-speechtokenizer on lucidrains' Conformer),
+so its state dict loads without renaming: ``semantic_token_emb``, ``net.code_embeds``,
+``net.conformer.layers.N.{ff1,attn,conv,ff2,post_norm}``, ``net.heads.0``, ``net.to_logits.{0,2}``. The odd nestings
+(``ff1.fn.fn.net.0``) come from that layout: a half-step ``Scale`` around a ``PreNorm`` around the feed-forward.
+
+Sequence layout: frames ``N`` x acoustic levels ``Q`` (7 for SpeechTokenizer). Each frame's input is the sum of one
+embedding per level (id ``codebook_size`` = mask/pad) plus the embedding of its semantic token; the Conformer runs over
+frames, and one head per level predicts that level's code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# -- Conformer ---------------------------------------------------------------------------------------------------------
+
+
+class Scale(nn.Module):
+    def __init__(self, scale: float, fn: nn.Module) -> None:
+        super().__init__()
+        self.scale, self.fn = scale, fn
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return self.fn(x, **kwargs) * self.scale
+
+
+class PreNorm(nn.Module):
+    def __init__(self, dim: int, fn: nn.Module) -> None:
+        super().__init__()
+        self.norm, self.fn = nn.LayerNorm(dim), fn
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return self.fn(self.norm(x), **kwargs)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim * mult), nn.SiLU(), nn.Dropout(dropout), nn.Linear(dim * mult, dim),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with rotary positions over the full head width; ``mask`` marks valid keys."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.heads, self.dropout = heads, dropout
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rotary: torch.Tensor | None = None,
+                ) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = (self.to_q(x), *self.to_kv(x).chunk(2, dim=-1))
+        q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        if rotary is not None:
+            cos, sin = rotary.cos(), rotary.sin()
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        attn_mask = mask[:, None, None, :] if mask is not None else None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class Transpose(nn.Module):
+    """[B, N, C] <-> [B, C, N] (a parameter-free slot in the conv module's Sequential)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2)
+
+
+class DepthWiseConv1d(nn.Module):
+    def __init__(self, channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.padding = (kernel_size // 2, kernel_size // 2 - (kernel_size + 1) % 2)  # "same" for odd and even
+        self.conv = nn.Conv1d(channels, channels, kernel_size, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, self.padding))
+
+
+class ChanLayerNorm(nn.Module):
+    """LayerNorm over channels of ``[B, C, N]`` with a gain only."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        eps = 1e-6 if x.dtype == torch.float32 else 1e-4
+        var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)
+        return (x - mean) * var.clamp(min=eps).rsqrt() * self.gamma
+
+
+class GLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, gate = x.chunk(2, dim=1)
+        return out * gate.sigmoid()
+
+
+class ConvModule(nn.Module):
+    def __init__(self, dim: int, expansion: int = 2, kernel_size: int = 31, dropout: float = 0.0) -> None:
+        super().__init__()
+        inner = dim * expansion
+        self.net = nn.Sequential(nn.LayerNorm(dim), Transpose(), nn.Conv1d(dim, 2 * inner, 1), GLU(),
+                                 DepthWiseConv1d(inner, kernel_size), nn.SiLU(), ChanLayerNorm(inner),
+                                 nn.Conv1d(inner, dim, 1), Transpose(), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConformerBlock(nn.Module):
+    """Half-step FF, attention, convolution, half-step FF, final LayerNorm (Gulati et al. 2020)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, ff_mult: int = 4, conv_expansion: int = 2,
+                 conv_kernel_size: int = 31, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.ff1 = Scale(0.5, PreNorm(dim, FeedForward(dim, ff_mult, dropout)))
+        self.attn = PreNorm(dim, Attention(dim, heads, dim_head, dropout))
+        self.conv = ConvModule(dim, conv_expansion, conv_kernel_size, dropout)
+        self.ff2 = Scale(0.5, PreNorm(dim, FeedForward(dim, ff_mult, dropout)))
+        self.post_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary: torch.Tensor | None) -> torch.Tensor:
+        x = self.ff1(x) + x
+        x = self.attn(x, mask=mask, rotary=rotary) + x
+        x = self.conv(x) + x
+        x = self.ff2(x) + x
+        return self.post_norm(x)
+
+
+class Conformer(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, ff_mult: int = 4, conv_expansion: int = 2,
+                 conv_kernel_size: int = 31, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dim, self.dim_head = dim, dim_head
+        self.layers = nn.ModuleList(ConformerBlock(dim, heads, dim_head, ff_mult, conv_expansion, conv_kernel_size,
+                                                   dropout) for _ in range(depth))
+
+    def rotary(self, n: int, device: torch.device) -> torch.Tensor:
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, self.dim_head, 2, device=device).float() / self.dim_head))
+        freqs = torch.outer(torch.arange(n, device=device).float(), inv_freq)
+        return torch.cat((freqs, freqs), dim=-1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        rotary = self.rotary(x.shape[1], x.device)
+        for block in self.layers:
+            x = block(x, mask, rotary)
+        return x
+
+
+class PerLevelLinear(nn.Module):
+    """One ``dim -> codebook_size`` projection per level: weight ``[Q, dim, L]``, bias ``[Q, L]`` (einops EinMix)."""
+
+    def __init__(self, levels: int, dim: int, out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(levels, dim, out) / math.sqrt(dim))
+        self.bias = nn.Parameter(torch.zeros(levels, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, N, Q, D] -> [B, N, Q, L]
+        return torch.einsum("bnqd,qdl->bnql", x, self.weight) + self.bias
+
+
+class Unflatten(nn.Module):
+    """[B, N, Q*D] -> [B, N, Q, D] (a parameter-free slot)."""
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(*x.shape[:2], self.levels, -1)
+
+
+class SoundStormNet(nn.Module):
+    """Embeds ``[B, N, Q]`` codes (summed over levels), adds the condition, runs the Conformer, predicts every level."""
+
+    def __init__(self, codebook_size: int, num_quantizers: int, conformer: Conformer) -> None:
+        super().__init__()
+        dim = conformer.dim
+        self.codebook_size, self.num_quantizers = codebook_size, num_quantizers
+        self.conformer = conformer
+        self.code_embeds = nn.Embedding((codebook_size + 1) * num_quantizers, dim)  # +1: the mask/pad id
+        self.heads = nn.Sequential(nn.Linear(dim, dim * num_quantizers), Unflatten(num_quantizers))
+        self.to_logits = nn.Sequential(nn.LayerNorm(dim), nn.Identity(),
+                                       PerLevelLinear(num_quantizers, dim, codebook_size))
+        self.register_buffer("offsets", torch.arange(num_quantizers) * (codebook_size + 1), persistent=False)
+
+    def forward(self, codes: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """codes ``[B, N, Q]`` (``codebook_size`` = masked), cond ``[B, N, D]``, mask ``[B, N]`` valid -> logits
+        ``[B, N, Q, codebook_size]``."""
+        x = self.code_embeds(codes + self.offsets).sum(dim=2) + cond
+        return self.to_logits(self.heads(self.conformer(x, mask=mask)))
+
+
+# -- SoundStorm --------------------------------------------------------------------------------------------------------
+
+
+def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
+    """Fraction of tokens still masked at time ``t`` in [0, 1] (MaskGIT, Chang et al. 2022)."""
+    return torch.cos(t * math.pi / 2)
+
+
+class SoundStorm(nn.Module):
+    """Semantic tokens (+ optional prompt) -> all acoustic levels."""
+
+    def __init__(self, codebook_size: int = 1024, num_quantizers: int = 7, num_semantic_tokens: int = 1024,
+                 dim: int = 1024, depth: int = 12, heads: int = 8, dim_head: int = 128, ff_mult: int = 4,
+                 conv_kernel_size: int = 31, dropout: float = 0.0) -> None:
+        super().__init__()
+        conformer = Conformer(dim, depth, heads, dim_head, ff_mult, conv_kernel_size=conv_kernel_size, dropout=dropout)
+        self.net = SoundStormNet(codebook_size, num_quantizers, conformer)
+        self.semantic_token_emb = nn.Embedding(num_semantic_tokens, dim)
+        self.mask_id = codebook_size
+        self.num_quantizers = num_quantizers
+
+    def logits(self, acoustic: torch.Tensor, semantic: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(acoustic, self.semantic_token_emb(semantic), mask)
+
+    def loss(self, acoustic: torch.Tensor, semantic: torch.Tensor, lengths: torch.Tensor | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SoundStorm's training objective on ``acoustic [B, N, Q]`` given ``semantic [B, N]``.
+
+        A random prompt split ``t`` keeps frames ``< t`` intact at every level; a random level ``q`` is masked at a
+        cosine-scheduled fraction of the frames ``>= t``; levels above ``q`` are masked there; cross-entropy on the
+        masked level-``q`` positions. Returns (loss, accuracy of the argmax there).
+        """
+        b, n, q_levels = acoustic.shape
+        device = acoustic.device
+        lengths = torch.full((b,), n, device=device) if lengths is None else lengths
+        valid = torch.arange(n, device=device)[None] < lengths[:, None]
+        t = random.randrange(0, max(1, int(lengths.min()) - 1))
+        q = random.randrange(0, q_levels)
+        candidates = valid & (torch.arange(n, device=device)[None] >= t)
+        prob = cosine_schedule(torch.rand(b, device=device))
+        count = (candidates.sum(1) * prob).ceil().clamp(min=1)
+        scores = torch.rand(b, n, device=device).masked_fill(~candidates, 2.0)
+        ranks = scores.argsort(dim=1).argsort(dim=1)
+        masked = (ranks < count[:, None]) & candidates
+        inputs = acoustic.clone()
+        inputs[..., q] = inputs[..., q].masked_fill(masked, self.mask_id)
+        inputs[:, t:, q + 1:] = self.mask_id
+        inputs = inputs.masked_fill(~valid[..., None], self.mask_id)
+        logits = self.logits(inputs, semantic.masked_fill(~valid, 0), valid)[..., q, :]
+        target = acoustic[..., q]
+        loss = F.cross_entropy(logits[masked], target[masked])
+        accuracy = (logits[masked].argmax(-1) == target[masked]).float().mean()
+        return loss, accuracy
+
+    @torch.inference_mode()
+    def generate(self, semantic: torch.Tensor, prompt: torch.Tensor | None = None, steps: int = 3,
+                 temperature: float = 1.0, top_k_fraction: float = 0.3, greedy_levels_from: int = 1,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Acoustic levels for ``semantic [B, N]``; returns all levels ``[B, N, 1 + Q]`` (semantic first).
+
+        ``prompt [B, P, 1 + Q]`` (all levels of a few seconds of the target voice): its level 1 is prepended to the
+        condition and its acoustic levels are a fixed prefix, so the continuation takes on that voice. Level 2 is
+        decoded         MaskGIT-style in ``steps`` iterations (cosine schedule: the least confident predictions are re-masked, sampling
+        from the top ``top_k_fraction`` of the vocabulary with temperature annealed to 0); levels from
+        ``greedy_levels_from`` on take one greedy pass each. Without a prompt the sampling picks a random voice.
+        """
+        b, n = semantic.shape
+        device = semantic.device
+        p = 0 if prompt is None else prompt.shape[1]
+        codes = torch.full((b, p + n, self.num_quantizers), self.mask_id, dtype=torch.long, device=device)
+        cond = semantic.long()
+        if prompt is not None:
+            codes[:, :p] = prompt[..., 1:].long()
+            cond = torch.cat([prompt[..., 0].long(), cond], dim=1)
+        for q in range(self.num_quantizers):
+            if q >= greedy_levels_from or steps <= 1:
+                logits = self.logits(codes, cond)[:, p:, q]
+                codes[:, p:, q] = logits.argmax(-1)
+                continue
+            masked = torch.ones(b, n, dtype=torch.bool, device=device)
+            for i in range(steps):
+                logits = self.logits(codes, cond)[:, p:, q].float()
+                tau = temperature * (1 - i / steps)
+                sampled = _sample_top_k(logits, tau, top_k_fraction, generator)
+                confidence = logits.softmax(-1).gather(-1, sampled[..., None])[..., 0]
+                level = codes[:, p:, q]
+                level[masked] = sampled[masked]
+                remain = int(math.floor(n * cosine_schedule(torch.tensor((i + 1) / steps)).item()))
+                if remain <= 0:
+                    break
+                confidence = confidence.masked_fill(~masked, float("inf"))  # fixed tokens stay fixed
+                remask = confidence.argsort(dim=1)[:, :remain]
+                masked = torch.zeros_like(masked).scatter_(1, remask, True)
+                level[masked] = self.mask_id
+                codes[:, p:, q] = level
+        return torch.cat([semantic.long()[..., None], codes[:, p:]], dim=-1)
+
+    # -- release checkpoint -----------------------------------------------------------------------------------------
+    @classmethod
+    def from_release(cls, checkpoint_path: str | Path, **config: Any) -> SoundStorm:
+        """Load AnyGPT's ``speechtokenizer_soundstorm_mls.pt`` (defaults: the paper's 1024-d, 12 layers, 8 heads)."""
+        checkpoint_path = Path(checkpoint_path)
+        if not checkpoint_path.exists():
+            raise FileNotFoundError(f"{checkpoint_path} does not exist: pass the SoundStorm state dict, e.g. "
+                                    "fnlp/AnyGPT-speech-modules/soundstorm/speechtokenizer_soundstorm_mls.pt")
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        model = cls(**config)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise KeyError(f"{checkpoint_path} does not match the SoundStorm layout: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+        return model.eval()
+
+
+def _sample_top_k(logits: torch.Tensor, temperature: float, fraction: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    if temperature <= 0:
+        return logits.argmax(-1)
+    k = max(1, math.ceil(fraction * logits.shape[-1]))
+    values, indices = logits.topk(k, dim=-1)
+    probs = (values / temperature).softmax(-1)
+    choice = torch.multinomial(probs.reshape(-1, k), 1, generator=generator).view(*probs.shape[:-1], 1)
+    return indices.gather(-1, choice)[..., 0]
+
+
+# -- Lightning training -----------------------------------------------------------------------------------------------
+
+
+class SoundStormModule(L.LightningModule):
+    """Trains `SoundStorm` on 8-level codes (`SoundStormDataModule`); ``save_pretrained``/``from_pretrained`` for use
+    by the speech modality."""
+
+    def __init__(self, codebook_size: int = 1024, num_quantizers: int = 7, num_semantic_tokens: int = 1024,
+                 dim: int = 1024, depth: int = 12, heads: int = 8, dim_head: int = 128, ff_mult: int = 4,
+                 conv_kernel_size: int = 31, dropout: float = 0.0, lr: float = 3e-4, weight_decay: float = 0.01,
+                 warmup_steps: int = 100) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SoundStorm(codebook_size, num_quantizers, num_semantic_tokens, dim, depth, heads, dim_head,
+                                ff_mult, conv_kernel_size, dropout)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        codes = batch["codes"]  # [B, N, 1 + Q]
+        loss, accuracy = self.model.loss(codes[..., 1:], codes[..., 0], batch.get("lengths"))
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=codes.shape[0])
+        self.log(f"{stage}/accuracy", accuracy, prog_bar=stage == "val", batch_size=codes.shape[0])
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                                betas=(0.9, 0.98))
+        warmup = max(1, self.hparams.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_end(self) -> None:
+        export = getattr(self.trainer, "default_root_dir", None)
+        if export and self.trainer.is_global_zero:
+            self.save_pretrained(Path(export) / "pretrained")
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": dict(self.hparams)}
+        (directory / "config.json").write_text(json.dumps(config, indent=2))
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()},
+                  str(directory / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> SoundStormModule:
+        """A directory from `save_pretrained`, or a release ``.pt`` state dict (paper configuration)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if path.is_file():
+            module = cls()
+            module.model = SoundStorm.from_release(path)
+            return module.eval()
+        config_file, weights = path / "config.json", path / "model.safetensors"
+        if not (config_file.exists() and weights.exists()):
+            raise FileNotFoundError(f"{path} holds no SoundStorm checkpoint: expected config.json + model.safetensors "
+                                    "(SoundStormModule.save_pretrained) or a release .pt file.")
+        module = cls(**json.loads(config_file.read_text())["init_args"])
+        module.model.load_state_dict(load_file(str(weights)))
+        return module.eval()

@@ -1,0 +1,172 @@
+"""A SpeechTokenizer-compatible codec: SEANet encoder with a BiLSTM, 8-level RVQ, SEANet decoder, semantic projection.
+
+The module tree and parameter names equal those of the released SpeechTokenizer (``encoder.model.0.conv.conv.weight_g``,
+``quantizer.vq.layers.0._codebook.embed``, ``transform.weight``...), so its ``config.json`` + checkpoint load directly.
+The convolution, residual and RVQ building blocks come from the ``encodec`` package (SpeechTokenizer's are derived from
+them); the one difference, a bidirectional LSTM at the end of the encoder whose output is twice as wide, is built here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from encodec.modules import SConv1d, SEANetDecoder, SEANetEncoder
+from encodec.quantization.core_vq import ResidualVectorQuantization
+from torch import nn
+
+
+@dataclass
+class SpeechTokenizerConfig:
+    """The fields of SpeechTokenizer's ``config.json`` that define the network (the rest are training settings)."""
+
+    n_filters: int = 64
+    strides: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
+    dimension: int = 1024
+    semantic_dimension: int = 768
+    bidirectional: bool = True
+    dilation_base: int = 2
+    residual_kernel_size: int = 3
+    n_residual_layers: int = 1
+    lstm_layers: int = 2
+    activation: str = "ELU"
+    sample_rate: int = 16000
+    codebook_size: int = 1024
+    n_q: int = 8
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> SpeechTokenizerConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in known})
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> SpeechTokenizerConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @property
+    def hop_length(self) -> int:
+        hop = 1
+        for s in self.strides:
+            hop *= s
+        return hop
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BiLSTM(nn.Module):
+    """LSTM over the time axis of a ``[B, C, T]`` tensor with a skip connection.
+
+    Bidirectional outputs have ``2C`` channels; the skip adds the input to both halves.
+    """
+
+    def __init__(self, dimension: int, num_layers: int, bidirectional: bool = True) -> None:
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.lstm = nn.LSTM(dimension, dimension, num_layers, bidirectional=bidirectional)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(2, 0, 1)  # [T, B, C]
+        y, _ = self.lstm(x)
+        skip = torch.cat([x, x], dim=-1) if self.bidirectional else x
+        return (y + skip).permute(1, 2, 0)
+
+
+class ResidualQuantizer(nn.Module):
+    """Holds the RVQ under the attribute name ``vq`` (the checkpoint's ``quantizer.vq.layers.N._codebook.*``)."""
+
+    def __init__(self, dimension: int, n_q: int, codebook_size: int, decay: float = 0.99, kmeans_iters: int = 50,
+                 threshold_ema_dead_code: int = 2) -> None:
+        super().__init__()
+        self.n_q = n_q
+        self.vq = ResidualVectorQuantization(num_quantizers=n_q, dim=dimension, codebook_size=codebook_size,
+                                             decay=decay,
+                                             kmeans_init=True, kmeans_iters=kmeans_iters,
+                                             threshold_ema_dead_code=threshold_ema_dead_code)
+
+    def forward(self, x: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                       torch.Tensor]:
+        """Training/forward pass: (quantized sum, codes ``[n_q, B, F]``, mean commitment loss, level-1 quantized)."""
+        residual, total = x, torch.zeros_like(x)
+        codes, losses, first = [], [], None
+        for layer in self.vq.layers[: n_q or self.n_q]:
+            quantized, index, loss = layer(residual)
+            residual = residual - quantized.detach()
+            total = total + quantized
+            first = quantized if first is None else first
+            codes.append(index)
+            losses.append(loss)
+        return total, torch.stack(codes), torch.stack(losses).mean(), first
+
+    def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        return self.vq.encode(x, n_q=n_q or self.n_q)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.vq.decode(codes)
+
+
+class SpeechTokenizerModel(nn.Module):
+    """The codec network. ``encode(wav [B, 1, T]) -> codes [n_q, B, T // hop]``; ``decode(codes) -> wav``."""
+
+    def __init__(self, config: SpeechTokenizerConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.encoder = SEANetEncoder(channels=1, dimension=c.dimension, n_filters=c.n_filters,
+                                     n_residual_layers=c.n_residual_layers, ratios=list(c.strides),
+                                     activation=c.activation, dilation_base=c.dilation_base,
+                                     residual_kernel_size=c.residual_kernel_size, lstm=c.lstm_layers)
+        if c.bidirectional and c.lstm_layers:
+            # encodec's encoder ends [..., SLSTM, act, SConv1d]: swap in the BiLSTM and a final conv twice as wide.
+            width = c.n_filters * 2 ** len(c.strides)
+            self.encoder.model[-3] = BiLSTM(width, c.lstm_layers, bidirectional=True)
+            self.encoder.model[-1] = SConv1d(2 * width, c.dimension, 7, norm="weight_norm", pad_mode="reflect")
+        self.transform = (nn.Linear(c.dimension, c.semantic_dimension) if c.dimension != c.semantic_dimension
+                          else nn.Identity())
+        self.quantizer = ResidualQuantizer(c.dimension, c.n_q, c.codebook_size)
+        self.decoder = SEANetDecoder(channels=1, dimension=c.dimension, n_filters=c.n_filters,
+                                     n_residual_layers=c.n_residual_layers, ratios=list(c.strides),
+                                     activation=c.activation, dilation_base=c.dilation_base,
+                                     residual_kernel_size=c.residual_kernel_size, lstm=c.lstm_layers)
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        return self.quantizer.encode(self.encoder(wav), n_q)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantizer.decode(codes))
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> dict[str, torch.Tensor]:
+        """Reconstruction, codes, commitment loss, semantic feature (level-1 quantized through ``transform``)."""
+        quantized, codes, commit_loss, first = self.quantizer(self.encoder(wav), n_q)
+        semantic = self.transform(first.transpose(1, 2))  # [B, F, semantic_dimension]
+        return {"audio": self.decoder(quantized), "codes": codes, "commit_loss": commit_loss, "semantic": semantic}
+
+    # -- the release format -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_release(cls, config_path: str | Path, checkpoint_path: str | Path) -> SpeechTokenizerModel:
+        """Load SpeechTokenizer's ``config.json`` + state dict (``SpeechTokenizer.pt``, AnyGPT's ``ckpt.dev``)."""
+        config_path, checkpoint_path = Path(config_path), Path(checkpoint_path)
+        for needed in (config_path, checkpoint_path):
+            if not needed.exists():
+                raise FileNotFoundError(f"{needed} does not exist: pass SpeechTokenizer's config.json and checkpoint "
+                                        "(e.g. fnlp/AnyGPT-speech-modules/speechtokenizer/{config.json,ckpt.dev}).")
+        model = cls(SpeechTokenizerConfig.from_json(config_path))
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise KeyError(f"{checkpoint_path} does not match the SpeechTokenizer layout of {config_path}: "
+                           f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                           f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+        return model.eval()

@@ -1,0 +1,156 @@
+"""`anygpt prepare`: raw layouts -> shards through Lightning's predict loop, resumable, bad files reported."""
+
+import json
+import struct
+import wave
+
+import numpy as np
+import pytest
+import torch
+
+from anygpt.data.prepare import AnyInstruct, AudioCaptionCsv, MusicCaps, prepare
+from anygpt.data.shards import ReaderStats, expand_shards, read_manifest, read_shard
+from anygpt.modalities.base import Modality
+
+
+class FrameEnergyTokenizer(Modality):
+    """A deterministic stand-in tokenizer: quantised RMS energy of 20 ms frames of a 16 kHz wav (no training)."""
+
+    name = "music"
+    markers = ("<somu>", "<eomu>")
+    token_format = "<🎶{}>"
+
+    def __init__(self, levels: int = 16) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.register_buffer("gain", torch.tensor(8.0))
+
+    @property
+    def codebook_size(self) -> int:
+        return self.hparams.levels
+
+    def load(self, source):
+        with wave.open(str(source), "rb") as f:
+            if f.getframerate() != 16000:
+                raise ValueError(f"expected 16 kHz, got {f.getframerate()}")
+            data = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16)
+        if data.size < 320:
+            raise ValueError("shorter than one frame")
+        return torch.from_numpy(data.astype(np.float32) / 32768)
+
+    def save(self, data, path):
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode(self, items):
+        out = []
+        for wav in items:
+            frames = wav[: wav.numel() // 320 * 320].view(-1, 320)
+            rms = frames.pow(2).mean(1).sqrt()
+            out.append((rms * self.gain * self.codebook_size).clamp(0, self.codebook_size - 1).long())
+        return out
+
+    @torch.inference_mode()
+    def decode(self, codes):
+        return [c.float() for c in codes]
+
+
+def write_wav(path, seconds, freq=440.0, rate=16000):
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * freq * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(samples.tobytes())
+
+
+@pytest.fixture
+def music_dataset(tmp_path):
+    audio = tmp_path / "raw" / "audio"
+    audio.mkdir(parents=True)
+    rows = ["ytid,start_s,end_s,aspect_list,caption,split"]
+    for i in range(10):
+        write_wav(audio / f"clip{i}.wav", 0.5 + 0.1 * i, freq=200 + 50 * i)
+        rows.append(f"clip{i},0,5,\"['calm']\",a calm clip number {i},train")
+    (audio / "clip3.wav").write_bytes(b"not a wav file")  # corrupt
+    write_wav(audio / "clip7.wav", 0.005)  # shorter than one frame
+    rows.append("ghost,0,5,\"['calm']\",a clip whose audio is missing,train")
+    (tmp_path / "raw" / "musiccaps.csv").write_text("\n".join(rows) + "\n")
+    tok = FrameEnergyTokenizer(levels=16)
+    tok.save_pretrained(tmp_path / "tok")
+    return tmp_path
+
+
+def test_prepare_writes_shards_manifest_and_report(music_dataset):
+    root = music_dataset
+    source = MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train")
+    summary = prepare({"mc": source}, {"music": str(root / "tok")}, out=str(root / "shards"), chunk_size=4,
+                      batch_size=3, num_workers=0, accelerator="cpu", progress=False)["mc"]
+    assert summary["samples"] == 8 and summary["skipped"] == 3
+    out = root / "shards" / "mc"
+    manifest = read_manifest(out)
+    assert manifest["num_samples"] == 8 and manifest["vocab"]["codebook_sizes"] == {"music": 16}
+    report = json.loads((out / "prepare_report.json").read_text())
+    reasons = " | ".join(f"{s['item']}: {s['reason']}" for s in report["skipped"])
+    assert "clip3" in reasons and "clip7" in reasons and "ghost" in reasons
+    samples = [s for url in expand_shards(str(out)) for s in read_shard(url, ReaderStats(), {"music": 16})]
+    assert sorted(s.meta["id"] for s in samples) == [f"clip{i}" for i in (0, 1, 2, 4, 5, 6, 8, 9)]
+    clip9 = next(s for s in samples if s.meta["id"] == "clip9")
+    assert clip9.meta["text"] == "a calm clip number 9" and clip9.media == {"music0": "music"}
+    assert clip9.codes["music0"].shape == (int(1.4 * 16000) // 320,)
+    reference = FrameEnergyTokenizer(levels=16)
+    wav = reference.load(root / "raw" / "audio" / "clip9.wav")
+    assert np.array_equal(clip9.codes["music0"], reference.encode([wav])[0].numpy())
+
+
+def test_prepare_resumes_and_skips_finished_chunks(music_dataset, capsys):
+    root = music_dataset
+    source = MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train")
+    kwargs = dict(out=str(root / "shards"), chunk_size=4, batch_size=4, num_workers=0, accelerator="cpu",
+                  progress=False)
+    prepare({"mc": source}, {"music": str(root / "tok")}, **kwargs)
+    out = root / "shards" / "mc"
+    first = (out / "shard-000000.tar").read_bytes()
+    (out / "shard-000001.json").unlink()  # as if the run died while writing chunk 1
+    summary = prepare({"mc": source}, {"music": str(root / "tok")}, **kwargs)["mc"]
+    assert "1 to tokenize" in capsys.readouterr().out
+    assert summary["samples"] == 8 and (out / "shard-000000.tar").read_bytes() == first
+
+
+def test_prepare_generic_csv_and_dialogues(music_dataset):
+    root = music_dataset
+    (root / "pairs.csv").write_text("file,text\nraw/audio/clip0.wav,low hum\nraw/audio/clip1.wav,\n")
+    dialogues = [{"id": "d0", "conversation": [[
+        {"role": "user", "message": "Compose music like this: [music: raw/audio/clip2.wav]"},
+        {"role": "assistant", "message": "Here it is: [music: raw/audio/clip4.wav]"}]]}]
+    (root / "dialogues.json").write_text(json.dumps(dialogues))
+    sources = {"csv": AudioCaptionCsv(str(root / "pairs.csv"), audio_column="file", text_column="text"),
+               "chat": AnyInstruct(str(root / "dialogues.json"))}
+    summary = prepare(sources, {"music": str(root / "tok")}, out=str(root / "shards"), num_workers=0,
+                      accelerator="cpu", progress=False)
+    assert summary["csv"]["samples"] == 1 and summary["csv"]["skipped"] == 1
+    sample, = read_shard(expand_shards(str(root / "shards" / "chat"))[0])
+    turns = sample.meta["conversation"]
+    assert turns[0]["message"] == "Compose music like this: <media:m0>"
+    assert turns[1]["message"] == "Here it is: <media:m1>" and sample.media == {"m0": "music", "m1": "music"}
+
+
+def test_prepare_rejects_a_tokenizer_keyed_by_the_wrong_modality(music_dataset):
+    root = music_dataset
+    with pytest.raises(ValueError, match="key it by its modality name"):
+        prepare({"mc": MusicCaps(str(root / "raw" / "musiccaps.csv"))}, {"speech": str(root / "tok")},
+                out=str(root / "shards"), accelerator="cpu", progress=False)
+
+
+def test_missing_dataset_names_the_path(tmp_path, music_dataset):
+    from anygpt.data.readers import DatasetError
+
+    with pytest.raises(DatasetError, match="nowhere.csv"):
+        prepare({"mc": MusicCaps(str(tmp_path / "nowhere.csv"))}, {"music": str(music_dataset / "tok")},
+                out=str(tmp_path / "s"), accelerator="cpu", progress=False)
+
+
+def test_wav_header_helper_is_valid(tmp_path):
+    write_wav(tmp_path / "a.wav", 0.1)
+    assert struct.unpack("<4s", (tmp_path / "a.wav").read_bytes()[:4])[0] == b"RIFF"

@@ -1,0 +1,118 @@
+"""Standalone 2-process run (launched by test_fsdp.py): FSDP2 through ModelParallelStrategy on CPU/gloo.
+
+Modes (argv[1]):
+  parity OUT    fixed batches, global batch 4 (2 per rank), losses per step -> OUT/parity_<devices>.json
+  resume OUT    shards from the data module: 8 steps straight; 4 steps + checkpoint; resume to 8 -> OUT/resume.json
+Pass ``--devices 1`` for the single-process reference of ``parity``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.strategies import ModelParallelStrategy
+import torch.distributed as dist
+from torch.utils.data import DataLoader, IterableDataset
+
+from anygpt.data.datamodule import AnyGPTDataModule, Source
+from anygpt.model.lm import AnyGPTLM
+from tests.data.factory import TINY_MODALITIES
+
+MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "intermediate_size": 64}
+
+
+class Losses(Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.batches: list[int] = []  # a fingerprint of each step's batch on this rank
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(trainer.callback_metrics["train/loss"]))
+        self.batches.append(int((batch["input_ids"] * torch.arange(batch["input_ids"].size(1))).sum()))
+
+
+class GlobalBatchSlice(IterableDataset):
+    """Step k's global batch is rows 4k..4k+3 for any number of ranks; each rank takes its contiguous slice."""
+
+    def __init__(self, ids: torch.Tensor, mask: torch.Tensor, global_batch: int) -> None:
+        self.ids, self.mask, self.global_batch = ids, mask, global_batch
+
+    def __iter__(self):
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        per_rank = self.global_batch // world
+        for start in range(0, len(self.ids), self.global_batch):
+            rows = slice(start + rank * per_rank, start + (rank + 1) * per_rank)
+            yield {"input_ids": self.ids[rows], "loss_mask": self.mask[rows]}
+
+
+def trainer(devices: int, steps: int, callbacks, root: Path, checkpointing: bool = False) -> L.Trainer:
+    strategy = ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1) if devices > 1 else "auto"
+    return L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=steps, logger=False,
+                     enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+                     enable_checkpointing=checkpointing, num_sanity_val_steps=0, default_root_dir=root)
+
+
+def parity(out: Path, devices: int) -> None:
+    L.seed_everything(0)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 200, (24, 33), generator=g)
+    mask = torch.rand(24, 33, generator=g) > 0.3  # uneven token counts per rank: the loss must weight them globally
+    loader = DataLoader(GlobalBatchSlice(ids, mask, global_batch=4), batch_size=None)
+    model = AnyGPTLM("tiny", model_config=MODEL, vocab_size=200, learning_rate=1e-2, warmup=2, max_steps=6,
+                     grad_clip=0.5, activation_checkpointing=devices > 1)
+    record = Losses()
+    t = trainer(devices, 6, [record], out)
+    t.fit(model, loader)
+    if t.global_rank == 0:
+        (out / f"parity_{devices}.json").write_text(json.dumps(record.losses))
+
+
+def resume(out: Path, shards: Path) -> None:
+    def datamodule() -> AnyGPTDataModule:
+        return AnyGPTDataModule(str(shards / "tokenizer"), TINY_MODALITIES,
+                                [Source(str(shards / "shards" / m), w) for m, w in
+                                 (("image", 0.4), ("speech", 0.3), ("music", 0.3))],
+                                max_length=64, batch_size=2, batches_per_epoch=3, seed=5)
+
+    def model() -> AnyGPTLM:
+        return AnyGPTLM("tiny", model_config=MODEL, learning_rate=1e-2, warmup=2, max_steps=8)
+
+    results = {}
+    L.seed_everything(0)
+    straight = Losses()
+    trainer(2, 8, [straight], out).fit(model(), datamodule())
+    results["straight"] = straight.losses
+    results["straight_batches"] = straight.batches
+
+    L.seed_everything(0)
+    first = Losses()
+    # Saved during training, as in real runs (after fit returns, Lightning has torn the loader's iterator down).
+    save = ModelCheckpoint(dirpath=out, filename="step4", every_n_train_steps=4, save_top_k=-1)
+    t = trainer(2, 5, [first, save], out, checkpointing=True)
+    t.fit(model(), datamodule())
+    results["first"] = first.losses
+
+    L.seed_everything(123)  # resuming must not depend on the global seed
+    second = Losses()
+    t = trainer(2, 8, [second], out)
+    t.fit(model(), datamodule(), ckpt_path=out / "step4.ckpt")
+    results["resumed"] = second.losses
+    results["resumed_batches"] = second.batches
+    results["checkpoint_is_dir"] = (out / "step4.ckpt").is_dir()
+    if t.global_rank == 0:
+        (out / "resume.json").write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    if mode == "parity":
+        parity(out, int(sys.argv[3]) if len(sys.argv) > 3 else 2)
+    else:
+        resume(out, Path(sys.argv[3]))

@@ -1,0 +1,158 @@
+"""The inference bundle, the AnyGPT pipeline, ``anygpt chat``/``generate`` and ``anygpt convert``."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from anygpt.checkpoints import Bundle, TokenizerRef, hf_to_anygpt, load_bundle, save_bundle
+from anygpt.generation.chat import chat, generate
+from anygpt.generation.pipeline import AnyGPT, Media, parse_message
+from anygpt.model.configs import Config
+from anygpt.model.llama import LLaMA
+from anygpt.vocab import RELEASE_MODALITIES, SPECIAL_TOKENS, UnifiedVocab, VocabLayoutError, train_bpe_tokenizer
+from tests.generation.stub_tokenizers import StubImage, StubMusic, StubSpeech
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle")
+    text = train_bpe_tokenizer(["describe this image", "say hello", "a red square", "compose calm music"] * 40,
+                               vocab_size=320, directory=root / "text")
+    tokenizers = {"image": StubImage(64), "speech": StubSpeech(32), "music": StubMusic(64)}
+    refs = {}
+    for name, tok in tokenizers.items():
+        tok.save_pretrained(root / name)
+        refs[name] = TokenizerRef(str(root / name))
+    vocab = UnifiedVocab(text, list(tokenizers.values()))
+    torch.manual_seed(0)
+    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=512))
+    save_bundle(Bundle(model, vocab, tokenizers, "You are a test model.", refs), root / "export")
+    Image.fromarray((np.random.default_rng(0).random((48, 48, 3)) * 255).astype(np.uint8)).save(root / "in.png")
+    sf.write(str(root / "in.wav"), 0.3 * np.sin(np.linspace(0, 400, 16000)).astype(np.float32), 16000)
+    return root
+
+
+def test_export_opens_with_transformers_and_matches_logits(bundle_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    export = bundle_dir / "export"
+    bundle = load_bundle(export)
+    hf_tok = AutoTokenizer.from_pretrained(export)
+    assert len(hf_tok) == len(bundle.vocab)
+    for token in [*SPECIAL_TOKENS, "<soim>", "<👀63>", "<🗣️0>", "<eomu>"]:
+        assert hf_tok.convert_tokens_to_ids(token) == bundle.vocab.token_id(token)
+    hf_model = AutoModelForCausalLM.from_pretrained(export).eval()
+    ids = torch.tensor([bundle.vocab.encode("[Human]: say hello<eoh> [MMGPT]: <sosp><🗣️3><🗣️7>")])
+    with torch.no_grad():
+        assert torch.allclose(hf_model(ids).logits, bundle.model(ids), atol=1e-5)
+    assert bundle.system_prompt == "You are a test model."
+
+
+def test_prompt_follows_the_release_chat_template(bundle_dir):
+    anygpt = AnyGPT.load(bundle_dir / "export")
+    parts = parse_message(f"Describe this [image: {bundle_dir / 'in.png'}] please")
+    assert [type(p).__name__ for p in parts] == ["str", "Media", "str"]
+    ids = anygpt.prompt_ids(parts, force="speech")
+    text = anygpt.vocab.decode_text(ids)
+    assert text.startswith("<s>You are a test model.\n[Human]: Describe this <soim><👀")
+    assert text.endswith("<eoim> please<eoh>\n[MMGPT]: <sosp>")
+    assert text.count("<👀") == 32
+
+
+@pytest.mark.parametrize("output", ["image", "speech", "music"])
+def test_forced_outputs_decode_into_media(bundle_dir, output):
+    anygpt = AnyGPT.load(bundle_dir / "export")
+    g = torch.Generator().manual_seed(1)
+    prompt = ["make something ", Media("speech", str(bundle_dir / "in.wav"))]
+    replies = anygpt.respond([prompt, ["a red square"]], output=output, generator=g, max_new_tokens=48)
+    for reply in replies:
+        media = reply.media(output)
+        assert media, reply.segments
+        seg = media[0]
+        structure = anygpt.tokenizers[output].structure
+        if seg.note is None:  # a closed, valid span
+            assert structure.can_end(seg.codes.numel())
+        assert seg.data is not None or "empty" in seg.note
+
+
+def test_chat_keeps_history_and_writes_a_transcript(bundle_dir, tmp_path):
+    script = tmp_path / "messages.txt"
+    script.write_text(f"Describe this [image: {bundle_dir / 'in.png'}]\n/music compose calm music\n/reset\n"
+                      f"/speech say hello\nWhat is this? [speech: {bundle_dir / 'missing.wav'}]\n")
+    page = chat(str(bundle_dir / "export"), out=str(tmp_path / "chat"), input=str(script), max_new_tokens=24)
+    html = (tmp_path / "chat" / "transcript.html").read_text()
+    assert page.endswith("transcript.html")
+    assert "<img" in html and html.count("<audio") >= 1 and "asked for music output" in html
+    assert (tmp_path / "chat" / "inputs" / "in.png").exists()
+    assert sorted(p.suffix for p in (tmp_path / "chat").glob("turn*")) in (
+        [".wav", ".wav"], [".wav"], [".wav", ".wav", ".wav"])
+
+
+def test_generate_one_shot_returns_summary(bundle_dir, tmp_path):
+    summary = generate(str(bundle_dir / "export"), "compose calm music", output="music", out=str(tmp_path / "g"),
+                       max_new_tokens=20)
+    assert summary["transcript"].endswith("transcript.html")
+    assert all(f.endswith(".wav") for f in summary["files"])
+
+
+def test_bad_inputs_have_clear_errors(bundle_dir, tmp_path):
+    anygpt = AnyGPT.load(bundle_dir / "export")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        anygpt.respond([[Media("image", str(bundle_dir / "missing.png"))]])
+    with pytest.raises(ValueError, match="no 'video' tokenizer"):
+        anygpt.encode_media([Media("video", "x.mp4")])
+    with pytest.raises(ValueError, match="context"):
+        anygpt.respond([["word " * 600]])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_bundle(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="reserves"):
+        load_bundle(bundle_dir / "export", tokenizers={"image": StubImage(16)})
+
+
+def _release_folder(root, speech_codes=1024):
+    """An HF folder built the way the release was: a 32000-id text tokenizer, ``add_tokens`` in the documented
+    order, then ``resize_token_embeddings``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"w{i}": i for i in range(3, 32000)}}
+    base = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    base.pre_tokenizer = pre_tokenizers.Whitespace()
+    base.save(str(root / "base.json"))
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(root / "base.json"), unk_token="<unk>", bos_token="<s>",
+                                  eos_token="</s>")
+    tok.add_tokens(list(SPECIAL_TOKENS))
+    for spec in RELEASE_MODALITIES:
+        size = speech_codes if spec.name == "speech" else spec.codebook_size
+        tok.add_tokens([spec.token_format.format(i) for i in range(size)] + list(spec.markers))
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    model.resize_token_embeddings(len(tok))
+    folder = root / "AnyGPT-chat"
+    tok.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder, model
+
+
+def test_convert_release_folder_checks_layout_and_round_trips(tmp_path):
+    folder, hf_model = _release_folder(tmp_path)
+    out = hf_to_anygpt(str(folder), str(tmp_path / "converted"))
+    info = json.loads((tmp_path / "converted" / "anygpt.json").read_text())
+    assert [m["name"] for m in info["modalities"]] == ["image", "speech", "music"]
+    assert info["system_prompt"].startswith("You are an AI assistant named MMGPT")
+    stubs = {"image": StubImage(8192), "speech": StubSpeech(1024), "music": StubMusic(8192)}
+    bundle = load_bundle(out, tokenizers=stubs)
+    assert len(bundle.vocab) == 49418
+    ids = torch.tensor([[1, 32000, 32004, 40197, 49417]])
+    with torch.no_grad():
+        assert torch.allclose(hf_model.eval()(ids).logits, bundle.model(ids), atol=1e-5)
+
+
+def test_convert_refuses_a_wrong_vocabulary_layout(tmp_path):
+    folder, _ = _release_folder(tmp_path, speech_codes=512)
+    with pytest.raises(VocabLayoutError, match="does not match"):
+        hf_to_anygpt(str(folder), str(tmp_path / "converted"))
