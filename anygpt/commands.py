@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from benchmarks.tasks import TASKS as BENCHMARK_TASKS
+
 ENTRY_POINT_GROUP = "anygpt.commands"
 
 # name -> (import path "module:attribute" or {subcommand: import path}, one-line help)
@@ -17,6 +19,7 @@ Target = str | dict[str, str]
 BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
     "prepare": ("anygpt.data.prepare:prepare", "Tokenize raw datasets into webdataset token shards"),
     "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
+    "benchmark": (BENCHMARK_TASKS, "Score a checkpoint on the paper's benchmarks (results.json + report.html)"),
 }
 
 
