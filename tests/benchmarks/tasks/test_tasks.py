@@ -113,3 +113,27 @@ def test_empty_predictions_are_counted_not_fatal(bundle, demo_corpus, judges, tm
     assert results["n_empty"] == 3 and results["value"] is None
     assert any("no decodable image" in n for n in results["notes"])
     assert "(none)" in (tmp_path / "report.html").read_text()
+
+
+def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
+    """Items sharded over 2 gloo processes, predictions gathered, CLAP synced: the same numbers as 1 process
+    (beam search gives each prompt the same output whatever its batch)."""
+    import os
+    import subprocess
+    import sys
+
+    name, generation = "musiccaps-caption", FAST["musiccaps-caption"]
+    single = run_task(name, bundle, demo_corpus, tmp_path / "one", judges, batch_size=1)
+    script = Path(__file__).with_name("ddp_run.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    proc = subprocess.run([sys.executable, str(script), name, str(bundle), str(demo_corpus), str(tmp_path / "two"),
+                           judges["clap"], "3", json.dumps(generation), "train"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    double = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert double["devices"] == 2 and double["n"] == single["n"] == 3
+    assert sorted(p.name for p in (tmp_path / "two" / "predictions").glob("rank*.jsonl")) == ["rank0.jsonl",
+                                                                                                "rank1.jsonl"]
+    assert double["value"] == pytest.approx(single["value"], abs=1e-6)
+    assert double["baseline_value"] == pytest.approx(single["baseline_value"], abs=1e-6)
+    assert double["reference"]["values"] == pytest.approx(single["reference"]["values"], abs=1e-6)
