@@ -70,7 +70,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
 
     preds = ev.predict(keys, make, "captioning")
     mine = ev.shard(len(items))
-    cider = CIDEr(tokenizer=cider_tokenizer)
+    cider = ev.metric(CIDEr(tokenizer=cider_tokenizer))
     cider.update([preds[i].text for i in mine], [items[i].captions for i in mine])
     value = compute(cider)
 
@@ -79,7 +79,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         train = read_split(root, ("train", "restval"), image_root)
         rng = random.Random(seed)
         picks = [rng.choice(rng.choice(train).captions) for _ in items]
-        metric = CIDEr(tokenizer=cider_tokenizer)
+        metric = ev.metric(CIDEr(tokenizer=cider_tokenizer))
         metric.update([picks[i] for i in mine], [items[i].captions for i in mine])
         base = {"values": {"cider": compute(metric)},
                 "description": "a caption of a random training image for each test image"}

@@ -80,7 +80,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
     mine = [i for i in ev.shard(len(pairs)) if not preds[i].empty]
 
     def score(images: list, texts: list[str]) -> float | None:
-        metric = CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer).to(ev.fabric.device)
+        metric = ev.metric(CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer))
         metric.update(images, texts)
         return compute(metric)
 

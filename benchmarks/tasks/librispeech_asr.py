@@ -71,7 +71,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
 
     preds = ev.predict(keys, make, "transcribing")
     mine = ev.shard(len(items))
-    wer = WordErrorRate()
+    wer = ev.metric(WordErrorRate())
     wer.update([preds[i].text for i in mine], [items[i].text for i in mine])
     value = compute(wer)
     base, perm = None, derangement(len(items), seed)
@@ -79,7 +79,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         if perm is None:
             base = {"values": None, "description": "another utterance's transcript needs at least 2 items"}
         else:
-            metric = WordErrorRate()
+            metric = ev.metric(WordErrorRate())
             metric.update([items[perm[i]].text for i in mine], [items[i].text for i in mine])
             base = {"values": {"wer": compute(metric)},
                     "description": "the reference transcript of another test utterance"}

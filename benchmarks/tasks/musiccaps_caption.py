@@ -43,7 +43,7 @@ def read_clips(data: Path, split: str, audio_dir: Path | None, limit: int | None
 def clap_scores(ev: Evaluation, judge: Any, audio: dict[int, tuple], texts: dict[int, str],
                 pairs: dict[int, int]) -> float | None:
     """CLAP(audio[pairs[i]], texts[i]) over this rank's items whose audio exists, averaged over all ranks."""
-    metric = CLAPScore(judge)
+    metric = ev.metric(CLAPScore(judge))
     for i, j in pairs.items():
         if j in audio:
             wav, rate = audio[j]

@@ -176,6 +176,10 @@ class Evaluation:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def metric(self, metric: Any) -> Any:
+        """A torchmetrics metric on this rank's device (NCCL gathers only device tensors)."""
+        return metric.to(self.fabric.device)
+
     def shard(self, n: int) -> list[int]:
         """Indices of the items this rank predicts and scores."""
         return list(range(self.rank, n, self.world))

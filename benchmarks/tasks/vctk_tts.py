@@ -133,9 +133,9 @@ def run(ckpt: str | None = None, data: Path | None = None,
     encoder = ResemblyzerEncoder() if speaker_encoder == "resemblyzer" else WavLMSpeakerEncoder(speaker_encoder)
 
     def scores(speech: dict[int, tuple[torch.Tensor, int]], text_of: dict[int, str], pairs: dict[int, int]):
-        wer = WordErrorRate()  # an empty generation counts as all deletions
+        wer = ev.metric(WordErrorRate())  # an empty generation counts as all deletions
         wer.update([text_of.get(pairs[i], "") for i in mine], [items[i].text for i in mine])
-        sim = SpeakerSimilarity(encoder)
+        sim = ev.metric(SpeakerSimilarity(encoder))
         for i in mine:
             if pairs[i] in speech:
                 wav, rate = speech[pairs[i]]

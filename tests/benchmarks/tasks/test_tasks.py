@@ -77,7 +77,8 @@ def test_rerun_resumes_from_cached_predictions(bundle, demo_corpus, judges, tmp_
     assert "2 cached predictions reused" in capsys.readouterr().out
     assert len(log.read_text().splitlines()) == 3  # only the new item was predicted
     assert second["n"] == 3 and first["n"] == 2
-    run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=2, split="train", seed=1)  # other settings: cache cleared
+    # other settings: the cache is cleared
+    run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=2, split="train", seed=1)
     assert len(log.read_text().splitlines()) == 2
 
 
