@@ -50,7 +50,14 @@ def make_tokenizers(folder: Path, modalities: tuple[str, ...] = ("image", "speec
         made["speech"] = TinySpeechModality(soundstorm=str(folder / "soundstorm"))
     if "music" in modalities:
         made["music"] = TinyMusicCodec(bins=64, n_q=2, n_filters=4, dimension=16, kmeans_iters=1)
+    from encodec.quantization.core_vq import EuclideanCodebook
+
     for name, tok in made.items():
+        for module in tok.modules():  # random codebooks (untrained ones wait for k-means: every code decodes alike)
+            if isinstance(module, EuclideanCodebook):
+                module.embed.normal_()
+                module.embed_avg.copy_(module.embed)
+                module.inited.fill_(1)
         tok.save_pretrained(folder / name)
     return made
 

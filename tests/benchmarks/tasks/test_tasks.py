@@ -138,3 +138,11 @@ def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
     assert double["value"] == pytest.approx(single["value"], abs=1e-6)
     assert double["baseline_value"] == pytest.approx(single["baseline_value"], abs=1e-6)
     assert double["reference"]["values"] == pytest.approx(single["reference"]["values"], abs=1e-6)
+
+
+def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
+    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, template="chat",
+                       limit=2)
+    assert results["baseline"] is None and results["baseline_value"] is None and results["template"] == "chat"
+    with pytest.raises(ValueError, match="--template"):
+        run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
