@@ -336,6 +336,9 @@ class Evaluation:
                reference: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write results.json and report.html (rank 0) and return the results on every rank."""
         a = self.args
+        if n_empty:
+            notes = [*notes, f"{n_empty} empty prediction(s): the reason for each is its note in "
+                             f"{self.out / 'predictions'}/rank*.jsonl"]
         results = {
             "task": a.task, "metric": metric, "value": values[metric], "metrics": values, "n": n,
             "n_empty": n_empty,

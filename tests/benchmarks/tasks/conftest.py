@@ -62,7 +62,8 @@ def make_tokenizers(folder: Path, modalities: tuple[str, ...] = ("image", "speec
     return made
 
 
-def make_bundle(folder: Path, corpus: Path, modalities: tuple[str, ...] = ("image", "speech", "music")) -> Path:
+def make_bundle(folder: Path, corpus: Path, modalities: tuple[str, ...] = ("image", "speech", "music"),
+                block_size: int = 512) -> Path:
     """A random tiny LLaMA + BPE text tokenizer + random tiny modality tokenizers, saved with `save_bundle`."""
     texts = [s["raw"] for im in json.loads((corpus / "coco/dataset_coco.json").read_text())["images"]
              for s in im["sentences"]]
@@ -70,13 +71,14 @@ def make_bundle(folder: Path, corpus: Path, modalities: tuple[str, ...] = ("imag
     tokenizers = make_tokenizers(folder / "tokenizers", modalities)
     vocab = UnifiedVocab(text, [tokenizers[m] for m in modalities])
     torch.manual_seed(0)
-    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=512))  # a 5 s music prompt: 250 ids
+    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=block_size))
     refs = {m: TokenizerRef(path=str(folder / "tokenizers" / m)) for m in modalities}
     return save_bundle(Bundle(model, vocab, tokenizers, None, refs), folder / "bundle")
 
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory, demo_corpus) -> Path:
+    # context 512: a 5 s music clip is 250 ids
     return make_bundle(tmp_path_factory.mktemp("bundle"), demo_corpus)
 
 

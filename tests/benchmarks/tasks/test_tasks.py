@@ -146,3 +146,11 @@ def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
     assert results["baseline"] is None and results["baseline_value"] is None and results["template"] == "chat"
     with pytest.raises(ValueError, match="--template"):
         run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
+
+
+def test_prompt_longer_than_the_context_is_counted(demo_corpus, judges, tmp_path):
+    short = make_bundle(tmp_path / "short", demo_corpus, modalities=("speech",), block_size=48)
+    results = run_task("librispeech-asr", short, demo_corpus, tmp_path / "out", judges, limit=2)
+    assert results["n_empty"] == 2 and results["value"] == 1.0  # empty transcripts: every word deleted
+    notes = [json.loads(x)["note"] for x in (tmp_path / "out" / "predictions" / "rank0.jsonl").read_text().splitlines()]
+    assert all("leaves no room in the context of 48" in n for n in notes)
