@@ -36,8 +36,8 @@ def run(ckpt: str | None = None, data: Path | None = None,
         judge_options: dict[str, Any] | None = None, seed: int = 0, settings: str = "paper",
         generation: dict[str, Any] | None = None, template: str = "pretrain", baseline: bool = True,
         report_samples: int = 12, tokenizers: dict[str, str] | None = None, image_root: Path | None = None,
-        split: str = "val", instruction: str = TEXT2X_INSTRUCTIONS["image"][0]) -> dict[str, Any]:
-    """Generate an image for each of N random val captions and score CLIP(image, caption).
+        split: str = "test", instruction: str = TEXT2X_INSTRUCTIONS["image"][0]) -> dict[str, Any]:
+    """Generate an image for each of N random captions (of --split) and score CLIP(image, caption).
 
     Args:
         ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
@@ -58,13 +58,15 @@ def run(ckpt: str | None = None, data: Path | None = None,
         report_samples: items shown in report.html.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         image_root: folder the json's paths are relative to.
-        split: Karpathy split the captions come from (the paper: val).
+        split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
+            images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
         instruction: the text-to-image instruction.
     """
     root = data_root(data)
     args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, judge_options, seed,
                     settings, generation, template, baseline, report_samples, tokenizers)
-    pairs = [(im, k, c) for im in read_split(root, (split,), image_root) for k, c in enumerate(im.captions)]
+    splits = tuple(s.strip() for s in split.split(","))
+    pairs = [(im, k, c) for im in read_split(root, splits, image_root) for k, c in enumerate(im.captions)]
     random.Random(seed).shuffle(pairs)
     pairs = pairs[:limit]
     ev = Evaluation(args, needs=["image"], output="image")

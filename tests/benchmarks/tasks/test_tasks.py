@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 # name -> (judge kind, media tags the report must hold, extra arguments)
 CASES = {
     "coco-caption": (None, ["<img"], {"cider_tokenizer": "python", "limit": 2}),  # the demo's 2 test images
-    "coco-t2i": ("clip", ["<img"], {"split": "train"}),
+    "coco-t2i": ("clip", ["<img"], {"split": "val,test"}),  # 4 images x 5 captions
     "librispeech-asr": (None, ["<audio"], {"split": "train-clean-100"}),
     "vctk-tts": ("asr", ["<audio"], {}),
     "musiccaps-caption": ("clap", ["<audio"], {"split": "train"}),
