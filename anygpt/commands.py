@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from benchmarks.tasks import TASKS as BENCHMARK_TASKS
+
 ENTRY_POINT_GROUP = "anygpt.commands"
 
 # name -> (import path "module:attribute" or {subcommand: import path}, one-line help)
@@ -22,6 +24,7 @@ BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
                  "ckpt-to-anygpt": "anygpt.checkpoints:ckpt_to_anygpt"},
                 "Import released HF AnyGPT folders, export trained checkpoints"),
     "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
+    "benchmark": (BENCHMARK_TASKS, "Score a checkpoint on the paper's benchmarks (results.json + report.html)"),
 }
 
 

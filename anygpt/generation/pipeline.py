@@ -207,6 +207,10 @@ class AnyGPT:
             out.append(self._decode_span(seg, voice))
         return out
 
+    def decode_text(self, ids: Sequence[int]) -> str:
+        """Only the text of ``ids`` (media spans skipped, nothing decoded): what `Reply.text` holds, cheaply."""
+        return "".join(_clean_text(s.text) for s in self.vocab.segments(ids) if s.modality == "text").strip()
+
     def _decode_span(self, seg: Segment, voice: Any) -> OutputSegment:
         tok = self.tokenizers[seg.modality]
         codes = seg.codes if seg.codes is not None else torch.zeros(0, dtype=torch.long)

@@ -1,0 +1,156 @@
+"""Every benchmark task end to end on the tiny demo corpus with a random tiny model: files, fields, reports, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from anygpt.commands import registered_commands, resolve
+from anygpt.data.readers import DatasetError
+from benchmarks.tasks import TASKS
+from tests.benchmarks.tasks.conftest import FAST, make_bundle
+
+pytestmark = pytest.mark.slow
+
+# name -> (judge kind, media tags the report must hold, extra arguments)
+CASES = {
+    "coco-caption": (None, ["<img"], {"cider_tokenizer": "python", "limit": 2}),  # the demo's 2 test images
+    "coco-t2i": ("clip", ["<img"], {"split": "val,test"}),  # 4 images x 5 captions
+    "librispeech-asr": (None, ["<audio"], {"split": "train-clean-100"}),
+    "vctk-tts": ("asr", ["<audio"], {}),
+    "musiccaps-caption": ("clap", ["<audio"], {"split": "train"}),
+    "musiccaps-gen": ("clap", ["<audio"], {"split": "train"}),
+}
+
+
+def run_task(name: str, bundle: Path, corpus: Path, out: Path, judges: dict[str, str], **kwargs):
+    kind, _, extra = CASES[name]
+    run = resolve(TASKS[name])
+    args = {"ckpt": str(bundle), "data": corpus, "limit": 3, "batch_size": 2, "out": out,
+            "generation": FAST[name], **extra, **kwargs}
+    if kind is not None:
+        args["judge"] = judges[kind]
+    return run(**args)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_task_end_to_end(name, bundle, demo_corpus, judges, tmp_path):
+    results = run_task(name, bundle, demo_corpus, tmp_path, judges)
+    n = CASES[name][2].get("limit", 3)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["task"] == name and saved["n"] == n and saved == json.loads(json.dumps(results, default=str))
+    for key in ("metric", "value", "metrics", "n_empty", "baseline_value", "baseline", "judge", "decoding", "ckpt",
+                "data", "wall_time_s", "devices"):
+        assert key in saved, key
+    assert saved["ckpt"] == str(bundle) and saved["data"] == str(demo_corpus) and saved["devices"] == 1
+    assert saved["baseline"]["description"] and saved["baseline_value"] is not None
+    assert isinstance(saved["baseline_value"], float)
+    assert 0 <= saved["n_empty"] <= n
+    if saved["n_empty"] < n:
+        assert isinstance(saved["value"], float)
+    overrides = FAST[name]
+    assert saved["decoding"]["max_new_tokens"] == overrides["max_new_tokens"]
+    if name in ("coco-t2i", "vctk-tts"):  # the paper's settings underneath the overrides
+        assert saved["decoding"]["do_sample"] and saved["decoding"]["top_p"] == 0.7
+    if name == "musiccaps-gen":
+        assert saved["decoding"]["repetition_penalty"] == 1.15 and saved["decoding"]["do_sample"]
+    if CASES[name][0] is not None:
+        assert "judge" in saved["judge"] or "CLIP" in saved["judge"] or "open_clip" in saved["judge"]
+    html = (tmp_path / "report.html").read_text()
+    for tag in CASES[name][1]:
+        assert tag in html, f"{tag} missing from the report"
+    assert saved["metric"] in html and "baseline" in html
+    # media referenced by the report exist next to it
+    for src in [s.split('"')[0] for s in html.split('src="')[1:]]:
+        assert (tmp_path / src).is_file(), src
+    lines = [json.loads(x) for f in (tmp_path / "predictions").glob("rank*.jsonl") for x in f.read_text().splitlines()]
+    assert len(lines) == n
+
+
+def test_rerun_resumes_from_cached_predictions(bundle, demo_corpus, judges, tmp_path, capsys):
+    first = run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=2, split="train")
+    log = tmp_path / "predictions" / "rank0.jsonl"
+    assert len(log.read_text().splitlines()) == 2
+    second = run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=3, split="train")
+    assert "2 cached predictions reused" in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 3  # only the new item was predicted
+    assert second["n"] == 3 and first["n"] == 2
+    # other settings: the cache is cleared
+    run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=2, split="train", seed=1)
+    assert len(log.read_text().splitlines()) == 2
+
+
+def test_cli_registers_every_task():
+    target, _ = registered_commands()["benchmark"]
+    assert set(target) == set(TASKS) == {"coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts",
+                                         "musiccaps-caption", "musiccaps-gen"}
+    assert all(callable(f) for f in resolve(target).values())
+
+
+def test_missing_dataset_parts_are_named(bundle, demo_corpus, judges, tmp_path):
+    with pytest.raises(DatasetError, match="dataset_coco.json"):
+        run_task("coco-caption", bundle, tmp_path, tmp_path / "out", judges)
+    with pytest.raises(DatasetError, match="does not exist"):
+        run_task("coco-caption", bundle, tmp_path / "nowhere", tmp_path / "out", judges)
+    with pytest.raises(DatasetError, match="test-other"):
+        run_task("librispeech-asr", bundle, demo_corpus, tmp_path / "out", judges, split="test-other")
+    with pytest.raises(DatasetError, match="musiccaps"):
+        run_task("musiccaps-gen", bundle, demo_corpus / "coco", tmp_path / "out", judges)
+
+
+def test_checkpoint_without_the_needed_modality(demo_corpus, judges, tmp_path):
+    image_only = make_bundle(tmp_path / "image-only", demo_corpus, modalities=("image",))
+    with pytest.raises(ValueError, match="needs the music modality"):
+        run_task("musiccaps-caption", image_only, demo_corpus, tmp_path / "out", judges)
+    with pytest.raises(ValueError, match="--ckpt"):
+        run_task("coco-caption", "", demo_corpus, tmp_path / "out", judges)
+
+
+def test_empty_predictions_are_counted_not_fatal(bundle, demo_corpus, judges, tmp_path):
+    # 3 new tokens cannot hold an image span (32 codes): every prediction is empty, and the run still finishes
+    results = run_task("coco-t2i", bundle, demo_corpus, tmp_path, judges, generation={"max_new_tokens": 3})
+    assert results["n_empty"] == 3 and results["value"] is None
+    assert any("no decodable image" in n for n in results["notes"])
+    assert "(none)" in (tmp_path / "report.html").read_text()
+
+
+def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
+    """Items sharded over 2 gloo processes, predictions gathered, CLAP synced: the same numbers as 1 process
+    (beam search gives each prompt the same output whatever its batch)."""
+    import os
+    import subprocess
+    import sys
+
+    name, generation = "musiccaps-caption", FAST["musiccaps-caption"]
+    single = run_task(name, bundle, demo_corpus, tmp_path / "one", judges, batch_size=1)
+    script = Path(__file__).with_name("ddp_run.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    proc = subprocess.run([sys.executable, str(script), name, str(bundle), str(demo_corpus), str(tmp_path / "two"),
+                           judges["clap"], "3", json.dumps(generation), "train"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    double = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert double["devices"] == 2 and double["n"] == single["n"] == 3
+    assert sorted(p.name for p in (tmp_path / "two" / "predictions").glob("rank*.jsonl")) == ["rank0.jsonl",
+                                                                                                "rank1.jsonl"]
+    assert double["value"] == pytest.approx(single["value"], abs=1e-6)
+    assert double["baseline_value"] == pytest.approx(single["baseline_value"], abs=1e-6)
+    assert double["reference"]["values"] == pytest.approx(single["reference"]["values"], abs=1e-6)
+
+
+def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
+    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, template="chat",
+                       limit=2)
+    assert results["baseline"] is None and results["baseline_value"] is None and results["template"] == "chat"
+    with pytest.raises(ValueError, match="--template"):
+        run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
+
+
+def test_prompt_longer_than_the_context_is_counted(demo_corpus, judges, tmp_path):
+    short = make_bundle(tmp_path / "short", demo_corpus, modalities=("speech",), block_size=48)
+    results = run_task("librispeech-asr", short, demo_corpus, tmp_path / "out", judges, limit=2)
+    assert results["n_empty"] == 2 and results["value"] == 1.0  # empty transcripts: every word deleted
+    notes = [json.loads(x)["note"] for x in (tmp_path / "out" / "predictions" / "rank0.jsonl").read_text().splitlines()]
+    assert all("leaves no room in the context of 48" in n for n in notes)
