@@ -39,12 +39,22 @@ def load_pretrained(path: str | Path) -> LLaMA:
     if not path.exists():
         raise FileNotFoundError(f"pretrained checkpoint {path} does not exist: give the local directory of an HF "
                                 "LLaMA checkpoint (config.json + *.safetensors or pytorch_model*.bin)")
-    try:
-        from anygpt.model import hf
-    except ImportError as err:
-        raise ImportError(f"loading {path} needs anygpt.model.hf (HF LLaMA import), which is not available: {err}"
-                          ) from err
-    return hf.load_llama(path)
+    from anygpt.model.hf import load_hf
+
+    model = load_hf(path, dtype=torch.float32)
+    # load_hf builds on the meta device; its non-persistent caches (RoPE tables, rebuilt lazily) may stay there.
+    # Lightning's ModelParallelStrategy treats any meta tensor as "not initialised yet" and would re-initialise the
+    # whole module (to_empty + reset_parameters), wiping the loaded weights, so no meta tensor may survive here.
+    for module in model.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None and buffer.is_meta:
+                module._buffers[name] = torch.empty(buffer.shape, dtype=buffer.dtype)
+    if hasattr(model, "rope_len"):
+        model.rope_len = 0
+    missing = [name for name, p in model.named_parameters() if p.is_meta]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint has no weights for {missing[:5]} ({len(missing)} tensors)")
+    return model
 
 
 class TokenLoss(Metric):
