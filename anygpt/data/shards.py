@@ -115,7 +115,8 @@ class ShardWriter:
         shards = sorted(shards + self.shards, key=lambda s: s["name"])
         modalities = Counter((existing or {}).get("modalities", {}))
         modalities.update(self.modalities)
-        manifest = {"format_version": FORMAT_VERSION, "shards": shards, "num_samples": sum(s["samples"] for s in shards),
+        manifest = {"format_version": FORMAT_VERSION, "shards": shards,
+                    "num_samples": sum(s["samples"] for s in shards),
                     "modalities": dict(modalities), "vocab": self.vocab_info}
         tmp = manifest_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))

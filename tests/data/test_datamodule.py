@@ -11,7 +11,7 @@ def corpus(tmp_path_factory):
 
 
 def datamodule(corpus, weights=(0.5, 0.3, 0.2), **kwargs):
-    sources = [Source(str(corpus / "shards" / m), w) for m, w in zip(("image", "speech", "music"), weights)]
+    sources = [Source(str(corpus / "shards" / m), w) for m, w in zip(("image", "speech", "music"), weights, strict=True)]
     options = {"max_length": 96, "batch_size": 4, "batches_per_epoch": 5, **kwargs}
     return AnyGPTDataModule(str(corpus / "tokenizer"), TINY_MODALITIES, sources, **options)
 
@@ -21,14 +21,14 @@ def test_packing_keeps_samples_whole_and_masks_padding(corpus):
     bos, eos = dm.vocab.text.bos_id, dm.vocab.text.eos_id
     for batch in dm.train_dataloader():
         assert batch["input_ids"].shape == (4, 96)
-        for ids, mask in zip(batch["input_ids"].tolist(), batch["loss_mask"].tolist()):
+        for ids, mask in zip(batch["input_ids"].tolist(), batch["loss_mask"].tolist(), strict=True):
             used = sum(1 for _ in ids) - list(reversed(mask)).index(True) if any(mask) else 0
             content = ids[:used]
             assert not any(mask[used:])  # padding carries no loss
             # whole samples back to back: <s> ... </s> <s> ... </s>
             starts = [i for i, t in enumerate(content) if t == bos]
             ends = [i for i, t in enumerate(content) if t == eos]
-            assert starts[0] == 0 and len(starts) == len(ends) and all(e + 1 == s for e, s in zip(ends, starts[1:]))
+            assert starts[0] == 0 and len(starts) == len(ends) and all(e + 1 == s for e, s in zip(ends, starts[1:], strict=False))
             assert content[-1] == eos
             assert starts and not mask[0] and all(mask[1:used])  # pretraining: all but each BOS are trained
 
@@ -42,7 +42,7 @@ def test_mixture_rates_follow_weights(corpus):
             counts[name] += int((batch["input_ids"] == marker).sum())
     total = sum(counts.values())
     assert total > 1000
-    for name, weight in zip(starts, (0.5, 0.3, 0.2)):
+    for name, weight in zip(starts, (0.5, 0.3, 0.2), strict=True):
         assert abs(counts[name] / total - weight) < 0.05, counts
 
 
@@ -73,7 +73,7 @@ def test_resumed_loader_draws_the_same_batches(corpus, workers):
     rest = [b["input_ids"] for b in resumed] + [b["input_ids"] for b in resumed]
     got = seen + rest
     assert len(got) == len(expected) == 10
-    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
     assert not torch.equal(expected[0], expected[5])  # the second epoch is a new draw
 
 
@@ -83,7 +83,7 @@ def test_validation_stream_repeats_and_splits_shards(corpus):
     loader = dm.val_dataloader()
     first = [b["input_ids"] for b in loader]
     second = [b["input_ids"] for b in loader]
-    assert len(first) == 2 and all(torch.equal(a, b) for a, b in zip(first, second))
+    assert len(first) == 2 and all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
 
 
 def test_configuration_errors_name_the_problem(corpus, tmp_path):

@@ -96,7 +96,7 @@ def test_conversation_masks_only_assistant_turns(vocab):
     full = ("You are AnyGPT.\n[Human]: Transcribe <sosp><🗣️4><🗣️5><eosp><eoh>\n[MMGPT]: hello<eos>\n"
             "[Human]: Again?<eoh>\n[MMGPT]: bye<eos>")
     assert vocab.decode_text(rendered.ids) == full
-    trained = vocab.decode_text([i for i, m in zip(rendered.ids, rendered.mask) if m])
+    trained = vocab.decode_text([i for i, m in zip(rendered.ids, rendered.mask, strict=True) if m])
     assert trained == " hello<eos> bye<eos>"
     assert all(renderer.render_conversation(sample, train_on="all").mask)
     with pytest.raises(ValueError, match="train_on"):

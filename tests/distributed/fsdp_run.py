@@ -15,9 +15,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import ModelParallelStrategy
-import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
@@ -93,7 +93,7 @@ class CheckExpansion(Callback):
             self.result[name] = {
                 "sharded": sharded, "rows": full.size(0),
                 "old_rows_identical": bool(torch.equal(full[:old], theirs)),
-                "new_rows_mean": bool(torch.allclose(full[old:], theirs.mean(0, keepdim=True).expand(full.size(0) - old, -1),
+                "new_rows_mean": bool(torch.allclose(full[old:], theirs.mean(0, keepdim=True).expand_as(full[old:]),
                                                      atol=1e-6)),
             }
 
