@@ -11,7 +11,8 @@ def corpus(tmp_path_factory):
 
 
 def datamodule(corpus, weights=(0.5, 0.3, 0.2), **kwargs):
-    sources = [Source(str(corpus / "shards" / m), w) for m, w in zip(("image", "speech", "music"), weights, strict=True)]
+    names = ("image", "speech", "music")
+    sources = [Source(str(corpus / "shards" / m), w) for m, w in zip(names, weights, strict=True)]
     options = {"max_length": 96, "batch_size": 4, "batches_per_epoch": 5, **kwargs}
     return AnyGPTDataModule(str(corpus / "tokenizer"), TINY_MODALITIES, sources, **options)
 
@@ -28,7 +29,8 @@ def test_packing_keeps_samples_whole_and_masks_padding(corpus):
             # whole samples back to back: <s> ... </s> <s> ... </s>
             starts = [i for i, t in enumerate(content) if t == bos]
             ends = [i for i, t in enumerate(content) if t == eos]
-            assert starts[0] == 0 and len(starts) == len(ends) and all(e + 1 == s for e, s in zip(ends, starts[1:], strict=False))
+            assert starts[0] == 0 and len(starts) == len(ends)
+            assert all(e + 1 == s for e, s in zip(ends, starts[1:], strict=False))
             assert content[-1] == eos
             assert starts and not mask[0] and all(mask[1:used])  # pretraining: all but each BOS are trained
 
