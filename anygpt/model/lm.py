@@ -7,8 +7,10 @@
 - Loss: next-token cross-entropy over the tokens the loss mask selects, normalised by the number of such tokens in the
   whole data-parallel batch (an all-reduce of one count), so a sharded run computes the same update as one process
   with the same global batch. Per-modality losses and perplexities (text, image, speech, music tokens) are logged.
-- AdamW, linear warmup then cosine decay, gradient clipping in the module (``clip_grad_norm_`` works on FSDP2's DTensor
-  gradients, unlike Trainer-side clipping under some strategies), tokens/s on the progress bar.
+- AdamW, linear warmup then cosine decay, tokens/s on the progress bar. Gradients are clipped in the module
+  (``grad_clip``; ``clip_grad_norm_`` handles FSDP2's DTensor gradients) so clipping is the same under every strategy
+  and the norm is logged; leave the Trainer's ``gradient_clip_val`` unset (Lightning 2.6 also accepts it under
+  ModelParallelStrategy, but clipping twice is pointless).
 """
 
 from __future__ import annotations
