@@ -17,6 +17,7 @@ the block, so a sample can attend to the earlier samples of its block, as in the
 
 from __future__ import annotations
 
+import copy
 import random
 import warnings
 from collections.abc import Iterator, Sequence
@@ -80,6 +81,7 @@ class MixtureStream(IterableDataset):
         self.seed, self.pack, self.pad_id, self.resampled = seed, pack, pad_id, resampled
         self.epoch, self.rank, self.world_size = 0, 0, 1
         self.stats = ReaderStats()
+        self.max_bad_in_a_row = 1000  # a source that yields nothing usable stops the run instead of spinning
         self._state: dict[str, Any] | None = None
         self._open: dict[int, tuple[str, int, Iterator]] = {}
 
@@ -96,7 +98,8 @@ class MixtureStream(IterableDataset):
                 "order": [0] * len(self.sources)}
 
     def state_dict(self) -> dict[str, Any]:
-        state = dict(self._state) if self._state is not None else self._fresh_state()
+        # A deep copy: a worker's snapshot is pickled by a feeder thread while the worker already reads on.
+        state = copy.deepcopy(self._state) if self._state is not None else self._fresh_state()
         state["stats"] = self.stats.state_dict()
         return state
 
@@ -114,7 +117,7 @@ class MixtureStream(IterableDataset):
         """Next decoded sample of source ``index``, moving to another shard when the current one ends."""
         state = self._state
         assert state is not None
-        empty_shards = 0
+        empty_shards = bad_samples = 0
         while True:
             url = state["shards"][index]
             if url is None:
@@ -140,6 +143,11 @@ class MixtureStream(IterableDataset):
             sample = decode(raw, self.stats, self.codebook_sizes)
             if sample is not None:
                 return sample
+            bad_samples += 1
+            if bad_samples >= self.max_bad_in_a_row:
+                raise RuntimeError(f"source {self.sources[index].name or self.sources[index].shards!r}: "
+                                   f"{bad_samples} unusable samples in a row (last in {url}); are these shards made "
+                                   "for this vocabulary? See the warnings above.")
 
     def _pick_shard(self, index: int, rng: random.Random) -> str:
         urls = self.urls[index]

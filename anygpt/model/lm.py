@@ -7,8 +7,10 @@
 - Loss: next-token cross-entropy over the tokens the loss mask selects, normalised by the number of such tokens in the
   whole data-parallel batch (an all-reduce of one count), so a sharded run computes the same update as one process
   with the same global batch. Per-modality losses and perplexities (text, image, speech, music tokens) are logged.
-- AdamW, linear warmup then cosine decay, gradient clipping in the module (``clip_grad_norm_`` works on FSDP2's DTensor
-  gradients, unlike Trainer-side clipping under some strategies), tokens/s on the progress bar.
+- AdamW, linear warmup then cosine decay, tokens/s on the progress bar. Gradients are clipped in the module
+  (``grad_clip``; ``clip_grad_norm_`` handles FSDP2's DTensor gradients) so clipping is the same under every strategy
+  and the norm is logged; leave the Trainer's ``gradient_clip_val`` unset (Lightning 2.6 also accepts it under
+  ModelParallelStrategy, but clipping twice is pointless).
 """
 
 from __future__ import annotations
@@ -39,12 +41,22 @@ def load_pretrained(path: str | Path) -> LLaMA:
     if not path.exists():
         raise FileNotFoundError(f"pretrained checkpoint {path} does not exist: give the local directory of an HF "
                                 "LLaMA checkpoint (config.json + *.safetensors or pytorch_model*.bin)")
-    try:
-        from anygpt.model import hf
-    except ImportError as err:
-        raise ImportError(f"loading {path} needs anygpt.model.hf (HF LLaMA import), which is not available: {err}"
-                          ) from err
-    return hf.load_llama(path)
+    from anygpt.model.hf import load_hf
+
+    model = load_hf(path, dtype=torch.float32)
+    # load_hf builds on the meta device; its non-persistent caches (RoPE tables, rebuilt lazily) may stay there.
+    # Lightning's ModelParallelStrategy treats any meta tensor as "not initialised yet" and would re-initialise the
+    # whole module (to_empty + reset_parameters), wiping the loaded weights, so no meta tensor may survive here.
+    for module in model.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None and buffer.is_meta:
+                module._buffers[name] = torch.empty(buffer.shape, dtype=buffer.dtype)
+    if hasattr(model, "rope_len"):
+        model.rope_len = 0
+    missing = [name for name, p in model.named_parameters() if p.is_meta]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint has no weights for {missing[:5]} ({len(missing)} tensors)")
+    return model
 
 
 class TokenLoss(Metric):

@@ -1,9 +1,10 @@
 """Standalone 2-process run (launched by test_fsdp.py): FSDP2 through ModelParallelStrategy on CPU/gloo.
 
 Modes (argv[1]):
-  parity OUT    fixed batches, global batch 4 (2 per rank), losses per step -> OUT/parity_<devices>.json
+  parity OUT DEVICES [CKPT]  fixed batches, global batch 4 (4 / DEVICES per rank), losses per step ->
+                OUT/parity_<devices>.json; with CKPT (an HF LLaMA directory) also the vocabulary expansion of that
+                checkpoint under FSDP2 -> OUT/expand.json
   resume OUT    shards from the data module: 8 steps straight; 4 steps + checkpoint; resume to 8 -> OUT/resume.json
-Pass ``--devices 1`` for the single-process reference of ``parity``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import ModelParallelStrategy
-import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
@@ -73,6 +74,42 @@ def parity(out: Path, devices: int) -> None:
         (out / f"parity_{devices}.json").write_text(json.dumps(record.losses))
 
 
+class CheckExpansion(Callback):
+    """After sharding: gather the embedding and output rows and compare them with the HF checkpoint's."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = checkpoint
+        self.result: dict = {}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from anygpt.model.hf import load_hf
+
+        base = load_hf(self.checkpoint)
+        old = base.config.vocab_size
+        for name, ours, theirs in (("embed", pl_module.model.embed_tokens.weight, base.embed_tokens.weight),
+                                   ("head", pl_module.model.lm_head.weight, base.lm_head.weight)):
+            sharded = hasattr(ours, "full_tensor")
+            full = ours.full_tensor() if sharded else ours
+            self.result[name] = {
+                "sharded": sharded, "rows": full.size(0),
+                "old_rows_identical": bool(torch.equal(full[:old], theirs)),
+                "new_rows_mean": bool(torch.allclose(full[old:], theirs.mean(0, keepdim=True).expand_as(full[old:]),
+                                                     atol=1e-6)),
+            }
+
+
+def expand(out: Path, checkpoint: Path) -> None:
+    L.seed_everything(0)
+    model = AnyGPTLM("tiny", pretrained=str(checkpoint), vocab_size=320, learning_rate=0.0, max_steps=1)
+    check = CheckExpansion(checkpoint)
+    ids = torch.randint(0, 320, (4, 17))
+    loader = DataLoader(GlobalBatchSlice(ids, torch.ones_like(ids, dtype=torch.bool), global_batch=2), batch_size=None)
+    t = trainer(2, 1, [check], out)
+    t.fit(model, loader)
+    if t.global_rank == 0:
+        (out / "expand.json").write_text(json.dumps(check.result))
+
+
 def resume(out: Path, shards: Path) -> None:
     def datamodule() -> AnyGPTDataModule:
         return AnyGPTDataModule(str(shards / "tokenizer"), TINY_MODALITIES,
@@ -112,7 +149,9 @@ def resume(out: Path, shards: Path) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, out = sys.argv[1], Path(sys.argv[2])
-    if mode == "parity":
-        parity(out, int(sys.argv[3]) if len(sys.argv) > 3 else 2)
+    if mode == "parity":  # parity OUT DEVICES [HF_CHECKPOINT: also check vocabulary expansion, in the same launch]
+        parity(out, int(sys.argv[3]))
+        if len(sys.argv) > 4:
+            expand(out, Path(sys.argv[4]))
     else:
         resume(out, Path(sys.argv[3]))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.data.factory import write_tiny_corpus
 
@@ -21,12 +22,25 @@ def run(*args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
+@pytest.fixture(scope="module")
+def parity_runs(tmp_path_factory):
+    """One single-process run, then one 2-process launch for parity and vocabulary expansion."""
+    from anygpt.model.configs import Config
+    from anygpt.model.hf import save_hf
+    from anygpt.model.llama import LLaMA
+
+    out = tmp_path_factory.mktemp("parity")
+    torch.manual_seed(0)
+    save_hf(LLaMA(Config.from_name("tiny", vocab_size=300)), out / "hf")
+    run("parity", str(out), "1")
+    run("parity", str(out), "2", str(out / "hf"))
+    return out
+
+
 @pytest.mark.slow
-def test_sharded_losses_equal_single_process(tmp_path):
-    run("parity", str(tmp_path), "1")
-    run("parity", str(tmp_path), "2")
-    single = json.loads((tmp_path / "parity_1.json").read_text())
-    sharded = json.loads((tmp_path / "parity_2.json").read_text())
+def test_sharded_losses_equal_single_process(parity_runs):
+    single = json.loads((parity_runs / "parity_1.json").read_text())
+    sharded = json.loads((parity_runs / "parity_2.json").read_text())
     assert len(single) == len(sharded) == 6
     assert single != pytest.approx([single[0]] * 6, abs=1e-3)  # training moved the loss
     assert sharded == pytest.approx(single, abs=1e-4)
@@ -42,3 +56,10 @@ def test_distributed_checkpoint_resume_continues_identically(tmp_path):
     # Same batches (data position restored mid-epoch) and the same losses (weights, optimizer, schedule restored).
     assert result["resumed_batches"] == result["straight_batches"][4:]
     assert result["resumed"] == pytest.approx(result["straight"][4:], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_vocabulary_expansion_of_a_pretrained_checkpoint_under_fsdp2(parity_runs):
+    result = json.loads((parity_runs / "expand.json").read_text())
+    for name in ("embed", "head"):
+        assert result[name] == {"sharded": True, "rows": 320, "old_rows_identical": True, "new_rows_mean": True}

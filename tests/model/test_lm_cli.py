@@ -1,0 +1,64 @@
+"""`anygpt fit` on the experiment configs, through anygpt.cli.main in a subprocess."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.data.factory import make_tokenizer, write_tiny_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def anygpt(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    code = "import sys; from anygpt.cli import main; main(sys.argv[1:])"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_tiny_pretraining_loss_falls(tmp_path):
+    write_tiny_corpus(tmp_path / "data" / "tiny")
+    proc = anygpt("fit", "--config", str(ROOT / "experiments/tiny/pretrain.yaml"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader(open(next((tmp_path / "runs/tiny").rglob("metrics.csv")))))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(losses) >= 6
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.5, losses
+    val = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert len(val) == 2 and val[-1] < val[0]
+    for group in ("text", "image", "speech", "music"):
+        assert any(r.get(f"train/loss_{group}") for r in rows)
+    assert (tmp_path / "runs/tiny/checkpoints/last.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_paper_config_prints_reparses_and_fails_fast_naming_paths(tmp_path, monkeypatch, capsys):
+    # In-process: parsing and instantiation fail before any strategy starts processes.
+    from anygpt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "experiments/pretrain.yaml"
+
+    def printed(path) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--config", str(path), "--print_config"])
+        assert exit_info.value.code in (0, None)
+        return capsys.readouterr().out
+
+    first = printed(config)
+    (tmp_path / "printed.yaml").write_text(first)
+    assert printed(tmp_path / "printed.yaml") == first
+    for expected in ("max_length: 4500", "learning_rate: 6.0e-05", "warmup: 0.03", "grad_clip: 1.0",
+                     "ModelParallelStrategy", "precision: bf16-mixed", "data/shards/mmc4/*.tar"):
+        assert expected in first
+
+    with pytest.raises((ValueError, FileNotFoundError), match="checkpoints/Llama-2-7b-hf does not exist"):
+        main(["fit", "--config", str(config)])
+    make_tokenizer(tmp_path / "checkpoints/Llama-2-7b-hf")  # now the checkpoint path exists, the shards do not
+    with pytest.raises((ValueError, FileNotFoundError), match="No shards found for 'data/shards/mmc4/\\*.tar'"):
+        main(["fit", "--config", str(config)])
