@@ -151,6 +151,7 @@ class AnyGPTLM(L.LightningModule):
             model = LLaMA(replace(config, vocab_size=target))
         # Remember what checkpoint loading (without a data module) needs to rebuild the model.
         self.hparams["vocab_size"] = model.config.vocab_size
+        self.hparams["resolved_config"] = model.config.to_dict()  # the architecture, for inference loading
         ranges = self._group_ranges()
         self.hparams["modality_ranges"] = [list(r) for r in ranges]
         self.group_names = ["text", *[name for name, _, _ in ranges]]

@@ -35,6 +35,26 @@ def test_tiny_pretraining_loss_falls(tmp_path):
         assert any(r.get(f"train/loss_{group}") for r in rows)
     assert (tmp_path / "runs/tiny/checkpoints/last.ckpt").exists()
 
+    # The Lightning checkpoint loads for inference and exports as an AnyGPT folder with the same weights.
+    import torch
+
+    from anygpt.checkpoints import load_bundle, save_bundle
+    from tests.generation.stub_tokenizers import StubImage, StubMusic, StubSpeech
+
+    stubs = {"image": StubImage(64), "speech": StubSpeech(32), "music": StubMusic(64)}
+    monkeypatched_cwd = os.getcwd()
+    os.chdir(tmp_path)  # the config's tokenizer path is relative to the run's working directory
+    try:
+        bundle = load_bundle(tmp_path / "runs/tiny/checkpoints/last.ckpt", tokenizers=stubs)
+        save_bundle(bundle, tmp_path / "export")
+        again = load_bundle(tmp_path / "export", tokenizers=stubs)
+    finally:
+        os.chdir(monkeypatched_cwd)
+    ids = torch.tensor([bundle.vocab.encode("[Human]: hello<eoh> [MMGPT]:")])
+    with torch.no_grad():
+        assert torch.equal(bundle.model(ids), again.model(ids))
+    assert len(again.vocab) == len(bundle.vocab) == bundle.model.config.vocab_size
+
 
 @pytest.mark.slow
 def test_paper_config_prints_reparses_and_fails_fast_naming_paths(tmp_path, monkeypatch, capsys):
