@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from anygpt.modalities.base import Modality, SpanStructure
 from anygpt.modalities.music.audio import load_audio, save_audio
 from anygpt.modalities.music.losses import MultiScaleMelLoss
+from anygpt.modalities.vq import enable_dead_code_restarts
 
 
 class SEANetCodec(Modality):
@@ -62,6 +63,7 @@ class SEANetCodec(Modality):
         self.quantizer = ResidualVectorQuantizer(dimension=dimension, n_q=n_q, bins=bins, decay=decay,
                                                  kmeans_init=kmeans_init, kmeans_iters=kmeans_iters,
                                                  threshold_ema_dead_code=threshold_ema_dead_code)
+        enable_dead_code_restarts(self.quantizer)  # encodec's own restarts are undone by its EMA update
         self.hop_length = math.prod(ratios)
         self.automatic_optimization = False  # generator and (optional) discriminator steps alternate
         self.discriminator = None
