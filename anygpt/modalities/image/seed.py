@@ -14,7 +14,6 @@ branches the tokenizer does not use are reported and ignored), but every weight 
 from __future__ import annotations
 
 import logging
-
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,8 +105,9 @@ class QFormerAttention(nn.Module):
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(b, t.shape[1], self.heads, -1).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(heads(self.q(x)), heads(self.k(context)), heads(self.v(context)),
-                                             is_causal=causal)
+        out = F.scaled_dot_product_attention(
+            heads(self.q(x)), heads(self.k(context)), heads(self.v(context)), is_causal=causal
+        )
         return self.o(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -130,8 +130,9 @@ class QFormer(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, hidden: int, vision_dim: int, cross_every: int) -> None:
         super().__init__()
         self.embed_norm = nn.LayerNorm(dim, eps=1e-12)
-        self.layers = nn.ModuleList(QFormerLayer(dim, heads, hidden, vision_dim, cross=i % cross_every == 0)
-                                    for i in range(depth))
+        self.layers = nn.ModuleList(
+            QFormerLayer(dim, heads, hidden, vision_dim, cross=i % cross_every == 0) for i in range(depth)
+        )
 
     def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         x = self.embed_norm(queries)
@@ -173,26 +174,46 @@ class SEEDImageTokenizer(Modality):
     markers = ("<soim>", "<eoim>")
     token_format = "<👀{}>"
 
-    def __init__(self, image_size: int = 224, patch_size: int = 14, vit_width: int = 1408, vit_depth: int = 39,
-                 vit_heads: int = 16, vit_hidden: int = 6144, qformer_width: int = 768, qformer_depth: int = 12,
-                 qformer_heads: int = 12, qformer_hidden: int = 3072, cross_attention_freq: int = 2,
-                 num_queries: int = 32, codebook_dim: int = 32, n_embed: int = 8192, decode_depth: int = 4,
-                 decode_heads: int = 12, down_dims: Sequence[int] = (256, 128, 32), embed_dim: int = 1024) -> None:
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 14,
+        vit_width: int = 1408,
+        vit_depth: int = 39,
+        vit_heads: int = 16,
+        vit_hidden: int = 6144,
+        qformer_width: int = 768,
+        qformer_depth: int = 12,
+        qformer_heads: int = 12,
+        qformer_hidden: int = 3072,
+        cross_attention_freq: int = 2,
+        num_queries: int = 32,
+        codebook_dim: int = 32,
+        n_embed: int = 8192,
+        decode_depth: int = 4,
+        decode_heads: int = 12,
+        down_dims: Sequence[int] = (256, 128, 32),
+        embed_dim: int = 1024,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.visual = EVAViT(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_hidden)
         self.ln_vision = nn.LayerNorm(vit_width)
         self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, qformer_width))
-        self.qformer = QFormer(qformer_width, qformer_depth, qformer_heads, qformer_hidden, vit_width,
-                               cross_attention_freq)
-        self.encode_task_layer = nn.Sequential(nn.Linear(qformer_width, qformer_width), nn.Tanh(),
-                                               nn.Linear(qformer_width, codebook_dim))
+        self.qformer = QFormer(
+            qformer_width, qformer_depth, qformer_heads, qformer_hidden, vit_width, cross_attention_freq
+        )
+        self.encode_task_layer = nn.Sequential(
+            nn.Linear(qformer_width, qformer_width), nn.Tanh(), nn.Linear(qformer_width, codebook_dim)
+        )
         self.codebook = nn.Embedding(n_embed, codebook_dim)
-        self.decode_task_layer = nn.Sequential(nn.Linear(codebook_dim, codebook_dim), nn.Tanh(),
-                                               nn.Linear(codebook_dim, qformer_width))
+        self.decode_task_layer = nn.Sequential(
+            nn.Linear(codebook_dim, codebook_dim), nn.Tanh(), nn.Linear(codebook_dim, qformer_width)
+        )
         self.pos_embed_image = nn.Parameter(torch.zeros(1, num_queries, qformer_width))
-        self.blocks_image = nn.ModuleList(ViTBlock(qformer_width, decode_heads, qformer_width * 4)
-                                          for _ in range(decode_depth))
+        self.blocks_image = nn.ModuleList(
+            ViTBlock(qformer_width, decode_heads, qformer_width * 4) for _ in range(decode_depth)
+        )
         dims = (qformer_width, *down_dims)
         down: list[nn.Module] = []
         for i in range(len(down_dims)):
@@ -212,7 +233,7 @@ class SEEDImageTokenizer(Modality):
     def structure(self) -> SpanStructure:
         return SpanStructure(fixed_length=int(self.hparams.num_queries))
 
-    # -- raw I/O --------------------------------------------------------------------------------------------------------
+    # -- raw I/O ---------------------------------------------------------------------------------------------------
     def load(self, source: str | Path | bytes) -> torch.Tensor:
         """SEED's preprocessing: RGB, bicubic resize to 224x224 (no crop), CLIP mean/std normalisation."""
         import torchvision.transforms.functional as TF
@@ -224,11 +245,13 @@ class SEEDImageTokenizer(Modality):
 
     def save(self, data: torch.Tensor, path: str | Path) -> None:
         if data.dim() != 3:
-            raise ValueError(f"SEED decode() yields {tuple(data.shape)} unCLIP embeddings, not pixels: attach an "
-                             "unCLIP pipeline (attach_unclip) and save the output of enhance().")
+            raise ValueError(
+                f"SEED decode() yields {tuple(data.shape)} unCLIP embeddings, not pixels: attach an "
+                "unCLIP pipeline (attach_unclip) and save the output of enhance()."
+            )
         save_image(data, path)
 
-    # -- tokens ---------------------------------------------------------------------------------------------------------
+    # -- tokens ----------------------------------------------------------------------------------------------------
     def quantize(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest codebook entry (Euclidean) of each ``[..., codebook_dim]`` vector."""
         flat = z.reshape(-1, z.shape[-1])
@@ -256,8 +279,9 @@ class SEEDImageTokenizer(Modality):
         batch = torch.stack(list(items)).to(self.device, self.dtype)
         size = int(self.hparams.image_size)
         if batch.shape[1:] != (3, size, size):
-            raise ValueError(f"SEED expects normalised images [3, {size}, {size}] (use load()), got "
-                             f"{tuple(batch.shape[1:])}")
+            raise ValueError(
+                f"SEED expects normalised images [3, {size}, {size}] (use load()), got {tuple(batch.shape[1:])}"
+            )
         return list(self.encode_images(batch).unbind(0))
 
     @torch.inference_mode()
@@ -267,8 +291,10 @@ class SEEDImageTokenizer(Modality):
         n = int(self.hparams.num_queries)
         batch = torch.stack([c.reshape(-1).long() for c in codes]).to(self.device)
         if batch.shape[1] != n or batch.min() < 0 or batch.max() >= self.codebook_size:
-            raise ValueError(f"A SEED image is exactly {n} codes in [0, {self.codebook_size}), got shape "
-                             f"{tuple(batch.shape)} range [{int(batch.min())}, {int(batch.max())}]")
+            raise ValueError(
+                f"A SEED image is exactly {n} codes in [0, {self.codebook_size}), got shape "
+                f"{tuple(batch.shape)} range [{int(batch.min())}, {int(batch.max())}]"
+            )
         return list(self.embed_codes(batch).float().unbind(0))
 
     def attach_unclip(self, pipeline_dir: str | Path, **kwargs: Any) -> None:
@@ -283,10 +309,11 @@ class SEEDImageTokenizer(Modality):
             raise RuntimeError("No unCLIP pipeline attached: call attach_unclip(<local SD 2.1 unCLIP directory>).")
         return self.unclip([decoded], **context)[0]
 
-    # -- release checkpoints --------------------------------------------------------------------------------------------
+    # -- release checkpoints ---------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, seed_quantizer: str | Path, eva_vit: str | Path | None = None,
-                        **overrides: Any) -> SEEDImageTokenizer:
+    def from_pretrained(
+        cls, seed_quantizer: str | Path, eva_vit: str | Path | None = None, **overrides: Any
+    ) -> SEEDImageTokenizer:
         """Load ``seed_quantizer.pt`` (+ BLIP-2's ``eva_vit_g.pth`` when the quantizer file lacks the ViT).
 
         A `save_pretrained` directory is loaded as usual. Raises `KeyError` naming the files when a weight the
@@ -315,47 +342,77 @@ class SEEDImageTokenizer(Modality):
             ours = seed_key_to_ours(key)
             if ours in own:
                 if value.shape != own[ours].shape:
-                    raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, the model expects "
-                                     f"{tuple(own[ours].shape)} for {ours}; check the configuration.")
+                    raise ValueError(
+                        f"{source}: {key} has shape {tuple(value.shape)}, the model expects "
+                        f"{tuple(own[ours].shape)} for {ours}; check the configuration."
+                    )
                 converted[ours] = value
             else:
                 unexpected.append(key)
         missing = sorted(set(own) - set(converted))
         self.load_report = {"missing": missing, "unexpected": sorted(unexpected)}
         if missing:
-            hint = " (the EVA ViT weights come separately: pass eva_vit=eva_vit_g.pth)" if any(
-                k.startswith("visual.") for k in missing) else ""
+            hint = (
+                " (the EVA ViT weights come separately: pass eva_vit=eva_vit_g.pth)"
+                if any(k.startswith("visual.") for k in missing)
+                else ""
+            )
             raise KeyError(f"{source} lacks {len(missing)} weights the SEED tokenizer uses, e.g. {missing[:5]}{hint}")
         if unexpected:
-            log.warning("%s: ignored %d keys of branches the tokenizer does not use, e.g. %s", source,
-                        len(unexpected), unexpected[:3])
+            log.warning(
+                "%s: ignored %d keys of branches the tokenizer does not use, e.g. %s",
+                source,
+                len(unexpected),
+                unexpected[:3],
+            )
         self.load_state_dict(converted, strict=True)
 
 
 # Original name -> ours. Order matters: the first matching rule wins.
-_SEED_RULES: list[tuple[re.Pattern, str]] = [(re.compile(p), r) for p, r in [
-    (r"^visual_encoder\.patch_embed\.proj\.(weight|bias)$", r"visual.patch_embed.\1"),
-    (r"^visual_encoder\.(cls_token|pos_embed)$", r"visual.\1"),
-    (r"^visual_encoder\.blocks\.(\d+)\.(.*)$", r"visual.blocks.\1.\2"),
-    (r"^quantize\.embedding\.weight$", "codebook.weight"),
-    (r"^Qformer\.bert\.embeddings\.LayerNorm\.(weight|bias)$", r"qformer.embed_norm.\1"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.query\.(.*)$", r"qformer.layers.\1.self_attn.q.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.key\.(.*)$", r"qformer.layers.\1.self_attn.k.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.value\.(.*)$", r"qformer.layers.\1.self_attn.v.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(.*)$", r"qformer.layers.\1.self_attn.o.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(.*)$", r"qformer.layers.\1.self_norm.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.query\.(.*)$", r"qformer.layers.\1.cross_attn.q.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.key\.(.*)$", r"qformer.layers.\1.cross_attn.k.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.value\.(.*)$",
-     r"qformer.layers.\1.cross_attn.v.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.output\.dense\.(.*)$",
-     r"qformer.layers.\1.cross_attn.o.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.output\.LayerNorm\.(.*)$",
-     r"qformer.layers.\1.cross_norm.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.intermediate_query\.dense\.(.*)$", r"qformer.layers.\1.fc1.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.dense\.(.*)$", r"qformer.layers.\1.fc2.\2"),
-    (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.LayerNorm\.(.*)$", r"qformer.layers.\1.ffn_norm.\2"),
-]]
+_SEED_RULES: list[tuple[re.Pattern, str]] = [
+    (re.compile(p), r)
+    for p, r in [
+        (r"^visual_encoder\.patch_embed\.proj\.(weight|bias)$", r"visual.patch_embed.\1"),
+        (r"^visual_encoder\.(cls_token|pos_embed)$", r"visual.\1"),
+        (r"^visual_encoder\.blocks\.(\d+)\.(.*)$", r"visual.blocks.\1.\2"),
+        (r"^quantize\.embedding\.weight$", "codebook.weight"),
+        (r"^Qformer\.bert\.embeddings\.LayerNorm\.(weight|bias)$", r"qformer.embed_norm.\1"),
+        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.query\.(.*)$", r"qformer.layers.\1.self_attn.q.\2"),
+        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.key\.(.*)$", r"qformer.layers.\1.self_attn.k.\2"),
+        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.value\.(.*)$", r"qformer.layers.\1.self_attn.v.\2"),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(.*)$",
+            r"qformer.layers.\1.self_attn.o.\2",
+        ),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(.*)$",
+            r"qformer.layers.\1.self_norm.\2",
+        ),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.query\.(.*)$",
+            r"qformer.layers.\1.cross_attn.q.\2",
+        ),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.key\.(.*)$",
+            r"qformer.layers.\1.cross_attn.k.\2",
+        ),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.value\.(.*)$",
+            r"qformer.layers.\1.cross_attn.v.\2",
+        ),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.output\.dense\.(.*)$",
+            r"qformer.layers.\1.cross_attn.o.\2",
+        ),
+        (
+            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.output\.LayerNorm\.(.*)$",
+            r"qformer.layers.\1.cross_norm.\2",
+        ),
+        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.intermediate_query\.dense\.(.*)$", r"qformer.layers.\1.fc1.\2"),
+        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.dense\.(.*)$", r"qformer.layers.\1.fc2.\2"),
+        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.LayerNorm\.(.*)$", r"qformer.layers.\1.ffn_norm.\2"),
+    ]
+]
 
 
 def seed_key_to_ours(key: str) -> str:
@@ -379,5 +436,3 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a state dict (got {type(state).__name__}).")
     return state
-
-
