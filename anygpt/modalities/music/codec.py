@@ -37,6 +37,8 @@ class SEANetCodec(Modality):
             first batch, restart of codes whose EMA usage falls below the threshold).
         lr, time_weight, mel_weight, commit_weight: the training recipe (L1 waveform + multi-scale log-mel +
             commitment).
+        vq_warmup_steps: train as a plain autoencoder for this many steps before quantizing (avoids the collapse of a
+            codebook initialised on uninformative latents).
         adversarial_weight: > 0 adds Encodec's multi-scale STFT discriminator (hinge loss + feature matching).
     """
 
@@ -69,6 +71,7 @@ class SEANetCodec(Modality):
         commit_weight: float = 1.0,
         adversarial_weight: float = 0.0,
         feature_weight: float = 3.0,
+        vq_warmup_steps: int = 0,
         grad_clip: float = 1.0,
     ) -> None:
         super().__init__()
@@ -206,10 +209,15 @@ class SEANetCodec(Modality):
         mel_loss = self.__dict__.get("_mel_loss")  # kept out of the module tree: its filterbanks are not weights
         if mel_loss is None or mel_loss.mels[0].mel_scale.fb.device != wav.device:
             mel_loss = self.__dict__["_mel_loss"] = MultiScaleMelLoss(self.sample_rate).to(wav.device)
-        q = self.quantizer(self.encoder(wav), self.sample_rate)
-        recon = self.decoder(q.quantized)[..., : wav.shape[-1]]
-        losses = {"time_l1": F.l1_loss(recon, wav), "mel": mel_loss(recon, wav), "commit": q.penalty}
-        return losses, recon, q.codes
+        emb = self.encoder(wav)
+        if self.global_step < self.hparams.vq_warmup_steps:  # plain autoencoder first: informative latents to quantize
+            quantized, codes, penalty = emb, None, emb.new_zeros(())
+        else:  # the first quantized batch runs the k-means initialisation of the codebooks
+            q = self.quantizer(emb, self.sample_rate)
+            quantized, codes, penalty = q.quantized, q.codes, q.penalty
+        recon = self.decoder(quantized)[..., : wav.shape[-1]]
+        losses = {"time_l1": F.l1_loss(recon, wav), "mel": mel_loss(recon, wav), "commit": penalty}
+        return losses, recon, codes
 
     def _generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.hparams
@@ -251,7 +259,8 @@ class SEANetCodec(Modality):
             opt_d.step()
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False, batch_size=wav.shape[0])
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=wav.shape[0])
-        self.log_dict({f"train/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
+        if codes is not None:
+            self.log_dict({f"train/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
         return loss.detach()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -261,7 +270,8 @@ class SEANetCodec(Modality):
         losses, recon, codes = self._losses(wav)
         losses["si_snr"] = scale_invariant_signal_noise_ratio(recon, wav).mean()
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=wav.shape[0])
-        self.log_dict({f"val/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
+        if codes is not None:
+            self.log_dict({f"val/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
 
     @torch.no_grad()
     def codebook_usage(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ class TinyMusicCodec(SEANetCodec):
         kmeans_iters: int = 10,
         threshold_ema_dead_code: float = 0.1,
         commit_weight: float = 0.01,
+        vq_warmup_steps: int = 150,
         lr: float = 3e-3,
         **kwargs: Any,
     ) -> None:
@@ -45,6 +46,7 @@ class TinyMusicCodec(SEANetCodec):
             kmeans_iters=kmeans_iters,
             threshold_ema_dead_code=threshold_ema_dead_code,
             commit_weight=commit_weight,
+            vq_warmup_steps=vq_warmup_steps,
             lr=lr,
             **kwargs,
         )
