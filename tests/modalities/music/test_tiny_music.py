@@ -65,7 +65,7 @@ def test_trains_with_lightning_and_round_trips(tmp_path):
     data = MusicDataModule(
         str(root), csv_file=None, sample_rate=16000, segment_seconds=0.25, batch_size=4, crops_per_clip=1
     )
-    model = TinyMusicCodec(**SMALL)
+    model = TinyMusicCodec(**SMALL, vq_warmup_steps=2)  # 2 plain autoencoder steps, then quantized ones
     trainer = L.Trainer(
         max_steps=4,
         accelerator="cpu",
