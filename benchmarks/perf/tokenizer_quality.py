@@ -34,7 +34,8 @@ def images(root: str, split: str, limit: int) -> None:
     flat = x.mean((2, 3), keepdim=True).expand_as(x)
     print(
         f"image  {len(x)} {split} images, {model.tokens_per_image} tokens each: "
-        f"PSNR {psnr(recon, x, data_range=1.0):.2f} dB (mean-colour reference {psnr(flat, x, data_range=1.0):.2f} dB); {_usage(codes, model.codebook_size)}"
+        f"PSNR {psnr(recon, x, data_range=1.0):.2f} dB "
+        f"(mean-colour reference {psnr(flat, x, data_range=1.0):.2f} dB); {_usage(codes, model.codebook_size)}"
     )
 
 
