@@ -34,8 +34,9 @@ def open_rgb(source: str | Path | bytes):
         image.load()
         image = ImageOps.exif_transpose(image)
     except Exception as err:  # Pillow raises UnidentifiedImageError, OSError (truncated), ValueError...
-        raise ImageLoadError(f"Cannot read image file {name}: {err}. Expected a file Pillow decodes "
-                             "(png, jpeg, webp, ...).") from err
+        raise ImageLoadError(
+            f"Cannot read image file {name}: {err}. Expected a file Pillow decodes (png, jpeg, webp, ...)."
+        ) from err
     if image.width == 0 or image.height == 0:
         raise ImageLoadError(f"Image file {name} is empty ({image.width}x{image.height}).")
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):

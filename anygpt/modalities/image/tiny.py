@@ -18,6 +18,7 @@ from torch import nn
 
 from anygpt.modalities.base import Modality, SpanStructure
 from anygpt.modalities.image.io import open_rgb, save_image, to_tensor
+from anygpt.modalities.vq import enable_dead_code_restarts
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "tokenizers" / "image"
 
@@ -25,8 +26,14 @@ ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "tokenizers" / "ima
 class _ResBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
-                                  nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(8, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -47,18 +54,31 @@ class TinyImageTokenizer(Modality):
     markers = ("<soim>", "<eoim>")
     token_format = "<👀{}>"
 
-    def __init__(self, image_size: int = 64, grid: int = 4, groups: int = 2, codebook_size: int = 1024,
-                 code_dim: int = 32, channels: Sequence[int] = (16, 32, 64, 96), decay: float = 0.99,
-                 threshold_ema_dead_code: float = 2.0, kmeans_iters: int = 10, commit_weight: float = 0.25, lr: float = 2e-3,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        grid: int = 4,
+        groups: int = 2,
+        codebook_size: int = 512,
+        code_dim: int = 32,
+        channels: Sequence[int] = (16, 32, 64, 96),
+        decay: float = 0.99,
+        threshold_ema_dead_code: float = 0.2,
+        kmeans_iters: int = 10,
+        commit_weight: float = 0.02,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         from encodec.quantization.core_vq import VectorQuantization
 
         stages = (image_size // grid).bit_length() - 1
         if grid * 2**stages != image_size or len(channels) != stages:
-            raise ValueError(f"image_size/grid = {image_size}/{grid} must be a power of two 2^n with len(channels) == n "
-                             f"(got {len(channels)} channels)")
+            raise ValueError(
+                f"image_size/grid = {image_size}/{grid} must be a power of two 2^n with len(channels) == n "
+                f"(got {len(channels)} channels)"
+            )
         enc: list[nn.Module] = [nn.Conv2d(3, channels[0], 4, stride=2, padding=1)]
         for i, c in enumerate(channels):
             if i > 0:  # no residual block at the first (most expensive) resolution
@@ -75,10 +95,18 @@ class TinyImageTokenizer(Modality):
             dec.append(nn.ConvTranspose2d(channels[i], out, 4, stride=2, padding=1))
         dec += [nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], 3, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
-        self.quantizer = VectorQuantization(dim=code_dim, codebook_size=codebook_size, decay=decay, kmeans_init=True, kmeans_iters=kmeans_iters,
-                                            threshold_ema_dead_code=threshold_ema_dead_code, commitment_weight=1.0)
+        self.quantizer = VectorQuantization(
+            dim=code_dim,
+            codebook_size=codebook_size,
+            decay=decay,
+            kmeans_init=True,
+            kmeans_iters=kmeans_iters,
+            threshold_ema_dead_code=threshold_ema_dead_code,
+            commitment_weight=1.0,
+        )
+        enable_dead_code_restarts(self.quantizer)
 
-    # -- identity -----------------------------------------------------------------------------------------------------
+    # -- identity --------------------------------------------------------------------------------------------------
     @property
     def codebook_size(self) -> int:
         return int(self.hparams.codebook_size)
@@ -96,7 +124,7 @@ class TinyImageTokenizer(Modality):
         """Load a `save_pretrained` directory; without ``path``, the checkpoint shipped with the package."""
         return super().from_pretrained(ASSET_DIR if path is None else path, **overrides)
 
-    # -- raw I/O --------------------------------------------------------------------------------------------------------
+    # -- raw I/O ---------------------------------------------------------------------------------------------------
     def load(self, source: str | Path | bytes) -> torch.Tensor:
         """Image file -> ``[3, image_size, image_size]`` in [0, 1] (bicubic resize, no crop)."""
         from PIL import Image
@@ -110,7 +138,7 @@ class TinyImageTokenizer(Modality):
     def save(self, data: torch.Tensor, path: str | Path) -> None:
         save_image(data, path)
 
-    # -- networks -------------------------------------------------------------------------------------------------------
+    # -- networks --------------------------------------------------------------------------------------------------
     def _latents(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 3, S, S]`` in [0, 1] -> ``[B, code_dim, tokens]`` (cells row-major, the groups of a cell adjacent)."""
         h = self.hparams
@@ -152,7 +180,7 @@ class TinyImageTokenizer(Modality):
             raise ValueError(f"Image codes must lie in [0, {self.codebook_size})")
         return list(self._pixels(self.quantizer.decode(batch)).clamp(0, 1).unbind(0))
 
-    # -- training -------------------------------------------------------------------------------------------------------
+    # -- training --------------------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction, codes and commitment loss (EMA codebook updates happen in training mode)."""
         quantized, codes, commit = self.quantizer(self._latents(images))
@@ -164,9 +192,19 @@ class TinyImageTokenizer(Modality):
         l1, mse = F.l1_loss(recon, images), F.mse_loss(recon, images)
         loss = l1 + mse + self.hparams.commit_weight * commit
         psnr = 10 * torch.log10(1.0 / F.mse_loss(recon.clamp(0, 1), images, reduction="none").mean((1, 2, 3)))
-        stats = {"loss": loss, "l1": l1, "mse": mse, "commit": commit, "psnr": psnr.mean(), **self.codebook_usage(codes)}
-        self.log_dict({f"{stage}/{k}": v.detach() for k, v in stats.items()}, prog_bar=stage == "val",
-                      batch_size=images.shape[0])
+        stats = {
+            "loss": loss,
+            "l1": l1,
+            "mse": mse,
+            "commit": commit,
+            "psnr": psnr.mean(),
+            "perplexity": _perplexity(torch.bincount(codes.reshape(-1), minlength=self.codebook_size)),
+        }
+        if stage == "val":
+            self._val_counts = self._val_counts + torch.bincount(codes.reshape(-1), minlength=self.codebook_size)
+        self.log_dict(
+            {f"{stage}/{k}": v.detach() for k, v in stats.items()}, prog_bar=stage == "val", batch_size=images.shape[0]
+        )
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -175,15 +213,21 @@ class TinyImageTokenizer(Modality):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    @torch.no_grad()
-    def codebook_usage(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Perplexity of the batch's codes and the fraction of entries alive by EMA usage."""
-        counts = torch.bincount(codes.reshape(-1), minlength=self.codebook_size).float()
-        p = counts / counts.sum()
-        return {"perplexity": torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()),
-                "used": (self.quantizer._codebook.cluster_size >= 1.0).float().mean()}
+    def on_validation_epoch_start(self) -> None:
+        self._val_counts = torch.zeros(self.codebook_size, dtype=torch.long, device=self.device)
+
+    def on_validation_epoch_end(self) -> None:
+        """Codebook usage over the whole validation set: perplexity and fraction of entries used at least once."""
+        counts = self.trainer.strategy.reduce(self._val_counts.float(), reduce_op="sum")
+        self.log_dict({"val/set_perplexity": _perplexity(counts), "val/used_fraction": (counts > 0).float().mean()})
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))  # warmup, then flat
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _perplexity(counts: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of a code histogram: the number of equally used codes it is worth."""
+    p = counts.float() / counts.sum().clamp_min(1)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())

@@ -32,8 +32,9 @@ def load_audio(source: str | Path | bytes, sample_rate: int, min_samples: int = 
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
         data, rate = sf.read(handle, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError... depending on the failure
-        raise AudioLoadError(f"Cannot read audio file {name}: {err}. Expected a file libsndfile decodes "
-                             "(wav, flac, ogg, mp3).") from err
+        raise AudioLoadError(
+            f"Cannot read audio file {name}: {err}. Expected a file libsndfile decodes (wav, flac, ogg, mp3)."
+        ) from err
     if data.shape[0] == 0:
         raise AudioLoadError(f"Audio file {name} has no samples (zero-length audio).")
     wav = torch.from_numpy(data).mean(dim=1)
@@ -41,8 +42,10 @@ def load_audio(source: str | Path | bytes, sample_rate: int, min_samples: int = 
         raise AudioLoadError(f"Audio file {name} contains NaN or infinite samples.")
     wav = resample(wav, rate, sample_rate)
     if wav.numel() < min_samples:
-        raise AudioLoadError(f"Audio file {name} is too short: {wav.numel()} samples at {sample_rate} Hz, the "
-                             f"tokenizer needs at least {min_samples} (one frame).")
+        raise AudioLoadError(
+            f"Audio file {name} is too short: {wav.numel()} samples at {sample_rate} Hz, the "
+            f"tokenizer needs at least {min_samples} (one frame)."
+        )
     return wav
 
 

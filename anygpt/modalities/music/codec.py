@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from anygpt.modalities.base import Modality, SpanStructure
 from anygpt.modalities.music.audio import load_audio, save_audio
 from anygpt.modalities.music.losses import MultiScaleMelLoss
+from anygpt.modalities.vq import enable_dead_code_restarts
 
 
 class SEANetCodec(Modality):
@@ -32,9 +33,12 @@ class SEANetCodec(Modality):
         n_filters, ratios, dimension, n_residual_layers, lstm, compress, pad_mode, true_skip, causal, norm: the SEANet
             settings (``ratios`` are the decoder's upsampling ratios; their product is the hop length).
         n_q, bins: number of residual codebooks and entries per codebook.
-        decay, kmeans_init, kmeans_iters, threshold_ema_dead_code: codebook training (EMA updates, k-means init on the first batch,
-            replacement of codes whose EMA usage falls below the threshold).
-        lr, time_weight, mel_weight, commit_weight: the training recipe (L1 waveform + multi-scale log-mel + commitment).
+        decay, kmeans_init, kmeans_iters, threshold_ema_dead_code: codebook training (EMA updates, k-means init on the
+            first batch, restart of codes whose EMA usage falls below the threshold).
+        lr, time_weight, mel_weight, commit_weight: the training recipe (L1 waveform + multi-scale log-mel +
+            commitment).
+        vq_warmup_steps: train as a plain autoencoder for this many steps before quantizing (avoids the collapse of a
+            codebook initialised on uninformative latents).
         adversarial_weight: > 0 adds Encodec's multi-scale STFT discriminator (hinge loss + feature matching).
     """
 
@@ -42,26 +46,64 @@ class SEANetCodec(Modality):
     markers = ("<somu>", "<eomu>")
     token_format = "<🎶{}>"
 
-    def __init__(self, sample_rate: int = 32000, n_filters: int = 64, ratios: Sequence[int] = (8, 5, 4, 4),
-                 dimension: int = 128, n_q: int = 4, bins: int = 2048, n_residual_layers: int = 1, lstm: int = 2,
-                 compress: int = 2, pad_mode: str = "reflect", true_skip: bool = True, causal: bool = False,
-                 norm: str = "weight_norm", decay: float = 0.99, kmeans_init: bool = True,
-                 threshold_ema_dead_code: float = 2.0, kmeans_iters: int = 50, lr: float = 3e-4, time_weight: float = 0.1,
-                 mel_weight: float = 1.0, commit_weight: float = 1.0, adversarial_weight: float = 0.0,
-                 feature_weight: float = 3.0, grad_clip: float = 1.0) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 32000,
+        n_filters: int = 64,
+        ratios: Sequence[int] = (8, 5, 4, 4),
+        dimension: int = 128,
+        n_q: int = 4,
+        bins: int = 2048,
+        n_residual_layers: int = 1,
+        lstm: int = 2,
+        compress: int = 2,
+        pad_mode: str = "reflect",
+        true_skip: bool = True,
+        causal: bool = False,
+        norm: str = "weight_norm",
+        decay: float = 0.99,
+        kmeans_init: bool = True,
+        threshold_ema_dead_code: float = 2.0,
+        kmeans_iters: int = 50,
+        lr: float = 3e-4,
+        time_weight: float = 0.1,
+        mel_weight: float = 1.0,
+        commit_weight: float = 1.0,
+        adversarial_weight: float = 0.0,
+        feature_weight: float = 3.0,
+        vq_warmup_steps: int = 0,
+        grad_clip: float = 1.0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         from encodec.modules import SEANetDecoder, SEANetEncoder
         from encodec.quantization import ResidualVectorQuantizer
 
-        seanet = dict(channels=1, dimension=dimension, n_filters=n_filters, n_residual_layers=n_residual_layers,
-                      ratios=list(ratios), norm=norm, causal=causal, pad_mode=pad_mode, true_skip=true_skip,
-                      compress=compress, lstm=lstm)
+        seanet = dict(
+            channels=1,
+            dimension=dimension,
+            n_filters=n_filters,
+            n_residual_layers=n_residual_layers,
+            ratios=list(ratios),
+            norm=norm,
+            causal=causal,
+            pad_mode=pad_mode,
+            true_skip=true_skip,
+            compress=compress,
+            lstm=lstm,
+        )
         self.encoder = SEANetEncoder(**seanet)
         self.decoder = SEANetDecoder(**seanet, trim_right_ratio=1.0)
-        self.quantizer = ResidualVectorQuantizer(dimension=dimension, n_q=n_q, bins=bins, decay=decay,
-                                                 kmeans_init=kmeans_init, kmeans_iters=kmeans_iters,
-                                                 threshold_ema_dead_code=threshold_ema_dead_code)
+        self.quantizer = ResidualVectorQuantizer(
+            dimension=dimension,
+            n_q=n_q,
+            bins=bins,
+            decay=decay,
+            kmeans_init=kmeans_init,
+            kmeans_iters=kmeans_iters,
+            threshold_ema_dead_code=threshold_ema_dead_code,
+        )
+        enable_dead_code_restarts(self.quantizer)  # encodec's own restarts are undone by its EMA update
         self.hop_length = math.prod(ratios)
         self.automatic_optimization = False  # generator and (optional) discriminator steps alternate
         self.discriminator = None
@@ -70,7 +112,7 @@ class SEANetCodec(Modality):
 
             self.discriminator = MultiScaleSTFTDiscriminator(filters=32)
 
-    # -- identity -----------------------------------------------------------------------------------------------------
+    # -- identity --------------------------------------------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
         return int(self.hparams.sample_rate)
@@ -95,7 +137,7 @@ class SEANetCodec(Modality):
     def structure(self) -> SpanStructure:
         return SpanStructure(cycle=tuple((q * self.bins, (q + 1) * self.bins) for q in range(self.n_q)))
 
-    # -- raw I/O --------------------------------------------------------------------------------------------------------
+    # -- raw I/O ---------------------------------------------------------------------------------------------------
     def load(self, source: str | Path | bytes) -> torch.Tensor:
         """Any audio file -> mono ``[T]`` float waveform at `sample_rate` (at least one frame long)."""
         return load_audio(source, self.sample_rate, min_samples=self.hop_length)
@@ -103,7 +145,7 @@ class SEANetCodec(Modality):
     def save(self, data: torch.Tensor, path: str | Path) -> None:
         save_audio(data, path, self.sample_rate)
 
-    # -- networks -------------------------------------------------------------------------------------------------------
+    # -- networks --------------------------------------------------------------------------------------------------
     def encode_waveform(self, wav: torch.Tensor) -> torch.Tensor:
         """``[B, 1, T]`` -> codes ``[B, n_q, ceil(T / hop)]``."""
         codes = self.quantizer.encode(self.encoder(wav), self.sample_rate)  # [n_q, B, F]
@@ -125,8 +167,10 @@ class SEANetCodec(Modality):
             return []
         lengths = [w.numel() for w in wavs]
         if min(lengths) < self.hop_length:
-            raise ValueError(f"Audio shorter than one frame ({min(lengths)} < {self.hop_length} samples); use load(), "
-                             "which rejects clips too short to tokenize.")
+            raise ValueError(
+                f"Audio shorter than one frame ({min(lengths)} < {self.hop_length} samples); use load(), "
+                "which rejects clips too short to tokenize."
+            )
         batch = torch.zeros(len(wavs), 1, max(lengths), device=self.device)
         for i, w in enumerate(wavs):
             batch[i, 0, : w.numel()] = w.to(self.device, torch.float32)
@@ -160,15 +204,20 @@ class SEANetCodec(Modality):
         frames = ids.numel() // self.n_q
         return (ids[: frames * self.n_q] % self.bins).reshape(frames, self.n_q).t().contiguous()
 
-    # -- training -------------------------------------------------------------------------------------------------------
+    # -- training --------------------------------------------------------------------------------------------------
     def _losses(self, wav: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         mel_loss = self.__dict__.get("_mel_loss")  # kept out of the module tree: its filterbanks are not weights
         if mel_loss is None or mel_loss.mels[0].mel_scale.fb.device != wav.device:
             mel_loss = self.__dict__["_mel_loss"] = MultiScaleMelLoss(self.sample_rate).to(wav.device)
-        q = self.quantizer(self.encoder(wav), self.sample_rate)
-        recon = self.decoder(q.quantized)[..., : wav.shape[-1]]
-        losses = {"time_l1": F.l1_loss(recon, wav), "mel": mel_loss(recon, wav), "commit": q.penalty}
-        return losses, recon, q.codes
+        emb = self.encoder(wav)
+        if self.global_step < self.hparams.vq_warmup_steps:  # plain autoencoder first: informative latents to quantize
+            quantized, codes, penalty = emb, None, emb.new_zeros(())
+        else:  # the first quantized batch runs the k-means initialisation of the codebooks
+            q = self.quantizer(emb, self.sample_rate)
+            quantized, codes, penalty = q.quantized, q.codes, q.penalty
+        recon = self.decoder(quantized)[..., : wav.shape[-1]]
+        losses = {"time_l1": F.l1_loss(recon, wav), "mel": mel_loss(recon, wav), "commit": penalty}
+        return losses, recon, codes
 
     def _generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.hparams
@@ -184,11 +233,16 @@ class SEANetCodec(Modality):
             logits_fake, fmaps_fake = self.discriminator(recon)
             _, fmaps_real = self.discriminator(wav)
             losses["adv_g"] = sum(F.relu(1 - lf).mean() for lf in logits_fake) / len(logits_fake)
-            losses["feature"] = sum(F.l1_loss(f, r.detach()) / (r.detach().abs().mean() + 1e-6)
-                                    for fs, rs in zip(fmaps_fake, fmaps_real) for f, r in zip(fs, rs)
-                                    ) / sum(len(fs) for fs in fmaps_fake)
-            loss = loss + self.hparams.adversarial_weight * losses["adv_g"] + self.hparams.feature_weight * losses[
-                "feature"]
+            losses["feature"] = sum(
+                F.l1_loss(f, r.detach()) / (r.detach().abs().mean() + 1e-6)
+                for fs, rs in zip(fmaps_fake, fmaps_real, strict=True)
+                for f, r in zip(fs, rs, strict=True)
+            ) / sum(len(fs) for fs in fmaps_fake)
+            loss = (
+                loss
+                + self.hparams.adversarial_weight * losses["adv_g"]
+                + self.hparams.feature_weight * losses["feature"]
+            )
         opt_g.zero_grad()
         self.manual_backward(loss)
         self.clip_gradients(opt_g, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
@@ -197,14 +251,16 @@ class SEANetCodec(Modality):
             opt_d = optimizers[1]
             logits_fake, _ = self.discriminator(recon.detach())
             logits_real, _ = self.discriminator(wav)
-            losses["disc"] = sum(F.relu(1 + lf).mean() + F.relu(1 - lr).mean()
-                                 for lf, lr in zip(logits_fake, logits_real)) / len(logits_fake)
+            losses["disc"] = sum(
+                F.relu(1 + lf).mean() + F.relu(1 - lr).mean() for lf, lr in zip(logits_fake, logits_real, strict=True)
+            ) / len(logits_fake)
             opt_d.zero_grad()
             self.manual_backward(losses["disc"])
             opt_d.step()
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=False, batch_size=wav.shape[0])
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=wav.shape[0])
-        self.log_dict({f"train/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
+        if codes is not None:
+            self.log_dict({f"train/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
         return loss.detach()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -214,7 +270,8 @@ class SEANetCodec(Modality):
         losses, recon, codes = self._losses(wav)
         losses["si_snr"] = scale_invariant_signal_noise_ratio(recon, wav).mean()
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=wav.shape[0])
-        self.log_dict({f"val/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
+        if codes is not None:
+            self.log_dict({f"val/{k}": v for k, v in self.codebook_usage(codes).items()}, batch_size=wav.shape[0])
 
     @torch.no_grad()
     def codebook_usage(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -240,8 +297,10 @@ def _as_mono(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 2 and x.shape[0] == 1:
         x = x[0]
     if x.dim() != 1:
-        raise ValueError(f"Expected a mono waveform [T] or [1, T], got shape {tuple(x.shape)}; load() mixes "
-                         "multi-channel files to mono.")
+        raise ValueError(
+            f"Expected a mono waveform [T] or [1, T], got shape {tuple(x.shape)}; load() mixes "
+            "multi-channel files to mono."
+        )
     return x
 
 

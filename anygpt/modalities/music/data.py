@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".opus")
 
 
-def find_clips(root: str | Path, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
-               split: str = "train") -> list[Path]:
+def find_clips(
+    root: str | Path, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio", split: str = "train"
+) -> list[Path]:
     """Audio files of one split.
 
     With a csv (MusicCaps columns: ``ytid`` names ``{audio_dir}/{ytid}.<ext>``; an optional ``split`` column), rows of
@@ -35,12 +36,16 @@ def find_clips(root: str | Path, csv_file: str | None = "musiccaps.csv", audio_d
                 if "split" in row and row["split"] and row["split"] != split:
                     continue
                 stem = root / audio_dir / row["ytid"]
-                files.append(next((stem.with_suffix(s) for s in AUDIO_SUFFIXES if stem.with_suffix(s).exists()),
-                                  stem.with_suffix(".flac")))  # a missing file is reported when loaded
+                files.append(
+                    next(
+                        (stem.with_suffix(s) for s in AUDIO_SUFFIXES if stem.with_suffix(s).exists()),
+                        stem.with_suffix(".flac"),
+                    )
+                )  # a missing file is reported when loaded
         return files
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     is_val = [zlib.crc32(p.name.encode()) % 20 == 0 for p in files]
-    return [p for p, v in zip(files, is_val) if v == (split == "val")]
+    return [p for p, v in zip(files, is_val, strict=True) if v == (split == "val")]
 
 
 class AudioClips(Dataset):
@@ -50,8 +55,9 @@ class AudioClips(Dataset):
     stops on one bad file.
     """
 
-    def __init__(self, files: list[Path], sample_rate: int, segment_samples: int, train: bool = True,
-                 crops_per_clip: int = 1) -> None:
+    def __init__(
+        self, files: list[Path], sample_rate: int, segment_samples: int, train: bool = True, crops_per_clip: int = 1
+    ) -> None:
         self.sample_rate, self.segment, self.train, self.crops = sample_rate, segment_samples, train, crops_per_clip
         self.clips: list[torch.Tensor] = []
         self.skipped: list[str] = []
@@ -63,8 +69,9 @@ class AudioClips(Dataset):
         if self.skipped:
             log.warning("Skipped %d of %d audio files, e.g. %s", len(self.skipped), len(files), self.skipped[0])
         if not self.clips:
-            raise ValueError(f"No usable audio among {len(files)} files" + (f" (e.g. {self.skipped[0]})"
-                                                                             if self.skipped else ""))
+            raise ValueError(
+                f"No usable audio among {len(files)} files" + (f" (e.g. {self.skipped[0]})" if self.skipped else "")
+            )
 
     def __len__(self) -> int:
         return len(self.clips) * self.crops
@@ -74,15 +81,24 @@ class AudioClips(Dataset):
         if wav.numel() < self.segment:
             wav = torch.nn.functional.pad(wav, (0, self.segment - wav.numel()))
         start = int(torch.randint(wav.numel() - self.segment + 1, ())) if self.train else 0
-        return {"audio": wav[start: start + self.segment]}
+        return {"audio": wav[start : start + self.segment]}
 
 
 class MusicDataModule(L.LightningDataModule):
     """Training data for `SEANetCodec` models (``sample_rate`` must equal the model's)."""
 
-    def __init__(self, root: str, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
-                 sample_rate: int = 16000, segment_seconds: float = 1.0, batch_size: int = 16, crops_per_clip: int = 4,
-                 num_workers: int = 0, max_clips: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        csv_file: str | None = "musiccaps.csv",
+        audio_dir: str = "audio",
+        sample_rate: int = 16000,
+        segment_seconds: float = 1.0,
+        batch_size: int = 16,
+        crops_per_clip: int = 4,
+        num_workers: int = 0,
+        max_clips: int | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
 
@@ -95,8 +111,13 @@ class MusicDataModule(L.LightningDataModule):
         self.val_set = AudioClips(val or train[:8], h.sample_rate, segment, train=False)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.hparams.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)

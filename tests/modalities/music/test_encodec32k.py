@@ -16,9 +16,20 @@ def _reference(seed: int = 0):
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(seed)
-    config = EncodecConfig(sampling_rate=32000, num_filters=64, upsampling_ratios=[8, 5, 4, 4], codebook_size=2048,
-                           hidden_size=128, num_lstm_layers=2, target_bandwidths=[2.2], use_causal_conv=False,
-                           norm_type="weight_norm", pad_mode="reflect", use_conv_shortcut=False, normalize=False)
+    config = EncodecConfig(
+        sampling_rate=32000,
+        num_filters=64,
+        upsampling_ratios=[8, 5, 4, 4],
+        codebook_size=2048,
+        hidden_size=128,
+        num_lstm_layers=2,
+        target_bandwidths=[2.2],
+        use_causal_conv=False,
+        norm_type="weight_norm",
+        pad_mode="reflect",
+        use_conv_shortcut=False,
+        normalize=False,
+    )
     model = EncodecModel(config).eval()
     with torch.no_grad():  # transformers initialises codebooks to zeros: draw entries from real latent frames
         frames = model.encoder(_music(0.5, 3).unsqueeze(1)).transpose(1, 2).reshape(-1, 128)
@@ -30,8 +41,10 @@ def _reference(seed: int = 0):
 
 def _music(seconds: float = 0.5, batch: int = 2) -> torch.Tensor:
     t = torch.arange(int(32000 * seconds)) / 32000
-    waves = [0.3 * torch.sin(2 * math.pi * f * t) * torch.exp(-2 * t) + 0.05 * torch.randn_like(t)
-             for f in (220.0, 330.0, 440.0)[:batch]]
+    waves = [
+        0.3 * torch.sin(2 * math.pi * f * t) * torch.exp(-2 * t) + 0.05 * torch.randn_like(t)
+        for f in (220.0, 330.0, 440.0)[:batch]
+    ]
     return torch.stack(waves)
 
 
@@ -68,15 +81,29 @@ def test_legacy_weight_norm_keys_and_audiocraft_layout(reference_dir, tmp_path):
     legacy = tmp_path / "legacy"
     legacy.mkdir()
     state = load_file(str(directory / "model.safetensors"))
-    renamed = {k.replace("parametrizations.weight.original0", "weight_g").replace(
-        "parametrizations.weight.original1", "weight_v"): v for k, v in state.items()}
+    renamed = {
+        k.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): v
+        for k, v in state.items()
+    }
     save_file(renamed, str(legacy / "model.safetensors"))
     (legacy / "config.json").write_text((directory / "config.json").read_text())
     a = EncodecMusicTokenizer.from_pretrained(legacy)
 
     # audiocraft: best_state holds Encodec's own key names; xp.cfg carries the SEANet settings
-    cfg = {"sample_rate": 32000, "seanet": {"n_filters": 64, "ratios": [8, 5, 4, 4], "pad_mode": "reflect",
-                                            "dimension": 128, "lstm": 2, "true_skip": True, "causal": False}}
+    cfg = {
+        "sample_rate": 32000,
+        "seanet": {
+            "n_filters": 64,
+            "ratios": [8, 5, 4, 4],
+            "pad_mode": "reflect",
+            "dimension": 128,
+            "lstm": 2,
+            "true_skip": True,
+            "causal": False,
+        },
+    }
     torch.save({"best_state": a.state_dict(), "xp.cfg": cfg}, tmp_path / "compression_state_dict.bin")
     b = EncodecMusicTokenizer.from_pretrained(tmp_path / "compression_state_dict.bin", trusted=True)
     assert b.hparams.pad_mode == "reflect" and b.n_q == 4
@@ -111,7 +138,12 @@ def test_token_layout_matches_the_release():
     assert torch.equal(model.unflatten(flat), codes)
     assert torch.equal(model.unflatten(flat[:-2]), codes[:, :2])  # truncated final frame dropped
     s = model.structure
-    assert [s.allowed_codes(i, 8192) for i in range(5)] == [(0, 2048), (2048, 4096), (4096, 6144), (6144, 8192),
-                                                           (0, 2048)]
+    assert [s.allowed_codes(i, 8192) for i in range(5)] == [
+        (0, 2048),
+        (2048, 4096),
+        (4096, 6144),
+        (6144, 8192),
+        (0, 2048),
+    ]
     assert s.can_end(8) and not s.can_end(7)
     assert s.valid_prefix(flat, 8192) == 12
