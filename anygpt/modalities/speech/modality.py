@@ -280,11 +280,17 @@ class SpeechTokenizerModality(Modality):
         return modality.eval()
 
 
-TINY_PHONES = ("_", "n", "t", "d", "I", "s", "r", "k", "_:", "@", "D", "l", "b", "a", "z", "aI", "E", "0", "v", "@2", "p", "m", "eI", "i:", "w", "f", "3", "a#", "V", "g", "u:", "i", "I2", "A@", "oU", "h", "@L", "e@", "T", ";", "aU", "3:", "N", "j", "dZ", "O2", "O:", "tS", "r-", "o@", "O@", "U", "t#", "aa", "I#", "i@3", "S", "aI@", "i@", "aI2", "t[", "t2", "@-", "IR", "@5", "Z", "A:", "w#", "VR")
+# espeak-ng English phoneme mnemonics seen at least 8 times in the demo corpus (stress marks stripped). Class 0 ("_")
+# also takes frames before the first phoneme and every rarer phone.
+TINY_PHONES = ("_", "n", "t", "d", "I", "s", "r", "k", "_:", "@", "D", "l", "b", "a", "z", "aI", "E", "0", "v", "@2",
+               "p", "m", "eI", "i:", "w", "f", "3", "a#", "V", "g", "u:", "i", "I2", "A@", "oU", "h", "@L", "e@",
+               "T", ";", "aU", "3:", "N", "j", "dZ", "O2", "O:", "tS", "r-", "o@", "O@", "U", "t#", "aa", "I#",
+               "i@3", "S", "aI@", "i@", "aI2", "t[", "t2", "@-", "IR", "@5", "Z", "A:", "w#", "VR")
 
 TINY_CONFIG: dict[str, Any] = {"n_filters": 8, "strides": [8, 5, 4, 4], "dimension": 64,
                                "semantic_dimension": len(TINY_PHONES), "bidirectional": True, "lstm_layers": 1,
-                               "codebook_size": 256, "n_q": 8, "sample_rate": 16000}
+                               "codebook_size": 256, "n_q": 8, "sample_rate": 16000,
+                               "dead_code_threshold": 0.05}
 
 
 class TinySpeechModality(SpeechTokenizerModality):

@@ -279,8 +279,8 @@ class SoundStorm(nn.Module):
 
         ``prompt [B, P, 1 + Q]`` (all levels of a few seconds of the target voice): its level 1 is prepended to the
         condition and its acoustic levels are a fixed prefix, so the continuation takes on that voice. Level 2 is
-        decoded         MaskGIT-style in ``steps`` iterations (cosine schedule: the least confident predictions are re-masked, sampling
-        from the top ``top_k_fraction`` of the vocabulary with temperature annealed to 0); levels from
+        decoded MaskGIT-style in ``steps`` iterations (cosine schedule: the least confident predictions are re-masked;
+        sampling from the top ``top_k_fraction`` of the vocabulary, temperature annealed to 0); levels from
         ``greedy_levels_from`` on take one greedy pass each. Without a prompt the sampling picks a random voice.
         """
         b, n = semantic.shape
