@@ -253,6 +253,11 @@ class SpeechTokenizerModality(Modality):
             self.save_pretrained(Path(export) / "pretrained")
 
     # -- checkpoints ---------------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        for key in [k for k in self.hparams if k.startswith("_")]:  # LightningCLI's "_class_path" bookkeeping
+            self.hparams.pop(key)
+        super().save_pretrained(directory)
+
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: Any) -> Modality:
         """A `save_pretrained` directory, or the release layout: a directory with SpeechTokenizer's ``config.json`` and
@@ -260,8 +265,13 @@ class SpeechTokenizerModality(Modality):
         ``speechtokenizer/`` and ``soundstorm/speechtokenizer_soundstorm_mls.pt``."""
         path = resolve_asset(path)
         if (path / "model.safetensors").exists():  # build the class that saved it (paper or tiny configuration)
-            target = _import_object(json.loads((path / "config.json").read_text())["class_path"])
-            return Modality.from_pretrained.__func__(target, path, **overrides)
+            from safetensors.torch import load_file
+
+            config = json.loads((path / "config.json").read_text())
+            init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
+            modality = _import_object(config["class_path"])(**{**init_args, **overrides})
+            modality.load_state_dict(load_file(str(path / "model.safetensors")))
+            return modality.eval()
         root = path
         if (path / "speechtokenizer").is_dir():
             path = path / "speechtokenizer"

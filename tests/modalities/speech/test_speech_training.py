@@ -1,7 +1,6 @@
 """Both tokenizers train through Lightning on a LibriSpeech-style tree (a few steps), and export for use."""
 
 import lightning as L
-import pytest
 import torch
 
 from anygpt.modalities.speech import SoundStormModule, SpeechTokenizerModality, TinySpeechModality
@@ -17,7 +16,6 @@ def trainer(tmp_path, steps):
                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
 
 
-@pytest.mark.slow
 def test_tokenizer_then_soundstorm_train_and_export(tiny_corpus, tmp_path):
     torch.manual_seed(0)
     speech = TinySpeechModality(config=SMALL, phones=PHONES)
