@@ -253,6 +253,11 @@ class SpeechTokenizerModality(Modality):
             self.save_pretrained(Path(export) / "pretrained")
 
     # -- checkpoints ---------------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        for key in [k for k in self.hparams if k.startswith("_")]:  # LightningCLI's "_class_path" bookkeeping
+            self.hparams.pop(key)
+        super().save_pretrained(directory)
+
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: Any) -> Modality:
         """A `save_pretrained` directory, or the release layout: a directory with SpeechTokenizer's ``config.json`` and
@@ -260,8 +265,13 @@ class SpeechTokenizerModality(Modality):
         ``speechtokenizer/`` and ``soundstorm/speechtokenizer_soundstorm_mls.pt``."""
         path = resolve_asset(path)
         if (path / "model.safetensors").exists():  # build the class that saved it (paper or tiny configuration)
-            target = _import_object(json.loads((path / "config.json").read_text())["class_path"])
-            return Modality.from_pretrained.__func__(target, path, **overrides)
+            from safetensors.torch import load_file
+
+            config = json.loads((path / "config.json").read_text())
+            init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
+            modality = _import_object(config["class_path"])(**{**init_args, **overrides})
+            modality.load_state_dict(load_file(str(path / "model.safetensors")))
+            return modality.eval()
         root = path
         if (path / "speechtokenizer").is_dir():
             path = path / "speechtokenizer"
@@ -280,11 +290,17 @@ class SpeechTokenizerModality(Modality):
         return modality.eval()
 
 
-TINY_PHONES = ("_", "n", "t", "d", "I", "s", "r", "k", "_:", "@", "D", "l", "b", "a", "z", "aI", "E", "0", "v", "@2", "p", "m", "eI", "i:", "w", "f", "3", "a#", "V", "g", "u:", "i", "I2", "A@", "oU", "h", "@L", "e@", "T", ";", "aU", "3:", "N", "j", "dZ", "O2", "O:", "tS", "r-", "o@", "O@", "U", "t#", "aa", "I#", "i@3", "S", "aI@", "i@", "aI2", "t[", "t2", "@-", "IR", "@5", "Z", "A:", "w#", "VR")
+# espeak-ng English phoneme mnemonics seen at least 8 times in the demo corpus (stress marks stripped). Class 0 ("_")
+# also takes frames before the first phoneme and every rarer phone.
+TINY_PHONES = ("_", "n", "t", "d", "I", "s", "r", "k", "_:", "@", "D", "l", "b", "a", "z", "aI", "E", "0", "v", "@2",
+               "p", "m", "eI", "i:", "w", "f", "3", "a#", "V", "g", "u:", "i", "I2", "A@", "oU", "h", "@L", "e@",
+               "T", ";", "aU", "3:", "N", "j", "dZ", "O2", "O:", "tS", "r-", "o@", "O@", "U", "t#", "aa", "I#",
+               "i@3", "S", "aI@", "i@", "aI2", "t[", "t2", "@-", "IR", "@5", "Z", "A:", "w#", "VR")
 
 TINY_CONFIG: dict[str, Any] = {"n_filters": 8, "strides": [8, 5, 4, 4], "dimension": 64,
                                "semantic_dimension": len(TINY_PHONES), "bidirectional": True, "lstm_layers": 1,
-                               "codebook_size": 256, "n_q": 8, "sample_rate": 16000}
+                               "codebook_size": 256, "n_q": 8, "sample_rate": 16000,
+                               "dead_code_threshold": 0.05}
 
 
 class TinySpeechModality(SpeechTokenizerModality):

@@ -279,8 +279,8 @@ class SoundStorm(nn.Module):
 
         ``prompt [B, P, 1 + Q]`` (all levels of a few seconds of the target voice): its level 1 is prepended to the
         condition and its acoustic levels are a fixed prefix, so the continuation takes on that voice. Level 2 is
-        decoded         MaskGIT-style in ``steps`` iterations (cosine schedule: the least confident predictions are re-masked, sampling
-        from the top ``top_k_fraction`` of the vocabulary with temperature annealed to 0); levels from
+        decoded MaskGIT-style in ``steps`` iterations (cosine schedule: the least confident predictions are re-masked;
+        sampling from the top ``top_k_fraction`` of the vocabulary, temperature annealed to 0); levels from
         ``greedy_levels_from`` on take one greedy pass each. Without a prompt the sampling picks a random voice.
         """
         b, n = semantic.shape
@@ -388,7 +388,8 @@ class SoundStormModule(L.LightningModule):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": dict(self.hparams)}
+        init_args = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # drop LightningCLI's _class_path
+        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": init_args}
         (directory / "config.json").write_text(json.dumps(config, indent=2))
         save_file({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()},
                   str(directory / "model.safetensors"))
@@ -407,6 +408,7 @@ class SoundStormModule(L.LightningModule):
         if not (config_file.exists() and weights.exists()):
             raise FileNotFoundError(f"{path} holds no SoundStorm checkpoint: expected config.json + model.safetensors "
                                     "(SoundStormModule.save_pretrained) or a release .pt file.")
-        module = cls(**json.loads(config_file.read_text())["init_args"])
+        init_args = json.loads(config_file.read_text())["init_args"]
+        module = cls(**{k: v for k, v in init_args.items() if not k.startswith("_")})
         module.model.load_state_dict(load_file(str(weights)))
         return module.eval()

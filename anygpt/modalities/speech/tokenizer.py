@@ -9,6 +9,7 @@ them); the one difference, a bidirectional LSTM at the end of the encoder whose 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ class SpeechTokenizerConfig:
     sample_rate: int = 16000
     codebook_size: int = 1024
     n_q: int = 8
+    # training only: codes whose EMA usage falls below this are re-seeded from the batch (SpeechTokenizer: 2, for
+    # large batches; with small CPU batches of a few hundred frames, 2 would re-seed nearly every code every step)
+    dead_code_threshold: float = 2.0
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> SpeechTokenizerConfig:
@@ -79,7 +83,7 @@ class ResidualQuantizer(nn.Module):
     """Holds the RVQ under the attribute name ``vq`` (the checkpoint's ``quantizer.vq.layers.N._codebook.*``)."""
 
     def __init__(self, dimension: int, n_q: int, codebook_size: int, decay: float = 0.99, kmeans_iters: int = 50,
-                 threshold_ema_dead_code: int = 2) -> None:
+                 threshold_ema_dead_code: float = 2.0) -> None:
         super().__init__()
         self.n_q = n_q
         self.vq = ResidualVectorQuantization(num_quantizers=n_q, dim=dimension, codebook_size=codebook_size,
@@ -125,11 +129,26 @@ class SpeechTokenizerModel(nn.Module):
             self.encoder.model[-1] = SConv1d(2 * width, c.dimension, 7, norm="weight_norm", pad_mode="reflect")
         self.transform = (nn.Linear(c.dimension, c.semantic_dimension) if c.dimension != c.semantic_dimension
                           else nn.Identity())
-        self.quantizer = ResidualQuantizer(c.dimension, c.n_q, c.codebook_size)
+        self.quantizer = ResidualQuantizer(c.dimension, c.n_q, c.codebook_size,
+                                           threshold_ema_dead_code=c.dead_code_threshold)
         self.decoder = SEANetDecoder(channels=1, dimension=c.dimension, n_filters=c.n_filters,
                                      n_residual_layers=c.n_residual_layers, ratios=list(c.strides),
                                      activation=c.activation, dilation_base=c.dilation_base,
                                      residual_kernel_size=c.residual_kernel_size, lstm=c.lstm_layers)
+        self._init_for_training()
+
+    def _init_for_training(self) -> None:
+        """Training init. PyTorch's defaults shrink the signal ~2x per conv and add biases of +-1/sqrt(fan_in), so at
+        init the encoder output barely depends on speech-level input (~0.1) and training crawls. Zero conv biases, and
+        encoder weight-norm gains of sqrt(2) (ELU ~ ReLU gain), let the signal through; the decoder keeps the default
+        gains so its first outputs stay quiet. Loaded checkpoints overwrite all of it."""
+        for part in (self.encoder, self.decoder):
+            for module in part.modules():
+                if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+                    if hasattr(module, "weight_g") and part is self.encoder:
+                        nn.init.constant_(module.weight_g, math.sqrt(2.0))
 
     @property
     def hop_length(self) -> int:

@@ -1,0 +1,35 @@
+"""The shipped tiny checkpoints load, have the documented shape, and work together."""
+
+import json
+
+import pytest
+import torch
+
+from anygpt.modalities.base import Modality
+from anygpt.modalities.speech import SoundStormModule, SpeechTokenizerModality, TinySpeechModality
+from anygpt.modalities.speech.modality import ASSETS
+
+pytestmark = pytest.mark.skipif(not (ASSETS / "speech" / "model.safetensors").exists(), reason="assets not built")
+
+
+def test_tiny_tokenizer_asset():
+    config = json.loads((ASSETS / "speech" / "config.json").read_text())
+    assert config["class_path"].endswith("TinySpeechModality")
+    speech = Modality.from_pretrained(ASSETS / "speech")
+    assert isinstance(speech, TinySpeechModality) and speech.frame_rate == 25 and speech.codebook_size == 256
+    assert (ASSETS / "speech" / "model.safetensors").stat().st_size < 8_000_000
+    torch.manual_seed(0)
+    t = torch.arange(32000) / 16000
+    wav = (0.2 * torch.sin(2 * torch.pi * 220 * t) * (t < 1.2)).reshape(1, -1)
+    full = speech.encode_all_levels([wav])[0]
+    assert full.shape == (8, 50) and full.max() < 256
+    assert speech.decode([full])[0].shape == (1, 32000)
+
+
+@pytest.mark.skipif(not (ASSETS / "soundstorm" / "model.safetensors").exists(), reason="soundstorm not built")
+def test_tiny_soundstorm_asset_pairs_with_the_tokenizer():
+    speech = SpeechTokenizerModality.from_pretrained("speech", soundstorm="soundstorm")
+    storm = SoundStormModule.from_pretrained(ASSETS / "soundstorm")
+    assert storm.hparams.codebook_size == speech.codebook_size
+    tokens = torch.randint(0, 256, (30,))
+    assert speech.decode([tokens])[0].shape == (1, 30 * 640)
