@@ -55,7 +55,7 @@ def ctc_greedy_decode(log_probs: Tensor, lengths: Tensor) -> list[str]:
 class CtcAsr(nn.Module):
     """Log-mel -> conv subsampling (x4) -> bidirectional GRU -> per-frame character logits (CTC)."""
 
-    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 160, layers: int = 2,
+    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.1, sample_rate: int = 16000, hop_length: int = 160) -> None:
         super().__init__()
         self.config = {"n_mels": n_mels, "conv_channels": conv_channels, "hidden": hidden, "layers": layers,
@@ -129,7 +129,7 @@ class CtcAsrTrainer(L.LightningModule):
     """CTC training with SpecAugment on (speech, transcript) batches from `benchmarks.judges.data.AudioTextData`;
     validation reports greedy-decoding WER (Whisper normalisation + jiwer, as the benchmark does)."""
 
-    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 160, layers: int = 2,
+    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.1, lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 100,
                  freq_mask: int = 12, time_mask: int = 20, export_dir: str | None = None) -> None:
         super().__init__()
