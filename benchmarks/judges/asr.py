@@ -186,16 +186,12 @@ class CtcAsrTrainer(L.LightningModule):
 
 
 def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus WER after Whisper's English normalisation of both sides (the benchmark's definition)."""
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
+    """Corpus WER after Whisper's English normalisation of both sides: `benchmarks.metrics.WordErrorRate`."""
+    from benchmarks.metrics.wer import WordErrorRate
 
-    norm = EnglishTextNormalizer()
-    pairs = [(norm(r), norm(h)) for r, h in zip(references, hypotheses, strict=True)]
-    pairs = [(r, h) for r, h in pairs if r.strip()]
-    if not pairs:
-        raise ValueError("word_error_rate: every reference is empty after normalisation")
-    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+    metric = WordErrorRate()
+    metric.update(list(hypotheses), list(references))
+    return metric.compute().item()
 
 
 class WhisperAsr:

@@ -30,7 +30,7 @@ def test_clip_judge_matches_images_to_their_captions(tmp_path):
     judge = load_judge("clip")
     sims = judge.embed_images(pictures) @ judge.embed_texts([m["captions"][0] for m in metas]).T
     r1 = (sims.argmax(1) == torch.arange(n)).float().mean().item()
-    assert r1 >= 0.25, f"image->text R@1 {r1:.2f} among {n} (chance {1 / n:.2f})"
+    assert r1 >= 0.4, f"image->text R@1 {r1:.2f} among {n} (chance {1 / n:.2f})"
     assert sims.diag().mean() > sims.mean() + 0.05  # a CLIP score separates true captions from others
 
 
@@ -42,7 +42,7 @@ def test_clap_judge_matches_music_to_its_captions(tmp_path):
     judge = load_judge("clap")
     sims = judge.embed_audio(wavs, music.SAMPLE_RATE) @ judge.embed_text([m["caption"] for m in metas]).T
     r1 = (sims.argmax(1) == torch.arange(n)).float().mean().item()
-    assert r1 >= 0.25, f"audio->text R@1 {r1:.2f} among {n} (chance {1 / n:.2f})"
+    assert r1 >= 0.5, f"audio->text R@1 {r1:.2f} among {n} (chance {1 / n:.2f})"
     assert sims.diag().mean() > sims.mean()
 
 
