@@ -55,7 +55,7 @@ def ctc_greedy_decode(log_probs: Tensor, lengths: Tensor) -> list[str]:
 class CtcAsr(nn.Module):
     """Log-mel -> conv subsampling (x4) -> bidirectional GRU -> per-frame character logits (CTC)."""
 
-    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 160, layers: int = 2,
+    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.1, sample_rate: int = 16000, hop_length: int = 160) -> None:
         super().__init__()
         self.config = {"n_mels": n_mels, "conv_channels": conv_channels, "hidden": hidden, "layers": layers,
@@ -129,7 +129,7 @@ class CtcAsrTrainer(L.LightningModule):
     """CTC training with SpecAugment on (speech, transcript) batches from `benchmarks.judges.data.AudioTextData`;
     validation reports greedy-decoding WER (Whisper normalisation + jiwer, as the benchmark does)."""
 
-    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 160, layers: int = 2,
+    def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.1, lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 100,
                  freq_mask: int = 12, time_mask: int = 20, export_dir: str | None = None) -> None:
         super().__init__()
@@ -186,16 +186,12 @@ class CtcAsrTrainer(L.LightningModule):
 
 
 def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus WER after Whisper's English normalisation of both sides (the benchmark's definition)."""
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
+    """Corpus WER after Whisper's English normalisation of both sides: `benchmarks.metrics.WordErrorRate`."""
+    from benchmarks.metrics.wer import WordErrorRate
 
-    norm = EnglishTextNormalizer()
-    pairs = [(norm(r), norm(h)) for r, h in zip(references, hypotheses, strict=True)]
-    pairs = [(r, h) for r, h in pairs if r.strip()]
-    if not pairs:
-        raise ValueError("word_error_rate: every reference is empty after normalisation")
-    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+    metric = WordErrorRate()
+    metric.update(list(hypotheses), list(references))
+    return metric.compute().item()
 
 
 class WhisperAsr:
