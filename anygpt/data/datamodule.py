@@ -302,7 +302,10 @@ def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
     from anygpt.modalities.base import Modality, modality_class
 
     if isinstance(item, str):
-        item = modality_class(item)()  # raises KeyError naming the unknown modality and the registered ones
+        from anygpt.modalities.base import own_hyperparameters
+
+        with own_hyperparameters():
+            item = modality_class(item)()  # raises KeyError naming the unknown modality and the registered ones
     if isinstance(item, Modality):
         return item.spec, item.flatten
     if isinstance(item, ModalitySpec):

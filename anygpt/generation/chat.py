@@ -92,8 +92,8 @@ def _describe(reply: Reply) -> str:
     return "\n".join(lines) or "(empty reply)"
 
 
-def chat(ckpt: str, out: str = "chat", tokenizers: dict[str, str] | None = None, device: str = "cpu",
-         settings: str = "release", voice: str | None = None, seed: int = 0, system_prompt: str | None = None,
+def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str] | None = None,
+         device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0, system_prompt: str | None = None,
          max_new_tokens: int | None = None, input: str | None = None) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
@@ -156,7 +156,7 @@ def chat(ckpt: str, out: str = "chat", tokenizers: dict[str, str] | None = None,
     return str(path)
 
 
-def generate(ckpt: str, prompt: str, output: str = "text", out: str = "generated",
+def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
              tokenizers: dict[str, str] | None = None, device: str = "cpu", settings: str = "release",
              voice: str | None = None, seed: int = 0,
              max_new_tokens: int | None = None) -> dict:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -68,6 +69,23 @@ class SpanStructure:
             if self.can_end(i + 1):
                 best = i + 1
         return best
+
+
+@contextmanager
+def own_hyperparameters() -> Iterator[None]:
+    """Let modules built here record their own hyperparameters.
+
+    While LightningCLI instantiates a class, Lightning hands *that* class's hyperparameters to every
+    ``save_hyperparameters`` call (a context variable), so a tokenizer loaded inside a data module's ``__init__`` would
+    record the data module's arguments and lose its own. Lightning offers no public switch; this resets the variable.
+    """
+    from lightning.pytorch.core.mixins import hparams_mixin
+
+    token = hparams_mixin._given_hyperparameters.set(None)
+    try:
+        yield
+    finally:
+        hparams_mixin._given_hyperparameters.reset(token)
 
 
 class Modality(L.LightningModule, ABC):
@@ -149,7 +167,8 @@ class Modality(L.LightningModule, ABC):
                                         f"{cls.__name__}.save_pretrained (expected config.json + model.safetensors).")
         config = json.loads(config_file.read_text())
         target = _import_object(config["class_path"]) if cls is Modality else cls
-        model = target(**{**config.get("init_args", {}), **overrides})
+        with own_hyperparameters():
+            model = target(**{**config.get("init_args", {}), **overrides})
         model.load_state_dict(load_file(str(weights_file)))
         return model.eval()
 
@@ -198,9 +217,10 @@ def modality_class(name: str) -> type[Modality]:
 def load_modality(path: str | Path, class_path: str | None = None, **overrides: Any) -> Modality:
     """Load a tokenizer checkpoint: ``class_path``'s ``from_pretrained(path)`` (release formats), or by default a
     directory written by `Modality.save_pretrained` (its config.json names the class)."""
-    if class_path is None:
-        return Modality.from_pretrained(path, **overrides)
-    target = _import_object(class_path)
-    if not (isinstance(target, type) and issubclass(target, Modality)):
-        raise TypeError(f"{class_path} is not a Modality subclass")
-    return target.from_pretrained(path, **overrides)
+    with own_hyperparameters():
+        if class_path is None:
+            return Modality.from_pretrained(path, **overrides)
+        target = _import_object(class_path)
+        if not (isinstance(target, type) and issubclass(target, Modality)):
+            raise TypeError(f"{class_path} is not a Modality subclass")
+        return target.from_pretrained(path, **overrides)

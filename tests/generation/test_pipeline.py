@@ -93,7 +93,7 @@ def test_chat_keeps_history_and_writes_a_transcript(bundle_dir, tmp_path):
 
 
 def test_generate_one_shot_returns_summary(bundle_dir, tmp_path):
-    summary = generate(str(bundle_dir / "export"), "compose calm music", output="music", out=str(tmp_path / "g"),
+    summary = generate("compose calm music", str(bundle_dir / "export"), output="music", out=str(tmp_path / "g"),
                        max_new_tokens=20)
     assert summary["transcript"].endswith("transcript.html")
     assert all(f.endswith(".wav") for f in summary["files"])

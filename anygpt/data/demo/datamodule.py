@@ -21,7 +21,7 @@ from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
 from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
-from anygpt.modalities.base import Modality, load_modality
+from anygpt.modalities.base import Modality, load_modality, own_hyperparameters
 from anygpt.vocab import SPECIAL_TOKENS, train_bpe_tokenizer
 
 DEFAULT_WEIGHTS = {"image": 0.3, "speech": 0.3, "music": 0.2, "dialogue": 0.2}
@@ -127,8 +127,11 @@ class DemoDataModule(AnyGPTDataModule):
                               train_on="assistant"))
             return [s for s in out if s.weight > 0]
 
-        super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
-                         val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
-                         batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
-                         instruction_tokens=instruction_tokens, seed=seed)
-        self.hparams["tokenizers"] = self.tokenizer_refs
+        # The parent records its own arguments (text tokenizer, modalities, ...), which inference loading reads.
+        with own_hyperparameters():
+            super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
+                             val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
+                             batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
+                             instruction_tokens=instruction_tokens, seed=seed)
+        self.hparams.update({"root": str(root), "scale": scale, "corpus_seed": corpus_seed,
+                             "tokenizers": self.tokenizer_refs})
