@@ -93,8 +93,8 @@ def _describe(reply: Reply) -> str:
 
 
 def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str] | None = None,
-         device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0, system_prompt: str | None = None,
-         max_new_tokens: int | None = None, input: str | None = None) -> str:
+         device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
+         system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
