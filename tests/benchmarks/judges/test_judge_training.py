@@ -51,7 +51,9 @@ def test_asr_trainer_exports(tiny_librispeech, tmp_path):
                          batch_size=4)
     trainer = _fit(model, data)
     assert "val/wer" in trainer.callback_metrics
-    assert len(load_judge("asr", tmp_path / "a").transcribe([torch.randn(8000)], 16000)) == 1
+    judge = load_judge("asr", tmp_path / "a")
+    assert len(judge.transcribe([torch.randn(8000)], 16000)) == 1
+    assert "piano" in judge.lexicon  # the train transcripts' words ship with the model
 
 
 def test_readers_splits_and_errors(tiny_coco, tiny_librispeech, tiny_musiccaps, tmp_path):
