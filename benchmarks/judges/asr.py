@@ -56,10 +56,13 @@ class CtcAsr(nn.Module):
     """Log-mel -> conv subsampling (x4) -> bidirectional GRU -> per-frame character logits (CTC)."""
 
     def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
-                 dropout: float = 0.1, sample_rate: int = 16000, hop_length: int = 160) -> None:
+                 dropout: float = 0.1, sample_rate: int = 16000, hop_length: int = 160,
+                 lexicon: Sequence[str] = ()) -> None:
         super().__init__()
         self.config = {"n_mels": n_mels, "conv_channels": conv_channels, "hidden": hidden, "layers": layers,
-                       "dropout": dropout, "sample_rate": sample_rate, "hop_length": hop_length}
+                       "dropout": dropout, "sample_rate": sample_rate, "hop_length": hop_length,
+                       "lexicon": sorted(lexicon)}
+        self.lexicon = frozenset(lexicon)
         self.sample_rate = sample_rate
         self.features = LogMel(sample_rate, n_mels, hop_length)
         self.conv = nn.Sequential(nn.Conv2d(1, conv_channels, 3, stride=2, padding=1), nn.GELU(),
@@ -98,7 +101,23 @@ class CtcAsr(nn.Module):
             batch, lengths = pad_batch(clips[start : start + batch_size])
             log_probs = self(self.features(batch.to(device)))
             out += ctc_greedy_decode(log_probs, self.output_lengths(lengths).clamp(max=log_probs.shape[1]))
-        return out
+        return [self.snap_to_lexicon(t) for t in out] if self.lexicon else out
+
+    def snap_to_lexicon(self, text: str) -> str:
+        """Replace each word outside the training transcripts' lexicon by the nearest lexicon word when it is close
+        (Levenshtein distance <= 40% of its length): fixes spelling slips of a character model, like a task lexicon
+        does for a classic recogniser. Words with no close match stay as they are."""
+        from rapidfuzz.distance import Levenshtein
+        from rapidfuzz.process import extractOne
+
+        words = []
+        for word in text.split():
+            if word not in self.lexicon:
+                limit = max(1, round(0.4 * len(word)))
+                match = extractOne(word, self.config["lexicon"], scorer=Levenshtein.distance, score_cutoff=limit)
+                word = match[0] if match else word
+            words.append(word)
+        return " ".join(words)
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
         from safetensors.torch import save_file
@@ -131,7 +150,7 @@ class CtcAsrTrainer(L.LightningModule):
 
     def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.1, lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 100,
-                 freq_mask: int = 12, time_mask: int = 20, export_dir: str | None = None) -> None:
+                 freq_mask: int = 12, time_mask: int = 20, lexicon: bool = True, export_dir: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = CtcAsr(n_mels, conv_channels, hidden, layers, dropout)
@@ -179,6 +198,10 @@ class CtcAsrTrainer(L.LightningModule):
 
     def on_fit_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
+            if self.hparams.lexicon:  # the words of the training transcripts (see CtcAsr.snap_to_lexicon)
+                texts = self.trainer.datamodule.train_set.texts
+                words = {w for t in texts for w in normalize_transcript(t[0]).split()}
+                self.model.config["lexicon"], self.model.lexicon = sorted(words), frozenset(words)
             self.model.save(self.hparams.export_dir, extra={
                 "trained_on": "demo corpus speech train split (LibriSpeech layout)",
                 "train_seconds": round(time.perf_counter() - self._start, 1),

@@ -91,3 +91,11 @@ def test_whisper_adapter_matches_transformers(tmp_path):
     assert len(judge.transcribe([torch.randn(2, 8000) * 0.1], 8000)) == 1
     with pytest.raises(FileNotFoundError, match="config.json"):
         WhisperAsr(tmp_path)
+
+
+def test_lexicon_snapping_fixes_close_misspellings_only(tmp_path):
+    model = CtcAsr(hidden=16, layers=1, lexicon=["borrowed", "camera", "frank", "the"])
+    assert model.snap_to_lexicon("frank borowed the camr") == "frank borrowed the camera"
+    assert model.snap_to_lexicon("xylophone") == "xylophone"  # nothing close: left alone
+    model.save(tmp_path)
+    assert CtcAsr.load(tmp_path).lexicon == model.lexicon

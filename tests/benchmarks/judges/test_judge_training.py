@@ -51,7 +51,9 @@ def test_asr_trainer_exports(tiny_librispeech, tmp_path):
                          batch_size=4)
     trainer = _fit(model, data)
     assert "val/wer" in trainer.callback_metrics
-    assert len(load_judge("asr", tmp_path / "a").transcribe([torch.randn(8000)], 16000)) == 1
+    judge = load_judge("asr", tmp_path / "a")
+    assert len(judge.transcribe([torch.randn(8000)], 16000)) == 1
+    assert "piano" in judge.lexicon  # the train transcripts' words ship with the model
 
 
 def test_readers_splits_and_errors(tiny_coco, tiny_librispeech, tiny_musiccaps, tmp_path):
@@ -80,3 +82,18 @@ def test_unreadable_files_are_skipped_and_counted(tiny_musiccaps, caplog):
     assert len(data.train_set) == 6
     assert "skipped 1 bad music record" in caplog.text  # no file: the reader skips it
     assert "skipped 1 unreadable audio files" in caplog.text  # not audio: decoding skips it
+
+
+@pytest.mark.parametrize("kind", ["clip", "clap", "asr"])
+def test_experiment_configs_parse(kind, capsys):
+    """`anygpt fit --config experiments/judges/<kind>.yaml` resolves its model and data classes and arguments."""
+    from pathlib import Path
+
+    from anygpt.cli import main
+
+    config = Path(__file__).resolve().parents[3] / "experiments" / "judges" / f"{kind}.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert f"benchmarks.judges.{kind}." in printed and "export_dir: runs/judges/" in printed
