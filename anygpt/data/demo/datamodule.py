@@ -70,11 +70,15 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
 def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: int = 0,
                     tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048, prepare_workers: int = 2,
                     corpus_workers: int | None = None) -> dict[str, Any]:
-    """Corpus -> text tokenizer -> shards under ``root``; returns the paths. Each step is skipped when done."""
+    """Corpus -> text tokenizer -> shards under ``root``; returns the paths. Each step is skipped when done.
+
+    The corpus is built in ``root`` itself (the benchmarks' default ``--data``), the BPE in ``root/text_tokenizer``
+    and the shards in ``root/shards/<source>-<split>``.
+    """
     root = Path(root)
     tokenizers = tokenizers or default_tokenizers()
     with _exclusive(root / ".build.lock"):
-        corpus = root / "corpus"
+        corpus = root  # the corpus's own folders (coco/, librispeech/, ...) sit beside text_tokenizer/ and shards/
         manifest = build_demo_corpus(corpus, seed=seed, scale=scale, workers=corpus_workers)
         text_dir = root / "text_tokenizer"
         if not (text_dir / "tokenizer.json").exists():
