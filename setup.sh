@@ -14,5 +14,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 else
   # Point the editable install at this checkout (the venv may be shared between clones).
-  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install -q --no-deps -e .
 fi
