@@ -149,7 +149,9 @@ class Modality(L.LightningModule, ABC):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": dict(self.hparams)}
+        # Keys starting with "_" are LightningCLI bookkeeping (_class_path, _instantiator), not constructor arguments.
+        init_args = {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")}
+        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": init_args}
         (directory / "config.json").write_text(json.dumps(config, indent=2, default=str))
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, str(directory / "model.safetensors"))
@@ -168,7 +170,8 @@ class Modality(L.LightningModule, ABC):
         config = json.loads(config_file.read_text())
         target = _import_object(config["class_path"]) if cls is Modality else cls
         with own_hyperparameters():
-            model = target(**{**config.get("init_args", {}), **overrides})
+            init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
+            model = target(**{**init_args, **overrides})
         model.load_state_dict(load_file(str(weights_file)))
         return model.eval()
 
