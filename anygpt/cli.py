@@ -29,8 +29,10 @@ def run_lightning(argv: Sequence[str]) -> None:
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
+    # From the console script the arguments are sys.argv's own; LightningCLI warns when it is given both.
+    args = None if list(argv) == sys.argv[1:] else list(argv)
     LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                 args=list(argv), save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+                 args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
 
 def run_command(name: str, argv: Sequence[str]) -> object:

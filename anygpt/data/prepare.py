@@ -396,6 +396,7 @@ class TokenizerCheckpoint:
 
     path: str
     class_path: str | None = None
+    options: dict[str, Any] | None = None  # further from_pretrained arguments (e.g. SEED's eva_vit path)
 
 
 def prepare(
@@ -442,7 +443,7 @@ def prepare(
 def _load_tokenizer(spec: str | TokenizerCheckpoint) -> Modality:
     if isinstance(spec, str):
         return load_modality(spec)
-    return load_modality(spec.path, spec.class_path)
+    return load_modality(spec.path, spec.class_path, **(spec.options or {}))
 
 
 def _prepare_source(name: str, source: RawSource, modalities: dict[str, Modality], out: Path,

@@ -1,0 +1,31 @@
+"""Every shipped YAML config parses, and `--print_config` prints one that parses again."""
+
+from pathlib import Path
+
+import pytest
+
+from anygpt.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PREPARE = sorted((ROOT / "experiments/prepare").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", PREPARE, ids=lambda p: p.stem)
+def test_prepare_configs_print_and_reparse(config, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    (tmp_path / "printed.yaml").write_text(printed)
+    with pytest.raises(SystemExit):
+        main(["prepare", "--config", str(tmp_path / "printed.yaml"), "--print_config"])
+    assert capsys.readouterr().out == printed
+
+
+@pytest.mark.parametrize("config", ["experiments/instruct.yaml", "experiments/demo/instruct.yaml",
+                                    "experiments/demo/pretrain.yaml"])
+def test_fit_configs_print(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "class_path: anygpt.model.lm.AnyGPTLM" in capsys.readouterr().out
