@@ -296,16 +296,19 @@ class ResumableLoader(StatefulDataLoader):
 def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
     """A configured modality -> its vocabulary spec and flatten function.
 
-    Accepted: a `Modality` object (e.g. built from ``class_path`` by the CLI), a registered modality name, or a spec
-    dict ``{name, codebook_size, markers, token_format, layout}`` (``layout``: ``identity`` or ``frame_major:Q``).
+    Accepted: a `Modality` object, ``{class_path, init_args}`` of a Modality subclass (plugins, e.g. from YAML), a
+    registered modality name, or a spec dict ``{name, codebook_size, markers, token_format, layout}`` (``layout``:
+    ``identity`` or ``frame_major:Q``).
     """
-    from anygpt.modalities.base import Modality, modality_class
+    from anygpt.modalities.base import Modality, _import_object, modality_class
 
     if isinstance(item, str):
-        from anygpt.modalities.base import own_hyperparameters
-
-        with own_hyperparameters():
-            item = modality_class(item)()  # raises KeyError naming the unknown modality and the registered ones
+        item = modality_class(item)()  # raises KeyError naming the unknown modality and the registered ones
+    elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path (from Python)
+        target = _import_object(item["class_path"])
+        if not (isinstance(target, type) and issubclass(target, Modality)):
+            raise TypeError(f"modality class_path {item['class_path']} is not a Modality subclass")
+        item = target(**(item.get("init_args") or {}))
     if isinstance(item, Modality):
         return item.spec, item.flatten
     if isinstance(item, ModalitySpec):

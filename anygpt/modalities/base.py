@@ -99,6 +99,16 @@ class Modality(L.LightningModule, ABC):
     markers: ClassVar[tuple[str, str]]
     token_format: ClassVar[str]
 
+    def save_hyperparameters(self, *args: Any, ignore: Sequence[str] | str | None = None, frame: Any = None,
+                             logger: bool = True) -> None:
+        """Record this tokenizer's own constructor arguments, also when it is built while LightningCLI instantiates
+        another class (a data module's modalities), where Lightning would substitute that class's arguments."""
+        import inspect
+
+        frame = frame or inspect.currentframe().f_back
+        with own_hyperparameters():
+            super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+
     @property
     @abstractmethod
     def codebook_size(self) -> int:
@@ -169,9 +179,8 @@ class Modality(L.LightningModule, ABC):
                                         f"{cls.__name__}.save_pretrained (expected config.json + model.safetensors).")
         config = json.loads(config_file.read_text())
         target = _import_object(config["class_path"]) if cls is Modality else cls
-        with own_hyperparameters():
-            init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
-            model = target(**{**init_args, **overrides})
+        init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
+        model = target(**{**init_args, **overrides})
         model.load_state_dict(load_file(str(weights_file)))
         return model.eval()
 
@@ -220,10 +229,9 @@ def modality_class(name: str) -> type[Modality]:
 def load_modality(path: str | Path, class_path: str | None = None, **overrides: Any) -> Modality:
     """Load a tokenizer checkpoint: ``class_path``'s ``from_pretrained(path)`` (release formats), or by default a
     directory written by `Modality.save_pretrained` (its config.json names the class)."""
-    with own_hyperparameters():
-        if class_path is None:
-            return Modality.from_pretrained(path, **overrides)
-        target = _import_object(class_path)
-        if not (isinstance(target, type) and issubclass(target, Modality)):
-            raise TypeError(f"{class_path} is not a Modality subclass")
-        return target.from_pretrained(path, **overrides)
+    if class_path is None:
+        return Modality.from_pretrained(path, **overrides)
+    target = _import_object(class_path)
+    if not (isinstance(target, type) and issubclass(target, Modality)):
+        raise TypeError(f"{class_path} is not a Modality subclass")
+    return target.from_pretrained(path, **overrides)
