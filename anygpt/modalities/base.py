@@ -229,9 +229,8 @@ def modality_class(name: str) -> type[Modality]:
 def load_modality(path: str | Path, class_path: str | None = None, **overrides: Any) -> Modality:
     """Load a tokenizer checkpoint: ``class_path``'s ``from_pretrained(path)`` (release formats), or by default a
     directory written by `Modality.save_pretrained` (its config.json names the class)."""
-    if class_path is None:
-        return Modality.from_pretrained(path, **overrides)
-    target = _import_object(class_path)
+    target = Modality if class_path is None else _import_object(class_path)
     if not (isinstance(target, type) and issubclass(target, Modality)):
         raise TypeError(f"{class_path} is not a Modality subclass")
-    return target.from_pretrained(path, **overrides)
+    with own_hyperparameters():  # helper modules a tokenizer loads (e.g. SoundStorm) record their own arguments too
+        return target.from_pretrained(path, **overrides)

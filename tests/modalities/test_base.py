@@ -76,3 +76,20 @@ def test_cyclic_structure_like_music_frames():
 def test_open_structure_with_limit():
     s = SpanStructure(max_length=4)
     assert s.can_end(1) and not s.must_end(3) and s.must_end(4)
+
+
+def test_tokenizers_keep_their_hyperparameters_inside_lightning_cli_instantiation():
+    """LightningCLI hands the hyperparameters of the class it builds to every save_hyperparameters call made meanwhile
+    (a data module loading its tokenizers); modalities and their helper modules must keep their own."""
+    from pathlib import Path
+
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
+
+    from anygpt.modalities.base import load_modality
+
+    assets = Path(__file__).resolve().parents[2] / "anygpt" / "assets" / "tokenizers"
+    for name, size in (("image", 512), ("speech", 256), ("music", 512)):
+        with _given_hyperparameters_context({"root": "data/demo"}, "lightning.pytorch.cli.LightningCLI"):
+            tokenizer = load_modality(assets / name)
+            toy = ToyModality(levels=5)
+        assert tokenizer.codebook_size == size and toy.codebook_size == 5
