@@ -42,6 +42,10 @@ RELEASE_SYSTEM_PROMPT = ("You are an AI assistant named MMGPT who can understand
                          "including text, speech, images and audio.")
 
 
+ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS_SCHEME = "anygpt-assets:"
+
+
 @dataclass
 class TokenizerRef:
     """Where a modality tokenizer lives: ``path`` for ``class_path``'s ``from_pretrained`` (None: the class's
@@ -53,9 +57,28 @@ class TokenizerRef:
     def load(self, modality: str) -> Modality:
         if self.path is None and self.class_path is None:
             return default_tokenizer(modality)
+        path = self.resolved_path
         if self.class_path is None:
-            return load_modality(self.path)
-        return load_modality(self.path, self.class_path) if self.path else _import(self.class_path).from_pretrained()
+            return load_modality(path)
+        return load_modality(path, self.class_path) if path else _import(self.class_path).from_pretrained()
+
+    @property
+    def resolved_path(self) -> str | None:
+        """``path`` with a leading ``anygpt-assets:`` replaced by this installation's asset folder."""
+        if self.path and self.path.startswith(ASSETS_SCHEME):
+            return str(ASSETS / self.path[len(ASSETS_SCHEME):])
+        return self.path
+
+    def portable(self) -> TokenizerRef:
+        """The same reference, with a path inside anygpt's shipped assets written relative to them, so an export
+        that uses the shipped tiny tokenizers opens on any machine with anygpt installed."""
+        if not self.path or self.path.startswith(ASSETS_SCHEME):
+            return self
+        try:
+            inside = Path(self.path).resolve().relative_to(ASSETS.resolve())
+        except ValueError:
+            return self
+        return TokenizerRef(ASSETS_SCHEME + inside.as_posix(), self.class_path)
 
 
 @dataclass
@@ -203,7 +226,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     info = {"format": "anygpt", "version": 1,
             "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
-            "tokenizers": {name: asdict(ref) for name, ref in bundle.refs.items()}}
+            "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
 

@@ -177,8 +177,8 @@ class MixtureStream(IterableDataset):
             self.stats.note(f"shard {sample.shard}, sample {sample.key}: cannot render ({err}); skipped")
             return Rendered()
         if len(rendered) > self.max_length:
-            self.stats.note(f"shard {sample.shard}, sample {sample.key}: {len(rendered)} tokens truncated to "
-                            f"max_length {self.max_length}")
+            self.stats.note_truncation(f"shard {sample.shard}, sample {sample.key}: {len(rendered)} tokens truncated "
+                                       f"to max_length {self.max_length}", self.max_length)
             rendered = Rendered(rendered.ids[: self.max_length], rendered.mask[: self.max_length])
         return rendered
 

@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -254,6 +255,43 @@ class AnyInstruct(RawSource):
 # ----------------------------------------------------------------------------------------------------------------------
 # The predict loop
 # ----------------------------------------------------------------------------------------------------------------------
+MediaKey = tuple[str, str]  # (modality, normalized absolute path)
+
+
+def media_key(modality: str, source: str | bytes) -> MediaKey | None:
+    """A media file's identity across sources; inline bytes (tar sources) have none."""
+    return (modality, os.path.normpath(os.path.abspath(source))) if isinstance(source, str) else None
+
+
+class SharedMedia:
+    """Codes of the media files that more than one item of a ``prepare`` call references, kept after the first
+    encoding so later references skip decoding and encoding.
+
+    Instruction dialogues often reuse the files of the pair datasets (AnyInstruct's, and the demo's, do), and a file
+    can recur within one dataset. Only files referenced at least twice are kept, so memory stays bounded by the
+    overlap rather than by the corpus. Chunks whose items are only known while reading (tar sources) are not counted.
+    """
+
+    def __init__(self, shared: set[MediaKey]) -> None:
+        self.shared = shared
+        self.codes: dict[MediaKey, torch.Tensor] = {}
+        self.hits = 0
+
+    @classmethod
+    def count(cls, chunk_lists: Sequence[Sequence[Sequence[RawItem]]]) -> SharedMedia:
+        counts: Counter[MediaKey] = Counter()
+        for chunks in chunk_lists:
+            for chunk in chunks:
+                if not isinstance(chunk, list):
+                    continue
+                for item in chunk:
+                    counts.update(k for k in (media_key(m, src) for m, src in item.media.values()) if k is not None)
+        return cls({key for key, n in counts.items() if n > 1})
+
+    def keep(self, key: MediaKey | None, codes: torch.Tensor) -> None:
+        if key in self.shared:
+            self.codes[key] = codes
+
 @dataclass
 class _Loaded:
     chunk: int
@@ -261,6 +299,9 @@ class _Loaded:
     meta: dict[str, Any]
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     error: str | None = None  # set when a media file failed to load
+    media_keys: dict[str, MediaKey | None] = field(default_factory=dict)  # item name -> file identity (paths only)
+    cached: set[str] = field(default_factory=set)  # item names whose codes come from the `SharedMedia` cache
+    encoded: set[str] = field(default_factory=set)  # item names whose tensors are codes already
 
 
 @dataclass
@@ -269,12 +310,50 @@ class _ChunkEnd:
     bad_rows: list[tuple[str, str]]
 
 
-class _PendingItems(IterableDataset):
-    """Items of the chunks still to do, split over ranks and workers by chunk; media decoded in the worker."""
+def _encode_batch(tokenizer: Modality, tensors: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
+    """One `encode` call for the batch; if it fails, item by item to find the culprit(s)."""
+    tensors = [t.to(tokenizer.device) for t in tensors]
+    try:
+        return [c.cpu() for c in tokenizer.encode(tensors)]
+    except Exception:
+        out: list[torch.Tensor | Exception] = []
+        for t in tensors:
+            try:
+                out.append(tokenizer.encode([t])[0].cpu())
+            except Exception as err:
+                out.append(err)
+        return out
 
-    def __init__(self, chunks: Mapping[int, Sequence[RawItem]], modalities: Mapping[str, Modality]) -> None:
+
+def encode_entries(entries: Sequence[_Loaded | _ChunkEnd], modalities: Mapping[str, Modality]) -> None:
+    """Encode the loaded media of ``entries`` in place (one `encode` call per modality), isolating failures."""
+    jobs: dict[str, list[tuple[_Loaded, str]]] = defaultdict(list)
+    for entry in entries:
+        if isinstance(entry, _Loaded) and entry.error is None:
+            for name in entry.tensors:
+                if name not in entry.cached and name not in entry.encoded:
+                    jobs[entry.meta["media"][name]].append((entry, name))
+    for modality, refs in jobs.items():
+        results = _encode_batch(modalities[modality], [e.tensors[n] for e, n in refs])
+        for (entry, name), result in zip(refs, results, strict=True):
+            if isinstance(result, Exception):
+                entry.error = entry.error or f"{modality} tokenizer failed on {name}: {result}"
+            else:
+                entry.tensors[name] = result
+                entry.encoded.add(name)
+
+
+class _PendingItems(IterableDataset):
+    """Items of the chunks still to do, split over ranks and workers by chunk; media decoded in the worker, and
+    encoded there too when ``encode_in_workers`` (CPU runs: each loader process is one more encoder)."""
+
+    def __init__(self, chunks: Mapping[int, Sequence[RawItem]], modalities: Mapping[str, Modality],
+                 cached: frozenset[MediaKey] = frozenset(), encode_in_workers: bool = False,
+                 batch_size: int = 16) -> None:
         self.chunks = dict(sorted(chunks.items()))
-        self.loaders = {name: m.load for name, m in modalities.items()}
+        self.modalities = dict(modalities)
+        self.cached = cached  # files already encoded by this rank: not decoded again
+        self.encode_in_workers, self.batch_size = encode_in_workers, batch_size
 
     def _mine(self) -> list[int]:
         rank, world = 0, 1
@@ -285,24 +364,41 @@ class _PendingItems(IterableDataset):
         slot, slots = rank * workers + worker, world * workers
         return [c for i, c in enumerate(self.chunks) if i % slots == slot]
 
+    def _load(self, index: int, item: RawItem) -> _Loaded:
+        media = {name: modality for name, (modality, _) in item.media.items()}
+        loaded = _Loaded(index, item.key, {**item.meta, "media": media})
+        for name, (modality, source) in item.media.items():
+            if modality not in self.modalities:
+                loaded.error = f"no tokenizer configured for modality {modality!r} (media {name})"
+                break
+            key = loaded.media_keys[name] = media_key(modality, source)
+            if key in self.cached:
+                loaded.cached.add(name)
+                continue
+            try:
+                loaded.tensors[name] = self.modalities[modality].load(source)
+            except Exception as err:  # any decoder failure: skip this item, keep the rest
+                where = source if isinstance(source, str) else f"{item.key}:{name}"
+                loaded.error = f"cannot load {where}: {type(err).__name__}: {err}"
+                break
+        return loaded
+
     def __iter__(self) -> Iterator[_Loaded | _ChunkEnd]:
+        pending: list[_Loaded | _ChunkEnd] = []
         for index in self._mine():
             chunk = self.chunks[index]
             for item in chunk:
-                media = {name: modality for name, (modality, _) in item.media.items()}
-                loaded = _Loaded(index, item.key, {**item.meta, "media": media})
-                for name, (modality, source) in item.media.items():
-                    if modality not in self.loaders:
-                        loaded.error = f"no tokenizer configured for modality {modality!r} (media {name})"
-                        break
-                    try:
-                        loaded.tensors[name] = self.loaders[modality](source)
-                    except Exception as err:  # any decoder failure: skip this item, keep the rest
-                        where = source if isinstance(source, str) else f"{item.key}:{name}"
-                        loaded.error = f"cannot load {where}: {type(err).__name__}: {err}"
-                        break
-                yield loaded
-            yield _ChunkEnd(index, list(getattr(chunk, "bad", [])))
+                pending.append(self._load(index, item))
+                if not self.encode_in_workers or len(pending) >= self.batch_size:
+                    yield from self._flush(pending)
+            pending.append(_ChunkEnd(index, list(getattr(chunk, "bad", []))))
+            yield from self._flush(pending)
+
+    def _flush(self, pending: list[_Loaded | _ChunkEnd]) -> Iterator[_Loaded | _ChunkEnd]:
+        if self.encode_in_workers:
+            encode_entries(pending, self.modalities)
+        yield from pending
+        pending.clear()
 
 
 def _collate(batch: list) -> list:
@@ -310,39 +406,25 @@ def _collate(batch: list) -> list:
 
 
 class TokenizeModule(L.LightningModule):
-    """Runs each modality's `encode` over a batch of loaded items (one call per modality, isolating failures)."""
+    """Encodes a batch of loaded items (what the loader workers did not encode already) and fills in the codes of
+    files shared with earlier items from the `SharedMedia` cache."""
 
-    def __init__(self, modalities: Mapping[str, Modality]) -> None:
+    def __init__(self, modalities: Mapping[str, Modality], shared: SharedMedia | None = None) -> None:
         super().__init__()
         self.modalities = torch.nn.ModuleDict(dict(modalities))
-
-    def _encode(self, modality: str, tensors: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
-        tokenizer = self.modalities[modality]
-        tensors = [t.to(self.device) for t in tensors]
-        try:
-            return [c.cpu() for c in tokenizer.encode(tensors)]
-        except Exception:
-            out: list[torch.Tensor | Exception] = []
-            for t in tensors:  # find the culprit(s): one item at a time
-                try:
-                    out.append(tokenizer.encode([t])[0].cpu())
-                except Exception as err:
-                    out.append(err)
-            return out
+        self.shared = shared or SharedMedia(set())
 
     def predict_step(self, batch: list, batch_idx: int) -> list:
-        jobs: dict[str, list[tuple[_Loaded, str]]] = defaultdict(list)
         for entry in batch:
             if isinstance(entry, _Loaded) and entry.error is None:
-                for name in entry.tensors:
-                    jobs[entry.meta["media"][name]].append((entry, name))
-        for modality, refs in jobs.items():
-            results = self._encode(modality, [e.tensors[n] for e, n in refs])
-            for (entry, name), result in zip(refs, results, strict=True):
-                if isinstance(result, Exception):
-                    entry.error = entry.error or f"{modality} tokenizer failed on {name}: {result}"
-                else:
-                    entry.tensors[name] = result
+                for name in entry.cached:
+                    entry.tensors[name] = self.shared.codes[entry.media_keys[name]]
+                    self.shared.hits += 1
+        encode_entries(batch, self.modalities)
+        for entry in batch:
+            if isinstance(entry, _Loaded) and entry.error is None:
+                for name in entry.encoded:
+                    self.shared.keep(entry.media_keys.get(name), entry.tensors[name])
         return batch
 
 
@@ -366,10 +448,15 @@ class _ShardOutput(BasePredictionWriter):
         skipped = list(end.bad_rows)
         writer = ShardWriter(self.out, prefix=self.prefix, maxcount=10**12, maxsize=float("inf"),
                              vocab_info=self.vocab_info, start_index=end.chunk, manifest=False)
+        keys: set[str] = set()
         for entry in entries:
             if entry.error:
                 skipped.append((entry.key, entry.error))
                 continue
+            if entry.key in keys:  # webdataset would merge the two into one broken sample
+                skipped.append((entry.key, "duplicate key: an earlier item of this shard has the same id"))
+                continue
+            keys.add(entry.key)
             codes = {name: _as_codes(t) for name, t in entry.tensors.items()}
             writer.write(entry.key, entry.meta, codes)
         writer.close()
@@ -410,6 +497,7 @@ def prepare(
     devices: int | str = 1,
     num_nodes: int = 1,
     progress: bool = True,
+    encode_in_workers: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
 
@@ -422,6 +510,8 @@ def prepare(
         num_workers: data-loader processes decoding media.
         accelerator / devices / num_nodes: as Lightning's Trainer (several devices run DDP, each rank its own chunks).
         progress: show a progress bar.
+        encode_in_workers: run the tokenizers in the data-loader processes too, not only in the main one (default:
+            on CPU with ``num_workers > 0``, where each worker is one more encoder; on GPUs the main process encodes).
 
     Returns:
         source name -> summary (samples, skipped, shards, seconds).
@@ -432,11 +522,12 @@ def prepare(
             raise ValueError(f"tokenizers[{name!r}] loads a {tokenizer.name!r} tokenizer; key it by its modality name")
     vocab_info = {"codebook_sizes": {n: m.codebook_size for n, m in modalities.items()},
                   "tokenizers": {n: str(s if isinstance(s, str) else s.path) for n, s in tokenizers.items()}}
+    plans = {name: _Plan.make(name, source, Path(out) / name, chunk_size) for name, source in sources.items()}
+    shared = SharedMedia.count([list(plan.pending.values()) for plan in plans.values()])
     summaries = {}
-    for source_name, source in sources.items():
-        summaries[source_name] = _prepare_source(source_name, source, modalities, Path(out) / source_name, vocab_info,
-                                                 chunk_size, batch_size, num_workers, accelerator, devices, num_nodes,
-                                                 progress)
+    for plan in plans.values():
+        summaries[plan.name] = _prepare_source(plan, modalities, shared, vocab_info, batch_size, num_workers,
+                                               accelerator, devices, num_nodes, progress, encode_in_workers)
     return summaries
 
 
@@ -446,31 +537,54 @@ def _load_tokenizer(spec: str | TokenizerCheckpoint) -> Modality:
     return load_modality(spec.path, spec.class_path, **(spec.options or {}))
 
 
-def _prepare_source(name: str, source: RawSource, modalities: dict[str, Modality], out: Path,
-                    vocab_info: dict[str, Any], chunk_size: int, batch_size: int, num_workers: int, accelerator: str,
-                    devices: int | str, num_nodes: int, progress: bool) -> dict[str, Any]:
-    start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    report = readers.SkipReport()
-    chunks = source.chunks(chunk_size, report)
+@dataclass
+class _Plan:
+    """One source's chunks and which of them a previous run already finished (their sidecar exists)."""
+
+    name: str
+    out: Path
+    chunks: list[Sequence[RawItem]]
+    pending: dict[int, Sequence[RawItem]]
+    report: readers.SkipReport
+
     prefix = "shard"
-    # The sidecar is written last (atomically), so it marks a finished chunk.
-    done = {i for i in range(len(chunks)) if (out / f"{prefix}-{i:06d}{SIDECAR_SUFFIX}").exists()}
-    pending = {i: c for i, c in enumerate(chunks) if i not in done}
-    print(f"[prepare] {name}: {len(chunks)} chunks, {len(done)} already done, {len(pending)} to tokenize -> {out}")
+
+    @classmethod
+    def make(cls, name: str, source: RawSource, out: Path, chunk_size: int) -> _Plan:
+        report = readers.SkipReport()
+        chunks = source.chunks(chunk_size, report)
+        # The sidecar is written last (atomically), so it marks a finished chunk.
+        pending = {i: c for i, c in enumerate(chunks) if not (out / f"{cls.prefix}-{i:06d}{SIDECAR_SUFFIX}").exists()}
+        return cls(name, out, chunks, pending, report)
+
+
+def _prepare_source(plan: _Plan, modalities: dict[str, Modality], shared: SharedMedia, vocab_info: dict[str, Any],
+                    batch_size: int, num_workers: int, accelerator: str, devices: int | str, num_nodes: int,
+                    progress: bool, encode_in_workers: bool | None) -> dict[str, Any]:
+    start = time.perf_counter()
+    name, out, prefix, pending = plan.name, plan.out, plan.prefix, plan.pending
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"[prepare] {name}: {len(plan.chunks)} chunks, {len(plan.chunks) - len(pending)} already done, "
+          f"{len(pending)} to tokenize -> {out}")
     if pending:
+        hits = shared.hits
         trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=False,
                             use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False,
                             callbacks=[_ShardOutput(out, prefix, vocab_info)], inference_mode=True)
-        loader = DataLoader(_PendingItems(pending, modalities), batch_size=batch_size, num_workers=num_workers,
-                            collate_fn=_collate, persistent_workers=False)
+        if encode_in_workers is None:
+            encode_in_workers = num_workers > 0 and isinstance(trainer.accelerator, CPUAccelerator)
+        items = _PendingItems(pending, modalities, frozenset(shared.codes), encode_in_workers, batch_size)
+        loader = DataLoader(items, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
+                            persistent_workers=False)
         with warnings.catch_warnings():  # iterable datasets have no batch indices; the writer does not need them
             warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
-            trainer.predict(TokenizeModule(modalities), dataloaders=loader, return_predictions=False)
+            trainer.predict(TokenizeModule(modalities, shared), dataloaders=loader, return_predictions=False)
         trainer.strategy.barrier()
         if trainer.global_rank != 0:
             return {}
-    return _write_summary(name, out, prefix, len(chunks), vocab_info, report, time.perf_counter() - start)
+        if shared.hits > hits:
+            print(f"[prepare] {name}: {shared.hits - hits} media files reused from earlier encodings")
+    return _write_summary(name, out, prefix, len(plan.chunks), vocab_info, plan.report, time.perf_counter() - start)
 
 
 def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_info: dict[str, Any],

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tarfile
 import warnings
@@ -178,6 +179,7 @@ class ReaderStats:
     corrupt: int = 0
     out_of_range: int = 0
     truncated_shards: int = 0
+    truncated_samples: int = 0  # rendered samples longer than max_length, cut (counted by the data module)
     messages: list[str] = field(default_factory=list)
 
     @property
@@ -189,9 +191,21 @@ class ReaderStats:
             self.messages.append(message)
         warnings.warn(message, stacklevel=3)
 
+    def note_truncation(self, message: str, max_length: int) -> None:
+        """Count a sample cut to ``max_length``; warn for the first few, then at 10, 100, 1000, ... in all.
+
+        Truncation is routine for long dialogues, so one warning per sample would bury everything else."""
+        self.truncated_samples += 1
+        count = self.truncated_samples
+        if count <= 3:
+            self.note(message)
+        elif count >= 10 and math.log10(count).is_integer():
+            self.note(f"{count} samples truncated to max_length {max_length} so far (e.g. {message}); raise "
+                      "max_length to keep them whole")
+
     def state_dict(self) -> dict[str, int]:
         return {"samples": self.samples, "corrupt": self.corrupt, "out_of_range": self.out_of_range,
-                "truncated_shards": self.truncated_shards}
+                "truncated_shards": self.truncated_shards, "truncated_samples": self.truncated_samples}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         for name, value in state.items():

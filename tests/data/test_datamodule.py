@@ -122,3 +122,15 @@ def test_out_of_range_codes_are_skipped_and_counted(corpus):
         loader = dm.train_dataloader()
         loader.dataset.max_bad_in_a_row = 50
         list(loader)
+
+
+def test_over_long_samples_are_cut_counted_and_warned_about_sparingly(corpus):
+    dm = datamodule(corpus, max_length=12, batches_per_epoch=20)  # every tiny-corpus sample is longer than 12
+    with pytest.warns(UserWarning) as caught:
+        batches = list(dm.train_dataloader())
+    assert all(b["input_ids"].shape == (4, 12) for b in batches)
+    count = dm.stats.truncated_samples
+    assert count >= 80  # one sample per row: nothing fits with another
+    messages = [str(w.message) for w in caught if "truncated" in str(w.message)]
+    assert len(messages) == 3 + sum(1 for p in (10, 100, 1000) if count >= p)
+    assert "so far" in messages[-1] and "raise max_length" in messages[-1]

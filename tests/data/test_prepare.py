@@ -154,3 +154,47 @@ def test_missing_dataset_names_the_path(tmp_path, music_dataset):
 def test_wav_header_helper_is_valid(tmp_path):
     write_wav(tmp_path / "a.wav", 0.1)
     assert struct.unpack("<4s", (tmp_path / "a.wav").read_bytes()[:4])[0] == b"RIFF"
+
+
+def test_files_shared_between_sources_are_encoded_once(music_dataset, monkeypatch, capsys):
+    root = music_dataset
+    dialogues = [{"id": f"d{n}", "conversation": [[
+        {"role": "user", "message": f"Describe [music: raw/audio/clip{i}.wav]"},
+        {"role": "assistant", "message": "A calm clip."}]]} for n, i in enumerate((0, 2, 2, 3))]  # clip3 is corrupt
+    dialogues.insert(1, dialogues[0])  # the same id twice in a shard: reported, not merged into a broken sample
+    (root / "dialogues.json").write_text(json.dumps(dialogues))
+    loads = []
+    original = FrameEnergyTokenizer.load
+    monkeypatch.setattr(FrameEnergyTokenizer, "load", lambda self, src: loads.append(src) or original(self, src))
+    sources = {"pairs": MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train"),
+               "chat": AnyInstruct(str(root / "dialogues.json"))}
+    summary = prepare(sources, {"music": str(root / "tok")}, out=str(root / "shards"), chunk_size=4, num_workers=0,
+                      accelerator="cpu", progress=False)
+    assert summary["chat"] == {**summary["chat"], "samples": 3, "skipped": 2}  # corrupt file, duplicate id
+    report = json.loads((root / "shards" / "chat" / "prepare_report.json").read_text())["skipped"]
+    assert {r["item"]: r["reason"].split(":")[0] for r in report} == {"anyinstruct-d3": "cannot load " + str(
+        root / "raw" / "audio" / "clip3.wav"), "anyinstruct-d0": "duplicate key"}
+    assert "4 media files reused" in capsys.readouterr().out
+    loaded = [str(s).rsplit("/", 1)[-1] for s in loads]
+    assert loaded.count("clip0.wav") == 1 and loaded.count("clip2.wav") == 1 and loaded.count("clip3.wav") == 2
+    assert len(loaded) == 10 + 1  # each file of the pairs once (clip0-9; the missing one is not tried) + clip3 again
+    pairs = {s.meta["id"]: s for u in expand_shards(str(root / "shards" / "pairs")) for s in read_shard(u)}
+    chat = [s for u in expand_shards(str(root / "shards" / "chat")) for s in read_shard(u)]
+    for sample, clip in zip(chat, ("clip0", "clip2", "clip2"), strict=True):
+        assert np.array_equal(sample.codes["m0"], pairs[clip].codes["music0"])
+
+
+def test_encoding_in_loader_workers_writes_the_same_shards(music_dataset):
+    root = music_dataset
+    source = MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train")
+    codes, reports = {}, {}
+    for workers, in_workers in ((0, False), (2, True)):
+        out = root / f"shards-{workers}"
+        summary = prepare({"mc": source}, {"music": str(root / "tok")}, out=str(out), chunk_size=3, batch_size=2,
+                          num_workers=workers, accelerator="cpu", progress=False, encode_in_workers=in_workers)["mc"]
+        assert summary["samples"] == 8 and summary["skipped"] == 3
+        codes[workers] = {s.meta["id"]: s.codes["music0"].tolist()
+                          for u in expand_shards(str(out / "mc")) for s in read_shard(u)}
+        reports[workers] = sorted(r["item"] for r in json.loads((out / "mc" / "prepare_report.json").read_text())[
+            "skipped"])
+    assert codes[0] == codes[2] and reports[0] == reports[2]

@@ -156,3 +156,25 @@ def test_convert_refuses_a_wrong_vocabulary_layout(tmp_path):
     folder, _ = _release_folder(tmp_path, speech_codes=512)
     with pytest.raises(VocabLayoutError, match="does not match"):
         hf_to_anygpt(str(folder), str(tmp_path / "converted"))
+
+
+def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
+    from anygpt.checkpoints import ASSETS
+
+    text = train_bpe_tokenizer(["a red square", "say hello"] * 20, vocab_size=300, directory=tmp_path / "text")
+    image_dir = ASSETS / "tokenizers" / "image"
+    image = TokenizerRef(str(image_dir)).load("image")
+    stub = StubMusic(64)
+    stub.save_pretrained(tmp_path / "music")
+    vocab = UnifiedVocab(text, [image, stub])
+    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=64))
+    refs = {"image": TokenizerRef(str(image_dir)), "music": TokenizerRef(str(tmp_path / "music"))}
+    save_bundle(Bundle(model, vocab, {"image": image, "music": stub}, None, refs), tmp_path / "export")
+    recorded = json.loads((tmp_path / "export" / "anygpt.json").read_text())["tokenizers"]
+    assert recorded["image"]["path"] == "anygpt-assets:tokenizers/image"  # not where this machine installed anygpt
+    assert recorded["music"]["path"] == str(tmp_path / "music")  # the user's own files stay where they are
+    loaded = load_bundle(tmp_path / "export")
+    assert type(loaded.tokenizers["image"]) is type(image)
+    for (key, value), reference in zip(loaded.tokenizers["image"].state_dict().items(), image.state_dict().values(),
+                                       strict=True):
+        assert torch.equal(value, reference), key
