@@ -108,25 +108,33 @@ class DemoDataModule(AnyGPTDataModule):
         corpus_seed: the corpus's seed.
         tokenizers: modality -> tokenizer checkpoint (default: the tiny ones shipped with anygpt).
         text_vocab_size: size of the BPE text vocabulary.
-        weights: sampling rates of the sources ``image``, ``speech``, ``music`` (pairs) and ``dialogue``.
+        weights: sampling rates of the sources ``image``, ``speech``, ``music`` (pairs) and ``dialogue``, per sample
+            (a music or dialogue sample is ~4x longer than an image one, so rates and token shares differ).
+        x2text_prob: per pair source, the probability of the media -> text direction (default 0.5 each).
         instruction_tokens: add ``<-Ins->``/``<-Res->``.
         Other arguments: as `AnyGPTDataModule`.
     """
 
     def __init__(self, root: str = "data/demo", scale: float = 1.0, corpus_seed: int = 0,
                  tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048,
-                 weights: dict[str, float] | None = None, max_length: int = 512, batch_size: int = 8,
+                 weights: dict[str, float] | None = None, x2text_prob: dict[str, float] | None = None,
+                 max_length: int = 512, batch_size: int = 8,
                  batches_per_epoch: int = 200, val_batches: int = 5, num_workers: int = 0,
                  instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0) -> None:
+        weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        directions = {"image": 0.5, "speech": 0.5, "music": 0.5, **(x2text_prob or {})}
+        unknown = (set(weights) | set(directions)) - set(DEFAULT_WEIGHTS)
+        if unknown:  # before the (minutes long) build
+            raise ValueError(f"unknown demo source(s) {sorted(unknown)} in weights/x2text_prob; the demo sources are "
+                             f"{', '.join(DEFAULT_WEIGHTS)}")
         info = build_demo_data(root, scale, corpus_seed, tokenizers, text_vocab_size, prepare_workers)
         self.tokenizer_refs = dict(info["tokenizers"])
         modalities: list[Modality] = [load_modality(self.tokenizer_refs[n]) for n in ("image", "speech", "music")]
-        weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         shards = Path(info["shards"])
 
         def sources(split: str) -> list[Source]:
-            out = [Source(str(shards / f"{kind}-{split}"), weight=weights[kind], name=kind)
-                   for kind in ("image", "speech", "music")]
+            out = [Source(str(shards / f"{kind}-{split}"), weight=weights[kind], name=kind,
+                          x2text_prob=directions[kind]) for kind in ("image", "speech", "music")]
             out.append(Source(str(shards / f"dialogue-{split}"), weight=weights["dialogue"], name="dialogue",
                               train_on="assistant"))
             return [s for s in out if s.weight > 0]
