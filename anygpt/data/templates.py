@@ -33,6 +33,7 @@ from anygpt.vocab import UnifiedVocab
 Flatten = Callable[[torch.Tensor], torch.Tensor]
 
 PLACEHOLDER = re.compile(r"<media:([\w.\-]+)>")
+ANSWER_START = "[MMGPT]:"  # where the model's answer begins in every template
 
 
 def placeholder(name: str) -> str:
@@ -216,8 +217,13 @@ class TemplateRenderer:
             return f"[Human]: {instruction} This is input: {text}<eoh> [MMGPT]: {media}<eos>"
         raise ValueError(f"direction must be 'x2text' or 'text2x', got {direction!r}")
 
-    def render_pair(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5) -> Rendered:
-        """A (media, text) pair in a random direction with a random instruction; loss on every token."""
+    def render_pair(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5,
+                    train_on: str = "all") -> Rendered:
+        """A (media, text) pair in a random direction with a random instruction; loss on every token (the paper's
+        pretraining) or, with ``train_on="assistant"``, on the ``[MMGPT]:`` answer only (the conditional half: the
+        caption, transcript or media tokens, not the unconditional modelling of the prompt)."""
+        if train_on not in ("assistant", "all"):
+            raise ValueError(f"train_on must be 'assistant' or 'all', got {train_on!r}")
         media = sample.media
         if len(media) != 1:
             raise ValueError(f"sample {sample.key} of {sample.shard}: a pair needs exactly one media item, got "
@@ -230,8 +236,13 @@ class TemplateRenderer:
         text = sample.meta["text"]
         if isinstance(text, list):  # several references (COCO's five captions): one per draw
             text = rng.choice(text)
-        body.add(self.encode(self.pair_text(direction, instruction, text, placeholder(name)), sample),
-                 True)
+        rendered = self.pair_text(direction, instruction, text, placeholder(name))
+        if train_on == "all":
+            body.add(self.encode(rendered, sample), True)
+        else:  # split where generation starts, as chat turns are (and as the inference prompt ends)
+            cut = rendered.index(ANSWER_START) + len(ANSWER_START)
+            body.add(self.encode(rendered[:cut], sample), False)
+            body.add(self.encode(rendered[cut:], sample), True)
         return self._wrap(body, True)
 
     def render_interleaved(self, sample: Sample) -> Rendered:
@@ -272,7 +283,7 @@ class TemplateRenderer:
             return self.render_conversation(sample, train_on=train_on)
         if sample.meta.get("task") == "interleaved":
             return self.render_interleaved(sample)
-        return self.render_pair(sample, rng, x2text_prob)
+        return self.render_pair(sample, rng, x2text_prob, train_on=train_on)
 
     def render_text(self, text: str, sample: Sample) -> str:
         """The full string a template produces, media spelled out as code tokens (tests and debugging)."""

@@ -62,6 +62,25 @@ def test_pretraining_templates_exact(vocab, direction):
     assert all(rendered.mask)  # pretraining: loss on every token
 
 
+@pytest.mark.parametrize("direction", ["x2text", "text2x"])
+def test_pairs_can_train_on_the_answer_only(vocab, direction):
+    renderer = TemplateRenderer(vocab, add_bos_eos=True)
+    rng = FixedRandom(0.0 if direction == "x2text" else 0.99, 1)
+    rendered = renderer.render_pair(pair(), rng, x2text_prob=0.5, train_on="assistant")
+    codes = "<soim><👀1><👀2><👀3><eoim>"
+    if direction == "x2text":
+        prompt, answer = f"[Human]: {X2TEXT_INSTRUCTIONS['image'][1]} {codes}<eoh> [MMGPT]:", " a red circle<eos>"
+    else:
+        prompt = f"[Human]: {TEXT2X_INSTRUCTIONS['image'][1]} This is input: a red circle<eoh> [MMGPT]:"
+        answer = f" {codes}<eos>"
+    text = vocab.text
+    assert rendered.ids == [text.bos_id, *vocab.encode(prompt), *vocab.encode(answer), text.eos_id]
+    trained = [i for i, m in zip(rendered.ids, rendered.mask, strict=True) if m]
+    assert trained == [*vocab.encode(answer), text.eos_id]  # the prompt (and BOS) carry no loss
+    with pytest.raises(ValueError, match="train_on must be"):
+        renderer.render_pair(pair(), rng, train_on="prompt")
+
+
 def test_bos_eos_wrap_and_caption_only_direction(vocab):
     renderer = TemplateRenderer(vocab, add_bos_eos=True)
     rng = random.Random(0)

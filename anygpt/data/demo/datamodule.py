@@ -111,6 +111,8 @@ class DemoDataModule(AnyGPTDataModule):
         weights: sampling rates of the sources ``image``, ``speech``, ``music`` (pairs) and ``dialogue``, per sample
             (a music or dialogue sample is ~4x longer than an image one, so rates and token shares differ).
         x2text_prob: per pair source, the probability of the media -> text direction (default 0.5 each).
+        pair_train_on: loss on ``all`` tokens of a pair (the paper's pretraining) or on the ``assistant`` answer only
+            (what a compute-starved run should spend its updates on: captions, transcripts, generated media).
         instruction_tokens: add ``<-Ins->``/``<-Res->``.
         Other arguments: as `AnyGPTDataModule`.
     """
@@ -118,12 +120,15 @@ class DemoDataModule(AnyGPTDataModule):
     def __init__(self, root: str = "data/demo", scale: float = 1.0, corpus_seed: int = 0,
                  tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048,
                  weights: dict[str, float] | None = None, x2text_prob: dict[str, float] | None = None,
+                 pair_train_on: str = "all",
                  max_length: int = 512, batch_size: int = 8,
                  batches_per_epoch: int = 200, val_batches: int = 5, num_workers: int = 0,
                  instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0) -> None:
         weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         directions = {"image": 0.5, "speech": 0.5, "music": 0.5, **(x2text_prob or {})}
         unknown = (set(weights) | set(directions)) - set(DEFAULT_WEIGHTS)
+        if pair_train_on not in ("all", "assistant"):
+            raise ValueError(f"pair_train_on must be 'all' or 'assistant', got {pair_train_on!r}")
         if unknown:  # before the (minutes long) build
             raise ValueError(f"unknown demo source(s) {sorted(unknown)} in weights/x2text_prob; the demo sources are "
                              f"{', '.join(DEFAULT_WEIGHTS)}")
@@ -134,7 +139,8 @@ class DemoDataModule(AnyGPTDataModule):
 
         def sources(split: str) -> list[Source]:
             out = [Source(str(shards / f"{kind}-{split}"), weight=weights[kind], name=kind,
-                          x2text_prob=directions[kind]) for kind in ("image", "speech", "music")]
+                          x2text_prob=directions[kind], train_on=pair_train_on)
+                   for kind in ("image", "speech", "music")]
             out.append(Source(str(shards / f"dialogue-{split}"), weight=weights["dialogue"], name="dialogue",
                               train_on="assistant"))
             return [s for s in out if s.weight > 0]
