@@ -3,7 +3,8 @@
 - The model is built in ``configure_model``: a named size (``tiny``, ``llama2-7b``) or an HF LLaMA checkpoint
   (``pretrained``), its embeddings grown to the unified vocabulary (old rows kept bit-identical, new rows the mean of
   the old ones or random), then sharded with FSDP2 (``fully_shard`` per block, then the root) when Lightning's
-  `ModelParallelStrategy` provides a device mesh; plain otherwise (single device, DDP).
+  `ModelParallelStrategy` provides a device mesh; plain otherwise (single device, DDP). Sharded, only rank 0 builds
+  the whole model: the others shard an empty meta-device skeleton and receive their shards from it.
 - Loss: next-token cross-entropy over the tokens the loss mask selects, normalised by the number of such tokens in the
   whole data-parallel batch (an all-reduce of one count), so a sharded run computes the same update as one process
   with the same global batch. Per-modality losses and perplexities (text, image, speech, music tokens) are logged.
@@ -135,20 +136,14 @@ class AnyGPTLM(L.LightningModule):
                 raise ValueError(f"model vocab_size {target} differs from the data module's vocabulary "
                                  f"({len(vocab)} ids); drop vocab_size from the model config or fix the modalities")
             target = len(vocab)
-        if self.hparams.pretrained:
-            model = load_pretrained(self.hparams.pretrained)
-            old = model.config.vocab_size
-            if target is not None and target < old:
-                raise ValueError(f"{self.hparams.pretrained} has {old} embedding rows but the configured vocabulary "
-                                 f"has only {target} ids; configure the modalities the checkpoint was trained with")
-            if target is not None and target > old:
-                generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-                model.resize_token_embeddings(target, init=self.hparams.vocab_init, generator=generator)
+        config = self._config(target)
+        if self.device_mesh is None:
+            model = self._build(config)
         else:
-            if target is None:
-                raise ValueError("the model needs a vocabulary size: set vocab_size or use AnyGPTDataModule")
-            config = Config.from_name(self.hparams.model, **(self.hparams.model_config or {}))
-            model = LLaMA(replace(config, vocab_size=target))
+            # Only rank 0 holds the whole model (loaded or initialised); every rank builds an empty skeleton, shards
+            # it, and receives its shards from rank 0. At 7B that is ~28 GB on one rank instead of on each.
+            with torch.device("meta"):
+                model = LLaMA(config)
         # Remember what checkpoint loading (without a data module) needs to rebuild the model.
         self.hparams["vocab_size"] = model.config.vocab_size
         self.hparams["resolved_config"] = model.config.to_dict()  # the architecture, for inference loading
@@ -166,7 +161,51 @@ class AnyGPTLM(L.LightningModule):
                 _checkpoint_block(block)
         if self.device_mesh is not None:
             self._shard(model)
+            self._fill_from_rank0(model, config)
         self.model = model
+
+    def _config(self, target: int | None) -> Config:
+        """The architecture, from the pretrained checkpoint's config.json or the named size, at the final vocabulary
+        size. Every rank checks it, so a bad configuration fails everywhere instead of hanging the others."""
+        if self.hparams.pretrained:
+            from anygpt.model.hf import config_from_hf, read_hf_config
+
+            path = Path(self.hparams.pretrained)
+            if not path.exists():
+                raise FileNotFoundError(f"pretrained checkpoint {path} does not exist: give the local directory of an "
+                                        "HF LLaMA checkpoint (config.json + *.safetensors or pytorch_model*.bin)")
+            config = config_from_hf(read_hf_config(path), name=path.name)
+            old = config.vocab_size
+            if target is not None and target < old:
+                raise ValueError(f"{self.hparams.pretrained} has {old} embedding rows but the configured vocabulary "
+                                 f"has only {target} ids; configure the modalities the checkpoint was trained with")
+            return replace(config, vocab_size=max(target or old, old))
+        if target is None:
+            raise ValueError("the model needs a vocabulary size: set vocab_size or use AnyGPTDataModule")
+        config = Config.from_name(self.hparams.model, **(self.hparams.model_config or {}))
+        return replace(config, vocab_size=target)
+
+    def _build(self, config: Config) -> LLaMA:
+        """The whole model on the CPU: the pretrained weights with the vocabulary grown to ``config``, or a fresh
+        initialisation."""
+        if not self.hparams.pretrained:
+            return LLaMA(config)
+        model = load_pretrained(self.hparams.pretrained)
+        if config.vocab_size > model.config.vocab_size:
+            generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+            model.resize_token_embeddings(config.vocab_size, init=self.hparams.vocab_init, generator=generator)
+        return model
+
+    def _fill_from_rank0(self, model: LLaMA, config: Config) -> None:
+        """Materialise the sharded meta-device ``model`` and copy rank 0's whole model into it, shard by shard."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        model.to_empty(device=self.trainer.strategy.root_device)
+        model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
+        full = {}
+        if self.trainer.global_rank == 0:
+            full = self._build(config).state_dict()
+        set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 
     def _shard(self, model: LLaMA) -> None:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

@@ -100,12 +100,16 @@ class CheckExpansion(Callback):
 
 def expand(out: Path, checkpoint: Path) -> None:
     L.seed_everything(0)
+    builds: list[int] = []  # whole-model builds (checkpoint load + growth) on this rank: rank 0 only, once
+    build = AnyGPTLM._build
+    AnyGPTLM._build = lambda self, config: builds.append(config.vocab_size) or build(self, config)
     model = AnyGPTLM("tiny", pretrained=str(checkpoint), vocab_size=320, learning_rate=0.0, max_steps=1)
     check = CheckExpansion(checkpoint)
     ids = torch.randint(0, 320, (4, 17))
     loader = DataLoader(GlobalBatchSlice(ids, torch.ones_like(ids, dtype=torch.bool), global_batch=2), batch_size=None)
     t = trainer(2, 1, [check], out)
     t.fit(model, loader)
+    (out / f"builds-{t.global_rank}.json").write_text(json.dumps(builds))
     if t.global_rank == 0:
         (out / "expand.json").write_text(json.dumps(check.result))
 

@@ -63,3 +63,5 @@ def test_vocabulary_expansion_of_a_pretrained_checkpoint_under_fsdp2(parity_runs
     result = json.loads((parity_runs / "expand.json").read_text())
     for name in ("embed", "head"):
         assert result[name] == {"sharded": True, "rows": 320, "old_rows_identical": True, "new_rows_mean": True}
+    # rank 0 alone loaded the checkpoint; rank 1 built an empty skeleton and received its shards
+    assert [json.loads((parity_runs / f"builds-{r}.json").read_text()) for r in (0, 1)] == [[320], []]
