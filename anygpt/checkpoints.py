@@ -23,9 +23,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from anygpt.modalities.base import Modality, load_modality, modality_class
+from anygpt.modalities.base import Modality, load_modality, modality_class, trusted_modality_class
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.resolve import resolve
 from anygpt.vocab import (
     RELEASE_MODALITIES,
     HFTextTokenizer,
@@ -54,13 +55,24 @@ class TokenizerRef:
     path: str | None = None
     class_path: str | None = None
 
-    def load(self, modality: str) -> Modality:
+    def load(self, modality: str, trust_code: bool = False, source: str | None = None) -> Modality:
+        """Load the tokenizer.
+
+        Args:
+            trust_code: let files name classes that are neither registered nor part of anygpt (imports them).
+            source: the file this reference was read from (an ``anygpt.json``, a ``.ckpt``). Its ``class_path`` is
+                then checked like any name from disk; None means the user wrote the reference (config, command line).
+        """
         if self.path is None and self.class_path is None:
             return default_tokenizer(modality)
         path = self.resolved_path
         if self.class_path is None:
-            return load_modality(path)
-        return load_modality(path, self.class_path) if path else _import(self.class_path).from_pretrained()
+            return load_modality(path, trust_code=trust_code)
+        if source is None:
+            cls = resolve(self.class_path)
+        else:
+            cls = trusted_modality_class(self.class_path, source, trust_code)
+        return load_modality(path, cls, trust_code=trust_code) if path else load_modality_class(cls)
 
     @property
     def resolved_path(self) -> str | None:
@@ -92,11 +104,11 @@ class Bundle:
     refs: dict[str, TokenizerRef] = field(default_factory=dict)
 
 
-def _import(path: str) -> Any:
-    import importlib
-
-    module, _, attr = path.replace(":", ".").rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+def load_modality_class(cls: type) -> Modality:
+    """A tokenizer class's own default weights (``cls.from_pretrained()``: the shipped tiny tokenizers)."""
+    if not (isinstance(cls, type) and issubclass(cls, Modality)):
+        raise TypeError(f"{cls!r} is not a Modality subclass")
+    return cls.from_pretrained()
 
 
 def default_tokenizer(modality: str) -> Modality:
@@ -131,12 +143,15 @@ def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], s
 
 
 def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-                device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Bundle:
+                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False
+                ) -> Bundle:
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
         tokenizers: modality -> tokenizer (object, checkpoint path or `TokenizerRef`); overrides ``anygpt.json``.
             Modalities without one use the folder's ``anygpt.json`` entry, else the registered default.
+        trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
+            anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
     """
     path = Path(path)
     if not path.exists():
@@ -153,6 +168,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
     refs = {name: _as_ref(ref) for name, ref in info.get("tokenizers", {}).items()}
+    recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
     for name in vocab.modalities:
         given = (tokenizers or {}).get(name)
@@ -161,7 +177,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         else:
             ref = _as_ref(given) if given is not None else refs.get(name, TokenizerRef())
             refs[name] = ref
-            loaded[name] = ref.load(name)
+            loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
         loaded[name] = loaded[name].to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
     return Bundle(model, vocab, loaded, info.get("system_prompt"), refs)
@@ -276,10 +292,14 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
     return out
 
 
-def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None) -> str:
-    """Export a Lightning ``.ckpt`` of `AnyGPTLM` (written by ``anygpt fit``) as an AnyGPT/HF folder."""
+def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None, trust_code: bool = False) -> str:
+    """Export a Lightning ``.ckpt`` of `AnyGPTLM` (written by ``anygpt fit``) as an AnyGPT/HF folder.
+
+    Args:
+        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+    """
     given = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
-    bundle = load_bundle(ckpt, given)
+    bundle = load_bundle(ckpt, given, trust_code=trust_code)
     save_bundle(bundle, out)
     print(f"[convert] {ckpt} -> {out}")
     return out

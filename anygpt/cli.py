@@ -51,7 +51,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name in LIGHTNING_SUBCOMMANDS:
         run_lightning([name, *rest])
     elif name in registered_commands():
-        run_command(name, rest)
+        from anygpt.resolve import UntrustedCodeError
+
+        try:
+            run_command(name, rest)
+        except UntrustedCodeError as err:  # a refusal is an answer, not a crash: no traceback
+            print(f"anygpt {name}: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     else:
         print(f"anygpt: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
         raise SystemExit(2)

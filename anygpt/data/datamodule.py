@@ -300,12 +300,13 @@ def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
     registered modality name, or a spec dict ``{name, codebook_size, markers, token_format, layout}`` (``layout``:
     ``identity`` or ``frame_major:Q``).
     """
-    from anygpt.modalities.base import Modality, _import_object, modality_class
+    from anygpt.modalities.base import Modality, modality_class
+    from anygpt.resolve import resolve
 
     if isinstance(item, str):
         item = modality_class(item)()  # raises KeyError naming the unknown modality and the registered ones
-    elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path (from Python)
-        target = _import_object(item["class_path"])
+    elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path in the user's own config
+        target = resolve(item["class_path"])
         if not (isinstance(target, type) and issubclass(target, Modality)):
             raise TypeError(f"modality class_path {item['class_path']} is not a Modality subclass")
         item = target(**(item.get("init_args") or {}))

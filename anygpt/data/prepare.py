@@ -498,6 +498,7 @@ def prepare(
     num_nodes: int = 1,
     progress: bool = True,
     encode_in_workers: bool | None = None,
+    trust_code: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
 
@@ -512,11 +513,13 @@ def prepare(
         progress: show a progress bar.
         encode_in_workers: run the tokenizers in the data-loader processes too, not only in the main one (default:
             on CPU with ``num_workers > 0``, where each worker is one more encoder; on GPUs the main process encodes).
+        trust_code: let a tokenizer folder's ``config.json`` name a class that is neither registered nor part of
+            anygpt (its module gets imported). Off by default: loading a checkpoint never runs code it names.
 
     Returns:
         source name -> summary (samples, skipped, shards, seconds).
     """
-    modalities = {name: _load_tokenizer(spec) for name, spec in tokenizers.items()}
+    modalities = {name: _load_tokenizer(spec, trust_code) for name, spec in tokenizers.items()}
     for name, tokenizer in modalities.items():
         if tokenizer.name != name:
             raise ValueError(f"tokenizers[{name!r}] loads a {tokenizer.name!r} tokenizer; key it by its modality name")
@@ -531,10 +534,11 @@ def prepare(
     return summaries
 
 
-def _load_tokenizer(spec: str | TokenizerCheckpoint) -> Modality:
+def _load_tokenizer(spec: str | TokenizerCheckpoint, trust_code: bool) -> Modality:
     if isinstance(spec, str):
-        return load_modality(spec)
-    return load_modality(spec.path, spec.class_path, **(spec.options or {}))
+        return load_modality(spec, trust_code=trust_code)
+    # a class_path written in the user's own config is the user's choice; the folder's config.json is checked
+    return load_modality(spec.path, spec.class_path, trust_code=trust_code, **(spec.options or {}))
 
 
 @dataclass

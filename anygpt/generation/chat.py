@@ -94,7 +94,8 @@ def _describe(reply: Reply) -> str:
 
 def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str] | None = None,
          device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
-         system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None) -> str:
+         system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
+         trust_code: bool = False) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
@@ -107,8 +108,11 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
         system_prompt: replaces the checkpoint's system prompt.
         max_new_tokens: overrides the preset's budget.
         input: read messages from this file (one per line) instead of the terminal.
+        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt
+            (their modules get imported). Off by default: opening a checkpoint never runs code it names.
     """
-    anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt)
+    anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt,
+                         trust_code=trust_code)
     transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}")
     generator = torch.Generator().manual_seed(seed)
     stream: TextIO = open(input, encoding="utf-8") if input else sys.stdin
@@ -159,14 +163,15 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
 def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
              tokenizers: dict[str, str] | None = None, device: str = "cpu", settings: str = "release",
              voice: str | None = None, seed: int = 0,
-             max_new_tokens: int | None = None) -> dict:
+             max_new_tokens: int | None = None, trust_code: bool = False) -> dict:
     """One prompt -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
 
     Args:
         prompt: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
         output: text, image, speech or music.
+        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
     """
-    anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device)
+    anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, trust_code=trust_code)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}")
     parts = parse_message(prompt)
     overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}

@@ -118,8 +118,9 @@ class AnyGPT:
 
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-             device: str = "cpu", system_prompt: str | None = None) -> AnyGPT:
-        return cls(load_bundle(path, tokenizers, device=device), system_prompt, device)
+             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False) -> AnyGPT:
+        """`load_bundle` + the chat template; ``trust_code`` lets the checkpoint name unregistered tokenizer classes."""
+        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device)
 
     # -- prompts -------------------------------------------------------------------------------------------------------
     def encode_media(self, items: Sequence[Media]) -> list[list[int]]:

@@ -167,8 +167,12 @@ class Modality(L.LightningModule, ABC):
         save_file(state, str(directory / "model.safetensors"))
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **overrides: Any) -> Modality:
-        """Load a directory written by `save_pretrained`. Modalities with release formats override this."""
+    def from_pretrained(cls, path: str | Path, trust_code: bool = False, **overrides: Any) -> Modality:
+        """Load a directory written by `save_pretrained`. Modalities with release formats override this.
+
+        Called on `Modality` itself, the class comes from the folder's ``config.json`` and must be a registered
+        modality or an already known `Modality` subclass (`trusted_modality_class`); ``trust_code`` lifts that.
+        """
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -177,10 +181,13 @@ class Modality(L.LightningModule, ABC):
             if not needed.exists():
                 raise FileNotFoundError(f"{needed} is missing: {path} is not a directory written by "
                                         f"{cls.__name__}.save_pretrained (expected config.json + model.safetensors).")
-        config = json.loads(config_file.read_text())
-        target = _import_object(config["class_path"]) if cls is Modality else cls
-        init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
-        model = target(**{**init_args, **overrides})
+        config = read_pretrained_config(config_file)
+        target = cls
+        if cls is Modality or config["class_path"] != _qualified_name(cls):
+            target = trusted_modality_class(config["class_path"], str(config_file), trust_code)
+            if cls is not Modality and not issubclass(target, cls):
+                raise TypeError(f"{config_file} holds a {target.__name__}, not a {cls.__name__}")
+        model = target(**{**config["init_args"], **overrides})
         model.load_state_dict(load_file(str(weights_file)))
         return model.eval()
 
@@ -198,11 +205,33 @@ def register_modality(cls: type[Modality]) -> type[Modality]:
     return cls
 
 
-def _import_object(path: str) -> Any:
-    import importlib
+def _qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
-    module, _, attr = path.replace(":", ".").rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+
+def read_pretrained_config(config_file: Path) -> dict[str, Any]:
+    """A `save_pretrained` ``config.json``: ``class_path`` and constructor ``init_args`` (LightningCLI's ``_``-keys
+    dropped); a malformed file is named in the error."""
+    try:
+        config = json.loads(Path(config_file).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {config_file}: {err}") from err
+    if not isinstance(config, dict) or not isinstance(config.get("class_path"), str) \
+            or not isinstance(config.get("init_args", {}), dict):
+        raise ValueError(f"{config_file} is not a tokenizer config: expected {{\"class_path\": ..., "
+                         "\"init_args\": {...}}")
+    init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
+    return {"class_path": config["class_path"], "init_args": init_args}
+
+
+def trusted_modality_class(class_path: str, source: str, trust_code: bool = False) -> type[Modality]:
+    """The `Modality` subclass a file on disk names, refused before import unless it is registered, part of anygpt or
+    already imported (or ``trust_code`` is given): opening a checkpoint must never run code it names."""
+    from anygpt.resolve import resolve_trusted_class
+
+    allowed = [v if isinstance(v, str) else _qualified_name(v) for v in _registered().values()]
+    return resolve_trusted_class(class_path, Modality, source, allowed=allowed, trust_code=trust_code,
+                                 what="a registered modality or Modality subclass")
 
 
 def _registered() -> dict[str, str | type[Modality]]:
@@ -223,14 +252,30 @@ def modality_class(name: str) -> type[Modality]:
                        f"with @register_modality, the '{ENTRY_POINT_GROUP}' entry-point group, or name it by "
                        "class_path.")
     target = registered[name]
-    return _import_object(target) if isinstance(target, str) else target
+    if isinstance(target, str):
+        from anygpt.resolve import resolve
+
+        target = resolve(target)
+    return target
 
 
-def load_modality(path: str | Path, class_path: str | None = None, **overrides: Any) -> Modality:
+def load_modality(path: str | Path, class_path: str | type[Modality] | None = None, trust_code: bool = False,
+                  **overrides: Any) -> Modality:
     """Load a tokenizer checkpoint: ``class_path``'s ``from_pretrained(path)`` (release formats), or by default a
-    directory written by `Modality.save_pretrained` (its config.json names the class)."""
-    target = Modality if class_path is None else _import_object(class_path)
+    directory written by `Modality.save_pretrained` (its config.json names the class, checked before import).
+
+    ``class_path`` is the caller's choice (a user's config or command line); a name read from a file must be checked
+    with `trusted_modality_class` first and passed as the class.
+    """
+    if class_path is None:
+        target: type[Modality] = Modality
+    elif isinstance(class_path, str):
+        from anygpt.resolve import resolve
+
+        target = resolve(class_path)
+    else:
+        target = class_path
     if not (isinstance(target, type) and issubclass(target, Modality)):
         raise TypeError(f"{class_path} is not a Modality subclass")
     with own_hyperparameters():  # helper modules a tokenizer loads (e.g. SoundStorm) record their own arguments too
-        return target.from_pretrained(path, **overrides)
+        return target.from_pretrained(path, trust_code=trust_code, **overrides)

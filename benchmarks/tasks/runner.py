@@ -54,6 +54,7 @@ class TaskArgs:
     baseline: bool = True
     report_samples: int = 12
     tokenizers: dict[str, str] | None = None
+    trust_code: bool = False
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class Evaluation:
     def _load_model(self, needs: Sequence[str]):
         from anygpt.generation.pipeline import AnyGPT
 
-        model = AnyGPT.load(self.args.ckpt, tokenizers=self.args.tokenizers, device=str(self.fabric.device))
+        model = AnyGPT.load(self.args.ckpt, tokenizers=self.args.tokenizers, device=str(self.fabric.device),
+                            trust_code=self.args.trust_code)
         missing = [m for m in needs if m not in model.vocab.modalities]
         if missing:
             raise ValueError(f"{self.args.task} needs the {', '.join(missing)} modality but {self.args.ckpt} has only "

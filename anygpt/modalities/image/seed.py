@@ -312,7 +312,8 @@ class SEEDImageTokenizer(Modality):
     # -- release checkpoints ---------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, seed_quantizer: str | Path, eva_vit: str | Path | None = None, **overrides: Any
+        cls, seed_quantizer: str | Path, eva_vit: str | Path | None = None, trust_code: bool = False,
+        **overrides: Any
     ) -> SEEDImageTokenizer:
         """Load ``seed_quantizer.pt`` (+ BLIP-2's ``eva_vit_g.pth`` when the quantizer file lacks the ViT).
 
@@ -322,7 +323,7 @@ class SEEDImageTokenizer(Modality):
         """
         path = Path(seed_quantizer)
         if path.is_dir():
-            return super().from_pretrained(path, **overrides)
+            return super().from_pretrained(path, trust_code=trust_code, **overrides)
         state = dict(_torch_load(path))
         sources = [str(path)]
         if eva_vit is not None:

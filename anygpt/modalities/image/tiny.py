@@ -120,9 +120,10 @@ class TinyImageTokenizer(Modality):
         return SpanStructure(fixed_length=self.tokens_per_image)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, **overrides: Any) -> TinyImageTokenizer:
+    def from_pretrained(cls, path: str | Path | None = None, trust_code: bool = False, **overrides: Any
+                        ) -> TinyImageTokenizer:
         """Load a `save_pretrained` directory; without ``path``, the checkpoint shipped with the package."""
-        return super().from_pretrained(ASSET_DIR if path is None else path, **overrides)
+        return super().from_pretrained(ASSET_DIR if path is None else path, trust_code=trust_code, **overrides)
 
     # -- raw I/O ---------------------------------------------------------------------------------------------------
     def load(self, source: str | Path | bytes) -> torch.Tensor:

@@ -12,6 +12,43 @@ from typing import Any
 
 import torch
 
+# Libraries whose classes a pipeline's model_index.json may name: diffusers imports whatever module a component names.
+PIPELINE_LIBRARIES = ("diffusers", "transformers")
+
+
+def check_pipeline_index(index_file: Path) -> None:
+    """Refuse a ``model_index.json`` whose components name classes outside diffusers/transformers (or custom pipeline
+    code) before diffusers imports them: opening a pipeline folder must not run code it names."""
+    import json
+
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {index_file}: {err}") from err
+    if not isinstance(index, dict):
+        raise ValueError(f"{index_file} is not a diffusers pipeline index (expected a JSON object)")
+    for key, value in index.items():
+        if key.startswith("_"):
+            if key == "_class_name" and value != "StableUnCLIPImg2ImgPipeline":
+                raise ValueError(f"{index_file} describes a {value}, not a StableUnCLIPImg2ImgPipeline (SD 2.1 unCLIP)")
+            continue
+        if isinstance(value, list) and value and value[0] is not None and not _known_library(value[0]):
+            from anygpt.resolve import UntrustedCodeError
+
+            raise UntrustedCodeError(f"{index_file}: component {key!r} names {value!r}, outside "
+                                     f"{'/'.join(PIPELINE_LIBRARIES)} and diffusers' pipelines; refusing to import it")
+
+
+def _known_library(name: object) -> bool:
+    """diffusers/transformers themselves, or a pipeline module of diffusers (``stable_diffusion``: where diffusers
+    keeps e.g. ``StableUnCLIPImageNormalizer``)."""
+    import importlib.util
+
+    if name in PIPELINE_LIBRARIES:
+        return True
+    return isinstance(name, str) and name.isidentifier() and \
+        importlib.util.find_spec(f"diffusers.pipelines.{name}") is not None
+
 
 class UnCLIPDecoder:
     """A diffusers ``StableUnCLIPImg2ImgPipeline`` driven by image embeddings alone."""
@@ -35,6 +72,7 @@ class UnCLIPDecoder:
                 f"{directory} is not a diffusers pipeline directory (no model_index.json); pass a "
                 "local copy of stabilityai/stable-diffusion-2-1-unclip."
             )
+        check_pipeline_index(directory / "model_index.json")
         pipeline = StableUnCLIPImg2ImgPipeline.from_pretrained(str(directory), torch_dtype=dtype, local_files_only=True)
         pipeline.set_progress_bar_config(disable=True)
         return cls(pipeline.to(device))

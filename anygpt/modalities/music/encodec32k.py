@@ -1,7 +1,8 @@
 """MusicGen's Encodec 32 kHz (4 codebooks x 2048, 50 Hz) with loaders for both published checkpoint layouts.
 
 - audiocraft ``compression_state_dict.bin``: a pickle with ``best_state`` (Encodec/audiocraft key names, which are
-  ours) and ``xp.cfg`` (the training config, an OmegaConf object: reading it needs ``trusted=True``).
+  ours) and ``xp.cfg`` (the training config, an OmegaConf object: reading it unpickles code, so it needs
+  ``trust_code=True``).
 - transformers ``facebook/encodec_32khz``: ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``) with
   transformers' key names (``encoder.layers.0.conv.weight_g``, or ``...parametrizations.weight.original0`` when saved
   by recent transformers), converted here.
@@ -48,11 +49,11 @@ class EncodecMusicTokenizer(SEANetCodec):
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, trusted: bool = False, **overrides: Any) -> EncodecMusicTokenizer:
+    def from_pretrained(cls, path: str | Path, trust_code: bool = False, **overrides: Any) -> EncodecMusicTokenizer:
         """Load a checkpoint in any of the three layouts, detected from ``path``.
 
         ``path`` may be an audiocraft ``compression_state_dict.bin`` (or its directory), a transformers checkpoint
-        directory (``config.json`` + weights), or a directory written by `save_pretrained`. ``trusted=True`` allows
+        directory (``config.json`` + weights), or a directory written by `save_pretrained`. ``trust_code=True`` allows
         full unpickling, needed to read the training config stored in audiocraft files; without it only
         ``best_state`` is read and the SEANet settings are audiocraft's defaults for this model (pad_mode "constant").
         """
@@ -60,7 +61,7 @@ class EncodecMusicTokenizer(SEANetCodec):
         if path.is_dir() and (path / "compression_state_dict.bin").exists():
             path = path / "compression_state_dict.bin"
         if path.is_file():
-            return cls._from_audiocraft(path, trusted, **overrides)
+            return cls._from_audiocraft(path, trust_code, **overrides)
         if not path.is_dir():
             raise FileNotFoundError(
                 f"{path} does not exist: pass compression_state_dict.bin, a transformers "
@@ -69,17 +70,17 @@ class EncodecMusicTokenizer(SEANetCodec):
         config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
         if config.get("model_type") == "encodec":
             return cls._from_transformers(path, config, **overrides)
-        return super().from_pretrained(path, **overrides)
+        return super().from_pretrained(path, trust_code=trust_code, **overrides)
 
     # -- audiocraft ------------------------------------------------------------------------------------------------
     @classmethod
-    def _from_audiocraft(cls, file: Path, trusted: bool, **overrides: Any) -> EncodecMusicTokenizer:
+    def _from_audiocraft(cls, file: Path, trust_code: bool, **overrides: Any) -> EncodecMusicTokenizer:
         try:
-            package = torch.load(file, map_location="cpu", weights_only=not trusted)
+            package = torch.load(file, map_location="cpu", weights_only=not trust_code)
         except Exception as err:
             raise ValueError(
                 f"Cannot read {file} with weights_only=True ({type(err).__name__}: {err}). audiocraft "
-                "files also pickle their training config; if you trust the file, pass trusted=True."
+                "files also pickle their training config; if you trust the file, pass trust_code=True (--trust_code)."
             ) from err
         state = package.get("best_state", package) if isinstance(package, dict) else None
         if not isinstance(state, dict) or not state:

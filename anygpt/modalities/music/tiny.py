@@ -52,6 +52,7 @@ class TinyMusicCodec(SEANetCodec):
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, **overrides: Any) -> TinyMusicCodec:
+    def from_pretrained(cls, path: str | Path | None = None, trust_code: bool = False, **overrides: Any
+                        ) -> TinyMusicCodec:
         """Load a `save_pretrained` directory; without ``path``, the checkpoint shipped with the package."""
-        return super().from_pretrained(ASSET_DIR if path is None else path, **overrides)
+        return super().from_pretrained(ASSET_DIR if path is None else path, trust_code=trust_code, **overrides)

@@ -22,7 +22,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from anygpt.modalities.base import Modality, SpanStructure, _import_object, register_modality
+from anygpt.modalities.base import (
+    Modality,
+    SpanStructure,
+    read_pretrained_config,
+    register_modality,
+    trusted_modality_class,
+)
 from anygpt.modalities.speech.audio import AudioFileError, read_audio, write_audio
 from anygpt.modalities.speech.data import IGNORE_INDEX
 from anygpt.modalities.speech.soundstorm import SoundStormModule
@@ -259,7 +265,7 @@ class SpeechTokenizerModality(Modality):
         super().save_pretrained(directory)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **overrides: Any) -> Modality:
+    def from_pretrained(cls, path: str | Path, trust_code: bool = False, **overrides: Any) -> Modality:
         """A `save_pretrained` directory, or the release layout: a directory with SpeechTokenizer's ``config.json`` and
         checkpoint (``ckpt.dev`` / ``SpeechTokenizer.pt``), or AnyGPT's ``AnyGPT-speech-modules`` folder holding
         ``speechtokenizer/`` and ``soundstorm/speechtokenizer_soundstorm_mls.pt``."""
@@ -267,9 +273,9 @@ class SpeechTokenizerModality(Modality):
         if (path / "model.safetensors").exists():  # build the class that saved it (paper or tiny configuration)
             from safetensors.torch import load_file
 
-            config = json.loads((path / "config.json").read_text())
-            init_args = {k: v for k, v in config.get("init_args", {}).items() if not k.startswith("_")}
-            modality = _import_object(config["class_path"])(**{**init_args, **overrides})
+            config = read_pretrained_config(path / "config.json")
+            target = trusted_modality_class(config["class_path"], str(path / "config.json"), trust_code)
+            modality = target(**{**config["init_args"], **overrides})
             modality.load_state_dict(load_file(str(path / "model.safetensors")))
             return modality.eval()
         root = path

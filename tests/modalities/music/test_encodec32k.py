@@ -105,7 +105,7 @@ def test_legacy_weight_norm_keys_and_audiocraft_layout(reference_dir, tmp_path):
         },
     }
     torch.save({"best_state": a.state_dict(), "xp.cfg": cfg}, tmp_path / "compression_state_dict.bin")
-    b = EncodecMusicTokenizer.from_pretrained(tmp_path / "compression_state_dict.bin", trusted=True)
+    b = EncodecMusicTokenizer.from_pretrained(tmp_path / "compression_state_dict.bin", trust_code=True)
     assert b.hparams.pad_mode == "reflect" and b.n_q == 4
     wav = list(_music(0.2, 1))
     assert torch.equal(a.encode(wav)[0], b.encode(wav)[0])
