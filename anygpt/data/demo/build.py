@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from anygpt.data.demo import dialogues, images, music, sentences, speech
 
-VERSION = 1
+VERSION = 2  # 2: dev-clean, test-clean and two VCTK speakers in voices unseen in training
 MANIFEST = "manifest.json"
 SUBDIRS = ("coco", "librispeech", "vctk", "musiccaps", "anyinstruct")
 
@@ -190,7 +190,7 @@ def _plan(out: Path, seed: int, scale: float) -> dict:
         rel = f"images/{split}/demo_{split}_{gid:06d}.png"
         image_items.append({"id": gid, "split": split, "rel": rel})
         tasks.append(("image", (seed, gid, str(out / "coco" / rel))))
-    # speech: distinct sentences per split (dev/test texts never occur in train), every voice in every split
+    # speech: distinct sentences per split (dev/test texts never occur in train), distinct voices per split
     text_rng = np.random.default_rng([seed, 20])
     n_utt = _scaled(N_UTTERANCES, scale)
     n_vctk = max(1, round(VCTK_UTTERANCES_PER_SPEAKER * scale))
@@ -199,10 +199,11 @@ def _plan(out: Path, seed: int, scale: float) -> dict:
     chapter_counter = 0
     offset = 0
     for split, n in zip(SPLITS, n_utt, strict=True):
+        voices = speech.LIBRISPEECH_VOICES[split]  # disjoint speakers per split
         per_voice: dict[str, list[int]] = {}
         for k in range(n):
-            per_voice.setdefault(speech.LIBRISPEECH_VOICES[k % len(speech.LIBRISPEECH_VOICES)].speaker, []).append(k)
-        for voice in speech.LIBRISPEECH_VOICES:
+            per_voice.setdefault(voices[k % len(voices)].speaker, []).append(k)
+        for voice in voices:
             ks = per_voice.get(voice.speaker, [])
             for c0 in range(0, len(ks), CHAPTER_SIZE):
                 chapter_counter += 1
@@ -263,7 +264,8 @@ def _plan(out: Path, seed: int, scale: float) -> dict:
                     f"speech/{split}/d{gid:06d}_{t}_user.flac",
                     f"speech/{split}/d{gid:06d}_{t}_assistant.flac",
                 )
-                user_voice = speech.LIBRISPEECH_VOICES[int(rng.integers(len(speech.LIBRISPEECH_VOICES)))]
+                voices = speech.LIBRISPEECH_VOICES[split]  # a test dialogue's user speaks in a test voice
+                user_voice = voices[int(rng.integers(len(voices)))]
                 tasks.append(
                     (
                         "speech",
@@ -389,8 +391,10 @@ def _write_metadata(out: Path, seed: int, plan: dict, results: dict[str, dict]) 
         )
     header = ";ID    |SEX| SUBSET           |MINUTES| NAME\n"
     rows = [
-        f"{v.speaker:<6}| {v.sex} | {'train-clean-100':<16} | {minutes.get(v.speaker, 0):5.2f} | espeak {v.name}"
-        for v in speech.LIBRISPEECH_VOICES
+        f"{v.speaker:<6}| {v.sex} | {subset:<16} | {minutes.get(v.speaker, 0):5.2f} | espeak {v.name}"
+        for split, voices in speech.LIBRISPEECH_VOICES.items()
+        for subset in [LIBRISPEECH_SPLITS[split]]
+        for v in voices
     ]
     (out / "librispeech" / "SPEAKERS.TXT").write_text(header + "\n".join(rows) + "\n")
     counts["librispeech"] = {LIBRISPEECH_SPLITS[s]: n for s, n in _count_by_split(plan["utterances"]).items()}
@@ -464,6 +468,7 @@ def _write_metadata(out: Path, seed: int, plan: dict, results: dict[str, dict]) 
                 ]
             )
     counts["music"] = _count_by_split(plan["music"])
+    counts["test_texts_seen_in_training"] = _test_texts_seen_in_training(out, plan, results)
 
     # AnyInstruct dialogues, media referenced relative to OUT/anyinstruct/
     pools = {}
@@ -506,6 +511,29 @@ def _write_metadata(out: Path, seed: int, plan: dict, results: dict[str, dict]) 
     counts["dialogues"] = {s: len(r) for s, r in rows.items()}
     counts["spoken_dialogues"] = {s: sum(r["task"] == "spoken_dialogue" for r in rs) for s, rs in rows.items()}
     return counts
+
+
+def _test_texts_seen_in_training(out: Path, plan: dict, results: dict[str, dict]) -> dict[str, int]:
+    """How many test texts (captions, transcripts, VCTK sentences, music captions) also occur in train or val: the
+    builder reports it so that a grammar change that starts leaking test texts shows up (tests require 0)."""
+
+    def caption_of(item: dict) -> list[str]:
+        return results[str(out / "coco" / item["rel"])]["captions"]
+
+    def music_caption(item: dict) -> list[str]:
+        return [results[str(out / "musiccaps" / "audio" / f"{item['ytid']}.flac")]["caption"]]
+
+    def seen(items: list[dict], texts_of) -> int:
+        known = {t.lower() for item in items if item["split"] != "test" for t in texts_of(item)}
+        return sum(t.lower() in known for item in items if item["split"] == "test" for t in texts_of(item))
+
+    transcripts = {u["text"] for u in plan["utterances"] if u["split"] != "test"}
+    return {
+        "captions": seen(plan["images"], caption_of),
+        "transcripts": sum(u["text"] in transcripts for u in plan["utterances"] if u["split"] == "test"),
+        "vctk_sentences": sum(u["text"] in transcripts for u in plan["vctk"]),
+        "music_captions": seen(plan["music"], music_caption),
+    }
 
 
 def _alignment(res: dict) -> dict:

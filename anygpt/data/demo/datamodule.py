@@ -1,16 +1,18 @@
 """`DemoDataModule`: the whole demo data path behind one config entry.
 
 On first use it builds what is missing, each step resumable and skipped when already done:
-the demo corpus (`build_demo_corpus`), a byte-level BPE text tokenizer trained on the corpus's text, and token shards
-made by ``anygpt prepare`` with the tiny tokenizers shipped in ``anygpt/assets/tokenizers``. Then it trains like any
-`AnyGPTDataModule` on a mixture of image-caption, speech-transcript and music-caption pairs (both directions) and the
-any-to-any dialogues (loss on the assistant turns).
+the demo corpus (`build_demo_corpus`), a byte-level BPE text tokenizer trained on the corpus's train and val text, and
+token shards made by ``anygpt prepare`` with the tiny tokenizers shipped in ``anygpt/assets/tokenizers``. Then it
+trains like any `AnyGPTDataModule` on a mixture of image-caption, speech-transcript and music-caption pairs (both
+directions) and the any-to-any dialogues (loss on the assistant turns).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,18 +47,24 @@ def default_tokenizers() -> dict[str, str]:
     return {name: str(assets / name) for name in ("image", "speech", "music")}
 
 
-def corpus_texts(corpus: Path) -> Iterator[str]:
-    """Every text of the corpus (captions, transcripts, dialogues) plus the template strings, for the BPE."""
+TEXT_SPLITS = ("train", "val")  # the BPE never reads test text (captions, transcripts, dialogues of the test split)
+
+
+def corpus_texts(corpus: Path, splits: tuple[str, ...] = TEXT_SPLITS) -> Iterator[str]:
+    """The texts of ``splits`` of the corpus (captions, transcripts, dialogues) plus the template strings, for the
+    BPE. VCTK sentences are test data only and never included."""
     report = readers.SkipReport()
-    for rec in readers.read_coco_karpathy(corpus / "coco" / "dataset_coco.json", report=report):
+    for rec in readers.read_coco_karpathy(corpus / "coco" / "dataset_coco.json", split=splits, report=report):
         yield from rec.captions
-    for split in LIBRISPEECH_SPLITS.values():
-        for utt in readers.read_librispeech(corpus / "librispeech", split, report=report, with_alignment=False):
+    for split in splits:
+        for utt in readers.read_librispeech(corpus / "librispeech", LIBRISPEECH_SPLITS[split], report=report,
+                                            with_alignment=False):
             yield utt.text.lower()
-    for clip in readers.read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", report=report):
+    for clip in readers.read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", split=splits, report=report):
         yield clip.caption
-    for path in sorted((corpus / "anyinstruct").glob("*.jsonl")):
-        for dialogue in readers.read_anyinstruct(path, report=report, check_files=False):
+    for split in splits:
+        for dialogue in readers.read_anyinstruct(corpus / "anyinstruct" / f"{split}.jsonl", report=report,
+                                                 check_files=False):
             for user, assistant in dialogue.turns:
                 yield readers.MEDIA_PATTERN.sub(" ", user)
                 if assistant:
@@ -67,13 +75,35 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
     yield " ".join(SPECIAL_TOKENS) + " This is input:"
 
 
+def _fingerprint(folder: str | Path) -> str:
+    """sha256 over a tokenizer folder's files (names and bytes): what its codes depend on. A reference that is not a
+    local path (a registered name) is taken as it is."""
+    folder = Path(folder)
+    if not folder.exists():
+        return str(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _stale(stamp: Path, inputs: dict[str, Any]) -> bool:
+    """Whether ``stamp`` (written beside a derived artifact) records other inputs than ``inputs``."""
+    try:
+        return json.loads(stamp.read_text()) != inputs
+    except (OSError, ValueError):
+        return True
+
+
 def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: int = 0,
                     tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048, prepare_workers: int = 2,
                     corpus_workers: int | None = None) -> dict[str, Any]:
     """Corpus -> text tokenizer -> shards under ``root``; returns the paths. Each step is skipped when done.
 
     The corpus is built in ``root`` itself (the benchmarks' default ``--data``), the BPE in ``root/text_tokenizer``
-    and the shards in ``root/shards/<source>-<split>``.
+    and the shards in ``root/shards/<source>-<split>``. Each derived artifact records what it was made from (the
+    corpus' content hash, the BPE settings, the tokenizers' file hashes) and is rebuilt when any of it changed, so a
+    new corpus version or retrained tokenizer never meets stale shards.
     """
     root = Path(root)
     tokenizers = tokenizers or default_tokenizers()
@@ -81,18 +111,27 @@ def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: in
         corpus = root  # the corpus's own folders (coco/, librispeech/, ...) sit beside text_tokenizer/ and shards/
         manifest = build_demo_corpus(corpus, seed=seed, scale=scale, workers=corpus_workers)
         text_dir = root / "text_tokenizer"
-        if not (text_dir / "tokenizer.json").exists():
-            print(f"[demo] training a {text_vocab_size}-id BPE text tokenizer on the corpus -> {text_dir}")
+        text_inputs = {"corpus": manifest["content_hash"], "splits": list(TEXT_SPLITS), "vocab_size": text_vocab_size}
+        if _stale(text_dir / "inputs.json", text_inputs) or not (text_dir / "tokenizer.json").exists():
+            shutil.rmtree(text_dir, ignore_errors=True)
+            print(f"[demo] training a {text_vocab_size}-id BPE text tokenizer on the corpus' train+val text -> "
+                  f"{text_dir}")
             train_bpe_tokenizer(corpus_texts(corpus), text_vocab_size, text_dir)
+            (text_dir / "inputs.json").write_text(json.dumps(text_inputs, indent=1))
+        shards = root / "shards"
+        shard_inputs = {"corpus": manifest["content_hash"], "text_tokenizer": _fingerprint(text_dir / "tokenizer.json"),
+                        "tokenizers": {name: _fingerprint(path) for name, path in sorted(tokenizers.items())}}
+        if _stale(shards / "inputs.json", shard_inputs):
+            shutil.rmtree(shards, ignore_errors=True)
         sources = {}
         for split in ("train", "val"):
             sources[f"image-{split}"] = CocoKarpathy(str(corpus / "coco" / "dataset_coco.json"), split=split)
             sources[f"speech-{split}"] = LibriSpeech(str(corpus / "librispeech"), split=LIBRISPEECH_SPLITS[split])
             sources[f"music-{split}"] = MusicCaps(str(corpus / "musiccaps" / "musiccaps.csv"), split=split)
             sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"))
-        shards = root / "shards"
         prepare(sources, tokenizers, out=str(shards), chunk_size=500, batch_size=32, num_workers=prepare_workers,
                 accelerator="cpu", devices=1)
+        (shards / "inputs.json").write_text(json.dumps(shard_inputs, indent=1))
     info = {"corpus": str(corpus), "text_tokenizer": str(text_dir), "shards": str(shards), "tokenizers": tokenizers,
             "corpus_counts": manifest.get("counts")}
     (root / "demo_data.json").write_text(json.dumps(info, indent=2))

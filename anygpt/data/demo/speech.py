@@ -35,8 +35,11 @@ class Voice:
     accent: str = "American"
 
 
-# Speakers of the LibriSpeech-style tree: all appear in train; dev/test hold out utterances (new sentences).
-LIBRISPEECH_VOICES = (
+# Speakers of the LibriSpeech-style tree. As in LibriSpeech, the splits have disjoint speakers: the voices of dev-clean
+# and test-clean are never heard in training. dev-clean recombines the espeak variants of train with other accents;
+# test-clean (and two VCTK speakers) use variants held out of train and dev altogether (Mike, aunty, Gene, linda, m6,
+# max) and one held-out accent (Welsh English), so the test voices are new timbres, not new mixes of known ones.
+TRAIN_VOICES = (
     Voice("103", "en-us+m1", 42, 45, 165, "M", "American"),
     Voice("118", "en-us+f2", 62, 60, 170, "F", "American"),
     Voice("163", "en+m3", 48, 40, 160, "M", "British"),
@@ -50,12 +53,24 @@ LIBRISPEECH_VOICES = (
     Voice("587", "en-gb-x-gbclan+m4", 46, 60, 170, "M", "British"),
     Voice("652", "en-us+f1", 56, 40, 180, "F", "American"),
 )
+DEV_VOICES = (
+    Voice("1272", "en-us+m3", 46, 45, 170, "M", "American"),
+    Voice("1462", "en-gb-scotland+f3", 64, 55, 165, "F", "Scottish"),
+    Voice("2277", "en-gb-x-rp+m4", 45, 50, 175, "M", "British"),
+)
+TEST_VOICES = (
+    Voice("1089", "en-us+Mike", 45, 50, 170, "M", "American"),
+    Voice("121", "en-us+aunty", 60, 50, 165, "F", "American"),
+    Voice("1188", "en-gb-x-rp+Gene", 48, 55, 170, "M", "British"),
+    Voice("1221", "en-gb-x-gbcwmd+linda", 62, 45, 170, "F", "Welsh"),
+)
+LIBRISPEECH_VOICES = {"train": TRAIN_VOICES, "val": DEV_VOICES, "test": TEST_VOICES}
 # Speakers of the VCTK-style tree, none of them in the LibriSpeech tree (zero-shot TTS evaluation needs unseen voices).
 VCTK_VOICES = (
     Voice("p225", "en-gb-x-rp+f2", 64, 55, 165, "F", "English"),
     Voice("p226", "en+m6", 40, 45, 170, "M", "English"),
     Voice("p227", "en-gb-scotland+f4", 60, 50, 160, "F", "Scottish"),
-    Voice("p228", "en-us+m2", 47, 60, 175, "M", "American"),
+    Voice("p228", "en-us+max", 47, 60, 175, "M", "American"),
     Voice("p229", "en-029+m3", 50, 50, 170, "M", "Caribbean"),
     Voice("p230", "en-us-nyc+f5", 68, 55, 175, "F", "American"),
     Voice("p231", "en-gb-x-gbclan+f1", 57, 45, 165, "F", "English"),

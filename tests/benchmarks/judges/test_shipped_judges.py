@@ -53,7 +53,7 @@ def test_asr_judge_transcribes_unseen_utterances(tmp_path):
     try:
         for i in range(8):
             text = sentences.sentence(rng)
-            voice = speech.LIBRISPEECH_VOICES[i % len(speech.LIBRISPEECH_VOICES)]
+            voice = speech.TRAIN_VOICES[i % len(speech.TRAIN_VOICES)]
             path = tmp_path / f"{i}.flac"
             speech.synthesize(speech.SpeechItem(UNSEEN_SEED, i, text, voice, str(path)))
             refs.append(text)

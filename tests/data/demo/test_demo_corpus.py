@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -11,8 +12,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from anygpt.data.demo import build_demo_corpus, demo
+from anygpt.data.demo import build_demo_corpus, demo, speech
 from anygpt.data.demo.build import content_hash
+from anygpt.data.demo.datamodule import corpus_texts
 from anygpt.data.demo.images import COLOURS, NUMBER_WORDS, SIZE
 from anygpt.data.demo.music import DURATION, KEY_NAMES, SAMPLE_RATE
 from anygpt.data.readers import (
@@ -106,6 +108,32 @@ def test_vctk_layout_is_48k_with_unseen_speakers(corpus):
         assert u.path.parent.parent.name == "wav48" and u.path.suffix == ".wav"
         assert sf.info(u.path).samplerate == 48000
     assert (out / "vctk" / "speaker-info.txt").read_text().startswith("ID")
+
+
+def test_speakers_of_each_split_are_unseen_in_training(corpus):
+    out, _ = corpus
+    root = out / "librispeech"
+    splits = ("train-clean-100", "dev-clean", "test-clean")
+    speakers = {s: {u.speaker for u in read_librispeech(root, s)} for s in splits}
+    speakers["vctk"] = {u.speaker for u in read_vctk(out / "vctk")}
+    for a, b in itertools.combinations(speakers, 2):
+        assert not speakers[a] & speakers[b], f"{a} and {b} share speakers {speakers[a] & speakers[b]}"
+    # test-clean voices use espeak variants that train and dev never use
+    variant = {v.speaker: v.name.split("+")[1] for split in speech.LIBRISPEECH_VOICES.values() for v in split}
+    seen = {variant[s] for s in speakers["train-clean-100"] | speakers["dev-clean"]}
+    assert not seen & {variant[s] for s in speakers["test-clean"]}
+
+
+def test_test_texts_never_occur_in_train_or_val(corpus):
+    out, manifest = corpus
+    assert manifest["counts"]["test_texts_seen_in_training"] == {
+        "captions": 0, "transcripts": 0, "vctk_sentences": 0, "music_captions": 0}
+    # the demo BPE reads train and val text only
+    bpe_text = set(corpus_texts(out))
+    test_only = [u.text.lower() for u in read_librispeech(out / "librispeech", "test-clean")]
+    test_only += [r.captions[0] for r in read_coco_karpathy(out / manifest["layout"]["coco"], split="test")]
+    assert test_only and not bpe_text & set(test_only)
+    assert {u.text.lower() for u in read_librispeech(out / "librispeech", "train-clean-100")} <= bpe_text
 
 
 def test_musiccaps_layout_and_captions(corpus):

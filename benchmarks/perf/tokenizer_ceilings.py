@@ -1,0 +1,402 @@
+"""Tokenizer ceilings: how much of each modality survives the shipped tiny tokenizers, on the demo corpus' test split.
+
+What the LM can reach on a generation task is bounded by what its tokenizer keeps, so these are the ceilings of the
+demo benchmarks, each scored by the same shipped judge the benchmarks use and next to a floor a useless tokenizer
+would reach:
+
+- speech (VCTK and LibriSpeech test-clean, real audio): ASR-judge WER of the real audio (the judge's own ceiling), of
+  the all-level codec reconstruction, of level-1 tokens -> SoundStorm -> codec (unprompted: the tokens' content alone;
+  prompted with another utterance of the same speaker: what zero-shot TTS can reach); speaker similarity of the
+  re-syntheses to that prompt; level-1 content: a majority phone probe (each code -> the phone it most often marks on
+  train utterances) on test frames, the tokenizer's distillation head, the majority-phone floor, codes in use;
+- music (MusicCaps-style test clips): CLAP-judge score of the codec's reconstructions with the clips' captions, of the
+  real clips (the ceiling), and of reconstructions with shuffled captions (the floor);
+- image (Karpathy test split): PSNR of reconstructions (floor: each image's mean colour), CLIP-judge score of the
+  reconstructions with the images' captions, as a ratio to that of the real images (floor: shuffled captions).
+
+Every figure carries a 95% bootstrap interval over items (corpus WER and ratios are recomputed on each resample).
+
+    python -m benchmarks.perf.tokenizer_ceilings [--data data/demo] [--limit N] [--out runs/perf/ceilings.json]
+        [--only speech music image] [--speech speech --soundstorm soundstorm --music music --image image]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+# -- statistics ------------------------------------------------------------------------------------------------------
+
+
+def bootstrap_interval(statistic: Callable[..., float], *columns: Sequence[float], resamples: int = 1000,
+                       seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap over items: ``statistic(*columns)`` recomputed on ``resamples`` resamples of the rows.
+
+    Columns are per-item values of equal length, resampled together (so ratios and corpus-level rates keep their
+    pairing). Returns ``[low, high]``.
+    """
+    arrays = [np.asarray(c, dtype=np.float64) for c in columns]
+    n = len(arrays[0])
+    if n == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(resamples, n))])
+    tail = (1 - level) / 2 * 100
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x))
+
+
+def _rate(errors: np.ndarray, total: np.ndarray) -> float:
+    return float(errors.sum() / max(total.sum(), 1))
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a.mean() / b.mean())
+
+
+def mean_with_interval(values: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    return {"value": _mean(np.asarray(values, dtype=np.float64)), "ci95": bootstrap_interval(_mean, values, seed=seed),
+            "n": len(values)}
+
+
+def rate_with_interval(errors: Sequence[float], totals: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    """A corpus-level rate (sum of errors / sum of totals), e.g. corpus WER or frame accuracy."""
+    return {"value": _rate(np.asarray(errors), np.asarray(totals)),
+            "ci95": bootstrap_interval(_rate, errors, totals, seed=seed), "n": len(errors)}
+
+
+def ratio_with_interval(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict[str, Any]:
+    """mean(a) / mean(b) over paired items."""
+    return {"value": _ratio(np.asarray(a), np.asarray(b)), "ci95": bootstrap_interval(_ratio, a, b, seed=seed),
+            "n": len(a)}
+
+
+def word_errors(hypothesis: str, reference: str) -> tuple[int, int]:
+    """(errors, reference words) of one utterance, with the benchmarks' WER (Whisper normalisation + jiwer)."""
+    from benchmarks.metrics import WordErrorRate
+
+    metric = WordErrorRate()
+    metric.update([hypothesis], [reference])
+    return int(metric.errors), int(metric.words)
+
+
+def wer_with_interval(hypotheses: Sequence[str], references: Sequence[str], seed: int = 0) -> dict[str, Any]:
+    counts = [word_errors(h, r) for h, r in zip(hypotheses, references, strict=True)]
+    return rate_with_interval([e for e, _ in counts], [w for _, w in counts], seed)
+
+
+# -- speech ----------------------------------------------------------------------------------------------------------
+
+
+def _phone_labels(alignment: dict | None, frames: int, frame_seconds: float, phones: Sequence[str]) -> torch.Tensor:
+    from anygpt.modalities.speech.data import frame_phones, normalize_phone
+
+    events = [(normalize_phone(str(p)), float(t)) for p, t in (alignment or {}).get("phonemes", [])]
+    return frame_phones(events, frames, frame_seconds, phones)
+
+
+def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | None, probe_files: int, seed: int,
+                    progress: bool) -> dict[str, Any]:
+    from anygpt.data.readers import read_librispeech, read_vctk
+    from anygpt.modalities.speech import SpeechTokenizerModality
+    from benchmarks.judges import load_judge
+    from benchmarks.metrics.speaker_similarity import ResemblyzerEncoder
+
+    speech = SpeechTokenizerModality.from_pretrained(tokenizer, soundstorm=soundstorm)
+    phones = list(speech.hparams.phones)
+    frame_seconds = speech.config.hop_length / speech.sample_rate
+    judge = load_judge("asr")
+    speakers = ResemblyzerEncoder()
+    rate = speech.sample_rate
+
+    sets = {"vctk": list(read_vctk(root / "vctk"))[:limit],
+            "test-clean": list(read_librispeech(root / "librispeech", "test-clean"))[:limit]}
+
+    # level-1 code -> phone table from train utterances (the probe), and the train codes in use
+    train = list(read_librispeech(root / "librispeech", "train-clean-100"))
+    train = random.Random(seed).sample(train, min(probe_files, len(train)))
+    table: dict[int, Counter] = defaultdict(Counter)
+    for utt in tqdm(train, desc="speech: probe (train)", disable=not progress):
+        codes = speech.encode([speech.load(utt.path)])[0]
+        labels = _phone_labels(utt.alignment, len(codes), frame_seconds, phones)
+        for c, p in zip(codes.tolist(), labels.tolist(), strict=True):
+            table[c][p] += 1
+    mapping = {c: counts.most_common(1)[0][0] for c, counts in table.items()}
+    prior = sum(table.values(), Counter()).most_common(1)[0][0]
+
+    results: dict[str, Any] = {"tokenizer": str(tokenizer), "soundstorm": str(soundstorm), "judge": judge.description,
+                               "frame_rate": speech.frame_rate, "codebook_size": speech.codebook_size,
+                               "levels": speech.config.n_q, "probe_train_utterances": len(train),
+                               "train_codes_in_use": len(table) / speech.codebook_size}
+    generator_seed = seed
+    for name, items in sets.items():
+        by_speaker: dict[str, list[int]] = defaultdict(list)
+        for i, utt in enumerate(items):
+            by_speaker[utt.speaker].append(i)
+        rows = defaultdict(list)
+        used: Counter = Counter()
+        for i, utt in enumerate(tqdm(items, desc=f"speech: {name}", disable=not progress)):
+            wav = speech.load(utt.path)
+            codes = speech.encode_all_levels([wav])[0]
+            same = by_speaker[utt.speaker]
+            prompt_item = items[same[(same.index(i) + 1) % len(same)]]  # the next utterance of the same speaker
+            prompt = speech.load(prompt_item.path)[:, : int(speech.hparams.prompt_seconds * rate)]
+            torch.manual_seed(generator_seed + i)
+            unprompted = speech.decode([codes[0]])[0]
+            torch.manual_seed(generator_seed + i)
+            prompted = speech.decode([codes[0]], prompt=prompt)[0]
+            rows["real"].append(wav)
+            rows["all_levels"].append(speech.decode([codes])[0])
+            rows["level1_soundstorm"].append(unprompted)
+            rows["level1_soundstorm_prompted"].append(prompted)
+            rows["prompt"].append(prompt)
+            # level-1 content
+            labels = _phone_labels(utt.alignment, codes.shape[1], frame_seconds, phones)
+            guess = torch.tensor([mapping.get(c, prior) for c in codes[0].tolist()])
+            rows["probe_correct"].append(int((guess == labels).sum()))
+            rows["prior_correct"].append(int((labels == prior).sum()))
+            rows["frames"].append(len(labels))
+            if speech.hparams.semantic_teacher == "phones":
+                with torch.inference_mode():
+                    level1 = speech.model.quantizer.decode(codes[:1, None])  # [1, D, F]
+                    logits = speech.model.transform(level1.transpose(1, 2))[0]
+                rows["head_correct"].append(int((logits.argmax(-1) == labels).sum()))
+            used.update(codes[0].tolist())
+        texts = [utt.text for utt in items]
+        out: dict[str, Any] = {"n": len(items), "speakers": len(by_speaker)}
+        wer = {}
+        for kind in ("real", "all_levels", "level1_soundstorm", "level1_soundstorm_prompted"):
+            hyps = judge.transcribe([w.reshape(-1) for w in rows[kind]], rate)
+            wer[kind] = wer_with_interval(hyps, texts, seed)
+            wer[kind]["examples"] = [[r, h] for r, h in zip(texts[:3], hyps[:3], strict=True)]
+        wer["empty_transcript"] = {"value": 1.0, "note": "saying nothing: every reference word is deleted"}
+        out["judge_wer"] = wer
+        prompt_emb = [speakers.embed(p.reshape(-1), rate) for p in rows["prompt"]]
+        sims = {}
+        for kind in ("real", "level1_soundstorm_prompted", "level1_soundstorm", "all_levels"):
+            sims[kind] = mean_with_interval(
+                [float(speakers.embed(w.reshape(-1), rate) @ e) for w, e in zip(rows[kind], prompt_emb, strict=True)],
+                seed)
+        sims["note"] = ("resemblyzer cosine to the voice prompt (another utterance of the same speaker); "
+                        "level1_soundstorm (no prompt, a random voice) is the floor cloning must beat")
+        out["speaker_similarity_to_prompt"] = sims
+        probe = {"majority_probe_accuracy": rate_with_interval(rows["probe_correct"], rows["frames"], seed),
+                 "majority_phone_baseline": rate_with_interval(rows["prior_correct"], rows["frames"], seed),
+                 "codes_in_use": len(used) / speech.codebook_size, "codes_in_use_count": len(used),
+                 "code_perplexity": _perplexity(used)}
+        if rows["head_correct"]:
+            probe["distillation_head_accuracy"] = rate_with_interval(rows["head_correct"], rows["frames"], seed)
+        out["level1_content"] = probe
+        results[name] = out
+    return results
+
+
+def _perplexity(counts: Counter) -> float:
+    p = np.array(list(counts.values()), dtype=np.float64)
+    p /= p.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+# -- music -----------------------------------------------------------------------------------------------------------
+
+
+def music_ceilings(root: Path, codec_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
+    from anygpt.data.readers import read_musiccaps
+    from anygpt.modalities.music import TinyMusicCodec
+    from benchmarks.judges import load_judge
+    from benchmarks.tasks.runner import read_audio
+
+    codec = TinyMusicCodec.from_pretrained(codec_path)
+    clap = load_judge("clap")
+    clips = list(read_musiccaps(root / "musiccaps" / "musiccaps.csv", None, "test"))[:limit]
+    real, recon, used = [], [], [Counter() for _ in range(codec.n_q)]
+    for clip in tqdm(clips, desc="music", disable=not progress):
+        wav, sr = read_audio(clip.path)
+        real.append((wav, sr))
+        codes = codec.encode([codec.load(clip.path)])[0]
+        for q in range(codec.n_q):
+            used[q].update(codes[q].tolist())
+        recon.append(codec.decode([codes])[0])
+    captions = [c.caption for c in clips]
+    text = clap.embed_text(captions)
+    real_emb = torch.cat([clap.embed_audio([w], sr) for w, sr in real])
+    recon_emb = clap.embed_audio(recon, codec.sample_rate)
+    perm = _derangement(len(clips), seed)
+    cos_real = (real_emb * text).sum(-1).tolist()
+    cos_recon = (recon_emb * text).sum(-1).tolist()
+    return {
+        "codec": str(codec_path), "judge": clap.description, "n": len(clips),
+        "tokens_per_second": codec.n_q * codec.frame_rate,
+        "clap_reconstruction": mean_with_interval(cos_recon, seed),
+        "clap_real": mean_with_interval(cos_real, seed),
+        "clap_reconstruction_over_real": ratio_with_interval(cos_recon, cos_real, seed),
+        "clap_reconstruction_shuffled_captions": mean_with_interval((recon_emb * text[perm]).sum(-1).tolist(), seed),
+        "codes_in_use": [len(u) / codec.bins for u in used],
+    }
+
+
+def _derangement(n: int, seed: int) -> list[int]:
+    """Each item paired with another item (a random cyclic shift of a random order)."""
+    if n < 2:
+        return list(range(n))
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    perm = [0] * n
+    for k, i in enumerate(order):
+        perm[i] = order[(k + 1) % n]
+    return perm
+
+
+# -- image -----------------------------------------------------------------------------------------------------------
+
+
+def image_ceilings(root: Path, tokenizer_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
+    from PIL import Image
+
+    from anygpt.data.readers import read_coco_karpathy
+    from anygpt.modalities.image import TinyImageTokenizer
+    from benchmarks.judges import load_judge
+    from benchmarks.metrics.clip_score import to_pil
+
+    tokenizer = TinyImageTokenizer.from_pretrained(tokenizer_path)
+    clip = load_judge("clip")
+    items = [r for r in read_coco_karpathy(root / "coco" / "dataset_coco.json", None, {"test"}) if r.captions][:limit]
+    psnr, flat_psnr, real_pil, recon_pil, used = [], [], [], [], Counter()
+    batch = 64
+    for start in tqdm(range(0, len(items), batch), desc="image", disable=not progress):
+        chunk = items[start : start + batch]
+        x = torch.stack([tokenizer.load(r.path) for r in chunk])
+        codes = tokenizer.encode(list(x))
+        y = torch.stack(tokenizer.decode(codes))
+        for c in codes:
+            used.update(c.tolist())
+        mse = (y - x).pow(2).mean((1, 2, 3)).clamp_min(1e-10)
+        flat = (x.mean((2, 3), keepdim=True) - x).pow(2).mean((1, 2, 3)).clamp_min(1e-10)
+        psnr += (10 * torch.log10(1 / mse)).tolist()
+        flat_psnr += (10 * torch.log10(1 / flat)).tolist()
+        real_pil += [Image.open(r.path).convert("RGB") for r in chunk]
+        recon_pil += [to_pil(im) for im in y]
+    captions = [r.captions for r in items]
+    # each image against each of its captions, averaged per image
+    flat_texts = [t for caps in captions for t in caps]
+    owner = torch.tensor([i for i, caps in enumerate(captions) for _ in caps])
+    text = clip.embed_texts(flat_texts)
+
+    def per_image(images: list) -> list[float]:
+        emb = torch.cat([clip.embed_images(images[s : s + 256]) for s in range(0, len(images), 256)])
+        cos = (emb[owner] * text).sum(-1)
+        return torch.zeros(len(images)).index_add_(0, owner, cos).div_(torch.bincount(owner).float()).tolist()
+
+    real_score, recon_score = per_image(real_pil), per_image(recon_pil)
+    perm = _derangement(len(items), seed)
+    shuffled = per_image([real_pil[j] for j in perm])
+    return {
+        "tokenizer": str(tokenizer_path), "judge": clip.description, "n": len(items),
+        "tokens_per_image": tokenizer.tokens_per_image,
+        "psnr_db": mean_with_interval(psnr, seed),
+        "psnr_db_mean_colour_floor": mean_with_interval(flat_psnr, seed),
+        "clip_reconstruction": mean_with_interval(recon_score, seed),
+        "clip_real": mean_with_interval(real_score, seed),
+        "clip_reconstruction_over_real": ratio_with_interval(recon_score, real_score, seed),
+        "clip_shuffled_captions_floor": mean_with_interval(shuffled, seed),
+        "codes_in_use": len(used) / tokenizer.codebook_size,
+    }
+
+
+# -- entry point -----------------------------------------------------------------------------------------------------
+
+
+def measure(data: Path, only: Sequence[str] = ("speech", "music", "image"), limit: int | None = None,
+            speech: str = "speech", soundstorm: str = "soundstorm", music: str = "music", image: str = "image",
+            probe_files: int = 300, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """All ceilings as one JSON-able dict (``limit`` caps the items of each evaluated set)."""
+    from anygpt.data.demo.build import load_manifest
+    from anygpt.modalities.speech.modality import resolve_asset
+
+    manifest = load_manifest(data) or {}
+    out: dict[str, Any] = {"data": str(data), "corpus_version": manifest.get("version"),
+                           "corpus_content_hash": manifest.get("content_hash"), "limit": limit, "seed": seed}
+    start = time.perf_counter()
+    if "image" in only:
+        out["image"] = image_ceilings(data, str(resolve_asset(image)), limit, seed, progress)
+    if "music" in only:
+        out["music"] = music_ceilings(data, str(resolve_asset(music)), limit, seed, progress)
+    if "speech" in only:
+        out["speech"] = speech_ceilings(data, str(resolve_asset(speech)), str(resolve_asset(soundstorm)), limit,
+                                        probe_files, seed, progress)
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def summary(result: dict[str, Any]) -> str:
+    """The headline figures, one line each."""
+
+    def f(entry: dict) -> str:
+        lo, hi = entry["ci95"]
+        return f"{entry['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    lines = []
+    if "speech" in result:
+        for name in ("vctk", "test-clean"):
+            s = result["speech"][name]
+            w = s["judge_wer"]
+            lines.append(f"speech {name} (n={s['n']}): judge WER real {f(w['real'])}, all levels {f(w['all_levels'])}, "
+                         f"level 1 -> SoundStorm {f(w['level1_soundstorm'])} (prompted "
+                         f"{f(w['level1_soundstorm_prompted'])})")
+            c = s["level1_content"]
+            lines.append(f"speech {name}: phone probe {f(c['majority_probe_accuracy'])} (majority phone "
+                         f"{c['majority_phone_baseline']['value']:.3f}), codes in use {c['codes_in_use_count']} of "
+                         f"{result['speech']['codebook_size']}; speaker sim. to prompt: prompted "
+                         f"{f(s['speaker_similarity_to_prompt']['level1_soundstorm_prompted'])}, unprompted "
+                         f"{f(s['speaker_similarity_to_prompt']['level1_soundstorm'])}")
+    if "music" in result:
+        m = result["music"]
+        lines.append(f"music (n={m['n']}): CLAP reconstruction {f(m['clap_reconstruction'])}, real {f(m['clap_real'])}"
+                     f", ratio {f(m['clap_reconstruction_over_real'])}, shuffled captions "
+                     f"{f(m['clap_reconstruction_shuffled_captions'])}")
+    if "image" in result:
+        i = result["image"]
+        lines.append(f"image (n={i['n']}): PSNR {f(i['psnr_db'])} dB (mean colour {f(i['psnr_db_mean_colour_floor'])})"
+                     f", CLIP reconstruction {f(i['clip_reconstruction'])} / real {f(i['clip_real'])} = "
+                     f"{f(i['clip_reconstruction_over_real'])}, shuffled {f(i['clip_shuffled_captions_floor'])}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data/demo"), help="the demo corpus root")
+    parser.add_argument("--only", nargs="+", default=["speech", "music", "image"], choices=["speech", "music", "image"])
+    parser.add_argument("--limit", type=int, default=None, help="at most N items per evaluated set")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
+    parser.add_argument("--speech", default="speech", help="speech tokenizer folder (default: the shipped one)")
+    parser.add_argument("--soundstorm", default="soundstorm", help="SoundStorm folder (default: the shipped one)")
+    parser.add_argument("--music", default="music", help="music codec folder (default: the shipped one)")
+    parser.add_argument("--image", default="image", help="image tokenizer folder (default: the shipped one)")
+    parser.add_argument("--probe-files", type=int, default=300, help="train utterances that fit the phone probe")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    result = measure(args.data, args.only, args.limit, args.speech, args.soundstorm, args.music, args.image,
+                     args.probe_files, args.seed)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    print(summary(result))
+
+
+if __name__ == "__main__":
+    main()
