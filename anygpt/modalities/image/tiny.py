@@ -8,6 +8,7 @@ position stay recognisable. The trained weights ship in ``anygpt/assets/tokenize
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ class TinyImageTokenizer(Modality):
         groups: codes per grid cell (the cell's latent is split into ``groups`` vectors of ``code_dim``).
         codebook_size, code_dim: the shared codebook.
         channels: widths of the stages, from full resolution to the grid (one per halving).
+        blocks: residual blocks per stage (none in the encoder's full-resolution stage, ``blocks - 1`` in the
+            decoder's, where sharp edges are drawn).
+        lr_decay: cosine learning-rate decay to 5% over the trainer's ``max_steps`` (after the warmup).
+        patch: pixels are folded into channels in ``patch x patch`` blocks at the input and unfolded at the output
+            (pixel (un)shuffle), so every convolution runs at ``image_size / patch``: the cost of a stage drops
+            ``patch^2``-fold and the widths can grow instead.
     """
 
     name = "image"
@@ -68,32 +75,37 @@ class TinyImageTokenizer(Modality):
         commit_weight: float = 0.02,
         lr: float = 2e-3,
         weight_decay: float = 0.0,
+        blocks: int = 1,
+        lr_decay: bool = False,
+        patch: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         from encodec.quantization.core_vq import VectorQuantization
 
-        stages = (image_size // grid).bit_length() - 1
-        if grid * 2**stages != image_size or len(channels) != stages:
+        stages = (image_size // (grid * patch)).bit_length() - 1
+        if grid * patch * 2**stages != image_size or len(channels) != stages:
             raise ValueError(
-                f"image_size/grid = {image_size}/{grid} must be a power of two 2^n with len(channels) == n "
-                f"(got {len(channels)} channels)"
+                f"image_size/(grid*patch) = {image_size}/({grid}*{patch}) must be a power of two 2^n with "
+                f"len(channels) == n (got {len(channels)} channels)"
             )
-        enc: list[nn.Module] = [nn.Conv2d(3, channels[0], 4, stride=2, padding=1)]
+        pixels = 3 * patch * patch  # values per patch: the networks run at 1/patch of the image resolution
+        enc: list[nn.Module] = [nn.PixelUnshuffle(patch)] if patch > 1 else []  # (keeps patch=1 state dicts)
+        enc.append(nn.Conv2d(pixels, channels[0], 4, stride=2, padding=1))
         for i, c in enumerate(channels):
             if i > 0:  # no residual block at the first (most expensive) resolution
-                enc.append(_ResBlock(c))
+                enc += [_ResBlock(c) for _ in range(blocks)]
             if i + 1 < len(channels):
                 enc.append(nn.Conv2d(c, channels[i + 1], 4, stride=2, padding=1))
         enc += [nn.GroupNorm(8, channels[-1]), nn.SiLU(), nn.Conv2d(channels[-1], groups * code_dim, 1)]
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(groups * code_dim, channels[-1], 3, padding=1)]
         for i in reversed(range(len(channels))):
-            if i > 0:
-                dec.append(_ResBlock(channels[i]))
+            dec += [_ResBlock(channels[i]) for _ in range(blocks if i > 0 else blocks - 1)]
             out = channels[i - 1] if i > 0 else channels[0]
             dec.append(nn.ConvTranspose2d(channels[i], out, 4, stride=2, padding=1))
-        dec += [nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], 3, 3, padding=1)]
+        dec += [nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], pixels, 3, padding=1),
+                nn.PixelShuffle(patch)]
         self.decoder = nn.Sequential(*dec)
         self.quantizer = VectorQuantization(
             dim=code_dim,
@@ -224,7 +236,14 @@ class TinyImageTokenizer(Modality):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))  # warmup, then flat
+        total = self.trainer.max_steps if self.hparams.lr_decay else -1
+
+        def factor(step: int) -> float:  # 100 warmup steps, then flat (or cosine to 5% with lr_decay)
+            if step < 100 or total <= 100:
+                return min(1.0, (step + 1) / 100)
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - 100) / (total - 100))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -40,6 +40,10 @@ class SEANetCodec(Modality):
         vq_warmup_steps: train as a plain autoencoder for this many steps before quantizing (avoids the collapse of a
             codebook initialised on uninformative latents).
         adversarial_weight: > 0 adds Encodec's multi-scale STFT discriminator (hinge loss + feature matching).
+        architecture: "seanet" (Encodec's waveform encoder/decoder) or "spectral" (`anygpt.modalities.spectral`: a
+            log-mel encoder and an inverse-STFT decoder of width ``n_filters``, with a BiLSTM of ``lstm`` layers in the
+            encoder; the hop length is ``stft_hop * prod(ratios)``).
+        stft_hop, n_fft, n_mels, blocks: the spectral network's STFT hop and size, mel bands, ConvNeXt blocks per stage.
     """
 
     name = "music"
@@ -73,11 +77,18 @@ class SEANetCodec(Modality):
         feature_weight: float = 3.0,
         vq_warmup_steps: int = 0,
         grad_clip: float = 1.0,
+        architecture: str = "seanet",
+        stft_hop: int = 160,
+        n_fft: int = 1024,
+        n_mels: int = 80,
+        blocks: int = 2,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         from encodec.modules import SEANetDecoder, SEANetEncoder
         from encodec.quantization import ResidualVectorQuantizer
+
+        from anygpt.modalities.spectral import SpectralDecoder, SpectralEncoder
 
         seanet = dict(
             channels=1,
@@ -92,8 +103,15 @@ class SEANetCodec(Modality):
             compress=compress,
             lstm=lstm,
         )
-        self.encoder = SEANetEncoder(**seanet)
-        self.decoder = SEANetDecoder(**seanet, trim_right_ratio=1.0)
+        if architecture == "spectral":
+            self.encoder = SpectralEncoder(sample_rate, stft_hop, n_fft, n_mels, n_filters, dimension, ratios, blocks,
+                                           lstm)
+            self.decoder = SpectralDecoder(dimension, n_filters, stft_hop, n_fft, ratios, blocks)
+        elif architecture == "seanet":
+            self.encoder = SEANetEncoder(**seanet)
+            self.decoder = SEANetDecoder(**seanet, trim_right_ratio=1.0)
+        else:
+            raise ValueError(f"architecture must be 'seanet' or 'spectral', got {architecture!r}")
         self.quantizer = ResidualVectorQuantizer(
             dimension=dimension,
             n_q=n_q,
@@ -104,7 +122,7 @@ class SEANetCodec(Modality):
             threshold_ema_dead_code=threshold_ema_dead_code,
         )
         enable_dead_code_restarts(self.quantizer)  # encodec's own restarts are undone by its EMA update
-        self.hop_length = math.prod(ratios)
+        self.hop_length = math.prod(ratios) * (stft_hop if architecture == "spectral" else 1)
         self.automatic_optimization = False  # generator and (optional) discriminator steps alternate
         self.discriminator = None
         if adversarial_weight > 0:

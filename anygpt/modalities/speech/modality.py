@@ -15,6 +15,7 @@ most direct content signal, and it pushes level 1 to encode *what* is said while
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ class SpeechTokenizerModality(Modality):
     def __init__(self, config: dict[str, Any] | None = None, soundstorm: str | None = None, soundstorm_steps: int = 3,
                  prompt_seconds: float = 3.0, semantic_teacher: str = "hubert", phones: Sequence[str] = (),
                  hubert_path: str | None = None, lr: float = 1e-4, loss_weights: dict[str, float] | None = None,
-                 mel_scales: Sequence[int] = (256, 512, 1024, 2048)) -> None:
+                 mel_scales: Sequence[int] = (256, 512, 1024, 2048), betas: Sequence[float] = (0.5, 0.9),
+                 lr_decay: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = SpeechTokenizerConfig.from_dict(config or {})
@@ -251,7 +253,14 @@ class SpeechTokenizerModality(Modality):
         self._step(batch, "val")
 
     def configure_optimizers(self) -> Any:
-        return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, betas=(0.5, 0.9))
+        """Adam (SpeechTokenizer's GAN-style betas by default); ``lr_decay``: cosine to 5% over ``max_steps``."""
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        total = self.trainer.max_steps if self.hparams.lr_decay else -1
+        if total <= 0:
+            return opt
+        decay = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
 
     def on_train_end(self) -> None:
         export = getattr(self.trainer, "default_root_dir", None)
@@ -319,11 +328,12 @@ class TinySpeechModality(SpeechTokenizerModality):
     def __init__(self, config: dict[str, Any] | None = None, soundstorm: str | None = None, soundstorm_steps: int = 3,
                  prompt_seconds: float = 1.5, semantic_teacher: str = "phones", phones: Sequence[str] = TINY_PHONES,
                  hubert_path: str | None = None, lr: float = 1e-3, loss_weights: dict[str, float] | None = None,
-                 mel_scales: Sequence[int] = (256, 1024)) -> None:
+                 mel_scales: Sequence[int] = (256, 1024), betas: Sequence[float] = (0.5, 0.9),
+                 lr_decay: bool = False) -> None:
         super().__init__(config={**TINY_CONFIG, **(config or {})}, soundstorm=soundstorm,
                          soundstorm_steps=soundstorm_steps, prompt_seconds=prompt_seconds,
                          semantic_teacher=semantic_teacher, phones=list(phones), hubert_path=hubert_path, lr=lr,
-                         loss_weights=loss_weights, mel_scales=mel_scales)
+                         loss_weights=loss_weights, mel_scales=mel_scales, betas=betas, lr_decay=lr_decay)
 
 
 register_modality(SpeechTokenizerModality)

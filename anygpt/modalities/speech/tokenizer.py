@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ import torch
 from encodec.modules import SConv1d, SEANetDecoder, SEANetEncoder
 from encodec.quantization.core_vq import ResidualVectorQuantization
 from torch import nn
+
+from anygpt.modalities.spectral import SpectralDecoder, SpectralEncoder
+from anygpt.modalities.vq import enable_dead_code_restarts
 
 
 @dataclass
@@ -40,6 +44,15 @@ class SpeechTokenizerConfig:
     # training only: codes whose EMA usage falls below this are re-seeded from the batch (SpeechTokenizer: 2, for
     # large batches; with small CPU batches of a few hundred frames, 2 would re-seed nearly every code every step)
     dead_code_threshold: float = 2.0
+    # "seanet" (SpeechTokenizer's waveform encoder/decoder) or "spectral" (`anygpt.modalities.spectral`: log-mel
+    # encoder, inverse-STFT decoder; n_filters is its width, strides = [STFT hop, downsampling ratios...])
+    architecture: str = "seanet"
+    n_fft: int = 1024  # spectral only: STFT size of the decoder's output (and of the encoder's mel frames)
+    n_mels: int = 80  # spectral only
+    blocks: int = 2  # spectral only: ConvNeXt blocks per stage
+    # training only: the probability that a step decodes from the first k levels only (k uniform in 1..n_q), as
+    # SoundStream's quantizer dropout; the decoder then copes with partial (e.g. SoundStorm-predicted) codes
+    quantizer_dropout: float = 0.0
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> SpeechTokenizerConfig:
@@ -118,24 +131,34 @@ class SpeechTokenizerModel(nn.Module):
     def __init__(self, config: SpeechTokenizerConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.encoder = SEANetEncoder(channels=1, dimension=c.dimension, n_filters=c.n_filters,
-                                     n_residual_layers=c.n_residual_layers, ratios=list(c.strides),
-                                     activation=c.activation, dilation_base=c.dilation_base,
-                                     residual_kernel_size=c.residual_kernel_size, lstm=c.lstm_layers)
-        if c.bidirectional and c.lstm_layers:
-            # encodec's encoder ends [..., SLSTM, act, SConv1d]: swap in the BiLSTM and a final conv twice as wide.
-            width = c.n_filters * 2 ** len(c.strides)
-            self.encoder.model[-3] = BiLSTM(width, c.lstm_layers, bidirectional=True)
-            self.encoder.model[-1] = SConv1d(2 * width, c.dimension, 7, norm="weight_norm", pad_mode="reflect")
+        if c.architecture not in ("seanet", "spectral"):
+            raise ValueError(f"architecture must be 'seanet' or 'spectral', got {c.architecture!r}")
+        if c.architecture == "spectral":
+            stft_hop, ratios = c.strides[0], c.strides[1:]
+            encoder: nn.Module = SpectralEncoder(c.sample_rate, stft_hop, c.n_fft, c.n_mels, c.n_filters, c.dimension,
+                                                 ratios, c.blocks, c.lstm_layers)
+            decoder: nn.Module = SpectralDecoder(c.dimension, c.n_filters, stft_hop, c.n_fft, ratios, c.blocks)
+        else:
+            seanet = dict(channels=1, dimension=c.dimension, n_filters=c.n_filters,
+                          n_residual_layers=c.n_residual_layers, ratios=list(c.strides), activation=c.activation,
+                          dilation_base=c.dilation_base, residual_kernel_size=c.residual_kernel_size,
+                          lstm=c.lstm_layers)
+            encoder, decoder = SEANetEncoder(**seanet), SEANetDecoder(**seanet)
+            if c.bidirectional and c.lstm_layers:
+                # encodec's encoder ends [..., SLSTM, act, SConv1d]: swap in the BiLSTM and a final conv twice as wide.
+                width = c.n_filters * 2 ** len(c.strides)
+                encoder.model[-3] = BiLSTM(width, c.lstm_layers, bidirectional=True)
+                encoder.model[-1] = SConv1d(2 * width, c.dimension, 7, norm="weight_norm", pad_mode="reflect")
+        # registration order = the release's state-dict order: encoder, transform, quantizer, decoder
+        self.encoder = encoder
         self.transform = (nn.Linear(c.dimension, c.semantic_dimension) if c.dimension != c.semantic_dimension
                           else nn.Identity())
         self.quantizer = ResidualQuantizer(c.dimension, c.n_q, c.codebook_size,
                                            threshold_ema_dead_code=c.dead_code_threshold)
-        self.decoder = SEANetDecoder(channels=1, dimension=c.dimension, n_filters=c.n_filters,
-                                     n_residual_layers=c.n_residual_layers, ratios=list(c.strides),
-                                     activation=c.activation, dilation_base=c.dilation_base,
-                                     residual_kernel_size=c.residual_kernel_size, lstm=c.lstm_layers)
-        self._init_for_training()
+        enable_dead_code_restarts(self.quantizer)  # encodec's own restarts are undone by its EMA update
+        self.decoder = decoder
+        if c.architecture == "seanet":
+            self._init_for_training()
 
     def _init_for_training(self) -> None:
         """Training init. PyTorch's defaults shrink the signal ~2x per conv and add biases of +-1/sqrt(fan_in), so at
@@ -165,7 +188,11 @@ class SpeechTokenizerModel(nn.Module):
         return self.decoder(self.quantizer.decode(codes))
 
     def forward(self, wav: torch.Tensor, n_q: int | None = None) -> dict[str, torch.Tensor]:
-        """Reconstruction, codes, commitment loss, semantic feature (level-1 quantized through ``transform``)."""
+        """Reconstruction, codes, commitment loss, semantic feature (level-1 quantized through ``transform``).
+
+        In training, with probability ``quantizer_dropout`` the reconstruction uses only the first k levels."""
+        if n_q is None and self.training and random.random() < self.config.quantizer_dropout:
+            n_q = random.randint(1, self.config.n_q)
         quantized, codes, commit_loss, first = self.quantizer(self.encoder(wav), n_q)
         semantic = self.transform(first.transpose(1, 2))  # [B, F, semantic_dimension]
         return {"audio": self.decoder(quantized), "codes": codes, "commit_loss": commit_loss, "semantic": semantic}
