@@ -6,9 +6,10 @@ would reach:
 
 - speech (VCTK and LibriSpeech test-clean, real audio): ASR-judge WER of the real audio (the judge's own ceiling), of
   the all-level codec reconstruction, of level-1 tokens -> SoundStorm -> codec (unprompted: the tokens' content alone;
-  prompted with another utterance of the same speaker: what zero-shot TTS can reach); speaker similarity of the
-  re-syntheses to that prompt; level-1 content: a majority phone probe (each code -> the phone it most often marks on
-  train utterances) on test frames, the tokenizer's distillation head, the majority-phone floor, codes in use;
+  prompted with another utterance of the same speaker: what zero-shot TTS can reach), of level 1 decoded alone (what
+  SoundStorm adds); speaker similarity of the re-syntheses to that prompt; level-1 content: a majority phone probe
+  (each code -> the phone it most often marks on train utterances) on test frames, the tokenizer's distillation head,
+  the majority-phone floor, codes in use;
 - music (MusicCaps-style test clips): CLAP-judge score of the codec's reconstructions with the clips' captions, of the
   real clips (the ceiling), and of reconstructions with shuffled captions (the floor);
 - image (Karpathy test split): PSNR of reconstructions (floor: each image's mean colour), CLIP-judge score of the
@@ -160,6 +161,7 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
             prompted = speech.decode([codes[0]], prompt=prompt)[0]
             rows["real"].append(wav)
             rows["all_levels"].append(speech.decode([codes])[0])
+            rows["level1_alone"].append(speech.decode([codes[:1]])[0])  # no acoustic levels at all
             rows["level1_soundstorm"].append(unprompted)
             rows["level1_soundstorm_prompted"].append(prompted)
             rows["prompt"].append(prompt)
@@ -178,7 +180,7 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
         texts = [utt.text for utt in items]
         out: dict[str, Any] = {"n": len(items), "speakers": len(by_speaker)}
         wer = {}
-        for kind in ("real", "all_levels", "level1_soundstorm", "level1_soundstorm_prompted"):
+        for kind in ("real", "all_levels", "level1_soundstorm", "level1_soundstorm_prompted", "level1_alone"):
             hyps = judge.transcribe([w.reshape(-1) for w in rows[kind]], rate)
             wer[kind] = wer_with_interval(hyps, texts, seed)
             wer[kind]["examples"] = [[r, h] for r, h in zip(texts[:3], hyps[:3], strict=True)]
@@ -355,7 +357,7 @@ def summary(result: dict[str, Any]) -> str:
             w = s["judge_wer"]
             lines.append(f"speech {name} (n={s['n']}): judge WER real {f(w['real'])}, all levels {f(w['all_levels'])}, "
                          f"level 1 -> SoundStorm {f(w['level1_soundstorm'])} (prompted "
-                         f"{f(w['level1_soundstorm_prompted'])})")
+                         f"{f(w['level1_soundstorm_prompted'])}; level 1 alone {f(w['level1_alone'])})")
             c = s["level1_content"]
             lines.append(f"speech {name}: phone probe {f(c['majority_probe_accuracy'])} (majority phone "
                          f"{c['majority_phone_baseline']['value']:.3f}), codes in use {c['codes_in_use_count']} of "

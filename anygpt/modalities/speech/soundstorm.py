@@ -352,7 +352,7 @@ class SoundStormModule(L.LightningModule):
     def __init__(self, codebook_size: int = 1024, num_quantizers: int = 7, num_semantic_tokens: int = 1024,
                  dim: int = 1024, depth: int = 12, heads: int = 8, dim_head: int = 128, ff_mult: int = 4,
                  conv_kernel_size: int = 31, dropout: float = 0.0, lr: float = 3e-4, weight_decay: float = 0.01,
-                 warmup_steps: int = 100) -> None:
+                 warmup_steps: int = 100, lr_decay: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = SoundStorm(codebook_size, num_quantizers, num_semantic_tokens, dim, depth, heads, dim_head,
@@ -375,7 +375,14 @@ class SoundStormModule(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
                                 betas=(0.9, 0.98))
         warmup = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        total = self.trainer.max_steps if self.hparams.get("lr_decay") else -1
+
+        def factor(step: int) -> float:  # linear warmup, then flat (or cosine to 5% over max_steps with lr_decay)
+            if step < warmup or total <= warmup:
+                return min(1.0, (step + 1) / warmup)
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_end(self) -> None:
