@@ -248,23 +248,48 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
 
 
 def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
-    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout."""
+    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout.
+
+    A SentencePiece vocabulary is written the way transformers 4.34 (the release's version) saves a slow
+    ``LlamaTokenizer``: ``tokenizer.model``, ``added_tokens.json``, ``special_tokens_map.json`` and a
+    ``tokenizer_config.json`` whose ``added_tokens_decoder`` and ``legacy`` flag say how the text is split.
+    """
     text = vocab.text
     text.save(directory)
     added = {tok: vocab.token_id(tok) for tok in vocab.added_tokens}
+    (directory / "added_tokens.json").write_text(json.dumps(dict(sorted(added.items())), indent=2,
+                                                            ensure_ascii=False) + "\n")
     if isinstance(text, HFTextTokenizer):
         from tokenizers import AddedToken, Tokenizer
 
         tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
         tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in vocab.added_tokens])
         tok.save(str(directory / "tokenizer.json"))
-    elif not isinstance(text, SentencePieceTextTokenizer):
+        config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                  "tokenizer_class": "PreTrainedTokenizerFast"}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        return
+    if not isinstance(text, SentencePieceTextTokenizer):
         raise TypeError(f"cannot write tokenizer files for {type(text).__name__}")
-    (directory / "added_tokens.json").write_text(json.dumps(added, ensure_ascii=False))
-    config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-              "tokenizer_class": "LlamaTokenizer" if isinstance(text, SentencePieceTextTokenizer)
-              else "PreTrainedTokenizerFast"}
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+    def entry(content: str, special: bool) -> dict[str, Any]:
+        lstrip, rstrip = vocab.strip.get(content, (False, False))
+        return {"content": content, "lstrip": lstrip, "normalized": not special, "rstrip": rstrip,
+                "single_word": False, "special": special}
+
+    controls = {idx: piece for piece, idx in text.control_tokens().items()}
+    decoder = {str(idx): entry(piece, True) for idx, piece in sorted(controls.items())}
+    decoder.update({str(idx): entry(tok, False) for tok, idx in added.items()})
+    names = {"bos_token": text.bos_id, "eos_token": text.eos_id, "unk_token": text.unk_id}
+    names = {key: controls[idx] for key, idx in names.items() if idx is not None}
+    config = {"add_bos_token": True, "add_eos_token": False, "added_tokens_decoder": decoder, **names,
+              "clean_up_tokenization_spaces": False, "legacy": text.legacy, "model_max_length": 4096,
+              "pad_token": None, "sp_model_kwargs": {}, "spaces_between_special_tokens": False,
+              "tokenizer_class": "LlamaTokenizer", "use_default_system_prompt": True}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    special_map = {key: {k: v for k, v in entry(piece, True).items() if k != "special"}
+                   for key, piece in names.items()}
+    (directory / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -113,9 +113,9 @@ def test_bad_inputs_have_clear_errors(bundle_dir, tmp_path):
         load_bundle(bundle_dir / "export", tokenizers={"image": StubImage(16)})
 
 
-def _release_folder(root, speech_codes=1024):
+def _release_folder(root, speech_codes=1024, chat=False):
     """An HF folder built the way the release was: a 32000-id text tokenizer, ``add_tokens`` in the documented
-    order, then ``resize_token_embeddings``."""
+    order (``chat``: then stage 2's ``<-Res->`` and ``<-Ins->``), then ``resize_token_embeddings``."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -129,6 +129,9 @@ def _release_folder(root, speech_codes=1024):
     for spec in RELEASE_MODALITIES:
         size = speech_codes if spec.name == "speech" else spec.codebook_size
         tok.add_tokens([spec.token_format.format(i) for i in range(size)] + list(spec.markers))
+    if chat:
+        for token in ("<-Res->", "<-Ins->"):
+            tok.add_tokens([token])
     model = LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=4, num_key_value_heads=2))
     model.resize_token_embeddings(len(tok))
@@ -152,9 +155,22 @@ def test_convert_release_folder_checks_layout_and_round_trips(tmp_path):
         assert torch.allclose(hf_model.eval()(ids).logits, bundle.model(ids), atol=1e-5)
 
 
+def test_convert_a_chat_shaped_release_folder(tmp_path):
+    folder, hf_model = _release_folder(tmp_path, chat=True)
+    out = hf_to_anygpt(str(folder), str(tmp_path / "converted"))
+    stubs = {"image": StubImage(8192), "speech": StubSpeech(1024), "music": StubMusic(8192)}
+    bundle = load_bundle(out, tokenizers=stubs)
+    assert len(bundle.vocab) == 49420 and bundle.vocab.instruction_tokens
+    assert (bundle.vocab.token_id("<-Res->"), bundle.vocab.token_id("<-Ins->")) == (49418, 49419)
+    assert json.loads((tmp_path / "converted" / "added_tokens.json").read_text())["<-Ins->"] == 49419
+    ids = torch.tensor([[1, 32000, 49418, 49419]])
+    with torch.no_grad():
+        assert torch.allclose(hf_model.eval()(ids).logits, bundle.model(ids), atol=1e-5)
+
+
 def test_convert_refuses_a_wrong_vocabulary_layout(tmp_path):
     folder, _ = _release_folder(tmp_path, speech_codes=512)
-    with pytest.raises(VocabLayoutError, match="does not match"):
+    with pytest.raises(VocabLayoutError, match=r"AnyGPT-chat/tokenizer\.json lacks 512 tokens.*'<🗣️512>'"):
         hf_to_anygpt(str(folder), str(tmp_path / "converted"))
 
 

@@ -1,0 +1,95 @@
+"""Prompts become exactly the ids the released AnyGPT's tokenizer gives.
+
+The oracle is the release's own stack (transformers 4.34.1, slow ``LlamaTokenizer``, tokens added with ``add_tokens``
+in the release's order, prompt strings built by the release's prompter), run once by
+``release_oracle/make_expected.py`` on a SentencePiece model these tests train the same way (``spm_model.py``); its ids
+are stored in ``release_oracle/expected.json``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from anygpt.vocab import RELEASE_MODALITIES, SentencePieceTextTokenizer, UnifiedVocab
+from tests.generation.release_oracle import spm_model
+
+EXPECTED = json.loads((Path(__file__).parent / "release_oracle" / "expected.json").read_text("utf-8"))
+CASES = {case["name"]: case for case in EXPECTED["cases"]}
+
+
+@pytest.fixture(scope="module")
+def spm_file(tmp_path_factory):
+    data = spm_model.train()
+    assert spm_model.sha256(data) == EXPECTED["spm_sha256"], (
+        "the SentencePiece trainer produced another model than the one the oracle encoded with (a different "
+        "sentencepiece version?); re-run tests/generation/release_oracle/make_expected.py as its docstring says")
+    path = tmp_path_factory.mktemp("spm") / "tokenizer.model"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["legacy", "non-legacy"])
+def release_vocab(request, spm_file):
+    text = SentencePieceTextTokenizer(spm_file, legacy=request.param)
+    return UnifiedVocab(text, RELEASE_MODALITIES, instruction_tokens=True), request.param
+
+
+def oracle_ids(case, legacy):
+    ids = case["ids"]
+    assert ids["memory"] == ids["saved"]  # added in memory (training) or reloaded from disk (inference): the same
+    return ids["memory"] if legacy else ids["legacy_false"]
+
+
+def test_the_model_the_oracle_saw_is_trained_bit_for_bit(spm_file):
+    assert spm_model.sha256(spm_model.train()) == spm_model.sha256(spm_file.read_bytes())
+
+
+def test_added_token_layout_equals_the_release(release_vocab):
+    vocab, _ = release_vocab
+    assert len(vocab) == EXPECTED["vocab_size"]
+    for token, idx in EXPECTED["added_tokens"].items():
+        assert vocab.token_id(token) == idx, token
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_whole_prompt_strings_encode_like_the_release(release_vocab, name):
+    vocab, legacy = release_vocab
+    case = CASES[name]
+    assert [vocab.text.bos_id, *vocab.encode(case["text"])] == oracle_ids(case, legacy)
+
+
+def test_strip_flags_of_added_tokens_are_honoured(spm_file):
+    """A folder whose added tokens eat the whitespace beside them (``lstrip``/``rstrip``) encodes as HF does."""
+    from anygpt.vocab import INSTRUCTION_TOKENS, SPECIAL_TOKENS
+
+    named = [*SPECIAL_TOKENS, *INSTRUCTION_TOKENS]
+    vocab = UnifiedVocab(SentencePieceTextTokenizer(spm_file), RELEASE_MODALITIES, instruction_tokens=True,
+                         strip={t: (True, True) for t in named})
+    differs = 0
+    for case in EXPECTED["cases"]:
+        assert [vocab.text.bos_id, *vocab.encode(case["text"])] == case["ids"]["stripped"], case["name"]
+        differs += case["ids"]["stripped"] != case["ids"]["memory"]
+    assert differs > 10  # the flags matter for most prompts
+
+
+def test_written_tokenizer_folders_look_like_the_release_and_load_back(release_vocab, tmp_path):
+    from anygpt.checkpoints import write_tokenizer_files
+    from anygpt.vocab import vocab_from_checkpoint
+
+    vocab, legacy = release_vocab
+    write_tokenizer_files(vocab, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == EXPECTED["saved_files"]
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text("utf-8"))
+    decoder = config.pop("added_tokens_decoder")
+    expected_config = {**EXPECTED["tokenizer_config"], "legacy": legacy}
+    assert config.keys() == expected_config.keys()
+    for key in ("add_bos_token", "add_eos_token", "bos_token", "eos_token", "unk_token", "legacy", "tokenizer_class"):
+        assert config[key] == expected_config[key], key
+    for idx, entry in EXPECTED["added_tokens_decoder_sample"].items():
+        assert decoder[idx] == entry
+    assert json.loads((tmp_path / "special_tokens_map.json").read_text()) == EXPECTED["special_tokens_map"]
+    loaded = vocab_from_checkpoint(tmp_path, RELEASE_MODALITIES)
+    assert loaded.text.legacy == legacy and loaded.added_tokens == vocab.added_tokens
+    case = CASES["chat-history"]
+    assert [loaded.text.bos_id, *loaded.encode(case["text"])] == oracle_ids(case, legacy)
