@@ -351,13 +351,23 @@ class UnifiedVocab:
                 self._range_of[idx] = rng
         # Strings that split text as added tokens do: named tokens, code tokens (by pattern) and the text model's
         # control tokens; leftmost, longest first, as HF's trie matches them.
-        self._splitting = {**text.control_tokens(), **self._token_to_id}
+        if not isinstance(text, TextTokenizer):  # a duck-typed text tokenizer (encode/decode only): default hooks
+            self._hooks = TextTokenizer
+        else:
+            self._hooks = None
+        self._splitting = {**self._hook("control_tokens")(), **self._token_to_id}
         codes = {spec.code_token(i) for spec in specs for i in range(spec.codebook_size)}
         named = [t for t in self._splitting if t not in codes]
         alternatives = [re.escape(t) for t in sorted(named, key=len, reverse=True)]
         alternatives += [re.escape(s.token_format).replace(re.escape("{}"), r"\d+") for s in specs]
         self._special_pattern = re.compile("(" + "|".join(alternatives) + ")")
         self.strip = {t: (bool(lr[0]), bool(lr[1])) for t, lr in (strip or {}).items() if any(lr)}
+
+    def _hook(self, name: str):
+        """The text tokenizer's method ``name``, or `TextTokenizer`'s default bound to it."""
+        if self._hooks is None:
+            return getattr(self.text, name)
+        return getattr(self._hooks, name).__get__(self.text)
 
     # -- sizes and lookups -------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -419,7 +429,7 @@ class UnifiedVocab:
     def encode_segments(self, segments: Sequence[str]) -> list[list[int]]:
         """Encode the concatenation of ``segments`` as one string (as `encode` does) and give each segment the ids
         whose text starts in it: how a template marks which tokens carry loss without tokenizing in pieces."""
-        text = self.text.prepare("".join(segments))
+        text = self._hook("prepare")("".join(segments))
         shift = len(text) - sum(map(len, segments))  # characters `prepare` put in front
         bounds, total = [], shift
         for seg in segments:
@@ -454,10 +464,10 @@ class UnifiedVocab:
                 ids.append(idx)
                 starts.append(start)
                 continue
-            chunk_ids, offsets = self.text.encode_chunk(piece)
+            chunk_ids, offsets = self._hook("encode_chunk")(piece)
             ids.extend(chunk_ids)
             starts.extend(start + o for o in offsets)
-        kept = self.text.finish(ids, set(self._splitting.values()))
+        kept = self._hook("finish")(ids, set(self._splitting.values()))
         dropped = len(ids) - len(kept)
         out: list[list[int]] = [[] for _ in segments]
         seg = 0

@@ -182,17 +182,13 @@ class TemplateRenderer:
         return self.vocab.encode_codes(modality, flat)
 
     def encode(self, text: str, sample: Sample) -> list[int]:
-        """Text with ``<media:NAME>`` placeholders -> ids (text runs through `UnifiedVocab.encode`)."""
-        ids: list[int] = []
-        position = 0
-        for match in PLACEHOLDER.finditer(text):
-            if match.start() > position:
-                ids.extend(self.vocab.encode(text[position:match.start()]))
-            ids.extend(self.media_ids(sample, match.group(1)))
-            position = match.end()
-        if position < len(text):
-            ids.extend(self.vocab.encode(text[position:]))
-        return ids
+        """Text with ``<media:NAME>`` placeholders -> ids: the media spelled out as their token strings, the whole
+        string encoded once (`UnifiedVocab.encode`), as the release tokenized its templates."""
+        return self.vocab.encode(self.render_text(text, sample))
+
+    def encode_segments(self, segments: list[str], sample: Sample) -> list[list[int]]:
+        """Like `encode` on the concatenation, with the ids split by the segment their text starts in."""
+        return self.vocab.encode_segments([self.render_text(seg, sample) for seg in segments])
 
     def _wrap(self, body: Rendered, trained: bool) -> Rendered:
         if not self.add_bos_eos:
@@ -241,8 +237,9 @@ class TemplateRenderer:
             body.add(self.encode(rendered, sample), True)
         else:  # split where generation starts, as chat turns are (and as the inference prompt ends)
             cut = rendered.index(ANSWER_START) + len(ANSWER_START)
-            body.add(self.encode(rendered[:cut], sample), False)
-            body.add(self.encode(rendered[cut:], sample), True)
+            prompt, answer = self.encode_segments([rendered[:cut], rendered[cut:]], sample)
+            body.add(prompt, False)
+            body.add(answer, True)
         return self._wrap(body, True)
 
     def render_interleaved(self, sample: Sample) -> Rendered:
@@ -259,21 +256,23 @@ class TemplateRenderer:
         turns = sample.meta["conversation"]
         if turns and isinstance(turns[0], list):  # AnyInstruct nests the turns one level deeper
             turns = turns[0]
-        body = Rendered()
         system = self.system_prompt if self.system_prompt is not None else sample.meta.get("system")
+        segments: list[str] = []  # alternating context / reply, encoded as one string
         prompt = f"{system}\n" if system else ""
         for turn in turns:
             role, message = turn["role"], turn["message"]
             if role == "user":
                 prompt += f"[Human]: {message}<eoh>\n[MMGPT]:"
             elif role == "assistant":
-                body.add(self.encode(prompt, sample), every)
-                body.add(self.encode(f" {message}<eos>", sample), True)
+                segments += [prompt, f" {message}<eos>"]
                 prompt = "\n"
             else:
                 raise ValueError(f"sample {sample.key} of {sample.shard}: unknown role {role!r} (user/assistant)")
         if prompt and prompt != "\n":  # a trailing user turn without reply: context only
-            body.add(self.encode(prompt, sample), every)
+            segments.append(prompt)
+        body = Rendered()
+        for i, ids in enumerate(self.encode_segments(segments, sample)):
+            body.add(ids, every or i % 2 == 1)
         return self._wrap(body, every)
 
     def render(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5, train_on: str = "all") -> Rendered:
@@ -286,7 +285,7 @@ class TemplateRenderer:
         return self.render_pair(sample, rng, x2text_prob, train_on=train_on)
 
     def render_text(self, text: str, sample: Sample) -> str:
-        """The full string a template produces, media spelled out as code tokens (tests and debugging)."""
+        """The full string a template produces, media spelled out as their token strings."""
 
         def spell(match: re.Match) -> str:
             ids = self.media_ids(sample, match.group(1))

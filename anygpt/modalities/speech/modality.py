@@ -46,16 +46,21 @@ def resolve_asset(path: str | Path) -> Path:
 
 
 class SpeechTokenizerModality(Modality):
-    """SpeechTokenizer (paper configuration by default). Level-1 codes are the LLM tokens (1024 ids at 50 Hz)."""
+    """SpeechTokenizer (paper configuration by default). Level-1 codes are the LLM tokens (1024 ids at 50 Hz).
+
+    Voice cloning (decoding level-1 codes with a ``prompt``) runs SoundStorm with ``soundstorm_schedule`` ("release":
+    AnyGPT's own MaskGIT schedule; "annealed": ours, see `SoundStorm.generate`) for ``soundstorm_steps`` steps, on
+    the whole prompt (as the release) unless ``prompt_seconds`` cuts it.
+    """
 
     name = "speech"
     markers = ("<sosp>", "<eosp>")
     token_format = "<🗣️{}>"
 
     def __init__(self, config: dict[str, Any] | None = None, soundstorm: str | None = None, soundstorm_steps: int = 3,
-                 prompt_seconds: float = 3.0, semantic_teacher: str = "hubert", phones: Sequence[str] = (),
+                 prompt_seconds: float | None = None, semantic_teacher: str = "hubert", phones: Sequence[str] = (),
                  hubert_path: str | None = None, lr: float = 1e-4, loss_weights: dict[str, float] | None = None,
-                 mel_scales: Sequence[int] = (256, 512, 1024, 2048)) -> None:
+                 mel_scales: Sequence[int] = (256, 512, 1024, 2048), soundstorm_schedule: str = "release") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = SpeechTokenizerConfig.from_dict(config or {})
@@ -161,9 +166,12 @@ class SpeechTokenizerModality(Modality):
         return self._soundstorm[0]
 
     def prompt_codes(self, prompt: torch.Tensor | str | Path) -> torch.Tensor:
-        """All levels of the first ``prompt_seconds`` of a prompt, ``[frames, n_q]`` (the voice to clone)."""
+        """All levels of a voice prompt, ``[frames, n_q]`` (the voice to clone): the whole file, as the release
+        encodes it, or its first ``prompt_seconds`` when that is set."""
         wav = prompt if isinstance(prompt, torch.Tensor) else self.load(prompt)
-        wav = wav.reshape(1, -1)[:, : int(self.hparams.prompt_seconds * self.sample_rate)]
+        wav = wav.reshape(1, -1)
+        if self.hparams.prompt_seconds is not None:
+            wav = wav[:, : int(self.hparams.prompt_seconds * self.sample_rate)]
         return self.encode_all_levels([wav])[0].T
 
     def acoustic_codes(self, semantic: torch.Tensor, prompt: torch.Tensor | str | Path | None = None,
@@ -179,7 +187,7 @@ class SpeechTokenizerModality(Modality):
         prompt_codes = None if prompt is None else self.prompt_codes(prompt)[None].to(device)
         full = storm.model.generate(semantic.reshape(1, -1).to(device), prompt_codes,
                                     steps=self.hparams.soundstorm_steps if steps is None else steps,
-                                    generator=generator)
+                                    schedule=self.hparams.get("soundstorm_schedule", "release"), generator=generator)
         return full[0].T.cpu()
 
     # -- training ------------------------------------------------------------------------------------------------------
@@ -319,11 +327,11 @@ class TinySpeechModality(SpeechTokenizerModality):
     def __init__(self, config: dict[str, Any] | None = None, soundstorm: str | None = None, soundstorm_steps: int = 3,
                  prompt_seconds: float = 1.5, semantic_teacher: str = "phones", phones: Sequence[str] = TINY_PHONES,
                  hubert_path: str | None = None, lr: float = 1e-3, loss_weights: dict[str, float] | None = None,
-                 mel_scales: Sequence[int] = (256, 1024)) -> None:
+                 mel_scales: Sequence[int] = (256, 1024), soundstorm_schedule: str = "release") -> None:
         super().__init__(config={**TINY_CONFIG, **(config or {})}, soundstorm=soundstorm,
                          soundstorm_steps=soundstorm_steps, prompt_seconds=prompt_seconds,
                          semantic_teacher=semantic_teacher, phones=list(phones), hubert_path=hubert_path, lr=lr,
-                         loss_weights=loss_weights, mel_scales=mel_scales)
+                         loss_weights=loss_weights, mel_scales=mel_scales, soundstorm_schedule=soundstorm_schedule)
 
 
 register_modality(SpeechTokenizerModality)
