@@ -79,8 +79,12 @@ class GenerationConfig:
         return out
 
 
-# Decoding settings of REFERENCE.md: "paper/<output>" = the paper's evaluation, "release/<output>" = the released
-# config/*_generate_config.json (all sample at temperature 1 with min_new_tokens 10).
+# Decoding settings of REFERENCE.md: "paper/<output>" = the paper's evaluation; "release/<...>" = the release's five
+# config/*.json files, field for field: generate_config.json is what its chat CLI decodes text with ("chat-text": beam
+# sampling, 5 beams), text_generate_config.json what its base CLI does ("text"); image/speech/music_generate_config.json
+# serve both. SoundStorm runs generate_config.json's vc_steps (3) in both CLIs (speech_generate_config.json's 4 is read
+# by neither). The release builds these configs without an eos id, so its decoding never stops before
+# max_new_tokens and the reply is cut afterwards; we stop at <eos> (after min_new_tokens).
 _EOS = ("<eos>",)
 PRESETS: dict[str, GenerationConfig] = {
     "paper/text": GenerationConfig(num_beams=5, max_new_tokens=100, stop_tokens=_EOS),
@@ -88,14 +92,18 @@ PRESETS: dict[str, GenerationConfig] = {
     "paper/speech": GenerationConfig(do_sample=True, top_p=0.7, max_new_tokens=1500, stop_tokens=_EOS),
     "paper/music": GenerationConfig(do_sample=True, top_p=1.0, repetition_penalty=1.15, max_new_tokens=2000,
                                     stop_tokens=_EOS),
-    "release/text": GenerationConfig(do_sample=True, top_p=1.0, max_new_tokens=100, min_new_tokens=10,
-                                     stop_tokens=_EOS),
-    "release/image": GenerationConfig(do_sample=True, top_p=1.0, max_new_tokens=200, min_new_tokens=10,
-                                      stop_tokens=_EOS),
-    "release/speech": GenerationConfig(do_sample=True, top_p=1.0, max_new_tokens=1500, min_new_tokens=10,
-                                       repetition_penalty=1.05, stop_tokens=_EOS, extra={"soundstorm_steps": 3}),
-    "release/music": GenerationConfig(do_sample=True, top_p=1.0, top_k=200, max_new_tokens=2000, min_new_tokens=10,
-                                      repetition_penalty=1.15, stop_tokens=_EOS),
+    "release/chat-text": GenerationConfig(do_sample=True, num_beams=5, temperature=1.0, top_p=1.0,
+                                          max_new_tokens=500, min_new_tokens=10, repetition_penalty=1.0,
+                                          stop_tokens=_EOS, extra={"soundstorm_steps": 3}),
+    "release/text": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=100,
+                                     min_new_tokens=10, stop_tokens=_EOS),
+    "release/image": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=200,
+                                      min_new_tokens=10, stop_tokens=_EOS),
+    "release/speech": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=1500,
+                                       min_new_tokens=10, repetition_penalty=1.05, stop_tokens=_EOS,
+                                       extra={"soundstorm_steps": 3}),
+    "release/music": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=200, max_new_tokens=2000,
+                                      min_new_tokens=10, repetition_penalty=1.15, stop_tokens=_EOS),
 }
 
 
@@ -238,7 +246,7 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
     if config.num_beams > 1:
         from anygpt.generation.beam import beam_search
 
-        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile)
+        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile, generator=generator)
     max_new = _context_budget(model, P, config.max_new_tokens)
     chain = [*config.processors(P, (~valid).sum(1)), *extra, *config.warpers()]
     decoder = CachedDecoder(model, valid, P + max_new, compile=compile)
