@@ -93,3 +93,93 @@ def test_written_tokenizer_folders_look_like_the_release_and_load_back(release_v
     assert loaded.text.legacy == legacy and loaded.added_tokens == vocab.added_tokens
     case = CASES["chat-history"]
     assert [loaded.text.bos_id, *loaded.encode(case["text"])] == oracle_ids(case, legacy)
+
+
+# -- the prompt builders ------------------------------------------------------------------------------------------------
+def media_spans(vocab):
+    """The oracle's media items as spans of our vocabulary (music flattened frame-major, as the release does)."""
+    import torch
+
+    from anygpt.data.templates import frame_major_flatten
+    from anygpt.generation.prompts import MediaSpan
+
+    media = EXPECTED["media"]
+    flat = {"image": torch.tensor(media["image"]), "speech": torch.tensor(media["speech"]),
+            "music": frame_major_flatten(8192, 4)(torch.tensor(media["music"]))}
+    return {name: MediaSpan(name, "".join(vocab.id_to_token(i) for i in vocab.encode_codes(name, codes)))
+            for name, codes in flat.items()}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "chat" and n != "chat-history"))
+def test_chat_task_prompts_equal_the_release_prompter(release_vocab, name):
+    from anygpt.generation.prompts import chat_prompt, release_prompts, task_message
+
+    vocab, legacy = release_vocab
+    case, spans = CASES[name], media_spans(vocab)
+    inputs = case["inputs"]
+    task = {"image-captioning": "image-to-text"}.get(inputs["task"], inputs["task"])
+    message = task_message(task, inputs.get("text", ""), [spans[m] for m in inputs.get("media", [])])
+    prompt = chat_prompt(release_prompts()["system_prompt"], [], message)
+    assert prompt == case["text"]
+    assert [vocab.text.bos_id, *vocab.encode(prompt)] == oracle_ids(case, legacy)
+
+
+def test_chat_history_and_spoken_replies_equal_the_release(release_vocab):
+    from anygpt.generation.prompts import chat_prompt, release_prompts, speech_response, task_message
+
+    vocab, legacy = release_vocab
+    case, spans = CASES["chat-history"], media_spans(vocab)
+    first = task_message("speech-instruction", "", [spans["speech"]])
+    reply = speech_response("Can you draw me a picture of a sunny beach?", "Sure, here it is. " + spans["speech"].text)
+    history = [(first, reply), ("Thank you!  And now?", "You are welcome.")]
+    prompt = chat_prompt(release_prompts()["system_prompt"], history, "Describe this: " + spans["image"].text)
+    assert prompt == case["text"]
+    assert [vocab.text.bos_id, *vocab.encode(prompt)] == oracle_ids(case, legacy)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "base"))
+def test_base_model_prompts_equal_the_release(release_vocab, name):
+    from anygpt.generation.prompts import base_prompt
+
+    vocab, legacy = release_vocab
+    case, spans = CASES[name], media_spans(vocab)
+    inputs = case["inputs"]
+    content = spans[inputs["modality"]].text if inputs["direction"] == "x2text" else inputs["text"]
+    prompt = base_prompt(inputs["instruction"], inputs["direction"], content)
+    assert prompt == case["text"]
+    assert [vocab.text.bos_id, *vocab.encode(prompt)] == oracle_ids(case, legacy)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "pretrain"))
+def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
+    """Our training template on a shard sample gives the ids the release's stage 1 trained on (BOS ... </s>)."""
+    import random
+
+    import numpy as np
+
+    from anygpt.data.shards import Sample
+    from anygpt.data.templates import TemplateRenderer, frame_major_flatten, placeholder
+
+    vocab, legacy = release_vocab
+    case = CASES[name]
+    inputs = case["inputs"]
+    modality = inputs["modality"]
+    sample = Sample("k", {"text": inputs["text"], "media": {"x": modality}},
+                    {"x": np.asarray(EXPECTED["media"][modality])})
+    renderer = TemplateRenderer(vocab, {"music": frame_major_flatten(8192, 4)})
+    text = renderer.pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
+    assert renderer.render_text(text, sample) == case["text"]
+    # render_pair draws direction and instruction: make it draw the oracle's
+    sample.meta["x2text_prob"] = 1.0 if inputs["direction"] == "x2text" else 0.0
+
+    class Fixed(random.Random):
+        def choice(self, seq):
+            return inputs["instruction"]
+
+    expected = [*oracle_ids(case, legacy), vocab.text.eos_id]
+    assert renderer.render_pair(sample, Fixed(0)).ids == expected
+    answer = renderer.render_pair(sample, Fixed(0), train_on="assistant")
+    assert answer.ids == expected  # the loss mask does not change the ids
+    prompt = renderer.render_text(text, sample).split("[MMGPT]:")[0] + "[MMGPT]:"  # the answer starts after it
+    assert answer.mask == [False] * (1 + len(vocab.encode(prompt))) + [True] * (len(expected) - 1 - len(
+        vocab.encode(prompt)))

@@ -95,8 +95,7 @@ def cases(prompter, conversation_module, a2t) -> list[dict]:
     for name, template, fields in (("text-to-speech", "Text-to-Speech", {"caption": "Hello world, how are you?"}),
                                    ("text-to-music", "Text-to-Music", {"caption": "calm piano, slow tempo"}),
                                    ("music-to-text", "Music-to-Text", {"music": music}),
-                                   ("speech-to-text", "Speech-to-Text", {"speech": speech}),
-                                   ("image-to-text", "Image-to-Text Caption", {"image": image})):
+                                   ("speech-to-text", "Speech-to-Text", {"speech": speech})):
         message = prompter.task_prompts[template].format(**fields)
         chat(f"chat-task-{name}", [], message, {"task": name, "text": fields.get("caption", ""),
                                                 "media": [k for k in fields if k != "caption"]})
