@@ -95,7 +95,7 @@ def test_written_tokenizer_folders_look_like_the_release_and_load_back(release_v
     assert [loaded.text.bos_id, *loaded.encode(case["text"])] == oracle_ids(case, legacy)
 
 
-# -- the prompt builders ------------------------------------------------------------------------------------------------
+# -- the prompt builders ----------------------------------------------------------------------------------------------
 def media_spans(vocab):
     """The oracle's media items as spans of our vocabulary (music flattened frame-major, as the release does)."""
     import torch
