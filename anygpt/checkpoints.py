@@ -39,8 +39,8 @@ from anygpt.vocab import (
 
 BUNDLE_FILE = "anygpt.json"
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
-RELEASE_SYSTEM_PROMPT = ("You are an AI assistant named MMGPT who can understand and generate multimodal content, "
-                         "including text, speech, images and audio.")
+RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
+    "utf-8"))["system_prompt"]
 
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -102,6 +102,9 @@ class Bundle:
     tokenizers: dict[str, Modality]
     system_prompt: str | None = None
     refs: dict[str, TokenizerRef] = field(default_factory=dict)
+    # Append the output modality's start marker to prompts: what models trained with anygpt's own templates expect;
+    # the released models are asked by the task prompt instead.
+    force_marker: bool = True
 
 
 def load_modality_class(cls: type) -> Modality:
@@ -180,7 +183,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
         loaded[name] = loaded[name].to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
-    return Bundle(model, vocab, loaded, info.get("system_prompt"), refs)
+    return Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)))
 
 
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
@@ -193,6 +196,7 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
     else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
+        info.setdefault("force_marker", False)
     vocab = vocab_from_checkpoint(path, specs)
     model = hf.load_hf(path)
     if model.config.vocab_size < len(vocab):
@@ -242,6 +246,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     info = {"format": "anygpt", "version": 1,
             "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
+            "force_marker": bundle.force_marker,
             "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
@@ -311,7 +316,7 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
 
     model = hf.load_hf(source)
     refs = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
-    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs)
+    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs, force_marker=False)
     save_bundle(bundle, out)
     print(f"[convert] {source} -> {out}: {len(vocab)} ids ({', '.join(vocab.modalities)}), layout checked")
     return out

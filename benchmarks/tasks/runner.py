@@ -151,7 +151,9 @@ class Evaluation:
         self.rank, self.world = self.fabric.global_rank, self.fabric.world_size
         self.out = Path(args.out or Path("runs/benchmarks") / args.task)
         self.model = self._load_model(needs)
-        self.generation = self.model.generation_config(output, args.settings, **(args.generation or {}))
+        self.generation = self.model.generation_config(output, args.settings,
+                                                       template="chat" if args.template == "chat" else "base",
+                                                       **(args.generation or {}))
         self.media_dir = self.out / "media"
 
     # -- setup ---------------------------------------------------------------------------------------------------------
@@ -205,7 +207,8 @@ class Evaluation:
         ``chat``: the release's chat template (instruction-tuned models)."""
         force = None if self.output == "text" else self.output
         if self.args.template == "chat":
-            return self.model.prompt_ids([instruction + " ", *content], force=force)
+            return self.model.prompt_ids([instruction + " ", *content], force=force, output=self.output, task="none",
+                                         template="chat")
         vocab = self.model.vocab
         ids = [vocab.text.bos_id] if vocab.text.bos_id is not None else []
         if direction == "x2text":

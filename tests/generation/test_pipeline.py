@@ -52,15 +52,27 @@ def test_export_opens_with_transformers_and_matches_logits(bundle_dir):
     assert bundle.system_prompt == "You are a test model."
 
 
-def test_prompt_follows_the_release_chat_template(bundle_dir):
+def test_prompts_follow_the_release_templates(bundle_dir):
     anygpt = AnyGPT.load(bundle_dir / "export")
+    assert anygpt.template == "base" and anygpt.force_marker  # no instruction tokens; exported by anygpt
     parts = parse_message(f"Describe this [image: {bundle_dir / 'in.png'}] please")
     assert [type(p).__name__ for p in parts] == ["str", "Media", "str"]
-    ids = anygpt.prompt_ids(parts, force="speech")
-    text = anygpt.vocab.decode_text(ids)
-    assert text.startswith("<s>You are a test model.\n[Human]: Describe this <soim><👀")
-    assert text.endswith("<eoim> please<eoh>\n[MMGPT]: <sosp>")
-    assert text.count("<👀") == 32
+    text = anygpt.vocab.decode_text(anygpt.prompt_ids(parts, force="speech"))
+    # base: the pretraining template, the user's text as the instruction, the media after it
+    assert text.startswith("<s>[Human]: Describe this please <soim><👀") and text.count("<👀") == 32
+    assert text.endswith("<eoim><eoh> [MMGPT]: <sosp>")
+    chat = AnyGPT.load(bundle_dir / "export", template="chat")
+    written = chat.vocab.decode_text(chat.prompt_ids(parts, force="speech", task="none"))
+    assert written.startswith("<s>You are a test model.\n[Human]: Describe this <soim><👀")
+    assert written.endswith("<eoim> please<eoh>\n[MMGPT]: <sosp>")
+    # the release's chat CLI ("interleaved"): media first, then the text; speech asked for by the task prompt
+    auto = chat.vocab.decode_text(chat.prompt_ids(parts, output="speech"))
+    assert auto.startswith("<s>You are a test model.\n[Human]: <soim><👀")
+    assert auto.endswith("<eoim> Describe this please<eoh>\n[MMGPT]:")
+    tts = chat.prompt_text(["Hello there"], output="speech")
+    assert tts.endswith("[Human]: Hello there Please read the given text.<eoh>\n[MMGPT]:")
+    assert chat.prompt_text(["a red square"], output="image").endswith(
+        "[Human]: a red square. Please generation an image.<eoh>\n[MMGPT]:")
 
 
 @pytest.mark.parametrize("output", ["image", "speech", "music"])
@@ -194,3 +206,96 @@ def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
     for (key, value), reference in zip(loaded.tokenizers["image"].state_dict().items(), image.state_dict().values(),
                                        strict=True):
         assert torch.equal(value, reference), key
+
+
+# -- release modes ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chat_model(bundle_dir):
+    """The test bundle's model with the instruction tokens (<-Res->, <-Ins->) added: an instruction-tuned layout."""
+    base = load_bundle(bundle_dir / "export")
+    vocab = UnifiedVocab(base.vocab.text, [base.tokenizers[m] for m in ("image", "speech", "music")],
+                         instruction_tokens=True)
+    torch.manual_seed(0)
+    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=512))
+    return AnyGPT(Bundle(model, vocab, base.tokenizers, "You are a test model.", base.refs, force_marker=False))
+
+
+def test_template_and_decoding_defaults_follow_the_checkpoint(chat_model):
+    assert chat_model.template == "chat" and not chat_model.force_marker and chat_model.constrained
+    assert chat_model.music_seconds == 5.0 and chat_model.music_start == "start"
+    chat_text = chat_model.generation_config("text", "release")
+    assert chat_text.num_beams == 5 and chat_text.do_sample and chat_text.max_new_tokens == 500
+    assert chat_model.generation_config("text", "release", template="base").max_new_tokens == 100
+    assert "constrained decoding on" in chat_model.describe()
+
+
+def test_spoken_dialogue_replies_split_into_transcript_and_answer(chat_model, tmp_path):
+    from anygpt.generation.chat import Transcript, _describe
+    from anygpt.generation.sampling import preset
+
+    v = chat_model.vocab
+    speech = v.encode_codes("speech", torch.tensor([1, 2, 3, 4]))
+    ids = v.encode("<-Ins-> draw me a sunny beach\n <-Res-> Sure, here it is. ") + speech
+    reply = chat_model.reply(ids, False, None, preset("release/speech").resolve(v))
+    assert reply.transcript == "draw me a sunny beach"
+    assert reply.text == "Sure, here it is." and [s.modality for s in reply.media()] == ["speech"]
+    assert "<-" not in _describe(reply) and "(heard: draw me a sunny beach)" in _describe(reply)
+    page = Transcript(tmp_path, "t")
+    page.note(chat_model.describe())
+    page.add_reply(reply)
+    html = page.write().read_text()
+    assert "heard: draw me a sunny beach" in html and "Sure, here it is." in html
+    assert "&lt;-Ins-&gt;" not in html and "&lt;-Res-&gt;" not in html and "constrained decoding on" in html
+    plain = chat_model.reply(v.encode(" just text"), False, None, preset("release/text").resolve(v))
+    assert plain.transcript is None and plain.text == "just text"
+
+
+def test_constrained_decoding_can_be_switched_off(chat_model):
+    from anygpt.generation.sampling import GenerationConfig
+
+    prompt = [chat_model.encode_prompt(chat_model.prompt_text(["make music"], output="music", force="music"))]
+    config = GenerationConfig(max_new_tokens=12, stop_ids=(chat_model.vocab.token_id("<eos>"),))
+    constrained, _ = chat_model.generate_ids(prompt, config)
+    music = chat_model.vocab.modalities["music"]
+    assert all(i in music.codes or i == music.end_id for i in constrained[0])  # only music codes inside the span
+    chat_model.constrained = False
+    try:
+        free, _ = chat_model.generate_ids(prompt, config)
+    finally:
+        chat_model.constrained = True
+    assert free != constrained  # the untrained model's unconstrained choice leaves the span
+
+
+def test_music_input_is_cropped_like_the_release(chat_model):
+    wav = torch.arange(16000 * 30, dtype=torch.float32)
+    assert chat_model.crop_music(wav, 16000).shape[-1] == 5 * 16000 and chat_model.crop_music(wav, 16000)[0] == 0
+    base = AnyGPT(chat_model.bundle, template="base")
+    assert base.music_seconds == 20.0 and base.crop_music(wav, 16000).shape[-1] == 20 * 16000
+    randomly = AnyGPT(chat_model.bundle, music_start="random")
+    starts = {int(randomly.crop_music(wav, 16000, torch.Generator().manual_seed(s))[0]) for s in range(4)}
+    assert len(starts) > 1 and all(0 <= s <= 25 * 16000 for s in starts)
+    assert chat_model.crop_music(wav[:100], 16000).shape[-1] == 100  # shorter clips stay whole
+    with pytest.raises(ValueError, match="music_start"):
+        AnyGPT(chat_model.bundle, music_start="middle")
+
+
+def test_base_instructions_are_read_from_a_local_release_copy_without_running_it(chat_model, tmp_path):
+    import random
+
+    from anygpt.generation.prompts import load_instructions
+
+    folder = tmp_path / "AnyGPT" / "anygpt" / "src" / "m_utils"
+    folder.mkdir(parents=True)
+    canary = tmp_path / "ran"
+    for name, phrase in (("other2text_instructions", "Caption this."), ("text2other_instructions", "Render this.")):
+        (folder / f"{name}.py").write_text(f"open({str(canary)!r}, 'w')\n"
+                                           f"{name} = {{'image': [{phrase!r}], 'speech': [{phrase!r}]}}\n")
+    pools = load_instructions(tmp_path / "AnyGPT")
+    assert not canary.exists()  # parsed, never executed
+    base = AnyGPT(chat_model.bundle, template="base", instructions=pools)
+    text = base.prompt_text(["a red square"], output="image", rng=random.Random(0))
+    assert text == "[Human]: Render this. This is input: a red square<eoh> [MMGPT]:"
+    with pytest.raises(ValueError, match="no text2x instructions for 'music'"):
+        base.prompt_text(["a tune"], output="music", rng=random.Random(0))
+    with pytest.raises(FileNotFoundError, match="other2text_instructions.py"):
+        load_instructions(tmp_path)
