@@ -183,3 +183,34 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     prompt = renderer.render_text(text, sample).split("[MMGPT]:")[0] + "[MMGPT]:"  # the answer starts after it
     assert answer.mask == [False] * (1 + len(vocab.encode(prompt))) + [True] * (len(expected) - 1 - len(
         vocab.encode(prompt)))
+
+
+def test_the_pipeline_prompts_like_the_release_chat_cli(spm_file):
+    """`AnyGPT` (what ``anygpt chat`` runs) on a release-shaped vocabulary: the task prompt chosen by the requested
+    output, the system prompt, the history, one encoding pass: the oracle's ids."""
+    import torch
+
+    from anygpt.checkpoints import RELEASE_SYSTEM_PROMPT, Bundle
+    from anygpt.generation.pipeline import AnyGPT, Turn
+    from anygpt.generation.prompts import speech_response
+    from anygpt.model.configs import Config
+    from anygpt.model.llama import LLaMA
+
+    vocab = UnifiedVocab(SentencePieceTextTokenizer(spm_file), RELEASE_MODALITIES, instruction_tokens=True)
+    with torch.device("meta"):
+        model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab)))
+    anygpt = AnyGPT(Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, force_marker=False))
+    assert anygpt.template == "chat"
+    for name, output, text in (("chat-text-to-image", "image", "a red circle on a blue background"),
+                               ("chat-text-to-image-no-period", "image", "two green squares"),
+                               ("chat-task-text-to-speech", "speech", "Hello world, how are you?"),
+                               ("chat-task-text-to-music", "music", "calm piano, slow tempo")):
+        assert anygpt.prompt_ids([text], output=output) == oracle_ids(CASES[name], True), name
+    spans = media_spans(vocab)
+    history = [Turn("user", text=f"{spans['speech'].text} Please recognize the voice command and give reply and "
+                                 "voice"),
+               Turn("assistant", text=speech_response("Can you draw me a picture of a sunny beach?",
+                                                      "Sure, here it is. " + spans["speech"].text)),
+               Turn("user", text="Thank you!  And now?"), Turn("assistant", text="You are welcome.")]
+    ids = anygpt.prompt_ids(["Describe this: " + spans["image"].text], history=history, task="none")
+    assert ids == oracle_ids(CASES["chat-history"], True)
