@@ -14,6 +14,7 @@ encodes it: one pass over the whole string, added tokens splitting it, the piece
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from abc import ABC, abstractmethod
@@ -56,8 +57,9 @@ class TextTokenizer(ABC):
         """The whole string, before it is split at added tokens."""
         return text
 
-    def encode_chunk(self, chunk: str) -> tuple[list[int], list[int]]:
-        """Text between two added tokens -> (ids, character offset where each id's text starts)."""
+    def encode_chunk(self, chunk: str, offsets: bool = True) -> tuple[list[int], list[int]]:
+        """Text between two added tokens -> (ids, character offset where each id's text starts; zeros when
+        ``offsets`` is False)."""
         ids = self.encode(chunk)
         return ids, [0] * len(ids)
 
@@ -106,15 +108,15 @@ class SentencePieceTextTokenizer(TextTokenizer):
     def prepare(self, text: str) -> str:
         return text if self.legacy or not text else _UNDERLINE + text.replace(_UNDERLINE, " ")
 
-    def encode_chunk(self, chunk: str) -> tuple[list[int], list[int]]:
+    def encode_chunk(self, chunk: str, offsets: bool = True) -> tuple[list[int], list[int]]:
         if self.legacy:
-            return _pieces(self.processor, chunk)
+            return _pieces(self.processor, chunk, offsets)
         if not chunk.startswith((_UNDERLINE, " ")):
-            return _pieces(self._plain, chunk)
+            return _pieces(self._plain, chunk, offsets)
         # 4.34's non-legacy trick: encode "<unk>" + chunk without a dummy prefix and drop the pieces of "<unk>"
         unk = self.processor.id_to_piece(self.unk_id) if self.unk_id is not None else "<unk>"
         skip = len(self._plain.encode(unk))
-        ids, starts = _pieces(self._plain, unk + chunk)
+        ids, starts = _pieces(self._plain, unk + chunk, offsets)
         if len(ids) < skip:
             return ids, starts
         return ids[skip:], [max(0, s - len(unk)) for s in starts[skip:]]
@@ -133,10 +135,13 @@ class SentencePieceTextTokenizer(TextTokenizer):
 _UNDERLINE = "\u2581"
 
 
-def _pieces(processor, text: str) -> tuple[list[int], list[int]]:
+def _pieces(processor, text: str, offsets: bool = True) -> tuple[list[int], list[int]]:
     """SentencePiece ids of ``text`` and the character offset where each piece's text starts."""
     if not text:
         return [], []
+    if not offsets:
+        ids = list(processor.encode(text))
+        return ids, [0] * len(ids)
     proto = processor.encode(text, return_type="proto")
     char_of_byte = []
     for i, ch in enumerate(text):
@@ -177,7 +182,7 @@ class HFTextTokenizer(TextTokenizer):
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def encode_chunk(self, chunk: str) -> tuple[list[int], list[int]]:
+    def encode_chunk(self, chunk: str, offsets: bool = True) -> tuple[list[int], list[int]]:
         encoding = self.tokenizer.encode(chunk, add_special_tokens=False)
         return list(encoding.ids), [start for start, _ in encoding.offsets]
 
@@ -356,6 +361,7 @@ class UnifiedVocab:
         else:
             self._hooks = None
         self._splitting = {**self._hook("control_tokens")(), **self._token_to_id}
+        self._split_ids = set(self._splitting.values())
         codes = {spec.code_token(i) for spec in specs for i in range(spec.codebook_size)}
         named = [t for t in self._splitting if t not in codes]
         alternatives = [re.escape(t) for t in sorted(named, key=len, reverse=True)]
@@ -437,13 +443,15 @@ class UnifiedVocab:
             bounds.append(total)
         chunks: list[list] = []  # [string, start offset, added id or None]
         position = 0
+        splitting = self._splitting
         for piece in self._special_pattern.split(text):
-            idx = self._splitting.get(piece)
-            if idx is None and chunks and chunks[-1][2] is None:  # a code-shaped string that is no token: text
-                chunks[-1][0] += piece
-            elif piece:
-                chunks.append([piece, position, idx])
-            position += len(piece)
+            if piece:
+                idx = splitting.get(piece)
+                if idx is None and chunks and chunks[-1][2] is None:  # a code-shaped string that is no token: text
+                    chunks[-1][0] += piece
+                else:
+                    chunks.append([piece, position, idx])
+                position += len(piece)
         for i, (piece, _, idx) in enumerate(chunks):
             if idx is None or piece not in self.strip:
                 continue
@@ -457,6 +465,7 @@ class UnifiedVocab:
                 chunks[i - 1][0] = chunks[i - 1][0].rstrip()
         ids: list[int] = []
         starts: list[int] = []
+        encode_chunk, want_offsets = self._hook("encode_chunk"), len(segments) > 1
         for piece, start, idx in chunks:
             if not piece:
                 continue
@@ -464,18 +473,15 @@ class UnifiedVocab:
                 ids.append(idx)
                 starts.append(start)
                 continue
-            chunk_ids, offsets = self._hook("encode_chunk")(piece)
+            chunk_ids, offsets = encode_chunk(piece, want_offsets)
             ids.extend(chunk_ids)
             starts.extend(start + o for o in offsets)
-        kept = self._hook("finish")(ids, set(self._splitting.values()))
-        dropped = len(ids) - len(kept)
-        out: list[list[int]] = [[] for _ in segments]
-        seg = 0
-        for idx, start in zip(kept, starts[dropped:], strict=True):
-            while seg < len(segments) - 1 and start >= bounds[seg]:
-                seg += 1
-            out[seg].append(idx)
-        return out
+        kept = self._hook("finish")(ids, self._split_ids)
+        if len(segments) == 1:
+            return [kept]
+        starts = starts[len(ids) - len(kept):]
+        cuts = [bisect.bisect_left(starts, b) for b in bounds[:-1]]  # starts never decrease
+        return [kept[a:b] for a, b in zip([0, *cuts], [*cuts, len(kept)], strict=True)]
 
     # -- decoding ----------------------------------------------------------------------------------------------------
     def segments(self, ids: Sequence[int] | torch.Tensor) -> list[Segment]:
