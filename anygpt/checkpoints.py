@@ -14,6 +14,7 @@ both.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -105,6 +106,8 @@ class Bundle:
     # Append the output modality's start marker to prompts: what models trained with anygpt's own templates expect;
     # the released models are asked by the task prompt instead.
     force_marker: bool = True
+    # The second stage of image decoding: a local SD 2.1 unCLIP pipeline folder turning SEED embeddings into pixels.
+    image_decoder: str | None = None
 
 
 def load_modality_class(cls: type) -> Modality:
@@ -146,8 +149,8 @@ def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], s
 
 
 def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False
-                ) -> Bundle:
+                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False,
+                image_decoder: str | None = None) -> Bundle:
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
@@ -155,6 +158,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
             Modalities without one use the folder's ``anygpt.json`` entry, else the registered default.
         trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
             anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
+        image_decoder: the unCLIP pipeline folder that turns SEED embeddings into pixels; overrides anygpt.json's.
     """
     path = Path(path)
     if not path.exists():
@@ -183,7 +187,25 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
         loaded[name] = loaded[name].to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
-    return Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)))
+    bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
+                    info.get("image_decoder"))
+    if image_decoder is not None:
+        bundle.image_decoder = image_decoder
+    attach_image_decoder(bundle)
+    return bundle
+
+
+def attach_image_decoder(bundle: Bundle) -> None:
+    """Give the image tokenizer the unCLIP pipeline ``bundle.image_decoder`` names (when it decodes through one)."""
+    image = bundle.tokenizers.get("image")
+    if bundle.image_decoder is None or image is None or not hasattr(image, "attach_unclip"):
+        return
+    path = Path(bundle.image_decoder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"image decoder {path} does not exist: pass a local copy of "
+                                "stabilityai/stable-diffusion-2-1-unclip (a diffusers pipeline folder)")
+    device = next(itertools.chain(image.parameters(), image.buffers()), torch.empty(0)).device
+    image.attach_unclip(path, device=device)
 
 
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
@@ -246,7 +268,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     info = {"format": "anygpt", "version": 1,
             "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
-            "force_marker": bundle.force_marker,
+            "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
@@ -301,7 +323,7 @@ def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
 # `anygpt convert`
 # ----------------------------------------------------------------------------------------------------------------------
 def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None,
-                 modalities: Sequence[str] | None = None) -> str:
+                 modalities: Sequence[str] | None = None, image_decoder: str | None = None) -> str:
     """Check a released (HF-format) AnyGPT folder and write it as an AnyGPT folder with ``anygpt.json``.
 
     Args:
@@ -309,6 +331,7 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
         out: output folder.
         tokenizers: modality -> tokenizer checkpoint (path of a save_pretrained dir, or "class_path=path").
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
+        image_decoder: the local SD 2.1 unCLIP pipeline folder for image output, recorded in anygpt.json.
     """
     specs = [modality_class(m)().spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
@@ -316,7 +339,11 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
 
     model = hf.load_hf(source)
     refs = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
-    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs, force_marker=False)
+    if image_decoder is not None and not Path(image_decoder, "model_index.json").exists():
+        raise FileNotFoundError(f"image decoder {image_decoder} is not a diffusers pipeline folder (no "
+                                "model_index.json): pass a local copy of stabilityai/stable-diffusion-2-1-unclip")
+    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs, force_marker=False,
+                    image_decoder=str(Path(image_decoder).resolve()) if image_decoder else None)
     save_bundle(bundle, out)
     print(f"[convert] {source} -> {out}: {len(vocab)} ids ({', '.join(vocab.modalities)}), layout checked")
     return out

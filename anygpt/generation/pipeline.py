@@ -159,11 +159,12 @@ class AnyGPT:
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
              device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
-             **options: Any) -> AnyGPT:
+             image_decoder: str | None = None, **options: Any) -> AnyGPT:
         """`load_bundle` + the prompt format; ``trust_code`` lets the checkpoint name unregistered tokenizer classes,
-        ``options`` are `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...)."""
-        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device,
-                   **options)
+        ``image_decoder`` names the unCLIP pipeline for image output (else anygpt.json's), ``options`` are
+        `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...)."""
+        bundle = load_bundle(path, tokenizers, device=device, trust_code=trust_code, image_decoder=image_decoder)
+        return cls(bundle, system_prompt, device, **options)
 
     def describe(self) -> str:
         """How this session prompts and decodes (for transcripts and reports)."""
@@ -374,8 +375,14 @@ class AnyGPT:
             kwargs["prompt"] = voice
         if seg.modality == "speech" and steps is not None and "steps" in inspect.signature(tok.decode).parameters:
             kwargs["steps"] = steps
-        data = tok.decode([native], **kwargs)[0].cpu()
-        return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
+        data = tok.decode([native], **kwargs)[0]
+        if seg.modality == "image" and data.dim() == 1:  # SEED: an unCLIP embedding, pixels need the image decoder
+            if getattr(tok, "unclip", None) is None:
+                missing = ("no image decoder: pass --image_decoder PATH (a local stable-diffusion-2-1-unclip folder) "
+                           "or set image_decoder in anygpt.json to get pixels")
+                return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
+            data = tok.enhance(data)
+        return OutputSegment(seg.modality, data=data.cpu(), codes=codes[:valid], note=note)
 
     def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig) -> Reply:
         transcript, answer = self.split_transcript(ids)

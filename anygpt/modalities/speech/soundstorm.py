@@ -371,18 +371,38 @@ class SoundStorm(nn.Module):
     # -- release checkpoint -----------------------------------------------------------------------------------------
     @classmethod
     def from_release(cls, checkpoint_path: str | Path, **config: Any) -> SoundStorm:
-        """Load AnyGPT's ``speechtokenizer_soundstorm_mls.pt`` (defaults: the paper's 1024-d, 12 layers, 8 heads)."""
+        """Load AnyGPT's ``speechtokenizer_soundstorm_mls.pt``. Sizes not given in ``config`` are read from the
+        weights' shapes (`config_from_state`); the paper's file gives 1024-d, 12 layers, 8 heads of 128."""
         checkpoint_path = Path(checkpoint_path)
         if not checkpoint_path.exists():
             raise FileNotFoundError(f"{checkpoint_path} does not exist: pass the SoundStorm state dict, e.g. "
                                     "fnlp/AnyGPT-speech-modules/soundstorm/speechtokenizer_soundstorm_mls.pt")
         state = _from_anygpt_layout(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+        try:
+            config = {**config_from_state(state, config.get("dim_head", 128)), **config}
+        except (KeyError, ValueError, IndexError) as err:
+            raise KeyError(f"{checkpoint_path} does not look like a SoundStorm state dict ({err})") from None
         model = cls(**config)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise KeyError(f"{checkpoint_path} does not match the SoundStorm layout: missing {missing[:5]}, "
                            f"unexpected {unexpected[:5]}")
         return model.eval()
+
+
+def config_from_state(state: dict[str, torch.Tensor], dim_head: int = 128) -> dict[str, int]:
+    """`SoundStorm` sizes read from a state dict in our layout. The head count is not in the shapes: it is the
+    attention width over ``dim_head`` (128 in the release)."""
+    prefix = "net.conformer.layers."
+    depth = 1 + max(int(k[len(prefix):].split(".", 1)[0]) for k in state if k.startswith(prefix))
+    levels, dim, codebook = state["net.to_logits.2.weight"].shape
+    inner = state[f"{prefix}0.attn.fn.to_q.weight"].shape[0]
+    if inner % dim_head:
+        raise ValueError(f"attention width {inner} is not a multiple of dim_head {dim_head}")
+    return {"codebook_size": int(codebook), "num_quantizers": int(levels), "dim": int(dim), "depth": depth,
+            "num_semantic_tokens": int(state["semantic_token_emb.weight"].shape[0]), "heads": inner // dim_head,
+            "dim_head": dim_head, "ff_mult": int(state[f"{prefix}0.ff1.fn.fn.net.0.weight"].shape[0]) // int(dim),
+            "conv_kernel_size": int(state[f"{prefix}0.conv.net.4.conv.weight"].shape[-1])}
 
 
 # AnyGPT's copy of soundstorm.py splits the conv module's Sequential into net1 / ds_conv / net2 (its checkpoint has
