@@ -127,6 +127,8 @@ class TinyClap(nn.Module):
         if isinstance(wavs, Tensor) and wavs.dim() == 1:
             wavs = [wavs]
         clips = [resample(to_mono(w, f"clip {i}").cpu(), sample_rate, self.sample_rate) for i, w in enumerate(wavs)]
+        shortest = self.audio.stride * self.config["hop_length"]  # the CNN pools 2**blocks mel frames into one
+        clips = [F.pad(c, (0, shortest - c.shape[-1])) if c.shape[-1] < shortest else c for c in clips]
         out = []
         for start in range(0, len(clips), batch_size):
             batch, lengths = pad_batch(clips[start : start + batch_size])
