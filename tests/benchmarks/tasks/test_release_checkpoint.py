@@ -9,7 +9,6 @@ quality. Here (not beside the other CLI tests) to share the benchmark tests' dem
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,6 +123,8 @@ def test_every_benchmark_task(release, demo_corpus, judges, tmp_path):
         saved = json.loads((out / "results.json").read_text())
         assert saved["task"] == name and saved["n"] == 2, name
         html = (out / "report.html").read_text()
+        for tag in tags:
+            assert tag in html, (name, tag)
         for src in [s.split('"')[0] for s in html.split('src="')[1:]]:
             assert (out / src).is_file(), (name, src)
         if name == "coco-t2i":
