@@ -334,7 +334,9 @@ class Evaluation:
     def decoding(self) -> dict[str, Any]:
         g = asdict(self.generation)
         g.pop("extra", None)
-        return {"settings": self.args.settings, "overrides": self.args.generation or {}, **g}
+        return {"settings": self.args.settings, "overrides": self.args.generation or {}, **g,
+                "constrained": self.model.constrained, "template": self.args.template,
+                "image_decoder": self.model.bundle.image_decoder}
 
     def finish(self, metric: str, values: dict[str, float], n: int, n_empty: int, judge: str,
                baseline: dict[str, Any] | None, rows: Sequence[Row], notes: Sequence[str] = (),

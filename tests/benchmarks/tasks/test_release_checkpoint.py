@@ -122,6 +122,7 @@ def test_every_benchmark_task(release, demo_corpus, judges, tmp_path):
         main(args)
         saved = json.loads((out / "results.json").read_text())
         assert saved["task"] == name and saved["n"] == 2, name
+        assert saved["decoding"]["constrained"] is True and saved["decoding"]["template"] == "chat"
         html = (out / "report.html").read_text()
         for tag in tags:
             assert tag in html, (name, tag)
