@@ -39,9 +39,9 @@ def test_tiny_pretraining_loss_falls(tmp_path):
     import torch
 
     from anygpt.checkpoints import load_bundle, save_bundle
-    from tests.generation.stub_tokenizers import StubImage, StubMusic, StubSpeech
+    from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
 
-    stubs = {"image": StubImage(64), "speech": StubSpeech(32), "music": StubMusic(64)}
+    stubs = {"image": stub_image(64), "speech": stub_speech(32), "music": stub_music(64)}
     monkeypatched_cwd = os.getcwd()
     os.chdir(tmp_path)  # the config's tokenizer path is relative to the run's working directory
     try:
