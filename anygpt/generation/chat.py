@@ -1,16 +1,18 @@
 """``anygpt chat`` (interactive, with history) and ``anygpt generate`` (one shot): files in, files out, HTML transcript.
 
 Messages are text with media placeholders, as in AnyInstruct: ``Describe this [image: photos/cat.png]``. Start a
-message with ``/image``, ``/speech`` or ``/music`` to ask for that output modality: the message is wrapped in the
-release's task prompt for it (``--task``), and the modality's start marker is appended only where the checkpoint (or
-``--force_marker``) asks for it; ``/reset`` clears the history, ``/quit`` (or end of input) leaves. Ctrl-C during
-generation keeps what was produced so far. A spoken-dialogue reply shows what the model heard and its answer apart.
+message with ``/`` and a modality of the model (``/image``, ``/speech``, ``/music``, a plugin's ``/depth``) to ask for
+that output modality, ``/text`` for text: the message is wrapped in the release's task prompt for it (``--task``), and
+the modality's start marker is appended only where the checkpoint (or ``--force_marker``) asks for it; ``/reset``
+clears the history, ``/quit`` (or end of input) leaves. Ctrl-C during generation keeps what was produced so far. A
+spoken-dialogue reply shows what the model heard and its answer apart.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -18,16 +20,26 @@ import torch
 
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
 from anygpt.htmlpage import HtmlPage
+from anygpt.media import MediaKind
+from anygpt.modalities.registry import TokenizerRef, media_kind_of
 
-OUTPUT_COMMANDS = {"/image": "image", "/speech": "speech", "/music": "music", "/text": "text"}
+
+def output_commands(modalities: Iterable[str]) -> dict[str, str]:
+    """Slash command -> output modality: ``/text`` and one per modality of the model."""
+    return {"/text": "text", **{f"/{name}": name for name in modalities}}
 
 
 class Transcript:
-    """Turns of a session, rendered to ``transcript.html`` with inputs copied next to it."""
+    """Turns of a session, rendered to ``transcript.html`` with inputs copied next to it.
 
-    def __init__(self, folder: Path, title: str) -> None:
+    Args:
+        kinds: modality -> media kind of its files (how the page shows them); registered kinds by default.
+    """
+
+    def __init__(self, folder: Path, title: str, kinds: Mapping[str, MediaKind] | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.kinds = dict(kinds or {})
         self.page_title = title
         self.turns: list[tuple[str, str, str | None]] = []  # role, html body, note
 
@@ -45,12 +57,15 @@ class Transcript:
         """A line about the session (settings used), shown at the top of the transcript."""
         self.turns.append(("Settings", HtmlPage.text(text), None))
 
+    def _kind(self, modality: str) -> MediaKind:
+        return self.kinds[modality] if modality in self.kinds else media_kind_of(modality)
+
     def add_user(self, parts: list[Part], output: str) -> None:
         body = []
         for part in parts:
             if isinstance(part, Media):
                 copied = self._copy_input(part)
-                body.append(HtmlPage.media(copied, part.modality, self.folder) if copied else
+                body.append(HtmlPage.media(copied, self._kind(part.modality), self.folder) if copied else
                             HtmlPage.text(part.label))
             else:
                 body.append(HtmlPage.text(part))
@@ -66,7 +81,7 @@ class Transcript:
             if seg.modality == "text":
                 body.append(HtmlPage.text(seg.text))
             elif seg.path is not None:
-                body.append(HtmlPage.media(seg.path, seg.modality, self.folder))
+                body.append(HtmlPage.media(seg.path, self._kind(seg.modality), self.folder))
         if reply.interrupted:
             notes.append("interrupted (Ctrl-C): partial output kept")
         self.turns.append(("AnyGPT", " ".join(body) or "<i>(empty reply)</i>", "; ".join(notes) or None))
@@ -78,10 +93,10 @@ class Transcript:
         return page.write(self.folder / "transcript.html")
 
 
-def _split_command(message: str) -> tuple[str, str]:
+def _split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
     head, _, rest = message.strip().partition(" ")
-    if head in OUTPUT_COMMANDS:
-        return OUTPUT_COMMANDS[head], rest
+    if head in commands:
+        return commands[head], rest
     return "text", message.strip()
 
 
@@ -99,7 +114,7 @@ def _describe(reply: Reply) -> str:
     return "\n".join(lines) or "(empty reply)"
 
 
-def _session(ckpt: str, tokenizers: dict[str, str] | None, device: str, system_prompt: str | None,
+def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device: str, system_prompt: str | None,
              trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
              music_seconds: float | None, music_start: str, instructions: str | None,
              image_decoder: str | None) -> AnyGPT:
@@ -112,7 +127,11 @@ def _session(ckpt: str, tokenizers: dict[str, str] | None, device: str, system_p
                        instructions=pools)
 
 
-def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str] | None = None,
+def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
+    return {name: modality.media for name, modality in anygpt.tokenizers.items()}
+
+
+def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str | TokenizerRef] | None = None,
          device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
          system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
          trust_code: bool = False, template: str | None = None, task: str = "auto", force_marker: bool | None = None,
@@ -123,7 +142,8 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
     Args:
         ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
         out: folder for generated media and the transcript.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
+        tokenizers: modality -> tokenizer checkpoint (a path, ``class_path=path``, or path + class_path + options),
+            overriding the checkpoint's own.
         settings: decoding presets, ``release`` (the released configs) or ``paper``.
         voice: speech prompt whose voice spoken replies use (SoundStorm voice cloning; the whole file, as the release).
         seed: sampling seed.
@@ -146,8 +166,9 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
     """
     anygpt = _session(ckpt, tokenizers, device, system_prompt, trust_code, template, force_marker, constrained,
                       music_seconds, music_start, instructions, image_decoder)
-    transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}")
+    transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
+    commands = output_commands(anygpt.tokenizers)
     generator = torch.Generator().manual_seed(seed)
     stream: TextIO = open(input, encoding="utf-8") if input else sys.stdin
     interactive = input is None and sys.stdin.isatty()
@@ -172,7 +193,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
                 anygpt.reset()
                 print("(history cleared)")
                 continue
-            output, text = _split_command(message)
+            output, text = _split_command(message, commands)
             try:
                 parts = parse_message(text)
                 reply = anygpt.chat(parts, output=output, settings=settings, generator=generator, voice=voice,
@@ -195,7 +216,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
 
 
 def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
-             tokenizers: dict[str, str] | None = None, device: str = "cpu", settings: str = "release",
+             tokenizers: dict[str, str | TokenizerRef] | None = None, device: str = "cpu", settings: str = "release",
              voice: str | None = None, seed: int = 0, max_new_tokens: int | None = None, trust_code: bool = False,
              template: str | None = None, task: str = "auto", force_marker: bool | None = None,
              constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
@@ -204,14 +225,14 @@ def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", 
 
     Args:
         prompt: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
-        output: text, image, speech or music.
+        output: text or a modality of the model (image, speech, music, ...).
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
         template, task, force_marker, constrained, music_seconds, music_start, instructions, image_decoder: as for
             ``anygpt chat``.
     """
     anygpt = _session(ckpt, tokenizers, device, None, trust_code, template, force_marker, constrained,
                       music_seconds, music_start, instructions, image_decoder)
-    transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}")
+    transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
     parts = parse_message(prompt)
     overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}

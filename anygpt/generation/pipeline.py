@@ -17,7 +17,6 @@ back as ``Reply.transcript`` and the answer, markers removed.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +24,17 @@ from typing import Any
 
 import torch
 
-from anygpt.checkpoints import Bundle, TokenizerRef, load_bundle
-from anygpt.data.readers import MEDIA_PATTERN
+from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation import prompts
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.sampling import GenerationConfig, generate, preset
+from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
 from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, media_pattern, media_words
 from anygpt.vocab import Segment
 
 TEMPLATES = ("chat", "base")
 # Music input is cropped before tokenizing, as the release's CLIs do: a 5 s window in chat, 20 s for the base model.
 MUSIC_WINDOW_SECONDS = {"chat": 5.0, "base": 20.0}
-
-FILE_EXTENSIONS = {"image": ".png", "speech": ".wav", "music": ".wav"}
-
 
 @dataclass
 class Media:
@@ -56,14 +52,15 @@ Part = str | Media
 
 
 def parse_message(message: str) -> list[Part]:
-    """Text with AnyInstruct-style placeholders (``[image: cat.png]``, ``[speech: q.wav]``) -> prompt parts."""
+    """Text with AnyInstruct-style placeholders of the registered modalities (``[image: cat.png]``,
+    ``[speech: q.wav]``, a plugin's ``[depth: scan.npy]``) -> prompt parts."""
     parts: list[Part] = []
     last = 0
-    for match in MEDIA_PATTERN.finditer(message):
+    words = media_words()
+    for match in media_pattern().finditer(message):
         if match.start() > last:
             parts.append(message[last: match.start()])
-        modality = "music" if match.group(1) == "audio" else match.group(1)
-        parts.append(Media(modality, match.group(2).strip()))
+        parts.append(Media(words[match.group(1)], match.group(2).strip()))
         last = match.end()
     if last < len(message):
         parts.append(message[last:])
@@ -99,15 +96,16 @@ class Reply:
         return [s for s in self.segments if s.modality != "text" and (modality is None or s.modality == modality)]
 
     def save(self, folder: str | Path, stem: str, tokenizers: Mapping[str, Modality]) -> list[Path]:
-        """Write every decoded media segment as ``{stem}-{i}.png/.wav`` in ``folder``."""
+        """Write every decoded media segment as ``{stem}-{i}{suffix}`` in ``folder``, with its modality's media
+        writer and suffix (``.png``, ``.wav``, ``.npy``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for i, seg in enumerate(self.media()):
             if seg.data is None:
                 continue
-            seg.path = folder / f"{stem}-{i}{FILE_EXTENSIONS.get(seg.modality, '.bin')}"
-            tokenizers[seg.modality].save(seg.data, seg.path)
+            modality = tokenizers[seg.modality]
+            seg.path = modality.write(seg.data, folder / f"{stem}-{i}{modality.media.suffix}")
             written.append(seg.path)
         return written
 
@@ -192,16 +190,13 @@ class AnyGPT:
                     continue
                 if not Path(source).is_file():
                     raise FileNotFoundError(f"{modality} input {source} does not exist")
-                try:
-                    data = tok.load(source)
-                except Exception as err:
-                    raise ValueError(f"cannot read {modality} input {source}: {err}") from err
+                data = tok.read(source)  # MediaError (a ValueError) names the file
                 if modality == "music":
-                    data = self.crop_music(data, getattr(tok, "sample_rate", None), generator)
+                    data = self.crop_music(data, tok.codec.sample_rate, generator)
                 loaded.append(data.to(self.device))
-            codes = tok.encode(loaded)
+            codes = tok.codec.encode(loaded)
             for i, c in zip(indices, codes, strict=True):
-                out[i] = self.vocab.encode_codes(modality, tok.flatten(c.cpu()))
+                out[i] = self.vocab.encode_codes(modality, tok.codec.flatten(c.cpu()))
         return out  # type: ignore[return-value]
 
     def crop_music(self, wav: torch.Tensor, sample_rate: int | None, generator: torch.Generator | None = None
@@ -306,10 +301,15 @@ class AnyGPT:
     def generation_config(self, output: str, settings: str = "paper", template: str | None = None,
                           **overrides: Any) -> GenerationConfig:
         """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs,
-        whose chat model decodes text with ``release/chat-text``)."""
+        whose chat model decodes text with ``release/chat-text``).
+
+        A modality with no preset of its own (a plugin's) samples like the image preset of ``settings``; ``overrides``
+        change any field."""
         name = f"{settings}/{output}"
         if settings == "release" and output == "text" and (template or self.template) == "chat":
             name = "release/chat-text"
+        if name not in PRESETS and output in self.tokenizers:
+            name = f"{settings}/image"
         return preset(name, **overrides).resolve(self.vocab)
 
     @torch.inference_mode()
@@ -345,8 +345,9 @@ class AnyGPT:
 
     def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None,
                steps: int | None = None) -> list[OutputSegment]:
-        """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid (speech with SoundStorm
-        in the voice of ``voice``, ``steps`` MaskGIT steps)."""
+        """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid. ``voice`` (a speech
+        file or waveform) and ``steps`` (SoundStorm's) go to every codec's decode as context: the speech codec clones
+        the voice, others ignore them."""
         out: list[OutputSegment] = []
         for seg in self.vocab.segments(ids):
             if seg.modality == "text":
@@ -369,20 +370,14 @@ class AnyGPT:
                     f"{'closed' if seg.closed else 'not closed'}): decoded the first {valid} valid codes")
         if valid == 0:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
-        native = tok.unflatten(codes[:valid]).to(self.device)
-        kwargs: dict[str, Any] = {}
-        if seg.modality == "speech" and voice is not None:
-            kwargs["prompt"] = voice
-        if seg.modality == "speech" and steps is not None and "steps" in inspect.signature(tok.decode).parameters:
-            kwargs["steps"] = steps
-        data = tok.decode([native], **kwargs)[0]
-        if seg.modality == "image" and data.dim() == 1:  # SEED: an unCLIP embedding, pixels need the image decoder
-            if getattr(tok, "unclip", None) is None:
-                missing = ("no image decoder: pass --image_decoder PATH (a local stable-diffusion-2-1-unclip folder) "
-                           "or set image_decoder in anygpt.json to get pixels")
-                return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
-            data = tok.enhance(data)
-        return OutputSegment(seg.modality, data=data.cpu(), codes=codes[:valid], note=note)
+        if getattr(tok.codec, "unclip", False) is None:  # SEED without its second stage: say what to pass
+            missing = ("no image decoder: pass --image_decoder PATH (a local stable-diffusion-2-1-unclip folder) or "
+                       "set image_decoder in anygpt.json to get pixels")
+            return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
+        native = tok.codec.unflatten(codes[:valid]).to(self.device)
+        context = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
+        data = tok.codec.decode([native], **context)[0].cpu()
+        return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
     def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig) -> Reply:
         transcript, answer = self.split_transcript(ids)

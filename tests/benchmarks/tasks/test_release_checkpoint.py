@@ -22,7 +22,7 @@ from tests.release_checkpoint import SEED, STORM, write_release_checkpoint
 pytestmark = pytest.mark.slow
 
 TOKENIZERS = {"image": "anygpt.modalities.image.seed.SEEDImageTokenizer={seed}",
-              "speech": "anygpt.modalities.speech.modality.SpeechTokenizerModality={speech}",
+              "speech": "anygpt.modalities.speech.codec.SpeechTokenizerCodec={speech}",
               "music": "anygpt.modalities.music.encodec32k.EncodecMusicTokenizer={music}"}
 
 
