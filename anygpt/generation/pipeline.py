@@ -276,6 +276,16 @@ class AnyGPT:
             return f"{prompts.USER}: {text}{prompts.USER_END} {prompts.BOT}:"
         return prompts.base_prompt(self.instructions.draw("text2x", output, rng), "text2x", text)
 
+    def pair_prompt_text(self, instruction: str, parts: Sequence[Part], direction: str,
+                         force: str | None = None) -> str:
+        """The pretraining template with a given instruction (the benchmarks' prompts): ``parts`` hold the one media
+        item (``x2text``) or the text (``text2x``); ``force`` appends that modality's start marker."""
+        _, spans, text = self._split(parts)
+        if direction == "x2text" and len(spans) != 1:
+            raise ValueError(f"an x2text prompt takes exactly one media item, got {len(spans)}")
+        text = prompts.base_prompt(instruction, direction, spans[0].text if direction == "x2text" else text)
+        return text + (" " + self.vocab.modalities[force].spec.markers[0] if force is not None else "")
+
     def encode_parts(self, parts: Sequence[Part]) -> list[int]:
         """Parts as written (media spelled out), encoded as one string without BOS."""
         spelled, _, _ = self._split(parts)

@@ -204,23 +204,14 @@ class Evaluation:
 
     # -- prompts -------------------------------------------------------------------------------------------------------
     def prompt(self, instruction: str, content: Sequence[Any], direction: str) -> list[int]:
-        """Prompt ids for one item. ``pretrain``: the pretraining pair template (what a base model saw);
-        ``chat``: the release's chat template (instruction-tuned models)."""
+        """Prompt ids for one item, one string encoded in one pass (as the release's tokenizer did). ``pretrain``:
+        the pretraining pair template (what a base model saw); ``chat``: the release's chat template
+        (instruction-tuned models)."""
         force = None if self.output == "text" else self.output
         if self.args.template == "chat":
             return self.model.prompt_ids([instruction + " ", *content], force=force, output=self.output, task="none",
                                          template="chat")
-        vocab = self.model.vocab
-        ids = [vocab.text.bos_id] if vocab.text.bos_id is not None else []
-        if direction == "x2text":
-            ids += vocab.encode(f"[Human]: {instruction} ") + self.model.encode_parts(content)
-            ids += vocab.encode("<eoh> [MMGPT]:")
-        else:
-            (text,) = content
-            ids += vocab.encode(f"[Human]: {instruction} This is input: {text}<eoh> [MMGPT]:")
-        if force is not None:
-            ids += vocab.encode(" ") + [vocab.modalities[force].start_id]
-        return ids
+        return self.model.encode_prompt(self.model.pair_prompt_text(instruction, content, direction, force))
 
     # -- prediction ----------------------------------------------------------------------------------------------------
     def _fingerprint(self) -> dict[str, Any]:

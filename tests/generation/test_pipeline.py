@@ -73,6 +73,10 @@ def test_prompts_follow_the_release_templates(bundle_dir):
     assert tts.endswith("[Human]: Hello there Please read the given text.<eoh>\n[MMGPT]:")
     assert chat.prompt_text(["a red square"], output="image").endswith(
         "[Human]: a red square. Please generation an image.<eoh>\n[MMGPT]:")
+    pair = chat.pair_prompt_text("Describe it.", [Media("image", str(bundle_dir / "in.png"))], "x2text")
+    assert pair.startswith("[Human]: Describe it. <soim><👀") and pair.endswith("<eoim><eoh> [MMGPT]:")
+    assert chat.pair_prompt_text("Draw it.", ["a cat"], "text2x", force="image") == (
+        "[Human]: Draw it. This is input: a cat<eoh> [MMGPT]: <soim>")
 
 
 @pytest.mark.parametrize("output", ["image", "speech", "music"])
