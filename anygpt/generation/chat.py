@@ -42,6 +42,7 @@ class Transcript:
         self.kinds = dict(kinds or {})
         self.page_title = title
         self.turns: list[tuple[str, str, str | None]] = []  # role, html body, note
+        self.notes: list[str] = []
 
     def _copy_input(self, media: Media) -> Path | None:
         if isinstance(media.source, torch.Tensor):
@@ -55,7 +56,7 @@ class Transcript:
 
     def note(self, text: str) -> None:
         """A line about the session (settings used), shown at the top of the transcript."""
-        self.turns.append(("Settings", HtmlPage.text(text), None))
+        self.notes.append(text)
 
     def _kind(self, modality: str) -> MediaKind:
         return self.kinds[modality] if modality in self.kinds else media_kind_of(modality)
@@ -88,6 +89,8 @@ class Transcript:
 
     def write(self) -> Path:
         page = HtmlPage(self.page_title)
+        for note in self.notes:
+            page.raw(f'<div class="note">{HtmlPage.text(note)}</div>')
         for role, body, note in self.turns:
             page.turn(role, body, note)
         return page.write(self.folder / "transcript.html")

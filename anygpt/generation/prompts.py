@@ -105,13 +105,19 @@ def base_prompt(instruction: str, direction: str, content: str) -> str:
 
 @dataclass
 class InstructionPools:
-    """Instruction phrasings per direction ("x2text"/"text2x") and modality."""
+    """Instruction phrasings per direction ("x2text"/"text2x") and modality; ``pools`` None: anygpt's own
+    (`anygpt.data.templates.instruction_pool`, generic phrasings for a plugin's modality)."""
 
-    pools: Mapping[str, Mapping[str, Sequence[str]]]
+    pools: Mapping[str, Mapping[str, Sequence[str]]] | None = None
     source: str = "anygpt"
 
     def draw(self, direction: str, modality: str, rng: random.Random) -> str:
-        pool = self.pools.get(direction, {}).get(modality)
+        if self.pools is None:
+            from anygpt.data.templates import instruction_pool
+
+            pool = instruction_pool(modality, direction)
+        else:
+            pool = self.pools.get(direction, {}).get(modality)
         if not pool:
             raise ValueError(f"{self.source} has no {direction} instructions for {modality!r}")
         return rng.choice(list(pool))
@@ -119,9 +125,7 @@ class InstructionPools:
 
 def default_instructions() -> InstructionPools:
     """Our own phrasings (the ones anygpt's pretraining templates use)."""
-    from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
-
-    return InstructionPools({"x2text": X2TEXT_INSTRUCTIONS, "text2x": TEXT2X_INSTRUCTIONS})
+    return InstructionPools()
 
 
 def load_instructions(path: str | Path) -> InstructionPools:
