@@ -95,7 +95,7 @@ def _describe(reply: Reply) -> str:
 def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str] | None = None,
          device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
          system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
-         trust_code: bool = False) -> str:
+         trust_code: bool = False, compile: bool | None = None) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
@@ -110,9 +110,11 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
         input: read messages from this file (one per line) instead of the terminal.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt
             (their modules get imported). Off by default: opening a checkpoint never runs code it names.
+        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA, where it pays for its
+            compile time within a reply, not on CPU (docs/performance.md).
     """
     anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt,
-                         trust_code=trust_code)
+                         trust_code=trust_code, compile=compile)
     transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}")
     generator = torch.Generator().manual_seed(seed)
     stream: TextIO = open(input, encoding="utf-8") if input else sys.stdin
@@ -163,15 +165,16 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
 def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
              tokenizers: dict[str, str] | None = None, device: str = "cpu", settings: str = "release",
              voice: str | None = None, seed: int = 0,
-             max_new_tokens: int | None = None, trust_code: bool = False) -> dict:
+             max_new_tokens: int | None = None, trust_code: bool = False, compile: bool | None = None) -> dict:
     """One prompt -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
 
     Args:
         prompt: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
         output: text, image, speech or music.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        compile: ``torch.compile`` the decode step (true/false); default: on CUDA only.
     """
-    anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, trust_code=trust_code)
+    anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, trust_code=trust_code, compile=compile)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}")
     parts = parse_message(prompt)
     overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}

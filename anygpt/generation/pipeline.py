@@ -109,8 +109,10 @@ class Turn:
 class AnyGPT:
     """The decoder, its vocabulary and the modality tokenizers, with the release's prompt format."""
 
-    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu",
+                 compile: bool | None = None) -> None:
         self.bundle = bundle
+        self.compile = compile  # torch.compile the decode step; None: on CUDA only (see sampling.compile_by_default)
         self.model, self.vocab, self.tokenizers = bundle.model, bundle.vocab, bundle.tokenizers
         self.system_prompt = system_prompt if system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
@@ -118,9 +120,11 @@ class AnyGPT:
 
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False) -> AnyGPT:
-        """`load_bundle` + the chat template; ``trust_code`` lets the checkpoint name unregistered tokenizer classes."""
-        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device)
+             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
+             compile: bool | None = None) -> AnyGPT:
+        """`load_bundle` + the chat template; ``trust_code`` lets the checkpoint name unregistered tokenizer classes;
+        ``compile``: compile the decode step (None: on CUDA only)."""
+        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device, compile)
 
     # -- prompts -------------------------------------------------------------------------------------------------------
     def encode_media(self, items: Sequence[Media]) -> list[list[int]]:
@@ -189,7 +193,7 @@ class AnyGPT:
         structures = {name: tok.structure for name, tok in self.tokenizers.items()}
         constraint = ModalityConstraint(self.vocab, structures)
         result = generate(self.model, [list(p) for p in prompts], config, processors=[constraint],
-                          generator=generator, pad_id=self.pad_id)
+                          generator=generator, pad_id=self.pad_id, compile=self.compile)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted

@@ -153,6 +153,8 @@ class CachedDecoder:
         self.model = model
         R, P = valid.shape
         device = valid.device
+        if compile:
+            max_len = compiled_cache_len(max_len)
         cache = model.blocks[0].attn.kv_cache
         ref = model.lm_head.weight
         if (cache is None or cache.k.shape[0] != R or cache.k.shape[2] != max_len or cache.k.device != ref.device
@@ -203,6 +205,20 @@ def _decode_step(model: LLaMA, tokens: Tensor, input_pos: Tensor, position_ids: 
     return model(tokens, input_pos=input_pos, position_ids=position_ids, mask=mask)[:, -1]
 
 
+def compiled_cache_len(max_len: int, smallest: int = 256) -> int:
+    """KV cache slots for a compiled decode step: the next power of two (at least ``smallest``). The step is compiled
+    for static shapes (the cache is a module buffer, so its length is part of the graph); rounding makes calls with
+    different prompt lengths reuse a few graphs instead of recompiling for each length. Extra slots are masked out."""
+    return max(smallest, 1 << (max_len - 1).bit_length())
+
+
+def compile_by_default(model: LLaMA) -> bool:
+    """Whether `generate` compiles the decode step when not told: on CUDA, where the one-token step is bound by kernel
+    launches and compiling pays within one long reply; not on CPU, where compiling took minutes on 2 cores and saved a
+    fraction of that per reply (docs/performance.md has both measurements)."""
+    return model.lm_head.weight.device.type == "cuda"
+
+
 def _context_budget(model: LLaMA, prompt_len: int, max_new_tokens: int) -> int:
     block = model.config.block_size
     if prompt_len >= block:
@@ -217,7 +233,8 @@ def _context_budget(model: LLaMA, prompt_len: int, max_new_tokens: int) -> int:
 @torch.inference_mode()
 def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: GenerationConfig,
              processors: Sequence[LogitsProcessor] | Callable[[int], Sequence[LogitsProcessor]] = (),
-             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool = False) -> GenerationResult:
+             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool | None = None
+             ) -> GenerationResult:
     """Generate continuations of a batch of prompts.
 
     Args:
@@ -227,11 +244,13 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
             temperature/top-k/top-p; or a function of the padded prompt length returning them.
         generator: makes sampling deterministic.
         pad_id: filler for left padding and after a row stopped.
-        compile: ``torch.compile`` the one-token decode step (pays off for long generations).
+        compile: ``torch.compile`` the one-token decode step; None: `compile_by_default` (on CUDA, not on CPU).
     """
     if config.stop_tokens:
         raise ValueError(f"stop_tokens {config.stop_tokens} are unresolved; call config.resolve(vocab) first")
     device = model.lm_head.weight.device
+    if compile is None:
+        compile = compile_by_default(model)
     ids, valid = left_pad(prompts, pad_id, device)
     B, P = ids.shape
     extra = processors(P) if callable(processors) else list(processors)

@@ -178,3 +178,14 @@ def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
     for (key, value), reference in zip(loaded.tokenizers["image"].state_dict().items(), image.state_dict().values(),
                                        strict=True):
         assert torch.equal(value, reference), key
+
+
+@pytest.mark.parametrize("command", [["chat"], ["generate", "hello"], ["benchmark", "coco-caption"]])
+def test_compile_flag_parses_on_chat_generate_and_benchmark(command, capsys):
+    from anygpt.cli import main
+
+    for value in ("false", "true"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--compile", value, "--print_config"])
+        assert exit_info.value.code in (0, None)
+        assert f"compile: {value}" in capsys.readouterr().out
