@@ -110,8 +110,8 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
         input: read messages from this file (one per line) instead of the terminal.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt
             (their modules get imported). Off by default: opening a checkpoint never runs code it names.
-        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA, where it pays for its
-            compile time within a reply, not on CPU (docs/performance.md).
+        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only (on a CPU the
+            compile time outweighs what a chat session saves; docs/performance.md).
     """
     anygpt = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt,
                          trust_code=trust_code, compile=compile)

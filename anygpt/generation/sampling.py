@@ -214,8 +214,8 @@ def compiled_cache_len(max_len: int, smallest: int = 256) -> int:
 
 def compile_by_default(model: LLaMA) -> bool:
     """Whether `generate` compiles the decode step when not told: on CUDA, where the one-token step is bound by kernel
-    launches and compiling pays within one long reply; not on CPU, where compiling took minutes on 2 cores and saved a
-    fraction of that per reply (docs/performance.md has both measurements)."""
+    launches; not on CPU, where compiling paid for itself only after ~20k decode steps (more than a chat session or a
+    demo benchmark decodes; docs/performance.md). benchmarks/perf/gpu_suite.py measures the break-even on a GPU."""
     return model.lm_head.weight.device.type == "cuda"
 
 

@@ -1,10 +1,14 @@
 """The GPU suite: training throughput and MFU, generation vs HF, tokenizer throughput, and peak memory of each.
 
-One command, under 8 minutes on one H100/H200. On a GPU machine without a package index, first install the wheels
-that `benchmarks/perf/gpu_wheels.sh` downloaded (on a machine with one) into ``wheels/gpu/``, then run the suite:
+One command, under 8 minutes on one H100/H200. The GPU image (torch 2.11, lightning, torchmetrics, transformers) lacks
+a few small packages: `benchmarks/perf/gpu_wheels.sh`, run beforehand where a package index is reachable, puts their
+wheels in ``wheels/gpu/`` (git-ignored; carry it to the GPU machine with the working tree). There, from the
+repository root:
 
-    pip install --no-index --no-deps wheels/gpu/*.whl && pip install --no-index --no-deps --no-build-isolation -e . \\
-      && python -m benchmarks.perf.gpu_suite --out runs/perf/gpu_suite.json
+    pip install -q --no-index --no-deps wheels/gpu/*.whl && pip install -q --no-index --no-deps --no-build-isolation \\
+      -e . && python -m benchmarks.perf.gpu_suite --out runs/perf/gpu_suite.json
+
+The JSON is rewritten after each part, so a run cut short keeps what it measured; ``--sections`` runs a subset.
 
 What it measures, on random weights (speed does not depend on the values), printed with the GPU's name and saved as
 JSON (``--out``):
@@ -12,7 +16,7 @@ JSON (``--out``):
 - **training**: `AnyGPTLM` through Lightning's `ModelParallelStrategy` (FSDP2, one rank), bf16-mixed, the ~1B
   ``llama-1b`` size at the unified vocabulary of the paper (49418 ids), sequences of 4096 tokens, activation
   checkpointing on, eager and with ``compile=True``. Tokens/s over the steps after warm-up and MFU: model FLOPs per
-  token (`anygpt.model.llama.flops_per_token`: 6 x non-embedding parameters + PaLM's attention term
+  token (`anygpt.model.llama.flops_per_token`: 6 x parameters other than the input embedding + PaLM's attention term
   12 x layers x width x sequence, no discount for the causal mask, recomputation not counted) x tokens/s, over the
   GPU's dense bf16 peak (`PEAK_BF16_FLOPS`, NVIDIA's datasheet figures; ``--peak-tflops`` for other GPUs).
 - **generation**: our engine (eager, and with the compiled decode step, its compile time and break-even point) vs
@@ -60,8 +64,8 @@ PAPER_VOCAB = 49418  # the release's unified vocabulary (LLaMA-2 text + image, s
 
 SIZES = {
     # full: the figures docs/performance.md asks for; quick: the same code paths at toy size (CPU tests)
-    "full": {"model": "llama-1b", "model_config": {}, "vocab": PAPER_VOCAB, "seq": 4096, "train_batch": 2,
-             "warmup_steps": 3, "train_steps": 10, "gen_batches": (1, 8), "prompt": 128, "new_tokens": 256,
+    "full": {"model": "llama-1b", "model_config": {}, "vocab": PAPER_VOCAB, "seq": 4096, "train_batch": 4,
+             "warmup_steps": 3, "train_steps": 8, "gen_batches": (1, 8), "prompt": 128, "new_tokens": 200,
              "gen_repeats": 3, "audio_seconds": 10.0, "audio_batch": 8, "audio_repeats": 3},
     "quick": {"model": "tiny", "model_config": {}, "vocab": 512, "seq": 64, "train_batch": 2, "warmup_steps": 1,
               "train_steps": 2, "gen_batches": (1, 2), "prompt": 8, "new_tokens": 8, "gen_repeats": 1,
@@ -141,6 +145,7 @@ def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, 
             self.losses.append(float(outputs["loss"]))
 
     warmup, steps = size["warmup_steps"], size["train_steps"]
+    L.seed_everything(0)  # the same weights and batches for the eager and compiled runs: their first losses agree
     times = StepTimes()
     module = AnyGPTLM(size["model"], model_config=size["model_config"], vocab_size=size["vocab"],
                       learning_rate=1e-4, warmup=1, max_steps=warmup + steps, activation_checkpointing=True,
@@ -287,8 +292,8 @@ def _gb(value: float | None) -> str:
     return "n/a (CPU)" if value is None else f"{value:.1f} GB"
 
 
-def run(device: torch.device, quick: bool, compile: bool, sections: list[str], peak_tflops: float | None
-        ) -> dict[str, Any]:
+def run(device: torch.device, quick: bool, compile: bool, sections: list[str], peak_tflops: float | None,
+        save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     size = SIZES["quick" if quick else "full"]
     peak, peak_source = peak_flops(device, peak_tflops)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or 'cpu'})"
@@ -309,8 +314,9 @@ def run(device: torch.device, quick: bool, compile: bool, sections: list[str], p
             print(f"[train] {r['model']} seq {r['seq']} x {r['batch']} | AC on | "
                   f"{'compiled' if compiled else 'eager':8s} | {r['tokens_per_s']:10.0f} tokens/s | {mfu} | "
                   f"{r['s_per_step'] * 1e3:.0f} ms/step | warm-up +{r['warmup_overhead_s']:.1f} s | "
-                  f"peak {_gb(r['peak_memory_gb'])}", flush=True)
-        report["sections"]["train"] = runs
+                  f"first loss {r['first_loss']:.4f} | peak {_gb(r['peak_memory_gb'])}", flush=True)
+            report["sections"]["train"] = runs
+            save(report)
     if "generate" in sections:
         runs = generation_speed(device, size, compile)
         from benchmarks.perf.generation import report as print_generation
@@ -318,6 +324,7 @@ def run(device: torch.device, quick: bool, compile: bool, sections: list[str], p
         for r in runs:
             print_generation(f"[generate] {r['model']} {r['dtype']} peak {_gb(r['peak_memory_gb'])}", r)
         report["sections"]["generate"] = runs
+        save(report)
     if "tokenizers" in sections:
         r = tokenizer_speed(device, size)
         for key in ("speechtokenizer", "encodec_32khz"):
@@ -327,6 +334,7 @@ def run(device: torch.device, quick: bool, compile: bool, sections: list[str], p
                   f"peak {_gb(s['peak_memory_gb'])}", flush=True)
         report["sections"]["tokenizers"] = r
     report["wall_s"] = time.perf_counter() - start
+    save(report)
     print(f"[gpu_suite] done in {report['wall_s']:.0f} s", flush=True)
     return report
 
@@ -347,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[gpu_suite] no CUDA device here (torch {torch.__version__}): nothing measured. Run it on a GPU "
               "machine, or with --device cpu --quick to check that the script works.")
         return 0
-    report = run(device, args.quick, args.compile, args.sections, args.peak_tflops)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    run(device, args.quick, args.compile, args.sections, args.peak_tflops,
+        save=lambda report: args.out.write_text(json.dumps(report, indent=2)))
     print(f"[gpu_suite] {args.out}")
     return 0
 
