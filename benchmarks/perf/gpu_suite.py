@@ -225,11 +225,11 @@ def tokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any
 
 
 def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
-    from anygpt.modalities.speech import SpeechTokenizerModality
+    from anygpt.modalities.speech import SpeechTokenizerCodec
 
     seconds, batch, repeats = size["audio_seconds"], size["audio_batch"], size["audio_repeats"]
     torch.manual_seed(0)
-    speech = SpeechTokenizerModality().eval().to(device)  # the paper's configuration
+    speech = SpeechTokenizerCodec().eval().to(device)  # the paper's configuration
     clips = [torch.randn(1, int(seconds * speech.sample_rate), device=device) * 0.1 for _ in range(batch)]
     with Memory(device) as memory:
         section = {"encode_audio_s_per_s": _rate(lambda: speech.encode_all_levels(clips), seconds * batch, repeats,

@@ -19,7 +19,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.strategies import ModelParallelStrategy
 
-from tests.data.factory import make_tokenizer, write_tiny_corpus
+from anygpt.data.tiny import make_tokenizer, write_tiny_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAIN = ROOT / "experiments/pretrain.yaml"

@@ -167,7 +167,7 @@ def test_sampling_equals_hf_under_the_same_seed(pair):
 
 
 def test_compiled_cache_length_is_a_power_of_two_and_extra_slots_change_nothing(pair):
-    from anygpt.generation.sampling import CachedDecoder, compile_by_default, compiled_cache_len, left_pad
+    from anygpt.generation.decoder import CachedDecoder, compile_by_default, compiled_cache_len, left_pad
 
     assert [compiled_cache_len(n) for n in (1, 17, 256, 257, 1500, 4096)] == [256, 256, 256, 512, 2048, 4096]
     _, ours = pair
