@@ -120,14 +120,14 @@ def _describe(reply: Reply) -> str:
 def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device: str, system_prompt: str | None,
              trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
              music_seconds: float | None, music_start: str, instructions: str | None,
-             image_decoder: str | None) -> AnyGPT:
+             image_decoder: str | None, compile: bool | None = None) -> AnyGPT:
     from anygpt.generation.prompts import load_instructions
 
     pools = load_instructions(instructions) if instructions else None
     return AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt, trust_code=trust_code,
                        image_decoder=image_decoder, template=template, force_marker=force_marker,
                        constrained=constrained, music_seconds=music_seconds, music_start=music_start,
-                       instructions=pools)
+                       instructions=pools, compile=compile)
 
 
 def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
@@ -139,7 +139,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
          system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
          trust_code: bool = False, template: str | None = None, task: str = "auto", force_marker: bool | None = None,
          constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
-         instructions: str | None = None, image_decoder: str | None = None) -> str:
+         instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
@@ -166,9 +166,11 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
             m_utils folder, or a JSON file of pools); default: anygpt's own.
         image_decoder: a local stable-diffusion-2-1-unclip folder turning SEED image embeddings into pixels
             (default: the checkpoint's anygpt.json ``image_decoder``).
+        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only (on a CPU the
+            compile time outweighs what a chat session saves; docs/performance.md).
     """
     anygpt = _session(ckpt, tokenizers, device, system_prompt, trust_code, template, force_marker, constrained,
-                      music_seconds, music_start, instructions, image_decoder)
+                      music_seconds, music_start, instructions, image_decoder, compile)
     transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
     commands = output_commands(anygpt.tokenizers)
@@ -223,7 +225,8 @@ def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", 
              voice: str | None = None, seed: int = 0, max_new_tokens: int | None = None, trust_code: bool = False,
              template: str | None = None, task: str = "auto", force_marker: bool | None = None,
              constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
-             instructions: str | None = None, image_decoder: str | None = None) -> dict:
+             instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None
+             ) -> dict:
     """One prompt -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
 
     Args:
@@ -232,9 +235,10 @@ def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", 
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
         template, task, force_marker, constrained, music_seconds, music_start, instructions, image_decoder: as for
             ``anygpt chat``.
+        compile: ``torch.compile`` the decode step (true/false); default: on CUDA only.
     """
     anygpt = _session(ckpt, tokenizers, device, None, trust_code, template, force_marker, constrained,
-                      music_seconds, music_start, instructions, image_decoder)
+                      music_seconds, music_start, instructions, image_decoder, compile)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
     parts = parse_message(prompt)

@@ -131,13 +131,15 @@ class AnyGPT:
         music_start: where the crop starts: ``start`` (reproducible) or ``random`` (as the release's loader does).
         instructions: the base template's instruction pools (None: anygpt's own; `prompts.load_instructions` reads
             the release's from a local copy of it).
+        compile: ``torch.compile`` the decode step; None: on CUDA only (see decoder.compile_by_default).
     """
 
     def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu",
                  template: str | None = None, force_marker: bool | None = None, constrained: bool = True,
                  music_seconds: float | None = None, music_start: str = "start",
-                 instructions: prompts.InstructionPools | None = None) -> None:
+                 instructions: prompts.InstructionPools | None = None, compile: bool | None = None) -> None:
         self.bundle = bundle
+        self.compile = compile  # torch.compile the decode step; None: on CUDA only (see decoder.compile_by_default)
         self.model, self.vocab, self.tokenizers = bundle.model, bundle.vocab, bundle.tokenizers
         self.system_prompt = system_prompt if system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
@@ -157,12 +159,13 @@ class AnyGPT:
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
              device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
-             image_decoder: str | None = None, **options: Any) -> AnyGPT:
+             image_decoder: str | None = None, compile: bool | None = None, **options: Any) -> AnyGPT:
         """`load_bundle` + the prompt format; ``trust_code`` lets the checkpoint name unregistered tokenizer classes,
         ``image_decoder`` names the unCLIP pipeline for image output (else anygpt.json's), ``options`` are
-        `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...)."""
+        `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...); ``compile``: compile the decode step
+        (None: on CUDA only)."""
         bundle = load_bundle(path, tokenizers, device=device, trust_code=trust_code, image_decoder=image_decoder)
-        return cls(bundle, system_prompt, device, **options)
+        return cls(bundle, system_prompt, device, compile=compile, **options)
 
     def describe(self) -> str:
         """How this session prompts and decodes (for transcripts and reports)."""
@@ -331,7 +334,7 @@ class AnyGPT:
             structures = {name: tok.structure for name, tok in self.tokenizers.items()}
             processors.append(ModalityConstraint(self.vocab, structures))
         result = generate(self.model, [list(p) for p in prompts], config, processors=processors,
-                          generator=generator, pad_id=self.pad_id)
+                          generator=generator, pad_id=self.pad_id, compile=self.compile)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted

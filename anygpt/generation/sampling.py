@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from anygpt.generation.beam import beam_search
-from anygpt.generation.decoder import CachedDecoder, GenerationResult, context_budget, left_pad
+from anygpt.generation.decoder import CachedDecoder, GenerationResult, compile_by_default, context_budget, left_pad
 from anygpt.generation.processors import (
     LogitsProcessor,
     RepetitionPenalty,
@@ -122,7 +122,8 @@ def preset(name: str, **overrides: Any) -> GenerationConfig:
 @torch.inference_mode()
 def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: GenerationConfig,
              processors: Sequence[LogitsProcessor] | Callable[[int], Sequence[LogitsProcessor]] = (),
-             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool = False) -> GenerationResult:
+             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool | None = None
+             ) -> GenerationResult:
     """Generate continuations of a batch of prompts.
 
     Args:
@@ -132,11 +133,13 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
             temperature/top-k/top-p; or a function of the padded prompt length returning them.
         generator: makes sampling deterministic.
         pad_id: filler for left padding and after a row stopped.
-        compile: ``torch.compile`` the one-token decode step (pays off for long generations).
+        compile: ``torch.compile`` the one-token decode step; None: `compile_by_default` (on CUDA, not on CPU).
     """
     if config.stop_tokens:
         raise ValueError(f"stop_tokens {config.stop_tokens} are unresolved; call config.resolve(vocab) first")
     device = model.lm_head.weight.device
+    if compile is None:
+        compile = compile_by_default(model)
     ids, valid = left_pad(prompts, pad_id, device)
     B, P = ids.shape
     extra = processors(P) if callable(processors) else list(processors)

@@ -56,6 +56,7 @@ class TaskArgs:
     report_samples: int = 12
     tokenizers: dict[str, str] | None = None
     trust_code: bool = False
+    compile: bool | None = None  # torch.compile the decode step; None: on CUDA only
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class Evaluation:
         from anygpt.generation.pipeline import AnyGPT
 
         model = AnyGPT.load(self.args.ckpt, tokenizers=self.args.tokenizers, device=str(self.fabric.device),
-                            trust_code=self.args.trust_code)
+                            trust_code=self.args.trust_code, compile=self.args.compile)
         missing = [m for m in needs if m not in model.vocab.modalities]
         if missing:
             raise ValueError(f"{self.args.task} needs the {', '.join(missing)} modality but {self.args.ckpt} has only "

@@ -303,3 +303,14 @@ def test_base_instructions_are_read_from_a_local_release_copy_without_running_it
         base.prompt_text(["a tune"], output="music", rng=random.Random(0))
     with pytest.raises(FileNotFoundError, match="other2text_instructions.py"):
         load_instructions(tmp_path)
+
+
+@pytest.mark.parametrize("command", [["chat"], ["generate", "hello"], ["benchmark", "coco-caption"]])
+def test_compile_flag_parses_on_chat_generate_and_benchmark(command, capsys):
+    from anygpt.cli import main
+
+    for value in ("false", "true"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--compile", value, "--print_config"])
+        assert exit_info.value.code in (0, None)
+        assert f"compile: {value}" in capsys.readouterr().out
