@@ -50,6 +50,8 @@ class ResemblyzerEncoder:
         from resemblyzer import preprocess_wav
 
         wav = resample(_mono(wav), sample_rate, self.sample_rate).numpy()
+        if not wav.any():  # silence: nothing to normalise (its volume is -inf dBFS) or trim
+            return torch.from_numpy(self.encoder.embed_utterance(wav)).float()
         trimmed = preprocess_wav(wav)
         if len(trimmed) < self.sample_rate // 10:  # VAD removed (nearly) everything: keep the raw signal
             trimmed = wav
