@@ -178,8 +178,9 @@ class Task:
     """A benchmark task: the options every task shares, and the run around a subclass's own parts.
 
     Subclasses set ``name``, ``needs`` (modalities the checkpoint must have), ``output`` ("text" or the generated
-    modality), ``metric`` (the headline metric) and ``higher_is_better`` (per metric), and implement `read_items`,
-    `predict_batch` and `score`; `keys`, `report_rows` and `judge_description` have defaults.
+    modality), ``metric`` (the headline metric) and ``higher_is_better`` (per metric), keep their own options as
+    attributes of the same name (the cache key and the reproducing command are built from them), and implement
+    `read_items`, `predict_batch`, `score` and `report_rows`; `keys` has a default.
     """
 
     name: ClassVar[str]
@@ -391,7 +392,7 @@ class Task:
         return ids
 
     # -- prediction ----------------------------------------------------------------------------------------------------
-    def cache_key(self) -> dict[str, Any]:
+    def cache_parts(self) -> dict[str, Any]:
         """What every cached prediction of this run shares: task, options, decoding and the model's file digests."""
         hashes = FileHashes(self.out_dir / "file_hashes.json")
         refs = self.model.bundle.refs
@@ -418,7 +419,7 @@ class Task:
         stamp = cache / "key.json"
         box: list[Any] = [None]
         if self.is_main:
-            parts = self.cache_key()
+            parts = self.cache_parts()
             key, model_hash = cache_key(parts), cache_key(parts["model"])
             old = json.loads(stamp.read_text()).get("key") if stamp.is_file() else None
             if cache.exists() and (old != key or not self.cache):

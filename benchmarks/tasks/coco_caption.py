@@ -73,10 +73,14 @@ class CocoCaption(Task):
             return None
         refs = [it.captions for it in items]
         systems = {"model": [p.text for p in preds]}
+        notes = []
         if self.baseline:
-            train = read_split(self.root, splits(self.train_split), self.image_root)
-            rng = random.Random(self.seed)
-            systems["random-train-caption"] = [rng.choice(rng.choice(train).captions) for _ in items]
+            try:
+                train = read_split(self.root, splits(self.train_split), self.image_root)
+                rng = random.Random(self.seed)
+                systems["random-train-caption"] = [rng.choice(rng.choice(train).captions) for _ in items]
+            except DatasetError as err:
+                notes.append(f"no random-train-caption baseline: {err} (give --train_split)")
         # one tokenizer call (one JVM start) for every caption
         tokenizer = CIDEr(tokenizer=self.cider_tokenizer)
         flat = [c for captions in systems.values() for c in captions] + [r for rs in refs for r in rs]
@@ -84,15 +88,15 @@ class CocoCaption(Task):
         tokenized = {name: [next(tokens) for _ in captions] for name, captions in systems.items()}
         tok_refs = [[next(tokens) for _ in rs] for rs in refs]
         baselines = {}
-        if self.baseline:
+        if "random-train-caption" in systems:
             baselines["random-train-caption"] = System(
                 "a caption of a random training image for each test image",
                 {"cider": CiderD(tokenized["random-train-caption"], tok_refs)})
         extra = {i: {"baseline caption": systems["random-train-caption"][i]} for i in range(len(items))} \
-            if self.baseline else {}
+            if "random-train-caption" in systems else {}
         return {"model": {"cider": CiderD(tokenized["model"], tok_refs)}, "baselines": baselines, "reference": None,
                 "judge": f"none (CIDEr-D, {self.cider_tokenizer} PTB tokenizer)", "failed_as": "an empty caption",
-                "extra": extra}
+                "notes": notes, "extra": extra}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().media("image", items[i].path).text("generated caption", preds[i].text)

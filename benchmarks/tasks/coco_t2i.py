@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLIPScore
@@ -81,7 +82,13 @@ class CocoT2i(Task):
                            batch_size=self.batch_size).to(self.device)
         n, mine = len(items), self.shard(len(items))
         rng = random.Random(self.seed)
-        train = read_split(self.root, splits(self.train_split), self.image_root) if self.baseline else []
+        notes: list[str] = []
+        train = []
+        if self.baseline:
+            try:
+                train = read_split(self.root, splits(self.train_split), self.image_root)
+            except DatasetError as err:
+                notes.append(f"no random-train-image baseline: {err} (give --train_split)")
         picks = [rng.choice(train).path for _ in items] if train else []
         bs = self.batch_size
         texts = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)
@@ -95,11 +102,11 @@ class CocoT2i(Task):
         failed = [g[1] is None for g in gathered]
         gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
         baselines = {}
-        if self.baseline:
-            perm = derangement(n, self.seed)
-            if perm is not None:
-                baselines["shuffled"] = System("the generated images scored against other items' captions (chance)",
-                                               {"clip_score": mean_of(cosines(gen, text[perm], failed))})
+        perm = derangement(n, self.seed) if self.baseline else None
+        if perm is not None:
+            baselines["shuffled"] = System("the generated images scored against other items' captions (chance)",
+                                           {"clip_score": mean_of(cosines(gen, text[perm], failed))})
+        if picks:
             baselines["random-train-image"] = System(
                 "a random real training image for each caption",
                 {"clip_score": mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
@@ -107,7 +114,7 @@ class CocoT2i(Task):
         return {"model": {"clip_score": mean_of(cosines(gen, text, failed))}, "baselines": baselines,
                 "reference": System("the real images scored against their own captions",
                                     {"clip_score": mean_of(cosines(real_emb, text))}),
-                "judge": clip.description, "failed_as": "the worst CLIP score, -1", "extra": extra}
+                "judge": clip.description, "failed_as": "the worst CLIP score, -1", "notes": notes, "extra": extra}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []

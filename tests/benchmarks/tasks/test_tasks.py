@@ -215,3 +215,12 @@ def test_prompt_longer_than_the_context_is_counted(demo_corpus, judges, tmp_path
     assert results["n_failed"] == 2 and results["value"] == 1.0  # empty transcripts: every word deleted
     notes = [json.loads(x)["note"] for x in (tmp_path / "out" / "predictions" / "rank0.jsonl").read_text().splitlines()]
     assert all("leaves no room in the context of 48" in n for n in notes)
+
+
+def test_a_missing_training_split_drops_that_baseline_with_a_note(bundle, demo_corpus, judges, tmp_path):
+    results = run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, train_split="nosuch")
+    assert results["baselines"] == {}
+    assert any("no random-train-caption baseline" in n and "--train_split" in n for n in results["notes"])
+    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path / "asr", judges, train_split="nosuch")
+    assert set(results["baselines"]) == {"empty"}
+    assert any("no frequent-words baseline" in n for n in results["notes"])
