@@ -111,16 +111,28 @@ def redraws(n: int, resamples: int = RESAMPLES, seed: int = 0, chunk: int = CHUN
 
 
 def bootstrap_all(statistics: Mapping[str, Statistic], n: int, resamples: int = RESAMPLES,
-                  confidence: float = CONFIDENCE, seed: int = 0) -> dict[str, Estimate]:
-    """Each statistic's value on the evaluated items and its percentile interval, all on the same redraws."""
+                  confidence: float = CONFIDENCE, seed: int = 0,
+                  differences: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Estimate]:
+    """Each statistic's value on the evaluated items and its percentile interval, all on the same redraws.
+
+    ``differences`` names paired differences of two of the statistics ({name: (a, b)} -> a - b per redraw), computed
+    from the values already drawn (each statistic is evaluated once per redraw, however many comparisons use it).
+    """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    differences = dict(differences or {})
+    for name, (a, b) in differences.items():
+        if a not in statistics or b not in statistics:
+            raise KeyError(f"difference {name!r} names unknown statistics {a!r}, {b!r}")
     ones = np.ones((1, n))
-    values = {name: float(stat(ones)[0]) for name, stat in statistics.items()}
-    drawn: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
+    full = {name: float(stat(ones)[0]) for name, stat in statistics.items()}
+    values = {**full, **{name: full[a] - full[b] for name, (a, b) in differences.items()}}
+    drawn: dict[str, list[np.ndarray]] = {name: [] for name in values}
     for weights in redraws(n, resamples, seed):
-        for name, stat in statistics.items():
-            drawn[name].append(np.asarray(stat(weights), dtype=np.float64))
+        chunk = {name: np.asarray(stat(weights), dtype=np.float64) for name, stat in statistics.items()}
+        chunk.update({name: chunk[a] - chunk[b] for name, (a, b) in differences.items()})
+        for name, v in chunk.items():
+            drawn[name].append(v)
     tail = (1 - confidence) / 2 * 100
     out = {}
     for name, parts in drawn.items():
@@ -147,5 +159,6 @@ def beats(diff: Estimate, higher_is_better: bool) -> bool:
 def compare(model: Statistic, baseline: Statistic, n: int, higher_is_better: bool, resamples: int = RESAMPLES,
             confidence: float = CONFIDENCE, seed: int = 0) -> Comparison:
     """Paired bootstrap of model - baseline over the same n items."""
-    diff = bootstrap(difference(model, baseline), n, resamples, confidence, seed)
+    diff = bootstrap_all({"model": model, "baseline": baseline}, n, resamples, confidence, seed,
+                         differences={"diff": ("model", "baseline")})["diff"]
     return Comparison(diff, beats(diff, higher_is_better))

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+WORDS = ("a an the two three red blue green yellow small large old young man woman dog cat bus car train plate table "
+         "street field room on in with next to near of sitting standing riding holding eating parked white black "
+         "wooden grass snow water sky building").split()
 
 
 def synthetic_batch(start: int, count: int, size: int):
@@ -32,7 +35,8 @@ def synthetic_batch(start: int, count: int, size: int):
 
     rng = np.random.default_rng(start)
     images = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
-    texts = [f"a photo of object {start + k} on a table" for k in range(count)]
+    # captions from a fixed vocabulary, like real ones (unique words would grow the BPE tokenizer's word cache)
+    texts = [" ".join(rng.choice(WORDS, 9)) for _ in range(count)]
     return images, texts
 
 
@@ -95,10 +99,13 @@ def main() -> None:
         return
     print(f"CLIP score (tiny shipped judge), {args.size}x{args.size} synthetic images, batches of {args.batch}")
     print(f"{'items':>7} {'mode':>11} {'peak RSS MB':>12} {'growth MB':>10} {'seconds':>8}")
-    rows = [measure(n, "streamed", args.batch, args.size) for n in args.items]
-    rows += [measure(n, "media kept", args.batch, args.size) for n in args.media_kept]
-    for r in rows:
-        print(f"{r['items']:>7} {r['mode']:>11} {r['peak_rss_mb']:>12} {r['growth_mb']:>10} {r['seconds']:>8}")
+    rows = []
+    for mode, counts in (("streamed", args.items), ("media kept", args.media_kept)):
+        for n in counts:
+            r = measure(n, mode, args.batch, args.size)
+            rows.append(r)
+            print(f"{r['items']:>7} {r['mode']:>11} {r['peak_rss_mb']:>12} {r['growth_mb']:>10} {r['seconds']:>8}",
+                  flush=True)
     streamed = [r for r in rows if r["mode"] == "streamed"]
     if len(streamed) > 1:
         lo, hi = streamed[0], streamed[-1]

@@ -536,17 +536,18 @@ class Task:
     def _estimate(self, scored: dict[str, Any], n: int) -> dict[str, Any]:
         """Values, intervals and paired differences of everything ``score`` returned, on shared redraws (rank 0)."""
         statistics: dict[str, stats.Statistic] = {}
+        differences: dict[str, tuple[str, str]] = {}
         for metric, stat in scored["model"].items():
             statistics[f"model/{metric}"] = stat
         for name, system in scored["baselines"].items():
             for metric, stat in system.metrics.items():
                 statistics[f"{name}/{metric}"] = stat
                 if metric in scored["model"]:
-                    statistics[f"{name}/{metric}/difference"] = stats.difference(scored["model"][metric], stat)
+                    differences[f"{name}/{metric}/difference"] = (f"model/{metric}", f"{name}/{metric}")
         if scored.get("reference") is not None:
             for metric, stat in scored["reference"].metrics.items():
                 statistics[f"reference/{metric}"] = stat
-        est = stats.bootstrap_all(statistics, n, resamples=self.resamples, seed=self.seed)
+        est = stats.bootstrap_all(statistics, n, resamples=self.resamples, seed=self.seed, differences=differences)
 
         def block(prefix: str, metrics: Sequence[str]) -> dict[str, Any]:
             return {m: {**est[f"{prefix}/{m}"].to_dict(), "higher_is_better": self.higher_is_better[m]}

@@ -79,3 +79,16 @@ def test_beats_direction_and_shared_redraws():
     both = bootstrap_all({"a": mean_of(x), "b": mean_of(x)}, 10)
     assert both["a"] == both["b"]  # the same redraws for every statistic of one call
     assert both["a"].to_dict() == {"value": 4.5, "interval": [both["a"].low, both["a"].high]}
+
+
+def test_named_differences_equal_the_bootstrap_of_the_difference_statistic():
+    from benchmarks.stats import difference
+
+    rng = np.random.default_rng(5)
+    a, b = mean_of(rng.normal(size=40)), mean_of(rng.normal(size=40))
+    both = bootstrap_all({"a": a, "b": b}, 40, seed=7, differences={"a-b": ("a", "b")})
+    direct = bootstrap(difference(a, b), 40, seed=7)
+    assert both["a-b"].value == pytest.approx(both["a"].value - both["b"].value)
+    assert (both["a-b"].low, both["a-b"].high) == pytest.approx((direct.low, direct.high))
+    with pytest.raises(KeyError, match="unknown statistics"):
+        bootstrap_all({"a": a}, 40, differences={"x": ("a", "c")})
