@@ -197,8 +197,8 @@ class CLAPScore(ObjectStateMetric):
             raise ValueError(f"CLAPScore.update: {len(audio)} audio clips but {len(texts)} texts")
         if not texts:
             return
-        self.audio_features.append(self.embed_audio(audio, sample_rate).cpu())
-        self.text_features.append(self.embed_texts(texts).cpu())
+        self.append_rows("audio_features", self.embed_audio(audio, sample_rate).cpu())
+        self.append_rows("text_features", self.embed_texts(texts).cpu())
 
     def compute(self) -> Tensor:
         if not self.text_features:

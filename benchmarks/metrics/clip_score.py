@@ -108,8 +108,8 @@ class CLIPScore(ObjectStateMetric):
             raise ValueError(f"CLIPScore.update: {len(images)} images but {len(texts)} texts")
         if not texts:
             return
-        self.image_features.append(self.embed_images(images).cpu())
-        self.text_features.append(self.embed_texts(texts).cpu())
+        self.append_rows("image_features", self.embed_images(images).cpu())
+        self.append_rows("text_features", self.embed_texts(texts).cpu())
 
     def compute(self) -> Tensor:
         if not self.text_features:
