@@ -657,16 +657,19 @@ def cosines(a: np.ndarray, b: np.ndarray, failed: Sequence[bool] | None = None) 
     return out
 
 
-def embed_in_batches(embed: Callable[[list[Any]], torch.Tensor], inputs: Mapping[int, Any], batch_size: int,
-                     dim: int | None = None) -> dict[int, np.ndarray]:
-    """{index: embedding} of ``inputs`` ({index: input}), ``batch_size`` at a time (media is read per batch)."""
-    out: dict[int, np.ndarray] = {}
+def embed_in_batches(embed: Callable[[list[Any]], torch.Tensor], inputs: Mapping[int, Any],
+                     batch_size: int) -> dict[int, np.ndarray]:
+    """{index: embedding} of ``inputs`` ({index: input}), ``batch_size`` at a time (media are read per batch). The
+    embeddings are rows of one matrix (one allocation, not one per item)."""
     order = list(inputs)
+    matrix: np.ndarray | None = None
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
         emb = embed([inputs[i] for i in batch]).float().cpu().numpy()
-        out.update(zip(batch, emb, strict=True))
-    return out
+        if matrix is None:
+            matrix = np.empty((len(order), *emb.shape[1:]), dtype=np.float32)
+        matrix[start:start + len(batch)] = emb
+    return {} if matrix is None else dict(zip(order, matrix, strict=True))
 
 
 def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
