@@ -24,7 +24,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +37,8 @@ from tqdm import tqdm
 
 from anygpt.data.readers import DatasetError
 from anygpt.htmlpage import HtmlPage
-from anygpt.media import MEDIA_KINDS, MediaKind
+from anygpt.media import MEDIA_KINDS, MediaKind, kind_of_file
+from anygpt.modalities.registry import media_kind_of
 from benchmarks import stats
 from benchmarks.tasks.cache import FileHashes, cache_key, manifest, model_files
 
@@ -110,22 +110,6 @@ def safe_name(key: str) -> str:
     return keep[:80] + "-" + hashlib.sha1(key.encode()).hexdigest()[:8]
 
 
-def media_kind_of(path: str | Path) -> MediaKind | None:
-    """The media kind a file's suffix says it is (how report cells are shown)."""
-    return next((kind for kind in MEDIA_KINDS.values() if kind.accepts(path)), None)
-
-
-def output_media_kind(modality: str, tokenizer: Any) -> MediaKind:
-    """The media kind a modality's outputs are written as: the tokenizer's own ``media_kind`` when it declares one,
-    else image for the image modality and audio for the others (speech, music)."""
-    declared = getattr(tokenizer, "media_kind", None)
-    if isinstance(declared, MediaKind):
-        return declared
-    if isinstance(declared, str) and declared in MEDIA_KINDS:
-        return MEDIA_KINDS[declared]
-    return MEDIA_KINDS["image" if modality == "image" else "audio"]
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Predictions, report rows, scored systems
 # ----------------------------------------------------------------------------------------------------------------------
@@ -156,9 +140,11 @@ class Row:
         self.cells.append((label, value, "text"))
         return self
 
-    def media(self, label: str, path: str | Path | None, kind: MediaKind | None = None) -> Row:
-        """A media file (None: the model produced none); its kind comes from ``kind`` or the file's suffix."""
-        found = kind or (media_kind_of(path) if path is not None else None)
+    def media(self, label: str, path: str | Path | None, modality: str | None = None) -> Row:
+        """A media file (None: the model produced none), shown as the media kind of ``modality`` (a registered
+        modality's name), or else the kind its suffix says."""
+        found: MediaKind | None = media_kind_of(modality) if modality is not None else None
+        found = found or (kind_of_file(path) if path is not None else None)
         self.cells.append((label, path, found.name if found else "download"))
         return self
 
@@ -339,9 +325,9 @@ class Task:
                              f"{list(model.vocab.modalities) or 'text'}: evaluate a checkpoint trained with "
                              f"{', '.join(missing)}")
         speech = model.tokenizers.get("speech")
-        if self.output == "speech" and speech is not None and hasattr(speech, "soundstorm"):
+        if self.output == "speech" and speech is not None and hasattr(speech.codec, "soundstorm"):
             try:
-                speech.soundstorm  # noqa: B018  (raises when none is attached)
+                speech.codec.soundstorm  # noqa: B018  (raises when none is attached)
             except RuntimeError as err:
                 raise ValueError(f"{self.ckpt}: the speech tokenizer cannot turn generated tokens into audio: "
                                  f"{err}") from None
@@ -520,11 +506,9 @@ class Task:
         if not media or media[0].data is None or media[0].data.numel() == 0:
             note = media[0].note if media else f"no {self.output} span generated"
             return Prediction(key, note=note or f"empty {self.output}")
-        tokenizer = self.model.tokenizers[self.output]
-        kind = output_media_kind(self.output, tokenizer)
-        path = self.media_dir / "predictions" / f"{safe_name(key)}{kind.suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tokenizer.save(media[0].data, path)
+        modality = self.model.tokenizers[self.output]
+        path = self.media_dir / "predictions" / f"{safe_name(key)}{modality.media.suffix}"
+        modality.write(media[0].data, path)
         return Prediction(key, path=str(path), note=media[0].note)
 
     def decoding(self) -> dict[str, Any]:
@@ -637,13 +621,7 @@ class Task:
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
             path = copy
-        media = MEDIA_KINDS.get(kind)
-        if media is not None and media.html == "img":
-            return HtmlPage.media(path, "image", self.out_dir)
-        if media is not None and media.html == "audio":
-            return HtmlPage.media(path, "audio", self.out_dir)
-        rel = Path(os.path.relpath(path, self.out_dir)).as_posix()
-        return f'<a href="{HtmlPage.text(rel)}">{HtmlPage.text(path.name)}</a>'
+        return HtmlPage.media(path, MEDIA_KINDS.get(kind), self.out_dir)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -19,10 +19,9 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import anygpt
+from anygpt.assets import SCHEME, asset_path, assets_dir
 
-SHIPPED_TOKENIZERS = Path(anygpt.__file__).resolve().parent / "assets" / "tokenizers"
-ASSETS_SCHEME = "anygpt-assets:"
+SHIPPED_TOKENIZERS = assets_dir() / "tokenizers"
 
 
 class FileHashes:
@@ -82,18 +81,23 @@ def _named_paths(json_file: Path) -> list[Path]:
         elif isinstance(value, list):
             for v in value:
                 walk(v)
-        elif isinstance(value, str) and value and ("/" in value or value.startswith(ASSETS_SCHEME)):
-            name = value.removeprefix(ASSETS_SCHEME)
-            for candidate in (Path(name), json_file.parent / name, SHIPPED_TOKENIZERS / name):
-                if candidate.exists():
-                    found.append(candidate)
-                    break
+        elif isinstance(value, str) and value.strip(". /"):
+            candidates = [asset_path(value)] if value.startswith(SCHEME) else [
+                json_file.parent / value, SHIPPED_TOKENIZERS / value]
+            if "/" in value:  # a relative path with folders may be relative to where the run starts
+                candidates.append(Path(value))
+            for candidate in candidates:
+                try:
+                    if candidate.exists():
+                        found.append(candidate)
+                except (OSError, ValueError):  # not a possible path name (too long, NUL bytes)
+                    continue
 
     walk(config)
     return found
 
 
-def model_files(ckpt: str | Path, tokenizer_paths: Iterable[str | None]) -> list[Path]:
+def model_files(ckpt: str | Path, tokenizer_paths: Iterable[str | Path | None]) -> list[Path]:
     """Every file that defines the model: the checkpoint, each tokenizer's folder or file (the shipped tokenizers when
     one uses its default weights), and the files those tokenizer configs name."""
     roots = [Path(ckpt)]

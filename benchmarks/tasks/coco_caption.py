@@ -99,7 +99,7 @@ class CocoCaption(Task):
                 "notes": notes, "extra": extra}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
-        return [Row().media("image", items[i].path).text("generated caption", preds[i].text)
+        return [Row().media("image", items[i].path, "image").text("generated caption", preds[i].text)
                 .text("baseline caption", extra.get(i, {}).get("baseline caption", ""))
                 .text("references", items[i].captions) for i in indices]
 

@@ -119,10 +119,10 @@ class CocoT2i(Task):
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []
         for i in indices:
-            row = Row().text("caption", items[i].caption).media("generated image", preds[i].path)
-            row.media("real image", items[i].path)
+            row = Row().text("caption", items[i].caption).media("generated image", preds[i].path, "image")
+            row.media("real image", items[i].path, "image")
             if extra:
-                row.media("random training image (baseline)", extra[i]["baseline image"])
+                row.media("random training image (baseline)", extra[i]["baseline image"], "image")
             rows.append(row.text("note", preds[i].note or ""))
         return rows
 

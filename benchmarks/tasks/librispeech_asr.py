@@ -106,7 +106,7 @@ class LibrispeechAsr(Task):
                 "failed_as": "an empty transcript (every word deleted)"}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
-        return [Row().media("speech", items[i].path).text("transcript", preds[i].text)
+        return [Row().media("speech", items[i].path, "speech").text("transcript", preds[i].text)
                 .text("reference", items[i].text) for i in indices]
 
 

@@ -141,7 +141,7 @@ class MusiccapsCaption(Task):
                 "judge": judge.description, "failed_as": "an empty caption", "notes": notes, "extra": extra}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
-        return [Row().media("music", items[i].path).text("generated caption", preds[i].text)
+        return [Row().media("music", items[i].path, "music").text("generated caption", preds[i].text)
                 .text("random training caption (baseline)", extra.get(i, {}).get("baseline caption", ""))
                 .text("reference caption", items[i].caption) for i in indices]
 

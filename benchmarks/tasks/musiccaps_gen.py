@@ -97,10 +97,10 @@ class MusiccapsGen(Task):
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []
         for i in indices:
-            row = Row().text("caption", items[i].caption).media("generated music", preds[i].path)
-            row.media("real clip", items[i].path)
+            row = Row().text("caption", items[i].caption).media("generated music", preds[i].path, "music")
+            row.media("real clip", items[i].path, "music")
             if extra:
-                row.media("random training clip (baseline)", extra[i]["baseline clip"])
+                row.media("random training clip (baseline)", extra[i]["baseline clip"], "music")
             rows.append(row.text("note", preds[i].note or ""))
         return rows
 

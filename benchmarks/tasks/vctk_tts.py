@@ -113,8 +113,8 @@ class VctkTts(Task):
 
     def _prompt_audio(self, item: TtsItem) -> torch.Tensor:
         tok = self.model.tokenizers["speech"]
-        wav = tok.load(item.voice.path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
-        return wav[..., : int(self.prompt_seconds * tok.sample_rate)]
+        wav = tok.read(item.voice.path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
+        return wav[..., : int(self.prompt_seconds * tok.codec.sample_rate)]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
         prompts = [self.prompt(self.instruction, [it.target.text], "text2x") for it in items]
@@ -185,10 +185,11 @@ class VctkTts(Task):
                 "extra": extra}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
-        return [Row().text("text", items[i].target.text).media("voice prompt", items[i].voice.path)
-                .media("generated speech", preds[i].path).text("judge transcript", extra[i]["judge transcript"])
-                .media("real recording (reference)", items[i].target.path)
-                .media("another speaker (baseline)", items[i].other.path if items[i].other else None)
+        return [Row().text("text", items[i].target.text).media("voice prompt", items[i].voice.path, "speech")
+                .media("generated speech", preds[i].path, "speech")
+                .text("judge transcript", extra[i]["judge transcript"])
+                .media("real recording (reference)", items[i].target.path, "speech")
+                .media("another speaker (baseline)", items[i].other.path if items[i].other else None, "speech")
                 .text("note", preds[i].note or "") for i in indices]
 
 

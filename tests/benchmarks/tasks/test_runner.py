@@ -84,10 +84,10 @@ def test_empty_and_sampled_rows():
     assert sample_rows(3, 12) == [0, 1, 2] and sample_rows(100, 4) == [0, 25, 50, 75]
 
 
-def test_report_cells_follow_the_media_kind_of_the_file():
+def test_report_cells_follow_the_modalitys_media_kind_else_the_suffix():
     row = Row().text("caption", "a cat").media("image", "x.png").media("speech", "y.flac").media("depth", "z.npy")
-    row.media("nothing", None)
-    assert [kind for _, _, kind in row.cells] == ["text", "image", "audio", "array", "download"]
+    row.media("nothing", None).media("generated music", "clip.bin", "music").media("drawing", "x.jpg", "image")
+    assert [kind for _, _, kind in row.cells] == ["text", "image", "audio", "array", "download", "audio", "image"]
 
 
 def test_options_command_and_cache_key_cover_every_option():
