@@ -150,7 +150,7 @@ class VctkTts(Task):
                     if wavs[k] is None:
                         cos = WORST_COSINE
                     else:
-                        emb = similarity.embed([wavs[k][0]], wavs[k][1])[0]
+                        emb = prompt_emb[k] if name == "prompt" else similarity.embed([wavs[k][0]], wavs[k][1])[0]
                         cos = float(torch.nn.functional.cosine_similarity(emb, prompt_emb[k], dim=0))
                     local.setdefault(i, {})[name] = (errors[k], words[k], cos, said[k])
         gathered = self.gather(local, n)
