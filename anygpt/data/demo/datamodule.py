@@ -123,7 +123,8 @@ class DemoDataModule(AnyGPTDataModule):
                  pair_train_on: str = "all",
                  max_length: int = 512, batch_size: int = 8,
                  batches_per_epoch: int = 200, val_batches: int = 5, num_workers: int = 0,
-                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0) -> None:
+                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0,
+                 shuffle_buffer: int = 1000) -> None:
         weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         directions = {"image": 0.5, "speech": 0.5, "music": 0.5, **(x2text_prob or {})}
         unknown = (set(weights) | set(directions)) - set(DEFAULT_WEIGHTS)
@@ -150,6 +151,6 @@ class DemoDataModule(AnyGPTDataModule):
             super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
                              val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
                              batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
-                             instruction_tokens=instruction_tokens, seed=seed)
+                             instruction_tokens=instruction_tokens, seed=seed, shuffle_buffer=shuffle_buffer)
         self.hparams.update({"root": str(root), "scale": scale, "corpus_seed": corpus_seed,
                              "tokenizers": self.tokenizer_refs})
