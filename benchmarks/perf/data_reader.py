@@ -9,10 +9,10 @@ music 5 s = [4, 250] Encodec codes, captions of ~15 words), then measures, round
   stream     `SampleStream` over the same shards (shard order per pass, reader split), without and with the
              shuffle buffer, samples/s
   full       `MixtureStream`: streams + templates + packing into max-length blocks + collation, without and with
-             the buffer (per source), samples/s and tokens/s
+             the buffer (per source): steady samples/s and tokens/s after the first batch, and the wait for the
+             first batch (with a buffer: filling ``--buffer`` samples per source, as every epoch start does)
 The ratios against the reference (samples/s) say what our checks, the buffer and the templating cost on top of plain
-webdataset reading; tokens/s of ``full`` is what one loader worker feeds a trainer. The buffered runs include
-filling the buffer (``--buffer`` samples per source before the first one leaves), as every epoch start does.
+webdataset reading; tokens/s of ``full`` is what one loader worker feeds a trainer.
 """
 
 from __future__ import annotations
@@ -94,17 +94,23 @@ def main() -> None:
             return n / (time.perf_counter() - start)
 
         tokens_per_s: dict[int, list[float]] = {0: [], args.buffer: []}
+        first_batch_s: dict[int, list[float]] = {0: [], args.buffer: []}
 
         def full(buffer: int) -> float:
+            """Steady-state samples/s after the first batch (whose wait, the buffer fill, is reported apart)."""
             sources = [Source(str(root / m)) for m in ("image", "speech", "music")]
-            batches = max(1, args.samples * 600 // args.max_length)  # ~ one pass worth of tokens
+            batches = max(2, args.samples * 600 // args.max_length)  # ~ one pass worth of tokens
             mixture = MixtureStream(sources, renderer, args.max_length, 1, batches, shuffle_buffer=buffer)
-            start, tokens, samples = time.perf_counter(), 0, 0
+            start, tokens, samples, first = time.perf_counter(), 0, 0, None
             bos = vocab.text.bos_id
             for batch in mixture:
+                if first is None:
+                    first = time.perf_counter()
+                    first_batch_s[buffer].append(first - start)
+                    continue
                 tokens += int(batch["loss_mask"].sum()) + int((batch["input_ids"] == bos).sum())
                 samples += int((batch["input_ids"] == bos).sum())
-            elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - first
             tokens_per_s[buffer].append(tokens / elapsed)
             return samples / elapsed
 
@@ -127,7 +133,8 @@ def main() -> None:
             line = f"{label:<36} {med[name]:9.0f} samples/s  ratio {med[name] / ref:.2f}"
             if name.startswith("full"):
                 buffer = args.buffer if name.endswith("buffer") else 0
-                line += f"  = {statistics.median(tokens_per_s[buffer]):,.0f} tokens/s"
+                line += (f"  = {statistics.median(tokens_per_s[buffer]):,.0f} tokens/s, first batch after "
+                         f"{statistics.median(first_batch_s[buffer]):.2f} s")
             print(line)
         print(f"buffer cost: stream {med['stream+buffer'] / med['stream']:.2f}x, full "
               f"{med['full+buffer'] / med['full']:.2f}x the samples/s without it")

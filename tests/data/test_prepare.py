@@ -169,7 +169,7 @@ def test_files_shared_between_sources_are_encoded_once(music_dataset, monkeypatc
     sources = {"pairs": MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train"),
                "chat": AnyInstruct(str(root / "dialogues.json"))}
     summary = prepare(sources, {"music": str(root / "tok")}, out=str(root / "shards"), chunk_size=4, num_workers=0,
-                      accelerator="cpu", progress=False)
+                      accelerator="cpu", progress=False, share_media=True)
     assert summary["chat"] == {**summary["chat"], "samples": 3, "skipped": 2}  # corrupt file, duplicate id
     report = json.loads((root / "shards" / "chat" / "prepare_report.json").read_text())["skipped"]
     assert {r["item"]: r["reason"].split(":")[0] for r in report} == {"anyinstruct-d3": "cannot load " + str(

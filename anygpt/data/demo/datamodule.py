@@ -56,7 +56,7 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
     for clip in readers.read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", report=report):
         yield clip.caption
     for path in sorted((corpus / "anyinstruct").glob("*.jsonl")):
-        for dialogue in readers.read_anyinstruct(path, report=report, check_files=False):
+        for dialogue in readers.read_anyinstruct(path, report=report, check_files=False, root=corpus):
             for user, assistant in dialogue.turns:
                 yield readers.MEDIA_PATTERN.sub(" ", user)
                 if assistant:
@@ -89,10 +89,11 @@ def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: in
             sources[f"image-{split}"] = CocoKarpathy(str(corpus / "coco" / "dataset_coco.json"), split=split)
             sources[f"speech-{split}"] = LibriSpeech(str(corpus / "librispeech"), split=LIBRISPEECH_SPLITS[split])
             sources[f"music-{split}"] = MusicCaps(str(corpus / "musiccaps" / "musiccaps.csv"), split=split)
-            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"))
+            # dialogues name the pair datasets' files (../coco/...): the corpus is their dataset root
+            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"), root=str(corpus))
         shards = root / "shards"
         prepare(sources, tokenizers, out=str(shards), chunk_size=500, batch_size=32, num_workers=prepare_workers,
-                accelerator="cpu", devices=1)
+                accelerator="cpu", devices=1, share_media=True)
     info = {"corpus": str(corpus), "text_tokenizer": str(text_dir), "shards": str(shards), "tokenizers": tokenizers,
             "corpus_counts": manifest.get("counts")}
     (root / "demo_data.json").write_text(json.dumps(info, indent=2))
