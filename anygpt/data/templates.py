@@ -289,7 +289,8 @@ class TemplateRenderer:
         return self._wrap(body, True)
 
     def render_conversation(self, sample: Sample, train_on: str = "assistant") -> Rendered:
-        """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>``), ``"all"`` on all."""
+        """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>`` and the closing ``</s>``
+        after the last one), ``"all"`` on all."""
         if train_on not in ("assistant", "all"):
             raise ValueError(f"train_on must be 'assistant' or 'all', got {train_on!r}")
         every = train_on == "all"
@@ -313,9 +314,11 @@ class TemplateRenderer:
                 prompt = "\n"
             else:
                 raise ValueError(f"sample {sample.key} of {sample.shard}: unknown role {role!r} (user/assistant)")
-        if prompt and prompt != "\n":  # a trailing user turn without reply: context only
+        ends_with_reply = prompt == "\n"
+        if prompt and not ends_with_reply:  # a trailing user turn without reply: context only
             body.add(self.encode(prompt, sample), every)
-        return self._wrap(body, every)
+        # The closing </s> after the last reply is a target, as in the release's SFT masking.
+        return self._wrap(body, every or ends_with_reply)
 
     def render(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5, train_on: str = "all") -> Rendered:
         """Pick the template from the sample: ``conversation`` -> chat, ``task == "interleaved"`` -> document,
