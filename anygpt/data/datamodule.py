@@ -135,12 +135,15 @@ class MixtureStream(IterableDataset):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)
         self.stats.load_state_dict(state.pop("stats", {}))
-        if "sources" not in state:
-            raise ValueError("this data position was saved by an older anygpt (before shuffled streams); it cannot "
-                             "be restored exactly: resume without the loader state or restart the epoch")
+        self._streams = []
+        if "sources" not in state:  # saved before shuffled streams: no per-source position to restore
+            warnings.warn("the checkpoint's data position was saved by an older anygpt (before shuffled streams); the "
+                          f"data stream restarts epoch {state.get('epoch', self.epoch)} from its beginning",
+                          stacklevel=2)
+            self._state, self._restore = None, None
+            return
         self._restore = state.pop("sources")
         self._state = state
-        self._streams = []
 
     def __len__(self) -> int:
         return self.batches_per_epoch

@@ -145,3 +145,14 @@ def test_over_long_samples_are_cut_counted_and_warned_about_sparingly(corpus):
     messages = [str(w.message) for w in caught if "truncated" in str(w.message)]
     assert len(messages) == 3 + sum(1 for p in (10, 100, 1000) if count >= p)
     assert "so far" in messages[-1] and "raise max_length" in messages[-1]
+
+
+def test_a_position_saved_before_shuffled_streams_restarts_the_epoch(corpus):
+    dm = datamodule(corpus)
+    stream = dm._stream(dm.sources, 5, 0, shuffle=True)
+    old = {"epoch": 0, "batches": 2, "rng": [3, [0] * 625, None], "shards": [None] * 3, "consumed": [0] * 3,
+           "pending": None, "order": [0] * 3, "stats": {}}
+    with pytest.warns(UserWarning, match="restarts epoch 0 from its beginning"):
+        stream.load_state_dict(old)
+    fresh = dm._stream(dm.sources, 5, 0, shuffle=True)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(stream, fresh, strict=True))
