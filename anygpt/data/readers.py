@@ -42,17 +42,19 @@ class OutsideRootError(DatasetError):
 
 
 def resolve_inside(root: str | Path, ref: str | Path, allow_outside_root: bool = False,
-                   base: str | Path | None = None) -> Path:
+                   base: str | Path | None = None) -> str:
     """``base / ref`` (``base`` defaults to ``root``) with ``..`` collapsed; refuses (`OutsideRootError`) an absolute
-    ``ref`` or one that lands outside ``root``, unless ``allow_outside_root``."""
-    ref_path = Path(ref)
-    path = Path(os.path.normpath(Path(base if base is not None else root) / ref_path))
+    ``ref`` or one that lands outside ``root``, unless ``allow_outside_root``.
+
+    Strings, not `Path`: Python interns every component of every `Path` it builds, a table that would grow with each
+    of the millions of file names a large corpus has."""
+    ref = os.fspath(ref)
+    path = os.path.normpath(os.path.join(os.fspath(base if base is not None else root), ref))
     if allow_outside_root:
         return path
-    base = os.path.normpath(os.path.abspath(root))
-    inside = os.path.normpath(os.path.abspath(path))
-    if ref_path.is_absolute() or os.path.commonpath([base, inside]) != base:
-        raise OutsideRootError(f"media reference {str(ref)!r} leaves the dataset root {root}: not read. Move the file "
+    top = os.path.normpath(os.path.abspath(root))
+    if os.path.isabs(ref) or os.path.commonpath([top, os.path.abspath(path)]) != top:
+        raise OutsideRootError(f"media reference {ref!r} leaves the dataset root {root}: not read. Move the file "
                                "under the root, or pass --allow_outside_root (prepare) if you trust this dataset")
     return path
 
@@ -107,7 +109,7 @@ def _as_splits(split: str | Sequence[str] | None) -> set[str] | None:
 @dataclass
 class CaptionedImage:
     image_id: int  # Karpathy "imgid" (or "cocoid" when imgid is absent)
-    path: Path
+    path: Path | str  # str from the JourneyDB reader (millions of files): see `resolve_inside`
     split: str
     captions: list[str]
     cocoid: int | None = None
@@ -146,7 +148,8 @@ def read_coco_karpathy(
             if wanted is not None and entry_split not in wanted:
                 continue
             captions = [s["raw"].strip() for s in entry["sentences"]]
-            path = resolve_inside(root, Path(entry.get("filepath", "")) / entry["filename"], allow_outside_root)
+            path = Path(resolve_inside(root, os.path.join(entry.get("filepath", ""), entry["filename"]),
+                                       allow_outside_root))
             image_id = int(entry["imgid"] if "imgid" in entry else entry["cocoid"])
         except OutsideRootError as e:
             _bad(report, where, str(e))
@@ -176,7 +179,7 @@ def read_coco_karpathy(
 class Utterance:
     utt_id: str
     speaker: str
-    path: Path
+    path: Path | str  # str from the readers of the large corpora (MLS, Common Voice): see `resolve_inside`
     text: str
     chapter: str | None = None
     split: str | None = None
@@ -231,6 +234,14 @@ def read_librispeech(
                     )
         if n_trans == 0:
             raise DatasetError(f"no <speaker>/<chapter>/*.trans.txt files under {split_dir}: not a LibriSpeech split")
+
+
+def _find_audio_file(stem: str) -> str | None:
+    """`_find_audio` on strings (large corpora: no `Path` per file)."""
+    for ext in AUDIO_EXTENSIONS:
+        if os.path.isfile(stem + ext):
+            return stem + ext
+    return None
 
 
 def _find_audio(stem: Path) -> Path | None:
@@ -397,8 +408,8 @@ def parse_media(message: str, media_root: Path, root: Path | None = None,
     """Media placeholders of a message, in order; paths resolve against ``media_root`` and must stay inside ``root``
     (default: ``media_root``), else `OutsideRootError`."""
     return [
-        MediaRef(m.group(1), resolve_inside(root if root is not None else media_root, m.group(2).strip(),
-                                            allow_outside_root, base=media_root), m.group(2).strip())
+        MediaRef(m.group(1), Path(resolve_inside(root if root is not None else media_root, m.group(2).strip(),
+                                                 allow_outside_root, base=media_root)), m.group(2).strip())
         for m in MEDIA_PATTERN.finditer(message)
     ]
 
@@ -521,7 +532,7 @@ def read_mls(root: Path, split: str = "train", report: SkipReport | None = None)
     root = _require_dir(Path(root), "MLS root")
     split_dir = _require_dir(root / split, f"MLS split '{split}'")
     transcripts = _require_file(split_dir / "transcripts.txt", "MLS transcripts")
-    audio_root = split_dir / "audio"
+    audio_root = os.path.join(split_dir, "audio")
     for where, line in iter_lines(transcripts):
         if not line.strip():
             continue
@@ -534,9 +545,10 @@ def read_mls(root: Path, split: str = "train", report: SkipReport | None = None)
             _bad(report, where, "no transcript after the utterance id (expected a tab, then the text)")
             continue
         speaker, book, _ = match.groups()
-        audio = _find_audio(audio_root / speaker / book / utt_id.strip())
+        folder = os.path.join(audio_root, speaker, book)
+        audio = _find_audio_file(os.path.join(folder, utt_id.strip()))
         if audio is None:
-            _bad(report, where, f"transcript without audio: no {utt_id}.flac/.opus in {audio_root / speaker / book}")
+            _bad(report, where, f"transcript without audio: no {utt_id}.flac/.opus in {folder}")
             continue
         yield Utterance(utt_id.strip(), speaker, audio, text.strip(), book, split)
 
@@ -567,10 +579,11 @@ def read_common_voice(root: Path, split: str = "train", report: SkipReport | Non
             except OutsideRootError as e:
                 _bad(report, where, str(e))
                 continue
-            if not audio.is_file():
+            if not os.path.isfile(audio):
                 _bad(report, where, f"clip not found: {audio}")
                 continue
-            yield Utterance(Path(clip).stem, (row.get("client_id") or "").strip(), audio, text, None, split)
+            utt_id = os.path.splitext(os.path.basename(clip))[0]
+            yield Utterance(utt_id, (row.get("client_id") or "").strip(), audio, text, None, split)
 
 
 # --------------------------------------------------------------------------------------------------- GigaSpeech
@@ -582,7 +595,7 @@ GIGASPEECH_GARBAGE = ("<SIL>", "<MUSIC>", "<NOISE>", "<OTHER>")
 class AudioSegment:
     """A time range of a long recording (GigaSpeech podcasts and videos); ``prepare`` cuts it out when loading."""
 
-    path: Path
+    path: str
     begin: float  # seconds
     end: float
 
@@ -660,7 +673,7 @@ def read_gigaspeech(json_path: Path, subsets: str | Sequence[str] = "XL", report
         mine = [s for s in segments if isinstance(s, dict) and wanted & set(s.get("subsets") or ())]
         if not mine:
             continue
-        if not path.is_file():
+        if not os.path.isfile(path):
             _bad(report, where, f"recording {path} not found ({len(mine)} segment(s) of {aid} skipped); download "
                                 "the audio or drop it from the metadata")
             continue
@@ -690,7 +703,7 @@ class InterleavedDocument:
 
     id: str
     sentences: list[str]
-    images: list[tuple[int, Path]]  # (matched_text_index, image file), in document order
+    images: list[tuple[int, str]]  # (matched_text_index, image file), in document order
     url: str = ""
 
 
@@ -703,6 +716,7 @@ def read_mmc4(paths: Sequence[Path], image_dir: Path, report: SkipReport | None 
     image_dir = _require_dir(Path(image_dir), "MMC4 image folder")
     for path in paths:
         path = _require_file(Path(path), "MMC4 documents")
+        stem = path.name.split(".")[0]
         for where, row in iter_jsonl(path, report):
             try:
                 sentences = [str(t) for t in row["text_list"]]
@@ -718,7 +732,7 @@ def read_mmc4(paths: Sequence[Path], image_dir: Path, report: SkipReport | None 
                     if not 0 <= index < len(sentences):
                         raise ValueError(f"image {name} matches sentence {index} of {len(sentences)}")
                     file = resolve_inside(image_dir, name, allow_outside_root)
-                    (images if file.is_file() else absent).append((index, file))
+                    (images if os.path.isfile(file) else absent).append((index, file))
             except (OutsideRootError, ValueError) as e:
                 _bad(report, where, str(e))
                 continue
@@ -728,8 +742,8 @@ def read_mmc4(paths: Sequence[Path], image_dir: Path, report: SkipReport | None 
                 continue
             if absent and report is not None:
                 report.add(where, f"{len(absent)} of {len(refs)} images not in {image_dir}, left out of the document: "
-                                  f"{', '.join(p.name for _, p in absent[:5])}")
-            doc_id = f"{Path(path).name.split('.')[0]}-{where.rsplit(':', 1)[1]}"
+                                  f"{', '.join(os.path.basename(p) for _, p in absent[:5])}")
+            doc_id = f"{stem}-{where.rsplit(':', 1)[1]}"
             yield InterleavedDocument(doc_id, sentences, images, str(row.get("url", "")))
 
 
@@ -759,7 +773,7 @@ def read_journeydb(json_path: Path, image_dir: Path | None = None, text: str = "
             field_name = "Task2.Caption" if text == "caption" else "prompt"
             _bad(report, where, f"malformed row ({type(e).__name__}: {e}); needs img_path and {field_name}")
             continue
-        if not path.is_file():
+        if not os.path.isfile(path):
             _bad(report, where, f"image not found: {path} (extract its imgs/NNN.tgz archive into {image_dir})")
             continue
         yield CaptionedImage(k, path, "train", [value.strip()], None, {"img_path": ref})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -103,7 +104,7 @@ def _decode_media(value: Any) -> MediaSource:
     if isinstance(value, str):
         return value
     path, begin, end = value["segment"]
-    return AudioSegment(Path(path), float(begin), float(end))
+    return AudioSegment(path, float(begin), float(end))
 
 
 class SpooledChunk(Sequence):
@@ -244,7 +245,8 @@ class JourneyDB(RawSource):
             meta: dict[str, Any] = {"task": "caption", "text": rec.captions[0], "source": self.name, "id": ref}
             if self.x2text_prob is not None:
                 meta["x2text_prob"] = self.x2text_prob
-            yield RawItem(sample_key(self.name, Path(ref).parent.name, Path(ref).stem), meta,
+            folder, name = os.path.split(os.path.normpath(ref))
+            yield RawItem(sample_key(self.name, os.path.basename(folder), os.path.splitext(name)[0]), meta,
                           {"image0": ("image", str(rec.path))})
 
 
@@ -461,7 +463,7 @@ class AudioCaptionCsv(RawSource):
                 except readers.OutsideRootError as err:
                     report.add(where, str(err))
                     continue
-                if not path.is_file():
+                if not os.path.isfile(path):
                     report.add(where, f"audio file not found: {path}")
                     continue
                 meta: dict[str, Any] = {"task": self.task, "text": text, "source": self.name, "id": audio}
