@@ -359,10 +359,17 @@ class SampleStream:
         self.read_all = False  # fallback when a pass holds fewer samples than readers
         self._buffer: list[Sample] | None = []  # None: to be re-read from `refs` (after load_state_dict)
         self._open: tuple[int, int, Iterator[dict[str, Any]]] | None = None  # (url index, next raw index, iterator)
+        self._plan: tuple[tuple[int, bool], list[tuple[int, int]]] | None = None  # the current pass's shards
 
     # -- the plan of a pass --------------------------------------------------------------------------------------------
     def pass_shards(self, pass_index: int) -> list[tuple[int, int]]:
         """This reader's shards in pass ``pass_index``: (url index, position in the pass's order) pairs."""
+        key = (pass_index, self.read_all)
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, self._draw_pass(pass_index))
+        return self._plan[1]
+
+    def _draw_pass(self, pass_index: int) -> list[tuple[int, int]]:
         order = list(range(len(self.urls)))
         if self.shuffle_shards:
             random.Random(f"{self.seed}-shards-pass-{pass_index}").shuffle(order)
