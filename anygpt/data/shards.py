@@ -318,9 +318,11 @@ class SampleStream:
 
     Every pass over the source lists its shards in an order drawn from ``seed`` and the pass number (the same order on
     every reader) and splits it among the ``readers``: with at least as many shards as readers each reader takes
-    every ``readers``-th shard; with fewer, each reader reads every shard and keeps every ``readers``-th sample. Either
-    way a pass hands each sample to exactly one reader. Samples then go through a buffer of ``shuffle_buffer`` samples
-    from which they leave in random order (webdataset's ``shuffle``), so consecutive samples rarely share a shard.
+    every ``readers``-th shard; with fewer, each shard is shared by a few readers (reader ``r`` reads shard
+    ``r % shards`` and keeps one residue class of its samples), so no reader reads more than its share of shards.
+    Either way a pass hands each sample to exactly one reader. Samples then go through a buffer of ``shuffle_buffer``
+    samples from which they leave in random order (webdataset's ``shuffle``), so consecutive samples rarely share a
+    shard.
 
     The position (`state_dict`) is a few integers plus the buffer as (shard, sample index) references, never the
     samples themselves: restoring it re-reads the referenced samples and continues exactly where the stream stopped.
@@ -373,16 +375,21 @@ class SampleStream:
         order = list(range(len(self.urls)))
         if self.shuffle_shards:
             random.Random(f"{self.seed}-shards-pass-{pass_index}").shuffle(order)
-        positions = list(enumerate(order))
-        if self.read_all or len(order) < self.readers:
-            return [(url, pos) for pos, url in positions]
-        return [(url, pos) for pos, url in positions[self.reader::self.readers]]
+        if self.read_all:
+            return list(enumerate(order))
+        if len(order) >= self.readers:
+            return [(url, pos) for pos, url in list(enumerate(order))[self.reader::self.readers]]
+        position = self.reader % len(order)  # fewer shards than readers: each shard shared by a few readers
+        return [(order[position], position)]
 
     def _keeps(self, position: int, raw_index: int) -> bool:
-        """Sample-level split (fewer shards than readers): sample i of the shard at ``position`` goes to one reader."""
-        if self.read_all or len(self.urls) >= self.readers:
+        """With fewer shards (``n``) than readers, the shard at ``position`` is shared by the readers ``r`` with
+        ``r % n == position``; each keeps the samples whose index falls in its residue class."""
+        shards = len(self.urls)
+        if self.read_all or shards >= self.readers:
             return True
-        return (raw_index + position) % self.readers == self.reader
+        sharing = self.readers // shards + (position < self.readers % shards)
+        return raw_index % sharing == self.reader // shards
 
     # -- reading -------------------------------------------------------------------------------------------------------
     def _next_raw(self) -> tuple[int, int, dict[str, Any]] | None:

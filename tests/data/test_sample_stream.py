@@ -81,3 +81,18 @@ def test_fewer_samples_than_readers_falls_back_to_reading_everything(tmp_path):
     (empty / "shard-000000.tar").write_bytes(b"")
     with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="no readable sample in a whole pass"):
         next(SampleStream([str(empty / "shard-000000.tar")], "s"))
+
+
+def test_with_fewer_shards_than_readers_each_reader_opens_one_shard(tmp_path, monkeypatch):
+    import anygpt.data.shards as shards
+
+    urls = write(tmp_path, 30, 10)  # 3 shards shared by 7 readers: 3 + 2 + 2
+    opened = []
+    original = shards.iter_raw
+    monkeypatch.setattr(shards, "iter_raw", lambda url, stats=None: opened.append(url) or original(url, stats))
+    counts = []
+    for reader in range(7):
+        opened.clear()
+        counts.append(len(list(SampleStream(urls, "s", reader=reader, readers=7, cycle=False))))
+        assert len(opened) == 1  # no reader scans the whole source to find its share
+    assert sum(counts) == 30 and min(counts) >= 3
