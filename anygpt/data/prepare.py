@@ -54,7 +54,9 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
     ReleasePairs,
     SpooledChunk,
 )
-from anygpt.modalities.base import Modality, load_modality
+from anygpt.media import MediaError
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef
 
 SIDECAR_SUFFIX = ".json"
 REPORT = "prepare_report.json"
@@ -138,18 +140,19 @@ class _ChunkEnd:
     bad_rows: list[tuple[str, str]]
 
 
-def _encode_batch(tokenizer: Modality, tensors: list[torch.Tensor],
+def _encode_batch(modality: Modality, tensors: list[torch.Tensor],
                   all_levels: bool = False) -> list[torch.Tensor | Exception]:
     """One `encode` call for the batch (``encode_all_levels`` to keep every RVQ level); if it fails, item by item to
     find the culprit(s)."""
-    encode = tokenizer.encode
+    codec = modality.codec
+    encode = codec.encode
     if all_levels:
-        encode = getattr(tokenizer, "encode_all_levels", None)
+        encode = getattr(codec, "encode_all_levels", None)
         if encode is None:
-            error = ValueError(f"{type(tokenizer).__name__} has no encode_all_levels: all_levels needs a residual "
+            error = ValueError(f"{type(codec).__name__} has no encode_all_levels: all_levels needs a residual "
                                "speech tokenizer (SpeechTokenizer)")
             return [error] * len(tensors)
-    tensors = [t.to(tokenizer.device) for t in tensors]
+    tensors = [t.to(codec.device) for t in tensors]
     try:
         return [c.cpu() for c in encode(tensors)]
     except Exception:
@@ -220,12 +223,12 @@ class _PendingItems(IterableDataset):
                 continue
             try:
                 content = cut_segment(source) if isinstance(source, AudioSegment) else source
-                loaded.tensors[name] = self.modalities[modality].load(content)
-            except Exception as err:  # any decoder failure: skip this item, keep the rest
+                loaded.tensors[name] = self.modalities[modality].read(content)
+            except (MediaError, readers.DatasetError) as err:  # an unusable file: skip this item, keep the rest
                 where = (source if isinstance(source, str) else
                          f"{source.path} [{source.begin}, {source.end}] s" if isinstance(source, AudioSegment) else
                          f"{item.key}:{name}")
-                loaded.error = f"cannot load {where}: {type(err).__name__}: {err}"
+                loaded.error = f"cannot load {where}: {err}"
                 break
         return loaded
 
@@ -257,7 +260,8 @@ class TokenizeModule(L.LightningModule):
 
     def __init__(self, modalities: Mapping[str, Modality], shared: SharedMedia | None = None) -> None:
         super().__init__()
-        self.modalities = torch.nn.ModuleDict(dict(modalities))
+        self.modalities = dict(modalities)
+        self.codecs = torch.nn.ModuleDict({name: m.codec for name, m in self.modalities.items()})  # moved to devices
         self.shared = shared or SharedMedia(set())
 
     def predict_step(self, batch: list, batch_idx: int) -> list:
@@ -322,19 +326,9 @@ def _as_codes(codes: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # The command
 # ----------------------------------------------------------------------------------------------------------------------
-@dataclass
-class TokenizerCheckpoint:
-    """A tokenizer to load: ``path`` in the format ``class_path``'s ``from_pretrained`` reads (default: a directory
-    written by ``Modality.save_pretrained``)."""
-
-    path: str
-    class_path: str | None = None
-    options: dict[str, Any] | None = None  # further from_pretrained arguments (e.g. SEED's eva_vit path)
-
-
 def prepare(
     sources: dict[str, RawSource],
-    tokenizers: dict[str, str | TokenizerCheckpoint],
+    tokenizers: dict[str, str | TokenizerRef],
     out: str = "data/shards",
     chunk_size: int = 1000,
     batch_size: int = 16,
@@ -352,8 +346,9 @@ def prepare(
 
     Args:
         sources: name -> raw dataset reader (``class_path`` of a `RawSource`, e.g. anygpt.data.sources.CocoKarpathy).
-        tokenizers: modality name -> tokenizer checkpoint (a ``save_pretrained`` directory, or path + class_path).
-            Sources that bring codes (the release's pre-tokenized jsonl) need none.
+        tokenizers: modality name -> tokenizer (a `TokenizerRef`: a checkpoint path, or path + class_path + options;
+            ``--tokenizers.image PATH`` on the command line). Sources that bring codes (the release's pre-tokenized
+            jsonl) need none.
         out: output root; each source writes ``shard-NNNNNN.tar`` + sidecars + ``manifest.json`` there.
         chunk_size: raw items per shard (file-list sources; tar sources keep one shard per input tar).
         batch_size: items per tokenizer call.
@@ -372,18 +367,16 @@ def prepare(
     Returns:
         source name -> summary (samples, skipped, shards, seconds).
     """
-    modalities = {name: _load_tokenizer(spec, trust_code) for name, spec in tokenizers.items()}
-    for name, tokenizer in modalities.items():
-        if tokenizer.name != name:
-            raise ValueError(f"tokenizers[{name!r}] loads a {tokenizer.name!r} tokenizer; key it by its modality name")
+    refs = {name: TokenizerRef.of(ref) for name, ref in tokenizers.items()}
+    # a class_path written in the user's own config is the user's choice; a folder's config.json is checked
+    modalities = {name: ref.load(name, trust_code=trust_code) for name, ref in refs.items()}
     sizes = {n: m.codebook_size for n, m in modalities.items()}
     for name, source in sources.items():
         for modality, size in source.codebook_sizes().items():
             if sizes.setdefault(modality, size) != size:
                 raise ValueError(f"source {name!r} brings {modality} codes of a {size}-code book but the {modality} "
                                  f"tokenizer has {sizes[modality]}; they cannot share a vocabulary")
-    vocab_info = {"codebook_sizes": sizes,
-                  "tokenizers": {n: str(s if isinstance(s, str) else s.path) for n, s in tokenizers.items()}}
+    vocab_info = {"codebook_sizes": sizes, "tokenizers": {n: str(ref.path) for n, ref in refs.items()}}
     for name, source in sources.items():
         (Path(out) / name).mkdir(parents=True, exist_ok=True)
         source.allow_outside_root, source.spool_root = allow_outside_root, str(Path(out) / name)
@@ -398,13 +391,6 @@ def prepare(
         if spool is not None:  # this source's plan files are no longer needed
             spool.cleanup()
     return summaries
-
-
-def _load_tokenizer(spec: str | TokenizerCheckpoint, trust_code: bool) -> Modality:
-    if isinstance(spec, str):
-        return load_modality(spec, trust_code=trust_code)
-    # a class_path written in the user's own config is the user's choice; the folder's config.json is checked
-    return load_modality(spec.path, spec.class_path, trust_code=trust_code, **(spec.options or {}))
 
 
 @dataclass

@@ -28,9 +28,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anygpt.modalities.registry import media_pattern, media_words
+
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".opus")
-# a media item inside an AnyInstruct message: "[image: path/to/file.png]", "[speech: ...]", "[music: ...]"
-MEDIA_PATTERN = re.compile(r"\[(image|speech|music|audio): ([^\]\n]+?)\]")
 
 
 class DatasetError(ValueError):
@@ -405,12 +405,14 @@ class Dialogue:
 
 def parse_media(message: str, media_root: Path, root: Path | None = None,
                 allow_outside_root: bool = False) -> list[MediaRef]:
-    """Media placeholders of a message, in order; paths resolve against ``media_root`` and must stay inside ``root``
-    (default: ``media_root``), else `OutsideRootError`."""
+    """Media placeholders of a message (``[image: cat.png]``, any registered modality or alias), in order; an alias
+    (``[audio: x.wav]``) is reported as its modality (music). Paths resolve against ``media_root`` and must stay inside
+    ``root`` (default: ``media_root``), else `OutsideRootError`."""
+    words = media_words()
     return [
-        MediaRef(m.group(1), Path(resolve_inside(root if root is not None else media_root, m.group(2).strip(),
-                                                 allow_outside_root, base=media_root)), m.group(2).strip())
-        for m in MEDIA_PATTERN.finditer(message)
+        MediaRef(words[m.group(1)], Path(resolve_inside(root if root is not None else media_root, m.group(2).strip(),
+                                                        allow_outside_root, base=media_root)), m.group(2).strip())
+        for m in media_pattern().finditer(message)
     ]
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from anygpt.data import readers
 from anygpt.data.readers import AudioSegment
+from anygpt.modalities.registry import media_pattern
 
 # A media item's content as prepare receives it: a file path, the file's bytes (tar members), a time range of a long
 # recording, or codes already made (the release's token strings).
@@ -476,7 +477,8 @@ class AudioCaptionCsv(RawSource):
 # Dialogues
 # ----------------------------------------------------------------------------------------------------------------------
 class AnyInstruct(RawSource):
-    """AnyInstruct-style dialogues; media placeholders ``[image: path]`` become ``<media:mN>`` references.
+    """AnyInstruct-style dialogues; media placeholders of any registered modality (``[image: path]``,
+    ``[depth: scan.npy]``) become ``<media:mN>`` references.
 
     Paths resolve against ``media_root`` (default: the file's folder) and must stay inside ``root`` (the dataset's
     root folder, default ``media_root``)."""
@@ -495,11 +497,10 @@ class AnyInstruct(RawSource):
             for ref in dialogue.media:
                 if ref.ref not in names:
                     names[ref.ref] = f"m{len(names)}"
-                    modality = "music" if ref.modality == "audio" else ref.modality
-                    media[names[ref.ref]] = (modality, str(ref.path))
+                    media[names[ref.ref]] = (ref.modality, str(ref.path))
 
             def replace(message: str, names: dict[str, str] = names) -> str:
-                return readers.MEDIA_PATTERN.sub(lambda m: f"<media:{names[m.group(2).strip()]}>", message)
+                return media_pattern().sub(lambda m: f"<media:{names[m.group(2).strip()]}>", message)
 
             conversation = []
             for user, assistant in dialogue.turns:

@@ -19,14 +19,12 @@ from typing import Any
 
 import torch
 
-from anygpt.checkpoints import Bundle, TokenizerRef, load_bundle
-from anygpt.data.readers import MEDIA_PATTERN
+from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.sampling import GenerationConfig, generate, preset
+from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
 from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, media_pattern, media_words
 from anygpt.vocab import Segment
-
-FILE_EXTENSIONS = {"image": ".png", "speech": ".wav", "music": ".wav"}
 
 
 @dataclass
@@ -45,14 +43,15 @@ Part = str | Media
 
 
 def parse_message(message: str) -> list[Part]:
-    """Text with AnyInstruct-style placeholders (``[image: cat.png]``, ``[speech: q.wav]``) -> prompt parts."""
+    """Text with AnyInstruct-style placeholders of the registered modalities (``[image: cat.png]``,
+    ``[speech: q.wav]``, a plugin's ``[depth: scan.npy]``) -> prompt parts."""
     parts: list[Part] = []
     last = 0
-    for match in MEDIA_PATTERN.finditer(message):
+    words = media_words()
+    for match in media_pattern().finditer(message):
         if match.start() > last:
             parts.append(message[last: match.start()])
-        modality = "music" if match.group(1) == "audio" else match.group(1)
-        parts.append(Media(modality, match.group(2).strip()))
+        parts.append(Media(words[match.group(1)], match.group(2).strip()))
         last = match.end()
     if last < len(message):
         parts.append(message[last:])
@@ -85,15 +84,16 @@ class Reply:
         return [s for s in self.segments if s.modality != "text" and (modality is None or s.modality == modality)]
 
     def save(self, folder: str | Path, stem: str, tokenizers: Mapping[str, Modality]) -> list[Path]:
-        """Write every decoded media segment as ``{stem}-{i}.png/.wav`` in ``folder``."""
+        """Write every decoded media segment as ``{stem}-{i}{suffix}`` in ``folder``, with its modality's media
+        writer and suffix (``.png``, ``.wav``, ``.npy``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for i, seg in enumerate(self.media()):
             if seg.data is None:
                 continue
-            seg.path = folder / f"{stem}-{i}{FILE_EXTENSIONS.get(seg.modality, '.bin')}"
-            tokenizers[seg.modality].save(seg.data, seg.path)
+            modality = tokenizers[seg.modality]
+            seg.path = modality.write(seg.data, folder / f"{stem}-{i}{modality.media.suffix}")
             written.append(seg.path)
         return written
 
@@ -109,8 +109,10 @@ class Turn:
 class AnyGPT:
     """The decoder, its vocabulary and the modality tokenizers, with the release's prompt format."""
 
-    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu",
+                 compile: bool | None = None) -> None:
         self.bundle = bundle
+        self.compile = compile  # torch.compile the decode step; None: on CUDA only (see decoder.compile_by_default)
         self.model, self.vocab, self.tokenizers = bundle.model, bundle.vocab, bundle.tokenizers
         self.system_prompt = system_prompt if system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
@@ -118,9 +120,11 @@ class AnyGPT:
 
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False) -> AnyGPT:
-        """`load_bundle` + the chat template; ``trust_code`` lets the checkpoint name unregistered tokenizer classes."""
-        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device)
+             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
+             compile: bool | None = None) -> AnyGPT:
+        """`load_bundle` + the chat template; ``trust_code`` lets the checkpoint name unregistered tokenizer classes;
+        ``compile``: compile the decode step (None: on CUDA only)."""
+        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device, compile)
 
     # -- prompts -------------------------------------------------------------------------------------------------------
     def encode_media(self, items: Sequence[Media]) -> list[list[int]]:
@@ -142,13 +146,10 @@ class AnyGPT:
                     continue
                 if not Path(source).is_file():
                     raise FileNotFoundError(f"{modality} input {source} does not exist")
-                try:
-                    loaded.append(tok.load(source).to(self.device))
-                except Exception as err:
-                    raise ValueError(f"cannot read {modality} input {source}: {err}") from err
-            codes = tok.encode(loaded)
+                loaded.append(tok.read(source).to(self.device))  # MediaError (a ValueError) names the file
+            codes = tok.codec.encode(loaded)
             for i, c in zip(indices, codes, strict=True):
-                out[i] = self.vocab.encode_codes(modality, tok.flatten(c.cpu()))
+                out[i] = self.vocab.encode_codes(modality, tok.codec.flatten(c.cpu()))
         return out  # type: ignore[return-value]
 
     def encode_parts(self, parts: Sequence[Part]) -> list[int]:
@@ -179,8 +180,14 @@ class AnyGPT:
 
     # -- generation ----------------------------------------------------------------------------------------------------
     def generation_config(self, output: str, settings: str = "paper", **overrides: Any) -> GenerationConfig:
-        """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs)."""
-        return preset(f"{settings}/{output}", **overrides).resolve(self.vocab)
+        """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs).
+
+        A modality with no preset of its own (a plugin's) samples like the image preset of ``settings``; ``overrides``
+        change any field."""
+        name = f"{settings}/{output}"
+        if name not in PRESETS and output in self.tokenizers:
+            name = f"{settings}/image"
+        return preset(name, **overrides).resolve(self.vocab)
 
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[Sequence[int]], config: GenerationConfig,
@@ -189,7 +196,7 @@ class AnyGPT:
         structures = {name: tok.structure for name, tok in self.tokenizers.items()}
         constraint = ModalityConstraint(self.vocab, structures)
         result = generate(self.model, [list(p) for p in prompts], config, processors=[constraint],
-                          generator=generator, pad_id=self.pad_id)
+                          generator=generator, pad_id=self.pad_id, compile=self.compile)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted
@@ -199,7 +206,8 @@ class AnyGPT:
         return self.vocab.text.eos_id if self.vocab.text.eos_id is not None else 0
 
     def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None) -> list[OutputSegment]:
-        """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid."""
+        """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid. ``voice`` (a speech
+        file or waveform) goes to every codec's decode as context: the speech codec clones it, others ignore it."""
         out: list[OutputSegment] = []
         for seg in self.vocab.segments(ids):
             if seg.modality == "text":
@@ -222,9 +230,8 @@ class AnyGPT:
                     f"{'closed' if seg.closed else 'not closed'}): decoded the first {valid} valid codes")
         if valid == 0:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
-        native = tok.unflatten(codes[:valid]).to(self.device)
-        kwargs = {"prompt": voice} if seg.modality == "speech" and voice is not None else {}
-        data = tok.decode([native], **kwargs)[0].cpu()
+        native = tok.codec.unflatten(codes[:valid]).to(self.device)
+        data = tok.codec.decode([native], voice=voice)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
     def respond(self, prompts: Sequence[Sequence[Part]], output: str = "text", settings: str = "paper",

@@ -4,8 +4,8 @@
 
 Two kinds of source, each size in a fresh subprocess (peak RSS is a high-water mark per process):
   files     a csv of tiny wav files (`AudioCaptionCsv`, the file-list path: records planned to disk in chunks, media
-            decoded in the loader worker) encoded by a stand-in tokenizer (frame energy, no model), so the figure is
-            the pipeline's, not a network's
+            decoded in the loader worker) encoded by a stand-in codec (frame energy, no model), so the figure is the
+            pipeline's, not a network's
   release   the release's pre-tokenized jsonl (`ReleasePairs`: line ranges read in the worker, no tokenizer)
 Reported per run: the main process's peak RSS above its RSS after its imports (torch, lightning), the largest loader
 worker's peak RSS (its own pages: a forked worker shares the parent's until it writes them), and the wall time. The
@@ -27,38 +27,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anygpt.modalities.base import Modality
+from anygpt.modalities.base import Codec
 
 
-class EnergyTokenizer(Modality):
-    """A stand-in music tokenizer: quantised energy of 20 ms frames of a 16 kHz file (no parameters to speak of)."""
+class EnergyCodec(Codec):
+    """A stand-in music codec: quantised energy of 20 ms frames of 16 kHz audio (no parameters to speak of)."""
 
-    name, markers, token_format = "music", ("<somu>", "<eomu>"), "<🎶{}>"
+    modality = "music"
+    sample_rate = 16000
+    frame_rate = 50.0
 
     def __init__(self, levels: int = 64) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.levels = levels
         self.register_buffer("scale", torch.tensor(float(levels)))
 
     @property
     def codebook_size(self) -> int:
-        return self.hparams.levels
-
-    def load(self, source):
-        import soundfile as sf
-
-        data, _ = sf.read(str(source), dtype="float32")
-        return torch.from_numpy(data)
-
-    def save(self, data, path):
-        raise NotImplementedError
+        return self.levels
 
     @torch.inference_mode()
     def encode(self, items):
-        return [(x[: x.numel() // 320 * 320].view(-1, 320).abs().mean(1) * self.scale).long().clamp(0, 63)
-                for x in items]
+        return [(x.reshape(-1)[: x.numel() // 320 * 320].view(-1, 320).abs().mean(1) * self.scale).long()
+                .clamp(0, self.levels - 1) for x in items]
 
-    def decode(self, codes):
+    def decode(self, codes, **context):
         raise NotImplementedError
 
 
@@ -79,8 +72,9 @@ def write_corpus(root: Path, size: int) -> None:
 
 
 def child(kind: str, size: int, root: Path, num_workers: int) -> None:
-    from anygpt.data.prepare import TokenizerCheckpoint, prepare
+    from anygpt.data.prepare import prepare
     from anygpt.data.sources import AudioCaptionCsv, ReleasePairs
+    from anygpt.modalities.registry import TokenizerRef
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = Path(tempfile.mkdtemp(dir=root))
@@ -89,10 +83,10 @@ def child(kind: str, size: int, root: Path, num_workers: int) -> None:
         lines = (root / "pairs.csv").read_text().splitlines()[: size + 1]
         (out / "pairs.csv").write_text("\n".join(lines) + "\n")
         source = AudioCaptionCsv(str(out / "pairs.csv"), audio_root=str(root))
-        from benchmarks.perf.prepare_memory import EnergyTokenizer as Tokenizer  # not __main__'s copy of the class
+        from benchmarks.perf.prepare_memory import EnergyCodec as Codec  # not __main__'s copy of the class
 
-        Tokenizer().save_pretrained(out / "tok")
-        tokenizers = {"music": TokenizerCheckpoint(str(out / "tok"), "benchmarks.perf.prepare_memory.EnergyTokenizer")}
+        Codec().save_pretrained(out / "tok")
+        tokenizers = {"music": TokenizerRef(str(out / "tok"), "benchmarks.perf.prepare_memory.EnergyCodec")}
     else:
         with open(root / "release.jsonl", encoding="utf-8") as f, open(out / "part.jsonl", "w", encoding="utf-8") as g:
             for _, line in zip(range(size), f, strict=False):

@@ -32,7 +32,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         accelerator: str = "auto", out: Path | None = None, judge: str | None = None, seed: int = 0,
         settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "pretrain",
         baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False,
+        trust_code: bool = False, compile: bool | None = None,
         image_root: Path | None = None, split: str = "test", cider_tokenizer: str = "java",
         instruction: str = X2TEXT_INSTRUCTIONS["image"][0]) -> dict[str, Any]:
     """Caption the Karpathy test images and score CIDEr-D (pycocoevalcap's, PTB-tokenized).
@@ -54,6 +54,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         report_samples: items shown in report.html.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        compile: torch.compile the decode step (true/false); default: on CUDA only.
         image_root: folder the json's filepath/filename are relative to (default: the json's folder).
         split: Karpathy split to evaluate.
         cider_tokenizer: "java" (the COCO PTB tokenizer, exact), "python" (approximation, no JVM) or "none".
@@ -61,7 +62,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
     """
     root = data_root(data)
     args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, None, seed, settings,
-                    generation, template, baseline, report_samples, tokenizers, trust_code)
+                    generation, template, baseline, report_samples, tokenizers, trust_code, compile)
     items = read_split(root, (split,), image_root)[:limit]
     ev = Evaluation(args, needs=["image"], output="text")
     keys = [str(it.image_id) for it in items]

@@ -36,7 +36,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         judge_options: dict[str, Any] | None = None, seed: int = 0, settings: str = "paper",
         generation: dict[str, Any] | None = None, template: str = "pretrain", baseline: bool = True,
         report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False, image_root: Path | None = None,
+        trust_code: bool = False, compile: bool | None = None, image_root: Path | None = None,
         split: str = "test", instruction: str = TEXT2X_INSTRUCTIONS["image"][0]) -> dict[str, Any]:
     """Generate an image for each of N random captions (of --split) and score CLIP(image, caption).
 
@@ -59,6 +59,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         report_samples: items shown in report.html.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        compile: torch.compile the decode step (true/false); default: on CUDA only.
         image_root: folder the json's paths are relative to.
         split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
             images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
@@ -66,7 +67,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
     """
     root = data_root(data)
     args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, judge_options, seed,
-                    settings, generation, template, baseline, report_samples, tokenizers, trust_code)
+                    settings, generation, template, baseline, report_samples, tokenizers, trust_code, compile)
     splits = tuple(s.strip() for s in split.split(","))
     pairs = [(im, k, c) for im in read_split(root, splits, image_root) for k, c in enumerate(im.captions)]
     random.Random(seed).shuffle(pairs)

@@ -33,7 +33,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         accelerator: str = "auto", out: Path | None = None, judge: str | None = None, seed: int = 0,
         settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "pretrain",
         baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False,
+        trust_code: bool = False, compile: bool | None = None,
         split: str = "test-clean", instruction: str = X2TEXT_INSTRUCTIONS["speech"][0]) -> dict[str, Any]:
     """Transcribe LibriSpeech utterances with the model and score the corpus WER.
 
@@ -54,12 +54,13 @@ def run(ckpt: str | None = None, data: Path | None = None,
         report_samples: items shown in report.html.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        compile: torch.compile the decode step (true/false); default: on CUDA only.
         split: LibriSpeech subset.
         instruction: the transcription instruction.
     """
     root = data_root(data)
     args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, None, seed, settings,
-                    generation, template, baseline, report_samples, tokenizers, trust_code)
+                    generation, template, baseline, report_samples, tokenizers, trust_code, compile)
     speech_root = locate(root, ("librispeech", "LibriSpeech"), f"LibriSpeech {split}/ folder", inside=split)
     items = list(read_librispeech(speech_root, split, with_alignment=False))[:limit]
     if not items:

@@ -24,7 +24,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         judge_options: dict[str, Any] | None = None, seed: int = 0, settings: str = "paper",
         generation: dict[str, Any] | None = None, template: str = "pretrain", baseline: bool = True,
         report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False, audio_dir: Path | None = None,
+        trust_code: bool = False, compile: bool | None = None, audio_dir: Path | None = None,
         split: str = "test", instruction: str = TEXT2X_INSTRUCTIONS["music"][0]) -> dict[str, Any]:
     """Generate music for MusicCaps captions and score CLAP(generated music, caption).
 
@@ -47,6 +47,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         report_samples: items shown in report.html.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        compile: torch.compile the decode step (true/false); default: on CUDA only.
         audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report and the
             reference score.
         split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
@@ -54,7 +55,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
     """
     root = data_root(data)
     args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, judge_options, seed,
-                    settings, generation, template, baseline, report_samples, tokenizers, trust_code)
+                    settings, generation, template, baseline, report_samples, tokenizers, trust_code, compile)
     clips = read_clips(root, split, audio_dir, limit)
     ev = Evaluation(args, needs=["music"], output="music")
     keys = [c.ytid for c in clips]

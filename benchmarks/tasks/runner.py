@@ -27,7 +27,8 @@ import torch
 from tqdm import tqdm
 
 from anygpt.data.readers import DatasetError
-from anygpt.html import HtmlPage
+from anygpt.htmlpage import HtmlPage
+from anygpt.modalities.registry import media_kind_of
 
 DEMO_DIR = Path("data/demo")
 TEMPLATES = ("pretrain", "chat")
@@ -55,6 +56,7 @@ class TaskArgs:
     report_samples: int = 12
     tokenizers: dict[str, str] | None = None
     trust_code: bool = False
+    compile: bool | None = None  # torch.compile the decode step; None: on CUDA only
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -159,16 +161,16 @@ class Evaluation:
         from anygpt.generation.pipeline import AnyGPT
 
         model = AnyGPT.load(self.args.ckpt, tokenizers=self.args.tokenizers, device=str(self.fabric.device),
-                            trust_code=self.args.trust_code)
+                            trust_code=self.args.trust_code, compile=self.args.compile)
         missing = [m for m in needs if m not in model.vocab.modalities]
         if missing:
             raise ValueError(f"{self.args.task} needs the {', '.join(missing)} modality but {self.args.ckpt} has only "
                              f"{list(model.vocab.modalities) or 'text'}: evaluate a checkpoint trained with "
                              f"{', '.join(missing)}")
         speech = model.tokenizers.get("speech")
-        if self.output == "speech" and speech is not None and hasattr(speech, "soundstorm"):
+        if self.output == "speech" and speech is not None and hasattr(speech.codec, "soundstorm"):
             try:
-                speech.soundstorm  # noqa: B018  (raises when none is attached)
+                speech.codec.soundstorm  # noqa: B018  (raises when none is attached)
             except RuntimeError as err:
                 raise ValueError(f"{self.args.ckpt}: the speech tokenizer cannot turn generated tokens into audio: "
                                  f"{err}") from None
@@ -321,10 +323,9 @@ class Evaluation:
         if not media or media[0].data is None or media[0].data.numel() == 0:
             note = media[0].note if media else f"no {self.output} span generated"
             return Prediction(key, note=note or f"empty {self.output}")
-        ext = ".png" if self.output == "image" else ".wav"
-        path = self.media_dir / "predictions" / f"{_safe(key)}{ext}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.model.tokenizers[self.output].save(media[0].data, path)
+        modality = self.model.tokenizers[self.output]
+        path = self.media_dir / "predictions" / f"{_safe(key)}{modality.media.suffix}"
+        modality.write(media[0].data, path)
         return Prediction(key, path=str(path), note=media[0].note)
 
     # -- results -------------------------------------------------------------------------------------------------------
@@ -395,7 +396,7 @@ class Evaluation:
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
             path = copy
-        return HtmlPage.media(path, "image" if kind == "image" else "audio", self.out)
+        return HtmlPage.media(path, media_kind_of(kind), self.out)
 
 
 def _rounded(values: dict[str, float | None]) -> dict[str, float | None]:

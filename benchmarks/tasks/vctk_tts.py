@@ -62,7 +62,7 @@ def run(ckpt: str | None = None, data: Path | None = None,
         accelerator: str = "auto", out: Path | None = None, judge: str | None = None, seed: int = 0,
         settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "pretrain",
         baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False,
+        trust_code: bool = False, compile: bool | None = None,
         speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
         instruction: str = TEXT2X_INSTRUCTIONS["speech"][0]) -> dict[str, Any]:
     """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity.
@@ -86,13 +86,14 @@ def run(ckpt: str | None = None, data: Path | None = None,
         report_samples: items shown in report.html.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        compile: torch.compile the decode step (true/false); default: on CUDA only.
         speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
         prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
         instruction: the text-to-speech instruction.
     """
     root = data_root(data)
     args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, None, seed, settings,
-                    generation, template, baseline, report_samples, tokenizers, trust_code)
+                    generation, template, baseline, report_samples, tokenizers, trust_code, compile)
     vctk = locate(root, ("vctk", "VCTK", "VCTK-Corpus"), "VCTK folder (txt/)", inside="txt")
     every = list(read_vctk(vctk))
     if not every:
@@ -114,8 +115,8 @@ def run(ckpt: str | None = None, data: Path | None = None,
     keys = [it.utt_id for it in items]
 
     def voice(i: int) -> torch.Tensor:
-        wav = tok.load(voices[i].path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
-        return wav[..., : int(prompt_seconds * tok.sample_rate)]
+        wav = tok.read(voices[i].path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
+        return wav[..., : int(prompt_seconds * tok.codec.sample_rate)]
 
     def make(indices: list[int], generator) -> list[Prediction]:
         prompts = [ev.prompt(instruction, [items[i].text], "text2x") for i in indices]

@@ -3,53 +3,45 @@
 
 from __future__ import annotations
 
-import io
 import json
 import random
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from anygpt.data.codes import CodeSegmentStream, CodeShardDataModule
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.prepare import GigaSpeech, LibriSpeech, prepare
 from anygpt.data.shards import expand_shards, read_shard
-from anygpt.modalities.base import Modality
-from tests.data.factory import make_tokenizer
+from anygpt.data.tiny import make_tokenizer
+from anygpt.modalities.base import Codec
+from anygpt.modalities.registry import modality_for
 from tests.data.test_raw_sources import audio, gigaspeech
 
 LEVELS, SIZE = 3, 32
 
 
-class ResidualStub(Modality):
-    """A deterministic stand-in for a residual speech tokenizer: level k quantises the frame energy k times finer."""
+class ResidualStub(Codec):
+    """A deterministic stand-in for a residual speech codec: level k quantises the frame energy k times finer."""
 
-    name, markers, token_format = "speech", ("<sosp>", "<eosp>"), "<🗣️{}>"
+    modality = "speech"
+    sample_rate = 16000
+    frame_rate = 50.0
 
     def __init__(self) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.register_buffer("unused", torch.zeros(1))
 
     @property
     def codebook_size(self) -> int:
         return SIZE
 
-    def load(self, source):
-        data, rate = sf.read(io.BytesIO(source) if isinstance(source, bytes) else str(source), dtype="float32")
-        if rate != 16000:
-            raise ValueError(f"{rate} Hz, expected 16000")
-        return torch.from_numpy(data)
-
-    def save(self, data, path):
-        raise NotImplementedError
-
     @torch.inference_mode()
     def encode_all_levels(self, items):
         out = []
         for wav in items:
+            wav = wav.reshape(-1)
             energy = wav[: wav.numel() // 320 * 320].view(-1, 320).abs().mean(1)
             out.append(torch.stack([(energy * 40 * (k + 1) * SIZE).long() % SIZE for k in range(LEVELS)]))
         return out
@@ -58,7 +50,7 @@ class ResidualStub(Modality):
     def encode(self, items):
         return [codes[0] for codes in self.encode_all_levels(items)]
 
-    def decode(self, codes):
+    def decode(self, codes, **context):
         raise NotImplementedError
 
 
@@ -90,12 +82,12 @@ def samples(directory):
 
 
 def test_prepare_keeps_every_level_and_cuts_gigaspeech_segments(shards):
-    stub = ResidualStub()
+    stub = modality_for(ResidualStub())
     for sample in samples(shards / "shards" / "all"):
         assert sample.meta["all_levels"] == ["speech0"] and sample.codes["speech0"].shape[0] == LEVELS
     first = next(s for s in samples(shards / "shards" / "all") if s.meta["id"] == "100-7-0000")
-    wav = stub.load(next((shards / "LibriSpeech").rglob("100-7-0000.flac")))
-    assert np.array_equal(first.codes["speech0"], stub.encode_all_levels([wav])[0].numpy())
+    wav = stub.read(next((shards / "LibriSpeech").rglob("100-7-0000.flac")))
+    assert np.array_equal(first.codes["speech0"], stub.codec.encode_all_levels([wav])[0].numpy())
     giga = {s.meta["id"]: s for s in samples(shards / "shards" / "giga")}
     cut = giga["POD0000000001_S0000000"].codes["speech0"]  # 0.2 s .. 1.4 s of the 3 s recording
     assert cut.shape == (LEVELS, int(1.2 * 16000) // 320)
@@ -167,11 +159,13 @@ def test_shards_without_all_levels_are_refused_clearly(shards, tmp_path):
 def test_soundstorm_trains_from_the_shards(shards, tmp_path):
     import lightning as L
 
-    from anygpt.modalities.speech import SoundStormModule
+    from anygpt.modalities.speech.soundstorm import SoundStorm
+    from anygpt.modalities.speech.training import SoundStormTrainer
 
     torch.manual_seed(0)
-    storm = SoundStormModule(codebook_size=SIZE, num_quantizers=LEVELS - 1, num_semantic_tokens=SIZE, dim=16, depth=1,
-                             heads=2, dim_head=8, ff_mult=2, conv_kernel_size=3, warmup_steps=1)
+    storm = SoundStormTrainer(SoundStorm(codebook_size=SIZE, num_quantizers=LEVELS - 1, num_semantic_tokens=SIZE,
+                                         dim=16, depth=1, heads=2, dim_head=8, ff_mult=2, conv_kernel_size=3),
+                              warmup_steps=1)
     trainer = L.Trainer(accelerator="cpu", max_steps=3, limit_val_batches=1, val_check_interval=3, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path)

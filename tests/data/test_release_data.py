@@ -20,7 +20,7 @@ from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.prepare import ReleaseConversations, ReleaseDocuments, ReleasePairs, prepare
 from anygpt.data.shards import expand_shards, read_manifest, read_shard
 from anygpt.data.sources import RELEASE_LAYOUT
-from tests.data.factory import make_tokenizer
+from anygpt.data.tiny import make_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = ("You are an AI assistant named MMGPT who can understand and generate multimodal content, including text, "
