@@ -24,7 +24,8 @@ from anygpt.data.tiny import make_tokenizer, write_tiny_corpus
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAIN = ROOT / "experiments/pretrain.yaml"
 SBATCH = ROOT / "experiments/launch/slurm_pretrain.sbatch"
-SOURCES = ("mmc4", "laion2b", "laion-coco", "journeydb", "mls", "commonvoice", "gigaspeech", "music", "val")
+SOURCES = ("mmc4", "laion2b", "laion-coco", "journeydb", "mls", "commonvoice", "gigaspeech", "music", "coco-val",
+           "mls-dev")
 
 
 @pytest.fixture
