@@ -14,6 +14,7 @@ both.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,10 +24,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from anygpt.modalities.base import Modality, load_modality, modality_class, trusted_modality_class
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, codec_class
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.resolve import resolve
 from anygpt.vocab import (
     RELEASE_MODALITIES,
     HFTextTokenizer,
@@ -39,58 +40,8 @@ from anygpt.vocab import (
 
 BUNDLE_FILE = "anygpt.json"
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
-RELEASE_SYSTEM_PROMPT = ("You are an AI assistant named MMGPT who can understand and generate multimodal content, "
-                         "including text, speech, images and audio.")
-
-
-ASSETS = Path(__file__).resolve().parent / "assets"
-ASSETS_SCHEME = "anygpt-assets:"
-
-
-@dataclass
-class TokenizerRef:
-    """Where a modality tokenizer lives: ``path`` for ``class_path``'s ``from_pretrained`` (None: the class's
-    default, e.g. the tiny tokenizer shipped with anygpt)."""
-
-    path: str | None = None
-    class_path: str | None = None
-
-    def load(self, modality: str, trust_code: bool = False, source: str | None = None) -> Modality:
-        """Load the tokenizer.
-
-        Args:
-            trust_code: let files name classes that are neither registered nor part of anygpt (imports them).
-            source: the file this reference was read from (an ``anygpt.json``, a ``.ckpt``). Its ``class_path`` is
-                then checked like any name from disk; None means the user wrote the reference (config, command line).
-        """
-        if self.path is None and self.class_path is None:
-            return default_tokenizer(modality)
-        path = self.resolved_path
-        if self.class_path is None:
-            return load_modality(path, trust_code=trust_code)
-        if source is None:
-            cls = resolve(self.class_path)
-        else:
-            cls = trusted_modality_class(self.class_path, source, trust_code)
-        return load_modality(path, cls, trust_code=trust_code) if path else load_modality_class(cls)
-
-    @property
-    def resolved_path(self) -> str | None:
-        """``path`` with a leading ``anygpt-assets:`` replaced by this installation's asset folder."""
-        if self.path and self.path.startswith(ASSETS_SCHEME):
-            return str(ASSETS / self.path[len(ASSETS_SCHEME):])
-        return self.path
-
-    def portable(self) -> TokenizerRef:
-        """The same reference, with a path inside anygpt's shipped assets written relative to them, so an export
-        that uses the shipped tiny tokenizers opens on any machine with anygpt installed."""
-        if not self.path or self.path.startswith(ASSETS_SCHEME):
-            return self
-        try:
-            inside = Path(self.path).resolve().relative_to(ASSETS.resolve())
-        except ValueError:
-            return self
-        return TokenizerRef(ASSETS_SCHEME + inside.as_posix(), self.class_path)
+RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
+    "utf-8"))["system_prompt"]
 
 
 @dataclass
@@ -102,33 +53,11 @@ class Bundle:
     tokenizers: dict[str, Modality]
     system_prompt: str | None = None
     refs: dict[str, TokenizerRef] = field(default_factory=dict)
-
-
-def load_modality_class(cls: type) -> Modality:
-    """A tokenizer class's own default weights (``cls.from_pretrained()``: the shipped tiny tokenizers)."""
-    if not (isinstance(cls, type) and issubclass(cls, Modality)):
-        raise TypeError(f"{cls!r} is not a Modality subclass")
-    return cls.from_pretrained()
-
-
-def default_tokenizer(modality: str) -> Modality:
-    """The registered tokenizer for ``modality`` with its shipped weights (the tiny demo tokenizers)."""
-    cls = modality_class(modality)
-    try:
-        return cls.from_pretrained()
-    except TypeError:
-        raise ValueError(f"{cls.__name__} ships no default weights; pass the {modality!r} tokenizer checkpoint "
-                         "explicitly (tokenizers={modality: path})") from None
-
-
-def _as_ref(value: str | TokenizerRef | Mapping[str, Any] | None) -> TokenizerRef:
-    if isinstance(value, TokenizerRef):
-        return value
-    if value is None:
-        return TokenizerRef()
-    if isinstance(value, str):
-        return TokenizerRef(path=value)
-    return TokenizerRef(**dict(value))
+    # Append the output modality's start marker to prompts: what models trained with anygpt's own templates expect;
+    # the released models are asked by the task prompt instead.
+    force_marker: bool = True
+    # The second stage of image decoding: a local SD 2.1 unCLIP pipeline folder turning SEED embeddings into pixels.
+    image_decoder: str | None = None
 
 
 def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], source: str) -> None:
@@ -137,21 +66,23 @@ def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], s
         if tok is None:
             continue
         if tok.codebook_size != rng.spec.codebook_size:
-            raise ValueError(f"the {name} tokenizer ({type(tok).__name__}) has {tok.codebook_size} codes but "
+            raise ValueError(f"the {name} tokenizer ({type(tok.codec).__name__}) has {tok.codebook_size} codes but "
                              f"{source} reserves {rng.spec.codebook_size} ids for {name}: the model was trained with "
                              "another tokenizer; pass the matching tokenizer checkpoint")
 
 
 def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False
-                ) -> Bundle:
+                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False,
+                image_decoder: str | None = None) -> Bundle:
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
-        tokenizers: modality -> tokenizer (object, checkpoint path or `TokenizerRef`); overrides ``anygpt.json``.
+        tokenizers: modality -> tokenizer (a `Modality`, or a `TokenizerRef` / what `TokenizerRef.of` reads: a path or
+            ``class_path=path``); overrides ``anygpt.json``.
             Modalities without one use the folder's ``anygpt.json`` entry, else the registered default.
         trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
             anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
+        image_decoder: the unCLIP pipeline folder that turns SEED embeddings into pixels; overrides anygpt.json's.
     """
     path = Path(path)
     if not path.exists():
@@ -167,7 +98,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
     else:
         raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
-    refs = {name: _as_ref(ref) for name, ref in info.get("tokenizers", {}).items()}
+    refs = {name: TokenizerRef.of(ref) for name, ref in info.get("tokenizers", {}).items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
     for name in vocab.modalities:
@@ -175,12 +106,32 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         if isinstance(given, Modality):
             loaded[name] = given
         else:
-            ref = _as_ref(given) if given is not None else refs.get(name, TokenizerRef())
+            ref = TokenizerRef.of(given) if given is not None else refs.get(name, TokenizerRef())
             refs[name] = ref
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
-        loaded[name] = loaded[name].to(device).eval()
+        loaded[name].codec.to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
-    return Bundle(model, vocab, loaded, info.get("system_prompt"), refs)
+    bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
+                    info.get("image_decoder"))
+    if image_decoder is not None:
+        bundle.image_decoder = image_decoder
+    attach_image_decoder(bundle)
+    return bundle
+
+
+def attach_image_decoder(bundle: Bundle) -> None:
+    """Give the image codec the unCLIP pipeline ``bundle.image_decoder`` names: the second stage of its `decode`
+    (SEED codes -> image embedding -> pixels)."""
+    image = bundle.tokenizers.get("image")
+    codec = getattr(image, "codec", None)
+    if bundle.image_decoder is None or codec is None or not hasattr(codec, "attach_unclip"):
+        return
+    path = Path(bundle.image_decoder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"image decoder {path} does not exist: pass a local copy of "
+                                "stabilityai/stable-diffusion-2-1-unclip (a diffusers pipeline folder)")
+    device = next(itertools.chain(codec.parameters(), codec.buffers()), torch.empty(0)).device
+    codec.attach_unclip(path, device=device)
 
 
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
@@ -193,6 +144,7 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
     else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
+        info.setdefault("force_marker", False)
     vocab = vocab_from_checkpoint(path, specs)
     model = hf.load_hf(path)
     if model.config.vocab_size < len(vocab):
@@ -242,51 +194,84 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     info = {"format": "anygpt", "version": 1,
             "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
+            "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
 
 
 def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
-    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout."""
+    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout.
+
+    A SentencePiece vocabulary is written the way transformers 4.34 (the release's version) saves a slow
+    ``LlamaTokenizer``: ``tokenizer.model``, ``added_tokens.json``, ``special_tokens_map.json`` and a
+    ``tokenizer_config.json`` whose ``added_tokens_decoder`` and ``legacy`` flag say how the text is split.
+    """
     text = vocab.text
     text.save(directory)
     added = {tok: vocab.token_id(tok) for tok in vocab.added_tokens}
+    (directory / "added_tokens.json").write_text(json.dumps(dict(sorted(added.items())), indent=2,
+                                                            ensure_ascii=False) + "\n")
     if isinstance(text, HFTextTokenizer):
         from tokenizers import AddedToken, Tokenizer
 
         tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
         tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in vocab.added_tokens])
         tok.save(str(directory / "tokenizer.json"))
-    elif not isinstance(text, SentencePieceTextTokenizer):
+        config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                  "tokenizer_class": "PreTrainedTokenizerFast"}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        return
+    if not isinstance(text, SentencePieceTextTokenizer):
         raise TypeError(f"cannot write tokenizer files for {type(text).__name__}")
-    (directory / "added_tokens.json").write_text(json.dumps(added, ensure_ascii=False))
-    config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-              "tokenizer_class": "LlamaTokenizer" if isinstance(text, SentencePieceTextTokenizer)
-              else "PreTrainedTokenizerFast"}
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+    def entry(content: str, special: bool) -> dict[str, Any]:
+        lstrip, rstrip = vocab.strip.get(content, (False, False))
+        return {"content": content, "lstrip": lstrip, "normalized": not special, "rstrip": rstrip,
+                "single_word": False, "special": special}
+
+    controls = {idx: piece for piece, idx in text.control_tokens().items()}
+    decoder = {str(idx): entry(piece, True) for idx, piece in sorted(controls.items())}
+    decoder.update({str(idx): entry(tok, False) for tok, idx in added.items()})
+    names = {"bos_token": text.bos_id, "eos_token": text.eos_id, "unk_token": text.unk_id}
+    names = {key: controls[idx] for key, idx in names.items() if idx is not None}
+    config = {"add_bos_token": True, "add_eos_token": False, "added_tokens_decoder": decoder, **names,
+              "clean_up_tokenization_spaces": False, "legacy": text.legacy, "model_max_length": 4096,
+              "pad_token": None, "sp_model_kwargs": {}, "spaces_between_special_tokens": False,
+              "tokenizer_class": "LlamaTokenizer", "use_default_system_prompt": True}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    special_map = {key: {k: v for k, v in entry(piece, True).items() if k != "special"}
+                   for key, piece in names.items()}
+    (directory / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # `anygpt convert`
 # ----------------------------------------------------------------------------------------------------------------------
 def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None,
-                 modalities: Sequence[str] | None = None) -> str:
+                 modalities: Sequence[str] | None = None, image_decoder: str | None = None) -> str:
     """Check a released (HF-format) AnyGPT folder and write it as an AnyGPT folder with ``anygpt.json``.
 
     Args:
         source: the HF folder (fnlp/AnyGPT-base or -chat downloaded locally).
         out: output folder.
-        tokenizers: modality -> tokenizer checkpoint (path of a save_pretrained dir, or "class_path=path").
+        tokenizers: modality -> tokenizer checkpoint (a path, or "class_path=path"), recorded in ``anygpt.json``.
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
+        image_decoder: the local SD 2.1 unCLIP pipeline folder for image output, recorded in anygpt.json.
     """
-    specs = [modality_class(m)().spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
+    from anygpt.modalities.registry import modality_for
+
+    specs = [modality_for(codec_class(m)(), m).spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
     from anygpt.model import hf
 
     model = hf.load_hf(source)
-    refs = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
-    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs)
+    refs = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
+    if image_decoder is not None and not Path(image_decoder, "model_index.json").exists():
+        raise FileNotFoundError(f"image decoder {image_decoder} is not a diffusers pipeline folder (no "
+                                "model_index.json): pass a local copy of stabilityai/stable-diffusion-2-1-unclip")
+    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs, force_marker=False,
+                    image_decoder=str(Path(image_decoder).resolve()) if image_decoder else None)
     save_bundle(bundle, out)
     print(f"[convert] {source} -> {out}: {len(vocab)} ids ({', '.join(vocab.modalities)}), layout checked")
     return out
@@ -298,18 +283,11 @@ def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None
     Args:
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
     """
-    given = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
+    given = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
     bundle = load_bundle(ckpt, given, trust_code=trust_code)
     save_bundle(bundle, out)
     print(f"[convert] {ckpt} -> {out}")
     return out
-
-
-def _parse_ref(value: str) -> TokenizerRef:
-    if "=" in value:
-        class_path, path = value.split("=", 1)
-        return TokenizerRef(path=path or None, class_path=class_path)
-    return TokenizerRef(path=value)
 
 
 CONVERT_COMMANDS = {"hf-to-anygpt": hf_to_anygpt, "ckpt-to-anygpt": ckpt_to_anygpt}
@@ -347,6 +325,6 @@ class ExportBundle(L.Callback):
         plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
         plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
-                        {name: _as_ref(ref) for name, ref in refs.items()})
+                        {name: TokenizerRef.of(ref) for name, ref in refs.items()})
         save_bundle(bundle, self.dirpath)
         print(f"[export] AnyGPT folder written to {self.dirpath}")

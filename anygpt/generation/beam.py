@@ -1,22 +1,28 @@
-"""Beam search for text, scoring exactly like transformers' ``generate(num_beams=...)`` (v4.50+ vectorised version).
+"""Beam search for text, scoring exactly like transformers' ``generate(num_beams=...)`` (v4.50+ vectorised version),
+and beam sampling (``do_sample=True``: what the release's chat config asks for, ``num_beams=5`` with sampling).
 
 Per step, with running beams scored by their summed log-probabilities: take the top ``2 * num_beams`` continuations
-over all beams; those ending in a stop id (or at the length limit) and ranked among the first ``num_beams`` become
-finished hypotheses scored ``sum_logprobs / generated_len ** length_penalty``; the best ``num_beams`` unfinished ones
-keep running. Search ends when no running beam can beat the worst finished one (HF's ``early_stopping=False``
-heuristic), or every continuation stops.
+over all beams (beam sampling: draw them without replacement from the softmax of those summed scores, after the
+warpers, then order them by score); those ending in a stop id (or at the length limit) and ranked among the first
+``num_beams`` become finished hypotheses scored ``sum_logprobs / generated_len ** length_penalty``; the best
+``num_beams`` unfinished ones keep running. Search ends when no running beam can beat the worst finished one (HF's
+``early_stopping=False`` heuristic), or every continuation stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from anygpt.generation.decoder import CachedDecoder, GenerationResult, context_budget
 from anygpt.generation.processors import LogitsProcessor, apply_processors
-from anygpt.generation.sampling import CachedDecoder, GenerationConfig, GenerationResult, _context_budget
 from anygpt.model.llama import LLaMA
+
+if TYPE_CHECKING:  # the config type only; anygpt.generation.sampling imports this module
+    from anygpt.generation.sampling import GenerationConfig
 
 _NEG = -1.0e9
 
@@ -29,20 +35,19 @@ def _gather(t: Tensor, index: Tensor) -> Tensor:
 
 @torch.inference_mode()
 def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConfig,
-                processors: Sequence[LogitsProcessor] = (), pad_id: int = 0, compile: bool = False
-                ) -> GenerationResult:
-    """Beam search over a left-padded batch ``ids``/``valid`` (B, P); returns the best hypothesis per row."""
-    if config.do_sample:
-        raise ValueError("Beam sampling is not implemented; use num_beams=1 with do_sample=True, or do_sample=False")
+                processors: Sequence[LogitsProcessor] = (), pad_id: int = 0, compile: bool = False,
+                generator: torch.Generator | None = None) -> GenerationResult:
+    """Beam search (or beam sampling, ``config.do_sample``) over a left-padded batch ``ids``/``valid`` (B, P);
+    returns the best hypothesis per row. ``generator`` makes beam sampling deterministic."""
     device = ids.device
     B, P = ids.shape
     nb = config.num_beams
-    max_new = _context_budget(model, P, config.max_new_tokens)
+    max_new = context_budget(model, P, config.max_new_tokens)
     max_len = P + max_new
     keep = max(2, 1 + len(config.stop_ids)) * nb
     top_rank = torch.arange(keep, device=device) < nb
     stop_ids = torch.tensor(config.stop_ids, dtype=torch.long, device=device)
-    chain = [*config.processors(P, (~valid).sum(1).repeat_interleave(nb)), *processors]
+    chain = [*config.processors(P, (~valid).sum(1).repeat_interleave(nb)), *processors, *config.warpers()]
     lp = config.length_penalty
 
     running = torch.full((B, nb, max_len), pad_id, dtype=torch.long, device=device)
@@ -64,7 +69,12 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
         log_probs = apply_processors(chain, running.view(B * nb, max_len)[:, :cur], log_probs)
         V = log_probs.size(-1)
         total = (log_probs.view(B, nb, V) + running_scores[:, :, None]).view(B, nb * V)
-        top_scores, top_index = torch.topk(total, keep, dim=1)
+        if config.do_sample:
+            top_index = torch.multinomial(torch.softmax(total, dim=-1), keep, generator=generator)
+            top_scores, order = total.gather(1, top_index).sort(dim=-1, descending=True)
+            top_index = top_index.gather(1, order)
+        else:
+            top_scores, top_index = torch.topk(total, keep, dim=1)
         source = top_index // V
         token = top_index % V
         candidates = _gather(running, source)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from torchmetrics import Metric
 
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.model.schedule import warmup_cosine
 
 
 def load_pretrained(path: str | Path) -> LLaMA:
@@ -93,6 +93,8 @@ class AnyGPTLM(L.LightningModule):
         max_steps: schedule length; None uses the Trainer's ``max_steps`` / estimated stepping batches.
         grad_clip: clip the gradient norm to this (None: no clipping).
         activation_checkpointing: recompute each block in backward (saves memory at 7B scale).
+        compile: ``torch.compile`` each decoder block (after activation checkpointing, before FSDP2 sharding, the
+            order FSDP2 expects); the first steps pay the compilation. Checkpoints are the same with or without it.
         reshard_after_forward: FSDP2 frees the gathered parameters after each block's forward (ZeRO-3 style).
     """
 
@@ -101,7 +103,7 @@ class AnyGPTLM(L.LightningModule):
                  weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
                  warmup: float = 0.03, min_lr_ratio: float = 0.1, max_steps: int | None = None,
                  grad_clip: float | None = 1.0, activation_checkpointing: bool = False,
-                 reshard_after_forward: bool = True) -> None:
+                 reshard_after_forward: bool = True, compile: bool = False) -> None:
         super().__init__()
         if vocab_init not in ("mean", "random"):
             raise ValueError(f"vocab_init must be 'mean' or 'random', got {vocab_init!r}")
@@ -159,6 +161,9 @@ class AnyGPTLM(L.LightningModule):
         if self.hparams.activation_checkpointing:
             for block in model.blocks:
                 _checkpoint_block(block)
+        if self.hparams.compile:
+            for block in model.blocks:
+                block.compile()  # in place: parameter names and state-dict keys stay those of the plain block
         if self.device_mesh is not None:
             self._shard(model)
             self._fill_from_rank0(model, config)
@@ -316,17 +321,8 @@ class AnyGPTLM(L.LightningModule):
         total = self._schedule_steps()
         warmup = self.hparams.warmup
         warmup_steps = int(round(warmup * total)) if warmup < 1 else int(warmup)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_with_warmup(step, warmup_steps, total, self.hparams.min_lr_ratio))
+        scheduler = warmup_cosine(optimizer, warmup_steps, total, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear from 1/warmup to 1 over ``warmup_steps``, then cosine down to ``min_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _checkpoint_block(block: nn.Module) -> None:

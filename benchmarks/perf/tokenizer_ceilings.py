@@ -18,7 +18,8 @@ would reach:
 Every figure carries a 95% bootstrap interval over items (corpus WER and ratios are recomputed on each resample).
 
     python -m benchmarks.perf.tokenizer_ceilings [--data data/demo] [--limit N] [--out runs/perf/ceilings.json]
-        [--only speech music image] [--speech speech --soundstorm soundstorm --music music --image image]
+        [--only speech music image] [--speech PATH --soundstorm PATH --music PATH --image PATH]
+    (tokenizer folders default to the shipped ones, anygpt-assets:tokenizers/NAME)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,53 +37,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-# -- statistics ------------------------------------------------------------------------------------------------------
+from benchmarks.stats import bootstrap, mean_of, ratio_of
 
-
-def bootstrap_interval(statistic: Callable[..., float], *columns: Sequence[float], resamples: int = 1000,
-                       seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap over items: ``statistic(*columns)`` recomputed on ``resamples`` resamples of the rows.
-
-    Columns are per-item values of equal length, resampled together (so ratios and corpus-level rates keep their
-    pairing). Returns ``[low, high]``.
-    """
-    arrays = [np.asarray(c, dtype=np.float64) for c in columns]
-    n = len(arrays[0])
-    if n == 0:
-        return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(resamples, n))])
-    tail = (1 - level) / 2 * 100
-    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
-
-
-def _mean(x: np.ndarray) -> float:
-    return float(np.mean(x))
-
-
-def _rate(errors: np.ndarray, total: np.ndarray) -> float:
-    return float(errors.sum() / max(total.sum(), 1))
-
-
-def _ratio(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a.mean() / b.mean())
+# -- statistics (benchmarks.stats: the benchmarks' bootstrap, corpus rates recomputed per redraw) -----------------
 
 
 def mean_with_interval(values: Sequence[float], seed: int = 0) -> dict[str, Any]:
-    return {"value": _mean(np.asarray(values, dtype=np.float64)), "ci95": bootstrap_interval(_mean, values, seed=seed),
-            "n": len(values)}
+    return {**bootstrap(mean_of(values), len(values), seed=seed).to_dict(), "n": len(values)}
 
 
 def rate_with_interval(errors: Sequence[float], totals: Sequence[float], seed: int = 0) -> dict[str, Any]:
     """A corpus-level rate (sum of errors / sum of totals), e.g. corpus WER or frame accuracy."""
-    return {"value": _rate(np.asarray(errors), np.asarray(totals)),
-            "ci95": bootstrap_interval(_rate, errors, totals, seed=seed), "n": len(errors)}
+    return {**bootstrap(ratio_of(errors, totals), len(errors), seed=seed).to_dict(), "n": len(errors)}
 
 
 def ratio_with_interval(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict[str, Any]:
     """mean(a) / mean(b) over paired items."""
-    return {"value": _ratio(np.asarray(a), np.asarray(b)), "ci95": bootstrap_interval(_ratio, a, b, seed=seed),
-            "n": len(a)}
+    return {**bootstrap(ratio_of(a, b), len(a), seed=seed).to_dict(), "n": len(a)}
 
 
 def word_errors(hypothesis: str, reference: str) -> tuple[int, int]:
@@ -112,12 +83,17 @@ def _phone_labels(alignment: dict | None, frames: int, frame_seconds: float, pho
 def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | None, probe_files: int, seed: int,
                     progress: bool) -> dict[str, Any]:
     from anygpt.data.readers import read_librispeech, read_vctk
-    from anygpt.modalities.speech import SpeechTokenizerModality
+    from anygpt.modalities.registry import load_modality
+    from anygpt.modalities.speech import SpeechTokenizerCodec
+    from anygpt.modalities.speech.tiny import TINY_PHONES
     from benchmarks.judges import load_judge
     from benchmarks.metrics.speaker_similarity import ResemblyzerEncoder
 
-    speech = SpeechTokenizerModality.from_pretrained(tokenizer, soundstorm=soundstorm)
-    phones = list(speech.hparams.phones)
+    modality = load_modality(tokenizer, SpeechTokenizerCodec, soundstorm=soundstorm)
+    speech = modality.codec
+    phones = list(TINY_PHONES)  # the classes the demo's level 1 is distilled to
+    distilled = speech.config.semantic_dimension == len(phones)  # transform outputs logits of these phones
+    prompt_seconds = speech.prompt_seconds
     frame_seconds = speech.config.hop_length / speech.sample_rate
     judge = load_judge("asr")
     speakers = ResemblyzerEncoder()
@@ -131,7 +107,7 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
     train = random.Random(seed).sample(train, min(probe_files, len(train)))
     table: dict[int, Counter] = defaultdict(Counter)
     for utt in tqdm(train, desc="speech: probe (train)", disable=not progress):
-        codes = speech.encode([speech.load(utt.path)])[0]
+        codes = speech.encode([modality.read(utt.path)])[0]
         labels = _phone_labels(utt.alignment, len(codes), frame_seconds, phones)
         for c, p in zip(codes.tolist(), labels.tolist(), strict=True):
             table[c][p] += 1
@@ -150,15 +126,16 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
         rows = defaultdict(list)
         used: Counter = Counter()
         for i, utt in enumerate(tqdm(items, desc=f"speech: {name}", disable=not progress)):
-            wav = speech.load(utt.path)
+            wav = modality.read(utt.path)
             codes = speech.encode_all_levels([wav])[0]
             same = by_speaker[utt.speaker]
             prompt_item = items[same[(same.index(i) + 1) % len(same)]]  # the next utterance of the same speaker
-            prompt = speech.load(prompt_item.path)[:, : int(speech.hparams.prompt_seconds * rate)]
+            prompt = modality.read(prompt_item.path)
+            prompt = prompt if prompt_seconds is None else prompt[:, : int(prompt_seconds * rate)]
             torch.manual_seed(generator_seed + i)
             unprompted = speech.decode([codes[0]])[0]
             torch.manual_seed(generator_seed + i)
-            prompted = speech.decode([codes[0]], prompt=prompt)[0]
+            prompted = speech.decode([codes[0]], voice=prompt)[0]
             rows["real"].append(wav)
             rows["all_levels"].append(speech.decode([codes])[0])
             rows["level1_alone"].append(speech.decode([codes[:1]])[0])  # no acoustic levels at all
@@ -171,7 +148,7 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
             rows["probe_correct"].append(int((guess == labels).sum()))
             rows["prior_correct"].append(int((labels == prior).sum()))
             rows["frames"].append(len(labels))
-            if speech.hparams.semantic_teacher == "phones":
+            if distilled:
                 with torch.inference_mode():
                     level1 = speech.model.quantizer.decode(codes[:1, None])  # [1, D, F]
                     logits = speech.model.transform(level1.transpose(1, 2))[0]
@@ -217,18 +194,20 @@ def _perplexity(counts: Counter) -> float:
 
 def music_ceilings(root: Path, codec_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
     from anygpt.data.readers import read_musiccaps
-    from anygpt.modalities.music import TinyMusicCodec
+    from anygpt.media import read_audio_with_rate
+    from anygpt.modalities.music import SEANetCodec
+    from anygpt.modalities.registry import load_modality
     from benchmarks.judges import load_judge
-    from benchmarks.tasks.runner import read_audio
 
-    codec = TinyMusicCodec.from_pretrained(codec_path)
+    music = load_modality(codec_path, SEANetCodec)
+    codec = music.codec
     clap = load_judge("clap")
     clips = list(read_musiccaps(root / "musiccaps" / "musiccaps.csv", None, "test"))[:limit]
     real, recon, used = [], [], [Counter() for _ in range(codec.n_q)]
     for clip in tqdm(clips, desc="music", disable=not progress):
-        wav, sr = read_audio(clip.path)
+        wav, sr = read_audio_with_rate(clip.path)
         real.append((wav, sr))
-        codes = codec.encode([codec.load(clip.path)])[0]
+        codes = codec.encode([music.read(clip.path)])[0]
         for q in range(codec.n_q):
             used[q].update(codes[q].tolist())
         recon.append(codec.decode([codes])[0])
@@ -270,17 +249,19 @@ def image_ceilings(root: Path, tokenizer_path: str, limit: int | None, seed: int
 
     from anygpt.data.readers import read_coco_karpathy
     from anygpt.modalities.image import TinyImageTokenizer
+    from anygpt.modalities.registry import load_modality
     from benchmarks.judges import load_judge
     from benchmarks.metrics.clip_score import to_pil
 
-    tokenizer = TinyImageTokenizer.from_pretrained(tokenizer_path)
+    image = load_modality(tokenizer_path, TinyImageTokenizer)
+    tokenizer = image.codec
     clip = load_judge("clip")
     items = [r for r in read_coco_karpathy(root / "coco" / "dataset_coco.json", None, {"test"}) if r.captions][:limit]
     psnr, flat_psnr, real_pil, recon_pil, used = [], [], [], [], Counter()
     batch = 64
     for start in tqdm(range(0, len(items), batch), desc="image", disable=not progress):
         chunk = items[start : start + batch]
-        x = torch.stack([tokenizer.load(r.path) for r in chunk])
+        x = torch.stack([image.read(r.path) for r in chunk])
         codes = tokenizer.encode(list(x))
         y = torch.stack(tokenizer.decode(codes))
         for c in codes:
@@ -322,11 +303,12 @@ def image_ceilings(root: Path, tokenizer_path: str, limit: int | None, seed: int
 
 
 def measure(data: Path, only: Sequence[str] = ("speech", "music", "image"), limit: int | None = None,
-            speech: str = "speech", soundstorm: str = "soundstorm", music: str = "music", image: str = "image",
+            speech: str = "anygpt-assets:tokenizers/speech", soundstorm: str = "anygpt-assets:tokenizers/soundstorm",
+            music: str = "anygpt-assets:tokenizers/music", image: str = "anygpt-assets:tokenizers/image",
             probe_files: int = 300, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """All ceilings as one JSON-able dict (``limit`` caps the items of each evaluated set)."""
+    from anygpt.assets import asset_path as resolve_asset
     from anygpt.data.demo.build import load_manifest
-    from anygpt.modalities.speech.modality import resolve_asset
 
     manifest = load_manifest(data) or {}
     out: dict[str, Any] = {"data": str(data), "corpus_version": manifest.get("version"),
@@ -347,7 +329,7 @@ def summary(result: dict[str, Any]) -> str:
     """The headline figures, one line each."""
 
     def f(entry: dict) -> str:
-        lo, hi = entry["ci95"]
+        lo, hi = entry["interval"]
         return f"{entry['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
     lines = []
@@ -383,10 +365,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=["speech", "music", "image"], choices=["speech", "music", "image"])
     parser.add_argument("--limit", type=int, default=None, help="at most N items per evaluated set")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
-    parser.add_argument("--speech", default="speech", help="speech tokenizer folder (default: the shipped one)")
-    parser.add_argument("--soundstorm", default="soundstorm", help="SoundStorm folder (default: the shipped one)")
-    parser.add_argument("--music", default="music", help="music codec folder (default: the shipped one)")
-    parser.add_argument("--image", default="image", help="image tokenizer folder (default: the shipped one)")
+    parser.add_argument("--speech", default="anygpt-assets:tokenizers/speech",
+                        help="speech tokenizer folder (default: the shipped one)")
+    parser.add_argument("--soundstorm", default="anygpt-assets:tokenizers/soundstorm",
+                        help="SoundStorm folder (default: the shipped one)")
+    parser.add_argument("--music", default="anygpt-assets:tokenizers/music",
+                        help="music codec folder (default: the shipped one)")
+    parser.add_argument("--image", default="anygpt-assets:tokenizers/image",
+                        help="image tokenizer folder (default: the shipped one)")
     parser.add_argument("--probe-files", type=int, default=300, help="train utterances that fit the phone probe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

@@ -18,12 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from anygpt.assets import asset_path
 from anygpt.data import readers
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
 from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
-from anygpt.modalities.base import Modality, load_modality, own_hyperparameters
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, media_pattern
 from anygpt.vocab import SPECIAL_TOKENS, train_bpe_tokenizer
 
 DEFAULT_WEIGHTS = {"image": 0.3, "speech": 0.3, "music": 0.2, "dialogue": 0.2}
@@ -43,8 +45,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 def default_tokenizers() -> dict[str, str]:
     """The tiny tokenizers shipped with anygpt, by modality."""
-    assets = Path(__file__).resolve().parents[2] / "assets" / "tokenizers"
-    return {name: str(assets / name) for name in ("image", "speech", "music")}
+    return {name: str(asset_path(f"anygpt-assets:tokenizers/{name}")) for name in ("image", "speech", "music")}
 
 
 TEXT_SPLITS = ("train", "val")  # the BPE never reads test text (captions, transcripts, dialogues of the test split)
@@ -64,11 +65,11 @@ def corpus_texts(corpus: Path, splits: tuple[str, ...] = TEXT_SPLITS) -> Iterato
         yield clip.caption
     for split in splits:
         for dialogue in readers.read_anyinstruct(corpus / "anyinstruct" / f"{split}.jsonl", report=report,
-                                                 check_files=False):
+                                                 check_files=False, root=corpus):
             for user, assistant in dialogue.turns:
-                yield readers.MEDIA_PATTERN.sub(" ", user)
+                yield media_pattern().sub(" ", user)
                 if assistant:
-                    yield readers.MEDIA_PATTERN.sub(" ", assistant)
+                    yield media_pattern().sub(" ", assistant)
     for pool in (X2TEXT_INSTRUCTIONS, TEXT2X_INSTRUCTIONS):
         for phrasings in pool.values():
             yield from phrasings
@@ -128,9 +129,10 @@ def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: in
             sources[f"image-{split}"] = CocoKarpathy(str(corpus / "coco" / "dataset_coco.json"), split=split)
             sources[f"speech-{split}"] = LibriSpeech(str(corpus / "librispeech"), split=LIBRISPEECH_SPLITS[split])
             sources[f"music-{split}"] = MusicCaps(str(corpus / "musiccaps" / "musiccaps.csv"), split=split)
-            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"))
+            # dialogues name the pair datasets' files (../coco/...): the corpus is their dataset root
+            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"), root=str(corpus))
         prepare(sources, tokenizers, out=str(shards), chunk_size=500, batch_size=32, num_workers=prepare_workers,
-                accelerator="cpu", devices=1)
+                accelerator="cpu", devices=1, share_media=True)
         (shards / "inputs.json").write_text(json.dumps(shard_inputs, indent=1))
     info = {"corpus": str(corpus), "text_tokenizer": str(text_dir), "shards": str(shards), "tokenizers": tokenizers,
             "corpus_counts": manifest.get("counts")}
@@ -162,7 +164,8 @@ class DemoDataModule(AnyGPTDataModule):
                  pair_train_on: str = "all",
                  max_length: int = 512, batch_size: int = 8,
                  batches_per_epoch: int = 200, val_batches: int = 5, num_workers: int = 0,
-                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0) -> None:
+                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0,
+                 shuffle_buffer: int = 1000) -> None:
         weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         directions = {"image": 0.5, "speech": 0.5, "music": 0.5, **(x2text_prob or {})}
         unknown = (set(weights) | set(directions)) - set(DEFAULT_WEIGHTS)
@@ -173,7 +176,8 @@ class DemoDataModule(AnyGPTDataModule):
                              f"{', '.join(DEFAULT_WEIGHTS)}")
         info = build_demo_data(root, scale, corpus_seed, tokenizers, text_vocab_size, prepare_workers)
         self.tokenizer_refs = dict(info["tokenizers"])
-        modalities: list[Modality] = [load_modality(self.tokenizer_refs[n]) for n in ("image", "speech", "music")]
+        modalities: list[Modality] = [TokenizerRef.of(self.tokenizer_refs[n]).load(n)
+                                      for n in ("image", "speech", "music")]
         shards = Path(info["shards"])
 
         def sources(split: str) -> list[Source]:
@@ -185,10 +189,9 @@ class DemoDataModule(AnyGPTDataModule):
             return [s for s in out if s.weight > 0]
 
         # The parent records its own arguments (text tokenizer, modalities, ...), which inference loading reads.
-        with own_hyperparameters():
-            super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
-                             val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
-                             batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
-                             instruction_tokens=instruction_tokens, seed=seed)
+        super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
+                         val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
+                         instruction_tokens=instruction_tokens, seed=seed, shuffle_buffer=shuffle_buffer)
         self.hparams.update({"root": str(root), "scale": scale, "corpus_seed": corpus_seed,
                              "tokenizers": self.tokenizer_refs})

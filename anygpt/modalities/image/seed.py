@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anygpt.modalities.base import Modality, SpanStructure, register_modality
-from anygpt.modalities.image.io import open_rgb, save_image, to_tensor
+from anygpt.modalities.base import Codec, SpanStructure
 
 log = logging.getLogger(__name__)
+UNCLIP_OPTIONS = ("num_inference_steps", "guidance_scale", "noise_level", "height", "width", "seed")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -162,17 +162,16 @@ class ViTBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------------
 # The tokenizer
 # ----------------------------------------------------------------------------------------------------------------------
-@register_modality
-class SEEDImageTokenizer(Modality):
-    """SEED-2: images -> 32 codes in [0, 8192) -> 1024-d unCLIP image embeddings.
+class SEEDImageTokenizer(Codec):
+    """SEED-2: images -> 32 codes in [0, 8192) -> 1024-d unCLIP image embeddings -> pixels.
 
-    `decode` returns the embeddings; `enhance` (with an attached `UnCLIPDecoder`) turns them into pixels. Defaults
-    are the release's sizes; tests build it narrow. ``vit_depth`` is 39: BLIP-2 drops the 40th block of EVA ViT-g.
+    `encode` takes images ``[3, 224, 224]`` in [0, 1] and applies CLIP's normalisation itself. `decode` runs both
+    stages: `embed_codes` and the attached unCLIP pipeline (`attach_unclip`); without one it says what to attach.
+    Defaults are the release's sizes; tests build it narrow. ``vit_depth`` is 39: BLIP-2 drops the 40th block of EVA
+    ViT-g.
     """
 
-    name = "image"
-    markers = ("<soim>", "<eoim>")
-    token_format = "<👀{}>"
+    modality = "image"
 
     def __init__(
         self,
@@ -196,7 +195,7 @@ class SEEDImageTokenizer(Modality):
         embed_dim: int = 1024,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.image_size, self.num_queries, self.n_embed = image_size, num_queries, n_embed
         self.visual = EVAViT(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_hidden)
         self.ln_vision = nn.LayerNorm(vit_width)
         self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, qformer_width))
@@ -227,29 +226,11 @@ class SEEDImageTokenizer(Modality):
 
     @property
     def codebook_size(self) -> int:
-        return int(self.hparams.n_embed)
+        return self.n_embed
 
     @property
     def structure(self) -> SpanStructure:
-        return SpanStructure(fixed_length=int(self.hparams.num_queries))
-
-    # -- raw I/O ---------------------------------------------------------------------------------------------------
-    def load(self, source: str | Path | bytes) -> torch.Tensor:
-        """SEED's preprocessing: RGB, bicubic resize to 224x224 (no crop), CLIP mean/std normalisation."""
-        import torchvision.transforms.functional as TF
-        from torchvision.transforms import InterpolationMode
-
-        size = int(self.hparams.image_size)
-        image = TF.resize(open_rgb(source), [size, size], interpolation=InterpolationMode.BICUBIC)
-        return (to_tensor(image) - self.mean.cpu()) / self.std.cpu()
-
-    def save(self, data: torch.Tensor, path: str | Path) -> None:
-        if data.dim() != 3:
-            raise ValueError(
-                f"SEED decode() yields {tuple(data.shape)} unCLIP embeddings, not pixels: attach an "
-                "unCLIP pipeline (attach_unclip) and save the output of enhance()."
-            )
-        save_image(data, path)
+        return SpanStructure(fixed_length=self.num_queries)
 
     # -- tokens ----------------------------------------------------------------------------------------------------
     def quantize(self, z: torch.Tensor) -> torch.Tensor:
@@ -276,19 +257,33 @@ class SEEDImageTokenizer(Modality):
     def encode(self, items: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if not items:
             return []
-        batch = torch.stack(list(items)).to(self.device, self.dtype)
-        size = int(self.hparams.image_size)
+        batch = torch.stack(list(items)).to(self.device, torch.float32)
+        size = self.image_size
         if batch.shape[1:] != (3, size, size):
-            raise ValueError(
-                f"SEED expects normalised images [3, {size}, {size}] (use load()), got {tuple(batch.shape[1:])}"
-            )
+            raise ValueError(f"SEED expects images [3, {size}, {size}] in [0, 1] (Modality.read resizes files), got "
+                             f"{tuple(batch.shape[1:])}")
+        batch = ((batch - self.mean) / self.std).to(self.dtype)  # SEED's preprocessing: CLIP mean/std
         return list(self.encode_images(batch).unbind(0))
 
     @torch.inference_mode()
-    def decode(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def decode(self, codes: Sequence[torch.Tensor], **context: Any) -> list[torch.Tensor]:
+        """Codes ``[32]`` -> images ``[3, H, W]`` in [0, 1] through the attached unCLIP pipeline.
+
+        ``context`` may set the pipeline's ``num_inference_steps``, ``guidance_scale``, ``noise_level``, ``height``,
+        ``width`` and ``seed`` (SEED's settings by default); other keys are ignored.
+        """
+        if self.unclip is None:
+            raise RuntimeError("SEED codes decode to unCLIP image embeddings; turning them into pixels needs a Stable "
+                               "Diffusion 2.1 unCLIP pipeline: attach_unclip(<local stable-diffusion-2-1-unclip "
+                               "folder>). embed_codes() gives the embeddings alone.")
+        options = {k: v for k, v in context.items() if k in UNCLIP_OPTIONS}
+        return self.unclip(self.decode_embeddings(codes), **options)
+
+    def decode_embeddings(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Codes ``[32]`` -> unCLIP image embeddings ``[1024]`` (the first decoding stage)."""
         if not codes:
             return []
-        n = int(self.hparams.num_queries)
+        n = self.num_queries
         batch = torch.stack([c.reshape(-1).long() for c in codes]).to(self.device)
         if batch.shape[1] != n or batch.min() < 0 or batch.max() >= self.codebook_size:
             raise ValueError(
@@ -298,32 +293,34 @@ class SEEDImageTokenizer(Modality):
         return list(self.embed_codes(batch).float().unbind(0))
 
     def attach_unclip(self, pipeline_dir: str | Path, **kwargs: Any) -> None:
-        """Load a local Stable Diffusion 2.1 unCLIP pipeline directory for `enhance` (needs ``anygpt[diffusion]``)."""
+        """Load a local Stable Diffusion 2.1 unCLIP pipeline folder, `decode`'s second stage (``anygpt[diffusion]``)."""
         from anygpt.modalities.image.unclip import UnCLIPDecoder
 
         self.unclip = UnCLIPDecoder.from_pretrained(pipeline_dir, **kwargs)
 
-    def enhance(self, decoded: torch.Tensor, **context: Any) -> torch.Tensor:
-        """unCLIP embedding ``[1024]`` -> image ``[3, H, W]`` in [0, 1]; ``context`` goes to the pipeline call."""
-        if self.unclip is None:
-            raise RuntimeError("No unCLIP pipeline attached: call attach_unclip(<local SD 2.1 unCLIP directory>).")
-        return self.unclip([decoded], **context)[0]
-
     # -- release checkpoints ---------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, seed_quantizer: str | Path, eva_vit: str | Path | None = None, trust_code: bool = False,
+        cls, path: str | Path | None = None, eva_vit: str | Path | None = None, trust_code: bool = False,
         **overrides: Any
     ) -> SEEDImageTokenizer:
         """Load ``seed_quantizer.pt`` (+ BLIP-2's ``eva_vit_g.pth`` when the quantizer file lacks the ViT).
 
-        A `save_pretrained` directory is loaded as usual. Raises `KeyError` naming the files when a weight the
-        forward pass uses is missing; keys of unused branches (BERT text layers, the ``recon_s`` blocks, the 40th ViT
-        block, ...) are listed in ``model.load_report["unexpected"]`` and logged.
+        ``path`` may be the file or the AILab-CVC/seed-tokenizer-2 folder holding it; ``eva_vit_g.pth`` is looked for
+        beside it and one folder up when not given. Sizes not in ``overrides`` are read from the weights
+        (`seed_config_from_state`). A `save_pretrained` directory is loaded as usual. Raises `KeyError` naming the
+        files when a weight the forward pass uses is missing; keys of unused branches (BERT text layers, the
+        ``recon_s`` blocks, the 40th ViT block, ...) are listed in ``model.load_report["unexpected"]`` and logged.
         """
-        path = Path(seed_quantizer)
+        if path is None:
+            raise TypeError("SEEDImageTokenizer ships no default weights; give seed_quantizer.pt (+ eva_vit)")
+        path = Path(path)
+        if path.is_dir() and (path / "seed_quantizer.pt").exists():  # AILab-CVC/seed-tokenizer-2 as downloaded
+            path = path / "seed_quantizer.pt"
         if path.is_dir():
             return super().from_pretrained(path, trust_code=trust_code, **overrides)
+        if eva_vit is None:  # BLIP-2's eva_vit_g.pth beside the quantizer or one folder up
+            eva_vit = next((p for p in (path.parent / EVA_FILE, path.parent.parent / EVA_FILE) if p.exists()), None)
         state = dict(_torch_load(path))
         sources = [str(path)]
         if eva_vit is not None:
@@ -331,6 +328,10 @@ class SEEDImageTokenizer(Modality):
             for key, value in vit_state.items():  # eva_vit_g.pth has no prefix; seed_quantizer.pt uses visual_encoder.
                 state[key if key.startswith("visual_encoder.") else f"visual_encoder.{key}"] = value
             sources.append(str(eva_vit))
+        try:
+            overrides = {**seed_config_from_state(state), **overrides}
+        except (KeyError, ValueError) as err:
+            log.warning("%s: sizes not readable from the weights (%s); using the release's", " + ".join(sources), err)
         model = cls(**overrides)
         model.load_seed_state_dict(state, source=" + ".join(sources))
         return model.eval()
@@ -426,6 +427,47 @@ def seed_key_to_ours(key: str) -> str:
         if pattern.match(key):
             return pattern.sub(replacement, key)
     return key
+
+
+EVA_FILE = "eva_vit_g.pth"
+# Head widths of the release (EVA ViT-g: 1408 / 16; BERT-base Q-Former and the decoder blocks: 768 / 12): head counts
+# are not in the shapes.
+EVA_HEAD_DIM, QFORMER_HEAD_DIM = 88, 64
+
+
+def seed_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """`SEEDImageTokenizer` sizes read from the release's key names and shapes (``seed_quantizer.pt`` merged with the
+    ``visual_encoder.``-prefixed EVA weights). The ViT depth is one less than the EVA blocks present: BLIP-2 drops
+    the last of eva_vit_g.pth's 40."""
+    config: dict[str, Any] = {}
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
+
+    if "visual_encoder.patch_embed.proj.weight" in state:
+        width, _, patch, _ = state["visual_encoder.patch_embed.proj.weight"].shape
+        positions = state["visual_encoder.pos_embed"].shape[1] - 1
+        if width % EVA_HEAD_DIM:
+            raise ValueError(f"EVA width {width} is not a multiple of the release's head width {EVA_HEAD_DIM}")
+        config.update(image_size=int(round(positions ** 0.5)) * int(patch), patch_size=int(patch), vit_width=int(width),
+                      vit_depth=count("visual_encoder.blocks.") - 1, vit_heads=int(width) // EVA_HEAD_DIM,
+                      vit_hidden=int(state["visual_encoder.blocks.0.mlp.fc1.weight"].shape[0]))
+    _, queries, qwidth = state["query_tokens"].shape
+    if qwidth % QFORMER_HEAD_DIM:
+        raise ValueError(f"Q-Former width {qwidth} is not a multiple of the release's head width {QFORMER_HEAD_DIM}")
+    layer = "Qformer.bert.encoder.layer."
+    crossed = sorted(int(k[len(layer):].split(".", 1)[0]) for k in state
+                     if k.startswith(layer) and ".crossattention.self.query.weight" in k)
+    n_embed, codebook_dim = state["quantize.embedding.weight"].shape
+    downs = [state[f"image_down.{i}.weight"].shape[0] for i in range(0, 2 * 8, 2) if f"image_down.{i}.weight" in state]
+    config.update(qformer_width=int(qwidth), num_queries=int(queries), qformer_depth=count(layer),
+                  qformer_heads=int(qwidth) // QFORMER_HEAD_DIM,
+                  qformer_hidden=int(state[f"{layer}0.intermediate_query.dense.weight"].shape[0]),
+                  cross_attention_freq=crossed[1] - crossed[0] if len(crossed) > 1 else max(1, count(layer)),
+                  codebook_dim=int(codebook_dim), n_embed=int(n_embed), decode_depth=count("blocks_image."),
+                  decode_heads=int(qwidth) // QFORMER_HEAD_DIM, down_dims=tuple(int(d) for d in downs),
+                  embed_dim=int(state["distill_image_proj.weight"].shape[0]))
+    return config
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from anygpt.modalities.speech.soundstorm import SoundStorm, SoundStormModule, cosine_schedule
+from anygpt.modalities.speech.soundstorm import SoundStorm, cosine_schedule
+from anygpt.modalities.speech.training import SoundStormTrainer
 
 TINY = dict(codebook_size=16, num_quantizers=3, num_semantic_tokens=16, dim=32, depth=2, heads=2, dim_head=16,
             ff_mult=2, conv_kernel_size=5)
@@ -69,33 +70,41 @@ def count_forwards(model):
     return calls
 
 
+@pytest.mark.parametrize("schedule", ["release", "annealed"])
 @pytest.mark.parametrize("steps", [1, 3])
-def test_generation_passes_and_shapes(steps):
+def test_generation_passes_and_shapes(steps, schedule):
     torch.manual_seed(0)
     model = SoundStorm(**TINY).eval()
     calls = count_forwards(model)
     semantic = torch.randint(0, 16, (2, 11))
-    out = model.generate(semantic, steps=steps)
+    out = model.generate(semantic, steps=steps, schedule=schedule)
     assert out.shape == (2, 11, 4)
     assert torch.equal(out[..., 0], semantic)
     assert out[..., 1:].max() < 16 and out.min() >= 0  # the mask id never survives
-    assert len(calls) == (steps if steps > 1 else 1) + (TINY["num_quantizers"] - 1)
+    level_2 = steps + 1 if schedule == "release" else (steps if steps > 1 else 1)  # the release adds a greedy pass
+    assert len(calls) == level_2 + (TINY["num_quantizers"] - 1)
 
 
-def test_prompt_conditions_generation_and_may_exceed_the_target_length():
+@pytest.mark.parametrize("schedule", ["release", "annealed"])
+def test_prompt_conditions_generation_and_may_exceed_the_target_length(schedule):
     torch.manual_seed(0)
     model = SoundStorm(**TINY).eval()
     seen = []
     model.net.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
     prompt = torch.randint(0, 16, (1, 20, 4))  # longer than the speech to generate
     semantic = torch.randint(0, 16, (1, 6))
-    out = model.generate(semantic, prompt=prompt, steps=3)
+    out = model.generate(semantic, prompt=prompt, steps=3, schedule=schedule)
     assert out.shape == (1, 6, 4)
-    for codes in seen:  # every pass sees the prompt's acoustic levels as a fixed prefix
+    # the passes over level 2 see the prompt's acoustic levels as a fixed prefix (the release's greedy passes over
+    # the higher levels then rewrite them, prompt included: levels 3.. of the prompt are the model's own guesses)
+    fixed = seen if schedule == "annealed" else seen[:5]
+    for codes in fixed:
         assert codes.shape[1] == 26 and torch.equal(codes[:, :20], prompt[..., 1:])
     # a different prompt changes the result (the prompt is actually used)
-    other = model.generate(semantic, prompt=(prompt + 7) % 16, steps=3, generator=torch.Generator().manual_seed(0))
-    again = model.generate(semantic, prompt=prompt, steps=3, generator=torch.Generator().manual_seed(0))
+    other = model.generate(semantic, prompt=(prompt + 7) % 16, steps=3, schedule=schedule,
+                           generator=torch.Generator().manual_seed(0))
+    again = model.generate(semantic, prompt=prompt, steps=3, schedule=schedule,
+                           generator=torch.Generator().manual_seed(0))
     assert not torch.equal(other, again)
 
 
@@ -110,13 +119,13 @@ def test_unprompted_sampling_gives_varied_voices():
 
 def test_training_objective_learns_a_fixed_batch():
     torch.manual_seed(0)
-    module = SoundStormModule(**TINY, lr=3e-3, warmup_steps=1)
+    module = SoundStormTrainer(SoundStorm(**TINY), lr=3e-3, warmup_steps=1)
     codes = torch.randint(0, 16, (4, 12, 4))
     codes[..., 1:] = (codes[..., :1] * torch.tensor([1, 3, 5]) + 1) % 16  # acoustic levels follow the semantic one
     opt = module.configure_optimizers()["optimizer"]
     losses = []
     for _ in range(60):
-        loss, _ = module.model.loss(codes[..., 1:], codes[..., 0], torch.tensor([12, 12, 10, 12]))
+        loss, _ = module.soundstorm.loss(codes[..., 1:], codes[..., 0], torch.tensor([12, 12, 10, 12]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -125,10 +134,11 @@ def test_training_objective_learns_a_fixed_batch():
 
 
 def test_save_and_load_pretrained(tmp_path):
-    module = SoundStormModule(**TINY)
+    module = SoundStorm(**TINY)
     module.save_pretrained(tmp_path / "storm")
-    loaded = SoundStormModule.from_pretrained(tmp_path / "storm")
-    for (k, v), (k2, v2) in zip(module.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
+    loaded = SoundStorm.from_pretrained(tmp_path / "storm")
+    assert loaded.init_args == module.init_args
+    for (k, v), (k2, v2) in zip(module.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2)
     with pytest.raises(FileNotFoundError, match="nothing"):
-        SoundStormModule.from_pretrained(tmp_path / "nothing")
+        SoundStorm.from_pretrained(tmp_path / "nothing")
