@@ -515,6 +515,38 @@ class Task:
         modality.write(media[0].data, path)
         return Prediction(key, path=str(path), note=media[0].note)
 
+    def score_text_to_media(self, items: Sequence[Any], preds: Sequence[Prediction], embed_text: Callable,
+                            embed_media: Callable, picks: Sequence[Any] | None, media: str, metric: str,
+                            ) -> dict[str, Any] | None:
+        """Score media generated from captions (coco-t2i, musiccaps-gen) by the judge's cosine to the caption, in
+        batches of embeddings. Baselines: the generated media against other items' captions (chance) and, given
+        ``picks`` (a training file per item), real training media; reference: the real media (``items[i].path``).
+        Failed generations score the worst cosine. Returns ``score``'s dict without judge/notes (rank 0)."""
+        n, mine, bs = len(items), self.shard(len(items)), self.batch_size
+        texts = embed_in_batches(embed_text, {i: items[i].caption for i in mine}, bs)
+        generated = embed_in_batches(embed_media, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
+        real = embed_in_batches(embed_media, {i: items[i].path for i in mine}, bs)
+        train = embed_in_batches(embed_media, {i: picks[i] for i in mine}, bs) if picks else {}
+        gathered = self.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
+        if not self.is_main:
+            return None
+        text, real_emb = np.stack([g[0] for g in gathered]), np.stack([g[2] for g in gathered])
+        failed = [g[1] is None for g in gathered]
+        gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
+        baselines = {}
+        perm = derangement(n, self.seed) if self.baseline else None
+        if perm is not None:
+            baselines["shuffled"] = System(f"the generated {media}s scored against other items' captions (chance)",
+                                           {metric: stats.mean_of(cosines(gen, text[perm], failed))})
+        if picks:
+            baselines[f"random-train-{media}"] = System(
+                f"a random real training {media} for each caption",
+                {metric: stats.mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
+        return {"model": {metric: stats.mean_of(cosines(gen, text, failed))}, "baselines": baselines,
+                "reference": System(f"the real {media}s scored against their own captions",
+                                    {metric: stats.mean_of(cosines(real_emb, text))}),
+                "extra": {i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {}}
+
     def decoding(self) -> dict[str, Any]:
         g = asdict(self.decoding_config)
         g.pop("extra", None)
