@@ -25,6 +25,7 @@ BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
                 "Import released HF AnyGPT folders, export trained checkpoints"),
     "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
     "benchmark": (BENCHMARK_TASKS, "Score a checkpoint on the paper's benchmarks (results.json + report.html)"),
+    "serve": ("anygpt.serve:serve", "A web page (and HTTP API) to talk to a model in every modality"),
 }
 
 

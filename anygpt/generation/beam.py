@@ -9,7 +9,7 @@ heuristic), or every continuation stops.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -29,9 +29,12 @@ def _gather(t: Tensor, index: Tensor) -> Tensor:
 
 @torch.inference_mode()
 def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConfig,
-                processors: Sequence[LogitsProcessor] = (), pad_id: int = 0, compile: bool = False
-                ) -> GenerationResult:
-    """Beam search over a left-padded batch ``ids``/``valid`` (B, P); returns the best hypothesis per row."""
+                processors: Sequence[LogitsProcessor] = (), pad_id: int = 0, compile: bool = False,
+                on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
+    """Beam search over a left-padded batch ``ids``/``valid`` (B, P); returns the best hypothesis per row.
+
+    ``on_step`` (see `generate`) returning True stops the search and returns the best running beam, ``interrupted``.
+    """
     if config.do_sample:
         raise ValueError("Beam sampling is not implemented; use num_beams=1 with do_sample=True, or do_sample=False")
     device = ids.device
@@ -98,6 +101,9 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
         all_done = bool(is_finished.all()) and config.early_stopping
         if not bool(improvable.any()) or all_done or bool(hits.all()):
             break
+        if on_step is not None and on_step(cur - P):
+            lengths = torch.full((B,), cur - P, dtype=torch.long, device=device)
+            return GenerationResult(running[:, 0, :cur].clone(), P, lengths, interrupted=True)
         decoder.reorder((chosen_source + batch_offset).view(-1))
         logits = decoder.step(running[:, :, cur - 1].reshape(-1))
 

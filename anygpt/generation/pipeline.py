@@ -12,7 +12,7 @@ as far as it is valid and the segment says so in ``note``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,11 @@ from anygpt.modalities.base import Modality
 from anygpt.vocab import Segment
 
 FILE_EXTENSIONS = {"image": ".png", "speech": ".wav", "music": ".wav"}
+
+Progress = Callable[[str, int, int], bool | None]
+"""``progress(stage, done, total)``: stage ``"tokenizing"`` (0, media items), ``"generating"`` (new tokens so far,
+token budget) or ``"decoding"`` (media spans so far, spans). A true return while generating stops generation; the
+reply keeps what was produced (``interrupted``), as Ctrl-C does."""
 
 
 @dataclass
@@ -184,12 +189,13 @@ class AnyGPT:
 
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[Sequence[int]], config: GenerationConfig,
-                     generator: torch.Generator | None = None) -> tuple[list[list[int]], bool]:
-        """New ids per prompt (stop id removed) and whether Ctrl-C interrupted generation."""
+                     generator: torch.Generator | None = None,
+                     on_step: Callable[[int], bool | None] | None = None) -> tuple[list[list[int]], bool]:
+        """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``)."""
         structures = {name: tok.structure for name, tok in self.tokenizers.items()}
         constraint = ModalityConstraint(self.vocab, structures)
         result = generate(self.model, [list(p) for p in prompts], config, processors=[constraint],
-                          generator=generator, pad_id=self.pad_id)
+                          generator=generator, pad_id=self.pad_id, on_step=on_step)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted
@@ -198,13 +204,18 @@ class AnyGPT:
     def pad_id(self) -> int:
         return self.vocab.text.eos_id if self.vocab.text.eos_id is not None else 0
 
-    def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None) -> list[OutputSegment]:
+    def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None,
+               progress: Progress | None = None) -> list[OutputSegment]:
         """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid."""
+        segments = self.vocab.segments(ids)
+        spans = sum(seg.modality != "text" for seg in segments)
         out: list[OutputSegment] = []
-        for seg in self.vocab.segments(ids):
+        for seg in segments:
             if seg.modality == "text":
                 out.append(OutputSegment("text", text=_clean_text(seg.text)))
                 continue
+            if progress is not None:
+                progress("decoding", sum(o.modality != "text" for o in out), spans)
             out.append(self._decode_span(seg, voice))
         return out
 
@@ -241,16 +252,20 @@ class AnyGPT:
         return replies
 
     def chat(self, parts: Sequence[Part] | str, output: str = "text", settings: str = "release",
-             generator: torch.Generator | None = None, voice: Any = None, **overrides: Any) -> Reply:
-        """One turn of a conversation that keeps its history (``reset`` clears it)."""
+             generator: torch.Generator | None = None, voice: Any = None, progress: Progress | None = None,
+             **overrides: Any) -> Reply:
+        """One turn of a conversation that keeps its history (``reset`` clears it); ``progress`` sees each stage."""
         if isinstance(parts, str):
             parts = parse_message(parts)
         force = None if output == "text" else output
-        prompt = self.prompt_ids(parts, self.history, force)
         config = self.generation_config(output, settings, **overrides)
-        (row,), interrupted = self.generate_ids([prompt], config, generator)
+        if progress is not None:
+            progress("tokenizing", 0, sum(isinstance(p, Media) for p in parts))
+        prompt = self.prompt_ids(parts, self.history, force)
+        on_step = None if progress is None else (lambda n: progress("generating", n, config.max_new_tokens))
+        (row,), interrupted = self.generate_ids([prompt], config, generator, on_step)
         ids = ([self.vocab.modalities[force].start_id] + row) if force else row
-        reply = Reply(self.decode(ids, voice), ids, interrupted)
+        reply = Reply(self.decode(ids, voice, progress), ids, interrupted)
         user_ids = self.vocab.encode("[Human]: ") + self.encode_parts(parts) + self.vocab.encode("<eoh>\n[MMGPT]:")
         self.history.append(Turn("user", parts=list(parts), ids=user_ids))
         self.history.append(Turn("assistant", reply=reply, ids=self.vocab.encode(" ") + ids +

@@ -109,7 +109,8 @@ def preset(name: str, **overrides: Any) -> GenerationConfig:
 @dataclass
 class GenerationResult:
     """``sequences``: (B, P + n) left-padded prompts followed by the generated ids (``pad_id`` after a row stopped).
-    ``lengths``: generated ids per row, the stop id included. ``interrupted``: Ctrl-C ended generation early."""
+    ``lengths``: generated ids per row, the stop id included. ``interrupted``: Ctrl-C (or ``on_step``) ended generation
+    early."""
 
     sequences: Tensor
     prompt_len: int
@@ -217,7 +218,8 @@ def _context_budget(model: LLaMA, prompt_len: int, max_new_tokens: int) -> int:
 @torch.inference_mode()
 def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: GenerationConfig,
              processors: Sequence[LogitsProcessor] | Callable[[int], Sequence[LogitsProcessor]] = (),
-             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool = False) -> GenerationResult:
+             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool = False,
+             on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
     """Generate continuations of a batch of prompts.
 
     Args:
@@ -228,6 +230,8 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
         generator: makes sampling deterministic.
         pad_id: filler for left padding and after a row stopped.
         compile: ``torch.compile`` the one-token decode step (pays off for long generations).
+        on_step: called after each step with the number of new tokens so far (a progress counter); returning True
+            stops generation there, keeping what was produced (``interrupted``), as Ctrl-C does.
     """
     if config.stop_tokens:
         raise ValueError(f"stop_tokens {config.stop_tokens} are unresolved; call config.resolve(vocab) first")
@@ -238,7 +242,7 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
     if config.num_beams > 1:
         from anygpt.generation.beam import beam_search
 
-        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile)
+        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile, on_step=on_step)
     max_new = _context_budget(model, P, config.max_new_tokens)
     chain = [*config.processors(P, (~valid).sum(1)), *extra, *config.warpers()]
     decoder = CachedDecoder(model, valid, P + max_new, compile=compile)
@@ -267,6 +271,9 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
                 if bool(finished.all()):
                     break
             if cur == P + max_new:
+                break
+            if on_step is not None and on_step(cur - P):
+                interrupted = True
                 break
             logits = decoder.step(nxt)
     except KeyboardInterrupt:  # keep what was produced so far
