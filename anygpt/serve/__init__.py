@@ -45,7 +45,7 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
                           max_audio_seconds=max_audio_seconds, max_files=max_files)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does: files removed
     try:
-        with ModelHost(engine, limits, name=Path(ckpt).resolve().name) as model_host:
+        with ModelHost(engine, limits, name=ckpt) as model_host:
             print(f"anygpt serve: uploads and replies are kept in {model_host.root} until the server stops",
                   flush=True)
             launch(model_host, host, port, max_queue=max_queue, block=True)

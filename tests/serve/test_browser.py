@@ -1,8 +1,9 @@
 """`anygpt serve` end to end in a real headless browser: Chromium from the system, driven by Playwright.
 
 The server is the real command (`python -m anygpt.cli serve`) on a random tiny model. The page uploads an image and
-gets a caption, asks for an image and shows it, asks for speech and shows a player, refuses a corrupt file with a
-message (keeping the message in the box), downloads the transcript; and the page fetches nothing but the server.
+gets a caption, asks for an image and shows it, asks for speech and shows a player, sends a microphone recording,
+downloads the transcript, refuses a corrupt file with a message (keeping the message in the box); and the page fetches
+nothing but the server.
 Screenshots go to ``runs/tests/serve/``. Skipped only where no browser can be found (`.ci/run` installs Chromium).
 """
 
@@ -22,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "runs" / "tests" / "serve"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a microphone that beeps
 TURN_SECONDS = 120  # a turn of the tiny model takes seconds; generous for a loaded 2-core machine
 
 
@@ -80,9 +82,10 @@ def _send(page, text: str, files=(), output: str | None = None) -> None:
         page.set_input_files("#message input[type=file]", [str(f) for f in files])
         page.wait_for_function(f"() => document.querySelectorAll('#message .thumbnail-item').length >= {len(files)}",
                                timeout=30_000)
+    turns = page.locator("#chat .user-row").count()
     page.fill("#message textarea", text)
     page.keyboard.press("Enter")
-    page.wait_for_timeout(500)
+    page.wait_for_function(f"() => document.querySelectorAll('#chat .user-row').length > {turns}", timeout=30_000)
     _wait_idle(page)
 
 
@@ -96,7 +99,7 @@ def test_the_page_in_a_real_browser(served, uploads, tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(  # a fresh profile: --user-data-dir
             tmp_path / "profile", executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+            viewport={"width": 1400, "height": 1100}, accept_downloads=True, permissions=["microphone"])
         try:
             page = browser.new_page()
 
@@ -114,7 +117,7 @@ def test_the_page_in_a_real_browser(served, uploads, tmp_path):
 
             # image in -> a caption
             _send(page, "Describe this image.", files=[uploads["image"]])
-            assert page.locator("#chat [data-testid='user'] img").count() == 1  # the upload, shown
+            page.locator("#chat .user-row img").first.wait_for(timeout=30_000)  # the upload, shown
             assert any(text.strip() for text in bot.all_inner_texts())  # the random model's "caption"
             page.screenshot(path=str(SHOTS / "1-image-in-caption-out.png"))
 
@@ -128,9 +131,10 @@ def test_the_page_in_a_real_browser(served, uploads, tmp_path):
             page.screenshot(path=str(SHOTS / "2-text-in-image-out.png"))
 
             # text in -> speech, with a player
-            players = page.locator("#chat [data-testid='bot'] .minimal-audio-player").count()
+            players = page.locator("#chat .bot-row [data-testid='waveform-Audio']")
+            before = players.count()
             _send(page, "Say hello.", output="speech")
-            assert page.locator("#chat [data-testid='bot'] .minimal-audio-player").count() > players
+            players.nth(before).wait_for(timeout=30_000)  # a new player (media components render asynchronously)
             page.screenshot(path=str(SHOTS / "3-text-in-speech-out.png"))
 
             # the transcript, as `anygpt chat` writes it
@@ -142,13 +146,30 @@ def test_the_page_in_a_real_browser(served, uploads, tmp_path):
                 page_html = z.read("anygpt-chat/transcript.html").decode()
             assert page_html.count('class="turn user"') == 3 and "<audio" in page_html and "<img" in page_html
 
+            # Reset; then a recording from the microphone (Chromium's fake one) goes in as speech
+            page.locator("#reset").click()
+            page.wait_for_function("() => document.querySelectorAll('#chat .message-row').length == 0")
+            page.locator("#output").get_by_label("auto", exact=True).check()
+            page.locator("#message [data-testid=microphone-button]").click()
+            page.get_by_label("Start recording").click()
+            page.wait_for_timeout(1500)
+            page.get_by_label("Stop recording").click()
+            page.get_by_label("Attach audio").click()
+            page.wait_for_function("() => document.querySelectorAll('#message .thumbnail-item').length > 0",
+                                   timeout=30_000)
+            replies = bot.count()
+            _send(page, "What did I say?")
+            page.locator("#chat .user-row [data-testid='waveform-Audio']").last.wait_for(timeout=30_000)  # a player
+            assert bot.count() > replies
+            page.screenshot(path=str(SHOTS / "4-microphone-in.png"))
+
             # a corrupt upload -> a message that names it; the message stays in the box
             shown = bot.count()
             _send(page, "What is this?", files=[uploads["corrupt"]])
             toast = page.get_by_text("broken.png is not a readable image")
             toast.wait_for(timeout=30_000)
             assert page.input_value("#message textarea") == "What is this?" and bot.count() == shown
-            page.screenshot(path=str(SHOTS / "4-corrupt-upload.png"))
+            page.screenshot(path=str(SHOTS / "5-corrupt-upload.png"))
         finally:
             browser.close()
     assert outside == [], f"the page reached outside the server: {outside}"
