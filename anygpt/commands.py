@@ -7,14 +7,14 @@ entry-point group from another package; the parser in `anygpt.cli` never changes
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
 
-from benchmarks.tasks import TASKS as BENCHMARK_TASKS
+from anygpt.resolve import resolve as resolve_name
 
 ENTRY_POINT_GROUP = "anygpt.commands"
 
-# name -> (import path "module:attribute" or {subcommand: import path}, one-line help)
+# name -> (import path "module:attribute" of a function or of a {subcommand: import path} table, or such a table
+# itself; one-line help). Nothing is imported until the command runs.
 Target = str | dict[str, str]
 BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
     "prepare": ("anygpt.data.prepare:prepare", "Tokenize raw datasets into webdataset token shards"),
@@ -24,7 +24,7 @@ BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
                  "ckpt-to-anygpt": "anygpt.checkpoints:ckpt_to_anygpt"},
                 "Import released HF AnyGPT folders, export trained checkpoints"),
     "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
-    "benchmark": (BENCHMARK_TASKS, "Score a checkpoint on the paper's benchmarks (results.json + report.html)"),
+    "benchmark": ("benchmarks.tasks:TASKS", "Score a checkpoint on the paper's benchmarks (results.json, report.html)"),
     "serve": ("anygpt.serve:serve", "A web page (and HTTP API) to talk to a model in every modality"),
 }
 
@@ -37,8 +37,9 @@ def registered_commands() -> dict[str, tuple[Target, str]]:
 
 
 def resolve(target: Target):
-    """Import a command target: a function, or a dict of subcommand name -> function."""
+    """Import a command target: a function, or a dict (or the import path of a dict) of subcommand -> function."""
+    if isinstance(target, str):
+        target = resolve_name(target)
     if isinstance(target, dict):
         return {name: resolve(path) for name, path in target.items()}
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return target

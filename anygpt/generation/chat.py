@@ -16,7 +16,7 @@ from typing import TextIO
 import torch
 
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
-from anygpt.html import HtmlPage
+from anygpt.htmlpage import HtmlPage
 
 OUTPUT_COMMANDS = {"/image": "image", "/speech": "speech", "/music": "music", "/text": "text"}
 

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from anygpt.data.readers import DatasetError
-from anygpt.html import HtmlPage
+from anygpt.htmlpage import HtmlPage
 
 DEMO_DIR = Path("data/demo")
 TEMPLATES = ("pretrain", "chat")

@@ -1,0 +1,241 @@
+"""Reading and writing media files, for the whole package: one reader and one writer per media kind.
+
+Every modality reads its inputs through one of three kinds (`MEDIA_KINDS`): ``image`` (Pillow, RGB), ``audio``
+(soundfile, mono, resampled), ``array`` (NumPy ``.npy``, never unpickled). A file that cannot be used raises
+`MediaError` naming the file and saying what to do, so data preparation can skip and count it, and front ends can show
+the message instead of a stack trace. Tensors follow one convention: audio ``[1, T]`` float32 in [-1, 1], images
+``[3, H, W]`` float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+Source = str | Path | bytes
+
+
+class MediaError(ValueError):
+    """A media file that cannot be used (unreadable, empty, too short, too large, NaN samples, ...)."""
+
+
+def describe(source: Source | Any) -> str:
+    """How errors name a source: its path, or its size when it is in-memory bytes."""
+    return f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+
+
+def _handle(source: Source) -> Any:
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Audio
+# ----------------------------------------------------------------------------------------------------------------------
+def audio_info(source: Source) -> tuple[float, int, int]:
+    """``(seconds, sample_rate, channels)`` from the file header, without decoding the samples (for size limits)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(_handle(source))
+    except Exception as err:  # soundfile raises LibsndfileError, RuntimeError or TypeError depending on the damage
+        raise MediaError(f"cannot read audio file {describe(source)}: {err}. Expected a WAV/FLAC/OGG/MP3 file.") \
+            from err
+    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+def read_audio(source: Source, sample_rate: int | None = None, min_samples: int = 1,
+               max_seconds: float | None = None) -> torch.Tensor:
+    """Decode ``source`` (a path or the file's bytes) to a mono float32 waveform ``[1, T]``.
+
+    Channels are averaged; another rate is resampled to ``sample_rate`` (None keeps the file's rate, see
+    `read_audio_with_rate`). Clips shorter than ``min_samples`` after resampling (the tokenizer would produce no frame)
+    and longer than ``max_seconds`` are rejected.
+    """
+    wav, rate = read_audio_with_rate(source, max_seconds=max_seconds)
+    if sample_rate is not None:
+        wav, rate = resample(wav, rate, sample_rate), sample_rate
+    if wav.shape[-1] < min_samples:
+        raise MediaError(f"audio file {describe(source)} is {wav.shape[-1] / rate * 1000:.1f} ms long, shorter than "
+                         f"one token frame ({min_samples / rate * 1000:.1f} ms); nothing to tokenize.")
+    return wav
+
+
+def read_audio_with_rate(source: Source, max_seconds: float | None = None) -> tuple[torch.Tensor, int]:
+    """A mono float32 waveform ``[1, T]`` at the file's own rate, and that rate (metrics/judges resample themselves)."""
+    import soundfile as sf
+
+    name = describe(source)
+    if max_seconds is not None:
+        seconds, _, _ = audio_info(source)
+        if seconds > max_seconds:
+            raise MediaError(f"audio file {name} is {seconds:.1f} s long; at most {max_seconds:g} s is accepted. "
+                             "Cut it first (e.g. `ffmpeg -i in -t 30 out.wav`).")
+    try:
+        data, rate = sf.read(_handle(source), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise MediaError(f"cannot decode audio file {name}: {err}. Expected a WAV/FLAC/OGG/MP3 file; re-encode it "
+                         "(e.g. `ffmpeg -i in -ar 16000 -ac 1 out.flac`) or drop it.") from err
+    if data.shape[0] == 0:
+        raise MediaError(f"audio file {name} holds no samples (empty recording); drop it from the dataset.")
+    wav = torch.from_numpy(np.ascontiguousarray(data.T)).mean(dim=0, keepdim=True)
+    if not torch.isfinite(wav).all():
+        raise MediaError(f"audio file {name} contains NaN or infinite samples; re-encode or drop it.")
+    return wav, int(rate)
+
+
+def to_mono(wav: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``[T]``, ``[C, T]`` or ``[1, T]`` -> ``[1, T]`` float32 (channels averaged)."""
+    wav = torch.as_tensor(wav, dtype=torch.float32)
+    if wav.dim() == 1:
+        return wav[None]
+    if wav.dim() != 2:
+        raise ValueError(f"expected a waveform [T] or [C, T], got shape {tuple(wav.shape)}")
+    return wav.mean(dim=0, keepdim=True)
+
+
+def resample(wav: torch.Tensor, orig_rate: int, target_rate: int) -> torch.Tensor:
+    """Resample the last axis with torchaudio's windowed-sinc resampler (a no-op when the rates agree)."""
+    if orig_rate <= 0 or target_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_rate} -> {target_rate}")
+    if orig_rate == target_rate:
+        return wav
+    import torchaudio.functional as AF
+
+    return AF.resample(wav, int(orig_rate), int(target_rate))
+
+
+def write_audio(wav: torch.Tensor, path: str | Path, sample_rate: int) -> Path:
+    """Write a mono waveform (``[T]`` or ``[1, T]``) as 16-bit PCM; the format follows the suffix (.wav, .flac)."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = torch.as_tensor(wav).detach().float().reshape(-1).clamp(-1, 1).cpu().numpy()
+    sf.write(str(path), data, int(sample_rate), subtype="PCM_16")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------------------------------------------------
+def read_image(source: Source, max_pixels: int | None = None):
+    """Open ``source`` (path or bytes) as an 8-bit RGB `PIL.Image`.
+
+    EXIF rotation is applied; transparent images are composited on white; 16/32-bit grayscale is rescaled by its full
+    range (Pillow's own conversion would clip it). Images above ``max_pixels`` are refused before decoding.
+    """
+    from PIL import Image, ImageOps
+
+    name = describe(source)
+    try:
+        image = Image.open(_handle(source))
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise MediaError(f"image file {name} is {image.width}x{image.height} pixels; at most {max_pixels:,} "
+                             "pixels are accepted. Downscale it first.")
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except MediaError:
+        raise
+    except Exception as err:  # Pillow raises UnidentifiedImageError, OSError (truncated), DecompressionBombError...
+        raise MediaError(f"cannot read image file {name}: {err}. Expected a file Pillow decodes (png, jpeg, webp, "
+                         "...).") from err
+    if image.width == 0 or image.height == 0:
+        raise MediaError(f"image file {name} is empty ({image.width}x{image.height}).")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert("RGB")
+
+
+def image_to_tensor(image) -> torch.Tensor:
+    """8-bit RGB `PIL.Image` -> float32 ``[3, H, W]`` in [0, 1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def tensor_to_image(image: torch.Tensor):
+    """``[3, H, W]`` in [0, 1] -> an 8-bit RGB `PIL.Image`."""
+    from PIL import Image
+
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an RGB tensor [3, H, W] in [0, 1], got shape {tuple(image.shape)}")
+    array = (image.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array, "RGB")
+
+
+def write_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write ``[3, H, W]`` in [0, 1] as an 8-bit image (format from the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensor_to_image(image).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Arrays
+# ----------------------------------------------------------------------------------------------------------------------
+def read_array(source: Source) -> torch.Tensor:
+    """A NumPy ``.npy`` file -> a tensor. Object arrays are refused: unpickling would run code from the file."""
+    try:
+        array = np.load(_handle(source), allow_pickle=False)
+    except Exception as err:
+        raise MediaError(f"cannot read array file {describe(source)}: {err}. Expected a .npy file of numbers "
+                         "(np.save), without Python objects.") from err
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise MediaError(f"array file {describe(source)} holds {getattr(array, 'dtype', type(array))}, not numbers")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def write_array(array: torch.Tensor, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, torch.as_tensor(array).detach().cpu().numpy())
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Kinds
+# ----------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MediaKind:
+    """How files of one kind are recognised, written and shown.
+
+    Args:
+        name: ``image``, ``audio`` or ``array``.
+        suffixes: file suffixes accepted as input (lower case, with the dot).
+        suffix: the suffix outputs are written with.
+        html: the element a report or transcript shows it with (``img``, ``audio``) or None (a download link).
+        mime: the MIME type of written files.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    suffix: str
+    html: str | None
+    mime: str
+
+    def accepts(self, path: str | Path) -> bool:
+        return Path(path).suffix.lower() in self.suffixes
+
+
+MEDIA_KINDS: dict[str, MediaKind] = {
+    "image": MediaKind("image", (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"), ".png", "img",
+                       "image/png"),
+    "audio": MediaKind("audio", (".wav", ".flac", ".ogg", ".mp3", ".opus"), ".wav", "audio", "audio/wav"),
+    "array": MediaKind("array", (".npy",), ".npy", None, "application/octet-stream"),
+}
+
+
+def media_kind(name: str) -> MediaKind:
+    try:
+        return MEDIA_KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown media kind {name!r}; known: {sorted(MEDIA_KINDS)}") from None
