@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from anygpt.media import MEDIA_KINDS
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,14 @@ CACHE_SECONDS = 24 * 3600  # Gradio's copies of uploads and replies older than t
 _MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")  # what Markdown or LaTeX would render
 
 
-def _component_for(path: str | Path, kind: str) -> Any:
+def _component_for(path: str | Path, kind: str | None) -> Any:
     """What shows a media file in the chat: an image, a player with its waveform, or a file to download."""
     import gradio as gr
 
-    if kind == "image":
+    element = MEDIA_KINDS[kind].html if kind in MEDIA_KINDS else None
+    if element == "img":
         return gr.Image(str(path), show_label=False, buttons=["download"])
-    if kind == "audio":
+    if element == "audio":
         return gr.Audio(str(path), show_label=False, buttons=["download"])
     return gr.File(str(path), show_label=False)
 
@@ -101,7 +103,8 @@ def build_app(host: ModelHost, title: str | None = None):
                                      feedback_options=None)
                 box = gr.MultimodalTextbox(
                     label="Message", show_label=False, elem_id="message", file_count="multiple",
-                    file_types=host.upload_kinds, sources=["upload", "microphone"],
+                    file_types=[suffix for kind in host.upload_kinds for suffix in MEDIA_KINDS[kind].suffixes],
+                    sources=["upload", "microphone"],
                     placeholder=f"Type a message; attach or drop {' or '.join(host.upload_kinds)} files; or record "
                                 "from the microphone")
                 with gr.Row():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import mimetypes
 import re
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ import torch
 from anygpt.generation.chat import Transcript
 from anygpt.generation.pipeline import FILE_EXTENSIONS, AnyGPT, Media, Part, Reply
 from anygpt.generation.sampling import PRESETS, GenerationConfig
+from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
 
 AUTO = "auto"  # let the model choose: no output marker is forced (the release's plain chat)
 MB = 2**20
@@ -92,7 +92,7 @@ class MediaFile:
 
     modality: str
     path: Path
-    kind: str  # "image", "audio" or the file's suffix: how a page shows it
+    kind: str | None  # its media kind (`anygpt.media.MEDIA_KINDS`), which says how a page shows it
     name: str  # what the visitor called it (uploads) or the file's name (replies)
     note: str | None = None  # a span that was decoded only partly says so
 
@@ -127,16 +127,14 @@ class Status:
         return ""
 
 
-def media_kind(filename: str | Path) -> str:
-    """"image" or "audio" (what a browser shows with <img>/<audio>, by MIME type), else the file's suffix."""
-    mime, _ = mimetypes.guess_type(str(filename))
-    top = mime.split("/")[0] if mime else ""
-    return top if top in ("image", "audio") else Path(filename).suffix.lower()
+def file_kind(path: str | Path) -> str | None:
+    """The media kind (`anygpt.media.MEDIA_KINDS`) a file's suffix says it is, None for none."""
+    return next((kind.name for kind in MEDIA_KINDS.values() if kind.accepts(path)), None)
 
 
-def output_suffix(modality: str) -> str:
-    """The suffix of the files `Reply.save` writes for ``modality``."""
-    return FILE_EXTENSIONS.get(modality, ".bin")
+def modality_kind(modality: str) -> str | None:
+    """The media kind of a modality's files: that of the files `Reply.save` writes for it."""
+    return file_kind(f"reply{FILE_EXTENSIONS.get(modality, '')}")
 
 
 def _size(n: int) -> str:
@@ -165,8 +163,8 @@ class ModelHost:
         self.root = Path(tempfile.mkdtemp(prefix="anygpt-serve-") if root is None else root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._model_lock = threading.Lock()
-        # modality -> media kind of its files, from the model's own tokenizers
-        self.kinds = {name: media_kind(f"x{output_suffix(name)}") for name in engine.tokenizers}
+        # modality -> media kind of its files, for the model's own tokenizers
+        self.kinds = {name: modality_kind(name) for name in engine.tokenizers}
         self.settings_choices = sorted({key.split("/")[0] for key in PRESETS})
         self._sessions: dict[str, ChatSession] = {}
 
@@ -182,7 +180,13 @@ class ModelHost:
 
     @property
     def upload_kinds(self) -> list[str]:
-        return list(dict.fromkeys(self.kinds.values()))
+        """The media kinds some modality of the model reads."""
+        return [kind for kind in dict.fromkeys(self.kinds.values()) if kind is not None]
+
+    def accepted(self) -> str:
+        """What may be uploaded, in words: each kind's suffixes and the modalities that read it."""
+        return "; ".join(f"{kind} files ({' '.join(MEDIA_KINDS[kind].suffixes)}) for {' or '.join(self.readers(kind))}"
+                         for kind in self.upload_kinds)
 
     def decoding(self, output: str, settings: str) -> GenerationConfig:
         """The preset a turn with these choices starts from (`AnyGPT.generation_config`)."""
@@ -194,7 +198,7 @@ class ModelHost:
 
     def describe(self) -> str:
         params = sum(p.numel() for p in self.engine.model.parameters())
-        reads = ", ".join(f"{name} ({kind} files)" for name, kind in self.kinds.items())
+        reads = ", ".join(f"{name} ({kind or 'other'} files)" for name, kind in self.kinds.items())
         return f"{self.name}: {params / 1e6:.1f} M parameters, context {self.context} tokens; reads and writes {reads}"
 
     # -- sessions ------------------------------------------------------------------------------------------------------
@@ -308,7 +312,7 @@ class ChatSession:
         self.transcript.add_reply(reply)
         self.transcript.write()
         self.turns = turn
-        media = [MediaFile(seg.modality, seg.path, media_kind(seg.path), seg.path.name, seg.note)
+        media = [MediaFile(seg.modality, seg.path, file_kind(seg.path), seg.path.name, seg.note)
                  for seg in reply.media() if seg.path is not None]
         notes = [seg.note for seg in reply.segments if seg.note]
         if reply.interrupted:
@@ -352,52 +356,21 @@ class ChatSession:
             raise ServeError(f"{name} is {_size(size)}; uploads are limited to {_size(limits.max_bytes)}")
         if size == 0:
             raise ServeError(f"{name} is empty (0 bytes)")
-        kind = media_kind(name)
-        try:
-            self._check_kind(kind, path, name)
-        except ServeError as err:  # the server's copy has another name: say the visitor's
-            raise ServeError(str(err).replace(str(path), name)) from err.__cause__
-        return kind
-
-    def _check_kind(self, kind: str, path: Path, name: str) -> None:
+        kind = file_kind(name)
         if kind not in self.host.upload_kinds:
-            accepted = ", ".join(f"{k} files ({'/'.join(self.host.readers(k))})" for k in self.host.upload_kinds)
-            raise ServeError(f"{name}: this model reads {accepted}; a {kind or 'suffix-less'} file is none of them")
-        if kind == "image":
-            self._check_image(path, name)
-        elif kind == "audio":
-            self._check_audio(path, name)
-
-    def _check_image(self, path: Path, name: str) -> None:
-        from PIL import Image
-
-        limit = self.host.limits.max_image_pixels
+            raise ServeError(f"{name}: this model reads {self.host.accepted()}; "
+                             f"{Path(name).suffix or 'a file without a suffix'} is none of them")
         try:
-            with Image.open(path) as image:  # reads the header only
-                width, height = image.size
-        except Image.DecompressionBombError as err:  # Pillow refuses sizes far beyond any limit of ours
-            raise ServeError(f"{name} is too large an image ({err}); images are limited to {limit / 1e6:.1f} MP: "
-                             "scale it down first") from err
-        except Exception as err:  # UnidentifiedImageError, OSError...
-            raise ServeError(f"{name} is not a readable image ({err}); upload a PNG, JPEG or "
-                             "WebP file") from err
-        if width * height > limit:
-            raise ServeError(f"{name} is {width}x{height} pixels ({width * height / 1e6:.1f} MP); images are limited "
-                             f"to {limit / 1e6:.1f} MP: scale it down first")
-
-    def _check_audio(self, path: Path, name: str) -> None:
-        import soundfile as sf
-
-        limit = self.host.limits.max_audio_seconds
-        try:
-            info = sf.info(str(path))
-        except Exception as err:  # LibsndfileError, RuntimeError...
-            raise ServeError(f"{name} is not a readable audio file ({err}); upload WAV, FLAC, OGG or MP3") from err
-        seconds = info.frames / info.samplerate if info.samplerate else 0.0
-        if seconds > limit:
-            raise ServeError(f"{name} lasts {_duration(seconds)}; audio is limited to {_duration(limit)}: cut it first")
-        if info.frames <= 0:
-            raise ServeError(f"{name} holds no audio samples")
+            if kind == "image":
+                read_image(path, max_pixels=limits.max_image_pixels)  # decoded whole: a truncated file shows here
+            elif kind == "audio":
+                seconds, _, _ = audio_info(path)  # from the header
+                if seconds > limits.max_audio_seconds:
+                    raise ServeError(f"{name} lasts {_duration(seconds)}; audio is limited to "
+                                     f"{_duration(limits.max_audio_seconds)}: cut it first")
+        except MediaError as err:  # the server's copy has another name: say the visitor's
+            raise ServeError(str(err).replace(str(path), name)) from err
+        return kind
 
     def _check_voice(self, voice: Upload | str | Path | None) -> str | None:
         if voice is None:

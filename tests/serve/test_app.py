@@ -53,7 +53,7 @@ def test_the_api_runs_turns_like_the_page(server, uploads):
     # uploads landed in the server's own temporary folder
     assert list((host.root / "gradio").rglob("photo.png"))
 
-    for bad, message in [(uploads["corrupt"], "broken.png is not a readable image"),
+    for bad, message in [(uploads["corrupt"], "cannot read image file broken.png"),
                          (uploads["long"], "lecture.wav lasts 3.0 s; audio is limited to 2.0 s")]:
         with pytest.raises(AppError, match=message):
             client.predict({"text": "What is this?", "files": [handle_file(str(bad))]}, api_name="/chat")

@@ -166,7 +166,7 @@ def test_the_page_in_a_real_browser(served, uploads, tmp_path):
             # a corrupt upload -> a message that names it; the message stays in the box
             shown = bot.count()
             _send(page, "What is this?", files=[uploads["corrupt"]])
-            toast = page.get_by_text("broken.png is not a readable image")
+            toast = page.get_by_text("cannot read image file broken.png")
             toast.wait_for(timeout=30_000)
             assert page.input_value("#message textarea") == "What is this?" and bot.count() == shown
             page.screenshot(path=str(SHOTS / "5-corrupt-upload.png"))

@@ -69,11 +69,12 @@ def test_turns_with_uploads_and_each_output(host, uploads):
 
 
 @pytest.mark.parametrize("case, limits, expected", [
-    ("corrupt", {}, "broken.png is not a readable image"),
-    ("corrupt_audio", {}, "broken.wav is not a readable audio file"),
-    ("text", {}, "notes.txt: this model reads image files (image), audio files (speech/music)"),
-    ("image", {"max_image_pixels": 40 * 40}, "photo.png is 64x48 pixels (0.0 MP); images are limited to"),
-    ("bomb", {}, "bomb.png is too large an image"),
+    ("corrupt", {}, "cannot read image file broken.png: cannot identify image file"),
+    ("corrupt_audio", {}, "cannot read audio file broken.wav"),
+    ("text", {}, "notes.txt: this model reads image files (.png .jpg .jpeg .webp .bmp .gif .tif .tiff) for image; "
+                 "audio files (.wav .flac .ogg .mp3 .opus) for speech or music; .txt is none of them"),
+    ("image", {"max_image_pixels": 40 * 40}, "image file photo.png is 64x48 pixels; at most 1,600 pixels"),
+    ("bomb", {}, "cannot read image file bomb.png: Image size (10000000000 pixels) exceeds limit"),
     ("long", {"max_audio_seconds": 2}, "lecture.wav lasts 3.0 s; audio is limited to 2.0 s"),
     ("image", {"max_bytes": 1024}, "KB; uploads are limited to 1.0 KB"),
 ])
@@ -101,7 +102,7 @@ def test_bad_uploads_get_a_clear_message_and_lose_nothing(engine, uploads, tmp_p
     ({"max_new_tokens": 5000}, "max new tokens must be between 1 and the model's context (1024)"),
     ({"read_as": {"audio": "image"}, "files": ["speech"]}, "question.wav: 'image' does not read audio files"),
     ({"files": ["image", "image", "image"]}, "3 files attached; at most 2 per message"),
-    ({"voice": "corrupt_audio"}, "broken.wav is not a readable audio file"),
+    ({"voice": "corrupt_audio"}, "cannot read audio file broken.wav"),
     ({"voice": "image"}, "the voice prompt photo.png is not an audio file"),
 ])
 def test_bad_requests_are_refused_before_generation(engine, uploads, tmp_path, request_args, expected):
