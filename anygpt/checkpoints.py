@@ -23,10 +23,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from anygpt.modalities.base import Modality, load_modality, modality_class, trusted_modality_class
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, codec_class
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.resolve import resolve
 from anygpt.vocab import (
     RELEASE_MODALITIES,
     HFTextTokenizer,
@@ -43,56 +43,6 @@ RELEASE_SYSTEM_PROMPT = ("You are an AI assistant named MMGPT who can understand
                          "including text, speech, images and audio.")
 
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-ASSETS_SCHEME = "anygpt-assets:"
-
-
-@dataclass
-class TokenizerRef:
-    """Where a modality tokenizer lives: ``path`` for ``class_path``'s ``from_pretrained`` (None: the class's
-    default, e.g. the tiny tokenizer shipped with anygpt)."""
-
-    path: str | None = None
-    class_path: str | None = None
-
-    def load(self, modality: str, trust_code: bool = False, source: str | None = None) -> Modality:
-        """Load the tokenizer.
-
-        Args:
-            trust_code: let files name classes that are neither registered nor part of anygpt (imports them).
-            source: the file this reference was read from (an ``anygpt.json``, a ``.ckpt``). Its ``class_path`` is
-                then checked like any name from disk; None means the user wrote the reference (config, command line).
-        """
-        if self.path is None and self.class_path is None:
-            return default_tokenizer(modality)
-        path = self.resolved_path
-        if self.class_path is None:
-            return load_modality(path, trust_code=trust_code)
-        if source is None:
-            cls = resolve(self.class_path)
-        else:
-            cls = trusted_modality_class(self.class_path, source, trust_code)
-        return load_modality(path, cls, trust_code=trust_code) if path else load_modality_class(cls)
-
-    @property
-    def resolved_path(self) -> str | None:
-        """``path`` with a leading ``anygpt-assets:`` replaced by this installation's asset folder."""
-        if self.path and self.path.startswith(ASSETS_SCHEME):
-            return str(ASSETS / self.path[len(ASSETS_SCHEME):])
-        return self.path
-
-    def portable(self) -> TokenizerRef:
-        """The same reference, with a path inside anygpt's shipped assets written relative to them, so an export
-        that uses the shipped tiny tokenizers opens on any machine with anygpt installed."""
-        if not self.path or self.path.startswith(ASSETS_SCHEME):
-            return self
-        try:
-            inside = Path(self.path).resolve().relative_to(ASSETS.resolve())
-        except ValueError:
-            return self
-        return TokenizerRef(ASSETS_SCHEME + inside.as_posix(), self.class_path)
-
-
 @dataclass
 class Bundle:
     """Everything inference needs: the decoder, the vocabulary and the modality tokenizers."""
@@ -104,40 +54,13 @@ class Bundle:
     refs: dict[str, TokenizerRef] = field(default_factory=dict)
 
 
-def load_modality_class(cls: type) -> Modality:
-    """A tokenizer class's own default weights (``cls.from_pretrained()``: the shipped tiny tokenizers)."""
-    if not (isinstance(cls, type) and issubclass(cls, Modality)):
-        raise TypeError(f"{cls!r} is not a Modality subclass")
-    return cls.from_pretrained()
-
-
-def default_tokenizer(modality: str) -> Modality:
-    """The registered tokenizer for ``modality`` with its shipped weights (the tiny demo tokenizers)."""
-    cls = modality_class(modality)
-    try:
-        return cls.from_pretrained()
-    except TypeError:
-        raise ValueError(f"{cls.__name__} ships no default weights; pass the {modality!r} tokenizer checkpoint "
-                         "explicitly (tokenizers={modality: path})") from None
-
-
-def _as_ref(value: str | TokenizerRef | Mapping[str, Any] | None) -> TokenizerRef:
-    if isinstance(value, TokenizerRef):
-        return value
-    if value is None:
-        return TokenizerRef()
-    if isinstance(value, str):
-        return TokenizerRef(path=value)
-    return TokenizerRef(**dict(value))
-
-
 def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], source: str) -> None:
     for name, rng in vocab.modalities.items():
         tok = tokenizers.get(name)
         if tok is None:
             continue
         if tok.codebook_size != rng.spec.codebook_size:
-            raise ValueError(f"the {name} tokenizer ({type(tok).__name__}) has {tok.codebook_size} codes but "
+            raise ValueError(f"the {name} tokenizer ({type(tok.codec).__name__}) has {tok.codebook_size} codes but "
                              f"{source} reserves {rng.spec.codebook_size} ids for {name}: the model was trained with "
                              "another tokenizer; pass the matching tokenizer checkpoint")
 
@@ -148,7 +71,8 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
-        tokenizers: modality -> tokenizer (object, checkpoint path or `TokenizerRef`); overrides ``anygpt.json``.
+        tokenizers: modality -> tokenizer (a `Modality`, or a `TokenizerRef` / what `TokenizerRef.of` reads: a path or
+            ``class_path=path``); overrides ``anygpt.json``.
             Modalities without one use the folder's ``anygpt.json`` entry, else the registered default.
         trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
             anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
@@ -167,7 +91,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
     else:
         raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
-    refs = {name: _as_ref(ref) for name, ref in info.get("tokenizers", {}).items()}
+    refs = {name: TokenizerRef.of(ref) for name, ref in info.get("tokenizers", {}).items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
     for name in vocab.modalities:
@@ -175,10 +99,10 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         if isinstance(given, Modality):
             loaded[name] = given
         else:
-            ref = _as_ref(given) if given is not None else refs.get(name, TokenizerRef())
+            ref = TokenizerRef.of(given) if given is not None else refs.get(name, TokenizerRef())
             refs[name] = ref
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
-        loaded[name] = loaded[name].to(device).eval()
+        loaded[name].codec.to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
     return Bundle(model, vocab, loaded, info.get("system_prompt"), refs)
 
@@ -277,15 +201,17 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
     Args:
         source: the HF folder (fnlp/AnyGPT-base or -chat downloaded locally).
         out: output folder.
-        tokenizers: modality -> tokenizer checkpoint (path of a save_pretrained dir, or "class_path=path").
+        tokenizers: modality -> tokenizer checkpoint (a path, or "class_path=path"), recorded in ``anygpt.json``.
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
     """
-    specs = [modality_class(m)().spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
+    from anygpt.modalities.registry import modality_for
+
+    specs = [modality_for(codec_class(m)(), m).spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
     from anygpt.model import hf
 
     model = hf.load_hf(source)
-    refs = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
+    refs = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
     bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs)
     save_bundle(bundle, out)
     print(f"[convert] {source} -> {out}: {len(vocab)} ids ({', '.join(vocab.modalities)}), layout checked")
@@ -298,18 +224,11 @@ def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None
     Args:
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
     """
-    given = {name: _parse_ref(value) for name, value in (tokenizers or {}).items()}
+    given = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
     bundle = load_bundle(ckpt, given, trust_code=trust_code)
     save_bundle(bundle, out)
     print(f"[convert] {ckpt} -> {out}")
     return out
-
-
-def _parse_ref(value: str) -> TokenizerRef:
-    if "=" in value:
-        class_path, path = value.split("=", 1)
-        return TokenizerRef(path=path or None, class_path=class_path)
-    return TokenizerRef(path=value)
 
 
 CONVERT_COMMANDS = {"hf-to-anygpt": hf_to_anygpt, "ckpt-to-anygpt": ckpt_to_anygpt}
@@ -347,6 +266,6 @@ class ExportBundle(L.Callback):
         plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
         plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
-                        {name: _as_ref(ref) for name, ref in refs.items()})
+                        {name: TokenizerRef.of(ref) for name, ref in refs.items()})
         save_bundle(bundle, self.dirpath)
         print(f"[export] AnyGPT folder written to {self.dirpath}")

@@ -23,7 +23,8 @@ BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
     "convert": ({"hf-to-anygpt": "anygpt.checkpoints:hf_to_anygpt",
                  "ckpt-to-anygpt": "anygpt.checkpoints:ckpt_to_anygpt"},
                 "Import released HF AnyGPT folders, export trained checkpoints"),
-    "data": ({"demo": "anygpt.data.demo:demo"}, "Build the bundled demo corpus (anygpt data demo --out DIR)"),
+    "data": ({"demo": "anygpt.data.demo:demo", "tiny": "anygpt.data.tiny:tiny"},
+             "Build the bundled demo corpus (anygpt data demo --out DIR) or the tiny one (anygpt data tiny)"),
     "benchmark": ("benchmarks.tasks:TASKS", "Score a checkpoint on the paper's benchmarks (results.json, report.html)"),
     "serve": ("anygpt.serve:serve", "A web page (and HTTP API) to talk to a model in every modality"),
 }

@@ -11,6 +11,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
+from anygpt.media import MediaError, MediaKind, kind_of_file, read_array
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
@@ -36,12 +40,21 @@ class HtmlPage:
         return html.escape(str(value)).replace("\n", "<br>")
 
     @staticmethod
-    def media(path: str | Path, modality: str, root: str | Path, width: int = 128) -> str:
-        """An <img> or <audio> element for a media file, referenced relative to ``root``."""
+    def media(path: str | Path, kind: MediaKind | None, root: str | Path, width: int = 128) -> str:
+        """The element a media file of ``kind`` is shown with (``<img>``, ``<audio>``, else a link), referenced relative
+        to ``root``. ``kind`` None: the kind its suffix says (`anygpt.media.kind_of_file`); for a modality's files,
+        `anygpt.modalities.registry.media_kind_of` gives it."""
+        kind = kind if kind is not None else kind_of_file(path)
         rel = html.escape(os.path.relpath(Path(path), Path(root)))
-        if modality == "image":
+        element = kind.html if kind is not None else None
+        if element == "img":
             return f'<img src="{rel}" width="{width}" height="{width}" alt="{rel}">'
-        return f'<audio controls preload="none" src="{rel}"></audio>'
+        if element == "audio":
+            return f'<audio controls preload="none" src="{rel}"></audio>'
+        link = f'<a href="{rel}">{rel}</a>'
+        if kind is not None and kind.name == "array":
+            return _array_preview(Path(path), width) + link
+        return link
 
     def heading(self, text: str) -> None:
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
@@ -78,3 +91,25 @@ class HtmlPage:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.render(), encoding="utf-8")
         return path
+
+
+def _array_preview(path: Path, width: int) -> str:
+    """A 2-D array file (a depth map) as an inline grayscale image, min to max; nothing for other shapes."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    try:
+        array = read_array(path).float()
+    except MediaError:
+        return ""
+    if array.dim() != 2 or array.numel() == 0:
+        return ""
+    lo, hi = float(array.min()), float(array.max())
+    scaled = ((array - lo) / (hi - lo) if hi > lo else array * 0) * 255
+    buffer = io.BytesIO()
+    Image.fromarray(scaled.round().to(torch.uint8).numpy(), "L").save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<img src="data:image/png;base64,{data}" width="{width}" height="{width}" '
+            f'title="{lo:.3g} to {hi:.3g}" alt="array {tuple(array.shape)}"><br>')

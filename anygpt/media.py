@@ -239,3 +239,40 @@ def media_kind(name: str) -> MediaKind:
         return MEDIA_KINDS[name]
     except KeyError:
         raise KeyError(f"unknown media kind {name!r}; known: {sorted(MEDIA_KINDS)}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# By kind
+# ----------------------------------------------------------------------------------------------------------------------
+def read_media(kind: MediaKind | str, source: Source, sample_rate: int | None = None, min_samples: int = 1,
+               image_size: int | None = None) -> torch.Tensor:
+    """Read a file of ``kind`` as a tensor: audio ``[1, T]`` (resampled to ``sample_rate``, at least ``min_samples``
+    long), images ``[3, S, S]`` in [0, 1] (bicubic resize to ``image_size`` when given, no crop), arrays as stored."""
+    kind = media_kind(kind) if isinstance(kind, str) else kind
+    if kind.name == "audio":
+        return read_audio(source, sample_rate, min_samples=min_samples)
+    if kind.name == "image":
+        image = read_image(source)
+        if image_size is not None and image.size != (image_size, image_size):
+            from PIL import Image
+
+            image = image.resize((image_size, image_size), Image.BICUBIC)
+        return image_to_tensor(image)
+    return read_array(source)
+
+
+def write_media(kind: MediaKind | str, data: torch.Tensor, path: str | Path, sample_rate: int | None = None) -> Path:
+    """Write one item of ``kind`` (audio needs its ``sample_rate``)."""
+    kind = media_kind(kind) if isinstance(kind, str) else kind
+    if kind.name == "audio":
+        if sample_rate is None:
+            raise ValueError(f"writing audio to {path} needs its sample rate")
+        return write_audio(data, path, sample_rate)
+    if kind.name == "image":
+        return write_image(data, path)
+    return write_array(data, path)
+
+
+def kind_of_file(path: str | Path) -> MediaKind | None:
+    """The media kind a file's suffix says it holds (None for an unknown suffix)."""
+    return next((kind for kind in MEDIA_KINDS.values() if kind.accepts(path)), None)

@@ -29,3 +29,13 @@ def test_fit_configs_print(config, capsys):
         main(["fit", "--config", str(ROOT / config), "--print_config"])
     assert exit_info.value.code in (0, None)
     assert "class_path: anygpt.model.lm.AnyGPTLM" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "experiments/tokenizers").glob("*.yaml")), ids=lambda p: p.stem)
+def test_tokenizer_configs_train_a_codec_through_its_trainer(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "Trainer\n" in printed.split("model:")[1].split("init_args")[0]  # e.g. ImageTokenizerTrainer
+    assert "class_path: anygpt.modalities." in printed.split("model:")[1]

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from anygpt.checkpoints import TokenizerRef, load_bundle
-from anygpt.modalities.base import Modality, load_modality, trusted_modality_class
+from anygpt.checkpoints import load_bundle
+from anygpt.modalities.base import Codec
 from anygpt.modalities.image.unclip import check_pipeline_index
+from anygpt.modalities.registry import TokenizerRef, load_modality, trusted_codec_class
 from anygpt.resolve import UntrustedCodeError, is_trusted_name, resolve_trusted_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,8 @@ def test_os_system_in_tokenizer_config_is_refused(tmp_path):
         load_modality(folder)
     assert str(folder / "config.json") in str(err.value) and "--trust_code" in str(err.value)
     assert not marker.exists()
-    # even with trust_code the object must be a Modality subclass before it is called
-    with pytest.raises(UntrustedCodeError, match="not a registered modality"):
+    # even with trust_code the object must be a Codec subclass before it is called
+    with pytest.raises(UntrustedCodeError, match="not a registered codec"):
         load_modality(folder, trust_code=True)
     assert not marker.exists()
 
@@ -56,7 +57,7 @@ def test_unknown_module_is_not_imported(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     folder = _tokenizer_folder(tmp_path / "tok", name, {})
     with pytest.raises(UntrustedCodeError, match="evil_plugin.Evil"):
-        Modality.from_pretrained(folder)
+        Codec.from_pretrained(folder)
     assert not marker.exists(), "the module named by the folder was imported"
     assert "evil_plugin" not in sys.modules
     # a subclass's from_pretrained must not be a back door either
@@ -71,7 +72,7 @@ def test_trust_code_allows_a_plugin_the_user_trusts(tmp_path, monkeypatch):
     marker = tmp_path / "imported"
     name = _evil_module(tmp_path, marker)
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert trusted_modality_class(name, "test", trust_code=True).__name__ == "Evil"
+    assert trusted_codec_class(name, "test", trust_code=True).__name__ == "Evil"
     assert marker.exists()  # the user asked for it
     sys.modules.pop("evil_plugin", None)
 
@@ -79,21 +80,25 @@ def test_trust_code_allows_a_plugin_the_user_trusts(tmp_path, monkeypatch):
 def test_registered_and_anygpt_classes_are_trusted():
     from anygpt.modalities.image.tiny import TinyImageTokenizer
 
-    assert trusted_modality_class("anygpt.modalities.image.tiny.TinyImageTokenizer", "x") is TinyImageTokenizer
-    assert trusted_modality_class("anygpt.modalities.image.tiny:TinyImageTokenizer", "x") is TinyImageTokenizer
-    # the registered entry points (the paper's tokenizers) are allowed by name
-    assert is_trusted_name("anygpt.modalities.music.encodec32k:EncodecMusicTokenizer", Modality)
-    # inside anygpt, but not a Modality: refused before it is called
-    with pytest.raises(UntrustedCodeError, match="not a registered modality"):
-        trusted_modality_class("anygpt.model.lm.AnyGPTLM", "x")
+    assert trusted_codec_class("anygpt.modalities.image.tiny.TinyImageTokenizer", "x") is TinyImageTokenizer
+    assert trusted_codec_class("anygpt.modalities.image.tiny:TinyImageTokenizer", "x") is TinyImageTokenizer
+    # class names of folders saved before the codec/training split map to today's classes
+    from anygpt.modalities.speech.tiny import TinySpeechCodec
+
+    assert trusted_codec_class("anygpt.modalities.speech.modality.TinySpeechModality", "x") is TinySpeechCodec
+    # the registered modalities' codecs (the paper's tokenizers) are allowed by name
+    assert is_trusted_name("anygpt.modalities.music.encodec32k.EncodecMusicTokenizer", Codec)
+    # inside anygpt, but not a Codec: refused before it is called
+    with pytest.raises(UntrustedCodeError, match="not a registered codec"):
+        trusted_codec_class("anygpt.model.lm.AnyGPTLM", "x")
     with pytest.raises(UntrustedCodeError):
-        resolve_trusted_class("", Modality, "x")
+        resolve_trusted_class("", Codec, "x")
 
 
 def test_shipped_tokenizers_still_load():
     for name in ("image", "speech", "music"):
         tok = TokenizerRef(f"anygpt-assets:tokenizers/{name}").load(name, source="anygpt.json")
-        assert isinstance(tok, Modality)
+        assert isinstance(tok.codec, Codec) and tok.name == name
 
 
 @pytest.fixture

@@ -296,22 +296,25 @@ class ResumableLoader(StatefulDataLoader):
 def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
     """A configured modality -> its vocabulary spec and flatten function.
 
-    Accepted: a `Modality` object, ``{class_path, init_args}`` of a Modality subclass (plugins, e.g. from YAML), a
-    registered modality name, or a spec dict ``{name, codebook_size, markers, token_format, layout}`` (``layout``:
-    ``identity`` or ``frame_major:Q``).
+    Accepted: a `Modality` or `Codec` object, ``{class_path, init_args}`` of a `Codec` subclass (plugins, e.g. from
+    YAML), a registered modality name (its default codec), or a spec dict ``{name, codebook_size, markers,
+    token_format, layout}`` (``layout``: ``identity`` or ``frame_major:Q``).
     """
-    from anygpt.modalities.base import Modality, modality_class
+    from anygpt.modalities.base import Codec, Modality
+    from anygpt.modalities.registry import codec_class, modality_for
     from anygpt.resolve import resolve
 
     if isinstance(item, str):
-        item = modality_class(item)()  # raises KeyError naming the unknown modality and the registered ones
+        item = modality_for(codec_class(item)(), item)  # KeyError naming the unknown modality and the registered ones
     elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path in the user's own config
         target = resolve(item["class_path"])
-        if not (isinstance(target, type) and issubclass(target, Modality)):
-            raise TypeError(f"modality class_path {item['class_path']} is not a Modality subclass")
+        if not (isinstance(target, type) and issubclass(target, Codec)):
+            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
         item = target(**(item.get("init_args") or {}))
+    if isinstance(item, Codec):
+        item = modality_for(item)
     if isinstance(item, Modality):
-        return item.spec, item.flatten
+        return item.spec, item.codec.flatten
     if isinstance(item, ModalitySpec):
         return item, None
     if isinstance(item, dict):
@@ -324,7 +327,7 @@ def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
             raise ValueError(f"modality spec {item} lacks {err}; give name, codebook_size, markers, token_format "
                              "(and optionally layout), or a registered modality name / class_path") from None
         return spec, layout_flatten(layout, spec.codebook_size)
-    raise TypeError(f"cannot use {item!r} as a modality: give a name, a spec dict or a Modality")
+    raise TypeError(f"cannot use {item!r} as a modality: give a name, a spec dict, a Codec or a Modality")
 
 
 class AnyGPTDataModule(L.LightningDataModule):
@@ -354,7 +357,13 @@ class AnyGPTDataModule(L.LightningDataModule):
                  instruction_tokens: bool = False, add_bos_eos: bool = True, system_prompt: str | None = None,
                  pack: bool = True, seed: int = 0) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["modalities", "sources", "val_sources"])
+        # Recorded explicitly (not from LightningCLI's context): a subclass such as DemoDataModule builds this one
+        # inside its own __init__, and inference loading reads these arguments.
+        self.save_hyperparameters({"text_tokenizer": text_tokenizer, "max_length": max_length, "batch_size": batch_size,
+                                   "batches_per_epoch": batches_per_epoch, "val_batches": val_batches,
+                                   "num_workers": num_workers, "instruction_tokens": instruction_tokens,
+                                   "add_bos_eos": add_bos_eos, "system_prompt": system_prompt, "pack": pack,
+                                   "seed": seed})
         resolved = [resolve_modality(m) for m in modalities]
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)

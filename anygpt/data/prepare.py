@@ -29,7 +29,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from anygpt.data import readers
 from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
-from anygpt.modalities.base import Modality, load_modality
+from anygpt.media import MediaError
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, media_pattern
 
 SIDECAR_SUFFIX = ".json"
 REPORT = "prepare_report.json"
@@ -220,7 +222,8 @@ class _TarChunk(Sequence):
 
 
 class AnyInstruct(RawSource):
-    """AnyInstruct-style dialogues; media placeholders ``[image: path]`` become ``<media:mN>`` references."""
+    """AnyInstruct-style dialogues; media placeholders of any registered modality (``[image: path]``,
+    ``[depth: scan.npy]``) become ``<media:mN>`` references."""
 
     name = "anyinstruct"
 
@@ -236,11 +239,10 @@ class AnyInstruct(RawSource):
             for ref in dialogue.media:
                 if ref.ref not in names:
                     names[ref.ref] = f"m{len(names)}"
-                    modality = "music" if ref.modality == "audio" else ref.modality
-                    media[names[ref.ref]] = (modality, str(ref.path))
+                    media[names[ref.ref]] = (ref.modality, str(ref.path))
 
             def replace(message: str, names: dict[str, str] = names) -> str:
-                return readers.MEDIA_PATTERN.sub(lambda m: f"<media:{names[m.group(2).strip()]}>", message)
+                return media_pattern().sub(lambda m: f"<media:{names[m.group(2).strip()]}>", message)
 
             conversation = []
             for user, assistant in dialogue.turns:
@@ -310,16 +312,17 @@ class _ChunkEnd:
     bad_rows: list[tuple[str, str]]
 
 
-def _encode_batch(tokenizer: Modality, tensors: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
+def _encode_batch(modality: Modality, tensors: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
     """One `encode` call for the batch; if it fails, item by item to find the culprit(s)."""
-    tensors = [t.to(tokenizer.device) for t in tensors]
+    codec = modality.codec
+    tensors = [t.to(codec.device) for t in tensors]
     try:
-        return [c.cpu() for c in tokenizer.encode(tensors)]
+        return [c.cpu() for c in codec.encode(tensors)]
     except Exception:
         out: list[torch.Tensor | Exception] = []
         for t in tensors:
             try:
-                out.append(tokenizer.encode([t])[0].cpu())
+                out.append(codec.encode([t])[0].cpu())
             except Exception as err:
                 out.append(err)
         return out
@@ -376,10 +379,10 @@ class _PendingItems(IterableDataset):
                 loaded.cached.add(name)
                 continue
             try:
-                loaded.tensors[name] = self.modalities[modality].load(source)
-            except Exception as err:  # any decoder failure: skip this item, keep the rest
+                loaded.tensors[name] = self.modalities[modality].read(source)
+            except MediaError as err:  # an unusable file: skip this item, keep the rest
                 where = source if isinstance(source, str) else f"{item.key}:{name}"
-                loaded.error = f"cannot load {where}: {type(err).__name__}: {err}"
+                loaded.error = f"cannot load {where}: {err}"
                 break
         return loaded
 
@@ -411,7 +414,8 @@ class TokenizeModule(L.LightningModule):
 
     def __init__(self, modalities: Mapping[str, Modality], shared: SharedMedia | None = None) -> None:
         super().__init__()
-        self.modalities = torch.nn.ModuleDict(dict(modalities))
+        self.modalities = dict(modalities)
+        self.codecs = torch.nn.ModuleDict({name: m.codec for name, m in self.modalities.items()})  # moved to devices
         self.shared = shared or SharedMedia(set())
 
     def predict_step(self, batch: list, batch_idx: int) -> list:
@@ -476,19 +480,9 @@ def _as_codes(codes: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # The command
 # ----------------------------------------------------------------------------------------------------------------------
-@dataclass
-class TokenizerCheckpoint:
-    """A tokenizer to load: ``path`` in the format ``class_path``'s ``from_pretrained`` reads (default: a directory
-    written by ``Modality.save_pretrained``)."""
-
-    path: str
-    class_path: str | None = None
-    options: dict[str, Any] | None = None  # further from_pretrained arguments (e.g. SEED's eva_vit path)
-
-
 def prepare(
     sources: dict[str, RawSource],
-    tokenizers: dict[str, str | TokenizerCheckpoint],
+    tokenizers: dict[str, str | TokenizerRef],
     out: str = "data/shards",
     chunk_size: int = 1000,
     batch_size: int = 16,
@@ -504,7 +498,8 @@ def prepare(
 
     Args:
         sources: name -> raw dataset reader (``class_path`` of a `RawSource`, e.g. anygpt.data.prepare.CocoKarpathy).
-        tokenizers: modality name -> tokenizer checkpoint (a ``save_pretrained`` directory, or path + class_path).
+        tokenizers: modality name -> tokenizer (a `TokenizerRef`: a checkpoint path, or path + class_path + options;
+            ``--tokenizers.image PATH`` on the command line).
         out: output root; each source writes ``shard-NNNNNN.tar`` + sidecars + ``manifest.json`` there.
         chunk_size: raw items per shard (file-list sources; tar sources keep one shard per input tar).
         batch_size: items per tokenizer call.
@@ -519,12 +514,11 @@ def prepare(
     Returns:
         source name -> summary (samples, skipped, shards, seconds).
     """
-    modalities = {name: _load_tokenizer(spec, trust_code) for name, spec in tokenizers.items()}
-    for name, tokenizer in modalities.items():
-        if tokenizer.name != name:
-            raise ValueError(f"tokenizers[{name!r}] loads a {tokenizer.name!r} tokenizer; key it by its modality name")
+    refs = {name: TokenizerRef.of(ref) for name, ref in tokenizers.items()}
+    # a class_path written in the user's own config is the user's choice; a folder's config.json is checked
+    modalities = {name: ref.load(name, trust_code=trust_code) for name, ref in refs.items()}
     vocab_info = {"codebook_sizes": {n: m.codebook_size for n, m in modalities.items()},
-                  "tokenizers": {n: str(s if isinstance(s, str) else s.path) for n, s in tokenizers.items()}}
+                  "tokenizers": {n: str(ref.path) for n, ref in refs.items()}}
     plans = {name: _Plan.make(name, source, Path(out) / name, chunk_size) for name, source in sources.items()}
     shared = SharedMedia.count([list(plan.pending.values()) for plan in plans.values()])
     summaries = {}
@@ -532,13 +526,6 @@ def prepare(
         summaries[plan.name] = _prepare_source(plan, modalities, shared, vocab_info, batch_size, num_workers,
                                                accelerator, devices, num_nodes, progress, encode_in_workers)
     return summaries
-
-
-def _load_tokenizer(spec: str | TokenizerCheckpoint, trust_code: bool) -> Modality:
-    if isinstance(spec, str):
-        return load_modality(spec, trust_code=trust_code)
-    # a class_path written in the user's own config is the user's choice; the folder's config.json is checked
-    return load_modality(spec.path, spec.class_path, trust_code=trust_code, **(spec.options or {}))
 
 
 @dataclass

@@ -12,14 +12,13 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anygpt.modalities.registry import media_pattern, media_words
+
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".opus")
-# a media item inside an AnyInstruct message: "[image: path/to/file.png]", "[speech: ...]", "[music: ...]"
-MEDIA_PATTERN = re.compile(r"\[(image|speech|music|audio): ([^\]\n]+?)\]")
 
 
 class DatasetError(ValueError):
@@ -352,10 +351,12 @@ class Dialogue:
 
 
 def parse_media(message: str, media_root: Path) -> list[MediaRef]:
-    """Media placeholders of a message, in order."""
+    """Media placeholders of a message (``[image: cat.png]``, any registered modality or alias), in order; an alias
+    (``[audio: x.wav]``) is reported as its modality (music)."""
+    words = media_words()
     return [
-        MediaRef(m.group(1), media_root / m.group(2).strip(), m.group(2).strip())
-        for m in MEDIA_PATTERN.finditer(message)
+        MediaRef(words[m.group(1)], media_root / m.group(2).strip(), m.group(2).strip())
+        for m in media_pattern().finditer(message)
     ]
 
 

@@ -1,8 +1,9 @@
 """Generation: static-KV-cache decoding, logits processors, beam search, constrained decoding, presets."""
 
 from anygpt.generation.constrained import ModalityConstraint
+from anygpt.generation.decoder import GenerationResult
 from anygpt.generation.processors import RepetitionPenalty, SuppressUntil, Temperature, TopK, TopP, apply_processors
-from anygpt.generation.sampling import PRESETS, GenerationConfig, GenerationResult, generate, preset
+from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
 
 __all__ = [
     "PRESETS",

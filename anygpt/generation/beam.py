@@ -10,13 +10,17 @@ heuristic), or every continuation stops.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from anygpt.generation.decoder import CachedDecoder, GenerationResult, context_budget
 from anygpt.generation.processors import LogitsProcessor, apply_processors
-from anygpt.generation.sampling import CachedDecoder, GenerationConfig, GenerationResult, _context_budget
 from anygpt.model.llama import LLaMA
+
+if TYPE_CHECKING:  # the config type only; anygpt.generation.sampling imports this module
+    from anygpt.generation.sampling import GenerationConfig
 
 _NEG = -1.0e9
 
@@ -40,7 +44,7 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
     device = ids.device
     B, P = ids.shape
     nb = config.num_beams
-    max_new = _context_budget(model, P, config.max_new_tokens)
+    max_new = context_budget(model, P, config.max_new_tokens)
     max_len = P + max_new
     keep = max(2, 1 + len(config.stop_ids)) * nb
     top_rank = torch.arange(keep, device=device) < nb

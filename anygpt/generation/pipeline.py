@@ -19,14 +19,12 @@ from typing import Any
 
 import torch
 
-from anygpt.checkpoints import Bundle, TokenizerRef, load_bundle
-from anygpt.data.readers import MEDIA_PATTERN
+from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.sampling import GenerationConfig, generate, preset
+from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
 from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, media_pattern, media_words
 from anygpt.vocab import Segment
-
-FILE_EXTENSIONS = {"image": ".png", "speech": ".wav", "music": ".wav"}
 
 Progress = Callable[[str, int, int], bool | None]
 """``progress(stage, done, total)``: stage ``"tokenizing"`` (0, media items), ``"generating"`` (new tokens so far,
@@ -50,14 +48,15 @@ Part = str | Media
 
 
 def parse_message(message: str) -> list[Part]:
-    """Text with AnyInstruct-style placeholders (``[image: cat.png]``, ``[speech: q.wav]``) -> prompt parts."""
+    """Text with AnyInstruct-style placeholders of the registered modalities (``[image: cat.png]``,
+    ``[speech: q.wav]``, a plugin's ``[depth: scan.npy]``) -> prompt parts."""
     parts: list[Part] = []
     last = 0
-    for match in MEDIA_PATTERN.finditer(message):
+    words = media_words()
+    for match in media_pattern().finditer(message):
         if match.start() > last:
             parts.append(message[last: match.start()])
-        modality = "music" if match.group(1) == "audio" else match.group(1)
-        parts.append(Media(modality, match.group(2).strip()))
+        parts.append(Media(words[match.group(1)], match.group(2).strip()))
         last = match.end()
     if last < len(message):
         parts.append(message[last:])
@@ -90,15 +89,16 @@ class Reply:
         return [s for s in self.segments if s.modality != "text" and (modality is None or s.modality == modality)]
 
     def save(self, folder: str | Path, stem: str, tokenizers: Mapping[str, Modality]) -> list[Path]:
-        """Write every decoded media segment as ``{stem}-{i}.png/.wav`` in ``folder``."""
+        """Write every decoded media segment as ``{stem}-{i}{suffix}`` in ``folder``, with its modality's media
+        writer and suffix (``.png``, ``.wav``, ``.npy``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for i, seg in enumerate(self.media()):
             if seg.data is None:
                 continue
-            seg.path = folder / f"{stem}-{i}{FILE_EXTENSIONS.get(seg.modality, '.bin')}"
-            tokenizers[seg.modality].save(seg.data, seg.path)
+            modality = tokenizers[seg.modality]
+            seg.path = modality.write(seg.data, folder / f"{stem}-{i}{modality.media.suffix}")
             written.append(seg.path)
         return written
 
@@ -147,13 +147,10 @@ class AnyGPT:
                     continue
                 if not Path(source).is_file():
                     raise FileNotFoundError(f"{modality} input {source} does not exist")
-                try:
-                    loaded.append(tok.load(source).to(self.device))
-                except Exception as err:
-                    raise ValueError(f"cannot read {modality} input {source}: {err}") from err
-            codes = tok.encode(loaded)
+                loaded.append(tok.read(source).to(self.device))  # MediaError (a ValueError) names the file
+            codes = tok.codec.encode(loaded)
             for i, c in zip(indices, codes, strict=True):
-                out[i] = self.vocab.encode_codes(modality, tok.flatten(c.cpu()))
+                out[i] = self.vocab.encode_codes(modality, tok.codec.flatten(c.cpu()))
         return out  # type: ignore[return-value]
 
     def encode_parts(self, parts: Sequence[Part]) -> list[int]:
@@ -184,8 +181,14 @@ class AnyGPT:
 
     # -- generation ----------------------------------------------------------------------------------------------------
     def generation_config(self, output: str, settings: str = "paper", **overrides: Any) -> GenerationConfig:
-        """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs)."""
-        return preset(f"{settings}/{output}", **overrides).resolve(self.vocab)
+        """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs).
+
+        A modality with no preset of its own (a plugin's) samples like the image preset of ``settings``; ``overrides``
+        change any field."""
+        name = f"{settings}/{output}"
+        if name not in PRESETS and output in self.tokenizers:
+            name = f"{settings}/image"
+        return preset(name, **overrides).resolve(self.vocab)
 
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[Sequence[int]], config: GenerationConfig,
@@ -206,7 +209,8 @@ class AnyGPT:
 
     def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None,
                progress: Progress | None = None) -> list[OutputSegment]:
-        """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid."""
+        """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid. ``voice`` (a speech
+        file or waveform) goes to every codec's decode as context: the speech codec clones it, others ignore it."""
         segments = self.vocab.segments(ids)
         spans = sum(seg.modality != "text" for seg in segments)
         out: list[OutputSegment] = []
@@ -233,9 +237,8 @@ class AnyGPT:
                     f"{'closed' if seg.closed else 'not closed'}): decoded the first {valid} valid codes")
         if valid == 0:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
-        native = tok.unflatten(codes[:valid]).to(self.device)
-        kwargs = {"prompt": voice} if seg.modality == "speech" and voice is not None else {}
-        data = tok.decode([native], **kwargs)[0].cpu()
+        native = tok.codec.unflatten(codes[:valid]).to(self.device)
+        data = tok.codec.decode([native], voice=voice)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
     def respond(self, prompts: Sequence[Sequence[Part]], output: str = "text", settings: str = "paper",

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from torchmetrics import Metric
 
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.model.schedule import warmup_cosine
 
 
 def load_pretrained(path: str | Path) -> LLaMA:
@@ -316,17 +316,8 @@ class AnyGPTLM(L.LightningModule):
         total = self._schedule_steps()
         warmup = self.hparams.warmup
         warmup_steps = int(round(warmup * total)) if warmup < 1 else int(warmup)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_with_warmup(step, warmup_steps, total, self.hparams.min_lr_ratio))
+        scheduler = warmup_cosine(optimizer, warmup_steps, total, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear from 1/warmup to 1 over ``warmup_steps``, then cosine down to ``min_ratio``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _checkpoint_block(block: nn.Module) -> None:

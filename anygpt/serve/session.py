@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from anygpt.generation.chat import Transcript
-from anygpt.generation.pipeline import FILE_EXTENSIONS, AnyGPT, Media, Part, Reply
+from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
 from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
 
@@ -92,7 +92,7 @@ class MediaFile:
 
     modality: str
     path: Path
-    kind: str | None  # its media kind (`anygpt.media.MEDIA_KINDS`), which says how a page shows it
+    kind: str  # its media kind (`anygpt.media.MEDIA_KINDS`), which says how a page shows it
     name: str  # what the visitor called it (uploads) or the file's name (replies)
     note: str | None = None  # a span that was decoded only partly says so
 
@@ -132,11 +132,6 @@ def file_kind(path: str | Path) -> str | None:
     return next((kind.name for kind in MEDIA_KINDS.values() if kind.accepts(path)), None)
 
 
-def modality_kind(modality: str) -> str | None:
-    """The media kind of a modality's files: that of the files `Reply.save` writes for it."""
-    return file_kind(f"reply{FILE_EXTENSIONS.get(modality, '')}")
-
-
 def _size(n: int) -> str:
     return f"{n / MB:.1f} MB" if n >= MB / 10 else f"{n / 1024:.1f} KB"
 
@@ -164,7 +159,7 @@ class ModelHost:
         self.root.mkdir(parents=True, exist_ok=True)
         self._model_lock = threading.Lock()
         # modality -> media kind of its files, for the model's own tokenizers
-        self.kinds = {name: modality_kind(name) for name in engine.tokenizers}
+        self.kinds = {name: modality.media.name for name, modality in engine.tokenizers.items()}
         self.settings_choices = sorted({key.split("/")[0] for key in PRESETS})
         self._sessions: dict[str, ChatSession] = {}
 
@@ -198,7 +193,7 @@ class ModelHost:
 
     def describe(self) -> str:
         params = sum(p.numel() for p in self.engine.model.parameters())
-        reads = ", ".join(f"{name} ({kind or 'other'} files)" for name, kind in self.kinds.items())
+        reads = ", ".join(f"{name} ({kind} files)" for name, kind in self.kinds.items())
         return f"{self.name}: {params / 1e6:.1f} M parameters, context {self.context} tokens; reads and writes {reads}"
 
     # -- sessions ------------------------------------------------------------------------------------------------------
@@ -246,7 +241,7 @@ class ChatSession:
         # a view of the engine with its own history; model, vocabulary and tokenizers are shared
         self.engine = copy.copy(host.engine)
         self.engine.history = []
-        self.transcript = Transcript(self.folder, f"AnyGPT chat with {host.name}")
+        self.transcript = Transcript(self.folder, f"AnyGPT chat with {host.name}", self._media())
         self.status = Status()
         self.turns = 0
         self.resets = 0  # how many times `reset` started over (a page drops a reply that finished after one)
@@ -254,6 +249,9 @@ class ChatSession:
         self._turn_lock = threading.Lock()  # one turn of this session at a time
         self._tickets = itertools.count()
         self._stop_below = 0  # requests with a ticket below this are stopped
+
+    def _media(self) -> dict:
+        return {name: modality.media for name, modality in self.engine.tokenizers.items()}
 
     def __deepcopy__(self, memo: dict) -> ChatSession:
         """A session is a live handle (web frameworks deep-copy state values): copies share it."""
@@ -312,7 +310,7 @@ class ChatSession:
         self.transcript.add_reply(reply)
         self.transcript.write()
         self.turns = turn
-        media = [MediaFile(seg.modality, seg.path, file_kind(seg.path), seg.path.name, seg.note)
+        media = [MediaFile(seg.modality, seg.path, self.host.kinds[seg.modality], seg.path.name, seg.note)
                  for seg in reply.media() if seg.path is not None]
         notes = [seg.note for seg in reply.segments if seg.note]
         if reply.interrupted:
@@ -437,7 +435,7 @@ class ChatSession:
         with self._turn_lock:
             self.engine.history = []
             shutil.rmtree(self.folder, ignore_errors=True)
-            self.transcript = Transcript(self.folder, self.transcript.page_title)
+            self.transcript = Transcript(self.folder, self.transcript.page_title, self._media())
             self.turns = 0
             self.resets += 1
 

@@ -23,8 +23,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
+from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, resample, to_mono
-from benchmarks.judges.training import warmup_cosine
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1 = CTC class; 0 is the blank

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, resample, to_mono
-from benchmarks.judges.training import contrastive_loss, retrieval_at_1, warmup_cosine
+from benchmarks.judges.training import contrastive_loss, retrieval_at_1
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 SPECIALS = ("<pad>", "<unk>")

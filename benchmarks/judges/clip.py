@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from benchmarks.judges.training import contrastive_loss, retrieval_at_1, warmup_cosine
+from anygpt.model.schedule import warmup_cosine
+from benchmarks.judges.training import contrastive_loss, retrieval_at_1
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"

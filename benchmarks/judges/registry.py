@@ -20,17 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import anygpt
+from anygpt.assets import asset_path
 
 JUDGE_KINDS = ("clip", "clap", "asr")
-ASSETS = Path(anygpt.__file__).resolve().parent / "assets" / "judges"
 
 
 def shipped_judge_dir(kind: str) -> Path:
     """Folder of the tiny judge shipped with anygpt (trained on the demo corpus by experiments/judges/<kind>.yaml)."""
     if kind not in JUDGE_KINDS:
         raise ValueError(f"unknown judge kind {kind!r}; use one of {JUDGE_KINDS}")
-    return ASSETS / kind
+    return asset_path(f"anygpt-assets:judges/{kind}")
 
 
 @dataclass

@@ -1,8 +1,7 @@
-"""Pieces the judge trainers share: the contrastive loss, retrieval accuracy, the LR schedule."""
+"""Pieces the judge trainers share: the contrastive loss and retrieval accuracy (the LR schedule is
+`anygpt.model.schedule.warmup_cosine`)."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +19,3 @@ def retrieval_at_1(query: Tensor, keys: Tensor) -> float:
     """Fraction of queries whose most similar key is the one at the same index."""
     return (query @ keys.T).argmax(1).eq(torch.arange(len(query), device=query.device)).float().mean().item()
 
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup then cosine decay to 0 (per step)."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -19,7 +19,7 @@ import torch
 from anygpt.data import readers
 from anygpt.data.demo.datamodule import default_tokenizers
 from anygpt.data.prepare import CocoKarpathy, LibriSpeech, MusicCaps, RawSource, prepare
-from anygpt.modalities.base import load_modality
+from anygpt.modalities.registry import load_modality
 
 
 class _Limited(RawSource):
@@ -58,11 +58,11 @@ def main() -> None:
             prepare_rate = summary["samples"] / (time.perf_counter() - start)
         tok = load_modality(tokenizers[modality])
         items = [item for chunk in limited.chunks(10**9, readers.SkipReport()) for item in chunk]
-        loaded = [tok.load(src) for it in items for (_, src) in it.media.values()]
+        loaded = [tok.read(src) for it in items for (_, src) in it.media.values()]
         start = time.perf_counter()
         with torch.inference_mode():
             for i in range(0, len(loaded), args.batch_size):
-                tok.encode(loaded[i: i + args.batch_size])
+                tok.codec.encode(loaded[i: i + args.batch_size])
         encode_rate = len(loaded) / (time.perf_counter() - start)
         print(f"{modality:<8} {summary['samples']:>6} {prepare_rate:>16.1f} {encode_rate:>23.1f} "
               f"{prepare_rate / encode_rate:>6.2f}")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from anygpt.modalities.speech import SoundStormModule, TinySpeechModality
-from anygpt.modalities.speech.modality import ASSETS
+from anygpt.assets import asset_path
+from anygpt.modalities.speech import SoundStorm, TinySpeechCodec
 from anygpt.modalities.speech.tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel
 
 
@@ -59,14 +59,15 @@ def main() -> None:
         paper["decode_ratio"] = paper["decode_ours"] / paper["decode_reference"]
         report["paper_speechtokenizer"] = paper
 
-    if (ASSETS / "speech" / "model.safetensors").exists():
-        tiny = TinySpeechModality.from_pretrained(ASSETS / "speech")
+    assets = asset_path("anygpt-assets:tokenizers")
+    if (assets / "speech" / "model.safetensors").exists():
+        tiny = TinySpeechCodec.from_pretrained(assets / "speech")
         item = wav[0]
         full = tiny.encode_all_levels([item])[0]
         section = {"encode": rate(lambda: tiny.encode([item]), args.seconds, args.repeats),
                    "decode_8_levels": rate(lambda: tiny.decode([full]), args.seconds, args.repeats)}
-        if (ASSETS / "soundstorm" / "model.safetensors").exists():
-            tiny.attach_soundstorm(SoundStormModule.from_pretrained(ASSETS / "soundstorm"))
+        if (assets / "soundstorm" / "model.safetensors").exists():
+            tiny.attach_soundstorm(SoundStorm.from_pretrained(assets / "soundstorm"))
             section["decode_level1_via_soundstorm"] = rate(lambda: tiny.decode([full[0]]), args.seconds,
                                                            args.repeats)
         report["tiny"] = section

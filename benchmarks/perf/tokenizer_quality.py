@@ -26,9 +26,11 @@ def images(root: str, split: str, limit: int) -> None:
 
     from anygpt.modalities.image import TinyImageTokenizer
     from anygpt.modalities.image.data import find_images
+    from anygpt.modalities.registry import modality_for
 
     model = TinyImageTokenizer.from_pretrained()
-    x = torch.stack([model.load(f) for f in find_images(root, split=split)[:limit]])
+    image = modality_for(model)
+    x = torch.stack([image.read(f) for f in find_images(root, split=split)[:limit]])
     codes = torch.stack(model.encode(list(x)))
     recon = torch.stack(model.decode(list(codes)))
     flat = x.mean((2, 3), keepdim=True).expand_as(x)
@@ -45,9 +47,11 @@ def music(root: str, split: str, limit: int) -> None:
     from anygpt.modalities.music import TinyMusicCodec
     from anygpt.modalities.music.data import find_clips
     from anygpt.modalities.music.losses import MultiScaleMelLoss
+    from anygpt.modalities.registry import modality_for
 
     model = TinyMusicCodec.from_pretrained()
-    wavs = [model.load(f) for f in find_clips(root, split=split)[:limit]]
+    music = modality_for(model)
+    wavs = [music.read(f)[0] for f in find_clips(root, split=split)[:limit]]
     codes = model.encode(wavs)
     recon = model.decode(codes)
     mel = MultiScaleMelLoss(model.sample_rate)

@@ -32,8 +32,10 @@ def images(device: str, batch: int = 32) -> None:
     from PIL import Image, ImageDraw
 
     from anygpt.modalities.image import TinyImageTokenizer
+    from anygpt.modalities.registry import modality_for
 
     model = TinyImageTokenizer.from_pretrained().to(device)
+    modality = modality_for(model)
     rng = np.random.default_rng(0)
     files = []
     for _ in range(batch):
@@ -42,9 +44,9 @@ def images(device: str, batch: int = 32) -> None:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         files.append(buffer.getvalue())
-    loaded = [model.load(f) for f in files]
+    loaded = [modality.read(f) for f in files]
     codes = model.encode(loaded)
-    t_load = _timed(lambda: [model.load(f) for f in files])
+    t_load = _timed(lambda: [modality.read(f) for f in files])
     t_enc = _timed(lambda: model.encode(loaded))
     t_dec = _timed(lambda: model.decode(codes))
     print(f"image  load (reference): {batch / t_load:9.1f} images/s")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from anygpt.data.readers import DatasetError
 from anygpt.htmlpage import HtmlPage
+from anygpt.modalities.registry import media_kind_of
 
 DEMO_DIR = Path("data/demo")
 TEMPLATES = ("pretrain", "chat")
@@ -166,9 +167,9 @@ class Evaluation:
                              f"{list(model.vocab.modalities) or 'text'}: evaluate a checkpoint trained with "
                              f"{', '.join(missing)}")
         speech = model.tokenizers.get("speech")
-        if self.output == "speech" and speech is not None and hasattr(speech, "soundstorm"):
+        if self.output == "speech" and speech is not None and hasattr(speech.codec, "soundstorm"):
             try:
-                speech.soundstorm  # noqa: B018  (raises when none is attached)
+                speech.codec.soundstorm  # noqa: B018  (raises when none is attached)
             except RuntimeError as err:
                 raise ValueError(f"{self.args.ckpt}: the speech tokenizer cannot turn generated tokens into audio: "
                                  f"{err}") from None
@@ -321,10 +322,9 @@ class Evaluation:
         if not media or media[0].data is None or media[0].data.numel() == 0:
             note = media[0].note if media else f"no {self.output} span generated"
             return Prediction(key, note=note or f"empty {self.output}")
-        ext = ".png" if self.output == "image" else ".wav"
-        path = self.media_dir / "predictions" / f"{_safe(key)}{ext}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.model.tokenizers[self.output].save(media[0].data, path)
+        modality = self.model.tokenizers[self.output]
+        path = self.media_dir / "predictions" / f"{_safe(key)}{modality.media.suffix}"
+        modality.write(media[0].data, path)
         return Prediction(key, path=str(path), note=media[0].note)
 
     # -- results -------------------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ class Evaluation:
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
             path = copy
-        return HtmlPage.media(path, "image" if kind == "image" else "audio", self.out)
+        return HtmlPage.media(path, media_kind_of(kind), self.out)
 
 
 def _rounded(values: dict[str, float | None]) -> dict[str, float | None]:

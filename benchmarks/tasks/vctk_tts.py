@@ -114,8 +114,8 @@ def run(ckpt: str | None = None, data: Path | None = None,
     keys = [it.utt_id for it in items]
 
     def voice(i: int) -> torch.Tensor:
-        wav = tok.load(voices[i].path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
-        return wav[..., : int(prompt_seconds * tok.sample_rate)]
+        wav = tok.read(voices[i].path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
+        return wav[..., : int(prompt_seconds * tok.codec.sample_rate)]
 
     def make(indices: list[int], generator) -> list[Prediction]:
         prompts = [ev.prompt(instruction, [items[i].text], "text2x") for i in indices]

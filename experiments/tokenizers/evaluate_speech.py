@@ -7,8 +7,8 @@ Reports (JSON on stdout):
 - voice cloning: SoundStorm output from the level-1 codes of a held-out utterance with a prompt of another speaker;
   resemblyzer similarity to the prompt speaker vs. to the other speakers (and the same for unprompted output).
 
-    python experiments/tokenizers/evaluate_speech.py --root data/demo/librispeech --tokenizer speech \
-        --soundstorm soundstorm
+    python experiments/tokenizers/evaluate_speech.py --root data/demo/librispeech \
+        --tokenizer anygpt-assets:tokenizers/speech --soundstorm anygpt-assets:tokenizers/soundstorm
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anygpt.modalities.speech import SoundStormModule, SpeechTokenizerModality
+from anygpt.modalities.registry import load_modality
+from anygpt.modalities.speech import SoundStorm, SpeechTokenizerCodec
 from anygpt.modalities.speech.data import find_audio, frame_phones, load_alignments
-from anygpt.modalities.speech.modality import resolve_asset
+from anygpt.modalities.speech.tiny import TINY_PHONES
 
 
 def speaker_of(path: Path) -> str:
@@ -54,8 +55,10 @@ class SpeakerEncoder:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True)
-    parser.add_argument("--tokenizer", default="speech")
-    parser.add_argument("--soundstorm", default="soundstorm")
+    parser.add_argument("--tokenizer", default="anygpt-assets:tokenizers/speech")
+    parser.add_argument("--soundstorm", default="anygpt-assets:tokenizers/soundstorm")
+    parser.add_argument("--phones", nargs="*", default=list(TINY_PHONES),
+                        help="the phone classes level 1 was distilled to (default: the demo's); none: no probe head")
     parser.add_argument("--train-split", default="train-clean-100")
     parser.add_argument("--eval-split", default="dev-clean")
     parser.add_argument("--probe-files", type=int, default=300)
@@ -66,9 +69,10 @@ def main() -> None:
     random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    speech = SpeechTokenizerModality.from_pretrained(args.tokenizer)
-    speech.attach_soundstorm(SoundStormModule.from_pretrained(resolve_asset(args.soundstorm)))
-    phones = list(speech.hparams.phones)
+    modality = load_modality(args.tokenizer, SpeechTokenizerCodec)
+    speech = modality.codec
+    speech.attach_soundstorm(SoundStorm.from_pretrained(args.soundstorm))
+    phones = list(args.phones)
     frame_seconds = speech.config.hop_length / speech.sample_rate
     results: dict[str, object] = {"tokenizer": str(args.tokenizer), "frame_rate": speech.frame_rate,
                                   "codebook_size": speech.codebook_size}
@@ -79,7 +83,7 @@ def main() -> None:
         alignments = load_alignments(files)
         out = []
         for f in files:
-            wav = speech.load(f)
+            wav = modality.read(f)
             codes = speech.encode_all_levels([wav])[0]
             labels = frame_phones(alignments.get(f.stem, []), codes.shape[1], frame_seconds, phones)
             out.append((f, wav, codes, labels))
@@ -100,7 +104,7 @@ def main() -> None:
         guess = torch.tensor([mapping.get(c, prior) for c in codes[0].tolist()])
         correct += int((guess == labels).sum())
         base += int((labels == prior).sum())
-        if speech.hparams.semantic_teacher == "phones":
+        if len(phones) == speech.config.semantic_dimension:  # level 1 was distilled to these phones
             with torch.no_grad():
                 q = speech.model.quantizer.decode(codes[:1, None])  # level-1 quantized [1, D, F]
                 logits = speech.model.transform(q.transpose(1, 2))[0]
@@ -133,7 +137,7 @@ def main() -> None:
         f, wav, codes, _ = rng.choice(held)
         target = rng.choice([s for s in by_speaker if s != speaker_of(f)])
         prompt_wav = rng.choice(by_speaker[target])[1]
-        cloned = speech.decode([codes[0]], prompt=prompt_wav)[0]
+        cloned = speech.decode([codes[0]], voice=prompt_wav)[0]
         free = speech.decode([codes[0]])[0]
         e, e_free, e_gt = spk(cloned), spk(free), spk(wav)
         others = [s for s in centroid if s != target]
@@ -145,8 +149,8 @@ def main() -> None:
         gt_to_own.append(float(e_gt @ centroid[own]))
         gt_to_others.append(float(np.mean([e_gt @ centroid[s] for s in centroid if s != own])))
     results["voice_cloning"] = {
-        "pairs": args.clone_pairs, "soundstorm_steps": speech.hparams.soundstorm_steps,
-        "prompt_seconds": speech.hparams.prompt_seconds,
+        "pairs": args.clone_pairs, "soundstorm_steps": speech.soundstorm_steps,
+        "prompt_seconds": speech.prompt_seconds,
         "cloned_to_prompt_speaker": float(np.mean(to_prompt)), "cloned_to_other_speakers": float(np.mean(to_others)),
         "cloned_closer_to_prompt_speaker_fraction": float(np.mean(np.array(to_prompt) > np.array(to_others))),
         "unprompted_to_that_speaker": float(np.mean(free_to_prompt)),

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
-from tests.data.factory import TINY_MODALITIES, write_tiny_corpus
+from anygpt.data.tiny import TINY_MODALITIES, write_tiny_corpus
 
 
 @pytest.fixture(scope="module")

@@ -10,48 +10,38 @@ import torch
 
 from anygpt.data.prepare import AnyInstruct, AudioCaptionCsv, MusicCaps, prepare
 from anygpt.data.shards import ReaderStats, expand_shards, read_manifest, read_shard
-from anygpt.modalities.base import Modality
+from anygpt.modalities.base import Codec, Modality
+from anygpt.modalities.registry import modality_for
 
 
-class FrameEnergyTokenizer(Modality):
-    """A deterministic stand-in tokenizer: quantised RMS energy of 20 ms frames of a 16 kHz wav (no training)."""
+class FrameEnergyCodec(Codec):
+    """A deterministic stand-in codec: quantised RMS energy of 20 ms frames of 16 kHz audio (no training)."""
 
-    name = "music"
-    markers = ("<somu>", "<eomu>")
-    token_format = "<🎶{}>"
+    modality = "music"
+    sample_rate = 16000
+    frame_rate = 50.0
 
     def __init__(self, levels: int = 16) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.levels = levels
         self.register_buffer("gain", torch.tensor(8.0))
 
     @property
     def codebook_size(self) -> int:
-        return self.hparams.levels
-
-    def load(self, source):
-        with wave.open(str(source), "rb") as f:
-            if f.getframerate() != 16000:
-                raise ValueError(f"expected 16 kHz, got {f.getframerate()}")
-            data = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16)
-        if data.size < 320:
-            raise ValueError("shorter than one frame")
-        return torch.from_numpy(data.astype(np.float32) / 32768)
-
-    def save(self, data, path):
-        raise NotImplementedError
+        return self.levels
 
     @torch.inference_mode()
     def encode(self, items):
         out = []
         for wav in items:
+            wav = wav.reshape(-1)
             frames = wav[: wav.numel() // 320 * 320].view(-1, 320)
             rms = frames.pow(2).mean(1).sqrt()
             out.append((rms * self.gain * self.codebook_size).clamp(0, self.codebook_size - 1).long())
         return out
 
     @torch.inference_mode()
-    def decode(self, codes):
+    def decode(self, codes, **context):
         return [c.float() for c in codes]
 
 
@@ -77,8 +67,7 @@ def music_dataset(tmp_path):
     write_wav(audio / "clip7.wav", 0.005)  # shorter than one frame
     rows.append("ghost,0,5,\"['calm']\",a clip whose audio is missing,train")
     (tmp_path / "raw" / "musiccaps.csv").write_text("\n".join(rows) + "\n")
-    tok = FrameEnergyTokenizer(levels=16)
-    tok.save_pretrained(tmp_path / "tok")
+    FrameEnergyCodec(levels=16).save_pretrained(tmp_path / "tok")
     return tmp_path
 
 
@@ -99,9 +88,9 @@ def test_prepare_writes_shards_manifest_and_report(music_dataset):
     clip9 = next(s for s in samples if s.meta["id"] == "clip9")
     assert clip9.meta["text"] == "a calm clip number 9" and clip9.media == {"music0": "music"}
     assert clip9.codes["music0"].shape == (int(1.4 * 16000) // 320,)
-    reference = FrameEnergyTokenizer(levels=16)
-    wav = reference.load(root / "raw" / "audio" / "clip9.wav")
-    assert np.array_equal(clip9.codes["music0"], reference.encode([wav])[0].numpy())
+    reference = modality_for(FrameEnergyCodec(levels=16))
+    wav = reference.read(root / "raw" / "audio" / "clip9.wav")
+    assert np.array_equal(clip9.codes["music0"], reference.codec.encode([wav])[0].numpy())
 
 
 def test_prepare_resumes_and_skips_finished_chunks(music_dataset, capsys):
@@ -164,8 +153,8 @@ def test_files_shared_between_sources_are_encoded_once(music_dataset, monkeypatc
     dialogues.insert(1, dialogues[0])  # the same id twice in a shard: reported, not merged into a broken sample
     (root / "dialogues.json").write_text(json.dumps(dialogues))
     loads = []
-    original = FrameEnergyTokenizer.load
-    monkeypatch.setattr(FrameEnergyTokenizer, "load", lambda self, src: loads.append(src) or original(self, src))
+    original = Modality.read
+    monkeypatch.setattr(Modality, "read", lambda self, src: loads.append(src) or original(self, src))
     sources = {"pairs": MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train"),
                "chat": AnyInstruct(str(root / "dialogues.json"))}
     summary = prepare(sources, {"music": str(root / "tok")}, out=str(root / "shards"), chunk_size=4, num_workers=0,

@@ -12,8 +12,8 @@ from anygpt.data.templates import (
     frame_major_flatten,
     layout_flatten,
 )
+from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
 from anygpt.vocab import UnifiedVocab, load_text_tokenizer
-from tests.data.factory import TINY_MODALITIES, make_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
+from anygpt.data.tiny import TINY_MODALITIES
 from anygpt.model.lm import AnyGPTLM
-from tests.data.factory import TINY_MODALITIES
 
 MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "intermediate_size": 64}
 

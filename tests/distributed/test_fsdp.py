@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.data.factory import write_tiny_corpus
+from anygpt.data.tiny import write_tiny_corpus
 
 SCRIPT = Path(__file__).with_name("fsdp_run.py")
 ROOT = Path(__file__).resolve().parents[2]

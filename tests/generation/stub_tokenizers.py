@@ -1,77 +1,63 @@
-"""Deterministic stand-in tokenizers with the paper's vocabulary sizes, for pipeline and checkpoint tests."""
+"""Deterministic stand-in codecs with the paper's vocabulary sizes, for pipeline and checkpoint tests."""
 
-import numpy as np
-import soundfile as sf
+from typing import Any
+
 import torch
-from PIL import Image
 
-from anygpt.modalities.base import Modality, SpanStructure
+from anygpt.modalities.base import Codec, Modality, SpanStructure
+from anygpt.modalities.registry import modality_for
 
 
-class _Stub(Modality):
+class _Stub(Codec):
     def __init__(self, size: int) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.size = size
         self.register_buffer("scale", torch.tensor(float(size)))
 
     @property
     def codebook_size(self) -> int:
-        return self.hparams.size
+        return self.size
 
 
-class StubImage(_Stub):
-    """Mean colour of 32 horizontal strips of a 32x32 image -> 32 codes."""
+class StubImageCodec(_Stub):
+    """Mean brightness of 32 horizontal strips of a 32x32 image -> 32 codes."""
 
-    name, markers, token_format = "image", ("<soim>", "<eoim>"), "<👀{}>"
+    modality = "image"
+    image_size = 32
 
     @property
     def structure(self) -> SpanStructure:
         return SpanStructure(fixed_length=32)
 
-    def load(self, source):
-        image = Image.open(source).convert("L").resize((32, 32))
-        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)
-
-    def save(self, data, path):
-        Image.fromarray((data.clamp(0, 1) * 255).byte().numpy()).save(path)
-
     @torch.inference_mode()
     def encode(self, items):
-        return [(x.mean(1) * (self.codebook_size - 1)).round().long() for x in items]
+        return [(x.mean(0).mean(1) * (self.codebook_size - 1)).round().long() for x in items]
 
     @torch.inference_mode()
-    def decode(self, codes):
-        return [(c.float() / (self.codebook_size - 1)).unsqueeze(1).expand(32, 32).contiguous() for c in codes]
+    def decode(self, codes, **context: Any):
+        return [(c.float() / (self.codebook_size - 1)).view(1, 32, 1).expand(3, 32, 32).contiguous() for c in codes]
 
 
 class _StubAudio(_Stub):
-    rate = 16000
-
-    def load(self, source):
-        wav, rate = sf.read(str(source), dtype="float32")
-        if rate != self.rate:
-            raise ValueError(f"{source}: {rate} Hz, expected {self.rate}")
-        return torch.from_numpy(wav)
-
-    def save(self, data, path):
-        sf.write(str(path), data.numpy(), self.rate)
+    sample_rate = 16000
+    frame_rate = 50.0
 
     @torch.inference_mode()
     def encode(self, items):
-        return [(x[: x.numel() // 320 * 320].view(-1, 320).abs().mean(1) * 4 * self.codebook_size).clamp(
+        return [(x.reshape(-1)[: x.numel() // 320 * 320].view(-1, 320).abs().mean(1) * 4 * self.codebook_size).clamp(
             0, self.codebook_size - 1).long() for x in items]
 
     @torch.inference_mode()
-    def decode(self, codes, **kwargs):
+    def decode(self, codes, **context: Any):
         return [(c.float() / self.codebook_size).repeat_interleave(320) for c in codes]
 
 
-class StubSpeech(_StubAudio):
-    name, markers, token_format = "speech", ("<sosp>", "<eosp>"), "<🗣️{}>"
+class StubSpeechCodec(_StubAudio):
+    modality = "speech"
 
 
-class StubMusic(_StubAudio):
-    name, markers, token_format = "music", ("<somu>", "<eomu>"), "<🎶{}>"
+class StubMusicCodec(_StubAudio):
+    modality = "music"
 
     @property
     def structure(self) -> SpanStructure:
@@ -93,5 +79,17 @@ class StubMusic(_StubAudio):
         return (ids.view(-1, 4) % q).T
 
     @torch.inference_mode()
-    def decode(self, codes, **kwargs):
+    def decode(self, codes, **context: Any):
         return super().decode([c[0] for c in codes])
+
+
+def stub_image(size: int) -> Modality:
+    return modality_for(StubImageCodec(size))
+
+
+def stub_speech(size: int) -> Modality:
+    return modality_for(StubSpeechCodec(size))
+
+
+def stub_music(size: int) -> Modality:
+    return modality_for(StubMusicCodec(size))

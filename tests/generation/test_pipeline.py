@@ -14,7 +14,7 @@ from anygpt.generation.pipeline import AnyGPT, Media, parse_message
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.vocab import RELEASE_MODALITIES, SPECIAL_TOKENS, UnifiedVocab, VocabLayoutError, train_bpe_tokenizer
-from tests.generation.stub_tokenizers import StubImage, StubMusic, StubSpeech
+from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,10 @@ def bundle_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundle")
     text = train_bpe_tokenizer(["describe this image", "say hello", "a red square", "compose calm music"] * 40,
                                vocab_size=320, directory=root / "text")
-    tokenizers = {"image": StubImage(64), "speech": StubSpeech(32), "music": StubMusic(64)}
+    tokenizers = {"image": stub_image(64), "speech": stub_speech(32), "music": stub_music(64)}
     refs = {}
     for name, tok in tokenizers.items():
-        tok.save_pretrained(root / name)
+        tok.codec.save_pretrained(root / name)
         refs[name] = TokenizerRef(str(root / name))
     vocab = UnifiedVocab(text, list(tokenizers.values()))
     torch.manual_seed(0)
@@ -130,7 +130,7 @@ def test_bad_inputs_have_clear_errors(bundle_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_bundle(tmp_path / "nothing")
     with pytest.raises(ValueError, match="reserves"):
-        load_bundle(bundle_dir / "export", tokenizers={"image": StubImage(16)})
+        load_bundle(bundle_dir / "export", tokenizers={"image": stub_image(16)})
 
 
 def _release_folder(root, speech_codes=1024):
@@ -164,7 +164,7 @@ def test_convert_release_folder_checks_layout_and_round_trips(tmp_path):
     info = json.loads((tmp_path / "converted" / "anygpt.json").read_text())
     assert [m["name"] for m in info["modalities"]] == ["image", "speech", "music"]
     assert info["system_prompt"].startswith("You are an AI assistant named MMGPT")
-    stubs = {"image": StubImage(8192), "speech": StubSpeech(1024), "music": StubMusic(8192)}
+    stubs = {"image": stub_image(8192), "speech": stub_speech(1024), "music": stub_music(8192)}
     bundle = load_bundle(out, tokenizers=stubs)
     assert len(bundle.vocab) == 49418
     ids = torch.tensor([[1, 32000, 32004, 40197, 49417]])
@@ -179,13 +179,13 @@ def test_convert_refuses_a_wrong_vocabulary_layout(tmp_path):
 
 
 def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
-    from anygpt.checkpoints import ASSETS
+    from anygpt.assets import asset_path
 
     text = train_bpe_tokenizer(["a red square", "say hello"] * 20, vocab_size=300, directory=tmp_path / "text")
-    image_dir = ASSETS / "tokenizers" / "image"
+    image_dir = asset_path("anygpt-assets:tokenizers/image")
     image = TokenizerRef(str(image_dir)).load("image")
-    stub = StubMusic(64)
-    stub.save_pretrained(tmp_path / "music")
+    stub = stub_music(64)
+    stub.codec.save_pretrained(tmp_path / "music")
     vocab = UnifiedVocab(text, [image, stub])
     model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=64))
     refs = {"image": TokenizerRef(str(image_dir)), "music": TokenizerRef(str(tmp_path / "music"))}
@@ -194,7 +194,7 @@ def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
     assert recorded["image"]["path"] == "anygpt-assets:tokenizers/image"  # not where this machine installed anygpt
     assert recorded["music"]["path"] == str(tmp_path / "music")  # the user's own files stay where they are
     loaded = load_bundle(tmp_path / "export")
-    assert type(loaded.tokenizers["image"]) is type(image)
-    for (key, value), reference in zip(loaded.tokenizers["image"].state_dict().items(), image.state_dict().values(),
-                                       strict=True):
+    assert type(loaded.tokenizers["image"].codec) is type(image.codec)
+    for (key, value), reference in zip(loaded.tokenizers["image"].codec.state_dict().items(),
+                                       image.codec.state_dict().values(), strict=True):
         assert torch.equal(value, reference), key

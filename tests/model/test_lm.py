@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.model.lm import AnyGPTLM, cosine_with_warmup
+from anygpt.model.lm import AnyGPTLM
+from anygpt.model.schedule import warmup_cosine_factor
 from anygpt.vocab import ModalitySpec, UnifiedVocab
 
 
@@ -84,9 +85,9 @@ def test_pretrained_checkpoint_is_expanded_keeping_old_rows(tmp_path):
 
 
 def test_cosine_schedule_with_warmup():
-    assert cosine_with_warmup(0, 10, 100, 0.1) == pytest.approx(0.1)
-    assert cosine_with_warmup(9, 10, 100, 0.1) == pytest.approx(1.0)
-    assert cosine_with_warmup(10, 10, 100, 0.1) == pytest.approx(1.0)
-    assert cosine_with_warmup(55, 10, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert cosine_with_warmup(100, 10, 100, 0.1) == pytest.approx(0.1)
-    assert cosine_with_warmup(500, 10, 100, 0.0) == pytest.approx(0.0)
+    assert warmup_cosine_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine_factor(10, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine_factor(55, 10, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert warmup_cosine_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine_factor(500, 10, 100, 0.0) == pytest.approx(0.0)

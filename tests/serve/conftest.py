@@ -11,8 +11,9 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from anygpt.checkpoints import Bundle, TokenizerRef, save_bundle
+from anygpt.checkpoints import Bundle, save_bundle
 from anygpt.generation.pipeline import AnyGPT
+from anygpt.modalities.registry import TokenizerRef
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer

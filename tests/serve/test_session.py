@@ -49,7 +49,7 @@ def test_turns_with_uploads_and_each_output(host, uploads):
 
     image = session.send(TurnRequest("Draw a red square.", output="image", seed=3))
     (picture,) = [m for m in image.media if m.modality == "image"][:1]
-    size = session.engine.tokenizers["image"].hparams.image_size
+    size = session.engine.tokenizers["image"].codec.image_size
     assert picture.kind == "image" and Image.open(picture.path).size == (size, size)
 
     spoken = session.send(TurnRequest("Say hello.", output="speech", voice=uploads["speech"], max_new_tokens=60,

@@ -1,53 +1,54 @@
-"""A modality that lives outside the anygpt package: 16x16 depth maps, quantised per 4x4 patch.
+"""A modality that lives outside the anygpt package: 16x16 depth maps (``.npy``), quantised per 4x4 patch.
 
-It only subclasses `anygpt.modalities.base.Modality`; configs name it by class_path. Nothing inside anygpt/ knows it.
+Nothing inside anygpt/ knows it. Importing this module registers the modality "depth" (its markers, token format and
+media kind); configs and checkpoints name the codec by class_path. From then on datasets may write ``[depth: x.npy]``,
+chat offers ``/depth``, and replies are written as ``.npy`` files and shown in transcripts.
 """
 
-from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anygpt.modalities.base import Modality, SpanStructure
+from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.registry import register_modality
 
 
-class DepthMap(Modality):
-    name = "depth"
-    markers = ("<sodp>", "<eodp>")
-    token_format = "<depth{}>"
+class DepthCodec(Codec):
+    """Depth maps ``[16, 16]`` in metres -> 16 codes (the mean depth of each 4x4 patch, in ``levels`` steps)."""
+
+    modality = "depth"
 
     def __init__(self, levels: int = 16, max_depth: float = 10.0) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.levels, self.max_depth = levels, max_depth
 
     @property
     def codebook_size(self) -> int:
-        return self.hparams.levels
+        return self.levels
 
     @property
     def structure(self) -> SpanStructure:
         return SpanStructure(fixed_length=16)  # a 4x4 grid of patch means
 
-    def load(self, source) -> torch.Tensor:
-        return torch.from_numpy(np.load(Path(source)).astype(np.float32))
-
-    def save(self, data: torch.Tensor, path) -> None:
-        np.save(Path(path), data.numpy())
-
     @torch.inference_mode()
-    def encode(self, items):
+    def encode(self, items: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         codes = []
         for depth in items:
-            patches = F.avg_pool2d(depth[None, None], 4)[0, 0]  # 4x4
-            q = (patches / self.hparams.max_depth * (self.codebook_size - 1)).round().clamp(0, self.codebook_size - 1)
+            patches = F.avg_pool2d(depth.float()[None, None], 4)[0, 0]  # 4x4
+            q = (patches / self.max_depth * (self.levels - 1)).round().clamp(0, self.levels - 1)
             codes.append(q.long().reshape(-1))
         return codes
 
     @torch.inference_mode()
-    def decode(self, codes):
+    def decode(self, codes: Sequence[torch.Tensor], **context: Any) -> list[torch.Tensor]:
         out = []
         for c in codes:
-            grid = c.float().view(4, 4) / (self.codebook_size - 1) * self.hparams.max_depth
+            grid = c.float().view(4, 4) / (self.levels - 1) * self.max_depth
             out.append(grid.repeat_interleave(4, 0).repeat_interleave(4, 1))
         return out
+
+
+DEPTH = register_modality("depth", markers=("<sodp>", "<eodp>"), token_format="<depth{}>", media="array",
+                          codec=DepthCodec)

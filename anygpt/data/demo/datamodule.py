@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from anygpt.assets import asset_path
 from anygpt.data import readers
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
 from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
-from anygpt.modalities.base import Modality, load_modality, own_hyperparameters
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import TokenizerRef, media_pattern
 from anygpt.vocab import SPECIAL_TOKENS, train_bpe_tokenizer
 
 DEFAULT_WEIGHTS = {"image": 0.3, "speech": 0.3, "music": 0.2, "dialogue": 0.2}
@@ -41,8 +43,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 def default_tokenizers() -> dict[str, str]:
     """The tiny tokenizers shipped with anygpt, by modality."""
-    assets = Path(__file__).resolve().parents[2] / "assets" / "tokenizers"
-    return {name: str(assets / name) for name in ("image", "speech", "music")}
+    return {name: str(asset_path(f"anygpt-assets:tokenizers/{name}")) for name in ("image", "speech", "music")}
 
 
 def corpus_texts(corpus: Path) -> Iterator[str]:
@@ -58,9 +59,9 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
     for path in sorted((corpus / "anyinstruct").glob("*.jsonl")):
         for dialogue in readers.read_anyinstruct(path, report=report, check_files=False):
             for user, assistant in dialogue.turns:
-                yield readers.MEDIA_PATTERN.sub(" ", user)
+                yield media_pattern().sub(" ", user)
                 if assistant:
-                    yield readers.MEDIA_PATTERN.sub(" ", assistant)
+                    yield media_pattern().sub(" ", assistant)
     for pool in (X2TEXT_INSTRUCTIONS, TEXT2X_INSTRUCTIONS):
         for phrasings in pool.values():
             yield from phrasings
@@ -134,7 +135,8 @@ class DemoDataModule(AnyGPTDataModule):
                              f"{', '.join(DEFAULT_WEIGHTS)}")
         info = build_demo_data(root, scale, corpus_seed, tokenizers, text_vocab_size, prepare_workers)
         self.tokenizer_refs = dict(info["tokenizers"])
-        modalities: list[Modality] = [load_modality(self.tokenizer_refs[n]) for n in ("image", "speech", "music")]
+        modalities: list[Modality] = [TokenizerRef.of(self.tokenizer_refs[n]).load(n)
+                                      for n in ("image", "speech", "music")]
         shards = Path(info["shards"])
 
         def sources(split: str) -> list[Source]:
@@ -146,10 +148,9 @@ class DemoDataModule(AnyGPTDataModule):
             return [s for s in out if s.weight > 0]
 
         # The parent records its own arguments (text tokenizer, modalities, ...), which inference loading reads.
-        with own_hyperparameters():
-            super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
-                             val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
-                             batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
-                             instruction_tokens=instruction_tokens, seed=seed)
+        super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
+                         val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
+                         batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
+                         instruction_tokens=instruction_tokens, seed=seed)
         self.hparams.update({"root": str(root), "scale": scale, "corpus_seed": corpus_seed,
                              "tokenizers": self.tokenizer_refs})

@@ -12,10 +12,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from anygpt.modalities.image.io import ImageLoadError, open_rgb, to_tensor
+from anygpt.media import MEDIA_KINDS, MediaError, read_media
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = MEDIA_KINDS["image"].suffixes
 
 
 def find_images(root: str | Path, karpathy_json: str | None = "dataset_coco.json", split: str = "train") -> list[Path]:
@@ -59,17 +59,12 @@ class ImageFiles(Dataset):
                 )
 
     def _read(self, file: Path) -> torch.Tensor | None:
-        from PIL import Image
-
         try:
-            image = open_rgb(file)
-        except (ImageLoadError, FileNotFoundError) as err:
+            return read_media("image", file, image_size=self.size)
+        except MediaError as err:
             self.skipped.append(f"{file}: {err}")
             log.warning("Skipping image %s", self.skipped[-1])
             return None
-        if image.size != (self.size, self.size):
-            image = image.resize((self.size, self.size), Image.BICUBIC)
-        return to_tensor(image)
 
     def __len__(self) -> int:
         return len(self.cache) if self.cache is not None else len(self.files)

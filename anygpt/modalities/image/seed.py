@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anygpt.modalities.base import Modality, SpanStructure, register_modality
-from anygpt.modalities.image.io import open_rgb, save_image, to_tensor
+from anygpt.modalities.base import Codec, SpanStructure
 
 log = logging.getLogger(__name__)
+UNCLIP_OPTIONS = ("num_inference_steps", "guidance_scale", "noise_level", "height", "width", "seed")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -162,17 +162,16 @@ class ViTBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------------
 # The tokenizer
 # ----------------------------------------------------------------------------------------------------------------------
-@register_modality
-class SEEDImageTokenizer(Modality):
-    """SEED-2: images -> 32 codes in [0, 8192) -> 1024-d unCLIP image embeddings.
+class SEEDImageTokenizer(Codec):
+    """SEED-2: images -> 32 codes in [0, 8192) -> 1024-d unCLIP image embeddings -> pixels.
 
-    `decode` returns the embeddings; `enhance` (with an attached `UnCLIPDecoder`) turns them into pixels. Defaults
-    are the release's sizes; tests build it narrow. ``vit_depth`` is 39: BLIP-2 drops the 40th block of EVA ViT-g.
+    `encode` takes images ``[3, 224, 224]`` in [0, 1] and applies CLIP's normalisation itself. `decode` runs both
+    stages: `embed_codes` and the attached unCLIP pipeline (`attach_unclip`); without one it says what to attach.
+    Defaults are the release's sizes; tests build it narrow. ``vit_depth`` is 39: BLIP-2 drops the 40th block of EVA
+    ViT-g.
     """
 
-    name = "image"
-    markers = ("<soim>", "<eoim>")
-    token_format = "<👀{}>"
+    modality = "image"
 
     def __init__(
         self,
@@ -196,7 +195,7 @@ class SEEDImageTokenizer(Modality):
         embed_dim: int = 1024,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.image_size, self.num_queries, self.n_embed = image_size, num_queries, n_embed
         self.visual = EVAViT(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_hidden)
         self.ln_vision = nn.LayerNorm(vit_width)
         self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, qformer_width))
@@ -227,29 +226,11 @@ class SEEDImageTokenizer(Modality):
 
     @property
     def codebook_size(self) -> int:
-        return int(self.hparams.n_embed)
+        return self.n_embed
 
     @property
     def structure(self) -> SpanStructure:
-        return SpanStructure(fixed_length=int(self.hparams.num_queries))
-
-    # -- raw I/O ---------------------------------------------------------------------------------------------------
-    def load(self, source: str | Path | bytes) -> torch.Tensor:
-        """SEED's preprocessing: RGB, bicubic resize to 224x224 (no crop), CLIP mean/std normalisation."""
-        import torchvision.transforms.functional as TF
-        from torchvision.transforms import InterpolationMode
-
-        size = int(self.hparams.image_size)
-        image = TF.resize(open_rgb(source), [size, size], interpolation=InterpolationMode.BICUBIC)
-        return (to_tensor(image) - self.mean.cpu()) / self.std.cpu()
-
-    def save(self, data: torch.Tensor, path: str | Path) -> None:
-        if data.dim() != 3:
-            raise ValueError(
-                f"SEED decode() yields {tuple(data.shape)} unCLIP embeddings, not pixels: attach an "
-                "unCLIP pipeline (attach_unclip) and save the output of enhance()."
-            )
-        save_image(data, path)
+        return SpanStructure(fixed_length=self.num_queries)
 
     # -- tokens ----------------------------------------------------------------------------------------------------
     def quantize(self, z: torch.Tensor) -> torch.Tensor:
@@ -276,19 +257,33 @@ class SEEDImageTokenizer(Modality):
     def encode(self, items: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if not items:
             return []
-        batch = torch.stack(list(items)).to(self.device, self.dtype)
-        size = int(self.hparams.image_size)
+        batch = torch.stack(list(items)).to(self.device, torch.float32)
+        size = self.image_size
         if batch.shape[1:] != (3, size, size):
-            raise ValueError(
-                f"SEED expects normalised images [3, {size}, {size}] (use load()), got {tuple(batch.shape[1:])}"
-            )
+            raise ValueError(f"SEED expects images [3, {size}, {size}] in [0, 1] (Modality.read resizes files), got "
+                             f"{tuple(batch.shape[1:])}")
+        batch = ((batch - self.mean) / self.std).to(self.dtype)  # SEED's preprocessing: CLIP mean/std
         return list(self.encode_images(batch).unbind(0))
 
     @torch.inference_mode()
-    def decode(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def decode(self, codes: Sequence[torch.Tensor], **context: Any) -> list[torch.Tensor]:
+        """Codes ``[32]`` -> images ``[3, H, W]`` in [0, 1] through the attached unCLIP pipeline.
+
+        ``context`` may set the pipeline's ``num_inference_steps``, ``guidance_scale``, ``noise_level``, ``height``,
+        ``width`` and ``seed`` (SEED's settings by default); other keys are ignored.
+        """
+        if self.unclip is None:
+            raise RuntimeError("SEED codes decode to unCLIP image embeddings; turning them into pixels needs a Stable "
+                               "Diffusion 2.1 unCLIP pipeline: attach_unclip(<local stable-diffusion-2-1-unclip "
+                               "folder>). embed_codes() gives the embeddings alone.")
+        options = {k: v for k, v in context.items() if k in UNCLIP_OPTIONS}
+        return self.unclip(self.decode_embeddings(codes), **options)
+
+    def decode_embeddings(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Codes ``[32]`` -> unCLIP image embeddings ``[1024]`` (the first decoding stage)."""
         if not codes:
             return []
-        n = int(self.hparams.num_queries)
+        n = self.num_queries
         batch = torch.stack([c.reshape(-1).long() for c in codes]).to(self.device)
         if batch.shape[1] != n or batch.min() < 0 or batch.max() >= self.codebook_size:
             raise ValueError(
@@ -298,21 +293,15 @@ class SEEDImageTokenizer(Modality):
         return list(self.embed_codes(batch).float().unbind(0))
 
     def attach_unclip(self, pipeline_dir: str | Path, **kwargs: Any) -> None:
-        """Load a local Stable Diffusion 2.1 unCLIP pipeline directory for `enhance` (needs ``anygpt[diffusion]``)."""
+        """Load a local Stable Diffusion 2.1 unCLIP pipeline folder, `decode`'s second stage (``anygpt[diffusion]``)."""
         from anygpt.modalities.image.unclip import UnCLIPDecoder
 
         self.unclip = UnCLIPDecoder.from_pretrained(pipeline_dir, **kwargs)
 
-    def enhance(self, decoded: torch.Tensor, **context: Any) -> torch.Tensor:
-        """unCLIP embedding ``[1024]`` -> image ``[3, H, W]`` in [0, 1]; ``context`` goes to the pipeline call."""
-        if self.unclip is None:
-            raise RuntimeError("No unCLIP pipeline attached: call attach_unclip(<local SD 2.1 unCLIP directory>).")
-        return self.unclip([decoded], **context)[0]
-
     # -- release checkpoints ---------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, seed_quantizer: str | Path, eva_vit: str | Path | None = None, trust_code: bool = False,
+        cls, path: str | Path | None = None, eva_vit: str | Path | None = None, trust_code: bool = False,
         **overrides: Any
     ) -> SEEDImageTokenizer:
         """Load ``seed_quantizer.pt`` (+ BLIP-2's ``eva_vit_g.pth`` when the quantizer file lacks the ViT).
@@ -321,7 +310,9 @@ class SEEDImageTokenizer(Modality):
         forward pass uses is missing; keys of unused branches (BERT text layers, the ``recon_s`` blocks, the 40th ViT
         block, ...) are listed in ``model.load_report["unexpected"]`` and logged.
         """
-        path = Path(seed_quantizer)
+        if path is None:
+            raise TypeError("SEEDImageTokenizer ships no default weights; give seed_quantizer.pt (+ eva_vit)")
+        path = Path(path)
         if path.is_dir():
             return super().from_pretrained(path, trust_code=trust_code, **overrides)
         state = dict(_torch_load(path))

@@ -11,10 +11,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from anygpt.modalities.music.audio import AudioLoadError, load_audio
+from anygpt.media import MEDIA_KINDS, MediaError, read_audio
 
 log = logging.getLogger(__name__)
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".opus")
+AUDIO_SUFFIXES = MEDIA_KINDS["audio"].suffixes
 
 
 def find_clips(
@@ -63,8 +63,8 @@ class AudioClips(Dataset):
         self.skipped: list[str] = []
         for file in files:
             try:
-                self.clips.append(load_audio(file, sample_rate, min_samples=min(segment_samples, sample_rate // 10)))
-            except (AudioLoadError, FileNotFoundError) as err:
+                self.clips.append(read_audio(file, sample_rate, min_samples=min(segment_samples, sample_rate // 10))[0])
+            except MediaError as err:
                 self.skipped.append(f"{file}: {err}")
         if self.skipped:
             log.warning("Skipped %d of %d audio files, e.g. %s", len(self.skipped), len(files), self.skipped[0])

@@ -18,11 +18,9 @@ from typing import Any
 
 import torch
 
-from anygpt.modalities.base import register_modality
 from anygpt.modalities.music.codec import SEANetCodec
 
 
-@register_modality
 class EncodecMusicTokenizer(SEANetCodec):
     """The paper's music tokenizer. Defaults are the 32 kHz model's; weights come from `from_pretrained`."""
 
@@ -49,7 +47,8 @@ class EncodecMusicTokenizer(SEANetCodec):
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, trust_code: bool = False, **overrides: Any) -> EncodecMusicTokenizer:
+    def from_pretrained(cls, path: str | Path | None = None, trust_code: bool = False,
+                        **overrides: Any) -> EncodecMusicTokenizer:
         """Load a checkpoint in any of the three layouts, detected from ``path``.
 
         ``path`` may be an audiocraft ``compression_state_dict.bin`` (or its directory), a transformers checkpoint
@@ -57,6 +56,8 @@ class EncodecMusicTokenizer(SEANetCodec):
         full unpickling, needed to read the training config stored in audiocraft files; without it only
         ``best_state`` is read and the SEANet settings are audiocraft's defaults for this model (pad_mode "constant").
         """
+        if path is None:
+            raise TypeError("EncodecMusicTokenizer ships no default weights; give the facebook/encodec_32khz folder")
         path = Path(path)
         if path.is_dir() and (path / "compression_state_dict.bin").exists():
             path = path / "compression_state_dict.bin"
@@ -144,7 +145,7 @@ class EncodecMusicTokenizer(SEANetCodec):
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise KeyError(
-                f"{source} does not match {type(self).__name__}({self.hparams}): {len(missing)} missing "
+                f"{source} does not match {type(self).__name__}({self.init_args}): {len(missing)} missing "
                 f"keys (first: {missing[:4]}), {len(unexpected)} unexpected (first: {unexpected[:4]})."
             )
         bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]

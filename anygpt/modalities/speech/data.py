@@ -14,16 +14,17 @@ import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from anygpt.modalities.speech.audio import AudioFileError, read_audio
+from anygpt.media import MEDIA_KINDS, MediaError, read_audio
+from anygpt.modalities.base import Modality
+from anygpt.modalities.registry import load_modality
 
 log = logging.getLogger(__name__)
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".opus", ".mp3")
+AUDIO_SUFFIXES = MEDIA_KINDS["audio"].suffixes
 IGNORE_INDEX = -100
 
 
@@ -103,7 +104,7 @@ class SpeechSegments(Dataset):
             return self._cache[i]
         try:
             wav = read_audio(self.files[i], self.sample_rate, min_samples=self.hop_length)[0]
-        except AudioFileError as e:
+        except MediaError as e:
             log.warning("skipping: %s", e)
             self.skipped.append(str(self.files[i]))
             return None
@@ -119,7 +120,7 @@ class SpeechSegments(Dataset):
             i = (i + 1) % len(self.files)
             wav = self._audio(i)
         if wav is None:
-            raise AudioFileError(f"no readable audio file among {len(self.files)} files (first: {self.files[0]})")
+            raise MediaError(f"no readable audio file among {len(self.files)} files (first: {self.files[0]})")
         start = 0
         if wav.shape[-1] > self.segment:
             max_start = (wav.shape[-1] - self.segment) // self.hop_length
@@ -142,7 +143,7 @@ class SpeechSegments(Dataset):
 
 
 class SpeechDataModule(L.LightningDataModule):
-    """Train/val crops from a LibriSpeech/MLS-style tree for `SpeechTokenizerModality` training."""
+    """Train/val crops from a LibriSpeech/MLS-style tree for `SpeechTokenizerTrainer`."""
 
     def __init__(self, root: str, train_split: str = "train-clean-100", val_split: str = "dev-clean",
                  sample_rate: int = 16000, hop_length: int = 320, segment_seconds: float = 1.0,
@@ -194,42 +195,40 @@ def pad_codes(items: Sequence[torch.Tensor], pad_id: int) -> dict[str, torch.Ten
 class SoundStormDataModule(L.LightningDataModule):
     """All-level codes of a LibriSpeech/MLS-style tree, encoded once at setup by a trained speech tokenizer.
 
-    ``tokenizer`` is a `SpeechTokenizerModality.from_pretrained` path (a save_pretrained directory, a shipped asset name
-    such as ``speech``, or a release directory). Encoding runs on the tokenizer's device in ``setup``; for real corpora
-    use ``anygpt prepare`` output instead and point ``codes_file`` at it.
+    ``tokenizer`` is a speech tokenizer checkpoint (a save_pretrained folder, ``anygpt-assets:tokenizers/speech``, or a
+    release folder). Encoding runs on the tokenizer's device in ``setup``; ``codes_file`` caches the codes.
     """
 
-    def __init__(self, root: str, tokenizer: str = "speech", train_split: str = "train-clean-100",
-                 val_split: str = "dev-clean", segment_frames: int = 100, batch_size: int = 16, num_workers: int = 0,
+    def __init__(self, root: str, tokenizer: str = "anygpt-assets:tokenizers/speech",
+                 train_split: str = "train-clean-100", val_split: str = "dev-clean", segment_frames: int = 100,
+                 batch_size: int = 16, num_workers: int = 0,
                  max_train_files: int | None = None, max_val_files: int | None = None,
                  codes_file: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
 
-    def _encode_split(self, tokenizer: Any, split: str, max_files: int | None) -> list[torch.Tensor]:
+    def _encode_split(self, speech: Modality, split: str, max_files: int | None) -> list[torch.Tensor]:
         codes = []
         for path in find_audio(self.hparams.root, split)[:max_files]:
             try:
-                wav = tokenizer.load(path)
-            except AudioFileError as e:
+                wav = speech.read(path)
+            except MediaError as e:
                 log.warning("skipping: %s", e)
                 continue
-            codes.append(tokenizer.encode_all_levels([wav])[0].T.contiguous())
+            codes.append(speech.codec.encode_all_levels([wav])[0].T.contiguous())
         return codes
 
     def setup(self, stage: str | None = None) -> None:
-        from anygpt.modalities.speech.modality import SpeechTokenizerModality
-
         h = self.hparams
         cache = Path(h.codes_file) if h.codes_file else None
         if cache is not None and cache.exists():
             splits = torch.load(cache, weights_only=True)
             self.pad_id = int(splits["pad_id"])
         else:
-            tokenizer = SpeechTokenizerModality.from_pretrained(h.tokenizer)
-            self.pad_id = tokenizer.codebook_size
-            splits = {"train": self._encode_split(tokenizer, h.train_split, h.max_train_files),
-                      "val": self._encode_split(tokenizer, h.val_split, h.max_val_files), "pad_id": self.pad_id}
+            speech = load_modality(h.tokenizer, "anygpt.modalities.speech.codec.SpeechTokenizerCodec")
+            self.pad_id = speech.codebook_size
+            splits = {"train": self._encode_split(speech, h.train_split, h.max_train_files),
+                      "val": self._encode_split(speech, h.val_split, h.max_val_files), "pad_id": self.pad_id}
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(splits, cache)

@@ -13,16 +13,16 @@ frames, and one head per level predicts that level's code.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from anygpt.modalities.pretrained import Pretrained
 
 # -- Conformer ---------------------------------------------------------------------------------------------------------
 
@@ -225,8 +225,9 @@ def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
     return torch.cos(t * math.pi / 2)
 
 
-class SoundStorm(nn.Module):
-    """Semantic tokens (+ optional prompt) -> all acoustic levels."""
+class SoundStorm(Pretrained):
+    """Semantic tokens (+ optional prompt) -> all acoustic levels. Trained by
+    `anygpt.modalities.speech.training.SoundStormTrainer`; saved with ``save_pretrained`` (or the release ``.pt``)."""
 
     def __init__(self, codebook_size: int = 1024, num_quantizers: int = 7, num_semantic_tokens: int = 1024,
                  dim: int = 1024, depth: int = 12, heads: int = 8, dim_head: int = 128, ff_mult: int = 4,
@@ -314,7 +315,15 @@ class SoundStorm(nn.Module):
                 codes[:, p:, q] = level
         return torch.cat([semantic.long()[..., None], codes[:, p:]], dim=-1)
 
-    # -- release checkpoint -----------------------------------------------------------------------------------------
+    # -- checkpoints --------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, trust_code: bool = False, **overrides: Any
+                        ) -> SoundStorm:
+        """A `save_pretrained` folder, or the release's ``.pt`` state dict (paper configuration + ``overrides``)."""
+        if path is not None and Path(path).is_file():
+            return cls.from_release(path, **overrides)
+        return super().from_pretrained(path, trust_code=trust_code, **overrides)
+
     @classmethod
     def from_release(cls, checkpoint_path: str | Path, **config: Any) -> SoundStorm:
         """Load AnyGPT's ``speechtokenizer_soundstorm_mls.pt`` (defaults: the paper's 1024-d, 12 layers, 8 heads)."""
@@ -340,75 +349,3 @@ def _sample_top_k(logits: torch.Tensor, temperature: float, fraction: float,
     probs = (values / temperature).softmax(-1)
     choice = torch.multinomial(probs.reshape(-1, k), 1, generator=generator).view(*probs.shape[:-1], 1)
     return indices.gather(-1, choice)[..., 0]
-
-
-# -- Lightning training -----------------------------------------------------------------------------------------------
-
-
-class SoundStormModule(L.LightningModule):
-    """Trains `SoundStorm` on 8-level codes (`SoundStormDataModule`); ``save_pretrained``/``from_pretrained`` for use
-    by the speech modality."""
-
-    def __init__(self, codebook_size: int = 1024, num_quantizers: int = 7, num_semantic_tokens: int = 1024,
-                 dim: int = 1024, depth: int = 12, heads: int = 8, dim_head: int = 128, ff_mult: int = 4,
-                 conv_kernel_size: int = 31, dropout: float = 0.0, lr: float = 3e-4, weight_decay: float = 0.01,
-                 warmup_steps: int = 100) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.model = SoundStorm(codebook_size, num_quantizers, num_semantic_tokens, dim, depth, heads, dim_head,
-                                ff_mult, conv_kernel_size, dropout)
-
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        codes = batch["codes"]  # [B, N, 1 + Q]
-        loss, accuracy = self.model.loss(codes[..., 1:], codes[..., 0], batch.get("lengths"))
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=codes.shape[0])
-        self.log(f"{stage}/accuracy", accuracy, prog_bar=stage == "val", batch_size=codes.shape[0])
-        return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
-                                betas=(0.9, 0.98))
-        warmup = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def on_train_end(self) -> None:
-        export = getattr(self.trainer, "default_root_dir", None)
-        if export and self.trainer.is_global_zero:
-            self.save_pretrained(Path(export) / "pretrained")
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        init_args = {k: v for k, v in self.hparams.items() if not k.startswith("_")}  # drop LightningCLI's _class_path
-        config = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}", "init_args": init_args}
-        (directory / "config.json").write_text(json.dumps(config, indent=2))
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()},
-                  str(directory / "model.safetensors"))
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> SoundStormModule:
-        """A directory from `save_pretrained`, or a release ``.pt`` state dict (paper configuration)."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if path.is_file():
-            module = cls()
-            module.model = SoundStorm.from_release(path)
-            return module.eval()
-        config_file, weights = path / "config.json", path / "model.safetensors"
-        if not (config_file.exists() and weights.exists()):
-            raise FileNotFoundError(f"{path} holds no SoundStorm checkpoint: expected config.json + model.safetensors "
-                                    "(SoundStormModule.save_pretrained) or a release .pt file.")
-        init_args = json.loads(config_file.read_text())["init_args"]
-        module = cls(**{k: v for k, v in init_args.items() if not k.startswith("_")})
-        module.model.load_state_dict(load_file(str(weights)))
-        return module.eval()

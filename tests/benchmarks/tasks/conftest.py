@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from anygpt.checkpoints import Bundle, TokenizerRef, save_bundle
+from anygpt.checkpoints import Bundle, save_bundle
 from anygpt.data.demo import build_demo_corpus
 from anygpt.modalities.image import TinyImageTokenizer
 from anygpt.modalities.music import TinyMusicCodec
-from anygpt.modalities.speech import SoundStormModule, TinySpeechModality
+from anygpt.modalities.registry import TokenizerRef, modality_for
+from anygpt.modalities.speech import SoundStorm, TinySpeechCodec
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
@@ -44,10 +45,10 @@ def make_tokenizers(folder: Path, modalities: tuple[str, ...] = ("image", "speec
     if "image" in modalities:
         made["image"] = TinyImageTokenizer(codebook_size=64, code_dim=8, channels=(8, 8, 8, 8), kmeans_iters=1)
     if "speech" in modalities:
-        storm = SoundStormModule(codebook_size=256, num_quantizers=7, num_semantic_tokens=256, dim=32, depth=1,
-                                 heads=2, dim_head=16, ff_mult=2, conv_kernel_size=3)
+        storm = SoundStorm(codebook_size=256, num_quantizers=7, num_semantic_tokens=256, dim=32, depth=1,
+                           heads=2, dim_head=16, ff_mult=2, conv_kernel_size=3)
         storm.save_pretrained(folder / "soundstorm")
-        made["speech"] = TinySpeechModality(soundstorm=str(folder / "soundstorm"))
+        made["speech"] = TinySpeechCodec(soundstorm=str(folder / "soundstorm"))
     if "music" in modalities:
         made["music"] = TinyMusicCodec(bins=64, n_q=2, n_filters=4, dimension=16, kmeans_iters=1)
     from encodec.quantization.core_vq import EuclideanCodebook
@@ -59,7 +60,7 @@ def make_tokenizers(folder: Path, modalities: tuple[str, ...] = ("image", "speec
                 module.embed_avg.copy_(module.embed)
                 module.inited.fill_(1)
         tok.save_pretrained(folder / name)
-    return made
+    return {name: modality_for(codec) for name, codec in made.items()}
 
 
 def make_bundle(folder: Path, corpus: Path, modalities: tuple[str, ...] = ("image", "speech", "music"),

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from anygpt.modalities.base import modality_class
 from anygpt.modalities.image import SEEDImageTokenizer
+from anygpt.modalities.registry import codec_class, modality_for
 
 SMALL = dict(
     image_size=28,
@@ -182,10 +182,12 @@ def test_release_keys_and_parity_with_blip2(tmp_path):
     z = torch.tanh(ref @ seed["encode_task_layer.0.weight"].t() + seed["encode_task_layer.0.bias"])
     z = z @ seed["encode_task_layer.2.weight"].t() + seed["encode_task_layer.2.bias"]
     ref_codes = torch.cdist(z, seed["quantize.embedding.weight"].expand(3, -1, -1)).argmin(-1)
-    codes = model.encode(list(images))
+    codes = model.encode(list(images * model.std + model.mean))  # encode applies CLIP's normalisation itself
     assert torch.equal(torch.stack(codes), ref_codes)
-    embeds = model.decode(codes)
+    embeds = model.decode_embeddings(codes)
     assert len(embeds) == 3 and embeds[0].shape == (24,)
+    with pytest.raises(RuntimeError, match="attach_unclip"):  # pixels need the second stage
+        model.decode(codes)
     assert model.structure.fixed_length == 32 and model.codebook_size == 64
 
 
@@ -204,11 +206,14 @@ def test_preprocessing_matches_seed(tmp_path):
     from PIL import Image
 
     Image.new("RGBA", (50, 30), (255, 0, 0, 128)).save(tmp_path / "a.png")
-    x = SEEDImageTokenizer(**SMALL).load(tmp_path / "a.png")
+    model = SEEDImageTokenizer(**SMALL).eval()
+    x = modality_for(model).read(tmp_path / "a.png")  # bicubic resize to the codec's side, no crop
     assert x.shape == (3, 28, 28)
-    # red at half alpha over white = (255, 128, 128) (Pillow rounds the blend), then CLIP normalisation
-    expected = (torch.tensor([255, 128, 128]) / 255 - torch.tensor([0.48145466, 0.4578275, 0.40821073])) / torch.tensor(
-        [0.26862954, 0.26130258, 0.27577711]
-    )
-    assert torch.allclose(x[:, 14, 14], expected, atol=0.02)
-    assert modality_class("image") is SEEDImageTokenizer
+    # red at half alpha over white = (255, 128, 128) (Pillow rounds the blend)
+    assert torch.allclose(x[:, 14, 14], torch.tensor([255, 128, 128]) / 255, atol=0.02)
+    # then CLIP normalisation, inside encode
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(model.encode([x])[0], model.encode_images(((x - mean) / std)[None])[0])
+    assert codec_class("image") is SEEDImageTokenizer

@@ -93,6 +93,7 @@ def _tiny_pipeline(directory):
 def test_seed_embeddings_to_pixels(tmp_path):
     from anygpt.modalities.image import SEEDImageTokenizer
     from anygpt.modalities.image.unclip import UnCLIPDecoder
+    from anygpt.modalities.registry import modality_for
 
     directory = _tiny_pipeline(tmp_path)
     decoder = UnCLIPDecoder.from_pretrained(directory)
@@ -122,13 +123,16 @@ def test_seed_embeddings_to_pixels(tmp_path):
         down_dims=(8, 4),
         embed_dim=8,
     )
+    codes = [torch.arange(32) % 16]
     with pytest.raises(RuntimeError, match="attach_unclip"):
-        seed.enhance(torch.zeros(8))
+        seed.decode(codes)
     seed.attach_unclip(directory)
-    embedding = seed.decode([torch.arange(32) % 16])[0]
-    picture = seed.enhance(embedding, num_inference_steps=2, height=16, width=16, seed=0)
+    # unCLIP is decode's second stage; its settings come as context, keys it does not use are ignored
+    picture = seed.decode(codes, num_inference_steps=2, height=16, width=16, seed=0, voice="ignored.wav")[0]
     assert picture.shape == (3, 16, 16)
-    seed.save(picture, tmp_path / "out.png")
+    embedding = seed.decode_embeddings(codes)[0]
+    assert torch.allclose(picture, decoder([embedding], num_inference_steps=2, height=16, width=16, seed=0)[0])
+    modality_for(seed).write(picture, tmp_path / "out.png")
     assert (tmp_path / "out.png").stat().st_size > 0
 
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from anygpt.modalities.base import modality_class
 from anygpt.modalities.music import EncodecMusicTokenizer
+from anygpt.modalities.registry import codec_class, modality_for
 
 transformers = pytest.importorskip("transformers")
 
@@ -60,7 +60,7 @@ def reference_dir(tmp_path_factory):
 def test_transformers_parity(reference_dir):
     ref, directory = reference_dir
     ours = EncodecMusicTokenizer.from_pretrained(directory)
-    assert ours.n_q == 4 and ours.bins == 2048 and ours.hparams.pad_mode == "reflect" and ours.frame_rate == 50
+    assert ours.n_q == 4 and ours.bins == 2048 and ours.init_args["pad_mode"] == "reflect" and ours.frame_rate == 50
     wav = _music()
     with torch.no_grad():
         ref_codes = ref.encode(wav.unsqueeze(1), bandwidth=2.2).audio_codes[0]  # [B, n_q, F]
@@ -106,14 +106,14 @@ def test_legacy_weight_norm_keys_and_audiocraft_layout(reference_dir, tmp_path):
     }
     torch.save({"best_state": a.state_dict(), "xp.cfg": cfg}, tmp_path / "compression_state_dict.bin")
     b = EncodecMusicTokenizer.from_pretrained(tmp_path / "compression_state_dict.bin", trust_code=True)
-    assert b.hparams.pad_mode == "reflect" and b.n_q == 4
+    assert b.init_args["pad_mode"] == "reflect" and b.n_q == 4
     wav = list(_music(0.2, 1))
     assert torch.equal(a.encode(wav)[0], b.encode(wav)[0])
 
     # without trust, only best_state is read and audiocraft's default padding applies
     torch.save({"best_state": a.state_dict()}, tmp_path / "plain.bin")
     c = EncodecMusicTokenizer.from_pretrained(tmp_path / "plain.bin")
-    assert c.hparams.pad_mode == "constant"
+    assert c.init_args["pad_mode"] == "constant"
 
     broken = dict(a.state_dict())
     broken.pop("decoder.model.0.conv.conv.weight_v")
@@ -130,8 +130,8 @@ def test_unsupported_transformers_config_is_refused(tmp_path):
 
 def test_token_layout_matches_the_release():
     model = EncodecMusicTokenizer(n_filters=4, dimension=8, lstm=0)  # narrow: layout only
-    assert modality_class("music") is EncodecMusicTokenizer
-    assert model.codebook_size == 8192 and model.markers == ("<somu>", "<eomu>")
+    assert codec_class("music") is EncodecMusicTokenizer
+    assert model.codebook_size == 8192 and modality_for(model).spec.markers == ("<somu>", "<eomu>")
     codes = torch.tensor([[1, 2, 3], [10, 20, 30], [100, 200, 300], [1000, 2000, 2047]])
     flat = model.flatten(codes)
     assert flat[:8].tolist() == [1, 2048 + 10, 4096 + 100, 6144 + 1000, 2, 2048 + 20, 4096 + 200, 6144 + 2000]

@@ -8,11 +8,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from anygpt.modalities.base import Modality
+from anygpt.assets import asset_path
+from anygpt.media import MediaError
+from anygpt.modalities.base import Codec
 from anygpt.modalities.music import TinyMusicCodec
-from anygpt.modalities.music.audio import AudioLoadError
 from anygpt.modalities.music.data import MusicDataModule
-from anygpt.modalities.music.tiny import ASSET_DIR
+from anygpt.modalities.music.training import SEANetTrainer
+from anygpt.modalities.registry import modality_for
+
+ASSET_DIR = asset_path(TinyMusicCodec.default_checkpoint)
 
 SMALL = dict(n_filters=2, ratios=(4, 4, 4, 4), dimension=8, bins=16, lstm=0)
 
@@ -22,21 +26,21 @@ def _tones(seconds: float, rate: int, freqs=(440.0, 660.0)) -> np.ndarray:
     return np.stack([0.3 * np.sin(2 * np.pi * f * t) for f in freqs], axis=1).astype(np.float32)
 
 
-def test_load_resamples_mixes_and_rejects(tmp_path):
-    model = TinyMusicCodec(**SMALL)
+def test_read_resamples_mixes_and_rejects(tmp_path):
+    music = modality_for(TinyMusicCodec(**SMALL))
     sf.write(tmp_path / "stereo.wav", _tones(0.5, 44100), 44100, subtype="PCM_16")
-    wav = model.load(tmp_path / "stereo.wav")
-    assert wav.dim() == 1 and abs(wav.numel() - 8000) <= 1  # 0.5 s at 16 kHz, channels averaged
-    assert model.load((tmp_path / "stereo.wav").read_bytes()).shape == wav.shape
+    wav = music.read(tmp_path / "stereo.wav")
+    assert wav.shape[0] == 1 and abs(wav.shape[1] - 8000) <= 1  # 0.5 s at 16 kHz, channels averaged
+    assert music.read((tmp_path / "stereo.wav").read_bytes()).shape == wav.shape
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1), np.float32), 16000)
-    with pytest.raises(AudioLoadError, match="empty.wav.*zero-length"):
-        model.load(tmp_path / "empty.wav")
+    with pytest.raises(MediaError, match="empty.wav.*no samples"):
+        music.read(tmp_path / "empty.wav")
     sf.write(tmp_path / "short.wav", np.zeros((100, 1), np.float32), 16000)
-    with pytest.raises(AudioLoadError, match="short.wav.*too short"):
-        model.load(tmp_path / "short.wav")
+    with pytest.raises(MediaError, match="short.wav.*shorter than one token frame"):
+        music.read(tmp_path / "short.wav")
     (tmp_path / "corrupt.flac").write_bytes(b"fLaC not audio")
-    with pytest.raises(AudioLoadError, match="corrupt.flac"):
-        model.load(tmp_path / "corrupt.flac")
+    with pytest.raises(MediaError, match="corrupt.flac"):
+        music.read(tmp_path / "corrupt.flac")
 
 
 def test_batched_encode_decode_and_layout():
@@ -65,7 +69,7 @@ def test_trains_with_lightning_and_round_trips(tmp_path):
     data = MusicDataModule(
         str(root), csv_file=None, sample_rate=16000, segment_seconds=0.25, batch_size=4, crops_per_clip=1
     )
-    model = TinyMusicCodec(**SMALL, vq_warmup_steps=2)  # 2 plain autoencoder steps, then quantized ones
+    model = SEANetTrainer(TinyMusicCodec(**SMALL), vq_warmup_steps=2)  # 2 plain autoencoder steps, then quantized
     trainer = L.Trainer(
         max_steps=4,
         accelerator="cpu",
@@ -75,16 +79,16 @@ def test_trains_with_lightning_and_round_trips(tmp_path):
         enable_model_summary=False,
         limit_val_batches=1,
         val_check_interval=2,
+        default_root_dir=tmp_path,
     )
     trainer.fit(model, data)
     assert len(data.train_set.skipped) == 1 and "bad.wav" in data.train_set.skipped[0]
     assert {"train/mel", "train/time_l1", "train/perplexity_q0", "val/si_snr"} <= set(trainer.callback_metrics)
 
-    model.save_pretrained(tmp_path / "codec")
-    again = Modality.from_pretrained(tmp_path / "codec")
-    assert isinstance(again, TinyMusicCodec) and again.hparams.bins == 16
+    again = Codec.from_pretrained(tmp_path / "pretrained")  # written when training ended
+    assert isinstance(again, TinyMusicCodec) and again.bins == 16
     x = [data.val_set[0]["audio"]]
-    assert torch.equal(model.eval().encode(x)[0], again.encode(x)[0])
+    assert torch.equal(model.codec.eval().encode(x)[0], again.encode(x)[0])
 
 
 @pytest.mark.skipif(not (ASSET_DIR / "model.safetensors").exists(), reason="tiny music checkpoint not shipped yet")

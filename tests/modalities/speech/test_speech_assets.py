@@ -5,18 +5,20 @@ import json
 import pytest
 import torch
 
-from anygpt.modalities.base import Modality
-from anygpt.modalities.speech import SoundStormModule, SpeechTokenizerModality, TinySpeechModality
-from anygpt.modalities.speech.modality import ASSETS
+from anygpt.assets import asset_path
+from anygpt.modalities.base import Codec
+from anygpt.modalities.speech import SoundStorm, SpeechTokenizerCodec, TinySpeechCodec
+
+ASSETS = asset_path("anygpt-assets:tokenizers")
 
 pytestmark = pytest.mark.skipif(not (ASSETS / "speech" / "model.safetensors").exists(), reason="assets not built")
 
 
 def test_tiny_tokenizer_asset():
     config = json.loads((ASSETS / "speech" / "config.json").read_text())
-    assert config["class_path"].endswith("TinySpeechModality")
-    speech = Modality.from_pretrained(ASSETS / "speech")
-    assert isinstance(speech, TinySpeechModality) and speech.frame_rate == 25 and speech.codebook_size == 256
+    assert config["class_path"].endswith(("TinySpeechModality", "TinySpeechCodec"))  # saved before or after the split
+    speech = Codec.from_pretrained(ASSETS / "speech")
+    assert isinstance(speech, TinySpeechCodec) and speech.frame_rate == 25 and speech.codebook_size == 256
     assert (ASSETS / "speech" / "model.safetensors").stat().st_size < 8_000_000
     torch.manual_seed(0)
     t = torch.arange(32000) / 16000
@@ -28,8 +30,9 @@ def test_tiny_tokenizer_asset():
 
 @pytest.mark.skipif(not (ASSETS / "soundstorm" / "model.safetensors").exists(), reason="soundstorm not built")
 def test_tiny_soundstorm_asset_pairs_with_the_tokenizer():
-    speech = SpeechTokenizerModality.from_pretrained("speech", soundstorm="soundstorm")
-    storm = SoundStormModule.from_pretrained(ASSETS / "soundstorm")
-    assert storm.hparams.codebook_size == speech.codebook_size
+    speech = SpeechTokenizerCodec.from_pretrained("anygpt-assets:tokenizers/speech",
+                                                  soundstorm="anygpt-assets:tokenizers/soundstorm")
+    storm = SoundStorm.from_pretrained(ASSETS / "soundstorm")
+    assert storm.init_args["codebook_size"] == speech.codebook_size
     tokens = torch.randint(0, 256, (30,))
     assert speech.decode([tokens])[0].shape == (1, 30 * 640)

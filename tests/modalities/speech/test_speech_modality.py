@@ -1,4 +1,4 @@
-"""The speech Modality: registry, raw I/O and bad input, level-1 tokens, voice cloning path, save/load, training."""
+"""The speech codec: registry, reading files and bad input, level-1 tokens, voice cloning path, save/load, data."""
 
 import math
 
@@ -7,14 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from anygpt.modalities.base import Modality, modality_class
-from anygpt.modalities.speech import (
-    AudioFileError,
-    SoundStormModule,
-    SpeechTokenizerModality,
-    TinySpeechModality,
-    read_audio,
-)
+from anygpt.media import MediaError, read_audio
+from anygpt.modalities.base import Codec
+from anygpt.modalities.registry import codec_class, modality_for
+from anygpt.modalities.speech import SoundStorm, SpeechTokenizerCodec, TinySpeechCodec
 from anygpt.modalities.speech.data import SpeechSegments, frame_phones
 
 SMALL = {"n_filters": 4, "dimension": 16, "lstm_layers": 1, "codebook_size": 32}
@@ -23,19 +19,19 @@ SMALL = {"n_filters": 4, "dimension": 16, "lstm_layers": 1, "codebook_size": 32}
 @pytest.fixture(scope="module")
 def speech():
     torch.manual_seed(0)
-    return TinySpeechModality(config=SMALL).eval()
+    return TinySpeechCodec(config=SMALL).eval()
 
 
-def test_registered_as_speech_with_release_identity():
-    assert modality_class("speech") is SpeechTokenizerModality
-    paper = SpeechTokenizerModality.__new__(SpeechTokenizerModality)
-    assert paper.markers == ("<sosp>", "<eosp>") and paper.token_format.format(7) == "<🗣️7>"
-    assert TinySpeechModality.name == "speech"  # same markers/vocabulary slot, smaller codebook
+def test_registered_as_speech_with_release_identity(speech):
+    assert codec_class("speech") is SpeechTokenizerCodec
+    modality = modality_for(speech)  # same markers/vocabulary slot as the paper's, smaller codebook
+    assert modality.spec.markers == ("<sosp>", "<eosp>") and modality.spec.code_token(7) == "<🗣️7>"
+    assert modality.media.name == "audio" and TinySpeechCodec.modality == "speech"
 
 
 def test_paper_configuration_is_50hz_1024_codes():
     with torch.device("meta"):
-        paper = SpeechTokenizerModality()
+        paper = SpeechTokenizerCodec()
     assert paper.codebook_size == 1024 and paper.frame_rate == 50.0 and paper.config.n_q == 8
 
 
@@ -44,7 +40,7 @@ def test_tiny_configuration_is_25hz(speech):
 
 
 @pytest.mark.parametrize("rate", [8000, 22050, 24000, 44100, 48000])
-def test_load_resamples_any_rate(tmp_path, rate):
+def test_read_resamples_any_rate(tmp_path, rate):
     t = np.arange(rate) / rate
     sf.write(tmp_path / "a.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
     wav = read_audio(tmp_path / "a.wav", 16000, min_samples=640)
@@ -53,10 +49,10 @@ def test_load_resamples_any_rate(tmp_path, rate):
     assert abs(int(spectrum.argmax()) - 440) <= 1  # the tone survives at the right frequency
 
 
-def test_load_averages_stereo_and_reads_bytes(tmp_path, speech):
+def test_read_averages_stereo_and_reads_bytes(tmp_path, speech):
     stereo = np.stack([np.full(16000, 0.2), np.full(16000, 0.4)], axis=1).astype(np.float32)
     sf.write(tmp_path / "s.flac", stereo, 16000)
-    wav = speech.load((tmp_path / "s.flac").read_bytes())
+    wav = modality_for(speech).read((tmp_path / "s.flac").read_bytes())
     assert wav.shape == (1, 16000) and torch.allclose(wav, torch.full_like(wav, 0.3), atol=1e-3)
 
 
@@ -66,8 +62,8 @@ def test_bad_files_raise_errors_naming_the_file(tmp_path, speech):
     sf.write(tmp_path / "silence0.wav", np.zeros(0, np.float32), 16000)
     sf.write(tmp_path / "short.wav", np.zeros(100, np.float32), 16000)  # < one 640-sample frame
     for name in ("corrupt.flac", "empty.wav", "silence0.wav", "short.wav", "missing.wav"):
-        with pytest.raises(AudioFileError, match=name):
-            speech.load(tmp_path / name)
+        with pytest.raises(MediaError, match=name):
+            modality_for(speech).read(tmp_path / name)
 
 
 def test_encode_is_level_one_and_flatten_round_trips(speech):
@@ -77,7 +73,7 @@ def test_encode_is_level_one_and_flatten_round_trips(speech):
     codes = speech.encode([wav])[0]
     assert torch.equal(codes, full[0]) and codes.max() < speech.codebook_size
     assert torch.equal(speech.unflatten(speech.flatten(codes)), codes)
-    with pytest.raises(AudioFileError, match="fewer than one frame"):
+    with pytest.raises(ValueError, match="fewer than one frame"):
         speech.encode([torch.zeros(1, 10)])
 
 
@@ -92,19 +88,23 @@ def test_decode_level_one_needs_soundstorm_and_uses_it(speech, tmp_path):
     codes = torch.randint(0, 32, (20,))
     with pytest.raises(RuntimeError, match="SoundStorm"):
         speech.decode([codes])
-    storm = SoundStormModule(codebook_size=32, num_quantizers=7, num_semantic_tokens=32, dim=16, depth=1, heads=2,
-                             dim_head=8, ff_mult=2, conv_kernel_size=3)
+    storm = SoundStorm(codebook_size=32, num_quantizers=7, num_semantic_tokens=32, dim=16, depth=1, heads=2,
+                       dim_head=8, ff_mult=2, conv_kernel_size=3)
     storm.save_pretrained(tmp_path / "storm")
-    speech.attach_soundstorm(SoundStormModule.from_pretrained(tmp_path / "storm"))
+    speech.attach_soundstorm(SoundStorm.from_pretrained(tmp_path / "storm"))
     wav = speech.decode([codes])[0]
     assert wav.shape == (1, 20 * 640)
     full = speech.encode_all_levels([torch.randn(1, 16000) * 0.1])[0]
     assert speech.decode([full])[0].shape == (1, 16000)  # full codes bypass SoundStorm
     # voice cloning with a prompt longer than the speech: trimmed to prompt_seconds, output length follows the codes
     prompt = torch.randn(1, 16000 * 4) * 0.1
-    assert speech.prompt_codes(prompt).shape == (math.ceil(speech.hparams.prompt_seconds * 25), 8)
-    cloned = speech.enhance(wav, codes=codes[:5], prompt=prompt)
+    assert speech.prompt_codes(prompt).shape == (math.ceil(speech.prompt_seconds * 25), 8)
+    cloned = speech.decode([codes[:5]], voice=prompt, steps=2)[0]  # voice cloning is decode's second stage
     assert cloned.shape == (1, 5 * 640)
+    g = torch.Generator().manual_seed(3)
+    a = speech.decode([codes[:5]], voice=prompt, generator=g)[0]
+    b = speech.decode([codes[:5]], voice=prompt, generator=torch.Generator().manual_seed(3))[0]
+    assert torch.equal(a, b)
     with pytest.raises(ValueError, match="codes must lie"):
         speech.decode([torch.tensor([0, 99])])
     assert speech.decode([torch.zeros(0, dtype=torch.long)])[0].numel() == 0
@@ -112,16 +112,16 @@ def test_decode_level_one_needs_soundstorm_and_uses_it(speech, tmp_path):
 
 
 def test_mismatched_soundstorm_is_rejected(speech):
-    storm = SoundStormModule(codebook_size=1024, num_quantizers=7, dim=16, depth=1, heads=2, dim_head=8)
+    storm = SoundStorm(codebook_size=1024, num_quantizers=7, dim=16, depth=1, heads=2, dim_head=8)
     with pytest.raises(ValueError, match="levels"):
         speech.attach_soundstorm(storm)
 
 
 def test_save_and_from_pretrained_rebuild_the_tiny_class(tmp_path, speech):
     speech.save_pretrained(tmp_path / "tok")
-    loaded = Modality.from_pretrained(tmp_path / "tok")
-    again = SpeechTokenizerModality.from_pretrained(tmp_path / "tok")
-    assert type(loaded) is TinySpeechModality and type(again) is TinySpeechModality
+    loaded = Codec.from_pretrained(tmp_path / "tok")
+    again = SpeechTokenizerCodec.from_pretrained(tmp_path / "tok")
+    assert type(loaded) is TinySpeechCodec and type(again) is TinySpeechCodec
     wav = torch.randn(1, 8000) * 0.1
     assert torch.equal(loaded.encode([wav])[0], speech.encode([wav])[0])
 

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from anygpt.modalities.speech.soundstorm import SoundStorm, SoundStormModule, cosine_schedule
+from anygpt.modalities.speech.soundstorm import SoundStorm, cosine_schedule
+from anygpt.modalities.speech.training import SoundStormTrainer
 
 TINY = dict(codebook_size=16, num_quantizers=3, num_semantic_tokens=16, dim=32, depth=2, heads=2, dim_head=16,
             ff_mult=2, conv_kernel_size=5)
@@ -110,13 +111,13 @@ def test_unprompted_sampling_gives_varied_voices():
 
 def test_training_objective_learns_a_fixed_batch():
     torch.manual_seed(0)
-    module = SoundStormModule(**TINY, lr=3e-3, warmup_steps=1)
+    module = SoundStormTrainer(SoundStorm(**TINY), lr=3e-3, warmup_steps=1)
     codes = torch.randint(0, 16, (4, 12, 4))
     codes[..., 1:] = (codes[..., :1] * torch.tensor([1, 3, 5]) + 1) % 16  # acoustic levels follow the semantic one
     opt = module.configure_optimizers()["optimizer"]
     losses = []
     for _ in range(60):
-        loss, _ = module.model.loss(codes[..., 1:], codes[..., 0], torch.tensor([12, 12, 10, 12]))
+        loss, _ = module.soundstorm.loss(codes[..., 1:], codes[..., 0], torch.tensor([12, 12, 10, 12]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -125,10 +126,11 @@ def test_training_objective_learns_a_fixed_batch():
 
 
 def test_save_and_load_pretrained(tmp_path):
-    module = SoundStormModule(**TINY)
+    module = SoundStorm(**TINY)
     module.save_pretrained(tmp_path / "storm")
-    loaded = SoundStormModule.from_pretrained(tmp_path / "storm")
-    for (k, v), (k2, v2) in zip(module.model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
+    loaded = SoundStorm.from_pretrained(tmp_path / "storm")
+    assert loaded.init_args == module.init_args
+    for (k, v), (k2, v2) in zip(module.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2)
     with pytest.raises(FileNotFoundError, match="nothing"):
-        SoundStormModule.from_pretrained(tmp_path / "nothing")
+        SoundStorm.from_pretrained(tmp_path / "nothing")

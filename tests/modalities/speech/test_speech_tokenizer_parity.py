@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from anygpt.modalities.speech import SpeechTokenizerModality, SpeechTokenizerModel
+from anygpt.modalities.speech import SpeechTokenizerCodec, SpeechTokenizerModel
 from anygpt.modalities.speech.tokenizer import SpeechTokenizerConfig
 
 speechtokenizer = pytest.importorskip("speechtokenizer")
@@ -46,11 +46,11 @@ def test_same_keys_codes_and_audio_as_reference():
     assert diff < 1e-5
 
 
-def test_release_directory_loads_into_modality(tmp_path):
+def test_release_directory_loads_into_the_codec(tmp_path):
     ref = reference(SMALL)
     (tmp_path / "config.json").write_text(json.dumps(SMALL))
     torch.save(ref.state_dict(), tmp_path / "ckpt.dev")
-    speech = SpeechTokenizerModality.from_pretrained(tmp_path)
+    speech = SpeechTokenizerCodec.from_pretrained(tmp_path)
     wav = torch.randn(1, 16000) * 0.1
     codes = speech.encode_all_levels([wav])[0]
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_wrong_checkpoint_names_the_file(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(SMALL))
     torch.save({"encoder.bogus": torch.zeros(1)}, tmp_path / "ckpt.dev")
     with pytest.raises(KeyError, match="ckpt.dev"):
-        SpeechTokenizerModality.from_pretrained(tmp_path)
+        SpeechTokenizerCodec.from_pretrained(tmp_path)
 
 
 @pytest.mark.slow

@@ -3,8 +3,10 @@
 import lightning as L
 import torch
 
-from anygpt.modalities.speech import SoundStormModule, SpeechTokenizerModality, TinySpeechModality
+from anygpt.modalities.registry import load_modality
+from anygpt.modalities.speech import SoundStorm, SpeechTokenizerCodec, TinySpeechCodec
 from anygpt.modalities.speech.data import SoundStormDataModule, SpeechDataModule
+from anygpt.modalities.speech.training import SoundStormTrainer, SpeechTokenizerTrainer
 
 PHONES = ["_", "a", "s", "n", "t"]
 SMALL = {"n_filters": 4, "dimension": 16, "lstm_layers": 1, "codebook_size": 32, "semantic_dimension": len(PHONES)}
@@ -18,7 +20,8 @@ def trainer(tmp_path, steps):
 
 def test_tokenizer_then_soundstorm_train_and_export(tiny_corpus, tmp_path):
     torch.manual_seed(0)
-    speech = TinySpeechModality(config=SMALL, phones=PHONES)
+    speech = SpeechTokenizerTrainer(TinySpeechCodec(config=SMALL), semantic_teacher="phones", phones=PHONES, lr=1e-3,
+                                    mel_scales=(256, 1024))
     data = SpeechDataModule(str(tiny_corpus), hop_length=640, segment_seconds=0.64, phones=PHONES, batch_size=2)
     before = {k: v.clone() for k, v in speech.state_dict().items()}
     fit = trainer(tmp_path / "tok", 3)
@@ -26,20 +29,21 @@ def test_tokenizer_then_soundstorm_train_and_export(tiny_corpus, tmp_path):
     assert torch.isfinite(fit.callback_metrics["train/loss"])
     assert "val/phone_accuracy" in fit.callback_metrics
     changed = [k for k, v in speech.state_dict().items() if not torch.equal(v, before[k])]
-    assert any(k.startswith("model.encoder") for k in changed) and any("_codebook.embed" in k for k in changed)
+    assert any(k.startswith("codec.model.encoder") for k in changed) and any("_codebook.embed" in k for k in changed)
     exported = tmp_path / "tok" / "pretrained"
     assert (exported / "model.safetensors").exists()
 
     storm_data = SoundStormDataModule(str(tiny_corpus), tokenizer=str(exported), segment_frames=20, batch_size=2)
-    storm = SoundStormModule(codebook_size=32, num_quantizers=7, num_semantic_tokens=32, dim=16, depth=1, heads=2,
-                             dim_head=8, ff_mult=2, conv_kernel_size=3, warmup_steps=1)
+    storm = SoundStormTrainer(SoundStorm(codebook_size=32, num_quantizers=7, num_semantic_tokens=32, dim=16, depth=1,
+                                         heads=2, dim_head=8, ff_mult=2, conv_kernel_size=3), warmup_steps=1)
     fit = trainer(tmp_path / "storm", 3)
     fit.fit(storm, storm_data)
     assert torch.isfinite(fit.callback_metrics["train/loss"]) and "val/accuracy" in fit.callback_metrics
     assert storm_data.pad_id == 32 and storm_data.train_set[0].shape[1] == 8
 
     # the exported pair decodes level-1 tokens to audio
-    tokenizer = SpeechTokenizerModality.from_pretrained(exported, soundstorm=str(tmp_path / "storm" / "pretrained"))
-    wav = tokenizer.load(next(tiny_corpus.rglob("*.flac")))
-    tokens = tokenizer.encode([wav])[0]
-    assert tokenizer.decode([tokens])[0].shape == (1, tokens.numel() * 640)
+    speech = load_modality(exported, SpeechTokenizerCodec, soundstorm=str(tmp_path / "storm" / "pretrained"))
+    assert type(speech.codec) is TinySpeechCodec
+    wav = speech.read(next(tiny_corpus.rglob("*.flac")))
+    tokens = speech.codec.encode([wav])[0]
+    assert speech.codec.decode([tokens])[0].shape == (1, tokens.numel() * 640)

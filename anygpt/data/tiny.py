@@ -1,4 +1,8 @@
-"""Shards with random codes for the data, model and distributed tests (and experiments/tiny)."""
+"""The tiny corpus: a 300-id BPE and shards of caption-dependent random codes for small image/speech/music vocabularies.
+
+It exercises the whole pretraining path in seconds (``anygpt data tiny --out data/tiny``, then
+``anygpt fit --config experiments/tiny/pretrain.yaml``); the data, model and distributed tests use it too.
+"""
 
 from __future__ import annotations
 
@@ -62,10 +66,20 @@ def write_shards(directory: str | Path, modality: str, samples: int = 40, maxcou
 
 
 def write_tiny_corpus(root: str | Path) -> Path:
-    """The tokenizer and the shards experiments/tiny/pretrain.yaml reads (under ``root``)."""
+    """The tokenizer and the shards ``experiments/tiny/pretrain.yaml`` reads (under ``root``)."""
     root = Path(root)
     make_tokenizer(root / "tokenizer")
     for seed, modality in enumerate(("image", "speech", "music")):
         write_shards(root / "shards" / modality, modality, samples=60, seed=seed)
     write_shards(root / "shards" / "val", "image", samples=20, seed=99)
     return root
+
+
+def tiny(out: Path = Path("data/tiny")) -> None:
+    """Write the tiny corpus (``tokenizer/`` and ``shards/``) under OUT, for ``experiments/tiny/pretrain.yaml``.
+
+    Args:
+        out: output folder (the config reads ``data/tiny``, relative to the working directory).
+    """
+    root = write_tiny_corpus(out)
+    print(f"[tiny] BPE tokenizer in {root / 'tokenizer'}, shards in {root / 'shards'}")
