@@ -1,10 +1,10 @@
 """`anygpt serve` end to end in a real headless browser: Chromium from the system, driven by Playwright.
 
 The server is the real command (`python -m anygpt.cli serve`) on a random tiny model. The page uploads an image and
-gets a caption, asks for an image and shows it, asks for speech and shows a player, sends a microphone recording,
-downloads the transcript, refuses a corrupt file with a message (keeping the message in the box); and the page fetches
-nothing but the server.
-Screenshots go to ``runs/tests/serve/``. Skipped only where no browser can be found (`.ci/run` installs Chromium).
+gets a caption; asks for an image and shows it; asks for speech, shows its token count, stops it and shows a player
+for what was generated; downloads the transcript; resets; sends a microphone recording; refuses a corrupt file with a
+message, keeping the message in the box. The page fetches nothing but the server. Screenshots go to
+``runs/tests/serve/``. Skipped only where no browser can be found (`.ci/run` installs Chromium).
 """
 
 import os
@@ -75,7 +75,7 @@ def _wait_idle(page) -> None:
                            timeout=TURN_SECONDS * 1000)
 
 
-def _send(page, text: str, files=(), output: str | None = None) -> None:
+def _send(page, text: str, files=(), output: str | None = None, while_running=None) -> None:
     if output:
         page.locator("#output").get_by_label(output, exact=True).check()
     if files:
@@ -86,6 +86,8 @@ def _send(page, text: str, files=(), output: str | None = None) -> None:
     page.fill("#message textarea", text)
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => document.querySelectorAll('#chat .user-row').length > {turns}", timeout=30_000)
+    if while_running is not None:
+        while_running(page)
     _wait_idle(page)
 
 
@@ -130,11 +132,16 @@ def test_the_page_in_a_real_browser(served, uploads, tmp_path):
             assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", image.element_handle())
             page.screenshot(path=str(SHOTS / "2-text-in-image-out.png"))
 
-            # text in -> speech, with a player
+            # text in -> speech, with a player; the turn shows its token count, and Stop keeps what was generated
+            def stop_while_generating(page):
+                page.get_by_text(re.compile(r"Generating: \d+ / \d+ tokens")).wait_for(timeout=TURN_SECONDS * 1000)
+                page.locator("#stop").click()
+
             players = page.locator("#chat .bot-row [data-testid='waveform-Audio']")
             before = players.count()
-            _send(page, "Say hello.", output="speech")
+            _send(page, "Say hello.", output="speech", while_running=stop_while_generating)
             players.nth(before).wait_for(timeout=30_000)  # a new player (media components render asynchronously)
+            page.get_by_text("stopped: the reply keeps what was generated until then").wait_for(timeout=10_000)
             page.screenshot(path=str(SHOTS / "3-text-in-speech-out.png"))
 
             # the transcript, as `anygpt chat` writes it
