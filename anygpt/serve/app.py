@@ -195,7 +195,7 @@ def build_app(host: ModelHost, title: str | None = None):
         box.submit(submit, [box, shown, session], [chatbot, shown, box, session, ticket, submitted], queue=False,
                    api_visibility="private").then(
             run, [submitted, shown, session, ticket, *choices], [chatbot, box, transcript, shown],
-            concurrency_id="model", show_progress="hidden", api_visibility="private")
+            concurrency_id="model", show_progress="minimal", api_visibility="private")
 
         # -- stop, reset ---------------------------------------------------------------------------------------------
         def stop_turn(chat_session: ChatSession | None) -> None:
