@@ -14,6 +14,7 @@ both.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,8 +40,8 @@ from anygpt.vocab import (
 
 BUNDLE_FILE = "anygpt.json"
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
-RELEASE_SYSTEM_PROMPT = ("You are an AI assistant named MMGPT who can understand and generate multimodal content, "
-                         "including text, speech, images and audio.")
+RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
+    "utf-8"))["system_prompt"]
 
 
 @dataclass
@@ -52,6 +53,11 @@ class Bundle:
     tokenizers: dict[str, Modality]
     system_prompt: str | None = None
     refs: dict[str, TokenizerRef] = field(default_factory=dict)
+    # Append the output modality's start marker to prompts: what models trained with anygpt's own templates expect;
+    # the released models are asked by the task prompt instead.
+    force_marker: bool = True
+    # The second stage of image decoding: a local SD 2.1 unCLIP pipeline folder turning SEED embeddings into pixels.
+    image_decoder: str | None = None
 
 
 def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], source: str) -> None:
@@ -66,8 +72,8 @@ def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], s
 
 
 def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False
-                ) -> Bundle:
+                device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False,
+                image_decoder: str | None = None) -> Bundle:
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
@@ -76,6 +82,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
             Modalities without one use the folder's ``anygpt.json`` entry, else the registered default.
         trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
             anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
+        image_decoder: the unCLIP pipeline folder that turns SEED embeddings into pixels; overrides anygpt.json's.
     """
     path = Path(path)
     if not path.exists():
@@ -104,7 +111,27 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
         loaded[name].codec.to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
-    return Bundle(model, vocab, loaded, info.get("system_prompt"), refs)
+    bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
+                    info.get("image_decoder"))
+    if image_decoder is not None:
+        bundle.image_decoder = image_decoder
+    attach_image_decoder(bundle)
+    return bundle
+
+
+def attach_image_decoder(bundle: Bundle) -> None:
+    """Give the image codec the unCLIP pipeline ``bundle.image_decoder`` names: the second stage of its `decode`
+    (SEED codes -> image embedding -> pixels)."""
+    image = bundle.tokenizers.get("image")
+    codec = getattr(image, "codec", None)
+    if bundle.image_decoder is None or codec is None or not hasattr(codec, "attach_unclip"):
+        return
+    path = Path(bundle.image_decoder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"image decoder {path} does not exist: pass a local copy of "
+                                "stabilityai/stable-diffusion-2-1-unclip (a diffusers pipeline folder)")
+    device = next(itertools.chain(codec.parameters(), codec.buffers()), torch.empty(0)).device
+    codec.attach_unclip(path, device=device)
 
 
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
@@ -117,6 +144,7 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
     else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
+        info.setdefault("force_marker", False)
     vocab = vocab_from_checkpoint(path, specs)
     model = hf.load_hf(path)
     if model.config.vocab_size < len(vocab):
@@ -166,36 +194,62 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     info = {"format": "anygpt", "version": 1,
             "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
+            "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
 
 
 def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
-    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout."""
+    """The text tokenizer plus the unified vocabulary's added tokens, in the release's layout.
+
+    A SentencePiece vocabulary is written the way transformers 4.34 (the release's version) saves a slow
+    ``LlamaTokenizer``: ``tokenizer.model``, ``added_tokens.json``, ``special_tokens_map.json`` and a
+    ``tokenizer_config.json`` whose ``added_tokens_decoder`` and ``legacy`` flag say how the text is split.
+    """
     text = vocab.text
     text.save(directory)
     added = {tok: vocab.token_id(tok) for tok in vocab.added_tokens}
+    (directory / "added_tokens.json").write_text(json.dumps(dict(sorted(added.items())), indent=2,
+                                                            ensure_ascii=False) + "\n")
     if isinstance(text, HFTextTokenizer):
         from tokenizers import AddedToken, Tokenizer
 
         tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
         tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in vocab.added_tokens])
         tok.save(str(directory / "tokenizer.json"))
-    elif not isinstance(text, SentencePieceTextTokenizer):
+        config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                  "tokenizer_class": "PreTrainedTokenizerFast"}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        return
+    if not isinstance(text, SentencePieceTextTokenizer):
         raise TypeError(f"cannot write tokenizer files for {type(text).__name__}")
-    (directory / "added_tokens.json").write_text(json.dumps(added, ensure_ascii=False))
-    config = {"model_max_length": 4096, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-              "tokenizer_class": "LlamaTokenizer" if isinstance(text, SentencePieceTextTokenizer)
-              else "PreTrainedTokenizerFast"}
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+
+    def entry(content: str, special: bool) -> dict[str, Any]:
+        lstrip, rstrip = vocab.strip.get(content, (False, False))
+        return {"content": content, "lstrip": lstrip, "normalized": not special, "rstrip": rstrip,
+                "single_word": False, "special": special}
+
+    controls = {idx: piece for piece, idx in text.control_tokens().items()}
+    decoder = {str(idx): entry(piece, True) for idx, piece in sorted(controls.items())}
+    decoder.update({str(idx): entry(tok, False) for tok, idx in added.items()})
+    names = {"bos_token": text.bos_id, "eos_token": text.eos_id, "unk_token": text.unk_id}
+    names = {key: controls[idx] for key, idx in names.items() if idx is not None}
+    config = {"add_bos_token": True, "add_eos_token": False, "added_tokens_decoder": decoder, **names,
+              "clean_up_tokenization_spaces": False, "legacy": text.legacy, "model_max_length": 4096,
+              "pad_token": None, "sp_model_kwargs": {}, "spaces_between_special_tokens": False,
+              "tokenizer_class": "LlamaTokenizer", "use_default_system_prompt": True}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    special_map = {key: {k: v for k, v in entry(piece, True).items() if k != "special"}
+                   for key, piece in names.items()}
+    (directory / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # `anygpt convert`
 # ----------------------------------------------------------------------------------------------------------------------
 def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None,
-                 modalities: Sequence[str] | None = None) -> str:
+                 modalities: Sequence[str] | None = None, image_decoder: str | None = None) -> str:
     """Check a released (HF-format) AnyGPT folder and write it as an AnyGPT folder with ``anygpt.json``.
 
     Args:
@@ -203,6 +257,7 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
         out: output folder.
         tokenizers: modality -> tokenizer checkpoint (a path, or "class_path=path"), recorded in ``anygpt.json``.
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
+        image_decoder: the local SD 2.1 unCLIP pipeline folder for image output, recorded in anygpt.json.
     """
     from anygpt.modalities.registry import modality_for
 
@@ -212,7 +267,11 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
 
     model = hf.load_hf(source)
     refs = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
-    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs)
+    if image_decoder is not None and not Path(image_decoder, "model_index.json").exists():
+        raise FileNotFoundError(f"image decoder {image_decoder} is not a diffusers pipeline folder (no "
+                                "model_index.json): pass a local copy of stabilityai/stable-diffusion-2-1-unclip")
+    bundle = Bundle(model, vocab, {}, RELEASE_SYSTEM_PROMPT, refs, force_marker=False,
+                    image_decoder=str(Path(image_decoder).resolve()) if image_decoder else None)
     save_bundle(bundle, out)
     print(f"[convert] {source} -> {out}: {len(vocab)} ids ({', '.join(vocab.modalities)}), layout checked")
     return out

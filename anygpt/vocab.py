@@ -2,29 +2,42 @@
 
 The layout follows the released checkpoints (REFERENCE.md): ``[Human] [MMGPT] <eoh> <eos>`` after the text ids, then for
 each modality its codes followed by its start and end markers, and optionally the instruction-stage tokens
-``<-Ins-> <-Res->`` at the very end. With LLaMA's 32000 text ids and the paper's modalities that gives 49418 ids.
+``<-Res-> <-Ins->`` at the very end (the order the release's stage-2 script adds them: 49418 and 49419). With LLaMA's
+32000 text ids and the paper's modalities that gives 49418 ids.
+
+A checkpoint's own tokenizer files are the authority on its ids: `vocab_from_checkpoint` reads every added token's id
+from them (`read_tokenizer_files`) and only checks that the layout is usable (each modality's codes contiguous, nothing
+missing or unknown). Text is encoded exactly as the release's slow SentencePiece ``LlamaTokenizer`` (transformers 4.34)
+encodes it: one pass over the whole string, added tokens splitting it, the pieces between them through SentencePiece
+(with its ``legacy`` prefix handling and the strip flags the checkpoint records).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[Human]", "[MMGPT]", "<eoh>", "<eos>")
-INSTRUCTION_TOKENS: tuple[str, ...] = ("<-Ins->", "<-Res->")
+# In the release's order (its stage-2 script adds <-Res-> first): a checkpoint's own files decide the ids anyway.
+INSTRUCTION_TOKENS: tuple[str, ...] = ("<-Res->", "<-Ins->")
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Text tokenizers
 # --------------------------------------------------------------------------------------------------------------------
 class TextTokenizer(ABC):
-    """The text side of the vocabulary: ids ``[0, vocab_size)``. Encoding never adds BOS/EOS; callers decide."""
+    """The text side of the vocabulary: ids ``[0, vocab_size)``. Encoding never adds BOS/EOS; callers decide.
+
+    `UnifiedVocab.encode` splits a string at added tokens and hands the text between them to `encode_chunk`, after
+    `prepare` saw the whole string once: the same division of labour as HF's slow tokenizers.
+    """
 
     vocab_size: int
     bos_id: int | None
@@ -40,11 +53,36 @@ class TextTokenizer(ABC):
     def save(self, directory: str | Path) -> None:
         """Write the files `load_text_tokenizer` reads back."""
 
+    def prepare(self, text: str) -> str:
+        """The whole string, before it is split at added tokens."""
+        return text
+
+    def encode_chunk(self, chunk: str, offsets: bool = True) -> tuple[list[int], list[int]]:
+        """Text between two added tokens -> (ids, character offset where each id's text starts; zeros when
+        ``offsets`` is False)."""
+        ids = self.encode(chunk)
+        return ids, [0] * len(ids)
+
+    def finish(self, ids: list[int], special: set[int]) -> list[int]:
+        """Last touch on the ids of a whole string (``special``: ids of the splitting tokens)."""
+        return ids
+
+    def control_tokens(self) -> dict[str, int]:
+        """Strings of the text vocabulary that split text like added tokens (``<s>`` in a SentencePiece model)."""
+        return {}
+
 
 class SentencePieceTextTokenizer(TextTokenizer):
-    """LLaMA's SentencePiece model (``tokenizer.model`` in a checkpoint directory)."""
+    """LLaMA's SentencePiece model (``tokenizer.model`` in a checkpoint directory), used as the slow HF
+    ``LlamaTokenizer`` of transformers 4.34 uses it.
 
-    def __init__(self, model_file: str | Path) -> None:
+    Args:
+        legacy: that tokenizer's ``legacy`` flag (``tokenizer_config.json``; True when absent, as 4.34 assumes). True:
+            every text chunk gets SentencePiece's dummy prefix. False: only the start of the whole string does
+            (a ``▁`` prepended to it), chunks after an added token are encoded without one.
+    """
+
+    def __init__(self, model_file: str | Path, legacy: bool = True) -> None:
         import sentencepiece
 
         self.model_file = Path(model_file)
@@ -52,6 +90,9 @@ class SentencePieceTextTokenizer(TextTokenizer):
         self.vocab_size = self.processor.get_piece_size()
         self.bos_id = _none_if_negative(self.processor.bos_id())
         self.eos_id = _none_if_negative(self.processor.eos_id())
+        self.unk_id = _none_if_negative(self.processor.unk_id())
+        self.legacy = legacy
+        self._plain = None if legacy else _without_dummy_prefix(self.model_file)
 
     def encode(self, text: str) -> list[int]:
         return list(self.processor.encode(text))
@@ -63,6 +104,63 @@ class SentencePieceTextTokenizer(TextTokenizer):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "tokenizer.model").write_bytes(self.model_file.read_bytes())
+
+    def prepare(self, text: str) -> str:
+        return text if self.legacy or not text else _UNDERLINE + text.replace(_UNDERLINE, " ")
+
+    def encode_chunk(self, chunk: str, offsets: bool = True) -> tuple[list[int], list[int]]:
+        if self.legacy:
+            return _pieces(self.processor, chunk, offsets)
+        if not chunk.startswith((_UNDERLINE, " ")):
+            return _pieces(self._plain, chunk, offsets)
+        # 4.34's non-legacy trick: encode "<unk>" + chunk without a dummy prefix and drop the pieces of "<unk>"
+        unk = self.processor.id_to_piece(self.unk_id) if self.unk_id is not None else "<unk>"
+        skip = len(self._plain.encode(unk))
+        ids, starts = _pieces(self._plain, unk + chunk, offsets)
+        if len(ids) < skip:
+            return ids, starts
+        return ids[skip:], [max(0, s - len(unk)) for s in starts[skip:]]
+
+    def finish(self, ids: list[int], special: set[int]) -> list[int]:
+        # non-legacy: a lone "▁" before a control token (<s>, </s>, <unk>) at the very start is dropped
+        if not self.legacy and len(ids) > 1 and ids[1] in self.control_tokens().values() and ids[1] in special:
+            if self.processor.id_to_piece(ids[0]) == _UNDERLINE:
+                return ids[1:]
+        return ids
+
+    def control_tokens(self) -> dict[str, int]:
+        return {self.processor.id_to_piece(i): i for i in (self.unk_id, self.bos_id, self.eos_id) if i is not None}
+
+
+_UNDERLINE = "\u2581"
+
+
+def _pieces(processor, text: str, offsets: bool = True) -> tuple[list[int], list[int]]:
+    """SentencePiece ids of ``text`` and the character offset where each piece's text starts."""
+    if not text:
+        return [], []
+    if not offsets:
+        ids = list(processor.encode(text))
+        return ids, [0] * len(ids)
+    proto = processor.encode(text, return_type="proto")
+    char_of_byte = []
+    for i, ch in enumerate(text):
+        char_of_byte += [i] * len(ch.encode("utf-8"))
+    char_of_byte.append(len(text))
+    return [p.id for p in proto.pieces], [char_of_byte[min(p.begin, len(char_of_byte) - 1)] for p in proto.pieces]
+
+
+def _without_dummy_prefix(model_file: Path):
+    """The SentencePiece model with ``add_dummy_prefix`` off (what 4.34's non-legacy LlamaTokenizer loads)."""
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(Path(model_file).read_bytes())
+    model.normalizer_spec.add_dummy_prefix = False
+    processor = sentencepiece.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(model.SerializeToString())
+    return processor
 
 
 class HFTextTokenizer(TextTokenizer):
@@ -84,6 +182,10 @@ class HFTextTokenizer(TextTokenizer):
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
+    def encode_chunk(self, chunk: str, offsets: bool = True) -> tuple[list[int], list[int]]:
+        encoding = self.tokenizer.encode(chunk, add_special_tokens=False)
+        return list(encoding.ids), [start for start, _ in encoding.offsets]
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
@@ -98,7 +200,11 @@ def _none_if_negative(value: int) -> int | None:
 
 
 def load_text_tokenizer(path: str | Path) -> TextTokenizer:
-    """Load the text tokenizer of a checkpoint directory (``tokenizer.model`` preferred, else ``tokenizer.json``)."""
+    """Load the text tokenizer of a checkpoint directory (``tokenizer.model`` preferred, else ``tokenizer.json``).
+
+    A SentencePiece model takes its ``legacy`` flag from the folder's ``tokenizer_config.json`` (True when absent, as
+    transformers 4.34's ``LlamaTokenizer`` assumes).
+    """
     path = Path(path)
     if path.is_file():
         candidates = [path]
@@ -110,7 +216,9 @@ def load_text_tokenizer(path: str | Path) -> TextTokenizer:
                                 "train_bpe_tokenizer.")
     for candidate in candidates:
         if candidate.suffix == ".model" and candidate.exists():
-            return SentencePieceTextTokenizer(candidate)
+            config = candidate.parent / "tokenizer_config.json"
+            legacy = json.loads(config.read_text("utf-8")).get("legacy") if config.exists() else None
+            return SentencePieceTextTokenizer(candidate, legacy=True if legacy is None else bool(legacy))
         if candidate.suffix == ".json" and candidate.exists():
             return HFTextTokenizer(candidate)
     raise FileNotFoundError(f"No tokenizer.model or tokenizer.json in {path}.")
@@ -168,6 +276,8 @@ class ModalityRange:
 
     spec: ModalitySpec
     first_id: int
+    start_id: int
+    end_id: int
 
     @property
     def name(self) -> str:
@@ -178,12 +288,9 @@ class ModalityRange:
         return range(self.first_id, self.first_id + self.spec.codebook_size)
 
     @property
-    def start_id(self) -> int:
-        return self.first_id + self.spec.codebook_size
-
-    @property
-    def end_id(self) -> int:
-        return self.start_id + 1
+    def ids(self) -> list[int]:
+        """Every id of the modality: its codes and both markers."""
+        return [*self.codes, self.start_id, self.end_id]
 
 
 @dataclass
@@ -206,45 +313,71 @@ class UnifiedVocab:
     Args:
         text: the text tokenizer (ids ``[0, text.vocab_size)``).
         modalities: modality specs (or `Modality` objects) in vocabulary order.
-        instruction_tokens: append ``<-Ins->``/``<-Res->`` (instruction-tuned checkpoints have them).
+        instruction_tokens: add ``<-Res->``/``<-Ins->`` (instruction-tuned checkpoints have them).
+        token_ids: the id of every added token as a checkpoint's files record it (`vocab_from_checkpoint`); None lays
+            the tokens out in the default order (special tokens, each modality's codes then markers, instruction
+            tokens). Each modality's codes must be contiguous; markers and special tokens may sit anywhere.
+        strip: token -> (lstrip, rstrip) flags of added tokens that eat the whitespace beside them (HF ``AddedToken``);
+            none do in the release.
+        source: the file ``token_ids`` came from, named in errors.
     """
 
-    def __init__(self, text: TextTokenizer, modalities: Sequence, instruction_tokens: bool = False) -> None:
+    def __init__(self, text: TextTokenizer, modalities: Sequence, instruction_tokens: bool = False,
+                 token_ids: Mapping[str, int] | None = None, strip: Mapping[str, tuple[bool, bool]] | None = None,
+                 source: str | None = None) -> None:
         self.text = text
         specs = [m.spec if hasattr(m, "spec") else m for m in modalities]
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"Modality names must be unique, got {names}")
-        self._tokens: list[str] = list(SPECIAL_TOKENS)
-        self.modalities: dict[str, ModalityRange] = {}
-        next_id = text.vocab_size + len(SPECIAL_TOKENS)
+        tokens: list[str] = list(SPECIAL_TOKENS)
         for spec in specs:
-            self.modalities[spec.name] = ModalityRange(spec, next_id)
-            self._tokens.extend(spec.code_token(i) for i in range(spec.codebook_size))
-            self._tokens.extend(spec.markers)
-            next_id += spec.codebook_size + 2
+            tokens.extend(spec.code_token(i) for i in range(spec.codebook_size))
+            tokens.extend(spec.markers)
         if instruction_tokens:
-            self._tokens.extend(INSTRUCTION_TOKENS)
-        self.instruction_tokens = instruction_tokens
-        self._token_to_id = {tok: text.vocab_size + i for i, tok in enumerate(self._tokens)}
-        if len(self._token_to_id) != len(self._tokens):
+            tokens.extend(INSTRUCTION_TOKENS)
+        if len(set(tokens)) != len(tokens):
             raise ValueError("Two modalities produce the same token string; give them distinct token_format/markers.")
-        self._marker_to_modality = {}
+        default = {tok: text.vocab_size + i for i, tok in enumerate(tokens)}
+        self._token_to_id = default if token_ids is None else _checked_layout(default, token_ids, specs, text,
+                                                                              source or "the given token ids")
+        self._id_to_token = {i: t for t, i in self._token_to_id.items()}
+        self._size = text.vocab_size + len(self._token_to_id)
+        self.instruction_tokens = instruction_tokens
+        self.modalities: dict[str, ModalityRange] = {}
+        for spec in specs:
+            ids = self._token_to_id
+            self.modalities[spec.name] = ModalityRange(spec, ids[spec.code_token(0)], ids[spec.markers[0]],
+                                                       ids[spec.markers[1]])
+        self._marker_to_modality = {rng.start_id: rng for rng in self.modalities.values()}
+        self._range_of = {}
         for rng in self.modalities.values():
-            self._marker_to_modality[rng.start_id] = rng
-        # Special strings that `encode` recognises inside text, longest first so no prefix shadows another.
-        named = [t for t in self._tokens if not self._is_code_token(t)]
+            for idx in rng.ids:
+                self._range_of[idx] = rng
+        # Strings that split text as added tokens do: named tokens, code tokens (by pattern) and the text model's
+        # control tokens; leftmost, longest first, as HF's trie matches them.
+        if not isinstance(text, TextTokenizer):  # a duck-typed text tokenizer (encode/decode only): default hooks
+            self._hooks = TextTokenizer
+        else:
+            self._hooks = None
+        self._splitting = {**self._hook("control_tokens")(), **self._token_to_id}
+        self._split_ids = set(self._splitting.values())
+        codes = {spec.code_token(i) for spec in specs for i in range(spec.codebook_size)}
+        named = [t for t in self._splitting if t not in codes]
         alternatives = [re.escape(t) for t in sorted(named, key=len, reverse=True)]
         alternatives += [re.escape(s.token_format).replace(re.escape("{}"), r"\d+") for s in specs]
         self._special_pattern = re.compile("(" + "|".join(alternatives) + ")")
+        self.strip = {t: (bool(lr[0]), bool(lr[1])) for t, lr in (strip or {}).items() if any(lr)}
 
-    def _is_code_token(self, token: str) -> bool:
-        return token not in SPECIAL_TOKENS and token not in INSTRUCTION_TOKENS and not any(
-            token in r.spec.markers for r in self.modalities.values())
+    def _hook(self, name: str):
+        """The text tokenizer's method ``name``, or `TextTokenizer`'s default bound to it."""
+        if self._hooks is None:
+            return getattr(self.text, name)
+        return getattr(self._hooks, name).__get__(self.text)
 
     # -- sizes and lookups -------------------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self.text.vocab_size + len(self._tokens)
+        return self._size
 
     @property
     def size(self) -> int:
@@ -253,7 +386,7 @@ class UnifiedVocab:
     @property
     def added_tokens(self) -> list[str]:
         """Every token after the text ids, in id order (what the release added with ``tokenizer.add_tokens``)."""
-        return list(self._tokens)
+        return [self._id_to_token[i] for i in range(self.text.vocab_size, self._size)]
 
     def token_id(self, token: str) -> int:
         try:
@@ -263,23 +396,20 @@ class UnifiedVocab:
 
     def id_to_token(self, idx: int) -> str | None:
         """The added token string for ``idx``, or None for a text id."""
-        offset = idx - self.text.vocab_size
-        return self._tokens[offset] if 0 <= offset < len(self._tokens) else None
+        return self._id_to_token.get(idx)
 
     def modality_of(self, idx: int) -> str:
         """'text', 'special' or a modality name (markers count as their modality)."""
         if idx < self.text.vocab_size:
             return "text"
-        for rng in self.modalities.values():
-            if rng.first_id <= idx <= rng.end_id:
-                return rng.name
-        return "special"
+        rng = self._range_of.get(idx)
+        return rng.name if rng is not None else "special"
 
     def modality_id_table(self) -> torch.Tensor:
         """A LongTensor mapping every id to a group index: 0 text/special, 1 + i for the i-th modality."""
         table = torch.zeros(len(self), dtype=torch.long)
         for i, rng in enumerate(self.modalities.values()):
-            table[rng.first_id: rng.end_id + 1] = i + 1
+            table[torch.tensor(rng.ids)] = i + 1
         return table
 
     # -- encoding ----------------------------------------------------------------------------------------------------
@@ -294,19 +424,64 @@ class UnifiedVocab:
         return [rng.start_id, *ids, rng.end_id] if with_markers else ids
 
     def encode(self, text: str) -> list[int]:
-        """Text that may contain special tokens, markers and code tokens (``<👀12>``) -> ids.
+        """Text that may contain special tokens, markers and code tokens (``<👀12>``) -> ids (no BOS).
 
-        Text between special tokens is encoded chunk by chunk, as the release's slow LLaMA tokenizer does.
+        Exactly what the release's slow ``LlamaTokenizer`` (transformers 4.34, ``use_fast=False``) gives for the
+        whole string, less its BOS: the string is split at added tokens (leftmost, longest match), their strip flags
+        applied to the text beside them, and each text piece encoded by the text tokenizer.
         """
-        ids: list[int] = []
+        return [i for ids in self.encode_segments([text]) for i in ids]
+
+    def encode_segments(self, segments: Sequence[str]) -> list[list[int]]:
+        """Encode the concatenation of ``segments`` as one string (as `encode` does) and give each segment the ids
+        whose text starts in it: how a template marks which tokens carry loss without tokenizing in pieces."""
+        text = self._hook("prepare")("".join(segments))
+        shift = len(text) - sum(map(len, segments))  # characters `prepare` put in front
+        bounds, total = [], shift
+        for seg in segments:
+            total += len(seg)
+            bounds.append(total)
+        chunks: list[list] = []  # [string, start offset, added id or None]
+        position = 0
+        splitting = self._splitting
         for piece in self._special_pattern.split(text):
+            if piece:
+                idx = splitting.get(piece)
+                if idx is None and chunks and chunks[-1][2] is None:  # a code-shaped string that is no token: text
+                    chunks[-1][0] += piece
+                else:
+                    chunks.append([piece, position, idx])
+                position += len(piece)
+        for i, (piece, _, idx) in enumerate(chunks):
+            if idx is None or piece not in self.strip:
+                continue
+            lstrip, rstrip = self.strip[piece]
+            if rstrip and i + 1 < len(chunks) and chunks[i + 1][2] is None:
+                right = chunks[i + 1]
+                kept = right[0].lstrip()
+                right[1] += len(right[0]) - len(kept)
+                right[0] = kept
+            if lstrip and i > 0 and chunks[i - 1][2] is None:
+                chunks[i - 1][0] = chunks[i - 1][0].rstrip()
+        ids: list[int] = []
+        starts: list[int] = []
+        encode_chunk, want_offsets = self._hook("encode_chunk"), len(segments) > 1
+        for piece, start, idx in chunks:
             if not piece:
                 continue
-            if piece in self._token_to_id:
-                ids.append(self._token_to_id[piece])
-            else:
-                ids.extend(self.text.encode(piece))
-        return ids
+            if idx is not None:
+                ids.append(idx)
+                starts.append(start)
+                continue
+            chunk_ids, offsets = encode_chunk(piece, want_offsets)
+            ids.extend(chunk_ids)
+            starts.extend(start + o for o in offsets)
+        kept = self._hook("finish")(ids, self._split_ids)
+        if len(segments) == 1:
+            return [kept]
+        starts = starts[len(ids) - len(kept):]
+        cuts = [bisect.bisect_left(starts, b) for b in bounds[:-1]]  # starts never decrease
+        return [kept[a:b] for a, b in zip([0, *cuts], [*cuts, len(kept)], strict=True)]
 
     # -- decoding ----------------------------------------------------------------------------------------------------
     def segments(self, ids: Sequence[int] | torch.Tensor) -> list[Segment]:
@@ -358,21 +533,21 @@ class UnifiedVocab:
         return "".join(parts)
 
     # -- layout checks -----------------------------------------------------------------------------------------------
-    def check_added_tokens(self, added: dict[str, int], source: str = "checkpoint") -> None:
-        """Raise `VocabLayoutError` unless ``added`` (token -> id) places every token exactly where this vocab does."""
-        mismatches = [(tok, added.get(tok), self._token_to_id[tok]) for tok in self._tokens
-                      if added.get(tok) != self._token_to_id[tok]]
+    def check_added_tokens(self, added: Mapping[str, int], source: str = "checkpoint") -> None:
+        """Raise `VocabLayoutError` unless ``added`` (token -> id) places every token exactly where this vocab does;
+        the message names ``source``, the token and both ids."""
         extra = sorted(set(added) - set(self._token_to_id), key=added.get)
         if extra:
             raise VocabLayoutError(
                 f"{source} has {len(extra)} added tokens this vocabulary lacks (first: {extra[:5]}). Add the modality "
-                "they belong to, or set instruction_tokens=True if they are <-Ins->/<-Res->.")
+                "they belong to, or set instruction_tokens=True if they are <-Res->/<-Ins->.")
+        mismatches = [(tok, added.get(tok), idx) for tok, idx in self._token_to_id.items() if added.get(tok) != idx]
         if mismatches:
-            shown = ", ".join(f"{t!r}: {got} (expected {want})" for t, got, want in mismatches[:5])
+            shown = ", ".join(f"{t!r} is {'missing' if got is None else got} there but {want} here"
+                              for t, got, want in mismatches[:5])
             raise VocabLayoutError(
-                f"The vocabulary of {source} does not match the configured modalities "
-                f"{list(self.modalities)} (text size {self.text.vocab_size}): {len(mismatches)} tokens differ, e.g. "
-                f"{shown}. Configure the modalities in the checkpoint's order with its codebook sizes.")
+                f"{source} does not place the added tokens where this vocabulary (modalities {list(self.modalities)}, "
+                f"text size {self.text.vocab_size}) does: {len(mismatches)} tokens differ: {shown}.")
 
     def _range(self, modality: str) -> ModalityRange:
         try:
@@ -381,29 +556,109 @@ class UnifiedVocab:
             raise KeyError(f"Unknown modality {modality!r}; this vocabulary has {list(self.modalities)}") from None
 
 
-def read_added_tokens(directory: str | Path) -> dict[str, int]:
-    """Added tokens (token -> id) of an HF tokenizer directory: ``added_tokens.json``, ``tokenizer.json`` or
-    ``tokenizer_config.json``'s ``added_tokens_decoder``, whichever exists first."""
+@dataclass
+class TokenizerFiles:
+    """What an HF tokenizer folder says about its added tokens: ``ids`` (token -> id), the file they were read from,
+    and the (lstrip, rstrip) flags of each (all False unless a file records otherwise)."""
+
+    ids: dict[str, int]
+    source: Path
+    strip: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+
+
+def read_tokenizer_files(directory: str | Path) -> TokenizerFiles:
+    """Added tokens of an HF tokenizer folder, read as transformers 4.34's slow ``LlamaTokenizer`` reads them.
+
+    ``tokenizer_config.json``'s ``added_tokens_decoder`` first (with its strip flags); without it
+    ``added_tokens.json``, with ``tokenizer.json``'s ``added_tokens`` over it. Every file present must agree on every
+    id: a disagreement raises `VocabLayoutError` naming both files, the token and both ids.
+    """
     directory = Path(directory)
-    if (directory / "added_tokens.json").exists():
-        return {k: int(v) for k, v in json.loads((directory / "added_tokens.json").read_text("utf-8")).items()}
-    if (directory / "tokenizer.json").exists():
-        data = json.loads((directory / "tokenizer.json").read_text("utf-8"))
-        return {t["content"]: int(t["id"]) for t in data.get("added_tokens", [])}
-    if (directory / "tokenizer_config.json").exists():
-        data = json.loads((directory / "tokenizer_config.json").read_text("utf-8"))
-        return {t["content"]: int(i) for i, t in data.get("added_tokens_decoder", {}).items()}
-    raise FileNotFoundError(f"{directory} has no added_tokens.json, tokenizer.json or tokenizer_config.json; "
-                            "is it an HF tokenizer directory?")
+    found: list[tuple[Path, dict[str, int], dict[str, tuple[bool, bool]]]] = []
+    config = directory / "tokenizer_config.json"
+    if config.exists():
+        decoder = json.loads(config.read_text("utf-8")).get("added_tokens_decoder")
+        if decoder:
+            found.append((config, {t["content"]: int(i) for i, t in decoder.items()},
+                          {t["content"]: (bool(t.get("lstrip")), bool(t.get("rstrip"))) for t in decoder.values()}))
+    legacy = directory / "added_tokens.json"
+    if legacy.exists():
+        found.append((legacy, {k: int(v) for k, v in json.loads(legacy.read_text("utf-8")).items()}, {}))
+    fast = directory / "tokenizer.json"
+    if fast.exists():
+        entries = json.loads(fast.read_text("utf-8")).get("added_tokens", [])
+        found.append((fast, {t["content"]: int(t["id"]) for t in entries},
+                      {t["content"]: (bool(t.get("lstrip")), bool(t.get("rstrip"))) for t in entries}))
+    if not found:
+        raise FileNotFoundError(f"{directory} has no added_tokens.json, tokenizer.json or tokenizer_config.json; "
+                                "is it an HF tokenizer directory?")
+    (source, ids, strip), others = found[0], found[1:]
+    for path, more_ids, _ in others:
+        for token, idx in more_ids.items():
+            if token in ids and ids[token] != idx:
+                raise VocabLayoutError(f"{path} gives {token!r} the id {idx} but {source} gives it {ids[token]}: the "
+                                       "tokenizer files of this folder disagree; re-save the tokenizer")
+    if source != config:  # the legacy route: added_tokens.json, then tokenizer.json's flags and ids over it
+        for _, more_ids, more_strip in others:
+            ids = {**ids, **more_ids}
+            strip = {**strip, **more_strip}
+    return TokenizerFiles(ids, source, strip)
+
+
+def read_added_tokens(directory: str | Path) -> dict[str, int]:
+    """Added tokens (token -> id) of an HF tokenizer directory (see `read_tokenizer_files`)."""
+    return read_tokenizer_files(directory).ids
 
 
 def vocab_from_checkpoint(directory: str | Path, modalities: Sequence, instruction_tokens: bool | None = None
                           ) -> UnifiedVocab:
-    """Build the vocab of an HF-format AnyGPT checkpoint and check its added tokens against ``modalities``."""
+    """The vocabulary of an HF-format AnyGPT checkpoint: every added token's id as its tokenizer files record it.
+
+    ``modalities`` say which tokens to expect; their ids come from the files. Raises `VocabLayoutError` naming the
+    file and the token when one is missing, unknown, or breaks a modality's contiguous code range.
+    """
     text = load_text_tokenizer(directory)
-    added = {t: i for t, i in read_added_tokens(directory).items() if i >= text.vocab_size}
+    files = read_tokenizer_files(directory)
+    added = {t: i for t, i in files.ids.items() if i >= text.vocab_size}
     if instruction_tokens is None:
         instruction_tokens = all(t in added for t in INSTRUCTION_TOKENS)
-    vocab = UnifiedVocab(text, modalities, instruction_tokens=instruction_tokens)
-    vocab.check_added_tokens(added, source=str(directory))
-    return vocab
+    return UnifiedVocab(text, modalities, instruction_tokens=instruction_tokens, token_ids=added, strip=files.strip,
+                        source=str(files.source))
+
+
+def _checked_layout(default: Mapping[str, int], token_ids: Mapping[str, int], specs: Sequence[ModalitySpec],
+                    text: TextTokenizer, source: str) -> dict[str, int]:
+    """``token_ids`` restricted to the expected tokens, after checking it can serve as a vocabulary layout."""
+    size = text.vocab_size
+    extra = sorted((t for t in token_ids if t not in default and token_ids[t] >= size), key=token_ids.get)
+    if extra:
+        raise VocabLayoutError(
+            f"{source} has {len(extra)} added tokens this vocabulary lacks (first: {extra[:5]} at ids "
+            f"{[token_ids[t] for t in extra[:5]]}). Add the modality they belong to, or set instruction_tokens=True "
+            "if they are <-Res->/<-Ins->.")
+    missing = [t for t in default if t not in token_ids]
+    if missing:
+        shown = ", ".join(f"{t!r} (expected at {default[t]})" for t in missing[:5])
+        raise VocabLayoutError(f"{source} lacks {len(missing)} tokens of the configured modalities "
+                               f"{[s.name for s in specs]}: {shown}. Configure the checkpoint's own modalities "
+                               "(anygpt.json or --modalities) with its codebook sizes.")
+    ids = {t: int(token_ids[t]) for t in default}
+    below = [t for t, i in ids.items() if i < size]
+    if below:
+        raise VocabLayoutError(f"{source} puts {below[0]!r} at id {ids[below[0]]}, inside the text tokenizer's "
+                               f"{size} ids: this text tokenizer does not belong to that checkpoint")
+    for spec in specs:
+        first = ids[spec.code_token(0)]
+        for i in range(spec.codebook_size):
+            token = spec.code_token(i)
+            if ids[token] != first + i:
+                raise VocabLayoutError(
+                    f"{source}: {token!r} has id {ids[token]} but the {spec.name} codes must be contiguous from "
+                    f"{spec.code_token(0)!r} = {first}, so it should be {first + i}; the {spec.name} codes of this "
+                    "checkpoint are not one range")
+    taken = sorted(ids.values())
+    if taken != list(range(size, size + len(taken))):
+        gap = next(i for i, j in zip(range(size, size + len(taken)), taken, strict=True) if i != j)
+        raise VocabLayoutError(f"{source}: the added tokens do not fill ids {size}..{size + len(taken) - 1} (id "
+                               f"{gap} is unused or taken twice)")
+    return ids

@@ -52,11 +52,13 @@ def test_release_layout_matches_hf_add_tokens_id_for_id(tmp_path):
     assert vocab.token_id("<🗣️1023>") == hf.convert_tokens_to_ids("<🗣️1023>")
 
 
-def test_instruction_tokens_come_last(tmp_path):
+def test_instruction_tokens_come_last_in_the_release_order(tmp_path):
     llama_sized_text_tokenizer(tmp_path)
     vocab = UnifiedVocab(HFTextTokenizer(tmp_path / "tokenizer.json"), RELEASE_MODALITIES, instruction_tokens=True)
     assert len(vocab) == 49420
-    assert [vocab.token_id(t) for t in INSTRUCTION_TOKENS] == [49418, 49419]
+    # the release's stage-2 script adds <-Res-> before <-Ins->
+    assert [vocab.token_id(t) for t in ("<-Res->", "<-Ins->")] == [49418, 49419]
+    assert INSTRUCTION_TOKENS == ("<-Res->", "<-Ins->")
 
 
 def test_checkpoint_layout_is_read_and_checked(tmp_path):
@@ -65,11 +67,49 @@ def test_checkpoint_layout_is_read_and_checked(tmp_path):
     assert len(read_added_tokens(tmp_path / "ckpt")) >= 49418 - 32000
     vocab = vocab_from_checkpoint(tmp_path / "ckpt", RELEASE_MODALITIES)
     assert len(vocab) == 49418
-    with pytest.raises(VocabLayoutError, match="does not match"):
-        vocab_from_checkpoint(tmp_path / "ckpt", [RELEASE_MODALITIES[1], RELEASE_MODALITIES[0],
-                                                  RELEASE_MODALITIES[2]])
+    # the ids come from the files, whatever order the modalities are listed in
+    listed = vocab_from_checkpoint(tmp_path / "ckpt", [RELEASE_MODALITIES[1], RELEASE_MODALITIES[0],
+                                                      RELEASE_MODALITIES[2]])
+    assert listed.modalities["image"].first_id == 32004 and listed.token_id("<eomu>") == 49417
     with pytest.raises(VocabLayoutError, match="lacks"):
         vocab_from_checkpoint(tmp_path / "ckpt", RELEASE_MODALITIES[:2])
+    with pytest.raises(VocabLayoutError, match="lacks 2 tokens"):  # a bigger codebook than the checkpoint's
+        vocab_from_checkpoint(tmp_path / "ckpt", [*RELEASE_MODALITIES[:2], ModalitySpec(
+            "music", 8194, ("<somu>", "<eomu>"), "<🎶{}>")])
+
+
+@pytest.mark.parametrize("order", [("<-Res->", "<-Ins->"), ("<-Ins->", "<-Res->")])
+def test_instruction_token_ids_are_read_from_the_files(tmp_path, order):
+    hf = release_style_hf_tokenizer(tmp_path)
+    hf.add_tokens(list(order))
+    hf.save_pretrained(tmp_path / "chat")
+    vocab = vocab_from_checkpoint(tmp_path / "chat", RELEASE_MODALITIES)
+    assert vocab.instruction_tokens and len(vocab) == 49420
+    assert [vocab.token_id(t) for t in order] == [49418, 49419]
+    assert vocab.encode("<-Ins->")[-1] == hf.convert_tokens_to_ids("<-Ins->")
+
+
+def test_layout_errors_name_the_file_the_token_and_both_ids(tmp_path):
+    hf = release_style_hf_tokenizer(tmp_path)
+    hf.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "tokenizer_config.json").read_text())
+    decoder = config["added_tokens_decoder"] = {  # as transformers 4.34 writes it
+        str(i): {"content": t, "lstrip": False, "rstrip": False} for t, i in hf.get_added_vocab().items()}
+    a, b = (next(k for k, v in decoder.items() if v["content"] == t) for t in ("<🗣️5>", "<🗣️6>"))
+    decoder[a]["content"], decoder[b]["content"] = "<🗣️6>", "<🗣️5>"  # two codes swapped
+    (tmp_path / "ckpt" / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False))
+    with pytest.raises(VocabLayoutError) as err:
+        vocab_from_checkpoint(tmp_path / "ckpt", RELEASE_MODALITIES)
+    message = str(err.value)
+    # tokenizer.json still has the original order: the files disagree, and the message says where
+    assert "tokenizer.json" in message and "tokenizer_config.json" in message and "'<🗣️5>'" in message
+    assert str(int(a)) in message and str(int(b)) in message
+    fast = json.loads((tmp_path / "ckpt" / "tokenizer.json").read_text())
+    fast["added_tokens"] = []
+    (tmp_path / "ckpt" / "tokenizer.json").write_text(json.dumps(fast, ensure_ascii=False))
+    with pytest.raises(VocabLayoutError, match=r"tokenizer_config.json: '<🗣️5>' has id \d+ but the speech codes must "
+                                               r"be contiguous") as err:
+        vocab_from_checkpoint(tmp_path / "ckpt", RELEASE_MODALITIES)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,19 @@
 """`AnyGPTDataModule`: token shards from several sources, mixed by sampling rate, templated, packed, resumable.
 
-The training stream of every (rank, worker) is its own resampled, seeded draw (webdataset's ``resampled=True``):
-pick a source by weight, read the next sample of that source's current shard (a fresh shard drawn at random when it
-ends), render its template, pack greedily into ``max_length`` blocks. Each rank yields exactly ``batches_per_epoch``
-batches per epoch (``with_epoch``), so ranks never wait on each other at an epoch end.
+The training stream of every (rank, worker): pick a source by weight, take its next sample, render its template,
+pack greedily into ``max_length`` blocks. Each source is read as webdataset users expect (`SampleStream`): every pass
+over its shards draws a new shard order, split among all ranks and loader workers so a pass hands each sample to
+exactly one of them, and samples leave through a shuffle buffer (``shuffle_buffer`` samples per source), so a rank
+never trains on one speaker, chapter or tar at a time. Each rank yields exactly ``batches_per_epoch`` batches per
+epoch, so ranks never wait on each other at an epoch end; every epoch is a fresh draw seeded by ``(seed, epoch)``
+(different shard orders and buffers), so set ``batches_per_epoch`` to about one pass over the data for an epoch to
+see every sample once.
 
-Resuming: the stream's whole position (random state, current shard and offset per source, the sample waiting to be
-packed, skip counters) is a small dict. torchdata's `StatefulDataLoader` snapshots it per worker with every batch, and
-`ResumableLoader` gathers the snapshots of all ranks into the checkpoint (Lightning writes only rank 0's copy), so a
-run resumed mid-epoch draws exactly the batches the uninterrupted run would have drawn.
+Resuming: the stream's whole position (random state, per source its pass, shard and offset plus its buffer as
+(shard, sample) references, the sample waiting to be packed, skip counters) is a small dict. torchdata's
+`StatefulDataLoader` snapshots it per worker with every batch, and `ResumableLoader` gathers the snapshots of all
+ranks into the checkpoint (Lightning writes only rank 0's copy), so a run resumed mid-epoch re-reads the buffered
+samples and draws exactly the batches the uninterrupted run would have drawn.
 
 Packing follows the release: samples are concatenated whole (``<s> ... </s>`` each) until the next would overflow the
 block, which is then padded; a sample longer than ``max_length`` is truncated (counted). Attention is plain causal over
@@ -30,7 +35,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from anygpt.data.shards import ReaderStats, decode, expand_shards, iter_raw, read_manifest
+from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
 from anygpt.data.templates import Flatten, Rendered, TemplateRenderer, layout_flatten
 from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
 
@@ -45,6 +50,7 @@ class Source:
         name: for logs (default: the shards spec).
         x2text_prob: probability of the media -> text direction for pairs (1.0 for caption-only sets).
         train_on: ``all`` tokens (pretraining) or ``assistant`` turns only (instruction tuning) for conversations.
+        shuffle_buffer: samples held for shuffling this source (None: the data module's ``shuffle_buffer``).
     """
 
     shards: str | list[str]
@@ -52,21 +58,29 @@ class Source:
     name: str | None = None
     x2text_prob: float = 0.5
     train_on: str = "all"
+    shuffle_buffer: int | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # The stream
 # ----------------------------------------------------------------------------------------------------------------------
 class MixtureStream(IterableDataset):
-    """Infinite resampled mixture of sources, cut into epochs of ``batches_per_epoch`` packed batches per rank.
+    """Endless mixture of shuffled sources, cut into epochs of ``batches_per_epoch`` packed batches per rank.
 
-    ``epoch``, ``rank`` and ``world_size`` are set by the owner before iterating (workers receive a copy). The state
+    ``epoch``, ``rank`` and ``world_size`` are set by the owner before iterating (workers receive a copy). Each source
+    is a `SampleStream` for this (rank, worker): its shards split among all readers in an order drawn anew every pass,
+    its samples through a shuffle buffer. An epoch is a fresh draw seeded by ``(seed, epoch)``; the state
     (`state_dict`) is the position inside the current epoch of this worker's stream.
+
+    Args:
+        shuffle: shuffle shards and samples (training); off, every source is read in shard order and each pass
+            over the stream restarts it (validation).
+        shuffle_buffer: samples per source held for shuffling (a source's own ``shuffle_buffer`` wins).
     """
 
     def __init__(self, sources: Sequence[Source], renderer: TemplateRenderer, max_length: int, batch_size: int,
-                 batches_per_epoch: int, seed: int = 0, pack: bool = True, pad_id: int = 0,
-                 resampled: bool = True) -> None:
+                 batches_per_epoch: int, seed: int = 0, pack: bool = True, pad_id: int = 0, shuffle: bool = True,
+                 shuffle_buffer: int = 1000) -> None:
         if not sources:
             raise ValueError("at least one data source is needed")
         self.sources = list(sources)
@@ -78,98 +92,71 @@ class MixtureStream(IterableDataset):
         self.renderer = renderer
         self.codebook_sizes = {name: r.spec.codebook_size for name, r in renderer.vocab.modalities.items()}
         self.max_length, self.batch_size, self.batches_per_epoch = max_length, batch_size, batches_per_epoch
-        self.seed, self.pack, self.pad_id, self.resampled = seed, pack, pad_id, resampled
+        self.seed, self.pack, self.pad_id, self.shuffle = seed, pack, pad_id, shuffle
+        self.shuffle_buffer = shuffle_buffer
         self.epoch, self.rank, self.world_size = 0, 0, 1
         self.stats = ReaderStats()
-        self.max_bad_in_a_row = 1000  # a source that yields nothing usable stops the run instead of spinning
-        self._state: dict[str, Any] | None = None
-        self._open: dict[int, tuple[str, int, Iterator]] = {}
+        self.max_bad_in_a_row = SampleStream.max_bad_in_a_row
+        self._state: dict[str, Any] | None = None  # epoch, batches, mixture rng, the sample waiting to be packed
+        self._streams: list[SampleStream] = []  # the sources' streams of the current epoch (they hold their position)
+        self._restore: list[dict[str, Any]] | None = None  # sources' saved positions, applied when iteration starts
 
     # -- state ---------------------------------------------------------------------------------------------------------
     def _worker(self) -> tuple[int, int]:
         info = get_worker_info()
         return (info.id, info.num_workers) if info is not None else (0, 1)
 
+    def _make_streams(self) -> list[SampleStream]:
+        worker, workers = self._worker()
+        streams = []
+        for index, (source, urls) in enumerate(zip(self.sources, self.urls, strict=True)):
+            buffer = source.shuffle_buffer if source.shuffle_buffer is not None else self.shuffle_buffer
+            stream = SampleStream(urls, seed=f"anygpt-{self.seed}-{self.epoch}-{index}",
+                                  reader=self.rank * workers + worker, readers=self.world_size * workers,
+                                  shuffle_buffer=buffer if self.shuffle else 0, shuffle_shards=self.shuffle,
+                                  cycle=True, codebook_sizes=self.codebook_sizes, stats=self.stats,
+                                  name=source.name or str(source.shards))
+            stream.max_bad_in_a_row = self.max_bad_in_a_row
+            streams.append(stream)
+        return streams
+
     def _fresh_state(self) -> dict[str, Any]:
         worker, _ = self._worker()
         rng = random.Random(f"anygpt-{self.seed}-{self.epoch}-{self.rank}-{worker}")
-        return {"epoch": self.epoch, "batches": 0, "rng": _rng_to_list(rng.getstate()),
-                "shards": [None] * len(self.sources), "consumed": [0] * len(self.sources), "pending": None,
-                "order": [0] * len(self.sources)}
+        return {"epoch": self.epoch, "batches": 0, "rng": _rng_to_list(rng.getstate()), "pending": None}
 
     def state_dict(self) -> dict[str, Any]:
-        # A deep copy: a worker's snapshot is pickled by a feeder thread while the worker already reads on.
+        # Copies: a worker's snapshot is pickled by a feeder thread while the worker already reads on.
         state = copy.deepcopy(self._state) if self._state is not None else self._fresh_state()
+        state["sources"] = [stream.state_dict() for stream in self._streams] if self._streams else self._restore
         state["stats"] = self.stats.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)
         self.stats.load_state_dict(state.pop("stats", {}))
+        self._streams = []
+        if "sources" not in state:  # saved before shuffled streams: no per-source position to restore
+            warnings.warn("the checkpoint's data position was saved by an older anygpt (before shuffled streams); the "
+                          f"data stream restarts epoch {state.get('epoch', self.epoch)} from its beginning",
+                          stacklevel=2)
+            self._state, self._restore = None, None
+            return
+        self._restore = state.pop("sources")
         self._state = state
-        self._open.clear()
 
     def __len__(self) -> int:
         return self.batches_per_epoch
 
     # -- reading -------------------------------------------------------------------------------------------------------
-    def _next_sample(self, index: int, rng: random.Random):
-        """Next decoded sample of source ``index``, moving to another shard when the current one ends."""
-        state = self._state
-        assert state is not None
-        empty_shards = bad_samples = 0
-        while True:
-            url = state["shards"][index]
-            if url is None:
-                url = self._pick_shard(index, rng)
-                state["shards"][index], state["consumed"][index] = url, 0
-            opened = self._open.get(index)
-            if opened is None or opened[0] != url or opened[1] != state["consumed"][index]:
-                iterator = iter_raw(url, self.stats)
-                for _ in range(state["consumed"][index]):  # resume inside the shard
-                    next(iterator, None)
-                opened = (url, state["consumed"][index], iterator)
-            raw = next(opened[2], None)
-            if raw is None:
-                state["shards"][index] = None
-                self._open.pop(index, None)
-                empty_shards = empty_shards + 1 if state["consumed"][index] == 0 else 0
-                if empty_shards > max(8, len(self.urls[index])):
-                    raise RuntimeError(f"source {self.sources[index].name or self.sources[index].shards!r}: "
-                                       f"{empty_shards} shards in a row held no readable sample; check its shards")
-                continue
-            state["consumed"][index] += 1
-            self._open[index] = (url, state["consumed"][index], opened[2])
-            sample = decode(raw, self.stats, self.codebook_sizes)
-            if sample is not None:
-                return sample
-            bad_samples += 1
-            if bad_samples >= self.max_bad_in_a_row:
-                raise RuntimeError(f"source {self.sources[index].name or self.sources[index].shards!r}: "
-                                   f"{bad_samples} unusable samples in a row (last in {url}); are these shards made "
-                                   "for this vocabulary? See the warnings above.")
-
-    def _pick_shard(self, index: int, rng: random.Random) -> str:
-        urls = self.urls[index]
-        if self.resampled:
-            return rng.choice(urls)
-        # Fixed order (validation): this rank's and worker's share of the shards, cycled. This is webdataset's
-        # split_by_node + split_by_worker, done with the rank captured in the main process: inside loader workers
-        # there is no process group for webdataset to ask.
-        worker, workers = self._worker()
-        mine = urls[self.rank::self.world_size][worker::workers]
-        if not mine:
-            mine = urls  # fewer shards than readers: everyone reads all of them (duplicates, but no hang)
-        state = self._state
-        assert state is not None
-        url = mine[state["order"][index] % len(mine)]
-        state["order"][index] += 1
-        return url
+    def _next_sample(self, index: int) -> Sample:
+        """Next decoded sample of source ``index``."""
+        return next(self._streams[index])
 
     def _next_rendered(self, rng: random.Random) -> Rendered:
         index = rng.choices(range(len(self.sources)), weights=self.weights)[0] if len(self.sources) > 1 else 0
         source = self.sources[index]
-        sample = self._next_sample(index, rng)
+        sample = self._next_sample(index)
         try:
             rendered = self.renderer.render(sample, rng, x2text_prob=source.x2text_prob, train_on=source.train_on)
         except (KeyError, ValueError) as err:
@@ -212,13 +199,19 @@ class MixtureStream(IterableDataset):
         return {"input_ids": ids, "loss_mask": mask}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        if self._state is None or self._state["epoch"] != self.epoch or not self.resampled:
+        if self._state is None or self._state["epoch"] != self.epoch or not self.shuffle:
             # A new epoch starts a new draw; the fixed-order (validation) stream restarts on every pass.
             self._state = self._fresh_state()
-            self._open.clear()
+            self._streams, self._restore = [], None
+        if not self._streams:
+            self._streams = self._make_streams()
+            if self._restore is not None:  # resumed mid-epoch
+                for stream, saved in zip(self._streams, self._restore, strict=True):
+                    stream.load_state_dict(saved)
+                self._restore = None
+        state = self._state
         worker, workers = self._worker()
         share = self.batches_per_epoch // workers + (worker < self.batches_per_epoch % workers)
-        state = self._state
         rng = random.Random()
         while state["batches"] < share:
             rng.setstate(_rng_from_list(state["rng"]))
@@ -343,19 +336,21 @@ class AnyGPTDataModule(L.LightningDataModule):
         max_length: tokens per packed block (4500 in the paper).
         batch_size: blocks per batch on each rank.
         batches_per_epoch / val_batches: batches per rank per epoch (every rank yields the same number).
-        num_workers: loader processes per rank (each reads its own resampled stream).
+        num_workers: loader processes per rank (each reads its own share of every source).
         instruction_tokens: add ``<-Ins->``/``<-Res->`` (instruction tuning).
         add_bos_eos: wrap samples in the text tokenizer's BOS/EOS as the release did.
         system_prompt: system line of conversations (None: the sample's own, or none).
         pack: concatenate samples into blocks (pretraining) or one sample per row (padded to the longest).
         seed: the streams' seed (with epoch, rank and worker).
+        shuffle_buffer: samples per source and loader worker held for shuffling (memory: that many decoded samples
+            per source per worker; a `Source` may set its own). 0 reads samples in shard order.
     """
 
     def __init__(self, text_tokenizer: str, modalities: Sequence[Any], sources: Sequence[Source],
                  val_sources: Sequence[Source] | None = None, max_length: int = 4500, batch_size: int = 1,
                  batches_per_epoch: int = 1000, val_batches: int = 10, num_workers: int = 0,
                  instruction_tokens: bool = False, add_bos_eos: bool = True, system_prompt: str | None = None,
-                 pack: bool = True, seed: int = 0) -> None:
+                 pack: bool = True, seed: int = 0, shuffle_buffer: int = 1000) -> None:
         super().__init__()
         # Recorded explicitly (not from LightningCLI's context): a subclass such as DemoDataModule builds this one
         # inside its own __init__, and inference loading reads these arguments.
@@ -363,7 +358,7 @@ class AnyGPTDataModule(L.LightningDataModule):
                                    "batches_per_epoch": batches_per_epoch, "val_batches": val_batches,
                                    "num_workers": num_workers, "instruction_tokens": instruction_tokens,
                                    "add_bos_eos": add_bos_eos, "system_prompt": system_prompt, "pack": pack,
-                                   "seed": seed})
+                                   "seed": seed, "shuffle_buffer": shuffle_buffer})
         resolved = [resolve_modality(m) for m in modalities]
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)
@@ -402,9 +397,10 @@ class AnyGPTDataModule(L.LightningDataModule):
         return {"text_vocab_size": self.vocab.text.vocab_size,
                 "codebook_sizes": {n: r.spec.codebook_size for n, r in self.vocab.modalities.items()}}
 
-    def _stream(self, sources: list[Source], batches: int, seed: int, resampled: bool) -> MixtureStream:
+    def _stream(self, sources: list[Source], batches: int, seed: int, shuffle: bool) -> MixtureStream:
         stream = MixtureStream(sources, self.renderer, self.hparams.max_length, self.hparams.batch_size, batches,
-                               seed=seed, pack=self.hparams.pack, resampled=resampled)
+                               seed=seed, pack=self.hparams.pack, shuffle=shuffle,
+                               shuffle_buffer=self.hparams.get("shuffle_buffer", 1000))
         if self.trainer is not None:
             stream.rank, stream.world_size = self.trainer.global_rank, self.trainer.world_size
         return stream

@@ -3,17 +3,19 @@
 The work is cut into chunks that each become one shard (``shard-000042.tar`` + a ``.json`` sidecar with its counts and
 skipped items). A chunk is done when both files exist, so a rerun skips finished chunks (resumable), and ranks/workers
 split chunks among themselves (multi-GPU, multi-node). Files that fail to decode or encode are skipped, counted and
-listed in ``prepare_report.json``; nothing is dropped silently.
+listed in ``prepare_report.json``; nothing is dropped silently. Chunks are descriptions (plan files, file parts), never
+the dataset itself, so memory does not grow with the number of items (`benchmarks/perf/prepare_memory.py`).
+
+The sources (one per raw layout) live in `anygpt.data.sources`; their classes are importable from here too.
 """
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 import os
 import time
 import warnings
-from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,230 +30,36 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from anygpt.data import readers
+from anygpt.data.readers import AudioSegment
 from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
+from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygpt.data.prepare.X in configs too)
+    MLS,
+    MMC4,
+    VCTK,
+    AnyInstruct,
+    AudioCaptionCsv,
+    CocoKarpathy,
+    CommonVoice,
+    GigaSpeech,
+    ImageTextTars,
+    JourneyDB,
+    LazyChunk,
+    LibriSpeech,
+    MediaSource,
+    MusicCaps,
+    RawItem,
+    RawSource,
+    ReleaseConversations,
+    ReleaseDocuments,
+    ReleasePairs,
+    SpooledChunk,
+)
 from anygpt.media import MediaError
 from anygpt.modalities.base import Modality
-from anygpt.modalities.registry import TokenizerRef, media_pattern
+from anygpt.modalities.registry import TokenizerRef
 
 SIDECAR_SUFFIX = ".json"
 REPORT = "prepare_report.json"
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Raw sources
-# ----------------------------------------------------------------------------------------------------------------------
-@dataclass
-class RawItem:
-    """One future shard sample: its json metadata and the media files (or bytes) the tokenizers will read."""
-
-    key: str
-    meta: dict[str, Any]
-    media: dict[str, tuple[str, str | bytes]]  # item name -> (modality, path or file bytes)
-
-
-class RawSource(ABC):
-    """A raw dataset in a standard layout. `chunks` must be deterministic and cheap: it decides the shard layout."""
-
-    name: str = "raw"
-
-    @abstractmethod
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        """The items cut into ordered chunks; bad rows go to ``report``."""
-
-    @staticmethod
-    def split_list(items: list[RawItem], chunk_size: int) -> list[Sequence[RawItem]]:
-        return [items[i: i + chunk_size] for i in range(0, len(items), chunk_size)]
-
-
-class CocoKarpathy(RawSource):
-    """COCO Karpathy json + images: one sample per image with all its captions (the template draws one)."""
-
-    name = "coco"
-
-    def __init__(self, json_path: str, image_root: str | None = None, split: str | list[str] = "train",
-                 x2text_prob: float | None = None) -> None:
-        self.json_path, self.image_root, self.split, self.x2text_prob = json_path, image_root, split, x2text_prob
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        items = []
-        for rec in readers.read_coco_karpathy(Path(self.json_path), self.image_root and Path(self.image_root),
-                                              self.split, report=report):
-            meta: dict[str, Any] = {"task": "caption", "text": rec.captions, "source": self.name, "id": rec.image_id}
-            if self.x2text_prob is not None:
-                meta["x2text_prob"] = self.x2text_prob
-            items.append(RawItem(f"{self.name}-{rec.image_id}", meta, {"image0": ("image", str(rec.path))}))
-        return self.split_list(items, chunk_size)
-
-
-class LibriSpeech(RawSource):
-    """A LibriSpeech/MLS-style tree: ``split/speaker/chapter/*.flac`` + ``*.trans.txt``."""
-
-    name = "librispeech"
-
-    def __init__(self, root: str, split: str | list[str] = "train-clean-100", lowercase: bool = True) -> None:
-        self.root, self.split, self.lowercase = root, split, lowercase
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        items = []
-        for utt in readers.read_librispeech(Path(self.root), self.split, report=report, with_alignment=False):
-            text = utt.text.lower() if self.lowercase else utt.text
-            meta = {"task": "asr", "text": text, "source": self.name, "id": utt.utt_id, "speaker": utt.speaker}
-            items.append(RawItem(f"{self.name}-{utt.utt_id}", meta, {"speech0": ("speech", str(utt.path))}))
-        return self.split_list(items, chunk_size)
-
-
-class VCTK(RawSource):
-    """A VCTK-style tree (``wav48/pXXX/*.wav`` + ``txt/pXXX/*.txt``)."""
-
-    name = "vctk"
-
-    def __init__(self, root: str, lowercase: bool = False) -> None:
-        self.root, self.lowercase = root, lowercase
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        items = []
-        for utt in readers.read_vctk(Path(self.root), report=report):
-            text = utt.text.lower() if self.lowercase else utt.text
-            meta = {"task": "tts", "text": text, "source": self.name, "id": utt.utt_id, "speaker": utt.speaker}
-            items.append(RawItem(f"{self.name}-{utt.utt_id}", meta, {"speech0": ("speech", str(utt.path))}))
-        return self.split_list(items, chunk_size)
-
-
-class MusicCaps(RawSource):
-    """A MusicCaps-style csv with one audio file per row."""
-
-    name = "musiccaps"
-
-    def __init__(self, csv_path: str, audio_dir: str | None = None, split: str | list[str] | None = "train") -> None:
-        self.csv_path, self.audio_dir, self.split = csv_path, audio_dir, split
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        items = []
-        for clip in readers.read_musiccaps(Path(self.csv_path), self.audio_dir and Path(self.audio_dir), self.split,
-                                           report=report):
-            meta = {"task": "caption", "text": clip.caption, "source": self.name, "id": clip.ytid}
-            items.append(RawItem(f"{self.name}-{clip.ytid}", meta, {"music0": ("music", str(clip.path))}))
-        return self.split_list(items, chunk_size)
-
-
-class AudioCaptionCsv(RawSource):
-    """Any csv of (audio file, caption) rows, e.g. a music-caption or speech-transcript list."""
-
-    name = "audio_csv"
-
-    def __init__(self, csv_path: str, modality: str = "music", audio_column: str = "audio",
-                 text_column: str = "caption", audio_root: str | None = None, task: str = "caption") -> None:
-        self.csv_path, self.modality = Path(csv_path), modality
-        self.audio_column, self.text_column, self.task = audio_column, text_column, task
-        self.audio_root = Path(audio_root) if audio_root else self.csv_path.parent
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        if not self.csv_path.is_file():
-            raise readers.DatasetError(f"audio-caption csv not found: {self.csv_path}")
-        items = []
-        with open(self.csv_path, newline="", encoding="utf-8") as f:
-            rows = csv.DictReader(f)
-            missing = {self.audio_column, self.text_column} - set(rows.fieldnames or [])
-            if missing:
-                raise readers.DatasetError(f"{self.csv_path}: missing column(s) {sorted(missing)}; found "
-                                           f"{rows.fieldnames}. Set audio_column/text_column.")
-            for row in rows:
-                where = f"{self.csv_path}:{rows.line_num}"
-                audio, text = (row[self.audio_column] or "").strip(), (row[self.text_column] or "").strip()
-                path = self.audio_root / audio
-                if not audio or not text:
-                    report.add(where, "empty audio path or caption")
-                elif not path.is_file():
-                    report.add(where, f"audio file not found: {path}")
-                else:
-                    meta = {"task": self.task, "text": text, "source": self.name, "id": audio}
-                    items.append(RawItem(f"{self.name}-{rows.line_num}", meta, {f"{self.modality}0":
-                                                                                (self.modality, str(path))}))
-        return self.split_list(items, chunk_size)
-
-
-class ImageTextTars(RawSource):
-    """Image-text webdataset tars (LAION/CC style: ``key.jpg``/``.png`` + ``key.txt`` or ``key.json`` caption).
-
-    Each input tar becomes one chunk, read lazily in the worker, so billions of pairs never sit in memory.
-    """
-
-    name = "image_text"
-    IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
-
-    def __init__(self, tars: str | list[str]) -> None:
-        self.tars = tars
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        from anygpt.data.shards import expand_shards
-
-        return [_TarChunk(url, self.name, report_location=url) for url in expand_shards(self.tars)]
-
-
-class _TarChunk(Sequence):
-    """A lazily read input tar, presented as a chunk of RawItems (iterated once, in a worker)."""
-
-    def __init__(self, url: str, source: str, report_location: str) -> None:
-        self.url, self.source, self.report_location = url, source, report_location
-        self.bad: list[tuple[str, str]] = []
-
-    def __len__(self) -> int:  # unknown until read; the writer counts what arrives
-        return 0
-
-    def __getitem__(self, index: int) -> RawItem:
-        raise TypeError("tar chunks are iterated, not indexed")
-
-    def __iter__(self) -> Iterator[RawItem]:
-        from anygpt.data.shards import ReaderStats, iter_raw
-
-        for raw in iter_raw(self.url, ReaderStats()):
-            key = raw["__key__"]
-            image = next((raw[e] for e in ImageTextTars.IMAGE_EXTENSIONS if e in raw), None)
-            caption = raw.get("txt", b"").decode("utf-8", "replace").strip()
-            if not caption and "json" in raw:
-                try:
-                    info = json.loads(raw["json"])
-                    caption = str(info.get("caption") or info.get("text") or "").strip()
-                except json.JSONDecodeError:
-                    pass
-            if image is None or not caption:
-                self.bad.append((f"{self.url}:{key}", "no image or no caption"))
-                continue
-            meta = {"task": "caption", "text": caption, "source": self.source, "id": key}
-            yield RawItem(f"{self.source}-{Path(self.url).stem}-{key}", meta, {"image0": ("image", image)})
-
-
-class AnyInstruct(RawSource):
-    """AnyInstruct-style dialogues; media placeholders of any registered modality (``[image: path]``,
-    ``[depth: scan.npy]``) become ``<media:mN>`` references."""
-
-    name = "anyinstruct"
-
-    def __init__(self, path: str, media_root: str | None = None) -> None:
-        self.path, self.media_root = path, media_root
-
-    def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        items = []
-        for dialogue in readers.read_anyinstruct(Path(self.path), self.media_root and Path(self.media_root),
-                                                 report=report):
-            names: dict[str, str] = {}
-            media: dict[str, tuple[str, str]] = {}
-            for ref in dialogue.media:
-                if ref.ref not in names:
-                    names[ref.ref] = f"m{len(names)}"
-                    media[names[ref.ref]] = (ref.modality, str(ref.path))
-
-            def replace(message: str, names: dict[str, str] = names) -> str:
-                return media_pattern().sub(lambda m: f"<media:{names[m.group(2).strip()]}>", message)
-
-            conversation = []
-            for user, assistant in dialogue.turns:
-                conversation.append({"role": "user", "message": replace(user)})
-                if assistant is not None:
-                    conversation.append({"role": "assistant", "message": replace(assistant)})
-            meta = {"task": "conversation", "conversation": conversation, "source": self.name, "id": dialogue.id}
-            items.append(RawItem(f"{self.name}-{dialogue.id}", meta, media))
-        return self.split_list(items, chunk_size)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -260,18 +68,38 @@ class AnyInstruct(RawSource):
 MediaKey = tuple[str, str]  # (modality, normalized absolute path)
 
 
-def media_key(modality: str, source: str | bytes) -> MediaKey | None:
-    """A media file's identity across sources; inline bytes (tar sources) have none."""
+def media_key(modality: str, source: MediaSource) -> MediaKey | None:
+    """A media file's identity across sources; inline bytes, segments and codes have none."""
     return (modality, os.path.normpath(os.path.abspath(source))) if isinstance(source, str) else None
+
+
+def cut_segment(segment: AudioSegment) -> bytes:
+    """The time range of a long recording as a wav file in memory (what a tokenizer's ``load`` reads)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(segment.path))
+        start, stop = int(segment.begin * info.samplerate), int(segment.end * info.samplerate)
+        data, rate = sf.read(str(segment.path), start=start, stop=min(stop, info.frames), dtype="float32",
+                             always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise readers.DatasetError(f"cannot read {segment.path}: {err}") from None
+    if not len(data):
+        raise readers.DatasetError(f"{segment.path} has no audio in [{segment.begin}, {segment.end}] s "
+                                   f"(it lasts {info.frames / info.samplerate:.2f} s)")
+    buffer = io.BytesIO()
+    sf.write(buffer, data, rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
 
 
 class SharedMedia:
     """Codes of the media files that more than one item of a ``prepare`` call references, kept after the first
-    encoding so later references skip decoding and encoding.
+    encoding so later references skip decoding and encoding (``prepare(share_media=True)``; off by default).
 
     Instruction dialogues often reuse the files of the pair datasets (AnyInstruct's, and the demo's, do), and a file
-    can recur within one dataset. Only files referenced at least twice are kept, so memory stays bounded by the
-    overlap rather than by the corpus. Chunks whose items are only known while reading (tar sources) are not counted.
+    can recur within one dataset. Only files referenced at least twice are kept, but counting the references holds
+    one entry per distinct file in memory, so this is for corpora whose file list fits in memory. Chunks whose items
+    are only known while reading (tars, document files, pre-tokenized lines) are not counted.
     """
 
     def __init__(self, shared: set[MediaKey]) -> None:
@@ -284,7 +112,7 @@ class SharedMedia:
         counts: Counter[MediaKey] = Counter()
         for chunks in chunk_lists:
             for chunk in chunks:
-                if not isinstance(chunk, list):
+                if not isinstance(chunk, list | SpooledChunk):
                     continue
                 for item in chunk:
                     counts.update(k for k in (media_key(m, src) for m, src in item.media.values()) if k is not None)
@@ -312,32 +140,43 @@ class _ChunkEnd:
     bad_rows: list[tuple[str, str]]
 
 
-def _encode_batch(modality: Modality, tensors: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
-    """One `encode` call for the batch; if it fails, item by item to find the culprit(s)."""
+def _encode_batch(modality: Modality, tensors: list[torch.Tensor],
+                  all_levels: bool = False) -> list[torch.Tensor | Exception]:
+    """One `encode` call for the batch (``encode_all_levels`` to keep every RVQ level); if it fails, item by item to
+    find the culprit(s)."""
     codec = modality.codec
+    encode = codec.encode
+    if all_levels:
+        encode = getattr(codec, "encode_all_levels", None)
+        if encode is None:
+            error = ValueError(f"{type(codec).__name__} has no encode_all_levels: all_levels needs a residual "
+                               "speech tokenizer (SpeechTokenizer)")
+            return [error] * len(tensors)
     tensors = [t.to(codec.device) for t in tensors]
     try:
-        return [c.cpu() for c in codec.encode(tensors)]
+        return [c.cpu() for c in encode(tensors)]
     except Exception:
         out: list[torch.Tensor | Exception] = []
         for t in tensors:
             try:
-                out.append(codec.encode([t])[0].cpu())
+                out.append(encode([t])[0].cpu())
             except Exception as err:
                 out.append(err)
         return out
 
 
 def encode_entries(entries: Sequence[_Loaded | _ChunkEnd], modalities: Mapping[str, Modality]) -> None:
-    """Encode the loaded media of ``entries`` in place (one `encode` call per modality), isolating failures."""
-    jobs: dict[str, list[tuple[_Loaded, str]]] = defaultdict(list)
+    """Encode the loaded media of ``entries`` in place (one `encode` call per modality and level choice), isolating
+    failures."""
+    jobs: dict[tuple[str, bool], list[tuple[_Loaded, str]]] = defaultdict(list)
     for entry in entries:
         if isinstance(entry, _Loaded) and entry.error is None:
+            every = set(entry.meta.get("all_levels") or ())
             for name in entry.tensors:
                 if name not in entry.cached and name not in entry.encoded:
-                    jobs[entry.meta["media"][name]].append((entry, name))
-    for modality, refs in jobs.items():
-        results = _encode_batch(modalities[modality], [e.tensors[n] for e, n in refs])
+                    jobs[entry.meta["media"][name], name in every].append((entry, name))
+    for (modality, all_levels), refs in jobs.items():
+        results = _encode_batch(modalities[modality], [e.tensors[n] for e, n in refs], all_levels)
         for (entry, name), result in zip(refs, results, strict=True):
             if isinstance(result, Exception):
                 entry.error = entry.error or f"{modality} tokenizer failed on {name}: {result}"
@@ -371,6 +210,10 @@ class _PendingItems(IterableDataset):
         media = {name: modality for name, (modality, _) in item.media.items()}
         loaded = _Loaded(index, item.key, {**item.meta, "media": media})
         for name, (modality, source) in item.media.items():
+            if isinstance(source, np.ndarray):  # codes already made (the release's token strings)
+                loaded.tensors[name] = torch.from_numpy(source)
+                loaded.encoded.add(name)
+                continue
             if modality not in self.modalities:
                 loaded.error = f"no tokenizer configured for modality {modality!r} (media {name})"
                 break
@@ -379,9 +222,12 @@ class _PendingItems(IterableDataset):
                 loaded.cached.add(name)
                 continue
             try:
-                loaded.tensors[name] = self.modalities[modality].read(source)
-            except MediaError as err:  # an unusable file: skip this item, keep the rest
-                where = source if isinstance(source, str) else f"{item.key}:{name}"
+                content = cut_segment(source) if isinstance(source, AudioSegment) else source
+                loaded.tensors[name] = self.modalities[modality].read(content)
+            except (MediaError, readers.DatasetError) as err:  # an unusable file: skip this item, keep the rest
+                where = (source if isinstance(source, str) else
+                         f"{source.path} [{source.begin}, {source.end}] s" if isinstance(source, AudioSegment) else
+                         f"{item.key}:{name}")
                 loaded.error = f"cannot load {where}: {err}"
                 break
         return loaded
@@ -493,13 +339,16 @@ def prepare(
     progress: bool = True,
     encode_in_workers: bool | None = None,
     trust_code: bool = False,
+    allow_outside_root: bool = False,
+    share_media: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
 
     Args:
-        sources: name -> raw dataset reader (``class_path`` of a `RawSource`, e.g. anygpt.data.prepare.CocoKarpathy).
+        sources: name -> raw dataset reader (``class_path`` of a `RawSource`, e.g. anygpt.data.sources.CocoKarpathy).
         tokenizers: modality name -> tokenizer (a `TokenizerRef`: a checkpoint path, or path + class_path + options;
-            ``--tokenizers.image PATH`` on the command line).
+            ``--tokenizers.image PATH`` on the command line). Sources that bring codes (the release's pre-tokenized
+            jsonl) need none.
         out: output root; each source writes ``shard-NNNNNN.tar`` + sidecars + ``manifest.json`` there.
         chunk_size: raw items per shard (file-list sources; tar sources keep one shard per input tar).
         batch_size: items per tokenizer call.
@@ -510,6 +359,10 @@ def prepare(
             on CPU with ``num_workers > 0``, where each worker is one more encoder; on GPUs the main process encodes).
         trust_code: let a tokenizer folder's ``config.json`` name a class that is neither registered nor part of
             anygpt (its module gets imported). Off by default: loading a checkpoint never runs code it names.
+        allow_outside_root: read media that a dataset's rows name outside the dataset's root folder (``../..``,
+            absolute paths). Off by default: such rows are reported as bad and not read.
+        share_media: encode a file that several items (of any source) name only once, keeping its codes (memory:
+            one entry per distinct file of the file-list sources). Off by default.
 
     Returns:
         source name -> summary (samples, skipped, shards, seconds).
@@ -517,14 +370,26 @@ def prepare(
     refs = {name: TokenizerRef.of(ref) for name, ref in tokenizers.items()}
     # a class_path written in the user's own config is the user's choice; a folder's config.json is checked
     modalities = {name: ref.load(name, trust_code=trust_code) for name, ref in refs.items()}
-    vocab_info = {"codebook_sizes": {n: m.codebook_size for n, m in modalities.items()},
-                  "tokenizers": {n: str(ref.path) for n, ref in refs.items()}}
+    sizes = {n: m.codebook_size for n, m in modalities.items()}
+    for name, source in sources.items():
+        for modality, size in source.codebook_sizes().items():
+            if sizes.setdefault(modality, size) != size:
+                raise ValueError(f"source {name!r} brings {modality} codes of a {size}-code book but the {modality} "
+                                 f"tokenizer has {sizes[modality]}; they cannot share a vocabulary")
+    vocab_info = {"codebook_sizes": sizes, "tokenizers": {n: str(ref.path) for n, ref in refs.items()}}
+    for name, source in sources.items():
+        (Path(out) / name).mkdir(parents=True, exist_ok=True)
+        source.allow_outside_root, source.spool_root = allow_outside_root, str(Path(out) / name)
     plans = {name: _Plan.make(name, source, Path(out) / name, chunk_size) for name, source in sources.items()}
-    shared = SharedMedia.count([list(plan.pending.values()) for plan in plans.values()])
+    shared = (SharedMedia.count([list(plan.pending.values()) for plan in plans.values()]) if share_media
+              else SharedMedia(set()))
     summaries = {}
-    for plan in plans.values():
+    for plan, source in zip(plans.values(), sources.values(), strict=True):
         summaries[plan.name] = _prepare_source(plan, modalities, shared, vocab_info, batch_size, num_workers,
                                                accelerator, devices, num_nodes, progress, encode_in_workers)
+        spool = getattr(source, "_spool", None)
+        if spool is not None:  # this source's plan files are no longer needed
+            spool.cleanup()
     return summaries
 
 

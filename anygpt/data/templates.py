@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from anygpt.data.shards import Sample
-from anygpt.vocab import UnifiedVocab
+from anygpt.vocab import INSTRUCTION_TOKENS, UnifiedVocab
 
 # Flatten = native codes -> 1-D local ids in [0, codebook_size). A `Modality` provides its own `flatten`.
 Flatten = Callable[[torch.Tensor], torch.Tensor]
@@ -38,6 +38,11 @@ ANSWER_START = "[MMGPT]:"  # where the model's answer begins in every template
 
 def placeholder(name: str) -> str:
     return f"<media:{name}>"
+
+
+def _flat_turns(turns: list) -> list[dict]:
+    """AnyInstruct nests a conversation's messages one level deeper ([[user, assistant], ...])."""
+    return [m for t in turns for m in (t if isinstance(t, list) else [t])]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -72,6 +77,36 @@ def layout_flatten(layout: str, codebook_size: int) -> Flatten:
         return identity_flatten
     if layout.startswith("frame_major:"):
         return frame_major_flatten(codebook_size, int(layout.split(":", 1)[1]))
+    raise ValueError(f"Unknown code layout {layout!r}; use 'identity' or 'frame_major:Q'")
+
+
+def frame_major_unflatten(codebook_size: int, num_codebooks: int) -> Flatten:
+    """The inverse of `frame_major_flatten`: local ids ``t0q0 t0q1 ...`` -> codes ``[Q, T]``; raises ValueError when
+    the ids are not whole frames or an id sits in another codebook's range than its position says."""
+    per_book = codebook_size // num_codebooks
+
+    def unflatten(ids: torch.Tensor) -> torch.Tensor:
+        ids = torch.as_tensor(ids).long().reshape(-1)
+        if ids.numel() % num_codebooks:
+            raise ValueError(f"{ids.numel()} codes are not whole frames of {num_codebooks}")
+        frames = ids.view(-1, num_codebooks)
+        books = torch.arange(num_codebooks)
+        wrong = (frames // per_book != books).nonzero()
+        if len(wrong):
+            t, q = (int(x) for x in wrong[0])
+            raise ValueError(f"code {int(frames[t, q])} at frame {t}, position {q} is not in codebook {q}'s range "
+                             f"[{q * per_book}, {(q + 1) * per_book})")
+        return (frames - books * per_book).T.contiguous()
+
+    return unflatten
+
+
+def layout_unflatten(layout: str, codebook_size: int) -> Flatten:
+    """The inverse of `layout_flatten`: 1-D local ids -> native codes."""
+    if layout == "identity":
+        return lambda ids: torch.as_tensor(ids).long().reshape(-1)
+    if layout.startswith("frame_major:"):
+        return frame_major_unflatten(codebook_size, int(layout.split(":", 1)[1]))
     raise ValueError(f"Unknown code layout {layout!r}; use 'identity' or 'frame_major:Q'")
 
 
@@ -178,21 +213,19 @@ class TemplateRenderer:
                            f"(it has {sorted(media)})")
         modality = media[name]
         codes = torch.from_numpy(np.asarray(sample.codes[name]).astype(np.int64))
+        if name in (sample.meta.get("all_levels") or ()):  # all RVQ levels kept (SoundStorm): the LLM reads level 1
+            codes = codes[0]
         flat = self.flatten.get(modality, identity_flatten)(codes)
         return self.vocab.encode_codes(modality, flat)
 
     def encode(self, text: str, sample: Sample) -> list[int]:
-        """Text with ``<media:NAME>`` placeholders -> ids (text runs through `UnifiedVocab.encode`)."""
-        ids: list[int] = []
-        position = 0
-        for match in PLACEHOLDER.finditer(text):
-            if match.start() > position:
-                ids.extend(self.vocab.encode(text[position:match.start()]))
-            ids.extend(self.media_ids(sample, match.group(1)))
-            position = match.end()
-        if position < len(text):
-            ids.extend(self.vocab.encode(text[position:]))
-        return ids
+        """Text with ``<media:NAME>`` placeholders -> ids: the media spelled out as their token strings, the whole
+        string encoded once (`UnifiedVocab.encode`), as the release tokenized its templates."""
+        return self.vocab.encode(self.render_text(text, sample))
+
+    def encode_segments(self, segments: list[str], sample: Sample) -> list[list[int]]:
+        """Like `encode` on the concatenation, with the ids split by the segment their text starts in."""
+        return self.vocab.encode_segments([self.render_text(seg, sample) for seg in segments])
 
     def _wrap(self, body: Rendered, trained: bool) -> Rendered:
         if not self.add_bos_eos:
@@ -241,8 +274,9 @@ class TemplateRenderer:
             body.add(self.encode(rendered, sample), True)
         else:  # split where generation starts, as chat turns are (and as the inference prompt ends)
             cut = rendered.index(ANSWER_START) + len(ANSWER_START)
-            body.add(self.encode(rendered[:cut], sample), False)
-            body.add(self.encode(rendered[cut:], sample), True)
+            prompt, answer = self.encode_segments([rendered[:cut], rendered[cut:]], sample)
+            body.add(prompt, False)
+            body.add(answer, True)
         return self._wrap(body, True)
 
     def render_interleaved(self, sample: Sample) -> Rendered:
@@ -252,29 +286,38 @@ class TemplateRenderer:
         return self._wrap(body, True)
 
     def render_conversation(self, sample: Sample, train_on: str = "assistant") -> Rendered:
-        """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>``), ``"all"`` on all."""
+        """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>`` and the closing ``</s>``
+        after the last one), ``"all"`` on all."""
         if train_on not in ("assistant", "all"):
             raise ValueError(f"train_on must be 'assistant' or 'all', got {train_on!r}")
         every = train_on == "all"
         turns = sample.meta["conversation"]
+        if not self.vocab.instruction_tokens and any(
+                t in turn.get("message", "") for turn in _flat_turns(turns) for t in INSTRUCTION_TOKENS):
+            raise ValueError(f"sample {sample.key} of {sample.shard} uses <-Ins->/<-Res-> but the vocabulary has no "
+                             "instruction tokens; set instruction_tokens: true")
         if turns and isinstance(turns[0], list):  # AnyInstruct nests the turns one level deeper
             turns = turns[0]
-        body = Rendered()
         system = self.system_prompt if self.system_prompt is not None else sample.meta.get("system")
+        segments: list[str] = []  # alternating context / reply, encoded as one string
         prompt = f"{system}\n" if system else ""
         for turn in turns:
             role, message = turn["role"], turn["message"]
             if role == "user":
                 prompt += f"[Human]: {message}<eoh>\n[MMGPT]:"
             elif role == "assistant":
-                body.add(self.encode(prompt, sample), every)
-                body.add(self.encode(f" {message}<eos>", sample), True)
+                segments += [prompt, f" {message}<eos>"]
                 prompt = "\n"
             else:
                 raise ValueError(f"sample {sample.key} of {sample.shard}: unknown role {role!r} (user/assistant)")
-        if prompt and prompt != "\n":  # a trailing user turn without reply: context only
-            body.add(self.encode(prompt, sample), every)
-        return self._wrap(body, every)
+        ends_with_reply = prompt == "\n"
+        if prompt and not ends_with_reply:  # a trailing user turn without reply: context only
+            segments.append(prompt)
+        body = Rendered()
+        for i, ids in enumerate(self.encode_segments(segments, sample)):
+            body.add(ids, every or i % 2 == 1)
+        # The closing </s> after the last reply is a target, as in the release's SFT masking.
+        return self._wrap(body, every or ends_with_reply)
 
     def render(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5, train_on: str = "all") -> Rendered:
         """Pick the template from the sample: ``conversation`` -> chat, ``task == "interleaved"`` -> document,
@@ -286,7 +329,7 @@ class TemplateRenderer:
         return self.render_pair(sample, rng, x2text_prob, train_on=train_on)
 
     def render_text(self, text: str, sample: Sample) -> str:
-        """The full string a template produces, media spelled out as code tokens (tests and debugging)."""
+        """The full string a template produces, media spelled out as their token strings."""
 
         def spell(match: re.Match) -> str:
             ids = self.media_ids(sample, match.group(1))

@@ -1,10 +1,12 @@
-"""Beam search for text, scoring exactly like transformers' ``generate(num_beams=...)`` (v4.50+ vectorised version).
+"""Beam search for text, scoring exactly like transformers' ``generate(num_beams=...)`` (v4.50+ vectorised version),
+and beam sampling (``do_sample=True``: what the release's chat config asks for, ``num_beams=5`` with sampling).
 
 Per step, with running beams scored by their summed log-probabilities: take the top ``2 * num_beams`` continuations
-over all beams; those ending in a stop id (or at the length limit) and ranked among the first ``num_beams`` become
-finished hypotheses scored ``sum_logprobs / generated_len ** length_penalty``; the best ``num_beams`` unfinished ones
-keep running. Search ends when no running beam can beat the worst finished one (HF's ``early_stopping=False``
-heuristic), or every continuation stops.
+over all beams (beam sampling: draw them without replacement from the softmax of those summed scores, after the
+warpers, then order them by score); those ending in a stop id (or at the length limit) and ranked among the first
+``num_beams`` become finished hypotheses scored ``sum_logprobs / generated_len ** length_penalty``; the best
+``num_beams`` unfinished ones keep running. Search ends when no running beam can beat the worst finished one (HF's
+``early_stopping=False`` heuristic), or every continuation stops.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ def _gather(t: Tensor, index: Tensor) -> Tensor:
 @torch.inference_mode()
 def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConfig,
                 processors: Sequence[LogitsProcessor] = (), pad_id: int = 0, compile: bool = False,
+                generator: torch.Generator | None = None,
                 on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
-    """Beam search over a left-padded batch ``ids``/``valid`` (B, P); returns the best hypothesis per row.
+    """Beam search (or beam sampling, ``config.do_sample``) over a left-padded batch ``ids``/``valid`` (B, P);
+    returns the best hypothesis per row. ``generator`` makes beam sampling deterministic.
 
     ``on_step`` (see `generate`) returning True stops the search and returns the best running beam, ``interrupted``.
     """
-    if config.do_sample:
-        raise ValueError("Beam sampling is not implemented; use num_beams=1 with do_sample=True, or do_sample=False")
     device = ids.device
     B, P = ids.shape
     nb = config.num_beams
@@ -49,7 +51,7 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
     keep = max(2, 1 + len(config.stop_ids)) * nb
     top_rank = torch.arange(keep, device=device) < nb
     stop_ids = torch.tensor(config.stop_ids, dtype=torch.long, device=device)
-    chain = [*config.processors(P, (~valid).sum(1).repeat_interleave(nb)), *processors]
+    chain = [*config.processors(P, (~valid).sum(1).repeat_interleave(nb)), *processors, *config.warpers()]
     lp = config.length_penalty
 
     running = torch.full((B, nb, max_len), pad_id, dtype=torch.long, device=device)
@@ -71,7 +73,12 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
         log_probs = apply_processors(chain, running.view(B * nb, max_len)[:, :cur], log_probs)
         V = log_probs.size(-1)
         total = (log_probs.view(B, nb, V) + running_scores[:, :, None]).view(B, nb * V)
-        top_scores, top_index = torch.topk(total, keep, dim=1)
+        if config.do_sample:
+            top_index = torch.multinomial(torch.softmax(total, dim=-1), keep, generator=generator)
+            top_scores, order = total.gather(1, top_index).sort(dim=-1, descending=True)
+            top_index = top_index.gather(1, order)
+        else:
+            top_scores, top_index = torch.topk(total, keep, dim=1)
         source = top_index // V
         token = top_index % V
         candidates = _gather(running, source)

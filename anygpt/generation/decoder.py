@@ -59,6 +59,8 @@ class CachedDecoder:
         self.model = model
         R, P = valid.shape
         device = valid.device
+        if compile:
+            max_len = compiled_cache_len(max_len)
         cache = model.blocks[0].attn.kv_cache
         ref = model.lm_head.weight
         if (cache is None or cache.k.shape[0] != R or cache.k.shape[2] != max_len or cache.k.device != ref.device
@@ -107,6 +109,20 @@ class CachedDecoder:
 
 def _decode_step(model: LLaMA, tokens: Tensor, input_pos: Tensor, position_ids: Tensor, mask: Tensor) -> Tensor:
     return model(tokens, input_pos=input_pos, position_ids=position_ids, mask=mask)[:, -1]
+
+
+def compiled_cache_len(max_len: int, smallest: int = 256) -> int:
+    """KV cache slots for a compiled decode step: the next power of two (at least ``smallest``). The step is compiled
+    for static shapes (the cache is a module buffer, so its length is part of the graph); rounding makes calls with
+    different prompt lengths reuse a few graphs instead of recompiling for each length. Extra slots are masked out."""
+    return max(smallest, 1 << (max_len - 1).bit_length())
+
+
+def compile_by_default(model: LLaMA) -> bool:
+    """Whether `generate` compiles the decode step when not told: on CUDA, where the one-token step is bound by kernel
+    launches; not on CPU, where compiling paid for itself only after ~20k decode steps (more than a chat session or a
+    demo benchmark decodes; docs/performance.md). benchmarks/perf/gpu_suite.py measures the break-even on a GPU."""
+    return model.lm_head.weight.device.type == "cuda"
 
 
 def context_budget(model: LLaMA, prompt_len: int, max_new_tokens: int) -> int:

@@ -4,27 +4,37 @@
     reply = anygpt.chat(["Describe this image.", Media("image", "cat.png")])
     reply.text, reply.segments[0].data                             # text and decoded media (image tensor, waveform)
 
-Prompts follow the release's chat template (``{system}\\n[Human]: {message}<eoh>\\n[MMGPT]:``); asking for an output
-modality appends its start marker, as the release does (`` <soim>``, `` <sosp>``, `` <somu>``). Constrained decoding
-(`ModalityConstraint`) makes every generated span valid; a span that still ends early (token budget, Ctrl-C) is decoded
-as far as it is valid and the segment says so in ``note``.
+Prompts are the strings the released models were trained on (`anygpt.generation.prompts`), encoded in one pass as the
+release's tokenizer did: the chat template (``{system}\\n[Human]: {message}<eoh>\\n[MMGPT]:``, the message wrapped in
+the release's task prompt for the requested output modality) for instruction-tuned checkpoints, the pretraining
+template (``[Human]: {instruction} {X}<eoh> [MMGPT]:``) for base ones. Appending the output modality's start marker
+(`` <soim>``) is an option (on for checkpoints trained with anygpt's own templates, which record it in anygpt.json).
+Constrained decoding (`ModalityConstraint`, on by default: the fix for the silent music of OpenMOSS/AnyGPT#38) makes
+every generated span valid; a span that still ends early (token budget, Ctrl-C) is decoded as far as it is valid and
+the segment says so in ``note``. Spoken-dialogue replies (``<-Ins-> transcript\\n <-Res-> answer <sosp>...``) come
+back as ``Reply.transcript`` and the answer, markers removed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from anygpt.checkpoints import Bundle, load_bundle
+from anygpt.generation import prompts
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
 from anygpt.modalities.base import Modality
 from anygpt.modalities.registry import TokenizerRef, media_pattern, media_words
 from anygpt.vocab import Segment
+
+TEMPLATES = ("chat", "base")
+# Music input is cropped before tokenizing, as the release's CLIs do: a 5 s window in chat, 20 s for the base model.
+MUSIC_WINDOW_SECONDS = {"chat": 5.0, "base": 20.0}
 
 Progress = Callable[[str, int, int], bool | None]
 """``progress(stage, done, total)``: stage ``"tokenizing"`` (0, media items), ``"generating"`` (new tokens so far,
@@ -77,9 +87,12 @@ class OutputSegment:
 
 @dataclass
 class Reply:
+    """``transcript``: what a spoken-dialogue reply says the user said (its ``<-Ins->`` part), else None."""
+
     segments: list[OutputSegment]
     ids: list[int]
     interrupted: bool = False
+    transcript: str | None = None
 
     @property
     def text(self) -> str:
@@ -108,28 +121,67 @@ class Turn:
     role: str  # "user" or "assistant"
     parts: list[Part] | None = None  # user turns
     reply: Reply | None = None  # assistant turns
-    ids: list[int] = field(default_factory=list)
+    text: str = ""  # the turn as the chat template writes it (media spelled out as token strings)
 
 
 class AnyGPT:
-    """The decoder, its vocabulary and the modality tokenizers, with the release's prompt format."""
+    """The decoder, its vocabulary and the modality tokenizers, prompted the way the released models were trained.
 
-    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu") -> None:
+    Args:
+        template: ``chat`` (the instruction-tuned template) or ``base`` (the pretraining template); None: ``chat`` when
+            the checkpoint has the instruction tokens, else ``base``.
+        force_marker: append the output modality's start marker to the prompt; None: as the checkpoint records it
+            (anygpt.json ``force_marker``; released checkpoints: no, the task prompt asks for the output).
+        constrained: constrained decoding (every span valid); off reproduces the release's unconstrained sampling.
+        music_seconds: crop music input to this many seconds (None: 5 s in chat, 20 s for base, as the release).
+        music_start: where the crop starts: ``start`` (reproducible) or ``random`` (as the release's loader does).
+        instructions: the base template's instruction pools (None: anygpt's own; `prompts.load_instructions` reads
+            the release's from a local copy of it).
+        compile: ``torch.compile`` the decode step; None: on CUDA only (see decoder.compile_by_default).
+    """
+
+    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu",
+                 template: str | None = None, force_marker: bool | None = None, constrained: bool = True,
+                 music_seconds: float | None = None, music_start: str = "start",
+                 instructions: prompts.InstructionPools | None = None, compile: bool | None = None) -> None:
         self.bundle = bundle
+        self.compile = compile  # torch.compile the decode step; None: on CUDA only (see decoder.compile_by_default)
         self.model, self.vocab, self.tokenizers = bundle.model, bundle.vocab, bundle.tokenizers
         self.system_prompt = system_prompt if system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
+        template = template or ("chat" if self.vocab.instruction_tokens else "base")
+        if template not in TEMPLATES:
+            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+        if music_start not in ("start", "random"):
+            raise ValueError(f"music_start must be 'start' or 'random', got {music_start!r}")
+        self.template = template
+        self.force_marker = bundle.force_marker if force_marker is None else force_marker
+        self.constrained = constrained
+        self.music_seconds = MUSIC_WINDOW_SECONDS[template] if music_seconds is None else music_seconds
+        self.music_start = music_start
+        self.instructions = instructions or prompts.default_instructions()
         self.history: list[Turn] = []
 
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False) -> AnyGPT:
-        """`load_bundle` + the chat template; ``trust_code`` lets the checkpoint name unregistered tokenizer classes."""
-        return cls(load_bundle(path, tokenizers, device=device, trust_code=trust_code), system_prompt, device)
+             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
+             image_decoder: str | None = None, compile: bool | None = None, **options: Any) -> AnyGPT:
+        """`load_bundle` + the prompt format; ``trust_code`` lets the checkpoint name unregistered tokenizer classes,
+        ``image_decoder`` names the unCLIP pipeline for image output (else anygpt.json's), ``options`` are
+        `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...); ``compile``: compile the decode step
+        (None: on CUDA only)."""
+        bundle = load_bundle(path, tokenizers, device=device, trust_code=trust_code, image_decoder=image_decoder)
+        return cls(bundle, system_prompt, device, compile=compile, **options)
+
+    def describe(self) -> str:
+        """How this session prompts and decodes (for transcripts and reports)."""
+        marker = "start marker forced" if self.force_marker else "no forced start marker"
+        return (f"template {self.template}, {marker}, constrained decoding {'on' if self.constrained else 'off'}, "
+                f"music input cropped to {self.music_seconds:g} s from the {self.music_start}")
 
     # -- prompts -------------------------------------------------------------------------------------------------------
-    def encode_media(self, items: Sequence[Media]) -> list[list[int]]:
-        """Media -> unified ids with markers, one tokenizer call per modality."""
+    def encode_media(self, items: Sequence[Media], generator: torch.Generator | None = None) -> list[list[int]]:
+        """Media -> unified ids with markers, one tokenizer call per modality (music cropped as configured)."""
         out: list[list[int] | None] = [None] * len(items)
         by_modality: dict[str, list[int]] = {}
         for i, item in enumerate(items):
@@ -147,45 +199,134 @@ class AnyGPT:
                     continue
                 if not Path(source).is_file():
                     raise FileNotFoundError(f"{modality} input {source} does not exist")
-                loaded.append(tok.read(source).to(self.device))  # MediaError (a ValueError) names the file
+                data = tok.read(source)  # MediaError (a ValueError) names the file
+                if modality == "music":
+                    data = self.crop_music(data, tok.codec.sample_rate, generator)
+                loaded.append(data.to(self.device))
             codes = tok.codec.encode(loaded)
             for i, c in zip(indices, codes, strict=True):
                 out[i] = self.vocab.encode_codes(modality, tok.codec.flatten(c.cpu()))
         return out  # type: ignore[return-value]
 
-    def encode_parts(self, parts: Sequence[Part]) -> list[int]:
-        media = [p for p in parts if isinstance(p, Media)]
-        media_ids = iter(self.encode_media(media))
-        ids: list[int] = []
-        for part in parts:
-            ids += next(media_ids) if isinstance(part, Media) else self.vocab.encode(part)
-        return ids
+    def crop_music(self, wav: torch.Tensor, sample_rate: int | None, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+        """The window of music the model hears (``music_seconds`` from the start, or from a random start)."""
+        if sample_rate is None or self.music_seconds <= 0:
+            return wav
+        window = int(self.music_seconds * sample_rate)
+        total = wav.shape[-1]
+        start = 0
+        if self.music_start == "random" and total > window:
+            start = int(torch.randint(0, total - window + 1, (1,), generator=generator))
+        return wav[..., start: start + window]
 
-    def prompt_ids(self, parts: Sequence[Part], history: Sequence[Turn] = (), force: str | None = None) -> list[int]:
-        """The chat template around ``parts``, after ``history``; ``force`` appends an output modality's marker."""
-        v = self.vocab
-        ids: list[int] = []
-        bos = v.text.bos_id
-        if bos is not None:
-            ids.append(bos)
-        if self.system_prompt:
-            ids += v.encode(self.system_prompt + "\n")
-        for turn in history:
-            ids += turn.ids
-        ids += v.encode("[Human]: ") + self.encode_parts(parts) + v.encode("<eoh>\n[MMGPT]:")
+    def _spell(self, ids: Sequence[int]) -> str:
+        return "".join(self.vocab.id_to_token(i) for i in ids)
+
+    def _split(self, parts: Sequence[Part], generator: torch.Generator | None = None
+               ) -> tuple[list[str | prompts.MediaSpan], list[prompts.MediaSpan], str]:
+        """Parts -> (parts with media spelled out, the media spans, the text with whitespace runs of the joins
+        collapsed)."""
+        media = [p for p in parts if isinstance(p, Media)]
+        spans = [prompts.MediaSpan(m.modality, self._spell(ids)) for m, ids in
+                 zip(media, self.encode_media(media, generator), strict=True)]
+        it = iter(spans)
+        spelled = [next(it) if isinstance(p, Media) else p for p in parts]
+        text = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+        return spelled, spans, text
+
+    def user_message(self, parts: Sequence[Part], output: str = "text", task: str = "auto",
+                     generator: torch.Generator | None = None) -> str:
+        """The chat message for ``parts``: wrapped in the release task prompt for ``output`` (``task="auto"``), a
+        named one, or as written (``none``)."""
+        spelled, spans, text = self._split(parts, generator)
+        if task == "none":
+            return "".join(p.text if isinstance(p, prompts.MediaSpan) else p for p in spelled).strip()
+        chosen = prompts.pick_task(output, text, spans) if task == "auto" else task
+        return prompts.task_message(chosen, text, spans)
+
+    def prompt_text(self, parts: Sequence[Part], output: str = "text", history: Sequence[Turn] = (),
+                    force: str | None = None, task: str = "auto", template: str | None = None,
+                    generator: torch.Generator | None = None, rng: Any = None, message: str | None = None) -> str:
+        """The whole prompt string (media spelled out as token strings); ``force`` appends that modality's start
+        marker, as the release's ``force_*_generation`` does. ``message``: the chat message if already built."""
+        template = template or self.template
+        if template == "chat":
+            turns = [(u.text, a.text) for u, a in zip(history[::2], history[1::2], strict=False)]
+            if message is None:
+                message = self.user_message(parts, output, task, generator)
+            text = prompts.chat_prompt(self.system_prompt, turns, message)
+        elif template == "base":
+            text = self.base_prompt_text(parts, output, generator, rng)
+        else:
+            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
         if force is not None:
-            if force not in v.modalities:
-                raise ValueError(f"cannot force output modality {force!r}; the model has {list(v.modalities)}")
-            ids += v.encode(" ") + [v.modalities[force].start_id]
-        return ids
+            if force not in self.vocab.modalities:
+                raise ValueError(f"cannot force output modality {force!r}; the model has {list(self.vocab.modalities)}")
+            text += " " + self.vocab.modalities[force].spec.markers[0]
+        return text
+
+    def base_prompt_text(self, parts: Sequence[Part], output: str, generator: torch.Generator | None = None,
+                         rng: Any = None) -> str:
+        """The pretraining template: media -> text with the user's text (or a drawn instruction), or text -> media
+        with a drawn instruction. ``rng``: a `random.Random` for the draw (seeded from ``generator`` if None)."""
+        import random
+
+        _, spans, text = self._split(parts, generator)
+        if rng is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0
+            rng = random.Random(seed)
+        if spans:
+            if len(spans) > 1:
+                raise ValueError("the base template takes one media item per prompt; use --template chat for more")
+            instruction = text or self.instructions.draw("x2text", spans[0].modality, rng)
+            return prompts.base_prompt(instruction, "x2text", spans[0].text)
+        if output == "text":
+            return f"{prompts.USER}: {text}{prompts.USER_END} {prompts.BOT}:"
+        return prompts.base_prompt(self.instructions.draw("text2x", output, rng), "text2x", text)
+
+    def pair_prompt_text(self, instruction: str, parts: Sequence[Part], direction: str,
+                         force: str | None = None) -> str:
+        """The pretraining template with a given instruction (the benchmarks' prompts): ``parts`` hold the one media
+        item (``x2text``) or the text (``text2x``); ``force`` appends that modality's start marker."""
+        _, spans, text = self._split(parts)
+        if direction == "x2text" and len(spans) != 1:
+            raise ValueError(f"an x2text prompt takes exactly one media item, got {len(spans)}")
+        text = prompts.base_prompt(instruction, direction, spans[0].text if direction == "x2text" else text)
+        return text + (" " + self.vocab.modalities[force].spec.markers[0] if force is not None else "")
+
+    def encode_parts(self, parts: Sequence[Part]) -> list[int]:
+        """Parts as written (media spelled out), encoded as one string without BOS."""
+        spelled, _, _ = self._split(parts)
+        return self.vocab.encode("".join(p.text if isinstance(p, prompts.MediaSpan) else p for p in spelled))
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """A prompt string -> ids: BOS, then the whole string in one pass (as the release's tokenizer call)."""
+        bos = self.vocab.text.bos_id
+        return ([bos] if bos is not None else []) + self.vocab.encode(text)
+
+    def prompt_ids(self, parts: Sequence[Part], history: Sequence[Turn] = (), force: str | None = None,
+                   output: str | None = None, task: str = "auto", template: str | None = None,
+                   generator: torch.Generator | None = None) -> list[int]:
+        """`prompt_text` encoded; ``output`` defaults to ``force`` (or text)."""
+        output = output or force or "text"
+        return self.encode_prompt(self.prompt_text(parts, output, history, force, task, template, generator))
+
+    def forced(self, output: str) -> str | None:
+        """The marker to force for ``output`` under this session's settings."""
+        return output if self.force_marker and output != "text" else None
 
     # -- generation ----------------------------------------------------------------------------------------------------
-    def generation_config(self, output: str, settings: str = "paper", **overrides: Any) -> GenerationConfig:
-        """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs).
+    def generation_config(self, output: str, settings: str = "paper", template: str | None = None,
+                          **overrides: Any) -> GenerationConfig:
+        """The preset for an output modality (``paper``: the paper's evaluation; ``release``: the released configs,
+        whose chat model decodes text with ``release/chat-text``).
 
         A modality with no preset of its own (a plugin's) samples like the image preset of ``settings``; ``overrides``
         change any field."""
         name = f"{settings}/{output}"
+        if settings == "release" and output == "text" and (template or self.template) == "chat":
+            name = "release/chat-text"
         if name not in PRESETS and output in self.tokenizers:
             name = f"{settings}/image"
         return preset(name, **overrides).resolve(self.vocab)
@@ -195,10 +336,12 @@ class AnyGPT:
                      generator: torch.Generator | None = None,
                      on_step: Callable[[int], bool | None] | None = None) -> tuple[list[list[int]], bool]:
         """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``)."""
-        structures = {name: tok.structure for name, tok in self.tokenizers.items()}
-        constraint = ModalityConstraint(self.vocab, structures)
-        result = generate(self.model, [list(p) for p in prompts], config, processors=[constraint],
-                          generator=generator, pad_id=self.pad_id, on_step=on_step)
+        processors = []
+        if self.constrained:
+            structures = {name: tok.structure for name, tok in self.tokenizers.items()}
+            processors.append(ModalityConstraint(self.vocab, structures))
+        result = generate(self.model, [list(p) for p in prompts], config, processors=processors,
+                          generator=generator, pad_id=self.pad_id, compile=self.compile, on_step=on_step)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted
@@ -207,10 +350,24 @@ class AnyGPT:
     def pad_id(self) -> int:
         return self.vocab.text.eos_id if self.vocab.text.eos_id is not None else 0
 
+    def split_transcript(self, ids: Sequence[int]) -> tuple[str | None, list[int]]:
+        """A spoken-dialogue reply ``<-Ins-> transcript\\n <-Res-> answer`` -> (transcript, the answer's ids)."""
+        if not self.vocab.instruction_tokens:
+            return None, list(ids)
+        ins, res = self.vocab.token_id("<-Ins->"), self.vocab.token_id("<-Res->")
+        ids = list(ids)
+        if ins not in ids:
+            return None, [i for i in ids if i != res]
+        start = ids.index(ins)
+        end = ids.index(res, start) if res in ids[start:] else len(ids)
+        transcript = self.decode_text(ids[start + 1: end])
+        return transcript, ids[:start] + [i for i in ids[end:] if i not in (ins, res)]
+
     def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None,
-               progress: Progress | None = None) -> list[OutputSegment]:
+               steps: int | None = None, progress: Progress | None = None) -> list[OutputSegment]:
         """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid. ``voice`` (a speech
-        file or waveform) goes to every codec's decode as context: the speech codec clones it, others ignore it."""
+        file or waveform) and ``steps`` (SoundStorm's) go to every codec's decode as context: the speech codec clones
+        the voice, others ignore them. ``progress`` sees each span start (stage ``"decoding"``)."""
         segments = self.vocab.segments(ids)
         spans = sum(seg.modality != "text" for seg in segments)
         out: list[OutputSegment] = []
@@ -220,14 +377,14 @@ class AnyGPT:
                 continue
             if progress is not None:
                 progress("decoding", sum(o.modality != "text" for o in out), spans)
-            out.append(self._decode_span(seg, voice))
+            out.append(self._decode_span(seg, voice, steps))
         return out
 
     def decode_text(self, ids: Sequence[int]) -> str:
         """Only the text of ``ids`` (media spans skipped, nothing decoded): what `Reply.text` holds, cheaply."""
         return "".join(_clean_text(s.text) for s in self.vocab.segments(ids) if s.modality == "text").strip()
 
-    def _decode_span(self, seg: Segment, voice: Any) -> OutputSegment:
+    def _decode_span(self, seg: Segment, voice: Any, steps: int | None = None) -> OutputSegment:
         tok = self.tokenizers[seg.modality]
         codes = seg.codes if seg.codes is not None else torch.zeros(0, dtype=torch.long)
         valid = tok.structure.valid_prefix(codes, tok.codebook_size)
@@ -237,42 +394,57 @@ class AnyGPT:
                     f"{'closed' if seg.closed else 'not closed'}): decoded the first {valid} valid codes")
         if valid == 0:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
+        if getattr(tok.codec, "unclip", False) is None:  # SEED without its second stage: say what to pass
+            missing = ("no image decoder: pass --image_decoder PATH (a local stable-diffusion-2-1-unclip folder) or "
+                       "set image_decoder in anygpt.json to get pixels")
+            return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
         native = tok.codec.unflatten(codes[:valid]).to(self.device)
-        data = tok.codec.decode([native], voice=voice)[0].cpu()
+        context = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
+        data = tok.codec.decode([native], **context)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
+    def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig,
+              progress: Progress | None = None) -> Reply:
+        transcript, answer = self.split_transcript(ids)
+        segments = self.decode(answer, voice, config.extra.get("soundstorm_steps"), progress)
+        return Reply(segments, ids, interrupted, transcript)
+
     def respond(self, prompts: Sequence[Sequence[Part]], output: str = "text", settings: str = "paper",
-                generator: torch.Generator | None = None, voice: Any = None, **overrides: Any) -> list[Reply]:
-        """One-shot replies to a batch of prompts (no history), forcing ``output`` unless it is "text"."""
-        force = None if output == "text" else output
-        prompt_ids = [self.prompt_ids(p, force=force) for p in prompts]
+                generator: torch.Generator | None = None, voice: Any = None, task: str = "auto",
+                **overrides: Any) -> list[Reply]:
+        """One-shot replies to a batch of prompts (no history)."""
+        force = self.forced(output)
+        prompt_ids = [self.prompt_ids(p, force=force, output=output, task=task, generator=generator)
+                      for p in prompts]
         config = self.generation_config(output, settings, **overrides)
         new, interrupted = self.generate_ids(prompt_ids, config, generator)
         replies = []
         for row in new:
             ids = ([self.vocab.modalities[force].start_id] + row) if force else row
-            replies.append(Reply(self.decode(ids, voice), ids, interrupted))
+            replies.append(self.reply(ids, interrupted, voice, config))
         return replies
 
     def chat(self, parts: Sequence[Part] | str, output: str = "text", settings: str = "release",
-             generator: torch.Generator | None = None, voice: Any = None, progress: Progress | None = None,
-             **overrides: Any) -> Reply:
-        """One turn of a conversation that keeps its history (``reset`` clears it); ``progress`` sees each stage."""
+             generator: torch.Generator | None = None, voice: Any = None, task: str = "auto",
+             progress: Progress | None = None, **overrides: Any) -> Reply:
+        """One turn of a conversation that keeps its history (``reset`` clears it; the base template keeps none);
+        ``progress`` sees each stage (see `Progress`)."""
         if isinstance(parts, str):
             parts = parse_message(parts)
-        force = None if output == "text" else output
-        config = self.generation_config(output, settings, **overrides)
         if progress is not None:
             progress("tokenizing", 0, sum(isinstance(p, Media) for p in parts))
-        prompt = self.prompt_ids(parts, self.history, force)
+        force = self.forced(output)
+        history = self.history if self.template == "chat" else ()
+        message = self.user_message(parts, output, task, generator) if self.template == "chat" else None
+        text = self.prompt_text(parts, output, history, force, task, generator=generator, message=message)
+        config = self.generation_config(output, settings, **overrides)
         on_step = None if progress is None else (lambda n: progress("generating", n, config.max_new_tokens))
-        (row,), interrupted = self.generate_ids([prompt], config, generator, on_step)
+        (row,), interrupted = self.generate_ids([self.encode_prompt(text)], config, generator, on_step)
         ids = ([self.vocab.modalities[force].start_id] + row) if force else row
-        reply = Reply(self.decode(ids, voice, progress), ids, interrupted)
-        user_ids = self.vocab.encode("[Human]: ") + self.encode_parts(parts) + self.vocab.encode("<eoh>\n[MMGPT]:")
-        self.history.append(Turn("user", parts=list(parts), ids=user_ids))
-        self.history.append(Turn("assistant", reply=reply, ids=self.vocab.encode(" ") + ids +
-                                 self.vocab.encode("<eos>\n")))
+        reply = self.reply(ids, interrupted, voice, config, progress)
+        if self.template == "chat":
+            self.history.append(Turn("user", parts=list(parts), text=message or ""))
+            self.history.append(Turn("assistant", reply=reply, text=self.vocab.decode_text(ids).strip()))
         return reply
 
     def reset(self) -> None:
@@ -280,7 +452,7 @@ class AnyGPT:
 
 
 def _clean_text(text: str) -> str:
-    """Drop the template's role tokens from generated text (a model may echo them)."""
-    for token in ("[MMGPT]:", "[Human]:", "<eoh>", "<eos>"):
+    """Drop the template's role tokens and the spoken-dialogue markers from generated text (never shown to users)."""
+    for token in ("[MMGPT]:", "[Human]:", "<eoh>", "<eos>", "<-Ins->", "<-Res->"):
         text = text.replace(token, "")
     return text

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from anygpt.generation.beam import beam_search
-from anygpt.generation.decoder import CachedDecoder, GenerationResult, context_budget, left_pad
+from anygpt.generation.decoder import CachedDecoder, GenerationResult, compile_by_default, context_budget, left_pad
 from anygpt.generation.processors import (
     LogitsProcessor,
     RepetitionPenalty,
@@ -81,8 +81,12 @@ class GenerationConfig:
         return out
 
 
-# Decoding settings of REFERENCE.md: "paper/<output>" = the paper's evaluation, "release/<output>" = the released
-# config/*_generate_config.json (all sample at temperature 1 with min_new_tokens 10).
+# Decoding settings of REFERENCE.md: "paper/<output>" = the paper's evaluation; "release/<...>" = the release's five
+# config/*.json files, field for field: generate_config.json is what its chat CLI decodes text with ("chat-text": beam
+# sampling, 5 beams), text_generate_config.json what its base CLI does ("text"); image/speech/music_generate_config.json
+# serve both. SoundStorm runs generate_config.json's vc_steps (3) in both CLIs (speech_generate_config.json's 4 is read
+# by neither). The release builds these configs without an eos id, so its decoding never stops before
+# max_new_tokens and the reply is cut afterwards; we stop at <eos> (after min_new_tokens).
 _EOS = ("<eos>",)
 PRESETS: dict[str, GenerationConfig] = {
     "paper/text": GenerationConfig(num_beams=5, max_new_tokens=100, stop_tokens=_EOS),
@@ -90,14 +94,18 @@ PRESETS: dict[str, GenerationConfig] = {
     "paper/speech": GenerationConfig(do_sample=True, top_p=0.7, max_new_tokens=1500, stop_tokens=_EOS),
     "paper/music": GenerationConfig(do_sample=True, top_p=1.0, repetition_penalty=1.15, max_new_tokens=2000,
                                     stop_tokens=_EOS),
-    "release/text": GenerationConfig(do_sample=True, top_p=1.0, max_new_tokens=100, min_new_tokens=10,
-                                     stop_tokens=_EOS),
-    "release/image": GenerationConfig(do_sample=True, top_p=1.0, max_new_tokens=200, min_new_tokens=10,
-                                      stop_tokens=_EOS),
-    "release/speech": GenerationConfig(do_sample=True, top_p=1.0, max_new_tokens=1500, min_new_tokens=10,
-                                       repetition_penalty=1.05, stop_tokens=_EOS, extra={"soundstorm_steps": 3}),
-    "release/music": GenerationConfig(do_sample=True, top_p=1.0, top_k=200, max_new_tokens=2000, min_new_tokens=10,
-                                      repetition_penalty=1.15, stop_tokens=_EOS),
+    "release/chat-text": GenerationConfig(do_sample=True, num_beams=5, temperature=1.0, top_p=1.0,
+                                          max_new_tokens=500, min_new_tokens=10, repetition_penalty=1.0,
+                                          stop_tokens=_EOS, extra={"soundstorm_steps": 3}),
+    "release/text": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=100,
+                                     min_new_tokens=10, stop_tokens=_EOS),
+    "release/image": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=200,
+                                      min_new_tokens=10, stop_tokens=_EOS),
+    "release/speech": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=1500,
+                                       min_new_tokens=10, repetition_penalty=1.05, stop_tokens=_EOS,
+                                       extra={"soundstorm_steps": 3}),
+    "release/music": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=200, max_new_tokens=2000,
+                                      min_new_tokens=10, repetition_penalty=1.15, stop_tokens=_EOS),
 }
 
 
@@ -114,7 +122,7 @@ def preset(name: str, **overrides: Any) -> GenerationConfig:
 @torch.inference_mode()
 def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: GenerationConfig,
              processors: Sequence[LogitsProcessor] | Callable[[int], Sequence[LogitsProcessor]] = (),
-             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool = False,
+             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool | None = None,
              on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
     """Generate continuations of a batch of prompts.
 
@@ -125,18 +133,21 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
             temperature/top-k/top-p; or a function of the padded prompt length returning them.
         generator: makes sampling deterministic.
         pad_id: filler for left padding and after a row stopped.
-        compile: ``torch.compile`` the one-token decode step (pays off for long generations).
+        compile: ``torch.compile`` the one-token decode step; None: `compile_by_default` (on CUDA, not on CPU).
         on_step: called after each step with the number of new tokens so far (a progress counter); returning True
             stops generation there, keeping what was produced (``interrupted``), as Ctrl-C does.
     """
     if config.stop_tokens:
         raise ValueError(f"stop_tokens {config.stop_tokens} are unresolved; call config.resolve(vocab) first")
     device = model.lm_head.weight.device
+    if compile is None:
+        compile = compile_by_default(model)
     ids, valid = left_pad(prompts, pad_id, device)
     B, P = ids.shape
     extra = processors(P) if callable(processors) else list(processors)
     if config.num_beams > 1:
-        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile, on_step=on_step)
+        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile, generator=generator,
+                           on_step=on_step)
     max_new = context_budget(model, P, config.max_new_tokens)
     chain = [*config.processors(P, (~valid).sum(1)), *extra, *config.warpers()]
     decoder = CachedDecoder(model, valid, P + max_new, compile=compile)

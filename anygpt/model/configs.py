@@ -66,6 +66,9 @@ NAMED_CONFIGS: dict[str, Config] = {
                intermediate_size=688),
         Config(name="small-100m", vocab_size=32000, block_size=2048, n_layer=12, n_head=12, n_embd=768,
                intermediate_size=2048),
+        # ~1B for single-GPU throughput/MFU checks and small runs (TinyLlama-1.1B's shape with a 4096 context).
+        Config(name="llama-1b", vocab_size=32000, block_size=4096, n_layer=22, n_head=32, n_kv_head=4, n_embd=2048,
+               intermediate_size=5632),
         # Meta's LLaMA-2 sizes (AnyGPT uses 7B).
         Config(name="llama2-7b", vocab_size=32000, block_size=4096, n_layer=32, n_head=32, n_embd=4096,
                intermediate_size=11008),

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from anygpt.generation.prompts import TASKS
 from anygpt.media import MEDIA_KINDS
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
 
@@ -79,11 +80,12 @@ def build_app(host: ModelHost, title: str | None = None):
     default_settings = "release" if "release" in host.settings_choices else host.settings_choices[0]
 
     def request_of(message: dict | None, output: str, read_as: dict[str, str], voice: str | None, settings: str,
-                   temperature: float | None, top_p: float | None, max_new_tokens: float | None,
-                   seed: float | None) -> TurnRequest:
+                   task: str | None, constrained: bool | None, temperature: float | None, top_p: float | None,
+                   max_new_tokens: float | None, seed: float | None) -> TurnRequest:
         message = message or {}
         return TurnRequest(text=message.get("text") or "", files=[Upload(p) for p in message.get("files") or []],
-                           output=output, settings=settings, temperature=temperature, top_p=top_p,
+                           output=output, settings=settings, task=task or None, constrained=constrained,
+                           temperature=temperature, top_p=top_p,
                            max_new_tokens=None if max_new_tokens is None else int(max_new_tokens),
                            seed=int(seed or 0), voice=voice or None, read_as=read_as)
 
@@ -119,15 +121,21 @@ def build_app(host: ModelHost, title: str | None = None):
                                     label=f"{kind.capitalize()} uploads are") for kind in shared_kinds]
                 voice = gr.Audio(label="Voice of spoken replies (optional, a few seconds)", type="filepath",
                                  sources=["upload", "microphone"], visible="speech" in host.outputs, elem_id="voice")
+                task = gr.Dropdown(list(TASKS), value=host.task, label="Task prompt", elem_id="task",
+                                   info="the release's prompt around the message: auto picks it by the output; none "
+                                        "sends the message as written")
                 with gr.Accordion("Decoding", open=True):
                     settings = gr.Dropdown(host.settings_choices, value=default_settings, label="Preset")
+                    constrained = gr.Checkbox(host.engine.constrained, label="Constrained decoding",
+                                              info="every media span decodes; off: the release's sampling")
                     temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
                     top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
                     max_tokens = gr.Slider(1, host.context, value=min(100, host.context), step=1,
                                            label="Max new tokens")
                     seed = gr.Number(0, precision=0, label="Seed")
                     decoding_info = gr.Markdown(elem_id="decoding-info")
-        choices = [output, voice, settings, temperature, top_p, max_tokens, seed, *read_as]  # a turn's choices
+        choices = [output, voice, settings, task, constrained, temperature, top_p, max_tokens, seed,
+                   *read_as]  # a turn's choices
 
         def page_request(message: dict | None, output_value, voice_value, *values) -> TurnRequest:
             knob_values, read_values = values[:-len(read_as) or None], values[len(values) - len(read_as):]
@@ -139,7 +147,8 @@ def build_app(host: ModelHost, title: str | None = None):
             config = host.decoding(output_value, settings_value)
             sampling = config.do_sample
             if sampling:
-                info = (f"`{settings_value}` preset: sampling, top-k {config.top_k or 'off'}, repetition penalty "
+                how = "sampling" if config.num_beams == 1 else f"beam sampling with {config.num_beams} beams"
+                info = (f"`{settings_value}` preset: {how}, top-k {config.top_k or 'off'}, repetition penalty "
                         f"{config.repetition_penalty}, at least {config.min_new_tokens} new tokens")
             else:
                 info = (f"`{settings_value}` preset: beam search with {config.num_beams} beams (temperature and top-p "
@@ -223,6 +232,8 @@ def build_app(host: ModelHost, title: str | None = None):
                             label="read_as"),
                 gr.Audio(label="voice", type="filepath"),
                 gr.Dropdown(host.settings_choices, value=default_settings, label="preset"),
+                gr.Dropdown(list(TASKS), value=host.task, label="task"),
+                gr.Checkbox(host.engine.constrained, label="constrained"),
                 gr.Number(None, label="temperature"),
                 gr.Number(None, label="top_p"),
                 gr.Number(None, label="max_new_tokens", precision=0),
@@ -233,15 +244,18 @@ def build_app(host: ModelHost, title: str | None = None):
             api_trigger = gr.Button()
 
         def chat(message: dict, output: str = AUTO, read_as: list[str] | None = None, voice: str | None = None,
-                 preset: str = default_settings, temperature: float | None = None, top_p: float | None = None,
-                 max_new_tokens: int | None = None, seed: int = 0, chat_session: ChatSession | None = None):
+                 preset: str = default_settings, task: str = host.task, constrained: bool = host.engine.constrained,
+                 temperature: float | None = None, top_p: float | None = None, max_new_tokens: int | None = None,
+                 seed: int = 0, chat_session: ChatSession | None = None):
             """One turn of this client's conversation: a message ``{"text", "files"}`` -> the reply's text, media
             files, notes and the transcript (.zip). ``read_as`` names the modalities that read uploads several
-            could read (an audio file: speech or music); knobs left out take the preset's values."""
+            could read (an audio file: speech or music); ``task`` is the release task prompt around the message;
+            knobs left out take the preset's values."""
             chat_session = session_of(chat_session)
             by_kind = {kind: next((m for m in read_as or [] if m in host.readers(kind)), host.readers(kind)[0])
                        for kind in shared_kinds}
-            request = request_of(message, output, by_kind, voice, preset, temperature, top_p, max_new_tokens, seed)
+            request = request_of(message, output, by_kind, voice, preset, task, constrained, temperature, top_p,
+                                 max_new_tokens, seed)
             try:
                 result = chat_session.send(request)
             except ServeError as err:  # the client raises it with this message

@@ -29,6 +29,7 @@ import torch
 
 from anygpt.generation.chat import Transcript
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
+from anygpt.generation.prompts import TASKS
 from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
 
@@ -68,7 +69,9 @@ class Upload:
 
 @dataclass
 class TurnRequest:
-    """One message and how to answer it. Fields left None use the preset of ``settings`` for the output modality.
+    """One message and how to answer it. Knobs left None use the preset of ``settings`` for the output modality;
+    ``task`` (the release task prompt wrapping the message, `anygpt.generation.prompts.TASKS`) and ``constrained``
+    (constrained decoding) left None use the server's.
 
     ``read_as`` says which modality reads uploads of a media kind that several modalities accept (an audio file is
     speech or music); by default the first such modality of the model does.
@@ -78,6 +81,8 @@ class TurnRequest:
     files: Sequence[Upload | str | Path] = ()
     output: str = AUTO
     settings: str = "release"
+    task: str | None = None
+    constrained: bool | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_new_tokens: int | None = None
@@ -151,8 +156,11 @@ class ModelHost:
     """The loaded model shared by every session: one generation at a time, a temporary folder removed on `close`."""
 
     def __init__(self, engine: AnyGPT, limits: UploadLimits | None = None, root: str | Path | None = None,
-                 name: str = "model") -> None:
+                 name: str = "model", task: str = "auto") -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task prompt {task!r}; choose one of {', '.join(TASKS)}")
         self.engine = engine
+        self.task = task  # the task prompt of a request that names none
         self.limits = limits or UploadLimits()
         self.name = name
         self.root = Path(tempfile.mkdtemp(prefix="anygpt-serve-") if root is None else root)
@@ -191,10 +199,17 @@ class ModelHost:
     def context(self) -> int:
         return int(self.engine.model.config.block_size)
 
+    @property
+    def keeps_history(self) -> bool:
+        """The chat template carries the conversation; the base (pretraining) template answers each message alone."""
+        return self.engine.template == "chat"
+
     def describe(self) -> str:
         params = sum(p.numel() for p in self.engine.model.parameters())
         reads = ", ".join(f"{name} ({kind} files)" for name, kind in self.kinds.items())
-        return f"{self.name}: {params / 1e6:.1f} M parameters, context {self.context} tokens; reads and writes {reads}"
+        history = "" if self.keeps_history else " (each message answered on its own: the base template has no history)"
+        return (f"{self.name}: {params / 1e6:.1f} M parameters, context {self.context} tokens; reads and writes "
+                f"{reads}. Prompts: {self.engine.describe()}{history}")
 
     # -- sessions ------------------------------------------------------------------------------------------------------
     def session(self) -> ChatSession:
@@ -241,7 +256,7 @@ class ChatSession:
         # a view of the engine with its own history; model, vocabulary and tokenizers are shared
         self.engine = copy.copy(host.engine)
         self.engine.history = []
-        self.transcript = Transcript(self.folder, f"AnyGPT chat with {host.name}", self._media())
+        self.transcript = self._new_transcript(f"AnyGPT chat with {host.name}")
         self.status = Status()
         self.turns = 0
         self.resets = 0  # how many times `reset` started over (a page drops a reply that finished after one)
@@ -250,8 +265,12 @@ class ChatSession:
         self._tickets = itertools.count()
         self._stop_below = 0  # requests with a ticket below this are stopped
 
-    def _media(self) -> dict:
-        return {name: modality.media for name, modality in self.engine.tokenizers.items()}
+    def _new_transcript(self, title: str) -> Transcript:
+        """The HTML transcript `anygpt chat` writes, headed by how the server prompts (each turn notes its choices)."""
+        kinds = {name: modality.media for name, modality in self.engine.tokenizers.items()}
+        transcript = Transcript(self.folder, title, kinds)
+        transcript.note(f"{self.host.engine.describe()}; anygpt serve")
+        return transcript
 
     def __deepcopy__(self, memo: dict) -> ChatSession:
         """A session is a live handle (web frameworks deep-copy state values): copies share it."""
@@ -274,6 +293,8 @@ class ChatSession:
                 raise ServeError("this session was closed; reload the page")
             turn = self.turns + 1
             output = self._check_choices(request)
+            task = self.host.task if request.task is None else request.task
+            constrained = self.host.engine.constrained if request.constrained is None else bool(request.constrained)
             overrides = self._overrides(request, output)
             voice = self._check_voice(request.voice)
             parts, inputs = self._stage_inputs(request, turn)
@@ -285,8 +306,9 @@ class ChatSession:
                 self._unstage(inputs)
                 raise TurnStopped("stopped before it started")
             try:
+                self.engine.constrained = constrained  # this session's view of the engine
                 reply = self.engine.chat(parts, output="text" if output == AUTO else output,
-                                         settings=request.settings, generator=generator, voice=voice,
+                                         settings=request.settings, generator=generator, voice=voice, task=task,
                                          progress=self._progress(stopped), **overrides)
             except (ValueError, FileNotFoundError) as err:
                 self._unstage(inputs)
@@ -294,7 +316,10 @@ class ChatSession:
             finally:
                 self.host._release()
                 self.status = Status()
-            return self._record(turn, parts, output, reply, inputs)
+            choices = [f"task prompt {task}", f"{request.settings} presets",
+                       *(f"{key.replace('_', ' ')} {value}" for key, value in overrides.items()),
+                       f"seed {request.seed}", f"constrained decoding {'on' if constrained else 'off'}"]
+            return self._record(turn, parts, output, reply, inputs, ", ".join(choices))
 
     def _progress(self, stopped):
         def progress(stage: str, done: int, total: int) -> bool:
@@ -303,10 +328,10 @@ class ChatSession:
 
         return progress
 
-    def _record(self, turn: int, parts: list[Part], output: str, reply: Reply, inputs: list[MediaFile]
-                ) -> TurnResult:
+    def _record(self, turn: int, parts: list[Part], output: str, reply: Reply, inputs: list[MediaFile],
+                choices: str) -> TurnResult:
         reply.save(self.folder, f"turn{turn:03d}", self.engine.tokenizers)
-        self.transcript.add_user(parts, "text" if output == AUTO else output)
+        self.transcript.add_user(parts, "text" if output == AUTO else output, choices)
         self.transcript.add_reply(reply)
         self.transcript.write()
         self.turns = turn
@@ -323,6 +348,8 @@ class ChatSession:
             raise ServeError(f"unknown output {request.output!r}; this model answers with {self.host.outputs}")
         if request.settings not in self.host.settings_choices:
             raise ServeError(f"unknown decoding preset {request.settings!r}; presets: {self.host.settings_choices}")
+        if request.task is not None and request.task not in TASKS:
+            raise ServeError(f"unknown task prompt {request.task!r}; choose one of {', '.join(TASKS)}")
         if not request.text.strip() and not request.files:
             raise ServeError("the message is empty: type something or attach a file")
         return request.output
@@ -435,7 +462,7 @@ class ChatSession:
         with self._turn_lock:
             self.engine.history = []
             shutil.rmtree(self.folder, ignore_errors=True)
-            self.transcript = Transcript(self.folder, self.transcript.page_title, self._media())
+            self.transcript = self._new_transcript(self.transcript.page_title)
             self.turns = 0
             self.resets += 1
 

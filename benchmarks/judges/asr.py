@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
 from anygpt.model.schedule import warmup_cosine
-from benchmarks.judges.audio import LogMel, pad_batch, resample, to_mono
+from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1 = CTC class; 0 is the blank
@@ -93,8 +93,7 @@ class CtcAsr(nn.Module):
         """Waveforms ([T] or [C, T], any rate) -> lowercase transcripts."""
         if isinstance(wavs, Tensor) and wavs.dim() == 1:
             wavs = [wavs]
-        clips = [resample(to_mono(w, f"utterance {i}").cpu(), sample_rate, self.sample_rate)
-                 for i, w in enumerate(wavs)]
+        clips = [waveform_at(w, sample_rate, self.sample_rate, f"utterance {i}") for i, w in enumerate(wavs)]
         device = self.head.weight.device
         out: list[str] = []
         for start in range(0, len(clips), batch_size):
@@ -238,8 +237,7 @@ class WhisperAsr:
     def transcribe(self, wavs: Sequence[Tensor] | Tensor, sample_rate: int, batch_size: int = 8) -> list[str]:
         if isinstance(wavs, Tensor) and wavs.dim() == 1:
             wavs = [wavs]
-        clips = [resample(to_mono(w, f"utterance {i}").cpu(), sample_rate, self.sample_rate).numpy()
-                 for i, w in enumerate(wavs)]
+        clips = [waveform_at(w, sample_rate, self.sample_rate, f"utterance {i}").numpy() for i, w in enumerate(wavs)]
         gen = self.model.generation_config
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if getattr(gen, "is_multilingual", False) and getattr(gen, "lang_to_id", None):

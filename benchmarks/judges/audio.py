@@ -1,30 +1,26 @@
-"""Audio front end shared by the tiny audio judges: mono, resampling and log-mel features."""
+"""Audio front end shared by the audio judges: input checks (mixing/resampling by `anygpt.media`), log-mel features."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-import torchaudio.functional as AF
 from torch import Tensor, nn
 from torchaudio.transforms import MelSpectrogram
 
+from anygpt.media import resample, to_mono
 
-def to_mono(wav: Tensor, name: str = "waveform") -> Tensor:
-    """[T], [1, T] or [C, T] -> [T] (channel mean); anything else is an error naming the input."""
+
+def waveform_at(wav: Tensor, sample_rate: int, target_rate: int, name: str = "waveform") -> Tensor:
+    """A judge's input: [T], [1, T] or [C, T] at ``sample_rate`` -> mono [T] float32 at ``target_rate`` (mixing and
+    resampling by `anygpt.media`); anything else, or an empty waveform, is an error naming the input."""
     if not isinstance(wav, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(wav).__name__}")
-    if wav.dim() == 2:
-        wav = wav.mean(0)
-    if wav.dim() != 1:
+    if wav.dim() not in (1, 2):
         raise ValueError(f"{name}: expected shape [T] or [channels, T], got {tuple(wav.shape)}")
     if wav.numel() == 0:
         raise ValueError(f"{name}: empty waveform")
-    return wav.float()
-
-
-def resample(wav: Tensor, orig: int, target: int) -> Tensor:
-    return wav if orig == target else AF.resample(wav, orig, target)
+    return resample(to_mono(wav.detach().cpu())[0], sample_rate, target_rate)
 
 
 class LogMel(nn.Module):

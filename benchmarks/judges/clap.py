@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from anygpt.model.schedule import warmup_cosine
-from benchmarks.judges.audio import LogMel, pad_batch, resample, to_mono
+from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
 from benchmarks.judges.training import contrastive_loss, retrieval_at_1
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
@@ -127,7 +127,9 @@ class TinyClap(nn.Module):
         """Clips (each [T] or [C, T], any rate) -> [B, embed_dim], L2-normalised; longer clips are judged whole."""
         if isinstance(wavs, Tensor) and wavs.dim() == 1:
             wavs = [wavs]
-        clips = [resample(to_mono(w, f"clip {i}").cpu(), sample_rate, self.sample_rate) for i, w in enumerate(wavs)]
+        clips = [waveform_at(w, sample_rate, self.sample_rate, f"clip {i}") for i, w in enumerate(wavs)]
+        shortest = self.audio.stride * self.config["hop_length"]  # the CNN pools 2**blocks mel frames into one
+        clips = [F.pad(c, (0, shortest - c.shape[-1])) if c.shape[-1] < shortest else c for c in clips]
         out = []
         for start in range(0, len(clips), batch_size):
             batch, lengths = pad_batch(clips[start : start + batch_size])

@@ -2,8 +2,10 @@
 `anygpt.data.readers`): image/caption pairs from a Karpathy-split COCO json, speech/transcript pairs from a LibriSpeech
 tree, music/caption pairs from a MusicCaps csv (its ``split`` column, or is_audioset_eval for the original csv).
 
-Each DataModule decodes its media once in ``setup`` (the demo corpus is small; at real scale point it at a subset) and
-skips, counts and reports unreadable files instead of failing on them.
+Media are read from disk when a batch asks for them (through `anygpt.media`), so memory does not grow with the
+dataset; ``cache_media=True`` keeps decoded media in memory after the first epoch (opt-in: worth it for the small demo
+corpus, where decoding and resampling would dominate; each loader worker then holds its own copy). ``setup`` checks
+every file's header and skips, counts and reports unreadable files instead of failing on them.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from anygpt import media
 from anygpt.data import readers
 from anygpt.data.readers import SkipReport, read_coco_karpathy
-from benchmarks.judges.audio import resample, to_mono
 
 log = logging.getLogger(__name__)
 
@@ -69,40 +71,74 @@ def read_musiccaps(csv_path: str | Path, audio_dir: str | Path | None, split: st
 
 
 def load_audio(path: Path, sample_rate: int) -> Tensor:
-    """Mono float waveform at ``sample_rate``."""
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    return resample(to_mono(torch.from_numpy(data.T.copy()), str(path)), sr, sample_rate)
+    """Mono float waveform [T] at ``sample_rate`` (`anygpt.media.read_audio`)."""
+    return media.read_audio(path, sample_rate)[0]
 
 
-def decode_all(items: list[Item], load: Callable[[Path], Tensor], what: str) -> tuple[list[Tensor], list[Item]]:
-    """Decode every item; unreadable ones are skipped, counted and logged (not fatal)."""
-    out, kept, bad = [], [], []
+def load_image(path: Path, transform: Callable | None = None) -> Any:
+    """An RGB image (`anygpt.media.read_image`), through ``transform`` when given."""
+    image = media.read_image(path)
+    return transform(image) if transform is not None else image
+
+
+def check_image(path: Path) -> None:
+    """Header-only check: Pillow identifies the file as an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018
+    except Exception as err:  # noqa: BLE001 - any Pillow error means "not an image"
+        raise media.MediaError(f"cannot read image file {path}: {err}") from err
+
+
+def check_audio(path: Path) -> None:
+    """Header-only check: soundfile can open the file."""
+    media.audio_info(path)
+
+
+def readable(items: list[Item], check: Callable[[Path], None], what: str) -> list[Item]:
+    """The items whose file passes ``check`` (a header read, no decoding); the others are skipped, counted and
+    logged (not fatal)."""
+    kept, bad = [], []
     for item in items:
         try:
-            out.append(load(item.path))
+            check(item.path)
             kept.append(item)
-        except Exception as e:  # noqa: BLE001 - any decoder error means "skip this file"
+        except Exception as e:  # noqa: BLE001 - any reader error means "skip this file"
             bad.append(f"{item.path}: {e}")
     if bad:
         log.warning("skipped %d unreadable %s files (first: %s)", len(bad), what, bad[0])
-    if not out:
+    if not kept:
         raise ValueError(f"no readable {what} files (first error: {bad[0] if bad else 'no items'})")
-    return out, kept
+    return kept
 
 
 # ------------------------------------------------------------------------------------------------------- datasets
 class PairDataset(Dataset):
-    """(media tensor, one of its texts) pairs; during training a random caption, otherwise the first."""
+    """(media tensor, one of its texts) pairs, media read by ``load`` when an item is asked for; during training a
+    random caption, otherwise the first. ``cache`` keeps decoded media (opt-in: memory grows with the data)."""
 
-    def __init__(self, media: list[Tensor], texts: list[list[str]], random_text: bool) -> None:
-        self.media, self.texts, self.random_text = media, texts, random_text
+    def __init__(self, items: list[Item], load: Callable[[Path], Tensor], random_text: bool,
+                 cache: bool = False) -> None:
+        self.paths = [it.path for it in items]
+        self.texts = [it.texts for it in items]
+        self.load, self.random_text = load, random_text
+        self.cached: dict[int, Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:
-        return len(self.media)
+        return len(self.paths)
+
+    def media(self, i: int) -> Tensor:
+        if self.cached is None:
+            return self.load(self.paths[i])
+        if i not in self.cached:
+            self.cached[i] = self.load(self.paths[i])
+        return self.cached[i]
 
     def __getitem__(self, i: int) -> tuple[Tensor, str]:
         texts = self.texts[i]
-        return self.media[i], random.choice(texts) if self.random_text else texts[0]
+        return self.media(i), random.choice(texts) if self.random_text else texts[0]
 
 
 class _PairDataModule(L.LightningDataModule):
@@ -132,7 +168,7 @@ class ImageCaptionData(_PairDataModule):
 
     def __init__(self, karpathy_json: str, image_root: str | None = None, image_size: int = 64,
                  train_split: str = "train", val_split: str = "val", val_limit: int = 200, batch_size: int = 128,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, seed: int = 0, cache_media: bool = False) -> None:
         super().__init__(batch_size, num_workers, seed)
         self.save_hyperparameters()
 
@@ -140,18 +176,10 @@ class ImageCaptionData(_PairDataModule):
         from benchmarks.judges.clip import image_transform
 
         h = self.hparams
-        transform = image_transform(h.image_size)
-
-        def load(path: Path) -> Tensor:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return transform(im.convert("RGB"))
-
+        load = partial(load_image, transform=image_transform(h.image_size))
         for name, split, limit in (("train_set", h.train_split, None), ("val_set", h.val_split, h.val_limit)):
-            items = read_karpathy(h.karpathy_json, split, h.image_root)[:limit]
-            images, items = decode_all(items, load, "image")
-            setattr(self, name, PairDataset(images, [it.texts for it in items], random_text=name == "train_set"))
+            items = readable(read_karpathy(h.karpathy_json, split, h.image_root)[:limit], check_image, "image")
+            setattr(self, name, PairDataset(items, load, random_text=name == "train_set", cache=h.cache_media))
 
     def collate(self, batch: list, train: bool = False) -> tuple[Tensor, list[str]]:
         return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
@@ -165,8 +193,8 @@ class AudioTextData(_PairDataModule):
 
     def __init__(self, layout: str, root: str, train: Sequence[str] = ("train",), val: Sequence[str] = (),
                  audio_dir: str | None = None, sample_rate: int = 16000, val_fraction: float = 0.0,
-                 val_limit: int = 200,
-                 crop_seconds: float | None = None, batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> None:
+                 val_limit: int = 200, crop_seconds: float | None = None, batch_size: int = 32, num_workers: int = 0,
+                 seed: int = 0, cache_media: bool = False) -> None:
         super().__init__(batch_size, num_workers, seed)
         if layout not in ("musiccaps", "librispeech"):
             raise ValueError(f"layout must be 'musiccaps' or 'librispeech', got {layout!r}")
@@ -189,11 +217,11 @@ class AudioTextData(_PairDataModule):
             train = [train[i] for i in sorted(order[n_val:])]
         if not val:
             raise ValueError("no validation items: give `val` splits or a `val_fraction` > 0")
-        load = lambda p: load_audio(p, h.sample_rate)  # noqa: E731
-        wavs, train = decode_all(train, load, "audio")
-        self.train_set = PairDataset(wavs, [it.texts for it in train], random_text=True)
-        wavs, val = decode_all(val[: h.val_limit], load, "audio")
-        self.val_set = PairDataset(wavs, [it.texts for it in val], random_text=False)
+        load = partial(load_audio, sample_rate=h.sample_rate)
+        self.train_set = PairDataset(readable(train, check_audio, "audio"), load, random_text=True,
+                                     cache=h.cache_media)
+        self.val_set = PairDataset(readable(val[: h.val_limit], check_audio, "audio"), load, random_text=False,
+                                   cache=h.cache_media)
         log.info("audio/text pairs: %d train, %d val", len(self.train_set), len(self.val_set))
 
     def collate(self, batch: list, train: bool = False) -> tuple[Tensor, Tensor, list[str]]:

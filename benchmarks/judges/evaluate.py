@@ -15,7 +15,16 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.judges.data import decode_all, load_audio, read_karpathy, read_librispeech, read_musiccaps
+from anygpt.media import read_image
+from benchmarks.judges.data import (
+    check_audio,
+    check_image,
+    load_audio,
+    read_karpathy,
+    read_librispeech,
+    read_musiccaps,
+    readable,
+)
 from benchmarks.judges.registry import load_judge
 from benchmarks.judges.training import retrieval_at_1
 
@@ -36,24 +45,31 @@ def evaluate_judge(kind: str, data: str, judge_path: str | None = None, split: s
         judge_path: a judge folder/checkpoint (default: the shipped tiny judge).
     """
     judge = load_judge(kind, judge_path)
-    if kind == "clip":
-        from PIL import Image
 
-        items = read_karpathy(data, split or "test")[:limit]
-        images, items = decode_all(items, lambda p: Image.open(p).convert("RGB"), "image")
-        result = _retrieval(judge.embed_images(images), judge.embed_texts([it.texts[0] for it in items]))
+    def batched(fn, paths: list, batch_size: int = 32) -> list:
+        """fn over ``paths`` a batch at a time (media are read per batch, not all at once)."""
+        out: list = []
+        for start in range(0, len(paths), batch_size):
+            out.append(fn(paths[start:start + batch_size]))
+        return out
+
+    if kind == "clip":
+        items = readable(read_karpathy(data, split or "test")[:limit], check_image, "image")
+        images = torch.cat(batched(lambda ps: judge.embed_images([read_image(p) for p in ps]), [i.path for i in items]))
+        result = _retrieval(images, judge.embed_texts([it.texts[0] for it in items]))
         result = {"image_to_text_r1": result.pop("r1_a2b"), "text_to_image_r1": result.pop("r1_b2a"), **result}
     elif kind == "clap":
-        items = read_musiccaps(data, None, split or "test")[:limit]
-        wavs, items = decode_all(items, lambda p: load_audio(p, 48000), "audio")
-        result = _retrieval(judge.embed_audio(wavs, 48000), judge.embed_text([it.texts[0] for it in items]))
+        items = readable(read_musiccaps(data, None, split or "test")[:limit], check_audio, "audio")
+        audio = torch.cat(batched(lambda ps: judge.embed_audio([load_audio(p, 48000) for p in ps], 48000),
+                                  [i.path for i in items]))
+        result = _retrieval(audio, judge.embed_text([it.texts[0] for it in items]))
         result = {"audio_to_text_r1": result.pop("r1_a2b"), "text_to_audio_r1": result.pop("r1_b2a"), **result}
     elif kind == "asr":
         from benchmarks.judges.asr import word_error_rate
 
-        items = read_librispeech(data, [split or "test-clean"])[:limit]
-        wavs, items = decode_all(items, lambda p: load_audio(p, 16000), "speech")
-        hyps = judge.transcribe(wavs, 16000)
+        items = readable(read_librispeech(data, [split or "test-clean"])[:limit], check_audio, "speech")
+        hyps = [h for part in batched(lambda ps: judge.transcribe([load_audio(p, 16000) for p in ps], 16000),
+                                      [i.path for i in items]) for h in part]
         refs = [it.texts[0] for it in items]
         result = {"wer": word_error_rate(hyps, refs), "examples": [[r, h] for r, h in zip(refs, hyps, strict=True)][:3]}
     else:

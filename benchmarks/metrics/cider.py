@@ -23,7 +23,8 @@ from benchmarks.metrics.ptb_tokenizer import JavaPTBTokenizer, python_ptb_tokeni
 
 
 def _ngram_counts(sentences: Sequence[Sequence[str]], n: int) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Term frequencies of all 1..n-grams: a (sentences x n-grams) CSR matrix and the order (1..n) of each column."""
+    """Term frequencies of all 1..n-grams: a (sentences x n-grams) CSR matrix and the order (1..n) of each column
+    (columns come in one contiguous block per order, unigrams first)."""
     vocab: dict[str, int] = {}
     ids = [vocab.setdefault(w, len(vocab)) for s in sentences for w in s]
     tokens = np.asarray(ids, dtype=np.int64)
@@ -54,11 +55,86 @@ def _ngram_counts(sentences: Sequence[Sequence[str]], n: int) -> tuple[sparse.cs
     return counts, (np.concatenate(orders) if orders else np.zeros(0, dtype=np.int64))
 
 
-def _row_order_sums(mat: sparse.csr_matrix, values: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
-    """Sum `values` (aligned with mat.data) per row and per n-gram order: an array (rows, n)."""
-    row_of = np.repeat(np.arange(mat.shape[0]), np.diff(mat.indptr))
-    flat = row_of * n + (order[mat.indices] - 1)
-    return np.bincount(flat, weights=values, minlength=mat.shape[0] * n).reshape(mat.shape[0], n)
+class CiderD:
+    """CIDEr-D of fixed tokenized captions, recomputable on any redraw of the images (the bootstrap's statistic).
+
+    A redraw is a weight per image (how often it is drawn); pycocoevalcap on the redrawn set (each draw a separate
+    entry) counts document frequencies over the drawn images' references and takes log(#drawn) as the idf's corpus
+    size, so both are recomputed per redraw here. Since idf >= 0, every tf-idf product in CIDEr-D is a count product
+    times idf^2: the n-gram statistics are precomputed once and each redraw costs a few sparse-dense products.
+
+    ``CiderD(h, r)(np.ones((1, n)))`` is pycocoevalcap's corpus score; ``__call__`` takes ``[B, n]`` weights.
+    """
+
+    def __init__(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]], n: int = 4,
+                 sigma: float = 6.0, chunk: int = 16) -> None:
+        if len(hypotheses) != len(references):
+            raise ValueError(f"got {len(hypotheses)} hypotheses for {len(references)} reference lists")
+        if not hypotheses:
+            raise ValueError("CIDEr needs at least one image")
+        for i, refs in enumerate(references):
+            if isinstance(refs, str) or len(refs) == 0:
+                raise ValueError(f"image {i}: references must be a non-empty list of strings, got {refs!r}")
+        self.n, self.chunk = n, chunk
+        n_images = len(hypotheses)
+        n_refs = np.fromiter((len(r) for r in references), dtype=np.int64, count=n_images)
+        self.image_of_ref = np.repeat(np.arange(n_images), n_refs)
+        sentences = [h.split() for h in hypotheses] + [r.split() for refs in references for r in refs]
+        counts, order = _ngram_counts(sentences, n)
+        hyp, ref = counts[:n_images], counts[n_images:]
+        # an image's score is the mean over its references (x10); as a matrix: images x references
+        refs_total = len(self.image_of_ref)
+        weight = 10.0 / n_refs[self.image_of_ref]
+        self.ref_mean = sparse.csr_matrix((weight, (self.image_of_ref, np.arange(refs_total))),
+                                          shape=(n_images, refs_total))
+        # which images' references hold each n-gram (document frequency = weighted count of those images)
+        presence = (self.ref_mean @ ref).tocsr()
+        presence.eliminate_zeros()
+        presence.data[:] = 1.0
+        self.presence_t = presence.T.tocsr()
+        overlap = hyp[self.image_of_ref].minimum(ref).multiply(ref).tocsr()
+        hyp_sq, ref_sq = hyp.multiply(hyp).tocsr(), ref.multiply(ref).tocsr()
+        # per n-gram order: its (contiguous) columns, and the overlap / squared-count matrices restricted to them
+        self.orders = []
+        for k in range(1, n + 1):
+            cols = np.flatnonzero(order == k)
+            if len(cols):
+                span = slice(int(cols[0]), int(cols[-1]) + 1)
+                self.orders.append((span, overlap[:, span], hyp_sq[:, span], ref_sq[:, span]))
+        # pycocoevalcap's length penalty uses the number of bigrams as the sentence length
+        if n > 1 and (order == 2).any():
+            bigrams = np.flatnonzero(order == 2)
+            hyp_len = np.asarray(hyp[:, bigrams].sum(axis=1)).ravel()
+            ref_len = np.asarray(ref[:, bigrams].sum(axis=1)).ravel()
+        else:
+            hyp_len, ref_len = np.zeros(n_images), np.zeros(len(self.image_of_ref))
+        delta = hyp_len[self.image_of_ref] - ref_len
+        self.penalty = np.exp(-(delta**2) / (2 * sigma**2))
+        self.n_images = n_images
+
+    def image_scores(self, weights: np.ndarray) -> np.ndarray:
+        """Each image's CIDEr-D under each redraw's idf: ``[B, n]`` weights -> ``[B, n]`` scores."""
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        df = (self.presence_t @ weights.T)  # [G, B]
+        np.maximum(df, 1.0, out=df)
+        idf2 = np.square(np.log(weights.sum(axis=1))[None, :] - np.log(df, out=df), out=df)
+        val = np.zeros((len(self.image_of_ref), len(weights)))
+        for span, overlap, hyp_sq, ref_sq in self.orders:
+            w = idf2[span]
+            num = overlap @ w
+            denom = np.sqrt(hyp_sq @ w)[self.image_of_ref] * np.sqrt(ref_sq @ w)
+            val += np.where(denom != 0, num / np.where(denom != 0, denom, 1.0), num)
+        val *= self.penalty[:, None] / self.n
+        return np.asarray(self.ref_mean @ val).T
+
+    def __call__(self, weights: np.ndarray) -> np.ndarray:
+        """Corpus CIDEr-D of each redraw: the weighted mean of its images' scores."""
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        out = []
+        for start in range(0, len(weights), self.chunk):
+            w = weights[start : start + self.chunk]
+            out.append((w * self.image_scores(w)).sum(axis=1) / w.sum(axis=1))
+        return np.concatenate(out)
 
 
 def cider_d(
@@ -68,47 +144,8 @@ def cider_d(
 
     Equal to pycocoevalcap `Cider().compute_score(gts, res)` on the same tokenized strings.
     """
-    if len(hypotheses) != len(references):
-        raise ValueError(f"got {len(hypotheses)} hypotheses for {len(references)} reference lists")
-    if not hypotheses:
-        raise ValueError("CIDEr needs at least one image")
-    for i, refs in enumerate(references):
-        if isinstance(refs, str) or len(refs) == 0:
-            raise ValueError(f"image {i}: references must be a non-empty list of strings, got {refs!r}")
-    n_images = len(hypotheses)
-    n_refs = np.fromiter((len(r) for r in references), dtype=np.int64, count=n_images)
-    image_of_ref = np.repeat(np.arange(n_images), n_refs)
-    sentences = [h.split() for h in hypotheses] + [r.split() for refs in references for r in refs]
-    counts, order = _ngram_counts(sentences, n)
-    hyp, ref = counts[:n_images], counts[n_images:]
-
-    # document frequency: number of images whose reference set contains the n-gram
-    ref_to_image = sparse.csr_matrix(
-        (np.ones(len(image_of_ref)), (image_of_ref, np.arange(len(image_of_ref)))), shape=(n_images, len(image_of_ref))
-    )
-    per_image = (ref_to_image @ ref).tocsr()
-    per_image.eliminate_zeros()
-    df = np.bincount(per_image.indices, minlength=counts.shape[1]).astype(np.float64)
-    idf = np.log(float(n_images)) - np.log(np.maximum(df, 1.0))
-
-    def tfidf(mat: sparse.csr_matrix) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-        weighted = mat.copy()
-        weighted.data = mat.data * idf[mat.indices]
-        norms = np.sqrt(_row_order_sums(weighted, weighted.data**2, order, n))
-        bigrams = _row_order_sums(mat, mat.data, order, n)[:, 1] if n > 1 else np.zeros(mat.shape[0])
-        return weighted, norms, bigrams
-
-    hyp_w, hyp_norm, hyp_len = tfidf(hyp)
-    ref_w, ref_norm, ref_len = tfidf(ref)
-    hyp_per_ref = hyp_w[image_of_ref]
-    overlap = hyp_per_ref.minimum(ref_w).multiply(ref_w).tocsr()
-    val = _row_order_sums(overlap, overlap.data, order, n)
-    denom = hyp_norm[image_of_ref] * ref_norm
-    val = np.where(denom != 0, val / np.where(denom != 0, denom, 1.0), val)
-    delta = hyp_len[image_of_ref] - ref_len
-    val *= np.exp(-(delta**2) / (2 * sigma**2))[:, None]
-    per_image_scores = np.bincount(image_of_ref, weights=val.mean(axis=1), minlength=n_images) / n_refs * 10.0
-    return float(per_image_scores.mean()), per_image_scores
+    scores = CiderD(hypotheses, references, n, sigma).image_scores(np.ones((1, len(hypotheses))))[0]
+    return float(scores.mean()), scores
 
 
 Tokenizer = Literal["java", "python", "none"] | Callable[[list[str]], list[str]]
@@ -155,7 +192,8 @@ class CIDEr(ObjectStateMetric):
         """Only accumulate: a per-batch CIDEr would need its own document frequencies (and a JVM start per batch)."""
         self.update(*args, **kwargs)
 
-    def _tokenize(self, captions: list[str]) -> list[str]:
+    def tokenize(self, captions: list[str]) -> list[str]:
+        """Captions as the metric scores them (PTB tokens joined by spaces), all in one tokenizer call."""
         if self.tokenizer == "none":
             return captions
         if self.tokenizer == "python":
@@ -168,7 +206,7 @@ class CIDEr(ObjectStateMetric):
         if not self.preds:
             raise ValueError("CIDEr.compute: no captions were added (call update first)")
         n_refs = [len(r) for r in self.target]
-        flat = self._tokenize(list(self.preds) + [r for refs in self.target for r in refs])
+        flat = self.tokenize(list(self.preds) + [r for refs in self.target for r in refs])
         hyps, rest = flat[: len(self.preds)], flat[len(self.preds) :]
         refs, start = [], 0
         for k in n_refs:

@@ -4,7 +4,8 @@ The embedder is pluggable (`AudioTextEmbedder`: `embed_audio(wavs, sample_rate)`
 L2-normalized). `LaionClapEmbedder` is the paper's judge: laion_clap from a local checkpoint plus local RoBERTa files,
 constructed fully offline. The metric makes audio mono, resamples it to the embedder's rate (48 kHz for laion_clap) and
 crops it deterministically to the embedder's window (10 s): `crop="start"` keeps the first 10 s, `crop="center"` the
-middle 10 s. Clips shorter than the window are passed as they are (laion_clap repeat-pads them).
+middle 10 s. Clips shorter than the window are passed as they are (laion_clap repeat-pads them). The metric keeps only
+the embeddings of the pairs it has seen, never audio, so memory stays bounded when clips are fed batch by batch.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
 
-from benchmarks.metrics.speaker_similarity import resample, to_mono
+from anygpt.media import resample, to_mono
+from benchmarks.metrics.base import ObjectStateMetric
 
 
 @runtime_checkable
@@ -136,7 +137,7 @@ class LaionClapEmbedder:
         if sample_rate != self.sample_rate:
             raise ValueError(f"LaionClapEmbedder expects {self.sample_rate} Hz audio, got {sample_rate}")
         out = [
-            self.clap.get_audio_embedding_from_data(x=to_mono(w).cpu().numpy()[None], use_tensor=False) for w in wavs
+            self.clap.get_audio_embedding_from_data(x=to_mono(w).cpu().numpy(), use_tensor=False) for w in wavs
         ]
         return torch.cat([torch.from_numpy(o) for o in out]).float()
 
@@ -153,7 +154,7 @@ def crop(wav: Tensor, length: int, mode: str) -> Tensor:
     return wav[..., start : start + length]
 
 
-class CLAPScore(Metric):
+class CLAPScore(ObjectStateMetric):
     """Mean cosine of CLAP embeddings of (audio, text) pairs; the AnyGPT paper reports 0.14 for text-to-music."""
 
     is_differentiable = False
@@ -167,19 +168,28 @@ class CLAPScore(Metric):
         if crop not in ("start", "center"):
             raise ValueError(f"crop must be 'start' or 'center', got {crop!r}")
         self.embedder, self.crop = embedder, crop
-        self.add_state("sum_cos", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        # lists of [B, D] CPU tensors, gathered as objects (a rank that scored nothing has an empty list)
+        self.add_object_state("audio_features")
+        self.add_object_state("text_features")
 
     def prepare_audio(self, wavs: Sequence[Tensor] | Tensor, sample_rate: int) -> list[Tensor]:
         rate = self.embedder.sample_rate
         length = int(round(self.embedder.window_seconds * rate))
         out = []
         for i, wav in enumerate(wavs):
-            wav = to_mono(wav)
+            wav = to_mono(wav)[0]
             if wav.numel() == 0:
                 raise ValueError(f"CLAPScore: audio clip {i} is empty")
             out.append(crop(resample(wav, sample_rate, rate), length, self.crop))
         return out
+
+    def embed_audio(self, audio: Sequence[Tensor] | Tensor, sample_rate: int) -> Tensor:
+        """L2-normalised embeddings [N, D] (float32) of clips at ``sample_rate`` (prepared as `update` does)."""
+        emb = self.embedder.embed_audio(self.prepare_audio(audio, sample_rate), self.embedder.sample_rate)
+        return F.normalize(emb.float(), dim=-1).to(self.device)
+
+    def embed_texts(self, texts: Sequence[str]) -> Tensor:
+        return F.normalize(self.embedder.embed_text(list(texts)).float(), dim=-1).to(self.device)
 
     def update(self, audio: Sequence[Tensor] | Tensor, texts: str | Sequence[str], sample_rate: int) -> None:
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -187,13 +197,11 @@ class CLAPScore(Metric):
             raise ValueError(f"CLAPScore.update: {len(audio)} audio clips but {len(texts)} texts")
         if not texts:
             return
-        a = self.embedder.embed_audio(self.prepare_audio(audio, sample_rate), self.embedder.sample_rate)
-        t = self.embedder.embed_text(texts)
-        cos = F.cosine_similarity(a.float(), t.float(), dim=-1)
-        self.sum_cos += cos.double().sum().to(self.sum_cos.device)
-        self.count += len(cos)
+        self.append_rows("audio_features", self.embed_audio(audio, sample_rate).cpu())
+        self.append_rows("text_features", self.embed_texts(texts).cpu())
 
     def compute(self) -> Tensor:
-        if self.count == 0:
+        if not self.text_features:
             raise ValueError("CLAPScore.compute: no pairs were added (call update first)")
-        return self.sum_cos / self.count
+        cos = (torch.cat(self.audio_features) * torch.cat(self.text_features)).sum(-1)
+        return cos.double().mean()

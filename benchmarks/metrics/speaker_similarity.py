@@ -15,9 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from torch import Tensor
 from torchmetrics import Metric
+
+from anygpt.media import resample, to_mono
 
 
 @runtime_checkable
@@ -29,17 +30,9 @@ class SpeakerEncoder(Protocol):
     def embed(self, wav: Tensor, sample_rate: int) -> Tensor: ...
 
 
-def to_mono(wav: Tensor | Any) -> Tensor:
-    wav = torch.as_tensor(wav, dtype=torch.float32)
-    if wav.ndim == 2:  # (channels, time)
-        wav = wav.mean(0)
-    if wav.ndim != 1:
-        raise ValueError(f"expected a waveform of shape (T,) or (C, T), got {tuple(wav.shape)}")
-    return wav
-
-
-def resample(wav: Tensor, sample_rate: int, target_rate: int) -> Tensor:
-    return wav if sample_rate == target_rate else AF.resample(wav, sample_rate, target_rate)
+def _mono(wav: Tensor | Any) -> Tensor:
+    """[T] or [C, T] -> [T] float32 on the CPU (anygpt.media mixes the channels)."""
+    return to_mono(torch.as_tensor(wav).cpu())[0]
 
 
 class ResemblyzerEncoder:
@@ -56,7 +49,9 @@ class ResemblyzerEncoder:
     def embed(self, wav: Tensor, sample_rate: int) -> Tensor:
         from resemblyzer import preprocess_wav
 
-        wav = resample(to_mono(wav).cpu(), sample_rate, self.sample_rate).numpy()
+        wav = resample(_mono(wav), sample_rate, self.sample_rate).numpy()
+        if not wav.any():  # silence: nothing to normalise (its volume is -inf dBFS) or trim
+            return torch.from_numpy(self.encoder.embed_utterance(wav)).float()
         trimmed = preprocess_wav(wav)
         if len(trimmed) < self.sample_rate // 10:  # VAD removed (nearly) everything: keep the raw signal
             trimmed = wav
@@ -82,7 +77,7 @@ class WavLMSpeakerEncoder:
 
     @torch.inference_mode()
     def embed(self, wav: Tensor, sample_rate: int) -> Tensor:
-        wav = resample(to_mono(wav).cpu(), sample_rate, self.sample_rate)
+        wav = resample(_mono(wav), sample_rate, self.sample_rate)
         inputs = self.features(wav.numpy(), sampling_rate=self.sample_rate, return_tensors="pt")
         out = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
         return out.embeddings[0].float().cpu()
@@ -115,19 +110,26 @@ class SpeakerSimilarity(Metric):
         rate = getattr(self.encoder, "sample_rate", 16000)
         out = []
         for i, wav in enumerate(wavs):
-            wav = to_mono(wav)
+            wav = _mono(wav)
             if wav.numel() == 0:
                 raise ValueError(f"SpeakerSimilarity: waveform {i} is empty")
             out.append(self.encoder.embed(resample(wav, sample_rate, rate), rate).flatten())
         return torch.stack(out)
 
-    def update(self, preds: Sequence[Tensor] | Tensor, target: Sequence[Tensor] | Tensor, sample_rate: int) -> None:
+    def similarities(self, preds: Sequence[Tensor] | Tensor, target: Sequence[Tensor] | Tensor,
+                     sample_rate: int) -> Tensor:
+        """Per pair: the cosine of the two speaker embeddings (what `update` adds up)."""
         if len(preds) != len(target):
             raise ValueError(f"SpeakerSimilarity.update: {len(preds)} generated but {len(target)} reference waveforms")
         if len(preds) == 0:
+            return torch.zeros(0, dtype=torch.float64)
+        return F.cosine_similarity(self.embed(preds, sample_rate), self.embed(target, sample_rate), dim=-1).double()
+
+    def update(self, preds: Sequence[Tensor] | Tensor, target: Sequence[Tensor] | Tensor, sample_rate: int) -> None:
+        cos = self.similarities(preds, target, sample_rate)
+        if len(cos) == 0:
             return
-        cos = F.cosine_similarity(self.embed(preds, sample_rate), self.embed(target, sample_rate), dim=-1)
-        self.sum_cos += cos.double().sum().to(self.sum_cos.device)
+        self.sum_cos += cos.sum().to(self.sum_cos.device)
         self.count += len(cos)
 
     def compute(self) -> Tensor:

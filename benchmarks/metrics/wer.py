@@ -35,7 +35,9 @@ class WordErrorRate(Metric):
     def normalized(self, text: str) -> str:
         return self.normalizer(text) if self.normalizer is not None else text
 
-    def update(self, preds: str | Sequence[str], target: str | Sequence[str]) -> None:
+    def item_errors(self, preds: str | Sequence[str], target: str | Sequence[str]) -> tuple[list[int], list[int]]:
+        """Per utterance: (substitutions + deletions + insertions, reference words), after normalization. Their sums
+        over any set of utterances give that set's corpus WER (what the bootstrap recomputes per redraw)."""
         import jiwer
 
         preds = [preds] if isinstance(preds, str) else list(preds)
@@ -43,7 +45,7 @@ class WordErrorRate(Metric):
         if len(preds) != len(target):
             raise ValueError(f"WordErrorRate.update: {len(preds)} predictions but {len(target)} references")
         if not preds:
-            return
+            return [], []
         hyps, refs = [], []
         for i, (p, r) in enumerate(zip(preds, target, strict=True)):
             if not isinstance(p, str) or not isinstance(r, str):
@@ -54,8 +56,21 @@ class WordErrorRate(Metric):
             refs.append(ref)
             hyps.append(self.normalized(p))
         out = jiwer.process_words(refs, hyps)
-        self.errors += out.substitutions + out.deletions + out.insertions
-        self.words += out.substitutions + out.deletions + out.hits
+        errors, words = [], []
+        for chunks in out.alignments:
+            e = w = 0
+            for c in chunks:
+                ref_span, hyp_span = c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx
+                w += ref_span
+                e += hyp_span if c.type == "insert" else ref_span if c.type != "equal" else 0
+            errors.append(e)
+            words.append(w)
+        return errors, words
+
+    def update(self, preds: str | Sequence[str], target: str | Sequence[str]) -> None:
+        errors, words = self.item_errors(preds, target)
+        self.errors += sum(errors)
+        self.words += sum(words)
 
     def compute(self) -> Tensor:
         if self.words == 0:

@@ -1,14 +1,18 @@
-"""Throughput of the training data path (shard reader + templates + packer), single process, in tokens/s.
+"""Throughput of the training data path (shard reader + shuffle buffer + templates + packer), single process.
 
-    PYTHONPATH=. python -m benchmarks.perf.data_reader --samples 2000 --max-length 4500
+    PYTHONPATH=. python -m benchmarks.perf.data_reader --samples 2000 --max-length 4500 --buffer 1000
 
 Writes paper-sized shards with random codes into a temporary folder (image 32 codes, speech 10 s = 500 codes,
 music 5 s = [4, 250] Encodec codes, captions of ~15 words), then measures, rounds interleaved, median reported:
   reference  webdataset's own pipeline reading the same shards (``wds.WebDataset(...).decode()``), samples/s
   reader     our reader (`anygpt.data.shards.read_shard`: webdataset tar iterators + checked .npy decode), samples/s
-  full       `MixtureStream`: reader + templates + packing into max-length blocks + collation, tokens/s
-The ratios reader/reference and full/reference (samples/s) say what our checks and the templating cost on top of
-plain webdataset reading; tokens/s of ``full`` is what one loader worker feeds a trainer.
+  stream     `SampleStream` over the same shards (shard order per pass, reader split), without and with the
+             shuffle buffer, samples/s
+  full       `MixtureStream`: streams + templates + packing into max-length blocks + collation, without and with
+             the buffer (per source): steady samples/s and tokens/s after the first batch, and the wait for the
+             first batch (with a buffer: filling ``--buffer`` samples per source, as every epoch start does)
+The ratios against the reference (samples/s) say what our checks, the buffer and the templating cost on top of plain
+webdataset reading; tokens/s of ``full`` is what one loader worker feeds a trainer.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from anygpt.data.datamodule import MixtureStream, Source, resolve_modality
-from anygpt.data.shards import ShardWriter, expand_shards, read_shard
+from anygpt.data.shards import SampleStream, ShardWriter, expand_shards, read_shard
 from anygpt.data.templates import TemplateRenderer
 from anygpt.vocab import RELEASE_MODALITIES, UnifiedVocab, train_bpe_tokenizer
 
@@ -50,6 +54,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1500)
     parser.add_argument("--max-length", type=int, default=4500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--buffer", type=int, default=1000, help="shuffle buffer (samples per source)")
     args = parser.parse_args()
 
     import webdataset as wds
@@ -80,33 +85,59 @@ def main() -> None:
                     n += 1
             return n / (time.perf_counter() - start)
 
-        tokens_per_s: list[float] = []
+        sizes = {s.name: s.codebook_size for s, _ in resolved}
 
-        def full() -> float:
+        def stream(buffer: int) -> float:
+            start, n = time.perf_counter(), 0
+            for _ in SampleStream(urls, "bench", shuffle_buffer=buffer, cycle=False, codebook_sizes=sizes):
+                n += 1
+            return n / (time.perf_counter() - start)
+
+        tokens_per_s: dict[int, list[float]] = {0: [], args.buffer: []}
+        first_batch_s: dict[int, list[float]] = {0: [], args.buffer: []}
+
+        def full(buffer: int) -> float:
+            """Steady-state samples/s after the first batch (whose wait, the buffer fill, is reported apart)."""
             sources = [Source(str(root / m)) for m in ("image", "speech", "music")]
-            batches = max(1, args.samples * 600 // args.max_length)  # ~ one pass worth of tokens
-            stream = MixtureStream(sources, renderer, args.max_length, 1, batches)
-            start, tokens, samples = time.perf_counter(), 0, 0
+            batches = max(2, args.samples * 600 // args.max_length)  # ~ one pass worth of tokens
+            mixture = MixtureStream(sources, renderer, args.max_length, 1, batches, shuffle_buffer=buffer)
+            start, tokens, samples, first = time.perf_counter(), 0, 0, None
             bos = vocab.text.bos_id
-            for batch in stream:
+            for batch in mixture:
+                if first is None:
+                    first = time.perf_counter()
+                    first_batch_s[buffer].append(first - start)
+                    continue
                 tokens += int(batch["loss_mask"].sum()) + int((batch["input_ids"] == bos).sum())
                 samples += int((batch["input_ids"] == bos).sum())
-            elapsed = time.perf_counter() - start
-            tokens_per_s.append(tokens / elapsed)
+            elapsed = time.perf_counter() - first
+            tokens_per_s[buffer].append(tokens / elapsed)
             return samples / elapsed
 
-        results: dict[str, list[float]] = {"reference": [], "reader": [], "full": []}
+        runs = {"reference": reference, "reader": reader, "stream": lambda: stream(0),
+                "stream+buffer": lambda: stream(args.buffer), "full": lambda: full(0),
+                "full+buffer": lambda: full(args.buffer)}
+        results: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):
-            for name, fn in (("reference", reference), ("reader", reader), ("full", full)):
+            for name, fn in runs.items():
                 results[name].append(fn())
         med = {k: statistics.median(v) for k, v in results.items()}
         print(f"shards: {len(urls)}, samples: {args.samples // 3 * 3} (first shard {total}), max_length "
-              f"{args.max_length}, rounds {args.rounds}")
-        print(f"webdataset pipeline (reference): {med['reference']:9.0f} samples/s")
+              f"{args.max_length}, buffer {args.buffer}, rounds {args.rounds}")
         ref = med["reference"]
-        print(f"our reader (checked decode):     {med['reader']:9.0f} samples/s  ratio {med['reader'] / ref:.2f}")
-        print(f"reader+templates+packing:        {med['full']:9.0f} samples/s  ratio {med['full'] / ref:.2f}"
-              f"  = {statistics.median(tokens_per_s):,.0f} tokens/s")
+        print(f"webdataset pipeline (reference):     {ref:9.0f} samples/s")
+        labels = {"reader": "our reader (checked decode):", "stream": "SampleStream, no buffer:",
+                  "stream+buffer": f"SampleStream, buffer {args.buffer}:", "full": "full stream, no buffer:",
+                  "full+buffer": f"full stream, buffer {args.buffer}:"}
+        for name, label in labels.items():
+            line = f"{label:<36} {med[name]:9.0f} samples/s  ratio {med[name] / ref:.2f}"
+            if name.startswith("full"):
+                buffer = args.buffer if name.endswith("buffer") else 0
+                line += (f"  = {statistics.median(tokens_per_s[buffer]):,.0f} tokens/s, first batch after "
+                         f"{statistics.median(first_batch_s[buffer]):.2f} s")
+            print(line)
+        print(f"buffer cost: stream {med['stream+buffer'] / med['stream']:.2f}x, full "
+              f"{med['full+buffer'] / med['full']:.2f}x the samples/s without it")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
 
 Each run decodes exactly ``--new-tokens`` tokens (no stop id) after a ``--prompt``-token prompt, so both sides do the
 same work; the generated ids are compared to prove it. Runs are interleaved and the median is reported.
-``--compile`` adds our engine with ``torch.compile`` of the one-token decode step (compilation time excluded).
+``--compile`` adds our engine with ``torch.compile`` of the one-token decode step: its speed excludes compilation, and
+the first call (which compiles) is timed separately to give the break-even point, the number of generated tokens after
+which compiling has paid for itself. Inductor caches compiled kernels on disk (``TORCHINDUCTOR_CACHE_DIR``, default
+under /tmp), so a repeated run compiles faster; point it at an empty folder to time a cold start.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -19,14 +24,32 @@ from anygpt.generation.sampling import GenerationConfig, generate
 from anygpt.model.configs import Config
 from benchmarks.perf.train_step import build_pair
 
+HF, OURS, COMPILED = "hf generate", "ours", "ours (compiled step)"
 
-def bench(config_name: str, batch: int, prompt_len: int, new_tokens: int, repeats: int, compile: bool) -> None:
-    config = Config.from_name(config_name)
-    ours, hf = build_pair(config)
+
+def _synced(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, time.perf_counter() - start
+
+
+def compare(ours: torch.nn.Module, hf: torch.nn.Module, batch: int, prompt_len: int, new_tokens: int, repeats: int,
+            compile: bool) -> dict[str, Any]:
+    """Time HF ``generate`` and ours (optionally also with the compiled step) on the same random prompts.
+
+    Returns, per contender: tokens/s, ms per step, speed-up over HF, the first call's time (with compilation) and
+    the share of generated ids equal to HF's; with ``compile`` also the compile time and the break-even point.
+    """
     ours.eval()
     hf.eval()
     hf.generation_config.eos_token_id = None
-    prompts = torch.randint(3, config.vocab_size, (batch, prompt_len), generator=torch.Generator().manual_seed(0))
+    device = ours.lm_head.weight.device
+    vocab = ours.config.vocab_size
+    prompts = torch.randint(3, vocab, (batch, prompt_len), generator=torch.Generator().manual_seed(0)).to(device)
     gen_config = GenerationConfig(max_new_tokens=new_tokens)
 
     def run_hf() -> torch.Tensor:
@@ -38,28 +61,46 @@ def bench(config_name: str, batch: int, prompt_len: int, new_tokens: int, repeat
     def run_ours(compiled: bool = False) -> torch.Tensor:
         return generate(ours, prompts, gen_config, compile=compiled).sequences[:, prompt_len:]
 
-    contenders = {"hf generate": run_hf, "ours": run_ours}
+    contenders = {HF: run_hf, OURS: run_ours}
     if compile:
-        contenders["ours (compiled step)"] = lambda: run_ours(True)
-    outputs = {name: fn() for name, fn in contenders.items()}  # warm-up (and compilation)
-    reference = outputs["hf generate"]
-    for name, out in outputs.items():
-        if not torch.equal(out, reference):
-            agree = (out == reference).float().mean().item()
-            print(f"  warning: {name} differs from HF in {100 * (1 - agree):.1f}% of ids")
+        contenders[COMPILED] = lambda: run_ours(True)
+    outputs, first_call = {}, {}
+    for name, fn in contenders.items():  # warm-up (and compilation)
+        outputs[name], first_call[name] = _synced(fn, device)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["hf generate"])
-    print(f"{config_name} ({config.num_parameters() / 1e6:.0f}M) batch={batch} prompt={prompt_len} "
-          f"new={new_tokens} threads={torch.get_num_threads()}")
+            times[name].append(_synced(fn, device)[1])
+    base = statistics.median(times[HF])
+    result: dict[str, Any] = {"batch": batch, "prompt": prompt_len, "new_tokens": new_tokens, "repeats": repeats}
     for name, t in times.items():
         med = statistics.median(t)
-        print(f"  {name:22s} {batch * new_tokens / med:9.1f} tokens/s  {med * 1e3 / new_tokens:7.2f} ms/step  "
-              f"{base / med:5.2f}x vs HF")
+        result[name] = {"tokens_per_s": batch * new_tokens / med, "ms_per_step": med * 1e3 / new_tokens,
+                        "vs_hf": base / med, "first_call_s": first_call[name],
+                        "ids_equal_to_hf": (outputs[name] == outputs[HF]).float().mean().item()}
+    if compile:
+        eager, compiled = statistics.median(times[OURS]), statistics.median(times[COMPILED])
+        overhead = first_call[COMPILED] - compiled - (first_call[OURS] - eager)
+        saved_per_step = (eager - compiled) / new_tokens
+        result["compile_s"] = overhead
+        result["compile_pays_after_steps"] = overhead / saved_per_step if saved_per_step > 0 else float("inf")
+    return result
+
+
+def report(title: str, result: dict[str, Any]) -> None:
+    print(f"{title} batch={result['batch']} prompt={result['prompt']} new={result['new_tokens']}")
+    for name in (HF, OURS, COMPILED):
+        if name not in result:
+            continue
+        r = result[name]
+        same = "" if r["ids_equal_to_hf"] == 1.0 else f"  ids equal to HF: {100 * r['ids_equal_to_hf']:.1f}%"
+        print(f"  {name:22s} {r['tokens_per_s']:9.1f} tokens/s  {r['ms_per_step']:7.2f} ms/step  "
+              f"{r['vs_hf']:5.2f}x vs HF  first call {r['first_call_s']:6.2f} s{same}")
+    if "compile_s" in result:
+        steps = result["compile_pays_after_steps"]
+        saved = (result[OURS]["ms_per_step"] - result[COMPILED]["ms_per_step"])
+        print(f"  compiling took {result['compile_s']:.1f} s and saves {saved:.2f} ms per decode step: it pays after "
+              f"{steps:,.0f} steps ({steps * result['batch']:,.0f} tokens at batch {result['batch']})")
 
 
 def main() -> None:
@@ -77,8 +118,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     for i, name in enumerate(args.configs):
         new = args.new_tokens[min(i, len(args.new_tokens) - 1)]
+        config = Config.from_name(name)
+        ours, hf = build_pair(config)
         for batch in args.batches:
-            bench(name, batch, args.prompt, new, args.repeats, args.compile)
+            result = compare(ours, hf, batch, args.prompt, new, args.repeats, args.compile)
+            report(f"{name} ({config.num_parameters() / 1e6:.0f}M) threads={torch.get_num_threads()}", result)
 
 
 if __name__ == "__main__":

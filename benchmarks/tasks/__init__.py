@@ -1,8 +1,11 @@
 """The paper's six evaluations as `anygpt benchmark NAME` tasks; each module's ``run`` is the command.
 
-Every task reads the standard dataset layout from ``--data`` (default: the demo corpus), decodes with the paper's
-settings, shards items over ``--devices`` processes, and writes ``results.json`` (value, baseline, judge, decoding)
-and ``report.html`` (inputs and outputs to look at and listen to) under ``--out``.
+Each task is a `benchmarks.tasks.base.Task` subclass that holds only its own parts (data reading, prompts, metric,
+baselines); the base class holds the shared options and the plumbing. Every task reads the standard dataset layout
+from ``--data`` (default: the demo corpus), decodes with the paper's settings, shards items over ``--devices``
+processes, scores the model, baselines a useless model cannot beat and the judge's reference on real pairs, each with
+a 95% bootstrap interval, and writes ``results.json`` (with the command that reproduces it) and ``report.html``
+(numbers, then inputs and outputs to look at and listen to) under ``--out``.
 """
 
 TASKS: dict[str, str] = {

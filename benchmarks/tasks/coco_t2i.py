@@ -1,112 +1,132 @@
-"""Text-to-image on MS-COCO val captions, scored with the CLIP score (cosine of CLIP image and text embeddings; the
+"""Text-to-image on MS-COCO captions, scored with the CLIP score (cosine of CLIP image and text embeddings; the
 paper: 0.65 with CLIP ViT-L on 30k random val captions, top-p 0.7).
 
-Baseline (same metric, same run): the generated images scored against shuffled captions (each image paired with
-another item's caption). Reference: the real val images against their captions.
+Baselines (same metric, same run, same redraws):
+- ``shuffled``: the generated images scored against other items' captions (the judge's chance level, a floor);
+- ``random-train-image``: a real random *training* image for each caption (what returning any real photo gets).
+Reference (ceiling): the real image of each caption. A caption that got no decodable image scores -1 (the worst
+cosine) and is counted in ``n_failed``.
+
+Memory stays bounded at any size: generated images are written to disk as they are made and every image is read and
+embedded ``batch_size`` at a time; only embeddings are kept.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLIPScore
-from benchmarks.tasks.coco_caption import read_split
-from benchmarks.tasks.runner import (
-    Evaluation,
-    Prediction,
-    Row,
-    TaskArgs,
-    compute,
-    data_root,
-    derangement,
-    read_image,
-    sample_rows,
-)
-
-TASK = "coco-t2i"
+from benchmarks.stats import mean_of
+from benchmarks.tasks.base import Prediction, Row, System, Task, cosines, derangement, embed_in_batches
+from benchmarks.tasks.coco_caption import read_split, splits
 
 
-def run(ckpt: str | None = None, data: Path | None = None,
-        limit: int | None = 30000, batch_size: int = 8, devices: int = 1,
-        accelerator: str = "auto", out: Path | None = None, judge: str | None = None,
-        judge_options: dict[str, Any] | None = None, seed: int = 0, settings: str = "paper",
-        generation: dict[str, Any] | None = None, template: str = "pretrain", baseline: bool = True,
-        report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False, image_root: Path | None = None,
-        split: str = "test", instruction: str = TEXT2X_INSTRUCTIONS["image"][0]) -> dict[str, Any]:
-    """Generate an image for each of N random captions (of --split) and score CLIP(image, caption).
+@dataclass
+class CaptionItem:
+    """One caption to draw, with the real image it describes."""
 
-    Args:
-        ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
-        data: dataset root holding coco/dataset_coco.json (or the json itself); default: the demo corpus.
-        limit: number of random captions (the paper: 30000).
-        batch_size: prompts decoded together.
-        devices: processes (one per device); items are sharded over them.
-        accelerator: "auto", "cpu", "gpu".
-        out: output folder (default runs/benchmarks/coco-t2i).
-        judge: CLIP judge: an open_clip folder, or a checkpoint file with judge_options {"model_name": "ViT-L-14"};
-            default: the tiny CLIP shipped with anygpt.
-        judge_options: extra options for the judge (model_name).
-        seed: seed for the caption sample, sampling and the baseline.
-        settings: decoding preset family ("paper": top-p 0.7).
-        generation: overrides of the decoding preset.
-        template: "pretrain" or "chat".
-        baseline: also score shuffled (image, caption) pairs.
-        report_samples: items shown in report.html.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        image_root: folder the json's paths are relative to.
-        split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
-            images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
-        instruction: the text-to-image instruction.
-    """
-    root = data_root(data)
-    args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, judge_options, seed,
-                    settings, generation, template, baseline, report_samples, tokenizers, trust_code)
-    splits = tuple(s.strip() for s in split.split(","))
-    pairs = [(im, k, c) for im in read_split(root, splits, image_root) for k, c in enumerate(im.captions)]
-    random.Random(seed).shuffle(pairs)
-    pairs = pairs[:limit]
-    ev = Evaluation(args, needs=["image"], output="image")
-    keys = [f"{im.image_id}-{k}" for im, k, _ in pairs]
-    captions = [c for _, _, c in pairs]
+    key: str
+    caption: str
+    path: Path  # the real image
 
-    def make(indices: list[int], generator) -> list[Prediction]:
-        prompts = [ev.prompt(instruction, [captions[i]], "text2x") for i in indices]
-        return ev.media_predictions([keys[i] for i in indices], prompts, generator)
 
-    preds = ev.predict(keys, make, "text-to-image")
-    clip = load_judge("clip", judge, device=ev.fabric.device, **(judge_options or {}))
-    mine = [i for i in ev.shard(len(pairs)) if not preds[i].empty]
+class CocoT2i(Task):
+    """Generate an image for each of N random captions and score CLIP(image, caption)."""
 
-    def score(images: list, texts: list[str]) -> float | None:
-        metric = ev.metric(CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer))
-        metric.update(images, texts)
-        return compute(metric)
+    name = "coco-t2i"
+    needs = ("image",)
+    output = "image"
+    metric = "clip_score"
+    higher_is_better = {"clip_score": True}
 
-    generated = {i: read_image(preds[i].path) for i in mine}
-    value = score([generated[i] for i in mine], [captions[i] for i in mine])
-    n_empty = sum(p.empty for p in preds)
-    base, notes = None, []
-    if n_empty:
-        notes.append(f"{n_empty} caption(s) got no decodable image; the CLIP score averages the other "
-                     f"{len(pairs) - n_empty}")
-    perm = derangement(len(pairs), seed)
-    if baseline:
-        if perm is None:
-            base = {"values": None, "description": "shuffled pairs need at least 2 items"}
-        else:
-            base = {"values": {"clip_score": score([generated[i] for i in mine], [captions[perm[i]] for i in mine])},
-                    "description": "the generated images scored against shuffled captions (another item's)"}
-    reference = {"values": {"clip_score": score([read_image(pairs[i][0].path) for i in ev.shard(len(pairs))],
-                                                [captions[i] for i in ev.shard(len(pairs))])},
-                 "description": "the real images scored against their own captions"}
-    rows = [Row().add("caption", captions[i]).add("generated image", preds[i].path, "image")
-            .add("real image", pairs[i][0].path, "image").add("note", preds[i].note or "")
-            for i in sample_rows(len(pairs), report_samples)]
-    return ev.finish("clip_score", {"clip_score": value}, len(pairs), n_empty, clip.description, base, rows, notes,
-                     reference)
+    def __init__(self, limit: int | None = 30000, image_root: Path | None = None, split: str = "test",
+                 train_split: str = "train,restval", instruction: str = TEXT2X_INSTRUCTIONS["image"][0],
+                 **options: Any) -> None:
+        """
+        Args:
+            limit: number of random captions (the paper: 30000).
+            image_root: folder the json's paths are relative to.
+            split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
+                images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
+            train_split: Karpathy split(s) of the random-training-image baseline, comma-separated.
+            instruction: the text-to-image instruction.
+        """
+        super().__init__(limit=limit, **options)
+        self.image_root, self.split, self.train_split, self.instruction = image_root, split, train_split, instruction
+
+    def read_items(self, root: Path) -> list[CaptionItem]:
+        pairs = [CaptionItem(f"{im.image_id}-{k}", c, im.path)
+                 for im in read_split(root, splits(self.split), self.image_root) for k, c in enumerate(im.captions)]
+        random.Random(self.seed).shuffle(pairs)
+        return pairs[: self.limit]
+
+    def keys(self, items) -> list[str]:
+        return [it.key for it in items]
+
+    def predict_batch(self, items, keys, generator) -> list[Prediction]:
+        prompts = [self.prompt(self.instruction, [it.caption], "text2x") for it in items]
+        return self.media_predictions(keys, prompts, generator)
+
+    def score(self, items, preds) -> dict[str, Any] | None:
+        clip = load_judge("clip", self.judge, device=self.device, **(self.judge_options or {}))
+        metric = CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer,
+                           batch_size=self.batch_size).to(self.device)
+        n, mine = len(items), self.shard(len(items))
+        rng = random.Random(self.seed)
+        notes: list[str] = []
+        train = []
+        if self.baseline:
+            try:
+                train = read_split(self.root, splits(self.train_split), self.image_root)
+            except DatasetError as err:
+                notes.append(f"no random-train-image baseline: {err} (give --train_split)")
+        picks = [rng.choice(train).path for _ in items] if train else []
+        bs = self.batch_size
+        texts = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)
+        generated = embed_in_batches(metric.embed_images, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
+        real = embed_in_batches(metric.embed_images, {i: items[i].path for i in mine}, bs)
+        random_train = embed_in_batches(metric.embed_images, {i: picks[i] for i in mine}, bs) if picks else {}
+        gathered = self.gather({i: (texts[i], generated.get(i), real[i], random_train.get(i)) for i in mine}, n)
+        if not self.is_main:
+            return None
+        text, real_emb = np.stack([g[0] for g in gathered]), np.stack([g[2] for g in gathered])
+        failed = [g[1] is None for g in gathered]
+        gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
+        baselines = {}
+        perm = derangement(n, self.seed) if self.baseline else None
+        if perm is not None:
+            baselines["shuffled"] = System("the generated images scored against other items' captions (chance)",
+                                           {"clip_score": mean_of(cosines(gen, text[perm], failed))})
+        if picks:
+            baselines["random-train-image"] = System(
+                "a random real training image for each caption",
+                {"clip_score": mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
+        extra = {i: {"baseline image": picks[i]} for i in range(n)} if picks else {}
+        return {"model": {"clip_score": mean_of(cosines(gen, text, failed))}, "baselines": baselines,
+                "reference": System("the real images scored against their own captions",
+                                    {"clip_score": mean_of(cosines(real_emb, text))}),
+                "judge": clip.description, "failed_as": "the worst CLIP score, -1", "notes": notes, "extra": extra}
+
+    def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
+        rows = []
+        for i in indices:
+            row = Row().text("caption", items[i].caption).media("generated image", preds[i].path, "image")
+            row.media("real image", items[i].path, "image")
+            if extra:
+                row.media("random training image (baseline)", extra[i]["baseline image"], "image")
+            rows.append(row.text("note", preds[i].note or ""))
+        return rows
+
+
+def run(**options: Any) -> dict[str, Any]:
+    """Draw COCO captions; CLIP score with a 95% interval vs shuffled pairs and random real images."""
+    return CocoT2i(**options).run()

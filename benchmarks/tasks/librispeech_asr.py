@@ -1,11 +1,18 @@
-"""Speech recognition on LibriSpeech test-clean, scored with WER after Whisper's English normalization (the paper:
-8.5, beam search 5 as text).
+"""Speech recognition on LibriSpeech test-clean, scored with corpus WER after Whisper's English normalization (the
+paper: 8.5, beam search 5 as text).
 
-Baseline (same metric, same run): each utterance "recognized" as the reference transcript of another utterance.
+Baselines (same metric, same run, same redraws), what a model that ignores the audio gets:
+- ``empty``: no transcript at all (every word deleted: WER 1.0);
+- ``frequent-words``: one constant transcript for every utterance, the most frequent words of the training
+  transcripts, as many as minimise WER on those training transcripts.
+The interval recomputes the corpus WER (summed errors / summed reference words) on each redraw of the utterances.
 """
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,79 +20,96 @@ from anygpt.data.readers import DatasetError, read_librispeech
 from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
 from benchmarks.metrics import WordErrorRate
-from benchmarks.tasks.runner import (
-    Evaluation,
-    Prediction,
-    Row,
-    TaskArgs,
-    compute,
-    data_root,
-    derangement,
-    locate,
-    sample_rows,
-)
-
-TASK = "librispeech-asr"
+from benchmarks.stats import ratio_of
+from benchmarks.tasks.base import Prediction, Row, System, Task, locate
 
 
-def run(ckpt: str | None = None, data: Path | None = None,
-        limit: int | None = None, batch_size: int = 8, devices: int = 1,
-        accelerator: str = "auto", out: Path | None = None, judge: str | None = None, seed: int = 0,
-        settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "pretrain",
-        baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False,
-        split: str = "test-clean", instruction: str = X2TEXT_INSTRUCTIONS["speech"][0]) -> dict[str, Any]:
-    """Transcribe LibriSpeech utterances with the model and score the corpus WER.
+def frequent_words_transcript(train_texts: Sequence[str], max_words: int = 12, sample: int = 2000,
+                              seed: int = 0) -> tuple[str, float]:
+    """The constant transcript a text-only "model" would say: the k most frequent (normalized) training words, k
+    chosen to minimise corpus WER on (a sample of) the training transcripts. Returns (transcript, its training WER)."""
+    wer = WordErrorRate()
+    counts = Counter(w for t in train_texts for w in wer.normalized(t).split())
+    top = [w for w, _ in counts.most_common(max_words)]
+    texts = list(train_texts)
+    if len(texts) > sample:
+        texts = random.Random(seed).sample(texts, sample)
+    best = ("", 1.0)
+    for k in range(1, len(top) + 1):
+        guess = " ".join(top[:k])
+        errors, words = wer.item_errors([guess] * len(texts), texts)
+        score = sum(errors) / sum(words)
+        if score < best[1]:
+            best = (guess, score)
+    return best
 
-    Args:
-        ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
-        data: the LibriSpeech folder holding test-clean/ (or a root holding librispeech/); default: the demo corpus.
-        limit: evaluate the first N utterances only.
-        batch_size: prompts decoded together.
-        devices: processes (one per device); items are sharded over them.
-        accelerator: "auto", "cpu", "gpu".
-        out: output folder (default runs/benchmarks/librispeech-asr).
-        judge: unused (the model itself transcribes); accepted for a uniform command line.
-        seed: seed for sampling and the baseline.
-        settings: decoding preset family ("paper": beam 5).
-        generation: overrides of the decoding preset.
-        template: "pretrain" or "chat".
-        baseline: also score the transcripts of other utterances.
-        report_samples: items shown in report.html.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        split: LibriSpeech subset.
-        instruction: the transcription instruction.
-    """
-    root = data_root(data)
-    args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, None, seed, settings,
-                    generation, template, baseline, report_samples, tokenizers, trust_code)
-    speech_root = locate(root, ("librispeech", "LibriSpeech"), f"LibriSpeech {split}/ folder", inside=split)
-    items = list(read_librispeech(speech_root, split, with_alignment=False))[:limit]
-    if not items:
-        raise DatasetError(f"{speech_root / split} holds no utterances")
-    ev = Evaluation(args, needs=["speech"], output="text")
-    keys = [u.utt_id for u in items]
 
-    def make(indices: list[int], generator) -> list[Prediction]:
-        prompts = [ev.prompt(instruction, [Media("speech", items[i].path)], "x2text") for i in indices]
-        return ev.text_predictions([keys[i] for i in indices], prompts, generator)
+class LibrispeechAsr(Task):
+    """Transcribe LibriSpeech utterances with the model and score the corpus WER."""
 
-    preds = ev.predict(keys, make, "transcribing")
-    mine = ev.shard(len(items))
-    wer = ev.metric(WordErrorRate())
-    wer.update([preds[i].text for i in mine], [items[i].text for i in mine])
-    value = compute(wer)
-    base, perm = None, derangement(len(items), seed)
-    if baseline:
-        if perm is None:
-            base = {"values": None, "description": "another utterance's transcript needs at least 2 items"}
-        else:
-            metric = ev.metric(WordErrorRate())
-            metric.update([items[perm[i]].text for i in mine], [items[i].text for i in mine])
-            base = {"values": {"wer": compute(metric)},
-                    "description": "the reference transcript of another test utterance"}
-    rows = [Row().add("speech", items[i].path, "audio").add("transcript", preds[i].text)
-            .add("reference", items[i].text) for i in sample_rows(len(items), report_samples)]
-    return ev.finish("wer", {"wer": value}, len(items), sum(p.empty for p in preds),
-                     "none (the model transcribes; WER after Whisper English normalization)", base, rows)
+    name = "librispeech-asr"
+    needs = ("speech",)
+    output = "text"
+    metric = "wer"
+    higher_is_better = {"wer": False}
+
+    def __init__(self, split: str = "test-clean", train_split: str = "train-clean-100",
+                 instruction: str = X2TEXT_INSTRUCTIONS["speech"][0], **options: Any) -> None:
+        """
+        Args:
+            split: LibriSpeech subset to evaluate.
+            train_split: LibriSpeech subset(s) (comma-separated) whose transcripts give the frequent-words baseline.
+            instruction: the transcription instruction.
+        """
+        super().__init__(**options)
+        self.split, self.train_split, self.instruction = split, train_split, instruction
+
+    def speech_root(self, root: Path) -> Path:
+        return locate(root, ("librispeech", "LibriSpeech"), f"LibriSpeech {self.split}/ folder", inside=self.split)
+
+    def read_items(self, root: Path) -> list:
+        speech_root = self.speech_root(root)
+        items = list(read_librispeech(speech_root, self.split, with_alignment=False))[: self.limit]
+        if not items:
+            raise DatasetError(f"{speech_root / self.split} holds no utterances")
+        return items
+
+    def predict_batch(self, items, keys, generator) -> list[Prediction]:
+        prompts = [self.prompt(self.instruction, [Media("speech", it.path)], "x2text") for it in items]
+        return self.text_predictions(keys, prompts, generator)
+
+    def score(self, items, preds) -> dict[str, Any] | None:
+        if not self.is_main:  # text against text: cheap, rank 0 scores everything
+            return None
+        wer = WordErrorRate()
+        refs = [it.text for it in items]
+        model = ratio_of(*wer.item_errors([p.text for p in preds], refs))
+        baselines, notes = {}, []
+        if self.baseline:
+            baselines["empty"] = System("no transcript (every word deleted)",
+                                        {"wer": ratio_of(*wer.item_errors([""] * len(refs), refs))})
+            speech_root = self.speech_root(self.root)
+            subsets = [s.strip() for s in self.train_split.split(",") if s.strip()]
+            present = [s for s in subsets if (speech_root / s).is_dir()]
+            train = [u.text for s in present for u in read_librispeech(speech_root, s, with_alignment=False)]
+            if train:
+                guess, train_wer = frequent_words_transcript(train, seed=self.seed)
+                baselines["frequent-words"] = System(
+                    f"the constant transcript {guess!r} for every utterance (the most frequent words of "
+                    f"{'+'.join(present)}, as many as minimise WER there: {train_wer:.3f})",
+                    {"wer": ratio_of(*wer.item_errors([guess] * len(refs), refs))})
+            else:
+                notes.append(f"no frequent-words baseline: no training transcripts in {speech_root}/"
+                             f"{{{self.train_split}}} (give --train_split)")
+        return {"model": {"wer": model}, "baselines": baselines, "reference": None, "notes": notes,
+                "judge": "none (the model transcribes; WER after Whisper English normalization)",
+                "failed_as": "an empty transcript (every word deleted)"}
+
+    def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
+        return [Row().media("speech", items[i].path, "speech").text("transcript", preds[i].text)
+                .text("reference", items[i].text) for i in indices]
+
+
+def run(**options: Any) -> dict[str, Any]:
+    """Transcribe LibriSpeech; corpus WER with a 95% interval vs empty and frequent-word output."""
+    return LibrispeechAsr(**options).run()

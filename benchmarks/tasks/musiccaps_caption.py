@@ -1,38 +1,37 @@
 """Music captioning on MusicCaps, scored with the CLAP score between the music and the generated caption (the paper:
 0.11; real captions 0.16). Decoding: the paper's text setting (beam search 5).
 
-Baseline (same metric, same run): the generated captions scored against shuffled clips (another item's music).
-Reference: the clips against their own MusicCaps captions.
+Baselines (same metric, same run, same redraws):
+- ``shuffled``: the generated captions scored against other items' clips (the judge's chance level, a floor);
+- ``random-train-caption``: the caption of a random *training* clip for each clip (what any fluent music caption
+  gets).
+Reference (ceiling): the clips against their own MusicCaps captions. Clips are read and embedded ``batch_size`` at a
+time; only embeddings are kept.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from anygpt.data.readers import DatasetError, read_musiccaps
 from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
+from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLAPScore
-from benchmarks.tasks.runner import (
-    Evaluation,
-    Prediction,
-    Row,
-    TaskArgs,
-    compute,
-    data_root,
-    derangement,
-    locate,
-    read_audio,
-    sample_rows,
-)
+from benchmarks.stats import mean_of
+from benchmarks.tasks.base import Prediction, Row, System, Task, cosines, derangement, embed_in_batches, locate
 
-TASK = "musiccaps-caption"
 CSV = ("musiccaps/musiccaps.csv", "musiccaps.csv", "musiccaps/musiccaps-public.csv", "musiccaps-public.csv")
 
 
-def read_clips(data: Path, split: str, audio_dir: Path | None, limit: int | None) -> list:
+def read_clips(data: Path, split: str, audio_dir: Path | None, limit: int | None = None) -> list:
     csv_path = locate(data, CSV, "MusicCaps csv")
     clips = list(read_musiccaps(csv_path, audio_dir, split))[:limit]
     if not clips:
@@ -40,78 +39,113 @@ def read_clips(data: Path, split: str, audio_dir: Path | None, limit: int | None
     return clips
 
 
-def clap_scores(ev: Evaluation, judge: Any, audio: dict[int, tuple], texts: dict[int, str],
-                pairs: dict[int, int]) -> float | None:
-    """CLAP(audio[pairs[i]], texts[i]) over this rank's items whose audio exists, averaged over all ranks."""
-    metric = ev.metric(CLAPScore(judge))
-    for i, j in pairs.items():
-        if j in audio:
-            wav, rate = audio[j]
-            metric.update([wav], [texts[i]], rate)
-    return compute(metric)
+def random_training_picks(items: Sequence[Any], train: Sequence[Any], seed: int) -> list[Any] | None:
+    """For each evaluated item a random training clip with another id (None when the training split offers none)."""
+    rng = random.Random(seed)
+    picks = []
+    for item in items:
+        for _ in range(100):
+            pick = rng.choice(train)
+            if pick.ytid != item.ytid:
+                picks.append(pick)
+                break
+        else:
+            return None
+    return picks
 
 
-def run(ckpt: str | None = None, data: Path | None = None,
-        limit: int | None = None, batch_size: int = 8, devices: int = 1,
-        accelerator: str = "auto", out: Path | None = None, judge: str | None = None,
-        judge_options: dict[str, Any] | None = None, seed: int = 0, settings: str = "paper",
-        generation: dict[str, Any] | None = None, template: str = "pretrain", baseline: bool = True,
-        report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False, audio_dir: Path | None = None,
-        split: str = "test", instruction: str = X2TEXT_INSTRUCTIONS["music"][0]) -> dict[str, Any]:
-    """Caption MusicCaps clips with the model and score CLAP(music, generated caption).
+def clap_metric(task: Task) -> tuple[Any, CLAPScore]:
+    judge = load_judge("clap", task.judge, device=task.device, **(task.judge_options or {}))
+    return judge, CLAPScore(judge).to(task.device)
 
-    Args:
-        ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
-        data: a root holding musiccaps/musiccaps.csv (or the csv itself); default: the demo corpus.
-        limit: evaluate the first N clips only.
-        batch_size: prompts decoded together.
-        devices: processes (one per device); items are sharded over them.
-        accelerator: "auto", "cpu", "gpu".
-        out: output folder (default runs/benchmarks/musiccaps-caption).
-        judge: CLAP judge: a tiny CLAP folder, or a laion_clap checkpoint with judge_options {"roberta": DIR,
-            "amodel": "HTSAT-base"}; default: the tiny CLAP shipped with anygpt.
-        judge_options: extra options for the judge.
-        seed: seed for sampling and the baseline.
-        settings: decoding preset family ("paper": beam 5 for text).
-        generation: overrides of the decoding preset.
-        template: "pretrain" or "chat".
-        baseline: also score shuffled (music, caption) pairs.
-        report_samples: items shown in report.html.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        audio_dir: folder of the clips (default: audio/ beside the csv).
-        split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
-        instruction: the captioning instruction.
-    """
-    root = data_root(data)
-    args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, judge_options, seed,
-                    settings, generation, template, baseline, report_samples, tokenizers, trust_code)
-    clips = read_clips(root, split, audio_dir, limit)
-    ev = Evaluation(args, needs=["music"], output="text")
-    keys = [c.ytid for c in clips]
 
-    def make(indices: list[int], generator) -> list[Prediction]:
-        prompts = [ev.prompt(instruction, [Media("music", clips[i].path)], "x2text") for i in indices]
-        return ev.text_predictions([keys[i] for i in indices], prompts, generator)
+def audio_file_embedder(metric: CLAPScore):
+    """paths -> CLAP embeddings [N, D], reading each batch of files (at whatever rates they have) when it is due."""
 
-    preds = ev.predict(keys, make, "music captioning")
-    clap = load_judge("clap", judge, device=ev.fabric.device, **(judge_options or {}))
-    mine = ev.shard(len(clips))
-    perm = derangement(len(clips), seed)
-    need = set(mine) | ({perm[i] for i in mine} if baseline and perm else set())
-    audio = {j: read_audio(clips[j].path) for j in need}
-    texts = {i: preds[i].text for i in mine}
-    value = clap_scores(ev, clap, audio, texts, {i: i for i in mine})
-    base = None
-    if baseline:
-        base = {"values": None, "description": "shuffled pairs need at least 2 items"} if perm is None else {
-            "values": {"clap_score": clap_scores(ev, clap, audio, texts, {i: perm[i] for i in mine})},
-            "description": "the generated captions scored against shuffled clips (another item's music)"}
-    reference = {"values": {"clap_score": clap_scores(ev, clap, audio, {i: clips[i].caption for i in mine},
-                                                      {i: i for i in mine})},
-                 "description": "the clips scored against their own MusicCaps captions"}
-    rows = [Row().add("music", clips[i].path, "audio").add("generated caption", preds[i].text)
-            .add("reference caption", clips[i].caption) for i in sample_rows(len(clips), report_samples)]
-    return ev.finish("clap_score", {"clap_score": value}, len(clips), sum(p.empty for p in preds), clap.description,
-                     base, rows, reference=reference)
+    def embed(paths: Sequence[str | Path]) -> torch.Tensor:
+        wavs = [read_audio_with_rate(p) for p in paths]
+        out: list[torch.Tensor | None] = [None] * len(wavs)
+        for rate in sorted({r for _, r in wavs}):
+            idx = [k for k, (_, r) in enumerate(wavs) if r == rate]
+            for k, e in zip(idx, metric.embed_audio([wavs[k][0] for k in idx], rate), strict=True):
+                out[k] = e
+        return torch.stack(out)  # type: ignore[arg-type]
+
+    return embed
+
+
+class MusiccapsCaption(Task):
+    """Caption MusicCaps clips with the model and score CLAP(music, generated caption)."""
+
+    name = "musiccaps-caption"
+    needs = ("music",)
+    output = "text"
+    metric = "clap_score"
+    higher_is_better = {"clap_score": True}
+
+    def __init__(self, audio_dir: Path | None = None, split: str = "test", train_split: str = "train",
+                 instruction: str = X2TEXT_INSTRUCTIONS["music"][0], **options: Any) -> None:
+        """
+        Args:
+            audio_dir: folder of the clips (default: audio/ beside the csv).
+            split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
+            train_split: the split whose captions give the random-training-caption baseline ("train" = the rows
+                that are not is_audioset_eval for the original csv).
+            instruction: the captioning instruction.
+        """
+        super().__init__(**options)
+        self.audio_dir, self.split, self.train_split, self.instruction = audio_dir, split, train_split, instruction
+
+    def read_items(self, root: Path) -> list:
+        return read_clips(root, self.split, self.audio_dir, self.limit)
+
+    def keys(self, items) -> list[str]:
+        return [c.ytid for c in items]
+
+    def predict_batch(self, items, keys, generator) -> list[Prediction]:
+        prompts = [self.prompt(self.instruction, [Media("music", c.path)], "x2text") for c in items]
+        return self.text_predictions(keys, prompts, generator)
+
+    def score(self, items, preds) -> dict[str, Any] | None:
+        judge, metric = clap_metric(self)
+        n, mine, bs = len(items), self.shard(len(items)), self.batch_size
+        notes: list[str] = []
+        picks = None
+        if self.baseline:
+            try:
+                picks = random_training_picks(items, read_clips(self.root, self.train_split, self.audio_dir),
+                                              self.seed)
+            except DatasetError as err:
+                notes.append(f"no random-train-caption baseline: {err}")
+        audio = embed_in_batches(audio_file_embedder(metric), {i: items[i].path for i in mine}, bs)
+        generated = embed_in_batches(metric.embed_texts, {i: preds[i].text for i in mine}, bs)
+        real = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)
+        train = embed_in_batches(metric.embed_texts, {i: picks[i].caption for i in mine}, bs) if picks else {}
+        gathered = self.gather({i: (audio[i], generated[i], real[i], train.get(i)) for i in mine}, n)
+        if not self.is_main:
+            return None
+        clip_emb, gen, real_text = (np.stack([g[k] for g in gathered]) for k in range(3))
+        baselines = {}
+        perm = derangement(n, self.seed) if self.baseline else None
+        if perm is not None:
+            baselines["shuffled"] = System("the generated captions scored against other items' clips (chance)",
+                                           {"clap_score": mean_of(cosines(gen, clip_emb[perm]))})
+        if picks:
+            baselines["random-train-caption"] = System(
+                "the caption of a random training clip for each clip",
+                {"clap_score": mean_of(cosines(np.stack([g[3] for g in gathered]), clip_emb))})
+        extra = {i: {"baseline caption": picks[i].caption} for i in range(n)} if picks else {}
+        return {"model": {"clap_score": mean_of(cosines(gen, clip_emb))}, "baselines": baselines,
+                "reference": System("the clips scored against their own MusicCaps captions",
+                                    {"clap_score": mean_of(cosines(real_text, clip_emb))}),
+                "judge": judge.description, "failed_as": "an empty caption", "notes": notes, "extra": extra}
+
+    def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
+        return [Row().media("music", items[i].path, "music").text("generated caption", preds[i].text)
+                .text("random training caption (baseline)", extra.get(i, {}).get("baseline caption", ""))
+                .text("reference caption", items[i].caption) for i in indices]
+
+
+def run(**options: Any) -> dict[str, Any]:
+    """Caption MusicCaps clips; CLAP score with a 95% interval vs shuffled pairs and training captions."""
+    return MusiccapsCaption(**options).run()

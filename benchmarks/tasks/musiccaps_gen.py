@@ -1,89 +1,110 @@
 """Text-to-music on MusicCaps captions, scored with the CLAP score between the generated music and its caption (the
 paper: 0.14; top-p 1.0 with repetition penalty 1.15, the "paper/music" preset).
 
-Baseline (same metric, same run): the generated music scored against shuffled captions (another item's caption).
-Reference: the real clips against their captions.
+Baselines (same metric, same run, same redraws):
+- ``shuffled``: the generated music scored against other items' captions (the judge's chance level, a floor);
+- ``random-train-clip``: a real random *training* clip for each caption (what returning any real music gets).
+Reference (ceiling): the real clips against their captions. A caption that got no decodable music scores -1 (the
+worst cosine) and is counted in ``n_failed``. Generated clips are written to disk as they are made and read back
+``batch_size`` at a time for scoring; only embeddings are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
-from benchmarks.judges import load_judge
-from benchmarks.tasks.musiccaps_caption import clap_scores, read_clips
-from benchmarks.tasks.runner import Evaluation, Row, TaskArgs, data_root, derangement, read_audio, sample_rows
-
-TASK = "musiccaps-gen"
+from benchmarks.stats import mean_of
+from benchmarks.tasks.base import Prediction, Row, System, Task, cosines, derangement, embed_in_batches
+from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
 
 
-def run(ckpt: str | None = None, data: Path | None = None,
-        limit: int | None = None, batch_size: int = 8, devices: int = 1,
-        accelerator: str = "auto", out: Path | None = None, judge: str | None = None,
-        judge_options: dict[str, Any] | None = None, seed: int = 0, settings: str = "paper",
-        generation: dict[str, Any] | None = None, template: str = "pretrain", baseline: bool = True,
-        report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False, audio_dir: Path | None = None,
-        split: str = "test", instruction: str = TEXT2X_INSTRUCTIONS["music"][0]) -> dict[str, Any]:
-    """Generate music for MusicCaps captions and score CLAP(generated music, caption).
+class MusiccapsGen(Task):
+    """Generate music for MusicCaps captions and score CLAP(generated music, caption)."""
 
-    Args:
-        ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
-        data: a root holding musiccaps/musiccaps.csv (or the csv itself); default: the demo corpus.
-        limit: evaluate the first N captions only.
-        batch_size: prompts decoded together.
-        devices: processes (one per device); items are sharded over them.
-        accelerator: "auto", "cpu", "gpu".
-        out: output folder (default runs/benchmarks/musiccaps-gen).
-        judge: CLAP judge: a tiny CLAP folder, or a laion_clap checkpoint with judge_options {"roberta": DIR,
-            "amodel": "HTSAT-base"}; default: the tiny CLAP shipped with anygpt.
-        judge_options: extra options for the judge.
-        seed: seed for sampling and the baseline.
-        settings: decoding preset family ("paper": top-p 1.0, repetition penalty 1.15).
-        generation: overrides of the decoding preset, e.g. {"max_new_tokens": 500}.
-        template: "pretrain" or "chat".
-        baseline: also score shuffled (music, caption) pairs.
-        report_samples: items shown in report.html.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report and the
-            reference score.
-        split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
-        instruction: the text-to-music instruction.
-    """
-    root = data_root(data)
-    args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, judge_options, seed,
-                    settings, generation, template, baseline, report_samples, tokenizers, trust_code)
-    clips = read_clips(root, split, audio_dir, limit)
-    ev = Evaluation(args, needs=["music"], output="music")
-    keys = [c.ytid for c in clips]
-    captions = [c.caption for c in clips]
+    name = "musiccaps-gen"
+    needs = ("music",)
+    output = "music"
+    metric = "clap_score"
+    higher_is_better = {"clap_score": True}
 
-    def make(indices: list[int], generator):
-        prompts = [ev.prompt(instruction, [captions[i]], "text2x") for i in indices]
-        return ev.media_predictions([keys[i] for i in indices], prompts, generator)
+    def __init__(self, audio_dir: Path | None = None, split: str = "test", train_split: str = "train",
+                 instruction: str = TEXT2X_INSTRUCTIONS["music"][0], **options: Any) -> None:
+        """
+        Args:
+            audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report, the
+                reference score and the random-training-clip baseline.
+            split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
+            train_split: the split the random-training-clip baseline draws from.
+            instruction: the text-to-music instruction.
+        """
+        super().__init__(**options)
+        self.audio_dir, self.split, self.train_split, self.instruction = audio_dir, split, train_split, instruction
 
-    preds = ev.predict(keys, make, "text-to-music")
-    clap = load_judge("clap", judge, device=ev.fabric.device, **(judge_options or {}))
-    mine = ev.shard(len(clips))
-    generated = {i: read_audio(preds[i].path) for i in mine if not preds[i].empty}
-    texts = {i: captions[i] for i in mine}
-    value = clap_scores(ev, clap, generated, texts, {i: i for i in mine})
-    n_empty = sum(p.empty for p in preds)
-    notes = [f"{n_empty} caption(s) got no decodable music; the CLAP score averages the others"] if n_empty else []
-    base, perm = None, derangement(len(clips), seed)
-    if baseline:
-        base = {"values": None, "description": "shuffled pairs need at least 2 items"} if perm is None else {
-            # caption perm[i] with music i: pair item i's music with another item's caption
-            "values": {"clap_score": clap_scores(ev, clap, generated, {i: captions[perm[i]] for i in mine},
-                                                 {i: i for i in mine})},
-            "description": "the generated music scored against shuffled captions (another item's)"}
-    real = {i: read_audio(clips[i].path) for i in mine}
-    reference = {"values": {"clap_score": clap_scores(ev, clap, real, texts, {i: i for i in mine})},
-                 "description": "the real clips scored against their own captions"}
-    rows = [Row().add("caption", captions[i]).add("generated music", preds[i].path, "audio")
-            .add("real clip", clips[i].path, "audio").add("note", preds[i].note or "")
-            for i in sample_rows(len(clips), report_samples)]
-    return ev.finish("clap_score", {"clap_score": value}, len(clips), n_empty, clap.description, base, rows, notes,
-                     reference)
+    def read_items(self, root: Path) -> list:
+        return read_clips(root, self.split, self.audio_dir, self.limit)
+
+    def keys(self, items) -> list[str]:
+        return [c.ytid for c in items]
+
+    def predict_batch(self, items, keys, generator) -> list[Prediction]:
+        prompts = [self.prompt(self.instruction, [c.caption], "text2x") for c in items]
+        return self.media_predictions(keys, prompts, generator)
+
+    def score(self, items, preds) -> dict[str, Any] | None:
+        judge, metric = clap_metric(self)
+        n, mine, bs = len(items), self.shard(len(items)), self.batch_size
+        notes: list[str] = []
+        picks = None
+        if self.baseline:
+            try:
+                picks = random_training_picks(items, read_clips(self.root, self.train_split, self.audio_dir),
+                                              self.seed)
+            except DatasetError as err:
+                notes.append(f"no random-train-clip baseline: {err}")
+        audio_of = audio_file_embedder(metric)
+        texts = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)
+        generated = embed_in_batches(audio_of, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
+        real = embed_in_batches(audio_of, {i: items[i].path for i in mine}, bs)
+        train = embed_in_batches(audio_of, {i: picks[i].path for i in mine}, bs) if picks else {}
+        gathered = self.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
+        if not self.is_main:
+            return None
+        text, real_emb = np.stack([g[0] for g in gathered]), np.stack([g[2] for g in gathered])
+        failed = [g[1] is None for g in gathered]
+        gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
+        baselines = {}
+        perm = derangement(n, self.seed) if self.baseline else None
+        if perm is not None:
+            baselines["shuffled"] = System("the generated music scored against other items' captions (chance)",
+                                           {"clap_score": mean_of(cosines(gen, text[perm], failed))})
+        if picks:
+            baselines["random-train-clip"] = System(
+                "a random real training clip for each caption",
+                {"clap_score": mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
+        extra = {i: {"baseline clip": picks[i].path} for i in range(n)} if picks else {}
+        return {"model": {"clap_score": mean_of(cosines(gen, text, failed))}, "baselines": baselines,
+                "reference": System("the real clips scored against their own captions",
+                                    {"clap_score": mean_of(cosines(real_emb, text))}),
+                "judge": judge.description, "failed_as": "the worst CLAP score, -1", "notes": notes,
+                "extra": extra}
+
+    def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
+        rows = []
+        for i in indices:
+            row = Row().text("caption", items[i].caption).media("generated music", preds[i].path, "music")
+            row.media("real clip", items[i].path, "music")
+            if extra:
+                row.media("random training clip (baseline)", extra[i]["baseline clip"], "music")
+            rows.append(row.text("note", preds[i].note or ""))
+        return rows
+
+
+def run(**options: Any) -> dict[str, Any]:
+    """Generate music for MusicCaps captions; CLAP score with a 95% interval vs shuffled and real clips."""
+    return MusiccapsGen(**options).run()

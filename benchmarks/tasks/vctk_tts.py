@@ -3,34 +3,45 @@
 generated speech (the paper: Whisper-medium, 8.5) and by speaker similarity between the generated speech and the
 prompt (the paper: WavLM-TDNN, 0.77); top-p 0.7.
 
-Baseline (same metrics, same run): another item's generated speech (another sentence, preferably another speaker)
-scored against this item's text and prompt.
+Baselines (both metrics, same run, same redraws), each something a model must beat to show it speaks and clones:
+- ``silence``: no speech (as long as the real recording);
+- ``prompt``: the voice prompt itself replayed (right voice, wrong words: similarity 1 by construction);
+- ``other-speaker``: a real recording of *another speaker* (the same sentence where the corpus has one, else another
+  sentence): right kind of audio, wrong voice. Beating it on speaker similarity is what shows cloning.
+Reference (ceiling): the real recording of the sentence by the prompt's speaker (the judge's WER on real speech, and
+the similarity of two real utterances of one speaker). Speech that failed to decode counts as an empty transcript and
+the worst similarity, -1.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from anygpt.data.readers import DatasetError, read_vctk
+from anygpt.data.readers import DatasetError, Utterance, read_vctk
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
+from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
 from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeakerEncoder, WordErrorRate
-from benchmarks.tasks.runner import (
-    Evaluation,
-    Prediction,
-    Row,
-    TaskArgs,
-    compute,
-    data_root,
-    locate,
-    read_audio,
-    sample_rows,
-)
+from benchmarks.stats import mean_of, ratio_of
+from benchmarks.tasks.base import WORST_COSINE, Prediction, Row, System, Task, locate
 
-TASK = "vctk-tts"
+SYSTEMS = ("model", "silence", "prompt", "other-speaker", "reference")
+
+
+@dataclass
+class TtsItem:
+    """A sentence to speak (``target``: its real recording), the voice prompt, and another speaker's recording."""
+
+    target: Utterance
+    voice: Utterance
+    other: Utterance | None
 
 
 def interleave_speakers(items: list) -> list:
@@ -45,133 +56,153 @@ def interleave_speakers(items: list) -> list:
     return out
 
 
-def other_speaker_pairing(speakers: list[str]) -> list[int] | None:
-    """For each item another item: the next one with a different speaker if any, else simply the next one."""
-    n = len(speakers)
-    if n < 2:
-        return None
-    out = []
-    for i in range(n):
-        j = next((j % n for j in range(i + 1, i + n) if speakers[j % n] != speakers[i]), (i + 1) % n)
-        out.append(j)
+def other_speaker_recording(target: Utterance, by_text: Mapping[str, list[Utterance]],
+                            others: Sequence[Utterance], rng: random.Random) -> Utterance | None:
+    """Another speaker's recording of the same sentence if the corpus has one, else a random other speaker's."""
+    same = [u for u in by_text.get(_text_key(target.text), []) if u.speaker != target.speaker]
+    if same:
+        return rng.choice(same)
+    pool = [u for u in others if u.speaker != target.speaker]
+    return rng.choice(pool) if pool else None
+
+
+def _text_key(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+class VctkTts(Task):
+    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity."""
+
+    name = "vctk-tts"
+    needs = ("speech",)
+    output = "speech"
+    metric = "wer"
+    higher_is_better = {"wer": False, "speaker_similarity": True}
+
+    def __init__(self, speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
+                 instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], **options: Any) -> None:
+        """
+        Args:
+            speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
+            prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
+            instruction: the text-to-speech instruction.
+        """
+        super().__init__(**options)
+        self.speaker_encoder, self.prompt_seconds, self.instruction = speaker_encoder, prompt_seconds, instruction
+
+    def read_items(self, root: Path) -> list[TtsItem]:
+        vctk = locate(root, ("vctk", "VCTK", "VCTK-Corpus"), "VCTK folder (txt/)", inside="txt")
+        every = list(read_vctk(vctk))
+        if not every:
+            raise DatasetError(f"{vctk} holds no VCTK utterances")
+        by_speaker: dict[str, list[Utterance]] = {}
+        by_text: dict[str, list[Utterance]] = {}
+        for u in every:
+            by_speaker.setdefault(u.speaker, []).append(u)
+            by_text.setdefault(_text_key(u.text), []).append(u)
+        rng = random.Random(self.seed)
+        items = []
+        for target in interleave_speakers(every)[: self.limit]:
+            same = by_speaker[target.speaker]  # the voice prompt: the speaker's next utterance (itself if only one)
+            voice = same[(same.index(target) + 1) % len(same)]
+            items.append(TtsItem(target, voice, other_speaker_recording(target, by_text, every, rng)))
+        return items
+
+    def keys(self, items) -> list[str]:
+        return [it.target.utt_id for it in items]
+
+    def _prompt_audio(self, item: TtsItem) -> torch.Tensor:
+        tok = self.model.tokenizers["speech"]
+        wav = tok.read(item.voice.path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
+        return wav[..., : int(self.prompt_seconds * tok.codec.sample_rate)]
+
+    def predict_batch(self, items, keys, generator) -> list[Prediction]:
+        prompts = [self.prompt(self.instruction, [it.target.text], "text2x") for it in items]
+        return self.media_predictions(keys, prompts, generator, [self._prompt_audio(it) for it in items])
+
+    def score(self, items, preds) -> dict[str, Any] | None:
+        asr = load_judge("asr", self.judge, device=self.device)
+        encoder = (ResemblyzerEncoder() if self.speaker_encoder == "resemblyzer"
+                   else WavLMSpeakerEncoder(self.speaker_encoder))
+        similarity, wer = SpeakerSimilarity(encoder), WordErrorRate()
+        n, mine = len(items), self.shard(len(items))
+        local: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(mine), self.batch_size):  # audio is read one batch at a time
+            batch = mine[start:start + self.batch_size]
+            speech = {name: [] for name in SYSTEMS}
+            prompts = []
+            for i in batch:
+                item = items[i]
+                prompt, rate = read_audio_with_rate(item.voice.path)
+                prompt = prompt[..., : int(self.prompt_seconds * rate)]  # what the model heard
+                prompts.append((prompt, rate))
+                real = read_audio_with_rate(item.target.path)
+                speech["model"].append(read_audio_with_rate(preds[i].path) if not preds[i].empty else None)
+                speech["silence"].append((torch.zeros(1, real[0].shape[-1] * 16000 // real[1]), 16000))
+                speech["prompt"].append((prompt, rate))
+                speech["other-speaker"].append(read_audio_with_rate(item.other.path) if item.other else None)
+                speech["reference"].append(real)
+            prompt_emb = [similarity.embed([w], r)[0] for w, r in prompts]
+            for name, wavs in speech.items():
+                said = _transcribe(asr, wavs)
+                errors, words = wer.item_errors(said, [items[i].target.text for i in batch])
+                for k, i in enumerate(batch):
+                    if wavs[k] is None:
+                        cos = WORST_COSINE
+                    else:
+                        emb = prompt_emb[k] if name == "prompt" else similarity.embed([wavs[k][0]], wavs[k][1])[0]
+                        cos = float(torch.nn.functional.cosine_similarity(emb, prompt_emb[k], dim=0))
+                    local.setdefault(i, {})[name] = (errors[k], words[k], cos, said[k])
+        gathered = self.gather(local, n)
+        if not self.is_main:
+            return None
+
+        def system(name: str) -> dict[str, Any]:
+            e, w, c = (np.array([g[name][k] for g in gathered], dtype=np.float64) for k in range(3))
+            return {"wer": ratio_of(e, w), "speaker_similarity": mean_of(c)}
+
+        notes = []
+        if any(it.voice is it.target for it in items):
+            notes.append("some speakers have a single utterance: their voice prompt is cut from the target utterance")
+        baselines = {}
+        if self.baseline:
+            baselines["silence"] = System("no speech (silence as long as the real recording)", system("silence"))
+            baselines["prompt"] = System("the voice prompt itself replayed (the right voice saying other words)",
+                                         system("prompt"))
+            with_other = [it for it in items if it.other is not None]
+            if len(with_other) == n:
+                same = sum(_text_key(it.other.text) == _text_key(it.target.text) for it in items)
+                baselines["other-speaker"] = System(
+                    f"a real recording of another speaker ({same} of {n} of the same sentence, the rest of another "
+                    "sentence): real speech in the wrong voice", system("other-speaker"))
+            else:
+                notes.append("no other-speaker baseline: the corpus has a single speaker")
+        extra = {i: {"judge transcript": g["model"][3]} for i, g in enumerate(gathered)}
+        return {"model": system("model"), "baselines": baselines,
+                "reference": System("the real recording of each sentence by the prompt's speaker", system("reference")),
+                "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}",
+                "failed_as": "an empty transcript and the worst speaker similarity, -1", "notes": notes,
+                "extra": extra}
+
+    def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
+        return [Row().text("text", items[i].target.text).media("voice prompt", items[i].voice.path, "speech")
+                .media("generated speech", preds[i].path, "speech")
+                .text("judge transcript", extra[i]["judge transcript"])
+                .media("real recording (reference)", items[i].target.path, "speech")
+                .media("another speaker (baseline)", items[i].other.path if items[i].other else None, "speech")
+                .text("note", preds[i].note or "") for i in indices]
+
+
+def _transcribe(asr: Any, wavs: Sequence[tuple[torch.Tensor, int] | None]) -> list[str]:
+    """The judge's transcript of each waveform (one call per sample rate); "" for a missing one."""
+    out = [""] * len(wavs)
+    for rate in sorted({w[1] for w in wavs if w is not None}):
+        idx = [k for k, w in enumerate(wavs) if w is not None and w[1] == rate]
+        for k, text in zip(idx, asr.transcribe([wavs[k][0][0] for k in idx], rate), strict=True):
+            out[k] = text
     return out
 
 
-def run(ckpt: str | None = None, data: Path | None = None,
-        limit: int | None = None, batch_size: int = 8, devices: int = 1,
-        accelerator: str = "auto", out: Path | None = None, judge: str | None = None, seed: int = 0,
-        settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "pretrain",
-        baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
-        trust_code: bool = False,
-        speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
-        instruction: str = TEXT2X_INSTRUCTIONS["speech"][0]) -> dict[str, Any]:
-    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity.
-
-    Args:
-        ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
-        data: the VCTK folder (txt/ + wav48/ or wav48_silence_trimmed/), or a root holding vctk/; default: the demo
-            corpus.
-        limit: evaluate N utterances (taken round-robin over speakers).
-        batch_size: prompts decoded together.
-        devices: processes (one per device); items are sharded over them.
-        accelerator: "auto", "cpu", "gpu".
-        out: output folder (default runs/benchmarks/vctk-tts).
-        judge: ASR judge: a CTC judge folder or a transformers Whisper folder; default: the tiny CTC judge shipped
-            with anygpt.
-        seed: seed for sampling.
-        settings: decoding preset family ("paper": top-p 0.7).
-        generation: overrides of the decoding preset.
-        template: "pretrain" or "chat".
-        baseline: also score another item's speech against this item's text and voice.
-        report_samples: items shown in report.html.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
-        prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
-        instruction: the text-to-speech instruction.
-    """
-    root = data_root(data)
-    args = TaskArgs(TASK, ckpt, root, limit, batch_size, devices, accelerator, out, judge, None, seed, settings,
-                    generation, template, baseline, report_samples, tokenizers, trust_code)
-    vctk = locate(root, ("vctk", "VCTK", "VCTK-Corpus"), "VCTK folder (txt/)", inside="txt")
-    every = list(read_vctk(vctk))
-    if not every:
-        raise DatasetError(f"{vctk} holds no VCTK utterances")
-    by_speaker: dict[str, list] = {}
-    for it in every:
-        by_speaker.setdefault(it.speaker, []).append(it)
-    items = interleave_speakers(every)[:limit]
-    notes = []
-    # the voice prompt: the next utterance of the same speaker (the utterance itself if the speaker has only one)
-    voices = []
-    for it in items:
-        same = by_speaker[it.speaker]
-        voices.append(same[(same.index(it) + 1) % len(same)])
-    if any(p is it for p, it in zip(voices, items, strict=True)):
-        notes.append("some speakers have a single utterance: their voice prompt is cut from the target utterance")
-    ev = Evaluation(args, needs=["speech"], output="speech")
-    tok = ev.model.tokenizers["speech"]
-    keys = [it.utt_id for it in items]
-
-    def voice(i: int) -> torch.Tensor:
-        wav = tok.read(voices[i].path)  # mono at the tokenizer's rate (resampled from VCTK's 48 kHz)
-        return wav[..., : int(prompt_seconds * tok.codec.sample_rate)]
-
-    def make(indices: list[int], generator) -> list[Prediction]:
-        prompts = [ev.prompt(instruction, [items[i].text], "text2x") for i in indices]
-        return ev.media_predictions([keys[i] for i in indices], prompts, generator, [voice(i) for i in indices])
-
-    preds = ev.predict(keys, make, "text-to-speech")
-    asr = load_judge("asr", judge, device=ev.fabric.device)
-    mine = ev.shard(len(items))
-    audio = {i: read_audio(preds[i].path) for i in mine if not preds[i].empty}
-    heard = sorted(audio)
-    said = asr.transcribe([audio[i][0] for i in heard], audio[heard[0]][1]) if heard else []
-    transcripts = {i: "" for i in mine} | dict(zip(heard, said, strict=True))
-    prompt_audio = {i: read_audio(voices[i].path) for i in mine}
-    for i in mine:  # the metric compares with what the model heard: the first prompt_seconds
-        wav, rate = prompt_audio[i]
-        prompt_audio[i] = (wav[: int(prompt_seconds * rate)], rate)
-    encoder = ResemblyzerEncoder() if speaker_encoder == "resemblyzer" else WavLMSpeakerEncoder(speaker_encoder)
-
-    def scores(speech: dict[int, tuple[torch.Tensor, int]], text_of: dict[int, str], pairs: dict[int, int]):
-        wer = ev.metric(WordErrorRate())  # an empty generation counts as all deletions
-        wer.update([text_of.get(pairs[i], "") for i in mine], [items[i].text for i in mine])
-        sim = ev.metric(SpeakerSimilarity(encoder))
-        for i in mine:
-            if pairs[i] in speech:
-                wav, rate = speech[pairs[i]]
-                ref, ref_rate = prompt_audio[i]
-                sim.update([wav], [_resampled(ref, ref_rate, rate)], rate)
-        return {"wer": compute(wer), "speaker_similarity": compute(sim)}
-
-    values = scores(audio, transcripts, {i: i for i in mine})
-    all_transcripts = ev.gather(transcripts, len(items))
-    n_empty = sum(p.empty for p in preds)
-    if n_empty:
-        notes.append(f"{n_empty} sentence(s) got no decodable speech: counted as empty transcripts in the WER and "
-                     "left out of the speaker similarity")
-    base = None
-    if baseline:
-        pairing = other_speaker_pairing([it.speaker for it in items])
-        if pairing is None:
-            base = {"values": None, "description": "another item's speech needs at least 2 items"}
-        else:
-            # another item's speech must be at hand on this rank: load it from the gathered prediction files
-            need = {pairing[i] for i in mine if not preds[pairing[i]].empty}
-            other_audio = {j: read_audio(preds[j].path) for j in need}
-            other_text = {j: all_transcripts[j] for j in need}
-            base = {"values": scores(other_audio, other_text, {i: pairing[i] for i in mine}),
-                    "description": "another item's generated speech (another sentence, another speaker where "
-                                   "possible) scored against this item's text and voice prompt"}
-    rows = [Row().add("text", items[i].text).add("voice prompt", voices[i].path, "audio")
-            .add("generated speech", preds[i].path, "audio").add("judge transcript", all_transcripts[i])
-            .add("note", preds[i].note or "") for i in sample_rows(len(items), report_samples)]
-    desc = f"{asr.description}; speaker encoder: {speaker_encoder}"
-    return ev.finish("wer", values, len(items), n_empty, desc, base, rows, notes)
-
-
-def _resampled(wav: torch.Tensor, rate: int, target: int) -> torch.Tensor:
-    from benchmarks.metrics.speaker_similarity import resample
-
-    return resample(wav, rate, target)
+def run(**options: Any) -> dict[str, Any]:
+    """Speak VCTK sentences in a prompt's voice; judge WER and speaker similarity vs silence/prompt/other voice."""
+    return VctkTts(**options).run()

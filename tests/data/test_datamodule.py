@@ -59,24 +59,35 @@ def test_ranks_draw_different_streams_of_equal_length(corpus):
     assert not torch.equal(batches[0][0], batches[1][0])
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resumed_loader_draws_the_same_batches(corpus, workers):
-    reference = datamodule(corpus, num_workers=workers).train_dataloader()
+@pytest.mark.parametrize(("workers", "buffer"), [(0, 5), (2, 5), (0, 1000)])
+def test_resumed_loader_draws_the_same_batches(corpus, workers, buffer):
+    reference = datamodule(corpus, num_workers=workers, shuffle_buffer=buffer).train_dataloader()
     expected = [b["input_ids"] for _ in range(2) for b in reference]  # two epochs
 
-    loader = datamodule(corpus, num_workers=workers).train_dataloader()
+    loader = datamodule(corpus, num_workers=workers, shuffle_buffer=buffer).train_dataloader()
     it = iter(loader)
     seen = [next(it)["input_ids"] for _ in range(3)]
     state = loader.state_dict()
     del it
 
-    resumed = datamodule(corpus, num_workers=workers).train_dataloader()
+    resumed = datamodule(corpus, num_workers=workers, shuffle_buffer=buffer).train_dataloader()
     resumed.load_state_dict(state)
     rest = [b["input_ids"] for b in resumed] + [b["input_ids"] for b in resumed]
     got = seen + rest
     assert len(got) == len(expected) == 10
     assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
     assert not torch.equal(expected[0], expected[5])  # the second epoch is a new draw
+
+
+def test_every_rank_and_worker_reads_its_own_share_of_each_source(corpus):
+    dm = datamodule(corpus, shuffle_buffer=16)
+    stream = dm._stream(dm.sources, 5, 0, shuffle=True)
+    stream.rank, stream.world_size = 1, 2
+    streams = stream._make_streams()
+    assert [(s.reader, s.readers, s.shuffle_buffer) for s in streams] == [(1, 2, 16)] * 3
+    dm.sources[1].shuffle_buffer = 0  # a source's own buffer size wins
+    assert [s.shuffle_buffer for s in dm._stream(dm.sources, 5, 0, shuffle=True)._make_streams()] == [16, 0, 16]
+    assert {s.shuffle_buffer for s in dm._stream(dm.sources, 5, 0, shuffle=False)._make_streams()} == {0}
 
 
 def test_validation_stream_repeats_and_splits_shards(corpus):
@@ -134,3 +145,14 @@ def test_over_long_samples_are_cut_counted_and_warned_about_sparingly(corpus):
     messages = [str(w.message) for w in caught if "truncated" in str(w.message)]
     assert len(messages) == 3 + sum(1 for p in (10, 100, 1000) if count >= p)
     assert "so far" in messages[-1] and "raise max_length" in messages[-1]
+
+
+def test_a_position_saved_before_shuffled_streams_restarts_the_epoch(corpus):
+    dm = datamodule(corpus)
+    stream = dm._stream(dm.sources, 5, 0, shuffle=True)
+    old = {"epoch": 0, "batches": 2, "rng": [3, [0] * 625, None], "shards": [None] * 3, "consumed": [0] * 3,
+           "pending": None, "order": [0] * 3, "stats": {}}
+    with pytest.warns(UserWarning, match="restarts epoch 0 from its beginning"):
+        stream.load_state_dict(old)
+    fresh = dm._stream(dm.sources, 5, 0, shuffle=True)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(stream, fresh, strict=True))

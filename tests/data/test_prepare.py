@@ -158,7 +158,7 @@ def test_files_shared_between_sources_are_encoded_once(music_dataset, monkeypatc
     sources = {"pairs": MusicCaps(str(root / "raw" / "musiccaps.csv"), split="train"),
                "chat": AnyInstruct(str(root / "dialogues.json"))}
     summary = prepare(sources, {"music": str(root / "tok")}, out=str(root / "shards"), chunk_size=4, num_workers=0,
-                      accelerator="cpu", progress=False)
+                      accelerator="cpu", progress=False, share_media=True)
     assert summary["chat"] == {**summary["chat"], "samples": 3, "skipped": 2}  # corrupt file, duplicate id
     report = json.loads((root / "shards" / "chat" / "prepare_report.json").read_text())["skipped"]
     assert {r["item"]: r["reason"].split(":")[0] for r in report} == {"anyinstruct-d3": "cannot load " + str(
@@ -187,3 +187,22 @@ def test_encoding_in_loader_workers_writes_the_same_shards(music_dataset):
         reports[workers] = sorted(r["item"] for r in json.loads((out / "mc" / "prepare_report.json").read_text())[
             "skipped"])
     assert codes[0] == codes[2] and reports[0] == reports[2]
+
+
+def test_paths_outside_the_dataset_root_need_the_flag(music_dataset):
+    root = music_dataset
+    chat = root / "chat"
+    chat.mkdir()
+    rows = [{"id": "d0", "conversation": [[{"role": "user", "message": "Play [music: ../raw/audio/clip0.wav]"},
+                                           {"role": "assistant", "message": "Calm."}]]}]
+    (chat / "dialogues.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    kwargs = dict(num_workers=0, accelerator="cpu", progress=False)
+    summary = prepare({"chat": AnyInstruct(str(chat / "dialogues.jsonl"))}, {"music": str(root / "tok")},
+                      out=str(root / "strict"), **kwargs)["chat"]
+    assert summary["samples"] == 0 and summary["skipped"] == 1
+    report = json.loads((root / "strict" / "chat" / "prepare_report.json").read_text())["skipped"]
+    assert report[0]["item"].endswith("dialogues.jsonl:1") and "--allow_outside_root" in report[0]["reason"]
+    summary = prepare({"chat": AnyInstruct(str(chat / "dialogues.jsonl"))}, {"music": str(root / "tok")},
+                      out=str(root / "trusting"), allow_outside_root=True, **kwargs)["chat"]
+    assert summary["samples"] == 1 and summary["skipped"] == 0
+    assert not list((root / "trusting" / "chat").glob(".anygpt-plan-*"))  # plan files are cleaned up

@@ -52,15 +52,31 @@ def test_export_opens_with_transformers_and_matches_logits(bundle_dir):
     assert bundle.system_prompt == "You are a test model."
 
 
-def test_prompt_follows_the_release_chat_template(bundle_dir):
+def test_prompts_follow_the_release_templates(bundle_dir):
     anygpt = AnyGPT.load(bundle_dir / "export")
+    assert anygpt.template == "base" and anygpt.force_marker  # no instruction tokens; exported by anygpt
     parts = parse_message(f"Describe this [image: {bundle_dir / 'in.png'}] please")
     assert [type(p).__name__ for p in parts] == ["str", "Media", "str"]
-    ids = anygpt.prompt_ids(parts, force="speech")
-    text = anygpt.vocab.decode_text(ids)
-    assert text.startswith("<s>You are a test model.\n[Human]: Describe this <soim><👀")
-    assert text.endswith("<eoim> please<eoh>\n[MMGPT]: <sosp>")
-    assert text.count("<👀") == 32
+    text = anygpt.vocab.decode_text(anygpt.prompt_ids(parts, force="speech"))
+    # base: the pretraining template, the user's text as the instruction, the media after it
+    assert text.startswith("<s>[Human]: Describe this please <soim><👀") and text.count("<👀") == 32
+    assert text.endswith("<eoim><eoh> [MMGPT]: <sosp>")
+    chat = AnyGPT.load(bundle_dir / "export", template="chat")
+    written = chat.vocab.decode_text(chat.prompt_ids(parts, force="speech", task="none"))
+    assert written.startswith("<s>You are a test model.\n[Human]: Describe this <soim><👀")
+    assert written.endswith("<eoim> please<eoh>\n[MMGPT]: <sosp>")
+    # the release's chat CLI ("interleaved"): media first, then the text; speech asked for by the task prompt
+    auto = chat.vocab.decode_text(chat.prompt_ids(parts, output="speech"))
+    assert auto.startswith("<s>You are a test model.\n[Human]: <soim><👀")
+    assert auto.endswith("<eoim> Describe this please<eoh>\n[MMGPT]:")
+    tts = chat.prompt_text(["Hello there"], output="speech")
+    assert tts.endswith("[Human]: Hello there Please read the given text.<eoh>\n[MMGPT]:")
+    assert chat.prompt_text(["a red square"], output="image").endswith(
+        "[Human]: a red square. Please generation an image.<eoh>\n[MMGPT]:")
+    pair = chat.pair_prompt_text("Describe it.", [Media("image", str(bundle_dir / "in.png"))], "x2text")
+    assert pair.startswith("[Human]: Describe it. <soim><👀") and pair.endswith("<eoim><eoh> [MMGPT]:")
+    assert chat.pair_prompt_text("Draw it.", ["a cat"], "text2x", force="image") == (
+        "[Human]: Draw it. This is input: a cat<eoh> [MMGPT]: <soim>")
 
 
 @pytest.mark.parametrize("output", ["image", "speech", "music"])
@@ -93,8 +109,9 @@ def test_chat_keeps_history_and_writes_a_transcript(bundle_dir, tmp_path):
 
 
 def test_chat_reports_progress_and_can_be_stopped_from_it(bundle_dir):
-    """The hook behind `anygpt serve`'s progress line and Stop button."""
-    anygpt = AnyGPT.load(bundle_dir / "export")
+    """The hook behind `anygpt serve`'s progress line and Stop button (the chat template, which keeps history;
+    the start marker forced: an image span to decode whatever this untrained model samples)."""
+    anygpt = AnyGPT.load(bundle_dir / "export", template="chat", force_marker=True)
     seen = []
     reply = anygpt.chat(["draw ", Media("image", str(bundle_dir / "in.png"))], output="image",
                         generator=torch.Generator().manual_seed(0),
@@ -103,7 +120,9 @@ def test_chat_reports_progress_and_can_be_stopped_from_it(bundle_dir):
     assert stages[0] == "tokenizing" and seen[0][2] == 1  # one media item to tokenize
     generating = [done for stage, done, _ in seen if stage == "generating"]
     assert generating == list(range(1, len(generating) + 1)) and len(generating) >= 30  # a counter per token
-    assert stages.index("decoding") > stages.index("generating") and ("decoding", 0, 1) in seen
+    decoding = [(done, total) for stage, done, total in seen if stage == "decoding"]
+    spans = len(reply.media())
+    assert stages.index("decoding") > stages.index("generating") and decoding == [(i, spans) for i in range(spans)]
     assert reply.media("image") and not reply.interrupted
 
     stopped = anygpt.chat("say hello", output="speech", generator=torch.Generator().manual_seed(0),
@@ -133,9 +152,9 @@ def test_bad_inputs_have_clear_errors(bundle_dir, tmp_path):
         load_bundle(bundle_dir / "export", tokenizers={"image": stub_image(16)})
 
 
-def _release_folder(root, speech_codes=1024):
+def _release_folder(root, speech_codes=1024, chat=False):
     """An HF folder built the way the release was: a 32000-id text tokenizer, ``add_tokens`` in the documented
-    order, then ``resize_token_embeddings``."""
+    order (``chat``: then stage 2's ``<-Res->`` and ``<-Ins->``), then ``resize_token_embeddings``."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -149,6 +168,9 @@ def _release_folder(root, speech_codes=1024):
     for spec in RELEASE_MODALITIES:
         size = speech_codes if spec.name == "speech" else spec.codebook_size
         tok.add_tokens([spec.token_format.format(i) for i in range(size)] + list(spec.markers))
+    if chat:
+        for token in ("<-Res->", "<-Ins->"):
+            tok.add_tokens([token])
     model = LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=4, num_key_value_heads=2))
     model.resize_token_embeddings(len(tok))
@@ -172,9 +194,22 @@ def test_convert_release_folder_checks_layout_and_round_trips(tmp_path):
         assert torch.allclose(hf_model.eval()(ids).logits, bundle.model(ids), atol=1e-5)
 
 
+def test_convert_a_chat_shaped_release_folder(tmp_path):
+    folder, hf_model = _release_folder(tmp_path, chat=True)
+    out = hf_to_anygpt(str(folder), str(tmp_path / "converted"))
+    stubs = {"image": stub_image(8192), "speech": stub_speech(1024), "music": stub_music(8192)}
+    bundle = load_bundle(out, tokenizers=stubs)
+    assert len(bundle.vocab) == 49420 and bundle.vocab.instruction_tokens
+    assert (bundle.vocab.token_id("<-Res->"), bundle.vocab.token_id("<-Ins->")) == (49418, 49419)
+    assert json.loads((tmp_path / "converted" / "added_tokens.json").read_text())["<-Ins->"] == 49419
+    ids = torch.tensor([[1, 32000, 49418, 49419]])
+    with torch.no_grad():
+        assert torch.allclose(hf_model.eval()(ids).logits, bundle.model(ids), atol=1e-5)
+
+
 def test_convert_refuses_a_wrong_vocabulary_layout(tmp_path):
     folder, _ = _release_folder(tmp_path, speech_codes=512)
-    with pytest.raises(VocabLayoutError, match="does not match"):
+    with pytest.raises(VocabLayoutError, match=r"AnyGPT-chat/tokenizer\.json lacks 512 tokens.*'<🗣️512>'"):
         hf_to_anygpt(str(folder), str(tmp_path / "converted"))
 
 
@@ -198,3 +233,107 @@ def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
     for (key, value), reference in zip(loaded.tokenizers["image"].codec.state_dict().items(),
                                        image.codec.state_dict().values(), strict=True):
         assert torch.equal(value, reference), key
+
+
+# -- release modes ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chat_model(bundle_dir):
+    """The test bundle's model with the instruction tokens (<-Res->, <-Ins->) added: an instruction-tuned layout."""
+    base = load_bundle(bundle_dir / "export")
+    vocab = UnifiedVocab(base.vocab.text, [base.tokenizers[m] for m in ("image", "speech", "music")],
+                         instruction_tokens=True)
+    torch.manual_seed(0)
+    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=512))
+    return AnyGPT(Bundle(model, vocab, base.tokenizers, "You are a test model.", base.refs, force_marker=False))
+
+
+def test_template_and_decoding_defaults_follow_the_checkpoint(chat_model):
+    assert chat_model.template == "chat" and not chat_model.force_marker and chat_model.constrained
+    assert chat_model.music_seconds == 5.0 and chat_model.music_start == "start"
+    chat_text = chat_model.generation_config("text", "release")
+    assert chat_text.num_beams == 5 and chat_text.do_sample and chat_text.max_new_tokens == 500
+    assert chat_model.generation_config("text", "release", template="base").max_new_tokens == 100
+    assert "constrained decoding on" in chat_model.describe()
+
+
+def test_spoken_dialogue_replies_split_into_transcript_and_answer(chat_model, tmp_path):
+    from anygpt.generation.chat import Transcript, _describe
+    from anygpt.generation.sampling import preset
+
+    v = chat_model.vocab
+    speech = v.encode_codes("speech", torch.tensor([1, 2, 3, 4]))
+    ids = v.encode("<-Ins-> draw me a sunny beach\n <-Res-> Sure, here it is. ") + speech
+    reply = chat_model.reply(ids, False, None, preset("release/speech").resolve(v))
+    assert reply.transcript == "draw me a sunny beach"
+    assert reply.text == "Sure, here it is." and [s.modality for s in reply.media()] == ["speech"]
+    assert "<-" not in _describe(reply) and "(heard: draw me a sunny beach)" in _describe(reply)
+    page = Transcript(tmp_path, "t")
+    page.note(chat_model.describe())
+    page.add_reply(reply)
+    html = page.write().read_text()
+    assert "heard: draw me a sunny beach" in html and "Sure, here it is." in html
+    assert "&lt;-Ins-&gt;" not in html and "&lt;-Res-&gt;" not in html and "constrained decoding on" in html
+    plain = chat_model.reply(v.encode(" just text"), False, None, preset("release/text").resolve(v))
+    assert plain.transcript is None and plain.text == "just text"
+
+
+def test_constrained_decoding_can_be_switched_off(chat_model):
+    from anygpt.generation.sampling import GenerationConfig
+
+    prompt = [chat_model.encode_prompt(chat_model.prompt_text(["make music"], output="music", force="music"))]
+    config = GenerationConfig(max_new_tokens=12, stop_ids=(chat_model.vocab.token_id("<eos>"),))
+    constrained, _ = chat_model.generate_ids(prompt, config)
+    music = chat_model.vocab.modalities["music"]
+    assert all(i in music.codes or i == music.end_id for i in constrained[0])  # only music codes inside the span
+    chat_model.constrained = False
+    try:
+        free, _ = chat_model.generate_ids(prompt, config)
+    finally:
+        chat_model.constrained = True
+    assert free != constrained  # the untrained model's unconstrained choice leaves the span
+
+
+def test_music_input_is_cropped_like_the_release(chat_model):
+    wav = torch.arange(16000 * 30, dtype=torch.float32)
+    assert chat_model.crop_music(wav, 16000).shape[-1] == 5 * 16000 and chat_model.crop_music(wav, 16000)[0] == 0
+    base = AnyGPT(chat_model.bundle, template="base")
+    assert base.music_seconds == 20.0 and base.crop_music(wav, 16000).shape[-1] == 20 * 16000
+    randomly = AnyGPT(chat_model.bundle, music_start="random")
+    starts = {int(randomly.crop_music(wav, 16000, torch.Generator().manual_seed(s))[0]) for s in range(4)}
+    assert len(starts) > 1 and all(0 <= s <= 25 * 16000 for s in starts)
+    assert chat_model.crop_music(wav[:100], 16000).shape[-1] == 100  # shorter clips stay whole
+    with pytest.raises(ValueError, match="music_start"):
+        AnyGPT(chat_model.bundle, music_start="middle")
+
+
+def test_base_instructions_are_read_from_a_local_release_copy_without_running_it(chat_model, tmp_path):
+    import random
+
+    from anygpt.generation.prompts import load_instructions
+
+    folder = tmp_path / "AnyGPT" / "anygpt" / "src" / "m_utils"
+    folder.mkdir(parents=True)
+    canary = tmp_path / "ran"
+    for name, phrase in (("other2text_instructions", "Caption this."), ("text2other_instructions", "Render this.")):
+        (folder / f"{name}.py").write_text(f"open({str(canary)!r}, 'w')\n"
+                                           f"{name} = {{'image': [{phrase!r}], 'speech': [{phrase!r}]}}\n")
+    pools = load_instructions(tmp_path / "AnyGPT")
+    assert not canary.exists()  # parsed, never executed
+    base = AnyGPT(chat_model.bundle, template="base", instructions=pools)
+    text = base.prompt_text(["a red square"], output="image", rng=random.Random(0))
+    assert text == "[Human]: Render this. This is input: a red square<eoh> [MMGPT]:"
+    with pytest.raises(ValueError, match="no text2x instructions for 'music'"):
+        base.prompt_text(["a tune"], output="music", rng=random.Random(0))
+    with pytest.raises(FileNotFoundError, match="other2text_instructions.py"):
+        load_instructions(tmp_path)
+
+
+@pytest.mark.parametrize("command", [["chat"], ["generate", "hello"], ["benchmark", "coco-caption"]])
+def test_compile_flag_parses_on_chat_generate_and_benchmark(command, capsys):
+    from anygpt.cli import main
+
+    for value in ("false", "true"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--compile", value, "--print_config"])
+        assert exit_info.value.code in (0, None)
+        assert f"compile: {value}" in capsys.readouterr().out

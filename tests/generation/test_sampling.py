@@ -189,3 +189,21 @@ def test_sampling_equals_hf_under_the_same_seed(pair):
     torch.manual_seed(123)
     got = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=15, do_sample=True, **settings)).new_tokens()
     assert got == expected
+
+
+def test_compiled_cache_length_is_a_power_of_two_and_extra_slots_change_nothing(pair):
+    from anygpt.generation.decoder import CachedDecoder, compile_by_default, compiled_cache_len, left_pad
+
+    assert [compiled_cache_len(n) for n in (1, 17, 256, 257, 1500, 4096)] == [256, 256, 256, 512, 2048, 4096]
+    _, ours = pair
+    assert not compile_by_default(ours)  # CPU: compiling costs more than it saves (docs/performance.md)
+    ids, valid = left_pad(PROMPTS, 0)
+    logits = []
+    for slots in (ids.size(1) + 6, compiled_cache_len(ids.size(1) + 6)):  # exact, and rounded as when compiled
+        decoder = CachedDecoder(ours, valid, slots)
+        with torch.inference_mode():
+            steps = [decoder.prefill(ids)]
+            for _ in range(5):
+                steps.append(decoder.step(steps[-1].argmax(-1)))
+        logits.append(torch.stack(steps))
+    torch.testing.assert_close(logits[1], logits[0])

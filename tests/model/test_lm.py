@@ -91,3 +91,22 @@ def test_cosine_schedule_with_warmup():
     assert warmup_cosine_factor(55, 10, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert warmup_cosine_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
     assert warmup_cosine_factor(500, 10, 100, 0.0) == pytest.approx(0.0)
+
+
+def test_compile_and_checkpointing_options_wrap_each_block_keeping_state_dict_keys():
+    """``compile`` compiles every block in place (after activation checkpointing); the state dict is unchanged, so
+    checkpoints load either way. (Compiled numerics are checked by benchmarks/perf/gpu_suite.py: compiling takes
+    minutes on a 2-core CPU.)"""
+    v = vocab()
+    torch.manual_seed(0)
+    plain = with_datamodule(AnyGPTLM("tiny"), v)
+    plain.configure_model()
+    torch.manual_seed(0)
+    wrapped = with_datamodule(AnyGPTLM("tiny", compile=True, activation_checkpointing=True), v)
+    wrapped.configure_model()
+    assert all(block._compiled_call_impl is not None for block in wrapped.model.blocks)
+    assert all(block._compiled_call_impl is None for block in plain.model.blocks)
+    assert all(block.forward.__name__ == "checkpointed" for block in wrapped.model.blocks)
+    assert wrapped.model.state_dict().keys() == plain.model.state_dict().keys()
+    for key, value in plain.model.state_dict().items():
+        assert torch.equal(wrapped.model.state_dict()[key], value), key

@@ -34,7 +34,8 @@ def tiny_export(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(tiny_export) -> AnyGPT:
-    return AnyGPT.load(tiny_export)
+    """The chat template (a conversation with history), as `anygpt serve --template chat` serves it."""
+    return AnyGPT.load(tiny_export, template="chat")
 
 
 def _png_header_only(path: Path, width: int, height: int) -> None:

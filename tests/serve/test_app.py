@@ -41,7 +41,7 @@ def test_the_api_runs_turns_like_the_page(server, uploads):
         api_name="/chat")
     assert isinstance(text, str) and files == [] and zipfile.is_zipfile(transcript)
     _, files, _, transcript = client.predict({"text": "Draw a red square.", "files": []}, output="image",
-                                             api_name="/chat")
+                                             task="text-to-image", constrained=True, api_name="/chat")
     assert files and files[0].endswith(".png")
     _, files, _, _ = client.predict({"text": "Play this.", "files": [handle_file(str(uploads["speech"]))]},
                                     read_as=["music"], output="speech", max_new_tokens=40, api_name="/chat")

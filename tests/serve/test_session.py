@@ -104,6 +104,7 @@ def test_bad_uploads_get_a_clear_message_and_lose_nothing(engine, uploads, tmp_p
     ({"files": ["image", "image", "image"]}, "3 files attached; at most 2 per message"),
     ({"voice": "corrupt_audio"}, "cannot read audio file broken.wav"),
     ({"voice": "image"}, "the voice prompt photo.png is not an audio file"),
+    ({"task": "poem"}, "unknown task prompt 'poem'; choose one of auto, none, text-to-image"),
 ])
 def test_bad_requests_are_refused_before_generation(engine, uploads, tmp_path, request_args, expected):
     args = {"text": "hello", **request_args}
@@ -201,6 +202,39 @@ def test_reset_close_and_shutdown_remove_files(engine, uploads, tmp_path):
         other.send(TurnRequest("hello"))
     host.close()
     assert not host.root.exists()
+
+
+def test_task_prompt_and_constrained_decoding_per_turn(host, uploads, monkeypatch):
+    """A turn's task prompt and constrained decoding reach the pipeline and the transcript; the server's stay."""
+    session = host.session()
+    seen = []
+    chat = session.engine.chat
+
+    def spy(parts, **kwargs):
+        seen.append((kwargs["task"], session.engine.constrained))
+        return chat(parts, **kwargs)
+
+    monkeypatch.setattr(session.engine, "chat", spy)
+    session.send(TurnRequest("a red square", output="image", task="none", constrained=False, max_new_tokens=6))
+    session.send(TurnRequest("Describe this image.", files=[uploads["image"]], max_new_tokens=4))
+    assert seen == [("none", False), ("auto", True)] and host.engine.constrained
+    page = (session.folder / "transcript.html").read_text()
+    assert "template chat" in page  # how the server prompts, above the turns
+    assert "asked for image output; task prompt none, release presets, max new tokens 6, seed 0, constrained " \
+           "decoding off" in page and "task prompt auto" in page
+
+
+def test_the_base_template_answers_each_message_alone(tiny_export, tmp_path):
+    from anygpt.generation.pipeline import AnyGPT
+
+    with ModelHost(AnyGPT.load(tiny_export, template="base"), root=tmp_path / "serve", task="none") as host:
+        assert not host.keeps_history and "no history" in host.describe()
+        session = host.session()
+        for _ in range(2):
+            session.send(TurnRequest("hello", max_new_tokens=4))
+        assert session.turns == 2 and session.engine.history == []
+    with pytest.raises(ValueError, match="unknown task prompt 'poem'"):
+        ModelHost(AnyGPT.load(tiny_export), root=tmp_path / "other", task="poem")
 
 
 def test_a_session_survives_deep_copies(host):

@@ -57,7 +57,7 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
     for clip in readers.read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", report=report):
         yield clip.caption
     for path in sorted((corpus / "anyinstruct").glob("*.jsonl")):
-        for dialogue in readers.read_anyinstruct(path, report=report, check_files=False):
+        for dialogue in readers.read_anyinstruct(path, report=report, check_files=False, root=corpus):
             for user, assistant in dialogue.turns:
                 yield media_pattern().sub(" ", user)
                 if assistant:
@@ -90,10 +90,11 @@ def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: in
             sources[f"image-{split}"] = CocoKarpathy(str(corpus / "coco" / "dataset_coco.json"), split=split)
             sources[f"speech-{split}"] = LibriSpeech(str(corpus / "librispeech"), split=LIBRISPEECH_SPLITS[split])
             sources[f"music-{split}"] = MusicCaps(str(corpus / "musiccaps" / "musiccaps.csv"), split=split)
-            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"))
+            # dialogues name the pair datasets' files (../coco/...): the corpus is their dataset root
+            sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"), root=str(corpus))
         shards = root / "shards"
         prepare(sources, tokenizers, out=str(shards), chunk_size=500, batch_size=32, num_workers=prepare_workers,
-                accelerator="cpu", devices=1)
+                accelerator="cpu", devices=1, share_media=True)
     info = {"corpus": str(corpus), "text_tokenizer": str(text_dir), "shards": str(shards), "tokenizers": tokenizers,
             "corpus_counts": manifest.get("counts")}
     (root / "demo_data.json").write_text(json.dumps(info, indent=2))
@@ -124,7 +125,8 @@ class DemoDataModule(AnyGPTDataModule):
                  pair_train_on: str = "all",
                  max_length: int = 512, batch_size: int = 8,
                  batches_per_epoch: int = 200, val_batches: int = 5, num_workers: int = 0,
-                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0) -> None:
+                 instruction_tokens: bool = False, prepare_workers: int = 2, seed: int = 0,
+                 shuffle_buffer: int = 1000) -> None:
         weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         directions = {"image": 0.5, "speech": 0.5, "music": 0.5, **(x2text_prob or {})}
         unknown = (set(weights) | set(directions)) - set(DEFAULT_WEIGHTS)
@@ -151,6 +153,6 @@ class DemoDataModule(AnyGPTDataModule):
         super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
                          val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
-                         instruction_tokens=instruction_tokens, seed=seed)
+                         instruction_tokens=instruction_tokens, seed=seed, shuffle_buffer=shuffle_buffer)
         self.hparams.update({"root": str(root), "scale": scale, "corpus_seed": corpus_seed,
                              "tokenizers": self.tokenizer_refs})

@@ -306,15 +306,21 @@ class SEEDImageTokenizer(Codec):
     ) -> SEEDImageTokenizer:
         """Load ``seed_quantizer.pt`` (+ BLIP-2's ``eva_vit_g.pth`` when the quantizer file lacks the ViT).
 
-        A `save_pretrained` directory is loaded as usual. Raises `KeyError` naming the files when a weight the
-        forward pass uses is missing; keys of unused branches (BERT text layers, the ``recon_s`` blocks, the 40th ViT
-        block, ...) are listed in ``model.load_report["unexpected"]`` and logged.
+        ``path`` may be the file or the AILab-CVC/seed-tokenizer-2 folder holding it; ``eva_vit_g.pth`` is looked for
+        beside it and one folder up when not given. Sizes not in ``overrides`` are read from the weights
+        (`seed_config_from_state`). A `save_pretrained` directory is loaded as usual. Raises `KeyError` naming the
+        files when a weight the forward pass uses is missing; keys of unused branches (BERT text layers, the
+        ``recon_s`` blocks, the 40th ViT block, ...) are listed in ``model.load_report["unexpected"]`` and logged.
         """
         if path is None:
             raise TypeError("SEEDImageTokenizer ships no default weights; give seed_quantizer.pt (+ eva_vit)")
         path = Path(path)
+        if path.is_dir() and (path / "seed_quantizer.pt").exists():  # AILab-CVC/seed-tokenizer-2 as downloaded
+            path = path / "seed_quantizer.pt"
         if path.is_dir():
             return super().from_pretrained(path, trust_code=trust_code, **overrides)
+        if eva_vit is None:  # BLIP-2's eva_vit_g.pth beside the quantizer or one folder up
+            eva_vit = next((p for p in (path.parent / EVA_FILE, path.parent.parent / EVA_FILE) if p.exists()), None)
         state = dict(_torch_load(path))
         sources = [str(path)]
         if eva_vit is not None:
@@ -322,6 +328,10 @@ class SEEDImageTokenizer(Codec):
             for key, value in vit_state.items():  # eva_vit_g.pth has no prefix; seed_quantizer.pt uses visual_encoder.
                 state[key if key.startswith("visual_encoder.") else f"visual_encoder.{key}"] = value
             sources.append(str(eva_vit))
+        try:
+            overrides = {**seed_config_from_state(state), **overrides}
+        except (KeyError, ValueError) as err:
+            log.warning("%s: sizes not readable from the weights (%s); using the release's", " + ".join(sources), err)
         model = cls(**overrides)
         model.load_seed_state_dict(state, source=" + ".join(sources))
         return model.eval()
@@ -417,6 +427,47 @@ def seed_key_to_ours(key: str) -> str:
         if pattern.match(key):
             return pattern.sub(replacement, key)
     return key
+
+
+EVA_FILE = "eva_vit_g.pth"
+# Head widths of the release (EVA ViT-g: 1408 / 16; BERT-base Q-Former and the decoder blocks: 768 / 12): head counts
+# are not in the shapes.
+EVA_HEAD_DIM, QFORMER_HEAD_DIM = 88, 64
+
+
+def seed_config_from_state(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """`SEEDImageTokenizer` sizes read from the release's key names and shapes (``seed_quantizer.pt`` merged with the
+    ``visual_encoder.``-prefixed EVA weights). The ViT depth is one less than the EVA blocks present: BLIP-2 drops
+    the last of eva_vit_g.pth's 40."""
+    config: dict[str, Any] = {}
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
+
+    if "visual_encoder.patch_embed.proj.weight" in state:
+        width, _, patch, _ = state["visual_encoder.patch_embed.proj.weight"].shape
+        positions = state["visual_encoder.pos_embed"].shape[1] - 1
+        if width % EVA_HEAD_DIM:
+            raise ValueError(f"EVA width {width} is not a multiple of the release's head width {EVA_HEAD_DIM}")
+        config.update(image_size=int(round(positions ** 0.5)) * int(patch), patch_size=int(patch), vit_width=int(width),
+                      vit_depth=count("visual_encoder.blocks.") - 1, vit_heads=int(width) // EVA_HEAD_DIM,
+                      vit_hidden=int(state["visual_encoder.blocks.0.mlp.fc1.weight"].shape[0]))
+    _, queries, qwidth = state["query_tokens"].shape
+    if qwidth % QFORMER_HEAD_DIM:
+        raise ValueError(f"Q-Former width {qwidth} is not a multiple of the release's head width {QFORMER_HEAD_DIM}")
+    layer = "Qformer.bert.encoder.layer."
+    crossed = sorted(int(k[len(layer):].split(".", 1)[0]) for k in state
+                     if k.startswith(layer) and ".crossattention.self.query.weight" in k)
+    n_embed, codebook_dim = state["quantize.embedding.weight"].shape
+    downs = [state[f"image_down.{i}.weight"].shape[0] for i in range(0, 2 * 8, 2) if f"image_down.{i}.weight" in state]
+    config.update(qformer_width=int(qwidth), num_queries=int(queries), qformer_depth=count(layer),
+                  qformer_heads=int(qwidth) // QFORMER_HEAD_DIM,
+                  qformer_hidden=int(state[f"{layer}0.intermediate_query.dense.weight"].shape[0]),
+                  cross_attention_freq=crossed[1] - crossed[0] if len(crossed) > 1 else max(1, count(layer)),
+                  codebook_dim=int(codebook_dim), n_embed=int(n_embed), decode_depth=count("blocks_image."),
+                  decode_heads=int(qwidth) // QFORMER_HEAD_DIM, down_dims=tuple(int(d) for d in downs),
+                  embed_dim=int(state["distill_image_proj.weight"].shape[0]))
+    return config
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:

@@ -40,17 +40,20 @@ class SpeechTokenizerCodec(Codec):
         soundstorm: a SoundStorm checkpoint (`soundstorm_path`) that turns level-1 codes into all levels; without one
             only full codes decode.
         soundstorm_steps: MaskGIT iterations of level 2.
-        prompt_seconds: how much of a voice prompt SoundStorm conditions on.
+        prompt_seconds: how much of a voice prompt SoundStorm conditions on; None: the whole file, as the release.
+        soundstorm_schedule: SoundStorm's decoding of level 2: "release" (AnyGPT's own MaskGIT schedule) or
+            "annealed" (ours), see `SoundStorm.generate`.
     """
 
     modality = "speech"
 
     def __init__(self, config: dict[str, Any] | None = None, soundstorm: str | None = None, soundstorm_steps: int = 3,
-                 prompt_seconds: float = 3.0) -> None:
+                 prompt_seconds: float | None = None, soundstorm_schedule: str = "release") -> None:
         super().__init__()
         self.config = SpeechTokenizerConfig.from_dict(config or {})
         self.model = SpeechTokenizerModel(self.config)
         self.soundstorm_steps, self.prompt_seconds = soundstorm_steps, prompt_seconds
+        self.soundstorm_schedule = soundstorm_schedule
         self._soundstorm: list[SoundStorm] = []  # kept out of the state dict: a separate checkpoint
         if soundstorm:
             self.attach_soundstorm(SoundStorm.from_pretrained(soundstorm_path(soundstorm)))
@@ -126,10 +129,13 @@ class SpeechTokenizerCodec(Codec):
         return self._soundstorm[0]
 
     def prompt_codes(self, voice: torch.Tensor | str | Path) -> torch.Tensor:
-        """All levels of the first ``prompt_seconds`` of a voice prompt, ``[frames, n_q]`` (the voice to clone)."""
+        """All levels of a voice prompt, ``[frames, n_q]`` (the voice to clone): the whole file, as the release
+        encodes it, or its first ``prompt_seconds`` when that is set."""
         wav = voice if isinstance(voice, torch.Tensor) else \
             read_audio(voice, self.sample_rate, min_samples=self.config.hop_length)
-        wav = wav.reshape(1, -1)[:, : int(self.prompt_seconds * self.sample_rate)]
+        wav = wav.reshape(1, -1)
+        if self.prompt_seconds is not None:
+            wav = wav[:, : int(self.prompt_seconds * self.sample_rate)]
         return self.encode_all_levels([wav])[0].T
 
     def acoustic_codes(self, semantic: torch.Tensor, voice: torch.Tensor | str | Path | None = None,
@@ -144,7 +150,8 @@ class SpeechTokenizerCodec(Codec):
         device = next(storm.parameters()).device
         prompt_codes = None if voice is None else self.prompt_codes(voice)[None].to(device)
         full = storm.generate(semantic.reshape(1, -1).to(device), prompt_codes,
-                              steps=self.soundstorm_steps if steps is None else steps, generator=generator)
+                              steps=self.soundstorm_steps if steps is None else steps,
+                              schedule=self.soundstorm_schedule, generator=generator)
         return full[0].T.cpu()
 
     # -- checkpoints ---------------------------------------------------------------------------------------------------

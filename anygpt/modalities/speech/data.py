@@ -80,11 +80,11 @@ def frame_phones(alignment: list[tuple[str, float]], n_frames: int, frame_second
 class SpeechSegments(Dataset):
     """Fixed-length random crops of the utterances of one split, with frame phone labels when alignments exist.
 
-    Audio is decoded once and kept in memory (the demo corpus is small); for large corpora use ``cache=False``.
+    ``cache=True`` keeps decoded audio in memory, in every loader worker: only for corpora that small (the demo's).
     """
 
     def __init__(self, root: str | Path, split: str, sample_rate: int, hop_length: int, segment_seconds: float,
-                 phones: Sequence[str] = (), random_crop: bool = True, cache: bool = True,
+                 phones: Sequence[str] = (), random_crop: bool = True, cache: bool = False,
                  max_files: int | None = None) -> None:
         self.files = find_audio(root, split)[:max_files]
         self.sample_rate, self.hop_length = sample_rate, hop_length
@@ -143,18 +143,19 @@ class SpeechSegments(Dataset):
 
 
 class SpeechDataModule(L.LightningDataModule):
-    """Train/val crops from a LibriSpeech/MLS-style tree for `SpeechTokenizerTrainer`."""
+    """Train/val crops from a LibriSpeech/MLS-style tree for `SpeechTokenizerTrainer` (``cache``: keep decoded audio in
+    memory, per loader worker; small corpora only)."""
 
     def __init__(self, root: str, train_split: str = "train-clean-100", val_split: str = "dev-clean",
                  sample_rate: int = 16000, hop_length: int = 320, segment_seconds: float = 1.0,
                  phones: Sequence[str] = (), batch_size: int = 8, num_workers: int = 0,
-                 max_train_files: int | None = None, max_val_files: int | None = None) -> None:
+                 max_train_files: int | None = None, max_val_files: int | None = None, cache: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
-        common = dict(sample_rate=h.sample_rate, hop_length=h.hop_length, phones=h.phones)
+        common = dict(sample_rate=h.sample_rate, hop_length=h.hop_length, phones=h.phones, cache=h.get("cache", False))
         self.train_set = SpeechSegments(h.root, h.train_split, segment_seconds=h.segment_seconds,
                                         max_files=h.max_train_files, **common)
         self.val_set = SpeechSegments(h.root, h.val_split, segment_seconds=h.segment_seconds, random_crop=False,
@@ -193,10 +194,13 @@ def pad_codes(items: Sequence[torch.Tensor], pad_id: int) -> dict[str, torch.Ten
 
 
 class SoundStormDataModule(L.LightningDataModule):
-    """All-level codes of a LibriSpeech/MLS-style tree, encoded once at setup by a trained speech tokenizer.
+    """All-level codes of a small LibriSpeech-style tree (the demo's), encoded at setup by a trained speech tokenizer
+    and kept in memory on every rank.
 
     ``tokenizer`` is a speech tokenizer checkpoint (a save_pretrained folder, ``anygpt-assets:tokenizers/speech``, or a
-    release folder). Encoding runs on the tokenizer's device in ``setup``; ``codes_file`` caches the codes.
+    release folder); ``codes_file`` caches the codes. For real corpora, write token shards with all levels
+    (``anygpt prepare``, a speech source with ``all_levels: true``) and train from them with
+    `anygpt.data.codes.CodeShardDataModule`, which streams them split by rank (experiments/tokenizers/soundstorm.yaml).
     """
 
     def __init__(self, root: str, tokenizer: str = "anygpt-assets:tokenizers/speech",

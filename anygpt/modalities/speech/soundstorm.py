@@ -274,16 +274,29 @@ class SoundStorm(Pretrained):
 
     @torch.inference_mode()
     def generate(self, semantic: torch.Tensor, prompt: torch.Tensor | None = None, steps: int = 3,
-                 temperature: float = 1.0, top_k_fraction: float = 0.3, greedy_levels_from: int = 1,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 schedule: str = "release", temperature: float = 1.0, top_k_fraction: float = 0.3,
+                 greedy_levels_from: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """Acoustic levels for ``semantic [B, N]``; returns all levels ``[B, N, 1 + Q]`` (semantic first).
 
-        ``prompt [B, P, 1 + Q]`` (all levels of a few seconds of the target voice): its level 1 is prepended to the
-        condition and its acoustic levels are a fixed prefix, so the continuation takes on that voice. Level 2 is
-        decoded MaskGIT-style in ``steps`` iterations (cosine schedule: the least confident predictions are re-masked;
-        sampling from the top ``top_k_fraction`` of the vocabulary, temperature annealed to 0); levels from
-        ``greedy_levels_from`` on take one greedy pass each. Without a prompt the sampling picks a random voice.
+        ``prompt [B, P, 1 + Q]`` (all levels of the target voice): its level 1 is prepended to the condition and its
+        acoustic levels are a fixed prefix, so the continuation takes on that voice; without one the sampling picks a
+        random voice.
+
+        ``schedule`` names the MaskGIT decoding of level 2:
+
+        - ``"release"`` (default): what AnyGPT's SoundStorm does (``generate(steps, greedy=True, topk_pres=0.7)``,
+          REFERENCE.md): ``steps + 1`` passes with cosine mask counts of the whole (prompt + new) length, sampling
+          temperature rising from 0 (``i / steps``), logits cut to their top 30%, the positions to re-mask ranked by
+          ``1 - p(sampled id)`` over every position and level (prompt positions never re-masked), the last pass
+          greedy; then one greedy pass per higher level, each overwriting that level and all above it.
+        - ``"annealed"``: ours: ``steps`` passes, temperature falling from ``temperature`` to 0, re-masking the least
+          confident level-2 positions only (unfiltered probabilities), sampling from the top ``top_k_fraction``;
+          levels from ``greedy_levels_from`` on take one greedy pass each.
         """
+        if schedule == "release":
+            return self._generate_release(semantic, prompt, steps, generator)
+        if schedule != "annealed":
+            raise ValueError(f"unknown SoundStorm schedule {schedule!r}: use 'release' or 'annealed'")
         b, n = semantic.shape
         device = semantic.device
         p = 0 if prompt is None else prompt.shape[1]
@@ -315,29 +328,124 @@ class SoundStorm(Pretrained):
                 codes[:, p:, q] = level
         return torch.cat([semantic.long()[..., None], codes[:, p:]], dim=-1)
 
+    def _generate_release(self, semantic: torch.Tensor, prompt: torch.Tensor | None, steps: int,
+                          generator: torch.Generator | None) -> torch.Tensor:
+        """The release's schedule (see `generate`); its random draws are the same Gumbel noise, from ``generator``."""
+        b, n = semantic.shape
+        device = semantic.device
+        levels = self.num_quantizers
+        p = 0 if prompt is None else prompt.shape[1]
+        total = p + n
+        codes = torch.full((b, total, levels), self.mask_id, dtype=torch.long, device=device)
+        cond = semantic.long()
+        if prompt is not None:
+            codes[:, :p] = prompt[..., 1:].long()
+            cond = torch.cat([prompt[..., 0].long(), cond], dim=1)
+        editable = torch.zeros(b, total, levels, dtype=torch.bool, device=device)
+        editable[:, p:] = True  # the prompt is never re-masked
+        masked = editable.clone()
+        times = torch.linspace(0.0, 1.0, steps + 1, device=device)
+        counts = (cosine_schedule(times) * total).long()  # tokens to re-mask after each pass, of ALL positions
+        for i, count in enumerate(counts.tolist()):
+            logits = self.logits(codes, cond).float().reshape(b, total * levels, -1)
+            if count == 0:
+                sampled = logits.argmax(-1)
+            else:
+                logits = _release_top_k(logits, 0.7)
+                noise = torch.zeros_like(logits).uniform_(0, 1, generator=generator)
+                gumbel = -_release_log(-_release_log(noise))
+                sampled = (logits / max(1.0 * i / steps, 1e-10) + gumbel).argmax(-1)
+            codes = torch.where(masked, sampled.view(b, total, levels), codes)
+            if count == 0:
+                continue
+            scores = (1 - logits.softmax(-1)).gather(2, sampled[..., None])[..., 0]
+            ranks = scores.argsort(dim=-1, descending=True).argsort(dim=-1)
+            masked = (ranks < count).view(b, total, levels)
+            masked[:, :, 1:] = True
+            masked &= editable
+            codes = codes.masked_fill(masked, self.mask_id)
+        for q in range(1, levels):  # one greedy pass each; it rewrites level q and above everywhere, prompt included
+            sampled = self.logits(codes, cond).argmax(-1)
+            codes[:, :, q:] = sampled[:, :, q:]
+        return torch.cat([semantic.long()[..., None], codes[:, p:]], dim=-1)
+
     # -- checkpoints --------------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, trust_code: bool = False, **overrides: Any
                         ) -> SoundStorm:
-        """A `save_pretrained` folder, or the release's ``.pt`` state dict (paper configuration + ``overrides``)."""
+        """A `save_pretrained` folder, or the release's ``.pt`` state dict (sizes read from its weights; ``overrides``
+        win)."""
         if path is not None and Path(path).is_file():
             return cls.from_release(path, **overrides)
         return super().from_pretrained(path, trust_code=trust_code, **overrides)
 
     @classmethod
     def from_release(cls, checkpoint_path: str | Path, **config: Any) -> SoundStorm:
-        """Load AnyGPT's ``speechtokenizer_soundstorm_mls.pt`` (defaults: the paper's 1024-d, 12 layers, 8 heads)."""
+        """Load AnyGPT's ``speechtokenizer_soundstorm_mls.pt``. Sizes not given in ``config`` are read from the
+        weights' shapes (`config_from_state`); the paper's file gives 1024-d, 12 layers, 8 heads of 128."""
         checkpoint_path = Path(checkpoint_path)
         if not checkpoint_path.exists():
             raise FileNotFoundError(f"{checkpoint_path} does not exist: pass the SoundStorm state dict, e.g. "
                                     "fnlp/AnyGPT-speech-modules/soundstorm/speechtokenizer_soundstorm_mls.pt")
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        state = _from_anygpt_layout(torch.load(checkpoint_path, map_location="cpu", weights_only=True))
+        try:
+            config = {**config_from_state(state, config.get("dim_head", 128)), **config}
+        except (KeyError, ValueError, IndexError) as err:
+            raise KeyError(f"{checkpoint_path} does not look like a SoundStorm state dict ({err})") from None
         model = cls(**config)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise KeyError(f"{checkpoint_path} does not match the SoundStorm layout: missing {missing[:5]}, "
                            f"unexpected {unexpected[:5]}")
         return model.eval()
+
+
+def config_from_state(state: dict[str, torch.Tensor], dim_head: int = 128) -> dict[str, int]:
+    """`SoundStorm` sizes read from a state dict in our layout. The head count is not in the shapes: it is the
+    attention width over ``dim_head`` (128 in the release)."""
+    prefix = "net.conformer.layers."
+    depth = 1 + max(int(k[len(prefix):].split(".", 1)[0]) for k in state if k.startswith(prefix))
+    levels, dim, codebook = state["net.to_logits.2.weight"].shape
+    inner = state[f"{prefix}0.attn.fn.to_q.weight"].shape[0]
+    if inner % dim_head:
+        raise ValueError(f"attention width {inner} is not a multiple of dim_head {dim_head}")
+    return {"codebook_size": int(codebook), "num_quantizers": int(levels), "dim": int(dim), "depth": depth,
+            "num_semantic_tokens": int(state["semantic_token_emb.weight"].shape[0]), "heads": inner // dim_head,
+            "dim_head": dim_head, "ff_mult": int(state[f"{prefix}0.ff1.fn.fn.net.0.weight"].shape[0]) // int(dim),
+            "conv_kernel_size": int(state[f"{prefix}0.conv.net.4.conv.weight"].shape[-1])}
+
+
+# AnyGPT's copy of soundstorm.py splits the conv module's Sequential into net1 / ds_conv / net2 (its checkpoint has
+# those names); ZhangXInFD/soundstorm-speechtokenizer keeps one Sequential ``net``, the layout of our modules.
+_ANYGPT_CONV_KEYS = {"net1.0.": "net.0.", "net1.2.": "net.2.", "ds_conv.": "net.4.", "net2.1.": "net.6.",
+                     "net2.2.": "net.7."}
+
+
+def _from_anygpt_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A SoundStorm state dict in either release layout -> ours (conv module names; EinMix biases of newer einops
+    are stored as ``[1, 1, Q, L]``, ours as ``[Q, L]``)."""
+    out = {}
+    for key, value in state.items():
+        for old, new in _ANYGPT_CONV_KEYS.items():
+            marker = f".conv.{old}"
+            if marker in key:
+                key = key.replace(marker, f".conv.{new}")
+                break
+        if key == "net.to_logits.2.bias" and value.dim() == 4:
+            value = value.reshape(value.shape[-2:])
+        out[key] = value
+    return out
+
+
+def _release_top_k(logits: torch.Tensor, thres: float) -> torch.Tensor:
+    """Keep the top ``ceil((1 - thres) * L)`` logits of each position, the rest -inf (the release's filter)."""
+    k = math.ceil((1 - thres) * logits.shape[-1])
+    values, indices = logits.topk(k, dim=-1)
+    return torch.full_like(logits, float("-inf")).scatter_(2, indices, values)
+
+
+def _release_log(t: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    return torch.log(t + eps)
 
 
 def _sample_top_k(logits: torch.Tensor, temperature: float, fraction: float,

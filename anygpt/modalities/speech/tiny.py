@@ -32,6 +32,7 @@ class TinySpeechCodec(SpeechTokenizerCodec):
     default_checkpoint = "anygpt-assets:tokenizers/speech"
 
     def __init__(self, config: dict[str, Any] | None = None, soundstorm: str | None = None, soundstorm_steps: int = 3,
-                 prompt_seconds: float = 1.5) -> None:
+                 prompt_seconds: float | None = 1.5, soundstorm_schedule: str = "release") -> None:
         super().__init__(config={**TINY_CONFIG, **(config or {})}, soundstorm=soundstorm,
-                         soundstorm_steps=soundstorm_steps, prompt_seconds=prompt_seconds)
+                         soundstorm_steps=soundstorm_steps, prompt_seconds=prompt_seconds,
+                         soundstorm_schedule=soundstorm_schedule)

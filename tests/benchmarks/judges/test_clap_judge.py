@@ -36,6 +36,9 @@ def test_embedder_interface_shapes_and_normalisation():
     # batching with a longer clip barely changes a clip's embedding (padding is masked after pooling)
     one = model.embed_audio([wavs[1]], 48000)
     assert (one[0] @ audio[1]).item() > 0.98
+    # a clip shorter than the CNN's pooling (a few generated music frames) is judged, padded with silence
+    short = model.embed_audio([torch.randn(200)], 48000)
+    assert short.shape == (1, 128) and torch.isfinite(short).all()
 
 
 def test_save_load_round_trip(tmp_path):

@@ -137,3 +137,23 @@ def test_metric_with_java_tokenizer_equals_pycocoevalcap_on_tokenized_text(java_
     expected, _ = reference_cider([tok[h] for h in hyps], [[tok[r] for r in rs] for rs in refs])
     assert metric.compute().item() == pytest.approx(expected, abs=1e-12)
     assert metric.compute().dtype == torch.float64
+
+
+def test_cider_on_a_redraw_equals_pycocoevalcap_on_the_redrawn_set():
+    """The bootstrap statistic: document frequencies and log(#images) of the redrawn set, duplicates as entries."""
+    from benchmarks.metrics.cider import CiderD
+    from benchmarks.stats import redraws
+
+    rng = random.Random(3)
+    n = 12
+    hyps = [random_caption(rng) for _ in range(n)]
+    refs = [[random_caption(rng) or "a" for _ in range(rng.randint(1, 5))] for _ in range(n)]
+    stat = CiderD(hyps, refs)
+    assert stat(np.ones((1, n)))[0] == pytest.approx(reference_cider(hyps, refs)[0], abs=1e-12)
+    weights = next(redraws(n, resamples=8, seed=1))
+    values = stat(weights)
+    for w, value in zip(weights, values, strict=True):
+        drawn = [i for i in range(n) for _ in range(int(w[i]))]
+        expected, _ = reference_cider([hyps[i] for i in drawn], [refs[i] for i in drawn])
+        assert value == pytest.approx(expected, abs=1e-12)
+    assert len(set(np.round(values, 9))) > 1  # redraws differ

@@ -93,3 +93,16 @@ def test_bad_input(tiny):
         CLIPScore(model)
     with pytest.raises(ValueError, match="no pairs"):
         metric.compute()
+
+
+def test_image_files_stream_through_and_only_embeddings_are_kept(tiny, tmp_path):
+    model, preprocess, tokenizer = tiny
+    imgs = images()
+    paths = []
+    for i, im in enumerate(imgs):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(im.permute(1, 2, 0).numpy()).save(paths[-1])
+    from_files = CLIPScore(model, preprocess=preprocess, tokenizer=tokenizer, batch_size=2)
+    from_files.update(paths, TEXTS)
+    assert from_files.compute().item() == pytest.approx(by_hand(model, preprocess, tokenizer, imgs, TEXTS), abs=1e-6)
+    assert [tuple(t.shape) for t in from_files.image_features] == [(5, 16)]  # embeddings, not pixels

@@ -44,3 +44,17 @@ def test_bad_input():
         metric.compute()
     metric.update([""], ["one two"])  # an empty prediction counts, it does not crash
     assert metric.compute().item() == 1.0
+
+
+def test_item_errors_sum_to_the_corpus_counts():
+    rng = random.Random(1)
+    refs = [sentence(rng, 1) for _ in range(100)]
+    hyps = [sentence(rng, 0) for _ in range(100)]
+    metric = WordErrorRate()
+    errors, words = metric.item_errors(hyps, refs)
+    norm = EnglishTextNormalizer()
+    out = jiwer.process_words([norm(r) for r in refs], [norm(h) for h in hyps])
+    assert sum(errors) == out.substitutions + out.deletions + out.insertions
+    assert sum(words) == out.substitutions + out.deletions + out.hits
+    for i in (0, 17, 99):  # each item alone is its own jiwer WER
+        assert errors[i] / words[i] == pytest.approx(jiwer.wer(norm(refs[i]), norm(hyps[i])), abs=1e-12)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from anygpt.data.readers import DatasetError
-from benchmarks.tasks import runner
-from benchmarks.tasks.runner import Evaluation, Prediction, derangement, locate, sample_rows
-from benchmarks.tasks.vctk_tts import interleave_speakers, other_speaker_pairing
+from benchmarks.tasks import base as runner
+from benchmarks.tasks.base import Prediction, Row, derangement, locate, sample_rows
+from benchmarks.tasks.coco_caption import CocoCaption
+from benchmarks.tasks.vctk_tts import interleave_speakers, other_speaker_recording
 
 
 def test_derangement_pairs_every_item_with_another():
@@ -20,17 +21,33 @@ def test_derangement_pairs_every_item_with_another():
     assert derangement(10, 3) == derangement(10, 3) and derangement(10, 3) != derangement(10, 4)
 
 
-def test_other_speaker_pairing_and_interleaving():
-    class U:
-        def __init__(self, speaker, k):
-            self.speaker, self.k = speaker, k
+def test_other_speaker_recording_and_interleaving():
+    import random
 
-    items = interleave_speakers([U("a", 0), U("a", 1), U("a", 2), U("b", 0), U("c", 0)])
-    assert [(u.speaker, u.k) for u in items] == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("a", 2)]
-    pairing = other_speaker_pairing([u.speaker for u in items])
-    assert all(items[j].speaker != items[i].speaker for i, j in enumerate(pairing))
-    assert other_speaker_pairing(["a", "a"]) == [1, 0]  # one speaker: another sentence at least
-    assert other_speaker_pairing(["a"]) is None
+    from anygpt.data.readers import Utterance
+
+    def u(speaker, k, text):
+        return Utterance(f"{speaker}_{k}", speaker, f"{speaker}_{k}.wav", text)
+
+    items = interleave_speakers([u("a", 0, "x"), u("a", 1, "y"), u("a", 2, "z"), u("b", 0, "w"), u("c", 0, "X.")])
+    assert [(it.speaker, it.utt_id) for it in items] == [("a", "a_0"), ("b", "b_0"), ("c", "c_0"), ("a", "a_1"),
+                                                         ("a", "a_2")]
+    by_text: dict = {}
+    for it in items:
+        by_text.setdefault(runner_text_key(it.text), []).append(it)
+    rng = random.Random(0)
+    # the same sentence by another speaker when the corpus has one ("X." ~ "x"), else another speaker's recording
+    assert other_speaker_recording(items[0], by_text, items, rng).utt_id == "c_0"
+    for it in items:
+        other = other_speaker_recording(it, by_text, items, rng)
+        assert other.speaker != it.speaker
+    assert other_speaker_recording(items[0], {}, [items[0], items[3]], rng) is None  # one speaker: none
+
+
+def runner_text_key(text: str) -> str:
+    from benchmarks.tasks.vctk_tts import _text_key
+
+    return _text_key(text)
 
 
 def test_locate_names_every_path_it_tried(tmp_path):
@@ -53,11 +70,11 @@ def test_default_data_is_the_demo_corpus(tmp_path, monkeypatch, demo_corpus):
 
 
 def test_gather_rejects_a_wrong_prediction_count():
-    ev = Evaluation.__new__(Evaluation)
-    ev.world, ev.args = 1, runner.TaskArgs("coco-caption", "x")
+    ev = CocoCaption(ckpt="x")
+    ev.world = 1
     preds = {0: Prediction("a"), 1: Prediction("b")}
     assert [p.key for p in ev.gather(preds, 2)] == ["a", "b"]
-    with pytest.raises(RuntimeError, match="gathered 2 predictions for 3 items"):
+    with pytest.raises(RuntimeError, match="gathered 2 values for 3 items"):
         ev.gather(preds, 3)
 
 
@@ -65,3 +82,21 @@ def test_empty_and_sampled_rows():
     assert Prediction("k").empty and Prediction("k", text="  ").empty and not Prediction("k", text="a").empty
     assert not Prediction("k", path="x.png").empty and Prediction("k", note="no span").empty
     assert sample_rows(3, 12) == [0, 1, 2] and sample_rows(100, 4) == [0, 25, 50, 75]
+
+
+def test_report_cells_follow_the_modalitys_media_kind_else_the_suffix():
+    row = Row().text("caption", "a cat").media("image", "x.png").media("speech", "y.flac").media("depth", "z.npy")
+    row.media("nothing", None).media("generated music", "clip.bin", "music").media("drawing", "x.jpg", "image")
+    assert [kind for _, _, kind in row.cells] == ["text", "image", "audio", "array", "download", "audio", "image"]
+
+
+def test_options_command_and_cache_key_cover_every_option():
+    task = CocoCaption(ckpt="runs/x", limit=5, generation={"num_beams": 1}, split="val")
+    names = task.option_names()
+    assert {"ckpt", "limit", "batch_size", "cache", "resamples", "split", "cider_tokenizer"} <= set(names)
+    assert task.options()["split"] == "val" and task.options()["limit"] == 5
+    assert task.command() == ("anygpt benchmark coco-caption --ckpt runs/x --limit 5 --generation "
+                              "'{\"num_beams\": 1}' --split val")
+    # every option either keys the prediction cache or is declared as one that cannot change a prediction
+    keyed = set(names) - runner.NOT_IN_CACHE_KEY
+    assert {"seed", "batch_size", "template", "settings", "generation", "split", "instruction", "devices"} <= keyed

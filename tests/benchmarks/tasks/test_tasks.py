@@ -35,21 +35,53 @@ def run_task(name: str, bundle: Path, corpus: Path, out: Path, judges: dict[str,
     return run(**args)
 
 
+# the baselines each task computes in the same run (the demo corpus has training data for every one)
+BASELINES = {
+    "coco-caption": {"random-train-caption"},
+    "coco-t2i": {"shuffled", "random-train-image"},
+    "librispeech-asr": {"empty", "frequent-words"},
+    "vctk-tts": {"silence", "prompt", "other-speaker"},
+    "musiccaps-caption": {"shuffled", "random-train-caption"},
+    "musiccaps-gen": {"shuffled", "random-train-clip"},
+}
+
+
+def check_estimate(block: dict) -> None:
+    low, high = block["interval"]
+    assert isinstance(block["value"], float) and low <= block["value"] + 1e-9 and block["value"] <= high + 1e-9
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_task_end_to_end(name, bundle, demo_corpus, judges, tmp_path):
-    results = run_task(name, bundle, demo_corpus, tmp_path, judges)
+    results = run_task(name, bundle, demo_corpus, tmp_path, judges, resamples=200)
     n = CASES[name][2].get("limit", 3)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["task"] == name and saved["n"] == n and saved == json.loads(json.dumps(results, default=str))
-    for key in ("metric", "value", "metrics", "n_empty", "baseline_value", "baseline", "judge", "decoding", "ckpt",
-                "data", "wall_time_s", "devices"):
+    assert saved["task"] == name and saved["n"] == n and saved == results
+    for key in ("metric", "value", "interval", "metrics", "n_failed", "baselines", "reference", "judge", "decoding",
+                "ckpt", "data", "wall_time_s", "devices", "command", "model_hash", "data_hash", "resamples"):
         assert key in saved, key
     assert saved["ckpt"] == str(bundle) and saved["data"] == str(demo_corpus) and saved["devices"] == 1
-    assert saved["baseline"]["description"] and saved["baseline_value"] is not None
-    assert isinstance(saved["baseline_value"], float)
-    assert 0 <= saved["n_empty"] <= n
-    if saved["n_empty"] < n:
-        assert isinstance(saved["value"], float)
+    assert saved["command"].startswith(f"anygpt benchmark {name} --ckpt ")
+    assert 0 <= saved["n_failed"] <= n
+    assert saved["value"] == saved["metrics"][saved["metric"]]["value"]
+    for block in saved["metrics"].values():
+        check_estimate(block)
+    assert set(saved["baselines"]) == BASELINES[name]
+    for baseline in saved["baselines"].values():
+        assert baseline["description"]
+        assert set(baseline["difference"]) <= set(saved["metrics"]) and baseline["difference"]
+        for metric, diff in baseline["difference"].items():
+            check_estimate(baseline["metrics"][metric])
+            check_estimate(diff)
+            assert diff["value"] == pytest.approx(saved["metrics"][metric]["value"] - baseline["metrics"][metric][
+                "value"], abs=1e-9)
+            low, high = diff["interval"]
+            better = saved["metrics"][metric]["higher_is_better"]
+            assert diff["beats"] == (low > 0 if better else high < 0)
+    if name in ("coco-t2i", "musiccaps-caption", "musiccaps-gen", "vctk-tts"):
+        assert saved["reference"]["description"]
+        for block in saved["reference"]["metrics"].values():
+            check_estimate(block)
     overrides = FAST[name]
     assert saved["decoding"]["max_new_tokens"] == overrides["max_new_tokens"]
     if name in ("coco-t2i", "vctk-tts"):  # the paper's settings underneath the overrides
@@ -61,12 +93,12 @@ def test_task_end_to_end(name, bundle, demo_corpus, judges, tmp_path):
     html = (tmp_path / "report.html").read_text()
     for tag in CASES[name][1]:
         assert tag in html, f"{tag} missing from the report"
-    assert saved["metric"] in html and "baseline" in html
+    assert saved["metric"] in html and "baseline" in html and "beat it" in html
     # media referenced by the report exist next to it
     for src in [s.split('"')[0] for s in html.split('src="')[1:]]:
         assert (tmp_path / src).is_file(), src
     lines = [json.loads(x) for f in (tmp_path / "predictions").glob("rank*.jsonl") for x in f.read_text().splitlines()]
-    assert len(lines) == n
+    assert len(lines) == n and all(line["input_hash"] for line in lines)
 
 
 def test_rerun_resumes_from_cached_predictions(bundle, demo_corpus, judges, tmp_path, capsys):
@@ -80,13 +112,36 @@ def test_rerun_resumes_from_cached_predictions(bundle, demo_corpus, judges, tmp_
     # other settings: the cache is cleared
     run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=2, split="train", seed=1)
     assert len(log.read_text().splitlines()) == 2
+    # --cache false: nothing reused
+    run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, limit=2, split="train", seed=1, cache=False)
+    assert "cached predictions reused" not in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 2
+
+
+def test_a_changed_model_in_the_same_folder_never_reuses_predictions(demo_corpus, judges, tmp_path, capsys):
+    """Retraining into the same export folder is a new model: the cache is keyed on the files' content."""
+    from safetensors.torch import load_file, save_file
+
+    folder = make_bundle(tmp_path / "model", demo_corpus, modalities=("image",))
+    run_task("coco-caption", folder, demo_corpus, tmp_path / "out", judges, limit=2, split="train")
+    run_task("coco-caption", folder, demo_corpus, tmp_path / "out", judges, limit=2, split="train")
+    assert "2 cached predictions reused" in capsys.readouterr().out
+    weights = next(folder.glob("*.safetensors"))
+    state = load_file(str(weights))
+    name = next(k for k in state if state[k].is_floating_point())
+    state[name] = state[name] + 1e-3
+    save_file(state, str(weights), metadata={"format": "pt"})
+    run_task("coco-caption", folder, demo_corpus, tmp_path / "out", judges, limit=2, split="train")
+    out = capsys.readouterr().out
+    assert "cached predictions reused" not in out and "earlier predictions" in out
 
 
 def test_cli_registers_every_task():
-    target, _ = registered_commands()["benchmark"]  # an import path, resolved when the command runs
-    assert set(resolve(target)) == set(TASKS) == {"coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts",
-                                                  "musiccaps-caption", "musiccaps-gen"}
-    assert all(callable(f) for f in resolve(target).values())
+    target, _ = registered_commands()["benchmark"]
+    commands = resolve(target)
+    assert set(commands) == set(TASKS) == {"coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts",
+                                           "musiccaps-caption", "musiccaps-gen"}
+    assert all(callable(f) for f in commands.values())
 
 
 def test_missing_dataset_parts_are_named(bundle, demo_corpus, judges, tmp_path):
@@ -108,11 +163,13 @@ def test_checkpoint_without_the_needed_modality(demo_corpus, judges, tmp_path):
         run_task("coco-caption", "", demo_corpus, tmp_path / "out", judges)
 
 
-def test_empty_predictions_are_counted_not_fatal(bundle, demo_corpus, judges, tmp_path):
-    # 3 new tokens cannot hold an image span (32 codes): every prediction is empty, and the run still finishes
+def test_failed_generations_are_counted_and_scored_worst(bundle, demo_corpus, judges, tmp_path):
+    # 3 new tokens cannot hold an image span (32 codes): every generation fails, and the run still finishes
     results = run_task("coco-t2i", bundle, demo_corpus, tmp_path, judges, generation={"max_new_tokens": 3})
-    assert results["n_empty"] == 3 and results["value"] is None
-    assert any("no decodable image" in n for n in results["notes"])
+    assert results["n_failed"] == 3 and results["n"] == 3
+    assert results["value"] == -1.0 and results["interval"] == [-1.0, -1.0]  # never dropped: the worst cosine
+    assert any("3 failed generation(s), scored as the worst CLIP score" in n for n in results["notes"])
+    assert not results["baselines"]["random-train-image"]["difference"]["clip_score"]["beats"]
     assert "(none)" in (tmp_path / "report.html").read_text()
 
 
@@ -136,14 +193,18 @@ def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two" / "predictions").glob("rank*.jsonl")) == ["rank0.jsonl",
                                                                                                 "rank1.jsonl"]
     assert double["value"] == pytest.approx(single["value"], abs=1e-6)
-    assert double["baseline_value"] == pytest.approx(single["baseline_value"], abs=1e-6)
-    assert double["reference"]["values"] == pytest.approx(single["reference"]["values"], abs=1e-6)
+    assert double["interval"] == pytest.approx(single["interval"], abs=1e-6)
+    for name, baseline in single["baselines"].items():
+        assert double["baselines"][name]["metrics"]["clap_score"]["value"] == pytest.approx(
+            baseline["metrics"]["clap_score"]["value"], abs=1e-6)
+    assert double["reference"]["metrics"]["clap_score"]["value"] == pytest.approx(
+        single["reference"]["metrics"]["clap_score"]["value"], abs=1e-6)
 
 
 def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
     results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, template="chat",
                        limit=2)
-    assert results["baseline"] is None and results["baseline_value"] is None and results["template"] == "chat"
+    assert results["baselines"] == {} and results["template"] == "chat"
     with pytest.raises(ValueError, match="--template"):
         run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
 
@@ -151,6 +212,15 @@ def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
 def test_prompt_longer_than_the_context_is_counted(demo_corpus, judges, tmp_path):
     short = make_bundle(tmp_path / "short", demo_corpus, modalities=("speech",), block_size=48)
     results = run_task("librispeech-asr", short, demo_corpus, tmp_path / "out", judges, limit=2)
-    assert results["n_empty"] == 2 and results["value"] == 1.0  # empty transcripts: every word deleted
+    assert results["n_failed"] == 2 and results["value"] == 1.0  # empty transcripts: every word deleted
     notes = [json.loads(x)["note"] for x in (tmp_path / "out" / "predictions" / "rank0.jsonl").read_text().splitlines()]
     assert all("leaves no room in the context of 48" in n for n in notes)
+
+
+def test_a_missing_training_split_drops_that_baseline_with_a_note(bundle, demo_corpus, judges, tmp_path):
+    results = run_task("coco-caption", bundle, demo_corpus, tmp_path, judges, train_split="nosuch")
+    assert results["baselines"] == {}
+    assert any("no random-train-caption baseline" in n and "--train_split" in n for n in results["notes"])
+    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path / "asr", judges, train_split="nosuch")
+    assert set(results["baselines"]) == {"empty"}
+    assert any("no frequent-words baseline" in n for n in results["notes"])

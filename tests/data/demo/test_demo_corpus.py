@@ -136,7 +136,7 @@ def test_dialogues_reference_existing_media_of_their_split(corpus):
         split_of |= {u.path.resolve(): split for u in read_librispeech(out / "librispeech", name)}
     modalities, spoken = set(), 0
     for split, rel in manifest["layout"]["anyinstruct"].items():
-        for d in read_anyinstruct(out / rel):  # check_files: every placeholder resolves to a file
+        for d in read_anyinstruct(out / rel, root=out):  # check_files: every placeholder resolves to a file
             assert d.id.startswith(f"demo-{split}-") and d.turns
             for m in d.media:
                 modalities.add(m.modality)

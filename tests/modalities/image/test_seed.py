@@ -194,12 +194,15 @@ def test_release_keys_and_parity_with_blip2(tmp_path):
 def test_missing_weights_fail_and_name_the_file(tmp_path):
     vision, qformer = _reference()
     seed = _release_checkpoint(vision, qformer, tmp_path)
+    found = SEEDImageTokenizer.from_pretrained(tmp_path, **SMALL)  # the folder; eva_vit_g.pth found beside it
+    assert found.load_report["missing"] == []
+    (tmp_path / "eva_vit_g.pth").rename(tmp_path / "elsewhere.pth")
     with pytest.raises(KeyError, match="eva_vit"):  # the ViT comes separately
         SEEDImageTokenizer.from_pretrained(tmp_path / "seed_quantizer.pt", **SMALL)
     del seed["blocks_image.0.attn.qkv.weight"]
     torch.save(seed, tmp_path / "broken.pt")
     with pytest.raises(KeyError, match=r"broken\.pt.*blocks_image\.0\.attn\.qkv\.weight"):
-        SEEDImageTokenizer.from_pretrained(tmp_path / "broken.pt", tmp_path / "eva_vit_g.pth", **SMALL)
+        SEEDImageTokenizer.from_pretrained(tmp_path / "broken.pt", tmp_path / "elsewhere.pth", **SMALL)
 
 
 def test_preprocessing_matches_seed(tmp_path):

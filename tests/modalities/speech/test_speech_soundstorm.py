@@ -70,33 +70,41 @@ def count_forwards(model):
     return calls
 
 
+@pytest.mark.parametrize("schedule", ["release", "annealed"])
 @pytest.mark.parametrize("steps", [1, 3])
-def test_generation_passes_and_shapes(steps):
+def test_generation_passes_and_shapes(steps, schedule):
     torch.manual_seed(0)
     model = SoundStorm(**TINY).eval()
     calls = count_forwards(model)
     semantic = torch.randint(0, 16, (2, 11))
-    out = model.generate(semantic, steps=steps)
+    out = model.generate(semantic, steps=steps, schedule=schedule)
     assert out.shape == (2, 11, 4)
     assert torch.equal(out[..., 0], semantic)
     assert out[..., 1:].max() < 16 and out.min() >= 0  # the mask id never survives
-    assert len(calls) == (steps if steps > 1 else 1) + (TINY["num_quantizers"] - 1)
+    level_2 = steps + 1 if schedule == "release" else (steps if steps > 1 else 1)  # the release adds a greedy pass
+    assert len(calls) == level_2 + (TINY["num_quantizers"] - 1)
 
 
-def test_prompt_conditions_generation_and_may_exceed_the_target_length():
+@pytest.mark.parametrize("schedule", ["release", "annealed"])
+def test_prompt_conditions_generation_and_may_exceed_the_target_length(schedule):
     torch.manual_seed(0)
     model = SoundStorm(**TINY).eval()
     seen = []
     model.net.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
     prompt = torch.randint(0, 16, (1, 20, 4))  # longer than the speech to generate
     semantic = torch.randint(0, 16, (1, 6))
-    out = model.generate(semantic, prompt=prompt, steps=3)
+    out = model.generate(semantic, prompt=prompt, steps=3, schedule=schedule)
     assert out.shape == (1, 6, 4)
-    for codes in seen:  # every pass sees the prompt's acoustic levels as a fixed prefix
+    # the passes over level 2 see the prompt's acoustic levels as a fixed prefix (the release's greedy passes over
+    # the higher levels then rewrite them, prompt included: levels 3.. of the prompt are the model's own guesses)
+    fixed = seen if schedule == "annealed" else seen[:5]
+    for codes in fixed:
         assert codes.shape[1] == 26 and torch.equal(codes[:, :20], prompt[..., 1:])
     # a different prompt changes the result (the prompt is actually used)
-    other = model.generate(semantic, prompt=(prompt + 7) % 16, steps=3, generator=torch.Generator().manual_seed(0))
-    again = model.generate(semantic, prompt=prompt, steps=3, generator=torch.Generator().manual_seed(0))
+    other = model.generate(semantic, prompt=(prompt + 7) % 16, steps=3, schedule=schedule,
+                           generator=torch.Generator().manual_seed(0))
+    again = model.generate(semantic, prompt=prompt, steps=3, schedule=schedule,
+                           generator=torch.Generator().manual_seed(0))
     assert not torch.equal(other, again)
 
 

@@ -1,0 +1,136 @@
+"""The README's benchmark table, generated from committed results.json files (never typed by hand).
+
+    python -m benchmarks.table docs/demo/results                         # print the table (markdown)
+    python -m benchmarks.table docs/demo/results --readme README.md      # rewrite the table inside README.md
+    python -m benchmarks.table docs/demo/results --readme README.md --check   # fail if README.md is out of date
+
+The results files are what ``anygpt benchmark TASK ... --publish docs/demo/results/TASK.json`` writes (or
+``--collect runs/benchmarks`` copies from earlier runs' output folders). Every number in the table carries its 95%
+bootstrap interval; each baseline shows the paired model - baseline difference and "beats" only when that interval
+excludes zero; the reference column is the judge on real pairs, measured in the same run; n counts every item and
+failed generations are shown next to it. Below the table, the command that produced each row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
+ORDER = ("coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts", "musiccaps-caption", "musiccaps-gen")
+NAMES = {"cider": "CIDEr-D", "wer": "WER", "clip_score": "CLIP score", "clap_score": "CLAP score",
+         "speaker_similarity": "speaker sim."}
+
+
+def load_results(folder: str | Path) -> list[dict[str, Any]]:
+    """Every ``*.json`` results file of ``folder``, in the paper's task order."""
+    files = sorted(Path(folder).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no results files (*.json) in {folder}: write them with anygpt benchmark TASK "
+                                f"--publish {folder}/TASK.json, or collect earlier runs with --collect")
+    results = []
+    for f in files:
+        data = json.loads(f.read_text())
+        if "task" not in data or "metrics" not in data:
+            raise ValueError(f"{f} is not a benchmark results.json (no task/metrics)")
+        results.append(data)
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(results, key=lambda r: (rank.get(r["task"], len(ORDER)), r["task"]))
+
+
+def collect(runs: str | Path, into: str | Path) -> list[Path]:
+    """Copy ``runs/*/results.json`` (one folder per task, as `anygpt benchmark` writes them) to ``into/TASK.json``."""
+    copied = []
+    for found in sorted(Path(runs).glob("*/results.json")):
+        task = json.loads(found.read_text())["task"]
+        target = Path(into) / f"{task}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found, target)
+        copied.append(target)
+    if not copied:
+        raise FileNotFoundError(f"no */results.json under {runs}")
+    return copied
+
+
+def _num(block: dict[str, Any] | None, signed: bool = False) -> str:
+    if block is None or block.get("value") is None:
+        return "n/a"
+    spec = "+.3f" if signed else ".3f"
+    low, high = block["interval"]
+    return f"{block['value']:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def render(results: Sequence[dict[str, Any]]) -> str:
+    """The markdown table (one row per task and metric) and the commands behind it."""
+    lines = ["| task | metric | n (failed) | model | baselines (same run): score; model - baseline | "
+             "reference: real pairs |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for metric, block in r["metrics"].items():
+            arrow = "higher is better" if block["higher_is_better"] else "lower is better"
+            cells = []
+            for name, b in r["baselines"].items():
+                if metric not in b["metrics"]:
+                    continue
+                diff = b["difference"].get(metric)
+                verdict = ""
+                if diff is not None:
+                    verdict = f"; {_num(diff, signed=True)} " + ("**beats**" if diff["beats"] else "does not beat")
+                cells.append(f"{name}: {_num(b['metrics'][metric])}{verdict}")
+            ref = r.get("reference") or {}
+            reference = _num(ref.get("metrics", {}).get(metric)) if ref.get("metrics", {}).get(metric) else "-"
+            lines.append(f"| `{r['task']}` | {NAMES.get(metric, metric)} ({arrow}) | {r['n']} ({r['n_failed']}) | "
+                         f"{_num(block)} | {'<br>'.join(cells) or '-'} | {reference} |")
+    confidence = {int(round(r.get("confidence", 0.95) * 100)) for r in results}
+    lines += ["", f"Intervals: {'/'.join(map(str, sorted(confidence)))}% bootstrap over the evaluated items "
+                  "(corpus WER and CIDEr-D recomputed on each redraw); model - baseline is paired, and **beats** "
+                  "means its whole interval is on the better side of zero. Failed generations stay in n and are "
+                  "scored as what they are (see each task's notes).", "", "Each row comes from:", ""]
+    for r in results:
+        lines.append(f"- `{r['task']}` (judge: {r['judge']}): `{r['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def replace_in(text: str, table: str, source: str = "README") -> str:
+    """``text`` with everything between the table markers replaced by ``table``."""
+    if START not in text or END not in text:
+        raise ValueError(f"{source} has no {START} ... {END} markers around its benchmark table")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{table}{END}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="folder of results files (TASK.json)")
+    parser.add_argument("--collect", type=Path, default=None,
+                        help="first copy RUNS/*/results.json (anygpt benchmark output folders) into the folder")
+    parser.add_argument("--readme", type=Path, default=None, help="rewrite the table between the markers of this file")
+    parser.add_argument("--check", action="store_true", help="with --readme: fail if the file's table is out of date")
+    args = parser.parse_args(argv)
+    if args.collect is not None:
+        for path in collect(args.collect, args.results):
+            print(f"copied {path}", file=sys.stderr)
+    table = render(load_results(args.results))
+    if args.readme is None:
+        print(table, end="")
+        return 0
+    text = args.readme.read_text()
+    updated = replace_in(text, table, str(args.readme))
+    if args.check:
+        if updated != text:
+            print(f"{args.readme}: the benchmark table differs from {args.results}; regenerate it with "
+                  f"python -m benchmarks.table {args.results} --readme {args.readme}", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(updated)
+    print(f"wrote the benchmark table into {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
