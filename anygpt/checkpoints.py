@@ -58,6 +58,10 @@ class Bundle:
     force_marker: bool = True
     # The second stage of image decoding: a local SD 2.1 unCLIP pipeline folder turning SEED embeddings into pixels.
     image_decoder: str | None = None
+    # Chat defaults the checkpoint was trained for: the prompt template ("chat"/"base"; None: chat when the vocabulary
+    # has the instruction tokens) and the task prompt wrapping chat messages (None: the release's, "auto").
+    template: str | None = None
+    task: str | None = None
 
 
 def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], source: str) -> None:
@@ -112,7 +116,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         loaded[name].codec.to(device).eval()
     _check_tokenizers(vocab, loaded, str(path))
     bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
-                    info.get("image_decoder"))
+                    info.get("image_decoder"), info.get("template"), info.get("task"))
     if image_decoder is not None:
         bundle.image_decoder = image_decoder
     attach_image_decoder(bundle)
@@ -195,6 +199,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
             "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
             "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
+            "template": bundle.template, "task": bundle.task,
             "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
@@ -305,11 +310,20 @@ class ExportBundle(L.Callback):
         tokenizers: modality -> tokenizer checkpoint recorded in ``anygpt.json`` (default: the data module's
             ``tokenizer_refs`` when it has them).
         system_prompt: recorded for chat.
+        template: the prompt template chat uses by default (``chat`` for a model trained on anygpt's chat data
+            without instruction tokens; None: chat when the vocabulary has them, else base).
+        task: the default task prompt wrapping chat messages (``none``: as written, as anygpt's chat data is rendered;
+            None: the release's task prompts).
     """
 
-    def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None
-                 ) -> None:
+    def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None,
+                 template: str | None = None, task: str | None = None) -> None:
+        from anygpt.generation.pipeline import TEMPLATES
+
+        if template is not None and template not in TEMPLATES:
+            raise ValueError(f"ExportBundle template must be one of {TEMPLATES} or null, got {template!r}")
         self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt
+        self.template, self.task = template, task
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -325,6 +339,7 @@ class ExportBundle(L.Callback):
         plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
         plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
-                        {name: TokenizerRef.of(ref) for name, ref in refs.items()})
+                        {name: TokenizerRef.of(ref) for name, ref in refs.items()}, template=self.template,
+                        task=self.task)
         save_bundle(bundle, self.dirpath)
         print(f"[export] AnyGPT folder written to {self.dirpath}")

@@ -138,8 +138,9 @@ def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
 def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str | TokenizerRef] | None = None,
          device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
          system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
-         trust_code: bool = False, template: str | None = None, task: str = "auto", force_marker: bool | None = None,
-         constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
+         trust_code: bool = False, template: str | None = None, task: str | None = None,
+         force_marker: bool | None = None, constrained: bool = True, music_seconds: float | None = None,
+         music_start: str = "start",
          instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
@@ -156,9 +157,11 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
         input: read messages from this file (one per line) instead of the terminal.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt
             (their modules get imported). Off by default: opening a checkpoint never runs code it names.
-        template: ``chat`` or ``base`` (default: chat when the checkpoint has the instruction tokens <-Ins->/<-Res->).
+        template: ``chat`` or ``base`` (default: what the checkpoint's anygpt.json records, else chat when it has the
+            instruction tokens <-Ins->/<-Res->).
         task: the release task prompt wrapping each message: ``auto`` (by the requested output), ``none`` (as
-            written), or one by name (text-to-image, text-to-speech, speech-instruction, ...).
+            written), or one by name (text-to-image, text-to-speech, speech-instruction, ...); default: what the
+            checkpoint records, else ``auto``.
         force_marker: append the output modality's start marker (default: as the checkpoint records it).
         constrained: constrained decoding (on: every span valid; off: the release's unconstrained sampling).
         music_seconds: crop music input to this many seconds (default: 5 in chat, 20 for base, as the release).
@@ -224,7 +227,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
 def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
              tokenizers: dict[str, str | TokenizerRef] | None = None, device: str = "cpu", settings: str = "release",
              voice: str | None = None, seed: int = 0, max_new_tokens: int | None = None, trust_code: bool = False,
-             template: str | None = None, task: str = "auto", force_marker: bool | None = None,
+             template: str | None = None, task: str | None = None, force_marker: bool | None = None,
              constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
              instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None
              ) -> dict:

@@ -128,8 +128,9 @@ class AnyGPT:
     """The decoder, its vocabulary and the modality tokenizers, prompted the way the released models were trained.
 
     Args:
-        template: ``chat`` (the instruction-tuned template) or ``base`` (the pretraining template); None: ``chat`` when
-            the checkpoint has the instruction tokens, else ``base``.
+        template: ``chat`` (the instruction-tuned template) or ``base`` (the pretraining template); None: the one the
+            checkpoint records (anygpt.json ``template``), else ``chat`` when it has the instruction tokens, else
+            ``base``.
         force_marker: append the output modality's start marker to the prompt; None: as the checkpoint records it
             (anygpt.json ``force_marker``; released checkpoints: no, the task prompt asks for the output).
         constrained: constrained decoding (every span valid); off reproduces the release's unconstrained sampling.
@@ -149,12 +150,15 @@ class AnyGPT:
         self.model, self.vocab, self.tokenizers = bundle.model, bundle.vocab, bundle.tokenizers
         self.system_prompt = system_prompt if system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
-        template = template or ("chat" if self.vocab.instruction_tokens else "base")
+        template = template or bundle.template or ("chat" if self.vocab.instruction_tokens else "base")
         if template not in TEMPLATES:
             raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
         if music_start not in ("start", "random"):
             raise ValueError(f"music_start must be 'start' or 'random', got {music_start!r}")
         self.template = template
+        # The task prompt wrapping chat messages: the release's task prompts ("auto") unless the checkpoint records
+        # another default (our exports: "none", messages as written, the way their chat data was rendered).
+        self.task = bundle.task or "auto"
         self.force_marker = bundle.force_marker if force_marker is None else force_marker
         self.constrained = constrained
         self.music_seconds = MUSIC_WINDOW_SECONDS[template] if music_seconds is None else music_seconds
@@ -235,10 +239,11 @@ class AnyGPT:
         text = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
         return spelled, spans, text
 
-    def user_message(self, parts: Sequence[Part], output: str = "text", task: str = "auto",
+    def user_message(self, parts: Sequence[Part], output: str = "text", task: str | None = None,
                      generator: torch.Generator | None = None) -> str:
         """The chat message for ``parts``: wrapped in the release task prompt for ``output`` (``task="auto"``), a
-        named one, or as written (``none``)."""
+        named one, or as written (``none``); None: the checkpoint's default (`AnyGPT.task`)."""
+        task = task or self.task
         spelled, spans, text = self._split(parts, generator)
         if task == "none":
             return "".join(p.text if isinstance(p, prompts.MediaSpan) else p for p in spelled).strip()
@@ -246,7 +251,7 @@ class AnyGPT:
         return prompts.task_message(chosen, text, spans)
 
     def prompt_text(self, parts: Sequence[Part], output: str = "text", history: Sequence[Turn] = (),
-                    force: str | None = None, task: str = "auto", template: str | None = None,
+                    force: str | None = None, task: str | None = None, template: str | None = None,
                     generator: torch.Generator | None = None, rng: Any = None, message: str | None = None) -> str:
         """The whole prompt string (media spelled out as token strings); ``force`` appends that modality's start
         marker, as the release's ``force_*_generation`` does. ``message``: the chat message if already built."""
@@ -306,7 +311,7 @@ class AnyGPT:
         return ([bos] if bos is not None else []) + self.vocab.encode(text)
 
     def prompt_ids(self, parts: Sequence[Part], history: Sequence[Turn] = (), force: str | None = None,
-                   output: str | None = None, task: str = "auto", template: str | None = None,
+                   output: str | None = None, task: str | None = None, template: str | None = None,
                    generator: torch.Generator | None = None) -> list[int]:
         """`prompt_text` encoded; ``output`` defaults to ``force`` (or text)."""
         output = output or force or "text"
@@ -410,7 +415,7 @@ class AnyGPT:
         return Reply(segments, ids, interrupted, transcript)
 
     def respond(self, prompts: Sequence[Sequence[Part]], output: str = "text", settings: str = "paper",
-                generator: torch.Generator | None = None, voice: Any = None, task: str = "auto",
+                generator: torch.Generator | None = None, voice: Any = None, task: str | None = None,
                 **overrides: Any) -> list[Reply]:
         """One-shot replies to a batch of prompts (no history)."""
         force = self.forced(output)
@@ -425,7 +430,7 @@ class AnyGPT:
         return replies
 
     def chat(self, parts: Sequence[Part] | str, output: str = "text", settings: str = "release",
-             generator: torch.Generator | None = None, voice: Any = None, task: str = "auto",
+             generator: torch.Generator | None = None, voice: Any = None, task: str | None = None,
              progress: Progress | None = None, **overrides: Any) -> Reply:
         """One turn of a conversation that keeps its history (``reset`` clears it; the base template keeps none);
         ``progress`` sees each stage (see `Progress`)."""

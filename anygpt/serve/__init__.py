@@ -13,11 +13,11 @@ DEFAULT_CKPT = "runs/demo/export"
 
 def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
           tokenizers: dict[str, str] | None = None, device: str = "cpu", system_prompt: str | None = None,
-          template: str | None = None, task: str = "auto", force_marker: bool | None = None, constrained: bool = True,
-          music_seconds: float | None = None, music_start: str = "start", instructions: str | None = None,
-          image_decoder: str | None = None, compile: bool | None = None, max_upload_mb: float = 20.0,
-          max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0, max_files: int = 8,
-          max_queue: int = 16, trust_code: bool = False) -> None:
+          template: str | None = None, task: str | None = None, force_marker: bool | None = None,
+          constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
+          instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None,
+          max_upload_mb: float = 20.0, max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0,
+          max_files: int = 8, max_queue: int = 16, trust_code: bool = False) -> None:
     """Serve a chat page for a model: text, images, speech and music in and out, one request at a time.
 
     The prompt and decoding options are `anygpt chat`'s; those a visitor may change per message (task prompt,
@@ -29,10 +29,11 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
         port: port to listen on.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
         system_prompt: replaces the checkpoint's system prompt.
-        template: ``chat`` or ``base`` (default: chat when the checkpoint has the instruction tokens <-Ins->/<-Res->;
-            the base template keeps no history).
+        template: ``chat`` or ``base`` (default: what the checkpoint's anygpt.json records, else chat when it has the
+            instruction tokens <-Ins->/<-Res->; the base template keeps no history).
         task: the release task prompt wrapping each message at first: ``auto`` (by the requested output), ``none``
-            (as written), or one by name (text-to-image, ...); the page can change it per message.
+            (as written), or one by name (text-to-image, ...); default: what the checkpoint records, else ``auto``.
+            The page can change it per message.
         force_marker: append the output modality's start marker (default: as the checkpoint records it).
         constrained: constrained decoding at first (the page can turn it off per message: the release's sampling).
         music_seconds: crop music input to this many seconds (default: 5 in chat, 20 for base, as the release).
@@ -57,7 +58,7 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
     from anygpt.serve.app import launch
     from anygpt.serve.session import MB, ModelHost, UploadLimits
 
-    if task not in TASKS:
+    if task is not None and task not in TASKS:
         raise SystemExit(f"anygpt serve: error: unknown --task {task!r}; choose one of {', '.join(TASKS)}")
     pools = load_instructions(instructions) if instructions else None
     engine = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt,

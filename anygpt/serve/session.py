@@ -156,11 +156,11 @@ class ModelHost:
     """The loaded model shared by every session: one generation at a time, a temporary folder removed on `close`."""
 
     def __init__(self, engine: AnyGPT, limits: UploadLimits | None = None, root: str | Path | None = None,
-                 name: str = "model", task: str = "auto") -> None:
-        if task not in TASKS:
+                 name: str = "model", task: str | None = None) -> None:
+        if task is not None and task not in TASKS:
             raise ValueError(f"unknown task prompt {task!r}; choose one of {', '.join(TASKS)}")
         self.engine = engine
-        self.task = task  # the task prompt of a request that names none
+        self.task = task or engine.task  # the task prompt of a request that names none (default: the checkpoint's)
         self.limits = limits or UploadLimits()
         self.name = name
         self.root = Path(tempfile.mkdtemp(prefix="anygpt-serve-") if root is None else root)

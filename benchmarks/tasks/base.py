@@ -43,7 +43,7 @@ from benchmarks import stats
 from benchmarks.tasks.cache import FileHashes, cache_key, manifest, model_files
 
 DEMO_DIR = Path("data/demo")
-TEMPLATES = ("pretrain", "chat")
+TEMPLATES = ("base", "chat")
 WORST_COSINE = -1.0  # the score of a missing image/clip/utterance under a cosine metric (CLIP, CLAP, speaker sim.)
 # Options left out of the cache key: those that change how predictions are scored or shown, never the predictions;
 # ``limit`` (each cached prediction carries the hash of its own item); and the paths whose *content* is hashed instead
@@ -178,7 +178,8 @@ class Task:
     def __init__(self, ckpt: str | None = None, data: Path | None = None, limit: int | None = None,
                  batch_size: int = 8, devices: int = 1, accelerator: str = "auto", out: Path | None = None,
                  judge: str | None = None, judge_options: dict[str, Any] | None = None, seed: int = 0,
-                 settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "pretrain",
+                 settings: str = "paper", generation: dict[str, Any] | None = None, template: str = "base",
+                 constrained: bool = True, image_decoder: str | None = None,
                  baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
                  trust_code: bool = False, compile: bool | None = None, cache: bool = True, resamples: int = 1000,
                  publish: Path | None = None) -> None:
@@ -197,7 +198,12 @@ class Task:
             seed: seed for sampling, baselines and the bootstrap.
             settings: decoding preset family ("paper": the paper's evaluation settings; "release": the release's).
             generation: overrides of the decoding preset, e.g. {"num_beams": 1, "max_new_tokens": 40}.
-            template: "pretrain" (pretraining pair template, what a base model saw) or "chat" (release chat template).
+            template: "base" (the pretraining pair template, what a base model saw) or "chat" (the release's chat
+                template), the values of ``anygpt chat --template``.
+            constrained: constrained decoding (on: every generated span decodes; off: the release's unconstrained
+                sampling, where a malformed span counts as a failed item).
+            image_decoder: a local stable-diffusion-2-1-unclip folder turning SEED image embeddings into pixels
+                (default: the checkpoint's anygpt.json ``image_decoder``); used by tasks with image output.
             baseline: also score the baselines (and report whether the model beats them).
             report_samples: items shown in report.html.
             tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
@@ -213,6 +219,7 @@ class Task:
         self.devices, self.accelerator, self.out = devices, accelerator, out
         self.judge, self.judge_options, self.seed = judge, judge_options, seed
         self.settings, self.generation, self.template = settings, generation, template
+        self.constrained, self.image_decoder = constrained, image_decoder
         self.baseline, self.report_samples, self.tokenizers = baseline, report_samples, tokenizers
         self.trust_code, self.cache, self.resamples, self.publish = trust_code, cache, resamples, publish
         self.compile = compile
@@ -301,7 +308,7 @@ class Task:
         self._start_processes()
         self.model = self._load_model()
         self.decoding_config = self.model.generation_config(self.output, self.settings,
-                                                            template="chat" if self.template == "chat" else "base",
+                                                            template=self.template,
                                                             **(self.generation or {}))
         keys = self.keys(items)
         preds = self._predict(items, keys)
@@ -322,7 +329,8 @@ class Task:
         from anygpt.generation.pipeline import AnyGPT
 
         model = AnyGPT.load(self.ckpt, tokenizers=self.tokenizers, device=str(self.fabric.device),
-                            trust_code=self.trust_code, compile=self.compile)
+                            trust_code=self.trust_code, compile=self.compile, image_decoder=self.image_decoder,
+                            constrained=self.constrained)
         missing = [m for m in self.needs if m not in model.vocab.modalities]
         if missing:
             raise ValueError(f"{self.name} needs the {', '.join(missing)} modality but {self.ckpt} has only "
@@ -364,7 +372,7 @@ class Task:
 
     # -- prompts -------------------------------------------------------------------------------------------------------
     def prompt(self, instruction: str, content: Sequence[Any], direction: str) -> list[int]:
-        """Prompt ids for one item, one string encoded in one pass (as the release's tokenizer did). ``pretrain``:
+        """Prompt ids for one item, one string encoded in one pass (as the release's tokenizer did). ``base``:
         the pretraining pair template (what a base model saw); ``chat``: the release's chat template
         (instruction-tuned models)."""
         force = None if self.output == "text" else self.output
@@ -506,6 +514,38 @@ class Task:
         path = self.media_dir / "predictions" / f"{safe_name(key)}{modality.media.suffix}"
         modality.write(media[0].data, path)
         return Prediction(key, path=str(path), note=media[0].note)
+
+    def score_text_to_media(self, items: Sequence[Any], preds: Sequence[Prediction], embed_text: Callable,
+                            embed_media: Callable, picks: Sequence[Any] | None, media: str, metric: str,
+                            ) -> dict[str, Any] | None:
+        """Score media generated from captions (coco-t2i, musiccaps-gen) by the judge's cosine to the caption, in
+        batches of embeddings. Baselines: the generated media against other items' captions (chance) and, given
+        ``picks`` (a training file per item), real training media; reference: the real media (``items[i].path``).
+        Failed generations score the worst cosine. Returns ``score``'s dict without judge/notes (rank 0)."""
+        n, mine, bs = len(items), self.shard(len(items)), self.batch_size
+        texts = embed_in_batches(embed_text, {i: items[i].caption for i in mine}, bs)
+        generated = embed_in_batches(embed_media, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
+        real = embed_in_batches(embed_media, {i: items[i].path for i in mine}, bs)
+        train = embed_in_batches(embed_media, {i: picks[i] for i in mine}, bs) if picks else {}
+        gathered = self.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
+        if not self.is_main:
+            return None
+        text, real_emb = np.stack([g[0] for g in gathered]), np.stack([g[2] for g in gathered])
+        failed = [g[1] is None for g in gathered]
+        gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
+        baselines = {}
+        perm = derangement(n, self.seed) if self.baseline else None
+        if perm is not None:
+            baselines["shuffled"] = System(f"the generated {media}s scored against other items' captions (chance)",
+                                           {metric: stats.mean_of(cosines(gen, text[perm], failed))})
+        if picks:
+            baselines[f"random-train-{media}"] = System(
+                f"a random real training {media} for each caption",
+                {metric: stats.mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
+        return {"model": {metric: stats.mean_of(cosines(gen, text, failed))}, "baselines": baselines,
+                "reference": System(f"the real {media}s scored against their own captions",
+                                    {metric: stats.mean_of(cosines(real_emb, text))}),
+                "extra": {i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {}}
 
     def decoding(self) -> dict[str, Any]:
         g = asdict(self.decoding_config)

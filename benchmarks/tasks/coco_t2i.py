@@ -19,14 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLIPScore
-from benchmarks.stats import mean_of
-from benchmarks.tasks.base import Prediction, Row, System, Task, cosines, derangement, embed_in_batches
+from benchmarks.tasks.base import Prediction, Row, Task
 from benchmarks.tasks.coco_caption import read_split, splits
 
 
@@ -80,7 +77,6 @@ class CocoT2i(Task):
         clip = load_judge("clip", self.judge, device=self.device, **(self.judge_options or {}))
         metric = CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer,
                            batch_size=self.batch_size).to(self.device)
-        n, mine = len(items), self.shard(len(items))
         rng = random.Random(self.seed)
         notes: list[str] = []
         train = []
@@ -89,32 +85,12 @@ class CocoT2i(Task):
                 train = read_split(self.root, splits(self.train_split), self.image_root)
             except DatasetError as err:
                 notes.append(f"no random-train-image baseline: {err} (give --train_split)")
-        picks = [rng.choice(train).path for _ in items] if train else []
-        bs = self.batch_size
-        texts = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)
-        generated = embed_in_batches(metric.embed_images, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
-        real = embed_in_batches(metric.embed_images, {i: items[i].path for i in mine}, bs)
-        random_train = embed_in_batches(metric.embed_images, {i: picks[i] for i in mine}, bs) if picks else {}
-        gathered = self.gather({i: (texts[i], generated.get(i), real[i], random_train.get(i)) for i in mine}, n)
-        if not self.is_main:
+        picks = [rng.choice(train).path for _ in items] if train else None
+        scored = self.score_text_to_media(items, preds, metric.embed_texts, metric.embed_images, picks, "image",
+                                          "clip_score")
+        if scored is None:
             return None
-        text, real_emb = np.stack([g[0] for g in gathered]), np.stack([g[2] for g in gathered])
-        failed = [g[1] is None for g in gathered]
-        gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
-        baselines = {}
-        perm = derangement(n, self.seed) if self.baseline else None
-        if perm is not None:
-            baselines["shuffled"] = System("the generated images scored against other items' captions (chance)",
-                                           {"clip_score": mean_of(cosines(gen, text[perm], failed))})
-        if picks:
-            baselines["random-train-image"] = System(
-                "a random real training image for each caption",
-                {"clip_score": mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
-        extra = {i: {"baseline image": picks[i]} for i in range(n)} if picks else {}
-        return {"model": {"clip_score": mean_of(cosines(gen, text, failed))}, "baselines": baselines,
-                "reference": System("the real images scored against their own captions",
-                                    {"clip_score": mean_of(cosines(real_emb, text))}),
-                "judge": clip.description, "failed_as": "the worst CLIP score, -1", "notes": notes, "extra": extra}
+        return {**scored, "judge": clip.description, "failed_as": "the worst CLIP score, -1", "notes": notes}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []

@@ -15,12 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
-from benchmarks.stats import mean_of
-from benchmarks.tasks.base import Prediction, Row, System, Task, cosines, derangement, embed_in_batches
+from benchmarks.tasks.base import Prediction, Row, Task
 from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
 
 
@@ -58,7 +55,6 @@ class MusiccapsGen(Task):
 
     def score(self, items, preds) -> dict[str, Any] | None:
         judge, metric = clap_metric(self)
-        n, mine, bs = len(items), self.shard(len(items)), self.batch_size
         notes: list[str] = []
         picks = None
         if self.baseline:
@@ -67,32 +63,11 @@ class MusiccapsGen(Task):
                                               self.seed)
             except DatasetError as err:
                 notes.append(f"no random-train-clip baseline: {err}")
-        audio_of = audio_file_embedder(metric)
-        texts = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)
-        generated = embed_in_batches(audio_of, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
-        real = embed_in_batches(audio_of, {i: items[i].path for i in mine}, bs)
-        train = embed_in_batches(audio_of, {i: picks[i].path for i in mine}, bs) if picks else {}
-        gathered = self.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
-        if not self.is_main:
+        scored = self.score_text_to_media(items, preds, metric.embed_texts, audio_file_embedder(metric),
+                                          [p.path for p in picks] if picks else None, "clip", "clap_score")
+        if scored is None:
             return None
-        text, real_emb = np.stack([g[0] for g in gathered]), np.stack([g[2] for g in gathered])
-        failed = [g[1] is None for g in gathered]
-        gen = np.stack([g[1] if g[1] is not None else np.zeros_like(g[0]) for g in gathered])
-        baselines = {}
-        perm = derangement(n, self.seed) if self.baseline else None
-        if perm is not None:
-            baselines["shuffled"] = System("the generated music scored against other items' captions (chance)",
-                                           {"clap_score": mean_of(cosines(gen, text[perm], failed))})
-        if picks:
-            baselines["random-train-clip"] = System(
-                "a random real training clip for each caption",
-                {"clap_score": mean_of(cosines(np.stack([g[3] for g in gathered]), text))})
-        extra = {i: {"baseline clip": picks[i].path} for i in range(n)} if picks else {}
-        return {"model": {"clap_score": mean_of(cosines(gen, text, failed))}, "baselines": baselines,
-                "reference": System("the real clips scored against their own captions",
-                                    {"clap_score": mean_of(cosines(real_emb, text))}),
-                "judge": judge.description, "failed_as": "the worst CLAP score, -1", "notes": notes,
-                "extra": extra}
+        return {**scored, "judge": judge.description, "failed_as": "the worst CLAP score, -1", "notes": notes}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []

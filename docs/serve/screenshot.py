@@ -1,10 +1,11 @@
 """Make docs/serve/page.png, the README's picture of `anygpt serve`: image in -> caption, text in -> image, text in ->
 speech with its player, in one conversation on the page, driven by a headless Chromium.
 
-    python docs/serve/screenshot.py --ckpt runs/demo/export --template chat --task none --out docs/serve/page.png
+    python docs/serve/screenshot.py --ckpt runs/demo/export --out docs/serve/page.png
 
-The page is the one `anygpt serve --ckpt CKPT --template chat --task none` serves (the demo model was trained on
-anygpt's own chat template, without the release's task prompts).
+The page is the one `anygpt serve --ckpt CKPT` serves; --template and --task default, as there, to what the checkpoint
+records (a Lightning checkpoint converted with `anygpt convert ckpt-to-anygpt` records neither: pass
+``--template chat --task none`` for the demo model, trained on anygpt's chat template without task prompts).
 """
 
 import argparse
@@ -33,8 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", default="runs/demo/export")
     parser.add_argument("--out", default=str(HERE / "page.png"))
-    parser.add_argument("--template", default="chat", help="as `anygpt serve --template`")
-    parser.add_argument("--task", default="none", help="as `anygpt serve --task`")
+    parser.add_argument("--template", default=None, help="as `anygpt serve --template`")
+    parser.add_argument("--task", default=None, help="as `anygpt serve --task`")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with socket.socket() as s:

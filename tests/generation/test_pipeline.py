@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from anygpt.checkpoints import Bundle, TokenizerRef, hf_to_anygpt, load_bundle, save_bundle
+from anygpt.checkpoints import Bundle, ExportBundle, TokenizerRef, hf_to_anygpt, load_bundle, save_bundle
 from anygpt.generation.chat import chat, generate
 from anygpt.generation.pipeline import AnyGPT, Media, parse_message
 from anygpt.model.configs import Config
@@ -211,6 +211,23 @@ def test_convert_refuses_a_wrong_vocabulary_layout(tmp_path):
     folder, _ = _release_folder(tmp_path, speech_codes=512)
     with pytest.raises(VocabLayoutError, match=r"AnyGPT-chat/tokenizer\.json lacks 512 tokens.*'<🗣️512>'"):
         hf_to_anygpt(str(folder), str(tmp_path / "converted"))
+
+
+def test_export_records_how_to_prompt_it(bundle_dir, tmp_path):
+    """An export trained on anygpt's chat data records chat template + messages as written; flags still override."""
+    bundle = load_bundle(bundle_dir / "export")
+    bundle.template, bundle.task = "chat", "none"
+    save_bundle(bundle, tmp_path / "export")
+    recorded = json.loads((tmp_path / "export" / "anygpt.json").read_text())
+    assert (recorded["template"], recorded["task"]) == ("chat", "none")
+    anygpt = AnyGPT.load(tmp_path / "export")
+    assert (anygpt.template, anygpt.task) == ("chat", "none")
+    assert anygpt.prompt_text(["Hello there"], output="speech").endswith("[Human]: Hello there<eoh>\n[MMGPT]:")
+    assert anygpt.prompt_text(["Hello there"], output="speech", task="auto").endswith(
+        "[Human]: Hello there Please read the given text.<eoh>\n[MMGPT]:")
+    assert AnyGPT.load(tmp_path / "export", template="base").template == "base"
+    with pytest.raises(ValueError, match="template"):
+        ExportBundle(str(tmp_path / "x"), template="pretrain")
 
 
 def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):

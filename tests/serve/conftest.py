@@ -29,13 +29,13 @@ def tiny_export(tmp_path_factory) -> Path:
     vocab = UnifiedVocab(text, list(tokenizers.values()))
     torch.manual_seed(0)
     model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=1024))
-    return save_bundle(Bundle(model, vocab, tokenizers, None, refs), root / "export")
+    # recorded as the demo export records it: the chat template (a conversation with history)
+    return save_bundle(Bundle(model, vocab, tokenizers, None, refs, template="chat"), root / "export")
 
 
 @pytest.fixture(scope="session")
 def engine(tiny_export) -> AnyGPT:
-    """The chat template (a conversation with history), as `anygpt serve --template chat` serves it."""
-    return AnyGPT.load(tiny_export, template="chat")
+    return AnyGPT.load(tiny_export)
 
 
 def _png_header_only(path: Path, width: int, height: int) -> None:

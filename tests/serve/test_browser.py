@@ -45,8 +45,7 @@ def served(tiny_export, free_port, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "anygpt.cli", "serve", "--ckpt", str(tiny_export),
-                             "--port", str(free_port), "--max_audio_seconds", "30",
-                             "--template", "chat"],
+                             "--port", str(free_port), "--max_audio_seconds", "30"],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{free_port}/"
     deadline = time.monotonic() + 300

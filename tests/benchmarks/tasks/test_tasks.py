@@ -203,8 +203,9 @@ def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
 
 def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
     results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, template="chat",
-                       limit=2)
+                       constrained=False, limit=2)
     assert results["baselines"] == {} and results["template"] == "chat"
+    assert results["decoding"]["constrained"] is False and results["decoding"]["template"] == "chat"
     with pytest.raises(ValueError, match="--template"):
         run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
 
