@@ -184,6 +184,9 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     if vocab_size != len(vocab):
         raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
     info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {}}
+    for key, state in (ckpt.get("callbacks") or {}).items():  # what ExportBundle would record (see its state_dict)
+        if str(key).startswith("ExportBundle") and isinstance(state, dict):
+            info.update({k: state[k] for k in ("system_prompt", "template", "task") if state.get(k) is not None})
     return model, vocab, info
 
 
@@ -282,14 +285,18 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
     return out
 
 
-def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None, trust_code: bool = False) -> str:
+def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None, trust_code: bool = False,
+                   template: str | None = None, task: str | None = None) -> str:
     """Export a Lightning ``.ckpt`` of `AnyGPTLM` (written by ``anygpt fit``) as an AnyGPT/HF folder.
 
     Args:
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        template, task: the chat defaults to record (default: those of the run's `ExportBundle`, kept in the .ckpt).
     """
     given = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
     bundle = load_bundle(ckpt, given, trust_code=trust_code)
+    bundle.template = template or bundle.template
+    bundle.task = task or bundle.task
     save_bundle(bundle, out)
     print(f"[convert] {ckpt} -> {out}")
     return out
@@ -324,6 +331,11 @@ class ExportBundle(L.Callback):
             raise ValueError(f"ExportBundle template must be one of {TEMPLATES} or null, got {template!r}")
         self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt
         self.template, self.task = template, task
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in every Lightning checkpoint, so that ``anygpt convert ckpt-to-anygpt`` (and loading a ``.ckpt``
+        directly) records the same chat defaults as the export at the end of fit."""
+        return {"system_prompt": self.system_prompt, "template": self.template, "task": self.task}
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

@@ -11,7 +11,7 @@ warpers, then order them by score); those ending in a stop id (or at the length 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,9 +36,13 @@ def _gather(t: Tensor, index: Tensor) -> Tensor:
 @torch.inference_mode()
 def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConfig,
                 processors: Sequence[LogitsProcessor] = (), pad_id: int = 0, compile: bool = False,
-                generator: torch.Generator | None = None) -> GenerationResult:
+                generator: torch.Generator | None = None,
+                on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
     """Beam search (or beam sampling, ``config.do_sample``) over a left-padded batch ``ids``/``valid`` (B, P);
-    returns the best hypothesis per row. ``generator`` makes beam sampling deterministic."""
+    returns the best hypothesis per row. ``generator`` makes beam sampling deterministic.
+
+    ``on_step`` (see `generate`) returning True stops the search and returns the best running beam, ``interrupted``.
+    """
     device = ids.device
     B, P = ids.shape
     nb = config.num_beams
@@ -108,6 +112,9 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
         all_done = bool(is_finished.all()) and config.early_stopping
         if not bool(improvable.any()) or all_done or bool(hits.all()):
             break
+        if on_step is not None and on_step(cur - P):
+            lengths = torch.full((B,), cur - P, dtype=torch.long, device=device)
+            return GenerationResult(running[:, 0, :cur].clone(), P, lengths, interrupted=True)
         decoder.reorder((chosen_source + batch_offset).view(-1))
         logits = decoder.step(running[:, :, cur - 1].reshape(-1))
 

@@ -61,7 +61,8 @@ class Transcript:
     def _kind(self, modality: str) -> MediaKind:
         return self.kinds[modality] if modality in self.kinds else media_kind_of(modality)
 
-    def add_user(self, parts: list[Part], output: str) -> None:
+    def add_user(self, parts: list[Part], output: str, note: str | None = None) -> None:
+        """A user turn; ``note``: how it was answered (choices made for this turn alone), beside the output asked."""
         body = []
         for part in parts:
             if isinstance(part, Media):
@@ -70,8 +71,8 @@ class Transcript:
                             HtmlPage.text(part.label))
             else:
                 body.append(HtmlPage.text(part))
-        note = f"asked for {output} output" if output != "text" else None
-        self.turns.append(("User", " ".join(body), note))
+        notes = [f"asked for {output} output"] if output != "text" else []
+        self.turns.append(("User", " ".join(body), "; ".join(notes + [note] * bool(note)) or None))
 
     def add_reply(self, reply: Reply) -> None:
         body = []

@@ -14,7 +14,8 @@ from anygpt.model.llama import LLaMA
 @dataclass
 class GenerationResult:
     """``sequences``: (B, P + n) left-padded prompts followed by the generated ids (``pad_id`` after a row stopped).
-    ``lengths``: generated ids per row, the stop id included. ``interrupted``: Ctrl-C ended generation early."""
+    ``lengths``: generated ids per row, the stop id included. ``interrupted``: Ctrl-C (or an ``on_step`` callback)
+    ended generation early."""
 
     sequences: Tensor
     prompt_len: int

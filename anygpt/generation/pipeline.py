@@ -17,7 +17,7 @@ back as ``Reply.transcript`` and the answer, markers removed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,12 @@ from anygpt.vocab import Segment
 TEMPLATES = ("chat", "base")
 # Music input is cropped before tokenizing, as the release's CLIs do: a 5 s window in chat, 20 s for the base model.
 MUSIC_WINDOW_SECONDS = {"chat": 5.0, "base": 20.0}
+
+Progress = Callable[[str, int, int], bool | None]
+"""``progress(stage, done, total)``: stage ``"tokenizing"`` (0, media items), ``"generating"`` (new tokens so far,
+token budget) or ``"decoding"`` (media spans so far, spans). A true return while generating stops generation; the
+reply keeps what was produced (``interrupted``), as Ctrl-C does."""
+
 
 @dataclass
 class Media:
@@ -332,14 +338,15 @@ class AnyGPT:
 
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[Sequence[int]], config: GenerationConfig,
-                     generator: torch.Generator | None = None) -> tuple[list[list[int]], bool]:
-        """New ids per prompt (stop id removed) and whether Ctrl-C interrupted generation."""
+                     generator: torch.Generator | None = None,
+                     on_step: Callable[[int], bool | None] | None = None) -> tuple[list[list[int]], bool]:
+        """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``)."""
         processors = []
         if self.constrained:
             structures = {name: tok.structure for name, tok in self.tokenizers.items()}
             processors.append(ModalityConstraint(self.vocab, structures))
         result = generate(self.model, [list(p) for p in prompts], config, processors=processors,
-                          generator=generator, pad_id=self.pad_id, compile=self.compile)
+                          generator=generator, pad_id=self.pad_id, compile=self.compile, on_step=on_step)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted
@@ -362,15 +369,19 @@ class AnyGPT:
         return transcript, ids[:start] + [i for i in ids[end:] if i not in (ins, res)]
 
     def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None,
-               steps: int | None = None) -> list[OutputSegment]:
+               steps: int | None = None, progress: Progress | None = None) -> list[OutputSegment]:
         """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid. ``voice`` (a speech
         file or waveform) and ``steps`` (SoundStorm's) go to every codec's decode as context: the speech codec clones
-        the voice, others ignore them."""
+        the voice, others ignore them. ``progress`` sees each span start (stage ``"decoding"``)."""
+        segments = self.vocab.segments(ids)
+        spans = sum(seg.modality != "text" for seg in segments)
         out: list[OutputSegment] = []
-        for seg in self.vocab.segments(ids):
+        for seg in segments:
             if seg.modality == "text":
                 out.append(OutputSegment("text", text=_clean_text(seg.text)))
                 continue
+            if progress is not None:
+                progress("decoding", sum(o.modality != "text" for o in out), spans)
             out.append(self._decode_span(seg, voice, steps))
         return out
 
@@ -397,9 +408,10 @@ class AnyGPT:
         data = tok.codec.decode([native], **context)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
-    def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig) -> Reply:
+    def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig,
+              progress: Progress | None = None) -> Reply:
         transcript, answer = self.split_transcript(ids)
-        segments = self.decode(answer, voice, config.extra.get("soundstorm_steps"))
+        segments = self.decode(answer, voice, config.extra.get("soundstorm_steps"), progress)
         return Reply(segments, ids, interrupted, transcript)
 
     def respond(self, prompts: Sequence[Sequence[Part]], output: str = "text", settings: str = "paper",
@@ -419,18 +431,22 @@ class AnyGPT:
 
     def chat(self, parts: Sequence[Part] | str, output: str = "text", settings: str = "release",
              generator: torch.Generator | None = None, voice: Any = None, task: str | None = None,
-             **overrides: Any) -> Reply:
-        """One turn of a conversation that keeps its history (``reset`` clears it; the base template keeps none)."""
+             progress: Progress | None = None, **overrides: Any) -> Reply:
+        """One turn of a conversation that keeps its history (``reset`` clears it; the base template keeps none);
+        ``progress`` sees each stage (see `Progress`)."""
         if isinstance(parts, str):
             parts = parse_message(parts)
+        if progress is not None:
+            progress("tokenizing", 0, sum(isinstance(p, Media) for p in parts))
         force = self.forced(output)
         history = self.history if self.template == "chat" else ()
         message = self.user_message(parts, output, task, generator) if self.template == "chat" else None
         text = self.prompt_text(parts, output, history, force, task, generator=generator, message=message)
         config = self.generation_config(output, settings, **overrides)
-        (row,), interrupted = self.generate_ids([self.encode_prompt(text)], config, generator)
+        on_step = None if progress is None else (lambda n: progress("generating", n, config.max_new_tokens))
+        (row,), interrupted = self.generate_ids([self.encode_prompt(text)], config, generator, on_step)
         ids = ([self.vocab.modalities[force].start_id] + row) if force else row
-        reply = self.reply(ids, interrupted, voice, config)
+        reply = self.reply(ids, interrupted, voice, config, progress)
         if self.template == "chat":
             self.history.append(Turn("user", parts=list(parts), text=message or ""))
             self.history.append(Turn("assistant", reply=reply, text=self.vocab.decode_text(ids).strip()))

@@ -122,8 +122,8 @@ def preset(name: str, **overrides: Any) -> GenerationConfig:
 @torch.inference_mode()
 def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: GenerationConfig,
              processors: Sequence[LogitsProcessor] | Callable[[int], Sequence[LogitsProcessor]] = (),
-             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool | None = None
-             ) -> GenerationResult:
+             generator: torch.Generator | None = None, pad_id: int = 0, compile: bool | None = None,
+             on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
     """Generate continuations of a batch of prompts.
 
     Args:
@@ -134,6 +134,8 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
         generator: makes sampling deterministic.
         pad_id: filler for left padding and after a row stopped.
         compile: ``torch.compile`` the one-token decode step; None: `compile_by_default` (on CUDA, not on CPU).
+        on_step: called after each step with the number of new tokens so far (a progress counter); returning True
+            stops generation there, keeping what was produced (``interrupted``), as Ctrl-C does.
     """
     if config.stop_tokens:
         raise ValueError(f"stop_tokens {config.stop_tokens} are unresolved; call config.resolve(vocab) first")
@@ -144,7 +146,8 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
     B, P = ids.shape
     extra = processors(P) if callable(processors) else list(processors)
     if config.num_beams > 1:
-        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile, generator=generator)
+        return beam_search(model, ids, valid, config, extra, pad_id=pad_id, compile=compile, generator=generator,
+                           on_step=on_step)
     max_new = context_budget(model, P, config.max_new_tokens)
     chain = [*config.processors(P, (~valid).sum(1)), *extra, *config.warpers()]
     decoder = CachedDecoder(model, valid, P + max_new, compile=compile)
@@ -173,6 +176,9 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
                 if bool(finished.all()):
                     break
             if cur == P + max_new:
+                break
+            if on_step is not None and on_step(cur - P):
+                interrupted = True
                 break
             logits = decoder.step(nxt)
     except KeyboardInterrupt:  # keep what was produced so far

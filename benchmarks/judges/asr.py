@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -25,8 +24,8 @@ from torchaudio.transforms import FrequencyMasking, TimeMasking
 
 from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
+from benchmarks.judges.folder import JudgeFolder
 
-CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1 = CTC class; 0 is the blank
 
 
@@ -52,8 +51,10 @@ def ctc_greedy_decode(log_probs: Tensor, lengths: Tensor) -> list[str]:
     return out
 
 
-class CtcAsr(nn.Module):
+class CtcAsr(JudgeFolder, nn.Module):
     """Log-mel -> conv subsampling (x4) -> bidirectional GRU -> per-frame character logits (CTC)."""
+
+    kind = "CTC ASR judge"
 
     def __init__(self, n_mels: int = 80, conv_channels: int = 32, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.1, sample_rate: int = 16000, hop_length: int = 160,
@@ -117,30 +118,6 @@ class CtcAsr(nn.Module):
                 word = match[0] if match else word
             words.append(word)
         return " ".join(words)
-
-    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / WEIGHTS_NAME))
-        (directory / CONFIG_NAME).write_text(json.dumps({**self.config, "anygpt_judge": extra or {}}, indent=1) + "\n")
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> CtcAsr:
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory / name} not found: a CTC ASR judge folder holds {CONFIG_NAME} and "
-                                        f"{WEIGHTS_NAME} (written by CtcAsr.save)")
-        config = json.loads((directory / CONFIG_NAME).read_text())
-        config.pop("anygpt_judge", None)
-        model = cls(**config)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
-        return model.to(device).eval()
 
 
 class CtcAsrTrainer(L.LightningModule):

@@ -9,13 +9,10 @@ pass 48 kHz audio as they would to laion_clap. Saved as ``config.json`` (archite
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -25,9 +22,9 @@ from torch import Tensor, nn
 
 from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
+from benchmarks.judges.folder import JudgeFolder
 from benchmarks.judges.training import contrastive_loss, retrieval_at_1
 
-CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 SPECIALS = ("<pad>", "<unk>")
 _WORD = re.compile(r"[a-z]+|[0-9]+")
 
@@ -84,8 +81,10 @@ class TextEncoder(nn.Module):
         return self.proj(self.norm((x * keep).sum(1) / keep.sum(1).clamp(min=1)))
 
 
-class TinyClap(nn.Module):
+class TinyClap(JudgeFolder, nn.Module):
     """The CLAP judge model + its embedder interface (for `benchmarks.metrics.CLAPScore`)."""
+
+    kind = "tiny CLAP judge"
 
     def __init__(self, vocab: Sequence[str], sample_rate: int = 16000, n_mels: int = 64, hop_length: int = 320,
                  channels: Sequence[int] = (16, 32, 64, 128), text_width: int = 128, text_layers: int = 2,
@@ -143,29 +142,6 @@ class TinyClap(nn.Module):
         return self.encode_text(list(texts)).float().cpu()
 
     # -- files --
-    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / WEIGHTS_NAME))
-        (directory / CONFIG_NAME).write_text(json.dumps({**self.config, "anygpt_judge": extra or {}}, indent=1) + "\n")
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> TinyClap:
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory / name} not found: a tiny CLAP judge folder holds {CONFIG_NAME} "
-                                        f"and {WEIGHTS_NAME} (written by TinyClap.save)")
-        config = json.loads((directory / CONFIG_NAME).read_text())
-        config.pop("anygpt_judge", None)
-        model = cls(**config)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
-        return model.to(device).eval()
 
 
 class TinyClapTrainer(L.LightningModule):

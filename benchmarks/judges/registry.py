@@ -95,7 +95,8 @@ def _load_clip(path: Path, shipped: bool, device, options: dict[str, Any]) -> Cl
 
 
 def _load_clap(path: Path, shipped: bool, device, options: dict[str, Any]):
-    from benchmarks.judges.clap import CONFIG_NAME, TinyClap
+    from benchmarks.judges.clap import TinyClap
+    from benchmarks.judges.folder import CONFIG_NAME
 
     if path.is_dir():
         judge = TinyClap.load(path, device)
@@ -114,7 +115,8 @@ def _load_clap(path: Path, shipped: bool, device, options: dict[str, Any]):
 
 
 def _load_asr(path: Path, shipped: bool, device):
-    from benchmarks.judges.asr import CONFIG_NAME, CtcAsr, WhisperAsr
+    from benchmarks.judges.asr import CtcAsr, WhisperAsr
+    from benchmarks.judges.folder import CONFIG_NAME
 
     config = path / "config.json"
     if path.is_dir() and config.is_file() and json.loads(config.read_text()).get("model_type") == "whisper":

@@ -108,6 +108,29 @@ def test_chat_keeps_history_and_writes_a_transcript(bundle_dir, tmp_path):
         [".wav", ".wav"], [".wav"], [".wav", ".wav", ".wav"])
 
 
+def test_chat_reports_progress_and_can_be_stopped_from_it(bundle_dir):
+    """The hook behind `anygpt serve`'s progress line and Stop button (the chat template, which keeps history;
+    the start marker forced: an image span to decode whatever this untrained model samples)."""
+    anygpt = AnyGPT.load(bundle_dir / "export", template="chat", force_marker=True)
+    seen = []
+    reply = anygpt.chat(["draw ", Media("image", str(bundle_dir / "in.png"))], output="image",
+                        generator=torch.Generator().manual_seed(0),
+                        progress=lambda stage, done, total: seen.append((stage, done, total)))
+    stages = [stage for stage, _, _ in seen]
+    assert stages[0] == "tokenizing" and seen[0][2] == 1  # one media item to tokenize
+    generating = [done for stage, done, _ in seen if stage == "generating"]
+    assert generating == list(range(1, len(generating) + 1)) and len(generating) >= 30  # a counter per token
+    decoding = [(done, total) for stage, done, total in seen if stage == "decoding"]
+    spans = len(reply.media())
+    assert stages.index("decoding") > stages.index("generating") and decoding == [(i, spans) for i in range(spans)]
+    assert reply.media("image") and not reply.interrupted
+
+    stopped = anygpt.chat("say hello", output="speech", generator=torch.Generator().manual_seed(0),
+                          progress=lambda stage, done, total: stage == "generating" and done >= 7)
+    assert stopped.interrupted and len(stopped.ids) == 1 + 7  # the forced <sosp> and the 7 tokens before the stop
+    assert anygpt.history[-1].reply is stopped  # a stopped turn stays in the conversation, as Ctrl-C's does
+
+
 def test_generate_one_shot_returns_summary(bundle_dir, tmp_path):
     summary = generate("compose calm music", str(bundle_dir / "export"), output="music", out=str(tmp_path / "g"),
                        max_new_tokens=20)

@@ -147,6 +147,31 @@ def test_interrupt_keeps_what_was_produced(pair):
     assert result.interrupted and result.new_tokens() == [row[:3] for row in full]
 
 
+def test_on_step_counts_tokens_and_can_stop_generation(pair):
+    """The progress hook of `anygpt serve`: a count per step, and a true return stops like Ctrl-C does."""
+    _, ours = pair
+    full = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10)).new_tokens()
+    seen = []
+    result = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10), on_step=lambda n: seen.append(n))
+    assert not result.interrupted and result.new_tokens() == full
+    assert seen == list(range(1, 10))  # every step but the last, which ends generation anyway
+    stopped = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=10), on_step=lambda n: n >= 3)
+    assert stopped.interrupted and stopped.new_tokens() == [row[:3] for row in full]
+
+
+def test_on_step_stops_beam_search_with_the_best_running_beam(pair):
+    _, ours = pair
+    config = GenerationConfig(max_new_tokens=8, num_beams=3)
+    seen = []
+    whole = generate(ours, PROMPTS, config, on_step=lambda n: seen.append(n))
+    assert not whole.interrupted and seen == list(range(1, len(seen) + 1)) and seen
+    stopped = generate(ours, PROMPTS, config, on_step=lambda n: n >= 2)
+    assert stopped.interrupted and stopped.lengths.tolist() == [2, 2, 2]
+    # no stop ids: the best running beam after 2 steps is the best 2-token hypothesis, what a 2-token search returns
+    two = generate(ours, PROMPTS, GenerationConfig(max_new_tokens=2, num_beams=3)).new_tokens()
+    assert stopped.new_tokens() == two
+
+
 def test_long_prompt_budget_is_clamped_to_the_context(pair):
     _, ours = pair
     block = ours.config.block_size

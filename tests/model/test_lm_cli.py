@@ -24,7 +24,10 @@ def anygpt(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_tiny_pretraining_loss_falls(tmp_path):
     made = anygpt("data", "tiny", "--out", "data/tiny", cwd=tmp_path)  # as the config's header says
     assert made.returncode == 0 and (tmp_path / "data/tiny/tokenizer/tokenizer.json").exists(), made.stderr[-3000:]
-    proc = anygpt("fit", "--config", str(ROOT / "experiments/tiny/pretrain.yaml"), cwd=tmp_path)
+    proc = anygpt("fit", "--config", str(ROOT / "experiments/tiny/pretrain.yaml"),
+                  "--trainer.callbacks+=anygpt.checkpoints.ExportBundle",
+                  "--trainer.callbacks.dirpath=runs/tiny/export",
+                  "--trainer.callbacks.template=chat", "--trainer.callbacks.task=none", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader(open(next((tmp_path / "runs/tiny").rglob("metrics.csv")))))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
@@ -55,6 +58,24 @@ def test_tiny_pretraining_loss_falls(tmp_path):
     with torch.no_grad():
         assert torch.equal(bundle.model(ids), again.model(ids))
     assert len(again.vocab) == len(bundle.vocab) == bundle.model.config.vocab_size
+    # The chat defaults of the run's ExportBundle are in its export and in every .ckpt (so convert records them too).
+    import json
+
+    from anygpt.checkpoints import ckpt_to_anygpt
+
+    exported = json.loads((tmp_path / "runs/tiny/export/anygpt.json").read_text())
+    assert (exported["template"], exported["task"]) == ("chat", "none")
+    assert (bundle.template, bundle.task) == ("chat", "none")
+    for name, stub in stubs.items():
+        stub.codec.save_pretrained(tmp_path / "stubs" / name)
+    os.chdir(tmp_path)
+    try:
+        ckpt_to_anygpt(str(tmp_path / "runs/tiny/checkpoints/last.ckpt"), str(tmp_path / "converted"),
+                       tokenizers={name: str(tmp_path / "stubs" / name) for name in stubs}, task="auto")
+    finally:
+        os.chdir(monkeypatched_cwd)
+    converted = json.loads((tmp_path / "converted/anygpt.json").read_text())
+    assert (converted["template"], converted["task"]) == ("chat", "auto")  # the flag overrides the recorded task
 
 
 @pytest.mark.slow

@@ -1,0 +1,81 @@
+"""``anygpt serve``: a web page (and HTTP API) to talk to a model in every modality it has.
+
+`anygpt.serve.session` holds what a turn does (no web framework); `anygpt.serve.app` is the Gradio page over it.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+DEFAULT_CKPT = "runs/demo/export"
+
+
+def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
+          tokenizers: dict[str, str] | None = None, device: str = "cpu", system_prompt: str | None = None,
+          template: str | None = None, task: str | None = None, force_marker: bool | None = None,
+          constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
+          instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None,
+          max_upload_mb: float = 20.0, max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0,
+          max_files: int = 8, max_queue: int = 16, trust_code: bool = False) -> None:
+    """Serve a chat page for a model: text, images, speech and music in and out, one request at a time.
+
+    The prompt and decoding options are `anygpt chat`'s; those a visitor may change per message (task prompt,
+    constrained decoding, preset and its knobs) start from the values given here.
+
+    Args:
+        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
+        host: address to listen on; the default serves this machine only (0.0.0.0 opens it to the network).
+        port: port to listen on.
+        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
+        system_prompt: replaces the checkpoint's system prompt.
+        template: ``chat`` or ``base`` (default: what the checkpoint's anygpt.json records, else chat when it has the
+            instruction tokens <-Ins->/<-Res->; the base template keeps no history).
+        task: the release task prompt wrapping each message at first: ``auto`` (by the requested output), ``none``
+            (as written), or one by name (text-to-image, ...); default: what the checkpoint records, else ``auto``.
+            The page can change it per message.
+        force_marker: append the output modality's start marker (default: as the checkpoint records it).
+        constrained: constrained decoding at first (the page can turn it off per message: the release's sampling).
+        music_seconds: crop music input to this many seconds (default: 5 in chat, 20 for base, as the release).
+        music_start: ``start`` or ``random`` (the release's loader picks a random window).
+        instructions: the base template's instruction phrasings from a local copy of the release (see `anygpt chat`).
+        image_decoder: a local stable-diffusion-2-1-unclip folder turning SEED image embeddings into pixels.
+        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only.
+        max_upload_mb: largest file a visitor may upload.
+        max_image_megapixels: largest image (width x height) accepted, checked from its header.
+        max_audio_seconds: longest audio file accepted.
+        max_files: most files attached to one message.
+        max_queue: most requests waiting for the model; later ones are turned away with a message.
+        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+    """
+    if not Path(ckpt).exists():
+        how = (" The demo model is made by `anygpt fit --config experiments/demo/pretrain.yaml` (about 17 minutes on"
+               " 2 CPU cores), which exports it there." if ckpt == DEFAULT_CKPT else "")
+        raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "
+                         "released AnyGPT folder or a Lightning .ckpt.")
+    from anygpt.generation.pipeline import AnyGPT
+    from anygpt.generation.prompts import TASKS, load_instructions
+    from anygpt.serve.app import launch
+    from anygpt.serve.session import MB, ModelHost, UploadLimits
+
+    if task is not None and task not in TASKS:
+        raise SystemExit(f"anygpt serve: error: unknown --task {task!r}; choose one of {', '.join(TASKS)}")
+    pools = load_instructions(instructions) if instructions else None
+    engine = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt,
+                         trust_code=trust_code, image_decoder=image_decoder, compile=compile, template=template,
+                         force_marker=force_marker, constrained=constrained, music_seconds=music_seconds,
+                         music_start=music_start, instructions=pools)
+    limits = UploadLimits(max_bytes=int(max_upload_mb * MB), max_image_pixels=int(max_image_megapixels * 1e6),
+                          max_audio_seconds=max_audio_seconds, max_files=max_files)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does: files removed
+    try:
+        with ModelHost(engine, limits, name=ckpt, task=task) as model_host:
+            print(f"anygpt serve: uploads and replies are kept in {model_host.root} until the server stops",
+                  flush=True)
+            launch(model_host, host, port, max_queue=max_queue, block=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,280 @@
+"""The ``anygpt serve`` web page (Gradio) over `anygpt.serve.session`, and its HTTP API.
+
+Every request that touches the model goes through Gradio's queue, one at a time (the page shows each visitor's place
+in it); stopping and resetting skip the queue. The page's operations are API endpoints for scripts: ``/chat`` (a
+message with files -> text, media files, notes, transcript), ``/stop`` and ``/reset`` (see the README).
+Nothing is fetched from the network: Gradio's analytics are off and server-side rendering (a Node process) is not used.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from anygpt.generation.prompts import TASKS
+from anygpt.media import MEDIA_KINDS
+from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.3  # how often the page's progress line is refreshed while a turn runs
+CACHE_SECONDS = 24 * 3600  # Gradio's copies of uploads and replies older than this are deleted (checked hourly)
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")  # what Markdown or LaTeX would render
+
+
+def _component_for(path: str | Path, kind: str | None) -> Any:
+    """What shows a media file in the chat: an image, a player with its waveform, or a file to download."""
+    import gradio as gr
+
+    element = MEDIA_KINDS[kind].html if kind in MEDIA_KINDS else None
+    if element == "img":
+        return gr.Image(str(path), show_label=False, buttons=["download"])
+    if element == "audio":
+        return gr.Audio(str(path), show_label=False, buttons=["download"])
+    return gr.File(str(path), show_label=False)
+
+
+def _literal(text: str) -> str:
+    """Text shown as typed or generated: Markdown and LaTeX characters escaped. (The Chatbot renders Markdown; with
+    rendering off, Gradio 6.31 draws each chat audio player a bubble high.)"""
+    return _MARKUP.sub(r"\\\1", text)
+
+
+def _user_messages(message: dict) -> list[dict]:
+    out = []
+    if (message.get("text") or "").strip():
+        out.append({"role": "user", "content": _literal(message["text"])})
+    for path in message.get("files") or []:  # as files: the page shows them by type, nothing is decoded here
+        out.append({"role": "user", "content": {"path": path}})
+    return out
+
+
+def _reply_messages(result: TurnResult) -> list[dict]:
+    import gradio as gr
+
+    out: list[dict] = []
+    if result.text:
+        out.append({"role": "assistant", "content": _literal(result.text)})
+    for item in result.media:
+        out.append({"role": "assistant", "content": _component_for(item.path, item.kind)})
+    if len(result.media) > 1:  # a bubble's own download button takes its first file; this lists them all
+        out.append({"role": "assistant", "content": gr.File([str(item.path) for item in result.media],
+                                                            file_count="multiple", label="Files of this reply")})
+    if result.notes:
+        out.append({"role": "assistant", "content": _literal("\n".join(result.notes)), "metadata": {"title": "Notes"}})
+    return out or [{"role": "assistant", "content": "(empty reply)"}]
+
+
+def build_app(host: ModelHost, title: str | None = None):
+    """The page for ``host``; its choices (output modalities, upload kinds, presets) come from the loaded model."""
+    import gradio as gr
+
+    title = title or f"AnyGPT · {host.name}"
+    shared_kinds = [kind for kind in host.upload_kinds if len(host.readers(kind)) > 1]  # e.g. audio: speech or music
+    default_settings = "release" if "release" in host.settings_choices else host.settings_choices[0]
+
+    def request_of(message: dict | None, output: str, read_as: dict[str, str], voice: str | None, settings: str,
+                   task: str | None, constrained: bool | None, temperature: float | None, top_p: float | None,
+                   max_new_tokens: float | None, seed: float | None) -> TurnRequest:
+        message = message or {}
+        return TurnRequest(text=message.get("text") or "", files=[Upload(p) for p in message.get("files") or []],
+                           output=output, settings=settings, task=task or None, constrained=constrained,
+                           temperature=temperature, top_p=top_p,
+                           max_new_tokens=None if max_new_tokens is None else int(max_new_tokens),
+                           seed=int(seed or 0), voice=voice or None, read_as=read_as)
+
+    def session_of(chat_session: ChatSession | None) -> ChatSession:
+        """Sessions start with a visitor's first request (a page that only looks costs nothing)."""
+        return chat_session if chat_session is not None else host.session()
+
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, CACHE_SECONDS)) as app:
+        session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
+        ticket = gr.State(None)
+        submitted = gr.State(None)  # the message as sent and the chat's length before it, to restore on an error
+        shown = gr.State([])  # the chat's messages (the Chatbot is output only: as an input it would re-read media)
+        gr.Markdown(f"## {html.escape(title)}\n{html.escape(host.describe())}")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Conversation", height=560, elem_id="chat", buttons=["copy"],
+                                     feedback_options=None)
+                box = gr.MultimodalTextbox(
+                    label="Message", show_label=False, elem_id="message", file_count="multiple",
+                    file_types=[suffix for kind in host.upload_kinds for suffix in MEDIA_KINDS[kind].suffixes],
+                    sources=["upload", "microphone"],
+                    placeholder=f"Type a message; attach or drop {' or '.join(host.upload_kinds)} files; or record "
+                                "from the microphone")
+                with gr.Row():
+                    stop = gr.Button("Stop", elem_id="stop", size="sm")
+                    reset = gr.Button("Reset", elem_id="reset", size="sm")
+                    transcript = gr.DownloadButton("Download transcript (.zip)", elem_id="transcript", size="sm",
+                                                   interactive=False)
+            with gr.Column(scale=1):
+                output = gr.Radio(host.outputs, value=AUTO, label="Answer with", elem_id="output",
+                                  info="auto: text, or whatever the model chooses to produce")
+                read_as = [gr.Radio(host.readers(kind), value=host.readers(kind)[0], elem_id=f"read-{kind}",
+                                    label=f"{kind.capitalize()} uploads are") for kind in shared_kinds]
+                voice = gr.Audio(label="Voice of spoken replies (optional, a few seconds)", type="filepath",
+                                 sources=["upload", "microphone"], visible="speech" in host.outputs, elem_id="voice")
+                task = gr.Dropdown(list(TASKS), value=host.task, label="Task prompt", elem_id="task",
+                                   info="the release's prompt around the message: auto picks it by the output; none "
+                                        "sends the message as written")
+                with gr.Accordion("Decoding", open=True):
+                    settings = gr.Dropdown(host.settings_choices, value=default_settings, label="Preset")
+                    constrained = gr.Checkbox(host.engine.constrained, label="Constrained decoding",
+                                              info="every media span decodes; off: the release's sampling")
+                    temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
+                    max_tokens = gr.Slider(1, host.context, value=min(100, host.context), step=1,
+                                           label="Max new tokens")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    decoding_info = gr.Markdown(elem_id="decoding-info")
+        choices = [output, voice, settings, task, constrained, temperature, top_p, max_tokens, seed,
+                   *read_as]  # a turn's choices
+
+        def page_request(message: dict | None, output_value, voice_value, *values) -> TurnRequest:
+            knob_values, read_values = values[:-len(read_as) or None], values[len(values) - len(read_as):]
+            return request_of(message, output_value, dict(zip(shared_kinds, read_values, strict=True)), voice_value,
+                              *knob_values)
+
+        # -- decoding knobs follow the preset of the chosen output ---------------------------------------------------
+        def preset_values(output_value: str, settings_value: str):
+            config = host.decoding(output_value, settings_value)
+            sampling = config.do_sample
+            if sampling:
+                how = "sampling" if config.num_beams == 1 else f"beam sampling with {config.num_beams} beams"
+                info = (f"`{settings_value}` preset: {how}, top-k {config.top_k or 'off'}, repetition penalty "
+                        f"{config.repetition_penalty}, at least {config.min_new_tokens} new tokens")
+            else:
+                info = (f"`{settings_value}` preset: beam search with {config.num_beams} beams (temperature and top-p "
+                        "are not used)")
+            return (gr.Slider(value=config.temperature, interactive=sampling),
+                    gr.Slider(value=config.top_p if config.top_p is not None else 1.0, interactive=sampling),
+                    gr.Slider(value=min(config.max_new_tokens, host.context)), info)
+
+        for trigger in (output.change, settings.change, app.load):
+            trigger(preset_values, [output, settings], [temperature, top_p, max_tokens, decoding_info], queue=False,
+                    api_visibility="private")
+
+        # -- a turn: show the message at once, then generate in the queue --------------------------------------------
+        def submit(message: dict | None, history: list, chat_session: ChatSession | None):
+            chat_session = session_of(chat_session)
+            messages = [*history, *_user_messages(message or {})]
+            return (messages, messages, gr.MultimodalTextbox(value=None, interactive=False), chat_session,
+                    chat_session.ticket(), (message, len(history)))
+
+        def run(sent: tuple, history: list, chat_session: ChatSession, turn_ticket: int, *values) -> Iterator[tuple]:
+            message, base = sent
+            request = page_request(message, *values)
+            resets = chat_session.resets
+            pending = {"role": "assistant", "content": "", "metadata": {"title": "Working…", "status": "pending"}}
+            outcome: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    outcome["result"] = chat_session.send(request, turn_ticket)
+                except ServeError as err:
+                    outcome["error"] = str(err)
+                except Exception as err:  # a bug, not the visitor's doing: logged in full, summarised on the page
+                    log.exception("anygpt serve: a turn failed")
+                    outcome["error"] = f"internal error ({type(err).__name__}: {err}); the server log has details"
+
+            worker = threading.Thread(target=work, daemon=True)
+            worker.start()
+            while worker.is_alive():
+                pending["metadata"]["log"] = chat_session.status.describe() or "starting…"
+                yield [*history, pending], gr.skip(), gr.skip(), gr.skip()
+                worker.join(POLL_SECONDS)
+            if chat_session.resets != resets:  # reset while it ran: that conversation is gone
+                yield [], gr.MultimodalTextbox(interactive=True), gr.skip(), []
+            elif "error" in outcome:  # the message goes back into the box: nothing the visitor sent is lost
+                gr.Warning(html.escape(outcome["error"]), duration=None, title="Could not answer")
+                yield (history[:base], gr.MultimodalTextbox(value=message, interactive=True), gr.skip(),
+                       history[:base])
+            else:
+                messages = [*history, *_reply_messages(outcome["result"])]
+                yield (messages, gr.MultimodalTextbox(value=None, interactive=True),
+                       gr.DownloadButton(value=str(chat_session.transcript_zip()), interactive=True), messages)
+
+        box.submit(submit, [box, shown, session], [chatbot, shown, box, session, ticket, submitted], queue=False,
+                   api_visibility="private").then(
+            run, [submitted, shown, session, ticket, *choices], [chatbot, box, transcript, shown],
+            concurrency_id="model", show_progress="minimal", api_visibility="private")
+
+        # -- stop, reset ---------------------------------------------------------------------------------------------
+        def stop_turn(chat_session: ChatSession | None) -> None:
+            """Stop this client's running or waiting turn; a running one keeps what it generated."""
+            if chat_session is not None:
+                chat_session.stop()
+
+        def reset_chat(chat_session: ChatSession | None):
+            """Forget this client's conversation (history, transcript and files)."""
+            if chat_session is not None:
+                chat_session.reset()
+            return [], [], gr.DownloadButton(value=None, interactive=False)
+
+        stop.click(stop_turn, [session], None, queue=False, api_name="stop")
+        reset.click(reset_chat, [session], [chatbot, shown, transcript], queue=False, api_name="reset")
+        chatbot.clear(reset_chat, [session], [chatbot, shown, transcript], queue=False, api_visibility="private")
+
+        # -- the HTTP API's one-call turn: the page's choices; knobs left out take the preset's values --------------
+        readers = list(dict.fromkeys(name for kind in shared_kinds for name in host.readers(kind)))
+        with gr.Column(visible=False):
+            api_inputs = [
+                gr.MultimodalTextbox(label="message", file_count="multiple"),
+                gr.Dropdown(host.outputs, value=AUTO, label="output"),
+                gr.Dropdown(readers, value=[host.readers(kind)[0] for kind in shared_kinds], multiselect=True,
+                            label="read_as"),
+                gr.Audio(label="voice", type="filepath"),
+                gr.Dropdown(host.settings_choices, value=default_settings, label="preset"),
+                gr.Dropdown(list(TASKS), value=host.task, label="task"),
+                gr.Checkbox(host.engine.constrained, label="constrained"),
+                gr.Number(None, label="temperature"),
+                gr.Number(None, label="top_p"),
+                gr.Number(None, label="max_new_tokens", precision=0),
+                gr.Number(0, label="seed", precision=0),
+            ]
+            api_outputs = [gr.Textbox(label="text"), gr.File(file_count="multiple", label="files"),
+                           gr.JSON(label="notes"), gr.File(label="transcript")]
+            api_trigger = gr.Button()
+
+        def chat(message: dict, output: str = AUTO, read_as: list[str] | None = None, voice: str | None = None,
+                 preset: str = default_settings, task: str = host.task, constrained: bool = host.engine.constrained,
+                 temperature: float | None = None, top_p: float | None = None, max_new_tokens: int | None = None,
+                 seed: int = 0, chat_session: ChatSession | None = None):
+            """One turn of this client's conversation: a message ``{"text", "files"}`` -> the reply's text, media
+            files, notes and the transcript (.zip). ``read_as`` names the modalities that read uploads several
+            could read (an audio file: speech or music); ``task`` is the release task prompt around the message;
+            knobs left out take the preset's values."""
+            chat_session = session_of(chat_session)
+            by_kind = {kind: next((m for m in read_as or [] if m in host.readers(kind)), host.readers(kind)[0])
+                       for kind in shared_kinds}
+            request = request_of(message, output, by_kind, voice, preset, task, constrained, temperature, top_p,
+                                 max_new_tokens, seed)
+            try:
+                result = chat_session.send(request)
+            except ServeError as err:  # the client raises it with this message
+                raise gr.Error(str(err), print_exception=False) from None
+            files = [str(item.path) for item in result.media]
+            return result.text, files, result.notes, str(chat_session.transcript_zip()), chat_session
+
+        api_trigger.click(chat, [*api_inputs, session], [*api_outputs, session], api_name="chat",
+                          concurrency_id="model")
+    return app
+
+
+def launch(host: ModelHost, server_name: str = "127.0.0.1", port: int = 7860, max_queue: int = 16,
+           block: bool = True):
+    """Build the page and start the server; uploads are kept under ``host.root`` (removed by `ModelHost.close`)."""
+    os.environ["GRADIO_TEMP_DIR"] = str(host.root / "gradio")  # where Gradio stores uploads (read per upload)
+    app = build_app(host)
+    app.queue(default_concurrency_limit=1, max_size=max_queue)
+    app.launch(server_name=server_name, server_port=port, max_file_size=host.limits.max_bytes,
+               allowed_paths=[str(host.root)], ssr_mode=False, share=False, show_error=False,
+               prevent_thread_lock=not block)
+    return app

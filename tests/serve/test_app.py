@@ -1,0 +1,80 @@
+"""The page's server and its HTTP API through Gradio's own client, as a script would use it (no browser)."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from anygpt.serve import serve
+from anygpt.serve.session import ModelHost, UploadLimits
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(engine, tmp_path, free_port):
+    from anygpt.serve.app import launch
+
+    host = ModelHost(engine, UploadLimits(max_audio_seconds=2), root=tmp_path / "serve", name="tiny")
+    app = launch(host, port=free_port, block=False)
+    try:
+        yield host, f"http://127.0.0.1:{free_port}/"
+    finally:
+        app.close()
+        host.close()
+
+
+@pytest.mark.slow
+def test_the_api_runs_turns_like_the_page(server, uploads):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    host, url = server
+    client = Client(url, verbose=False, download_files=str(host.root.parent / "client"))
+    assert {"/chat", "/stop", "/reset"} <= set(client.view_api(print_info=False, return_format="dict")
+                                               ["named_endpoints"])
+    text, files, notes, transcript = client.predict(
+        {"text": "Describe this image.", "files": [handle_file(str(uploads["image"]))]}, max_new_tokens=8,
+        api_name="/chat")
+    assert isinstance(text, str) and files == [] and zipfile.is_zipfile(transcript)
+    _, files, _, transcript = client.predict({"text": "Draw a red square.", "files": []}, output="image",
+                                             task="text-to-image", constrained=True, api_name="/chat")
+    assert files and files[0].endswith(".png")
+    _, files, _, _ = client.predict({"text": "Play this.", "files": [handle_file(str(uploads["speech"]))]},
+                                    read_as=["music"], output="speech", max_new_tokens=40, api_name="/chat")
+    assert files and files[0].endswith(".wav")
+    with zipfile.ZipFile(transcript) as archive:  # the conversation of this client so far, its uploads included
+        assert "anygpt-chat/inputs/turn001-0-photo.png" in archive.namelist()
+    (session,) = host._sessions.values()
+    assert session.turns == 3 and session.engine.history[4].parts[1].modality == "music"
+    # uploads landed in the server's own temporary folder
+    assert list((host.root / "gradio").rglob("photo.png"))
+
+    for bad, message in [(uploads["corrupt"], "cannot read image file broken.png"),
+                         (uploads["long"], "lecture.wav lasts 3.0 s; audio is limited to 2.0 s")]:
+        with pytest.raises(AppError, match=message):
+            client.predict({"text": "What is this?", "files": [handle_file(str(bad))]}, api_name="/chat")
+    assert session.turns == 3
+    client.predict(api_name="/reset")
+    assert session.turns == 0 and session.engine.history == []
+
+
+def test_serve_without_a_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/demo/export here
+    with pytest.raises(SystemExit) as err:
+        serve()
+    assert "no checkpoint at runs/demo/export" in str(err.value)
+    assert "anygpt fit --config experiments/demo/pretrain.yaml" in str(err.value)
+    with pytest.raises(SystemExit, match="no checkpoint at elsewhere"):
+        serve(ckpt="elsewhere")
+
+
+def test_the_cli_has_serve_and_refuses_a_missing_checkpoint_without_a_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "anygpt.cli", "serve", "--port", "1"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "no checkpoint at runs/demo/export" in result.stderr
