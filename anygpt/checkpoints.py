@@ -168,8 +168,11 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
              for m in data["modalities"]]
     vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
                          instruction_tokens=bool(data.get("instruction_tokens")))
-    if hp.get("resolved_config"):
-        config = Config(**hp["resolved_config"])
+    from anygpt.model.lm import BUILT_KEY
+
+    built = ckpt.get(BUILT_KEY) or hp  # checkpoints written before BUILT_KEY kept it in the hyper-parameters
+    if built.get("resolved_config"):
+        config = Config(**built["resolved_config"])
     else:
         config = Config.from_name(hp.get("model", "tiny"), **(hp.get("model_config") or {}))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}

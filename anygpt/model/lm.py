@@ -32,6 +32,9 @@ from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.model.schedule import warmup_cosine
 
+# The checkpoint entry holding what `AnyGPTLM.configure_model` resolved (architecture, modality id ranges).
+BUILT_KEY = "anygpt_built"
+
 
 def load_pretrained(path: str | Path) -> LLaMA:
     """An HF ``LlamaForCausalLM`` checkpoint directory -> our `LLaMA` (float32, CPU).
@@ -113,8 +116,17 @@ class AnyGPTLM(L.LightningModule):
         Config.from_name(model)  # unknown names fail now, listing the known ones
         self.save_hyperparameters()
         self.model: LLaMA | None = None
+        # what configure_model resolved (architecture, modality id ranges), saved as the checkpoint's BUILT_KEY entry
+        self.built: dict[str, Any] = {}
         self.group_names: list[str] = ["text"]
         self._last_time: float | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[BUILT_KEY] = self.built
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        hp = checkpoint.get("hyper_parameters") or {}  # checkpoints written before BUILT_KEY kept these there
+        self.built = checkpoint.get(BUILT_KEY) or {k: hp[k] for k in ("resolved_config", "modality_ranges") if k in hp}
 
     # -- building ------------------------------------------------------------------------------------------------------
     def _vocab(self):
@@ -126,7 +138,7 @@ class AnyGPTLM(L.LightningModule):
         vocab = self._vocab()
         if vocab is not None:
             return [(r.name, r.first_id, r.end_id) for r in vocab.modalities.values()]
-        return [tuple(r) for r in self.hparams.get("modality_ranges", [])]
+        return [tuple(r) for r in self.built.get("modality_ranges", [])]
 
     def configure_model(self) -> None:
         if self.model is not None:
@@ -146,11 +158,11 @@ class AnyGPTLM(L.LightningModule):
             # it, and receives its shards from rank 0. At 7B that is ~28 GB on one rank instead of on each.
             with torch.device("meta"):
                 model = LLaMA(config)
-        # Remember what checkpoint loading (without a data module) needs to rebuild the model.
+        # Remember what checkpoint loading (without a data module) needs to rebuild the model. Not hyper-parameters:
+        # those are __init__'s arguments, which `anygpt fit --ckpt_path FILE` parses back from the checkpoint.
         self.hparams["vocab_size"] = model.config.vocab_size
-        self.hparams["resolved_config"] = model.config.to_dict()  # the architecture, for inference loading
         ranges = self._group_ranges()
-        self.hparams["modality_ranges"] = [list(r) for r in ranges]
+        self.built = {"resolved_config": model.config.to_dict(), "modality_ranges": [list(r) for r in ranges]}
         self.group_names = ["text", *[name for name, _, _ in ranges]]
         table = torch.zeros(model.config.vocab_size, dtype=torch.long)
         for i, (_, first, last) in enumerate(ranges):

@@ -77,6 +77,13 @@ def test_tiny_pretraining_loss_falls(tmp_path):
     converted = json.loads((tmp_path / "converted/anygpt.json").read_text())
     assert (converted["template"], converted["task"]) == ("chat", "auto")  # the flag overrides the recorded task
 
+    # `anygpt fit --ckpt_path FILE` parses the checkpoint's hyper-parameters back into the model's arguments: what
+    # configure_model resolved must not be among them (it once was: "unexpected keyword argument 'resolved_config'").
+    resumed = anygpt("fit", "--config", str(ROOT / "experiments/tiny/pretrain.yaml"), "--trainer.max_steps=44",
+                     "--trainer.limit_val_batches=0", "--ckpt_path", "runs/tiny/checkpoints/last.ckpt", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restored all states" in resumed.stderr + resumed.stdout
+
 
 @pytest.mark.slow
 def test_paper_config_prints_reparses_and_fails_fast_naming_paths(tmp_path, monkeypatch, capsys):
