@@ -4,8 +4,7 @@ speech with its player, in one conversation on the page, driven by a headless Ch
     python docs/serve/screenshot.py --ckpt runs/demo/export --out docs/serve/page.png
 
 The page is the one `anygpt serve --ckpt CKPT` serves; --template and --task default, as there, to what the checkpoint
-records (a Lightning checkpoint converted with `anygpt convert ckpt-to-anygpt` records neither: pass
-``--template chat --task none`` for the demo model, trained on anygpt's chat template without task prompts).
+records (the demo export: chat template, messages as written).
 """
 
 import argparse
