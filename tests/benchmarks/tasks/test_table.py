@@ -76,3 +76,11 @@ def test_each_rows_command_reproduces_its_numbers(published, monkeypatch):
     again = json.loads((out / "results.json").read_text())
     assert again["metrics"] == saved["metrics"] and again["baselines"] == saved["baselines"]
     assert again["model_hash"] == saved["model_hash"] and again["data_hash"] == saved["data_hash"]
+
+
+def test_the_committed_readme_table_is_the_committed_results():
+    """README.md's table is what `python -m benchmarks.table docs/demo/results --readme README.md` writes."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    assert table.main([str(root / "docs/demo/results"), "--readme", str(root / "README.md"), "--check"]) == 0
