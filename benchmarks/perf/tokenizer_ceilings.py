@@ -18,7 +18,7 @@ would reach:
 Every figure carries a 95% bootstrap interval over items (corpus WER and ratios are recomputed on each resample).
 
     python -m benchmarks.perf.tokenizer_ceilings [--data data/demo] [--limit N] [--out runs/perf/ceilings.json]
-        [--only speech music image] [--speech PATH --soundstorm PATH --music PATH --image PATH]
+        [--only speech music image speech-levels] [--speech PATH --soundstorm PATH --music PATH --image PATH]
     (tokenizer folders default to the shipped ones, anygpt-assets:tokenizers/NAME)
 """
 
@@ -183,6 +183,81 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
     return results
 
 
+def _previous_frame(codes: torch.Tensor) -> torch.Tensor:
+    return torch.cat([codes[:, :1], codes[:, :-1]], dim=1)  # the first frame is its own predecessor
+
+
+def _conditional_nats(given_fit: torch.Tensor, codes_fit: torch.Tensor, given: torch.Tensor, codes: torch.Tensor,
+                      prior: torch.Tensor, smoothing: float) -> float:
+    bins = prior.shape[0]
+    joint = torch.zeros(bins, bins, dtype=torch.float64)
+    joint.index_put_((given_fit, codes_fit), torch.ones(given_fit.shape[0], dtype=torch.float64), accumulate=True)
+    conditional = (joint + smoothing * prior) / (joint.sum(1, keepdim=True) + smoothing)
+    return float(-conditional[given, codes].log().mean())
+
+
+def level_cross_entropies(train: Sequence[torch.Tensor], test: Sequence[torch.Tensor], bins: int,
+                          smoothings: Sequence[float] = (1, 4, 16, 64, 256, 1024)) -> list[dict[str, float]]:
+    """How predictable each RVQ level is, in nats per code on ``test`` (``[levels, frames]`` per utterance), by count
+    models fitted on ``train``: uniform (ln bins), the level's marginal, the level given the same frame's level-1 code,
+    and given the same level's code one frame earlier. Conditional counts are smoothed towards the marginal; the
+    pseudo-count is chosen on the last fifth of ``train`` (fitted on the rest), then the counts are refitted on all
+    of it. The test codes are never counted, so an uninformative context scores about the marginal, not below it.
+
+    A level these simple contexts predict better than its marginal is one a SoundStorm scoring at the marginal has
+    not learned; one they do not predict may need more context, or carry little that level 1 implies."""
+    cut = max(1, len(train) * 4 // 5)
+    parts = {"fit": list(train[:cut]), "tune": list(train[cut:]) or list(train[:1]), "all": list(train),
+             "test": list(test)}
+    codes = {k: torch.cat(v, dim=1) for k, v in parts.items()}  # [levels, frames]
+    previous = {k: torch.cat([_previous_frame(c) for c in v], dim=1) for k, v in parts.items()}
+    def marginal_of(split: str, q: int) -> torch.Tensor:
+        counts = torch.bincount(codes[split][q], minlength=bins).double() + 0.5
+        return counts / counts.sum()
+
+    out = []
+    for q in range(codes["all"].shape[0]):
+        marginal = marginal_of("all", q)
+        row: dict[str, float] = {"level": q + 1, "uniform": float(np.log(bins)),
+                                 "marginal": float(-marginal[codes["test"][q]].log().mean())}
+        contexts = {"given_previous_frame": {k: p[q] for k, p in previous.items()}}
+        if q > 0:
+            contexts["given_level1"] = {k: c[0] for k, c in codes.items()}
+        for name, given in contexts.items():
+            best = min(smoothings, key=lambda a, g=given, q=q: _conditional_nats(
+                g["fit"], codes["fit"][q], g["tune"], codes["tune"][q], marginal_of("fit", q), a))
+            row[name] = _conditional_nats(given["all"], codes["all"][q], given["test"], codes["test"][q], marginal,
+                                          best)
+            row[f"{name}_smoothing"] = float(best)
+        out.append(row)
+    return out
+
+
+def speech_level_predictability(root: Path, tokenizer: str, limit: int | None, train_files: int, seed: int,
+                                progress: bool) -> dict[str, Any]:
+    """`level_cross_entropies` of the speech tokenizer: train utterances fit the counts, test-clean and VCTK (voices
+    never heard in training) are scored."""
+    from anygpt.data.readers import read_librispeech, read_vctk
+    from anygpt.modalities.registry import load_modality
+    from anygpt.modalities.speech import SpeechTokenizerCodec
+
+    modality = load_modality(tokenizer, SpeechTokenizerCodec)
+    speech = modality.codec
+    train = list(read_librispeech(root / "librispeech", "train-clean-100"))
+    train = random.Random(seed).sample(train, min(train_files, len(train)))
+    test = (list(read_vctk(root / "vctk"))[:limit] +
+            list(read_librispeech(root / "librispeech", "test-clean"))[:limit])
+
+    def encode(items: list, desc: str) -> list[torch.Tensor]:
+        return [speech.encode_all_levels([modality.read(u.path)])[0]
+                for u in tqdm(items, desc=desc, disable=not progress)]
+
+    train_codes, test_codes = encode(train, "speech levels: train"), encode(test, "speech levels: test")
+    return {"tokenizer": str(tokenizer), "train_utterances": len(train), "test_utterances": len(test),
+            "test_frames": int(sum(c.shape[1] for c in test_codes)),
+            "nats_per_code": level_cross_entropies(train_codes, test_codes, speech.codebook_size)}
+
+
 def _perplexity(counts: Counter) -> float:
     p = np.array(list(counts.values()), dtype=np.float64)
     p /= p.sum()
@@ -318,6 +393,9 @@ def measure(data: Path, only: Sequence[str] = ("speech", "music", "image"), limi
         out["image"] = image_ceilings(data, str(resolve_asset(image)), limit, seed, progress)
     if "music" in only:
         out["music"] = music_ceilings(data, str(resolve_asset(music)), limit, seed, progress)
+    if "speech-levels" in only:
+        out["speech_levels"] = speech_level_predictability(data, str(resolve_asset(speech)), limit, probe_files, seed,
+                                                           progress)
     if "speech" in only:
         out["speech"] = speech_ceilings(data, str(resolve_asset(speech)), str(resolve_asset(soundstorm)), limit,
                                         probe_files, seed, progress)
@@ -346,6 +424,11 @@ def summary(result: dict[str, Any]) -> str:
                          f"{result['speech']['codebook_size']}; speaker sim. to prompt: prompted "
                          f"{f(s['speaker_similarity_to_prompt']['level1_soundstorm_prompted'])}, unprompted "
                          f"{f(s['speaker_similarity_to_prompt']['level1_soundstorm'])}")
+    if "speech_levels" in result:
+        for row in result["speech_levels"]["nats_per_code"]:
+            lines.append(f"speech level {row['level']}: nats/code uniform {row['uniform']:.2f}, marginal "
+                         f"{row['marginal']:.2f}, given level 1 {row.get('given_level1', float('nan')):.2f}, given the "
+                         f"previous frame {row['given_previous_frame']:.2f}")
     if "music" in result:
         m = result["music"]
         lines.append(f"music (n={m['n']}): CLAP reconstruction {f(m['clap_reconstruction'])}, real {f(m['clap_real'])}"
@@ -362,7 +445,10 @@ def summary(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/demo"), help="the demo corpus root")
-    parser.add_argument("--only", nargs="+", default=["speech", "music", "image"], choices=["speech", "music", "image"])
+    parser.add_argument("--only", nargs="+", default=["speech", "music", "image"],
+                        choices=["speech", "speech-levels", "music", "image"],
+                        help="speech-levels: how predictable each RVQ level is from level 1 / the previous frame "
+                             "(what SoundStorm can learn), not part of the default set")
     parser.add_argument("--limit", type=int, default=None, help="at most N items per evaluated set")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
     parser.add_argument("--speech", default="anygpt-assets:tokenizers/speech",
