@@ -1,7 +1,7 @@
 """Training SEANet codecs: waveform L1 + multi-scale log-mel + commitment, optionally Encodec's STFT discriminator.
 
-``anygpt fit --config experiments/tokenizers/demo_music.yaml`` trains the tiny demo codec in minutes on a CPU; the codec
-is written to ``{default_root_dir}/pretrained`` when training ends.
+``anygpt fit --config experiments/tokenizers/demo_music.yaml`` trains the tiny demo codec on one CPU core; the codec is
+written to ``{default_root_dir}/pretrained`` when training ends.
 """
 
 from __future__ import annotations
