@@ -369,10 +369,13 @@ class AnyGPT:
         return transcript, ids[:start] + [i for i in ids[end:] if i not in (ins, res)]
 
     def decode(self, ids: Sequence[int], voice: str | Path | torch.Tensor | None = None,
-               steps: int | None = None, progress: Progress | None = None) -> list[OutputSegment]:
+               steps: int | None = None, progress: Progress | None = None,
+               seed: int | None = None) -> list[OutputSegment]:
         """Ids -> segments; each media span is decoded by its tokenizer as far as it is valid. ``voice`` (a speech
         file or waveform) and ``steps`` (SoundStorm's) go to every codec's decode as context: the speech codec clones
-        the voice, others ignore them. ``progress`` sees each span start (stage ``"decoding"``)."""
+        the voice, others ignore them. ``seed`` fixes the random draws of a sampling decoder (SoundStorm), so the same
+        ids decode to the same waveform in every run; None draws from torch's global generator. ``progress`` sees each
+        span start (stage ``"decoding"``)."""
         segments = self.vocab.segments(ids)
         spans = sum(seg.modality != "text" for seg in segments)
         out: list[OutputSegment] = []
@@ -382,14 +385,15 @@ class AnyGPT:
                 continue
             if progress is not None:
                 progress("decoding", sum(o.modality != "text" for o in out), spans)
-            out.append(self._decode_span(seg, voice, steps))
+            out.append(self._decode_span(seg, voice, steps, seed))
         return out
 
     def decode_text(self, ids: Sequence[int]) -> str:
         """Only the text of ``ids`` (media spans skipped, nothing decoded): what `Reply.text` holds, cheaply."""
         return "".join(_clean_text(s.text) for s in self.vocab.segments(ids) if s.modality == "text").strip()
 
-    def _decode_span(self, seg: Segment, voice: Any, steps: int | None = None) -> OutputSegment:
+    def _decode_span(self, seg: Segment, voice: Any, steps: int | None = None,
+                     seed: int | None = None) -> OutputSegment:
         tok = self.tokenizers[seg.modality]
         codes = seg.codes if seg.codes is not None else torch.zeros(0, dtype=torch.long)
         valid = tok.structure.valid_prefix(codes, tok.codebook_size)
@@ -404,14 +408,20 @@ class AnyGPT:
                        "set image_decoder in anygpt.json to get pixels")
             return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
         native = tok.codec.unflatten(codes[:valid]).to(self.device)
-        context = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
+        context: dict[str, Any] = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
+        if seed is not None:
+            context["generator"] = torch.Generator(getattr(tok.codec, "device", "cpu")).manual_seed(seed)
         data = tok.codec.decode([native], **context)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
     def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig,
-              progress: Progress | None = None) -> Reply:
+              progress: Progress | None = None, generator: torch.Generator | None = None) -> Reply:
+        """Split and decode generated ids; with ``generator``, a sampling decoder's seed is drawn from it, so a seeded
+        conversation decodes its speech alike in every run."""
         transcript, answer = self.split_transcript(ids)
-        segments = self.decode(answer, voice, config.extra.get("soundstorm_steps"), progress)
+        seed = None if generator is None else \
+            int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        segments = self.decode(answer, voice, config.extra.get("soundstorm_steps"), progress, seed=seed)
         return Reply(segments, ids, interrupted, transcript)
 
     def respond(self, prompts: Sequence[Sequence[Part]], output: str = "text", settings: str = "paper",
@@ -426,7 +436,7 @@ class AnyGPT:
         replies = []
         for row in new:
             ids = ([self.vocab.modalities[force].start_id] + row) if force else row
-            replies.append(self.reply(ids, interrupted, voice, config))
+            replies.append(self.reply(ids, interrupted, voice, config, generator=generator))
         return replies
 
     def chat(self, parts: Sequence[Part] | str, output: str = "text", settings: str = "release",
@@ -446,7 +456,7 @@ class AnyGPT:
         on_step = None if progress is None else (lambda n: progress("generating", n, config.max_new_tokens))
         (row,), interrupted = self.generate_ids([self.encode_prompt(text)], config, generator, on_step)
         ids = ([self.vocab.modalities[force].start_id] + row) if force else row
-        reply = self.reply(ids, interrupted, voice, config, progress)
+        reply = self.reply(ids, interrupted, voice, config, progress, generator)
         if self.template == "chat":
             self.history.append(Turn("user", parts=list(parts), text=message or ""))
             self.history.append(Turn("assistant", reply=reply, text=self.vocab.decode_text(ids).strip()))

@@ -26,6 +26,7 @@ import json
 import math
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -501,9 +502,10 @@ class Task:
                 for k, p, ids, v in zip(keys, prompts, outs, voices, strict=True)]
 
     def _media_prediction(self, key: str, ids: list[int], voice: Any = None) -> Prediction:
-        """Decode generated ids and save the first media segment of the wanted modality (if any)."""
+        """Decode generated ids and save the first media segment of the wanted modality (if any). A sampling decoder
+        (SoundStorm) draws from a generator seeded by the task's seed and the item's key, so reruns decode alike."""
         try:
-            segments = self.model.decode(ids, voice)
+            segments = self.model.decode(ids, voice, seed=self.seed * 1_000_003 + zlib.crc32(key.encode()))
         except (ValueError, RuntimeError) as err:  # one bad item is counted as failed, not fatal
             return Prediction(key, note=f"decoding failed: {err}")
         media = [s for s in segments if s.modality == self.output]

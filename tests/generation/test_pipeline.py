@@ -354,3 +354,24 @@ def test_compile_flag_parses_on_chat_generate_and_benchmark(command, capsys):
             main([*command, "--compile", value, "--print_config"])
         assert exit_info.value.code in (0, None)
         assert f"compile: {value}" in capsys.readouterr().out
+
+
+def test_decode_seed_fixes_a_sampling_decoders_draws(bundle_dir, monkeypatch):
+    """A sampling decoder (SoundStorm) gets a generator seeded by ``seed``: the same ids decode alike in every run."""
+    anygpt = AnyGPT.load(bundle_dir / "export")
+    codec = anygpt.tokenizers["speech"].codec
+    seen = []
+
+    def sampling_decode(codes, generator=None, **context):
+        seen.append(generator)
+        return [torch.rand(1, 8, generator=generator) for _ in codes]
+
+    monkeypatch.setattr(codec, "decode", sampling_decode)
+    ids = anygpt.vocab.encode("<sosp><🗣️3><🗣️7><eosp>")
+    first, again, other = (anygpt.decode(ids, seed=s)[0].data for s in (5, 5, 6))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    anygpt.decode(ids)
+    assert seen[-1] is None  # no seed: the decoder draws from torch's global generator, as before
+    config = anygpt.generation_config("speech", "release")
+    replies = [anygpt.reply(ids, False, None, config, generator=torch.Generator().manual_seed(9)) for _ in range(2)]
+    assert torch.equal(replies[0].segments[0].data, replies[1].segments[0].data)  # chat: seeded turn, same speech
