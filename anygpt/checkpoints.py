@@ -28,6 +28,7 @@ from anygpt.modalities.base import Modality
 from anygpt.modalities.registry import TokenizerRef, codec_class
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.prompts import release_prompts
 from anygpt.vocab import (
     RELEASE_MODALITIES,
     HFTextTokenizer,
@@ -40,8 +41,7 @@ from anygpt.vocab import (
 
 BUNDLE_FILE = "anygpt.json"
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
-RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
-    "utf-8"))["system_prompt"]
+RELEASE_SYSTEM_PROMPT: str = release_prompts()["system_prompt"]
 
 
 @dataclass

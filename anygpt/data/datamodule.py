@@ -36,7 +36,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
-from anygpt.data.templates import Flatten, Rendered, TemplateRenderer, layout_flatten
+from anygpt.data.templates import layout_flatten
+from anygpt.prompts import Flatten, Rendered, TemplateRenderer
 from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
 
 

@@ -5,7 +5,7 @@ One sample in a shard::
     000042.json         {"task": "caption", "text": "...", "media": {"image0": "image"}, "source": "coco", ...}
     000042.image0.npy   int16/int32 codes in the modality's native layout (image [32], speech [T], music [4, T])
 
-Templates are applied when the data is read (`anygpt.data.templates`), so a template change needs no re-tokenization.
+Templates are applied when the data is read (`anygpt.prompts`), so a template change needs no re-tokenization.
 A directory of shards carries ``manifest.json`` (shards, sample counts, modalities, vocabulary identity).
 
 Reading never dies on bad data: a truncated shard ends early, a corrupt sample or one whose codes fall outside the

@@ -122,7 +122,7 @@ def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device
              trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
              music_seconds: float | None, music_start: str, instructions: str | None,
              image_decoder: str | None, compile: bool | None = None) -> AnyGPT:
-    from anygpt.generation.prompts import load_instructions
+    from anygpt.prompts import load_instructions
 
     pools = load_instructions(instructions) if instructions else None
     return AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt, trust_code=trust_code,

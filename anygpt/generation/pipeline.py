@@ -4,7 +4,7 @@
     reply = anygpt.chat(["Describe this image.", Media("image", "cat.png")])
     reply.text, reply.segments[0].data                             # text and decoded media (image tensor, waveform)
 
-Prompts are the strings the released models were trained on (`anygpt.generation.prompts`), encoded in one pass as the
+Prompts are the strings the released models were trained on (`anygpt.prompts`), encoded in one pass as the
 release's tokenizer did: the chat template (``{system}\\n[Human]: {message}<eoh>\\n[MMGPT]:``, the message wrapped in
 the release's task prompt for the requested output modality) for instruction-tuned checkpoints, the pretraining
 template (``[Human]: {instruction} {X}<eoh> [MMGPT]:``) for base ones. Appending the output modality's start marker
@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from anygpt import prompts
 from anygpt.checkpoints import Bundle, load_bundle
-from anygpt.generation import prompts
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
 from anygpt.modalities.base import Modality

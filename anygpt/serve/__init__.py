@@ -54,7 +54,7 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
         raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "
                          "released AnyGPT folder or a Lightning .ckpt.")
     from anygpt.generation.pipeline import AnyGPT
-    from anygpt.generation.prompts import TASKS, load_instructions
+    from anygpt.prompts import TASKS, load_instructions
     from anygpt.serve.app import launch
     from anygpt.serve.session import MB, ModelHost, UploadLimits
 

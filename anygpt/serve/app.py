@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from anygpt.generation.prompts import TASKS
 from anygpt.media import MEDIA_KINDS
+from anygpt.prompts import TASKS
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ import torch
 
 from anygpt.generation.chat import Transcript
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
-from anygpt.generation.prompts import TASKS
 from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
+from anygpt.prompts import TASKS
 
 AUTO = "auto"  # let the model choose: no output marker is forced (the release's plain chat)
 MB = 2**20
@@ -70,7 +70,7 @@ class Upload:
 @dataclass
 class TurnRequest:
     """One message and how to answer it. Knobs left None use the preset of ``settings`` for the output modality;
-    ``task`` (the release task prompt wrapping the message, `anygpt.generation.prompts.TASKS`) and ``constrained``
+    ``task`` (the release task prompt wrapping the message, `anygpt.prompts.TASKS`) and ``constrained``
     (constrained decoding) left None use the server's.
 
     ``read_as`` says which modality reads uploads of a media kind that several modalities accept (an audio file is

@@ -28,7 +28,7 @@ import numpy as np
 
 from anygpt.data.datamodule import MixtureStream, Source, resolve_modality
 from anygpt.data.shards import SampleStream, ShardWriter, expand_shards, read_shard
-from anygpt.data.templates import TemplateRenderer
+from anygpt.prompts import TemplateRenderer
 from anygpt.vocab import RELEASE_MODALITIES, UnifiedVocab, train_bpe_tokenizer
 
 WORDS = ("a dog runs on the beach while the sun sets behind calm blue water and two birds fly over the small "

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError
-from anygpt.data.templates import TEXT2X_INSTRUCTIONS
+from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLIPScore
 from benchmarks.tasks.base import Prediction, Row, Task

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError
-from anygpt.data.templates import TEXT2X_INSTRUCTIONS
+from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.tasks.base import Prediction, Row, Task
 from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
 

@@ -5,14 +5,9 @@ import pytest
 import torch
 
 from anygpt.data.shards import Sample
-from anygpt.data.templates import (
-    TEXT2X_INSTRUCTIONS,
-    X2TEXT_INSTRUCTIONS,
-    TemplateRenderer,
-    frame_major_flatten,
-    layout_flatten,
-)
+from anygpt.data.templates import frame_major_flatten, layout_flatten
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
+from anygpt.prompts import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS, TemplateRenderer, pair_text
 from anygpt.vocab import UnifiedVocab, load_text_tokenizer
 
 
@@ -56,7 +51,7 @@ def test_pretraining_templates_exact(vocab, direction):
     else:
         instruction = TEXT2X_INSTRUCTIONS["image"][1]
         expected = f"[Human]: {instruction} This is input: a red circle<eoh> [MMGPT]: {codes}<eos>"
-    text = renderer.pair_text(direction, instruction, "a red circle", "<media:image0>")
+    text = pair_text(direction, instruction, "a red circle", "<media:image0>")
     assert renderer.render_text(text, sample) == expected
     assert rendered.ids == vocab.encode(expected)
     assert all(rendered.mask)  # pretraining: loss on every token

@@ -101,7 +101,7 @@ def media_spans(vocab):
     import torch
 
     from anygpt.data.templates import frame_major_flatten
-    from anygpt.generation.prompts import MediaSpan
+    from anygpt.prompts import MediaSpan
 
     media = EXPECTED["media"]
     flat = {"image": torch.tensor(media["image"]), "speech": torch.tensor(media["speech"]),
@@ -112,7 +112,7 @@ def media_spans(vocab):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "chat" and n != "chat-history"))
 def test_chat_task_prompts_equal_the_release_prompter(release_vocab, name):
-    from anygpt.generation.prompts import chat_prompt, release_prompts, task_message
+    from anygpt.prompts import chat_prompt, release_prompts, task_message
 
     vocab, legacy = release_vocab
     case, spans = CASES[name], media_spans(vocab)
@@ -125,7 +125,7 @@ def test_chat_task_prompts_equal_the_release_prompter(release_vocab, name):
 
 
 def test_chat_history_and_spoken_replies_equal_the_release(release_vocab):
-    from anygpt.generation.prompts import chat_prompt, release_prompts, speech_response, task_message
+    from anygpt.prompts import chat_prompt, release_prompts, speech_response, task_message
 
     vocab, legacy = release_vocab
     case, spans = CASES["chat-history"], media_spans(vocab)
@@ -139,7 +139,7 @@ def test_chat_history_and_spoken_replies_equal_the_release(release_vocab):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "base"))
 def test_base_model_prompts_equal_the_release(release_vocab, name):
-    from anygpt.generation.prompts import base_prompt
+    from anygpt.prompts import base_prompt
 
     vocab, legacy = release_vocab
     case, spans = CASES[name], media_spans(vocab)
@@ -158,7 +158,8 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     import numpy as np
 
     from anygpt.data.shards import Sample
-    from anygpt.data.templates import TemplateRenderer, frame_major_flatten, placeholder
+    from anygpt.data.templates import frame_major_flatten
+    from anygpt.prompts import TemplateRenderer, pair_text, placeholder
 
     vocab, legacy = release_vocab
     case = CASES[name]
@@ -167,7 +168,7 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     sample = Sample("k", {"text": inputs["text"], "media": {"x": modality}},
                     {"x": np.asarray(EXPECTED["media"][modality])})
     renderer = TemplateRenderer(vocab, {"music": frame_major_flatten(8192, 4)})
-    text = renderer.pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
+    text = pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
     assert renderer.render_text(text, sample) == case["text"]
     # render_pair draws direction and instruction: make it draw the oracle's
     sample.meta["x2text_prob"] = 1.0 if inputs["direction"] == "x2text" else 0.0
@@ -192,9 +193,9 @@ def test_the_pipeline_prompts_like_the_release_chat_cli(spm_file):
 
     from anygpt.checkpoints import RELEASE_SYSTEM_PROMPT, Bundle
     from anygpt.generation.pipeline import AnyGPT, Turn
-    from anygpt.generation.prompts import speech_response
     from anygpt.model.configs import Config
     from anygpt.model.llama import LLaMA
+    from anygpt.prompts import speech_response
 
     vocab = UnifiedVocab(SentencePieceTextTokenizer(spm_file), RELEASE_MODALITIES, instruction_tokens=True)
     with torch.device("meta"):
