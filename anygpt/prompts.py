@@ -294,10 +294,6 @@ class Rendered:
     ids: list[int] = field(default_factory=list)
     mask: list[bool] = field(default_factory=list)
 
-    def add(self, ids: list[int], trained: bool) -> None:
-        self.ids.extend(ids)
-        self.mask.extend([trained] * len(ids))
-
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -326,6 +322,7 @@ class TemplateRenderer:
         self.flatten = dict(flatten or {})
         self.add_bos_eos = add_bos_eos
         self.system_prompt = system_prompt
+        self._pairs: set[tuple[int, int]] | None = None  # every modality's (start, end) marker ids
 
     # -- pieces --------------------------------------------------------------------------------------------------------
     def media_ids(self, sample: Sample, name: str) -> list[int]:
@@ -334,10 +331,11 @@ class TemplateRenderer:
             raise KeyError(f"sample {sample.key} of {sample.shard}: placeholder <media:{name}> names no media item "
                            f"(it has {sorted(media)})")
         modality = media[name]
-        codes = torch.from_numpy(np.asarray(sample.codes[name]).astype(np.int64))
+        codes = np.asarray(sample.codes[name])
         if name in (sample.meta.get("all_levels") or ()):  # all RVQ levels kept (SoundStorm): the LLM reads level 1
             codes = codes[0]
-        flat = self.flatten.get(modality, identity_flatten)(codes)
+        flatten = self.flatten.get(modality)  # none: the codes as they are, in one row (`identity_flatten`)
+        flat = codes if flatten is None else flatten(torch.from_numpy(codes.astype(np.int64, copy=False)))
         return self.vocab.encode_codes(modality, flat)
 
     def render_text(self, text: str, sample: Sample) -> str:
@@ -350,26 +348,64 @@ class TemplateRenderer:
         return PLACEHOLDER.sub(spell, text)
 
     def encode(self, text: str, sample: Sample) -> list[int]:
-        """Text with ``<media:NAME>`` placeholders -> ids: the media spelled out as their token strings, the whole
-        string encoded once (`UnifiedVocab.encode`), as the release tokenized its templates."""
-        return self.vocab.encode(self.render_text(text, sample))
+        """Text with ``<media:NAME>`` placeholders -> ids: what `UnifiedVocab.encode` gives for the whole string with
+        the media spelled out as their token strings (`render_text`), as the release tokenized its templates."""
+        return self.encode_segments([text], sample)[0]
 
     def encode_segments(self, segments: list[str], sample: Sample) -> list[list[int]]:
-        """Like `encode` on the concatenation, with the ids split by the segment their text starts in."""
-        return self.vocab.encode_segments([self.render_text(seg, sample) for seg in segments])
+        """Like `encode` on the concatenation, with the ids split by the segment their text starts in.
 
-    def _wrap(self, body: Rendered, trained: bool) -> Rendered:
-        if not self.add_bos_eos:
-            return body
-        text = self.vocab.text
-        out = Rendered()
-        if text.bos_id is not None:
-            out.add([text.bos_id], False)
-        out.add(body.ids, False)
-        out.mask[len(out.mask) - len(body.ids):] = body.mask
-        if text.eos_id is not None:
-            out.add([text.eos_id], trained)
+        The fast path: each media item enters the string as its two markers only and its codes are put back between
+        them afterwards; code tokens only ever neighbour other added tokens, so they change nothing around them and
+        the ids equal those of the spelled-out string. Where the text itself holds an empty marker pair the codes
+        could land in the wrong place, so such a sample takes the spelled-out string."""
+        spans: list[list[int]] = []
+        vocab = self.vocab
+
+        def short(match: re.Match) -> str:
+            ids = self.media_ids(sample, match.group(1))
+            spans.append(ids)
+            return vocab.id_to_token(ids[0]) + vocab.id_to_token(ids[-1])
+
+        encoded = vocab.encode_segments([PLACEHOLDER.sub(short, seg) for seg in segments])
+        if not spans:
+            return encoded
+        pairs = self._marker_pairs()
+        out, k = [], 0
+        for ids in encoded:
+            spliced: list[int] = []
+            last = 0
+            for i in range(len(ids) - 1):
+                if (ids[i], ids[i + 1]) in pairs:
+                    if k == len(spans) or (ids[i], ids[i + 1]) != (spans[k][0], spans[k][-1]):
+                        return vocab.encode_segments([self.render_text(seg, sample) for seg in segments])
+                    spliced += ids[last: i + 1]
+                    spliced += spans[k][1:-1]
+                    last, k = i + 1, k + 1
+            out.append(spliced + ids[last:])
+        if k != len(spans):
+            return vocab.encode_segments([self.render_text(seg, sample) for seg in segments])
         return out
+
+    def _marker_pairs(self) -> set[tuple[int, int]]:
+        if self._pairs is None:
+            self._pairs = {(r.start_id, r.end_id) for r in self.vocab.modalities.values()}
+        return self._pairs
+
+    def _assemble(self, parts: Sequence[list[int]], trained: Sequence[bool], closing: bool) -> Rendered:
+        """The ids of ``parts`` with their loss flags, wrapped in BOS and EOS (``closing``: whether the EOS is a
+        target) when ``add_bos_eos``; built in one pass, as this runs for every training sample."""
+        wrap = self.add_bos_eos
+        bos, eos = (self.vocab.text.bos_id, self.vocab.text.eos_id) if wrap else (None, None)
+        ids: list[int] = [bos] if bos is not None else []
+        mask: list[bool] = [False] * len(ids)
+        for part, flag in zip(parts, trained, strict=True):
+            ids += part
+            mask += [flag] * len(part)
+        if eos is not None:
+            ids.append(eos)
+            mask.append(closing)
+        return Rendered(ids, mask)
 
     # -- templates -----------------------------------------------------------------------------------------------------
     def render_pair(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5,
@@ -387,25 +423,19 @@ class TemplateRenderer:
         prob = float(sample.meta.get("x2text_prob", x2text_prob))
         direction = "x2text" if rng.random() < prob else "text2x"
         instruction = rng.choice(instruction_pool(modality, direction))
-        body = Rendered()
         text = sample.meta["text"]
         if isinstance(text, list):  # several references (COCO's five captions): one per draw
             text = rng.choice(text)
         rendered = pair_text(direction, instruction, text, placeholder(name))
         if train_on == "all":
-            body.add(self.encode(rendered, sample), True)
-        else:  # split where generation starts, as chat turns are (and as the inference prompt ends)
-            cut = rendered.index(ANSWER_START) + len(ANSWER_START)
-            prompt, answer = self.encode_segments([rendered[:cut], rendered[cut:]], sample)
-            body.add(prompt, False)
-            body.add(answer, True)
-        return self._wrap(body, True)
+            return self._assemble([self.encode(rendered, sample)], [True], True)
+        # split where generation starts, as chat turns are (and as the inference prompt ends)
+        cut = rendered.index(ANSWER_START) + len(ANSWER_START)
+        return self._assemble(self.encode_segments([rendered[:cut], rendered[cut:]], sample), [False, True], True)
 
     def render_interleaved(self, sample: Sample) -> Rendered:
         """A document of text with media placeholders (MMC4-style), trained on every token."""
-        body = Rendered()
-        body.add(self.encode(sample.meta["text"], sample), True)
-        return self._wrap(body, True)
+        return self._assemble([self.encode(sample.meta["text"], sample)], [True], True)
 
     def render_conversation(self, sample: Sample, train_on: str = "assistant") -> Rendered:
         """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>`` and the closing ``</s>``
@@ -426,11 +456,9 @@ class TemplateRenderer:
             segments, ends_with_reply = chat_segments(system, [(t["role"], t["message"]) for t in turns])
         except ValueError as err:
             raise ValueError(f"sample {sample.key} of {sample.shard}: {err}") from None
-        body = Rendered()
-        for i, ids in enumerate(self.encode_segments(segments, sample)):
-            body.add(ids, every or i % 2 == 1)
+        encoded = self.encode_segments(segments, sample)
         # The closing </s> after the last reply is a target, as in the release's SFT masking.
-        return self._wrap(body, every or ends_with_reply)
+        return self._assemble(encoded, [every or i % 2 == 1 for i in range(len(encoded))], every or ends_with_reply)
 
     def render(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5, train_on: str = "all") -> Rendered:
         """Pick the template from the sample: ``conversation`` -> chat, ``task == "interleaved"`` -> document,

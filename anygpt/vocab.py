@@ -22,8 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
+CHUNK_CACHE = 1 << 16  # text chunks whose ids `UnifiedVocab` remembers
 SPECIAL_TOKENS: tuple[str, ...] = ("[Human]", "[MMGPT]", "<eoh>", "<eos>")
 # In the release's order (its stage-2 script adds <-Res-> first): a checkpoint's own files decide the ids anyway.
 INSTRUCTION_TOKENS: tuple[str, ...] = ("<-Res->", "<-Ins->")
@@ -368,6 +370,7 @@ class UnifiedVocab:
         alternatives += [re.escape(s.token_format).replace(re.escape("{}"), r"\d+") for s in specs]
         self._special_pattern = re.compile("(" + "|".join(alternatives) + ")")
         self.strip = {t: (bool(lr[0]), bool(lr[1])) for t, lr in (strip or {}).items() if any(lr)}
+        self._chunks: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}  # see `_encode_chunk`
 
     def _hook(self, name: str):
         """The text tokenizer's method ``name``, or `TextTokenizer`'s default bound to it."""
@@ -416,8 +419,10 @@ class UnifiedVocab:
     def encode_codes(self, modality: str, codes: torch.Tensor, with_markers: bool = True) -> list[int]:
         """Flattened local codes ``[0, codebook_size)`` of one span -> unified ids (with its markers)."""
         rng = self._range(modality)
-        flat = torch.as_tensor(codes).reshape(-1).long()
-        if flat.numel() and (flat.min() < 0 or flat.max() >= rng.spec.codebook_size):
+        # numpy, not torch: a training sample's few hundred codes cost a tenth of the time (the data loader's path)
+        flat = (codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)).reshape(-1)
+        flat = flat.astype(np.int64, copy=False)
+        if flat.size and (flat.min() < 0 or flat.max() >= rng.spec.codebook_size):
             raise ValueError(f"{modality} codes must lie in [0, {rng.spec.codebook_size}), got "
                              f"[{int(flat.min())}, {int(flat.max())}]; the tokenizer and the vocabulary disagree")
         ids = (flat + rng.first_id).tolist()
@@ -465,7 +470,7 @@ class UnifiedVocab:
                 chunks[i - 1][0] = chunks[i - 1][0].rstrip()
         ids: list[int] = []
         starts: list[int] = []
-        encode_chunk, want_offsets = self._hook("encode_chunk"), len(segments) > 1
+        want_offsets = len(segments) > 1
         for piece, start, idx in chunks:
             if not piece:
                 continue
@@ -473,7 +478,7 @@ class UnifiedVocab:
                 ids.append(idx)
                 starts.append(start)
                 continue
-            chunk_ids, offsets = encode_chunk(piece, want_offsets)
+            chunk_ids, offsets = self._encode_chunk(piece, want_offsets)
             ids.extend(chunk_ids)
             starts.extend(start + o for o in offsets)
         kept = self._hook("finish")(ids, self._split_ids)
@@ -482,6 +487,17 @@ class UnifiedVocab:
         starts = starts[len(ids) - len(kept):]
         cuts = [bisect.bisect_left(starts, b) for b in bounds[:-1]]  # starts never decrease
         return [kept[a:b] for a, b in zip([0, *cuts], [*cuts, len(kept)], strict=True)]
+
+    def _encode_chunk(self, piece: str, offsets: bool) -> tuple[list[int], list[int]]:
+        """The text tokenizer's ids of a chunk, remembered: templates repeat their chunks (``: Please describe this
+        image. ``), and the training data path encodes millions of them."""
+        key = (piece, offsets)
+        hit = self._chunks.get(key)
+        if hit is None:
+            if len(self._chunks) >= CHUNK_CACHE:
+                self._chunks.clear()
+            hit = self._chunks[key] = self._hook("encode_chunk")(piece, offsets)
+        return hit
 
     # -- decoding ----------------------------------------------------------------------------------------------------
     def segments(self, ids: Sequence[int] | torch.Tensor) -> list[Segment]:

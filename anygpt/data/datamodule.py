@@ -23,6 +23,7 @@ the block, so a sample can attend to the earlier samples of its block, as in the
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 import warnings
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
@@ -90,6 +92,7 @@ class MixtureStream(IterableDataset):
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"source weights must be >= 0 with a positive sum, got {weights}")
         self.weights = [w / sum(weights) for w in weights]
+        self.cum_weights = list(itertools.accumulate(self.weights))
         self.renderer = renderer
         self.codebook_sizes = {name: r.spec.codebook_size for name, r in renderer.vocab.modalities.items()}
         self.max_length, self.batch_size, self.batches_per_epoch = max_length, batch_size, batches_per_epoch
@@ -155,7 +158,8 @@ class MixtureStream(IterableDataset):
         return next(self._streams[index])
 
     def _next_rendered(self, rng: random.Random) -> Rendered:
-        index = rng.choices(range(len(self.sources)), weights=self.weights)[0] if len(self.sources) > 1 else 0
+        # cum_weights: the draw `weights=` makes (random.choices accumulates them the same way), without the sums
+        index = rng.choices(range(len(self.sources)), cum_weights=self.cum_weights)[0] if len(self.sources) > 1 else 0
         source = self.sources[index]
         sample = self._next_sample(index)
         try:
@@ -185,19 +189,19 @@ class MixtureStream(IterableDataset):
             if len(row) + len(sample) > self.max_length:
                 state["pending"] = (sample.ids, sample.mask)
                 return row
-            row.add(sample.ids, False)
-            row.mask[len(row) - len(sample):] = sample.mask
+            row.ids += sample.ids
+            row.mask += sample.mask
             if not self.pack:
                 return row
 
     def _collate(self, rows: list[Rendered]) -> dict[str, torch.Tensor]:
         length = self.max_length if self.pack else max(len(r) for r in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row.ids, dtype=torch.long)
-            mask[i, : len(row)] = torch.tensor(row.mask, dtype=torch.bool)
-        return {"input_ids": ids, "loss_mask": mask}
+        ids = np.full((len(rows), length), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=bool)
+        for i, row in enumerate(rows):  # numpy from lists: several times faster than torch.tensor
+            ids[i, : len(row)] = row.ids
+            mask[i, : len(row)] = row.mask
+        return {"input_ids": torch.from_numpy(ids), "loss_mask": torch.from_numpy(mask)}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if self._state is None or self._state["epoch"] != self.epoch or not self.shuffle:

@@ -4,6 +4,7 @@ a prompt spells out. The prompt format itself (training and inference) lives in 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from anygpt.prompts import Flatten, identity_flatten
@@ -16,14 +17,16 @@ def frame_major_flatten(codebook_size: int, num_codebooks: int) -> Flatten:
         raise ValueError(f"codebook_size {codebook_size} is not divisible by num_codebooks {num_codebooks}")
     per_book = codebook_size // num_codebooks
 
+    offsets = np.arange(num_codebooks, dtype=np.int64)[:, None] * per_book
+
     def flatten(codes: torch.Tensor) -> torch.Tensor:
-        codes = torch.as_tensor(codes).long()
-        if codes.dim() != 2 or codes.size(0) != num_codebooks:
-            raise ValueError(f"expected codes of shape [{num_codebooks}, T], got {list(codes.shape)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= per_book):
+        # numpy: the training data path flattens every sample's codes, and torch's per-op cost dominates at this size
+        array = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes).astype(np.int64)
+        if array.ndim != 2 or array.shape[0] != num_codebooks:
+            raise ValueError(f"expected codes of shape [{num_codebooks}, T], got {list(array.shape)}")
+        if array.size and (array.min() < 0 or array.max() >= per_book):
             raise ValueError(f"codes must lie in [0, {per_book}) per codebook")
-        offsets = torch.arange(num_codebooks).unsqueeze(1) * per_book
-        return (codes + offsets).T.reshape(-1)
+        return torch.from_numpy(np.ascontiguousarray((array + offsets).T).reshape(-1))
 
     return flatten
 
