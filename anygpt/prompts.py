@@ -420,8 +420,7 @@ class TemplateRenderer:
             raise ValueError(f"sample {sample.key} of {sample.shard}: a pair needs exactly one media item, got "
                              f"{sorted(media)}")
         (name, modality), = media.items()
-        prob = float(sample.meta.get("x2text_prob", x2text_prob))
-        direction = "x2text" if rng.random() < prob else "text2x"
+        direction = "x2text" if rng.random() < x2text_prob else "text2x"
         instruction = rng.choice(instruction_pool(modality, direction))
         text = sample.meta["text"]
         if isinstance(text, list):  # several references (COCO's five captions): one per draw

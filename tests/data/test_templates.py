@@ -85,9 +85,6 @@ def test_bos_eos_wrap_and_caption_only_direction(vocab):
         assert rendered.mask[0] is False and all(rendered.mask[1:])
         text = vocab.decode_text(rendered.ids)
         assert "This is input" not in text and text.index("<soim>") < text.index("[MMGPT]")
-    # a sample's own x2text_prob (e.g. set by prepare for caption-only data) wins over the source default
-    rendered = renderer.render_pair(pair(x2text_prob=0.0), rng, x2text_prob=1.0)
-    assert "This is input" in vocab.decode_text(rendered.ids)
 
 
 def test_direction_is_drawn_with_probability(vocab):
@@ -135,3 +132,10 @@ def test_renderer_uses_modality_flatten(vocab):
     assert [i - first for i in ids[1:-1]] == [1, 35, 2, 36]
     with pytest.raises(KeyError, match="names no media item"):
         renderer.media_ids(sample, "music7")
+
+
+def test_the_training_config_decides_the_direction(vocab):
+    """A shard never overrides the training config's ``x2text_prob`` (older shards stored one per sample)."""
+    renderer = TemplateRenderer(vocab, add_bos_eos=False)
+    text = vocab.decode_text(renderer.render_pair(pair(x2text_prob=1.0), random.Random(0), x2text_prob=0.0).ids)
+    assert "This is input: a red circle" in text

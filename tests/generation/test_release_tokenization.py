@@ -171,15 +171,15 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     text = pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
     assert renderer.render_text(text, sample) == case["text"]
     # render_pair draws direction and instruction: make it draw the oracle's
-    sample.meta["x2text_prob"] = 1.0 if inputs["direction"] == "x2text" else 0.0
+    prob = 1.0 if inputs["direction"] == "x2text" else 0.0
 
     class Fixed(random.Random):
         def choice(self, seq):
             return inputs["instruction"]
 
     expected = [*oracle_ids(case, legacy), vocab.text.eos_id]
-    assert renderer.render_pair(sample, Fixed(0)).ids == expected
-    answer = renderer.render_pair(sample, Fixed(0), train_on="assistant")
+    assert renderer.render_pair(sample, Fixed(0), prob).ids == expected
+    answer = renderer.render_pair(sample, Fixed(0), prob, train_on="assistant")
     assert answer.ids == expected  # the loss mask does not change the ids
     prompt = renderer.render_text(text, sample).split("[MMGPT]:")[0] + "[MMGPT]:"  # the answer starts after it
     assert answer.mask == [False] * (1 + len(vocab.encode(prompt))) + [True] * (len(expected) - 1 - len(
