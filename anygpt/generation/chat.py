@@ -22,6 +22,7 @@ from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
 from anygpt.htmlpage import HtmlPage
 from anygpt.media import MediaKind
 from anygpt.modalities.registry import TokenizerRef, media_kind_of
+from anygpt.prompts import load_instructions
 
 
 def output_commands(modalities: Iterable[str]) -> dict[str, str]:
@@ -122,8 +123,6 @@ def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device
              trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
              music_seconds: float | None, music_start: str, instructions: str | None,
              image_decoder: str | None, compile: bool | None = None) -> AnyGPT:
-    from anygpt.prompts import load_instructions
-
     pools = load_instructions(instructions) if instructions else None
     return AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt, trust_code=trust_code,
                        image_decoder=image_decoder, template=template, force_marker=force_marker,
