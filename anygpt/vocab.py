@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from anygpt.modalities.spec import ModalitySpec
+
 SPECIAL_TOKENS: tuple[str, ...] = ("[Human]", "[MMGPT]", "<eoh>", "<eos>")
 # In the release's order (its stage-2 script adds <-Res-> first): a checkpoint's own files decide the ids anyway.
 INSTRUCTION_TOKENS: tuple[str, ...] = ("<-Res->", "<-Ins->")
@@ -250,27 +252,6 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, directory: str | 
 # The unified layout
 # --------------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ModalitySpec:
-    """What the vocabulary needs to know about a modality (a `Modality` provides it as ``.spec``)."""
-
-    name: str
-    codebook_size: int
-    markers: tuple[str, str]
-    token_format: str
-
-    def code_token(self, code: int) -> str:
-        return self.token_format.format(code)
-
-
-# The released AnyGPT checkpoints, in vocabulary order.
-RELEASE_MODALITIES: tuple[ModalitySpec, ...] = (
-    ModalitySpec("image", 8192, ("<soim>", "<eoim>"), "<👀{}>"),
-    ModalitySpec("speech", 1024, ("<sosp>", "<eosp>"), "<🗣️{}>"),
-    ModalitySpec("music", 8192, ("<somu>", "<eomu>"), "<🎶{}>"),
-)
-
-
-@dataclass(frozen=True)
 class ModalityRange:
     """Where one modality lives in the unified vocabulary."""
 
@@ -330,6 +311,10 @@ class UnifiedVocab:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"Modality names must be unique, got {names}")
+        unsized = [s.name for s in specs if s.codebook_size is None]
+        if unsized:
+            raise ValueError(f"modalities {unsized} have no codebook size: size them with their codec "
+                             "(anygpt.modalities.registry.spec_of)")
         tokens: list[str] = list(SPECIAL_TOKENS)
         for spec in specs:
             tokens.extend(spec.code_token(i) for i in range(spec.codebook_size))

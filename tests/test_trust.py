@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from anygpt.checkpoints import load_bundle
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.image.unclip import check_pipeline_index
 from anygpt.modalities.registry import TokenizerRef, load_modality, trusted_codec_class
 from anygpt.resolve import UntrustedCodeError, is_trusted_name, resolve_trusted_class

@@ -3,12 +3,11 @@ import json
 import pytest
 import torch
 
+from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec
 from anygpt.vocab import (
     INSTRUCTION_TOKENS,
-    RELEASE_MODALITIES,
     SPECIAL_TOKENS,
     HFTextTokenizer,
-    ModalitySpec,
     UnifiedVocab,
     VocabLayoutError,
     read_added_tokens,

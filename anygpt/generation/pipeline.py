@@ -28,7 +28,7 @@ from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation import prompts
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
-from anygpt.modalities.base import Modality
+from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, media_pattern, media_words
 from anygpt.vocab import Segment
 

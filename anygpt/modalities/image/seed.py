@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.spec import SpanStructure
 
 log = logging.getLogger(__name__)
 UNCLIP_OPTIONS = ("num_inference_steps", "guidance_scale", "noise_level", "height", "width", "seed")

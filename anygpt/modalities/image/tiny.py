@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.spec import SpanStructure
 from anygpt.modalities.vq import enable_dead_code_restarts
 
 
