@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from anygpt.modalities.spec import ModalitySpec
+from anygpt.modalities.spec import ModalitySpec, ModalitySpecError
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[Human]", "[MMGPT]", "<eoh>", "<eos>")
 # In the release's order (its stage-2 script adds <-Res-> first): a checkpoint's own files decide the ids anyway.
@@ -316,13 +316,21 @@ class UnifiedVocab:
             raise ValueError(f"modalities {unsized} have no codebook size: size them with their codec "
                              "(anygpt.modalities.registry.spec_of)")
         tokens: list[str] = list(SPECIAL_TOKENS)
+        owners: list[str] = ["anygpt's special tokens"] * len(tokens)
         for spec in specs:
-            tokens.extend(spec.code_token(i) for i in range(spec.codebook_size))
-            tokens.extend(spec.markers)
+            codes = [spec.code_token(i) for i in range(spec.codebook_size)]
+            tokens += codes + list(spec.markers)
+            owners += [f"modality {spec.name!r} (code token)"] * len(codes) + [f"modality {spec.name!r} (marker)"] * 2
         if instruction_tokens:
             tokens.extend(INSTRUCTION_TOKENS)
+            owners += ["anygpt's instruction tokens"] * len(INSTRUCTION_TOKENS)
         if len(set(tokens)) != len(tokens):
-            raise ValueError("Two modalities produce the same token string; give them distinct token_format/markers.")
+            first: dict[str, str] = {}
+            for token, owner in zip(tokens, owners, strict=True):
+                if token in first:
+                    raise ModalitySpecError(f"token {token!r} is claimed twice in the configured modalities: by "
+                                            f"{first[token]} and by {owner}; give them distinct markers/token_format")
+                first[token] = owner
         default = {tok: text.vocab_size + i for i, tok in enumerate(tokens)}
         self._token_to_id = default if token_ids is None else _checked_layout(default, token_ids, specs, text,
                                                                               source or "the given token ids")

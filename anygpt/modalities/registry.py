@@ -35,7 +35,7 @@ from anygpt.assets import asset_path, portable_path
 from anygpt.media import MediaKind, media_kind
 from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.pretrained import TRUSTED_CLASS_PROVIDERS, qualified_name, saved_class
-from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec, SpanStructure
+from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec, ModalitySpecError, SpanStructure
 from anygpt.resolve import resolve
 from anygpt.vocab import INSTRUCTION_TOKENS, SPECIAL_TOKENS
 
@@ -48,16 +48,12 @@ _PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}  # media placeholder patt
 _CLASSES: dict[str, type[Codec]] = {}  # name -> codec class registered as an object (no import by path needed)
 
 
-class RegistrationError(ValueError):
-    """A modality that clashes with a registered one (or is malformed); the message names both."""
-
-
 def register_modality(name: str | ModalitySpec, markers: tuple[str, str] | None = None,
                       token_format: str | None = None, media: str = "array",
                       codec: str | type[Codec] | None = None, aliases: tuple[str, ...] = ()) -> ModalitySpec:
     """Make ``name`` a modality anygpt knows (call it at import of the module defining the codec); returns its spec.
 
-    Pass the fields, or a whole `ModalitySpec` as ``name``. Raises `RegistrationError` when the name, an alias, a
+    Pass the fields, or a whole `ModalitySpec` as ``name``. Raises `ModalitySpecError` when the name, an alias, a
     marker or the token format clashes with a registered modality, or the token format lacks ``{}``; `KeyError` for an
     unknown media kind.
     """
@@ -66,8 +62,11 @@ def register_modality(name: str | ModalitySpec, markers: tuple[str, str] | None 
         spec = name
     else:
         if markers is None or token_format is None:
-            raise RegistrationError(f"registering modality {name!r} (from {origin}) needs markers and token_format")
-        spec = ModalitySpec(name, None, (markers[0], markers[1]), token_format, media, aliases=tuple(aliases))
+            raise ModalitySpecError(f"registering modality {name!r} (from {origin}) needs markers and token_format")
+        try:
+            spec = ModalitySpec(name, None, tuple(markers), token_format, media, aliases=tuple(aliases))
+        except ModalitySpecError as err:
+            raise ModalitySpecError(f"{err} (registered by {origin})") from None
     if codec is not None:
         spec = replace(spec, codec=codec if isinstance(codec, str) else qualified_name(codec))
     media_kind(spec.media)  # an unknown kind fails here, naming the known ones
@@ -110,41 +109,36 @@ def _formats_overlap(a: str, b: str) -> bool:
 
 def _check_clashes(spec: ModalitySpec, origin: str) -> None:
     me = f"modality {spec.name!r} (registered by {origin})"
-    fmt = spec.token_format
-    if fmt.count("{}") != 1 or fmt.replace("{}", "").count("{") or fmt.replace("{}", "").count("}"):
-        raise RegistrationError(f"{me}: token_format {fmt!r} must hold exactly one '{{}}' where the code goes, e.g. "
-                                f"'<{spec.name}{{}}>'")
-    if spec.markers[0] == spec.markers[1]:
-        raise RegistrationError(f"{me}: its start and end markers are both {spec.markers[0]!r}; give two markers")
+    fmt = spec.token_format  # one '{}' and two distinct markers: ModalitySpec checked them when it was made
     if spec.name in spec.aliases:
-        raise RegistrationError(f"{me}: its alias {spec.name!r} is its own name")
+        raise ModalitySpecError(f"{me}: its alias {spec.name!r} is its own name")
     for token in spec.markers:
         if token in SPECIAL_TOKENS + INSTRUCTION_TOKENS:
-            raise RegistrationError(f"{me}: marker {token!r} is one of anygpt's special tokens; choose another")
+            raise ModalitySpecError(f"{me}: marker {token!r} is one of anygpt's special tokens; choose another")
         if _format_matches(fmt, token):
-            raise RegistrationError(f"{me}: marker {token!r} is also one of its own code tokens ({fmt!r})")
+            raise ModalitySpecError(f"{me}: marker {token!r} is also one of its own code tokens ({fmt!r})")
     words = {spec.name, *spec.aliases}
     for other in _REGISTRY.values():
         them = f"the registered modality {other.name!r} (registered by {_ORIGIN.get(other.name, '?')})"
         if other.name == spec.name:
-            raise RegistrationError(f"{me} clashes with {them}: the name is taken. Choose another name, or register "
+            raise ModalitySpecError(f"{me} clashes with {them}: the name is taken. Choose another name, or register "
                                     "exactly the same markers, token format, media and codec")
         taken = words & {other.name, *other.aliases}
         if taken:
-            raise RegistrationError(f"{me} clashes with {them}: the word {sorted(taken)[0]!r} already names it in "
+            raise ModalitySpecError(f"{me} clashes with {them}: the word {sorted(taken)[0]!r} already names it in "
                                     "datasets and chat; choose another name or alias")
         for token in spec.markers:
             if token in other.markers:
-                raise RegistrationError(f"{me} clashes with {them}: marker {token!r} is already its marker")
+                raise ModalitySpecError(f"{me} clashes with {them}: marker {token!r} is already its marker")
             if _format_matches(other.token_format, token):
-                raise RegistrationError(f"{me} clashes with {them}: marker {token!r} is one of its code tokens "
+                raise ModalitySpecError(f"{me} clashes with {them}: marker {token!r} is one of its code tokens "
                                         f"({other.token_format!r})")
         for token in other.markers:
             if _format_matches(fmt, token):
-                raise RegistrationError(f"{me} clashes with {them}: its marker {token!r} would be one of this "
+                raise ModalitySpecError(f"{me} clashes with {them}: its marker {token!r} would be one of this "
                                         f"modality's code tokens ({fmt!r})")
         if fmt == other.token_format or _formats_overlap(fmt, other.token_format):
-            raise RegistrationError(f"{me} clashes with {them}: token format {fmt!r} writes the same tokens as its "
+            raise ModalitySpecError(f"{me} clashes with {them}: token format {fmt!r} writes the same tokens as its "
                                     f"{other.token_format!r}; choose another")
 
 

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch stays out of the import: the CLI reads this module before it needs torch
+    import torch
+
+
+class ModalitySpecError(ValueError):
+    """A modality identity that cannot be used: it clashes with another modality's (name, alias, marker, token format)
+    or with anygpt's own tokens, or is malformed. The message names both sides; front ends show it without a trace."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class SpanStructure:
 
     def violation(self, codes: torch.Tensor, codebook_size: int) -> str | None:
         """Why a whole span of flattened ``codes`` breaks this structure (None when it is valid)."""
-        values = torch.as_tensor(codes).reshape(-1).tolist()
+        values = codes.reshape(-1).tolist() if hasattr(codes, "reshape") else list(codes)
         for i, code in enumerate(values):
             lo, hi = self.allowed_codes(i, codebook_size)
             if not lo <= code < hi:
@@ -114,6 +120,15 @@ class ModalitySpec:
     structure: SpanStructure = field(default_factory=SpanStructure, compare=False)
     aliases: tuple[str, ...] = field(default=(), compare=False)
     codec: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        rest = self.token_format.replace("{}", "", 1)
+        if "{}" not in self.token_format or "{" in rest or "}" in rest:
+            raise ModalitySpecError(f"modality {self.name!r}: token_format {self.token_format!r} must hold exactly one "
+                                    f"'{{}}' where the code goes, e.g. '<{self.name}{{}}>'")
+        if len(self.markers) != 2 or self.markers[0] == self.markers[1]:
+            raise ModalitySpecError(f"modality {self.name!r}: markers {self.markers!r} must be two different tokens "
+                                    "(start, end)")
 
     def code_token(self, code: int) -> str:
         return self.token_format.format(code)
