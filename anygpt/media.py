@@ -368,8 +368,9 @@ def read_media(kind: MediaKind | str, source: Source, sample_rate: int | None = 
 
 
 def write_media(kind: MediaKind | str, data: torch.Tensor, path: str | Path, sample_rate: int | None = None) -> Path:
-    """Write one item of ``kind`` (audio needs its ``sample_rate``)."""
+    """Write one item of ``kind`` (audio needs its ``sample_rate``); the folder is made first."""
     kind = media_kind(kind) if isinstance(kind, str) else kind
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return kind.writer(data, path, sample_rate=sample_rate)
 
 
