@@ -19,6 +19,7 @@ import torch
 
 from anygpt.modalities.codec import Codec, frame_major_flatten, frame_major_unflatten
 from anygpt.modalities.spec import SpanStructure, frame_cycle
+from anygpt.modalities.spectral import SpectralDecoder, SpectralEncoder
 from anygpt.modalities.vq import enable_dead_code_restarts
 
 
@@ -68,8 +69,6 @@ class SEANetCodec(Codec):
         super().__init__()
         from encodec.modules import SEANetDecoder, SEANetEncoder
         from encodec.quantization import ResidualVectorQuantizer
-
-        from anygpt.modalities.spectral import SpectralDecoder, SpectralEncoder
 
         seanet = dict(
             channels=1,
