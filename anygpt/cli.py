@@ -40,7 +40,7 @@ def run_lightning(argv: Sequence[str]) -> None:
         if clash is None:
             raise
         # jsonargparse buries the data module's own message in a Union error: say it plainly, without the trace
-        print(f"anygpt {argv[0]}: error: the configured modalities clash: {clash}", file=sys.stderr)
+        print(f"anygpt {argv[0]}: error: {clash}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

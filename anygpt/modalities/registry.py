@@ -21,6 +21,7 @@ A tokenizer is named the same way everywhere (prepare, checkpoints, chat, benchm
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -35,7 +36,13 @@ from anygpt.assets import asset_path, portable_path
 from anygpt.media import MediaKind, media_kind
 from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.pretrained import TRUSTED_CLASS_PROVIDERS, qualified_name, saved_class
-from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec, ModalitySpecError, SpanStructure
+from anygpt.modalities.spec import (
+    RELEASE_MODALITIES,
+    ModalitySpec,
+    ModalitySpecError,
+    SpanStructure,
+    UnknownModalityError,
+)
 from anygpt.resolve import resolve
 from anygpt.vocab import INSTRUCTION_TOKENS, SPECIAL_TOKENS
 
@@ -169,9 +176,11 @@ def modality_spec(name: str) -> ModalitySpec:
     for entry in _REGISTRY.values():
         if name in entry.aliases:
             return entry
-    raise KeyError(f"Unknown modality {name!r}. Registered: {available_modalities()}. Register one with "
-                   f"anygpt.modalities.registry.register_modality (in the module of its codec) or the "
-                   f"'{ENTRY_POINT_GROUP}' entry-point group, or name its codec by class_path.")
+    close = difflib.get_close_matches(name, list(media_words()), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownModalityError(f"Unknown modality {name!r}.{hint} Registered: {available_modalities()}. Register one "
+                               "with anygpt.modalities.registry.register_modality (in the module of its codec) or the "
+                               f"'{ENTRY_POINT_GROUP}' entry-point group, or name its codec by class_path.")
 
 
 def available_modalities() -> list[str]:

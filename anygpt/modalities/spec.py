@@ -22,6 +22,12 @@ class ModalitySpecError(ValueError):
     or with anygpt's own tokens, or is malformed. The message names both sides; front ends show it without a trace."""
 
 
+class UnknownModalityError(ModalitySpecError, KeyError):
+    """A modality name nothing registered (a typo, or a plugin that was not imported); the message lists what is."""
+
+    __str__ = ValueError.__str__  # the message as written, not KeyError's quoted repr
+
+
 @dataclass(frozen=True)
 class SpanStructure:
     """What a valid span of one modality looks like, in local code ids ``[0, codebook_size)``.

@@ -54,7 +54,8 @@ def test_registering_the_same_plugin_twice_is_harmless():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return write_tiny_corpus(tmp_path_factory.mktemp("clash"))
+    """The tiny corpus as ``data/tiny`` of a fresh folder (where experiments/tiny/pretrain.yaml looks from there)."""
+    return write_tiny_corpus(tmp_path_factory.mktemp("clash") / "data" / "tiny")
 
 
 CLASHING = {"name": "radar", "codebook_size": 4, "markers": ["<soim>", "<eord>"], "token_format": "<rd{}>"}
@@ -68,16 +69,23 @@ def test_clashing_configured_modalities_name_both(corpus):
 
 
 def test_fit_with_clashing_markers_is_one_clear_line(corpus, capsys, monkeypatch):
-    monkeypatch.chdir(corpus.parent)
-    (corpus.parent / "data").mkdir(exist_ok=True)
-    if not (corpus.parent / "data" / "tiny").exists():
-        (corpus.parent / "data" / "tiny").symlink_to(corpus)
+    monkeypatch.chdir(corpus.parent.parent)
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(ROOT / "experiments" / "tiny" / "pretrain.yaml"), "--trainer.max_steps", "1",
               "--data.init_args.modalities+", '{name: radar, codebook_size: 4, markers: [<soim>, <eord>], '
               'token_format: "<rd{}>"}'])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "anygpt fit: error: the configured modalities clash: token '<soim>' is claimed twice" in err
+    assert "anygpt fit: error: token '<soim>' is claimed twice" in err
     assert "modality 'image' (marker) and by modality 'radar' (marker)" in err
     assert "Traceback" not in err and "Union subtypes" not in err
+
+
+def test_fit_with_an_unknown_modality_suggests_the_close_one(corpus, capsys, monkeypatch):
+    monkeypatch.chdir(corpus.parent.parent)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "experiments" / "tiny" / "pretrain.yaml"), "--trainer.max_steps", "1",
+              "--data.init_args.modalities+", "musci"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "anygpt fit: error: Unknown modality 'musci'. Did you mean 'music'?" in err
+    assert "Traceback" not in err
