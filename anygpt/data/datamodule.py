@@ -311,7 +311,7 @@ class AnyGPTDataModule(L.LightningDataModule):
             per source per worker; a `Source` may set its own). 0 reads samples in shard order.
     """
 
-    def __init__(self, text_tokenizer: str, modalities: Sequence[Any], sources: Sequence[Source],
+    def __init__(self, text_tokenizer: str, modalities: Sequence[str | dict[str, Any]], sources: Sequence[Source],
                  val_sources: Sequence[Source] | None = None, max_length: int = 4500, batch_size: int = 1,
                  batches_per_epoch: int = 1000, val_batches: int = 10, num_workers: int = 0,
                  instruction_tokens: bool = False, add_bos_eos: bool = True, system_prompt: str | None = None,

@@ -8,7 +8,8 @@ import pytest
 from anygpt.cli import main
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.tiny import TINY_MODALITIES, write_tiny_corpus
-from anygpt.modalities.registry import available_modalities, modality_spec, register_modality
+from anygpt.modalities import registry
+from anygpt.modalities.registry import available_modalities, meta_codec, modality_spec, register_modality
 from anygpt.modalities.spec import ModalitySpecError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +71,8 @@ def test_clashing_configured_modalities_name_both(corpus):
 
 def test_fit_with_clashing_markers_is_one_clear_line(corpus, capsys, monkeypatch):
     monkeypatch.chdir(corpus.parent.parent)
+    sized = []
+    monkeypatch.setattr(registry, "meta_codec", lambda cls, **kw: sized.append(cls.__name__) or meta_codec(cls, **kw))
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(ROOT / "experiments" / "tiny" / "pretrain.yaml"), "--trainer.max_steps", "1",
               "--data.init_args.modalities+", '{name: radar, codebook_size: 4, markers: [<soim>, <eord>], '
@@ -79,6 +82,7 @@ def test_fit_with_clashing_markers_is_one_clear_line(corpus, capsys, monkeypatch
     assert "anygpt fit: error: token '<soim>' is claimed twice" in err
     assert "modality 'image' (marker) and by modality 'radar' (marker)" in err
     assert "Traceback" not in err and "Union subtypes" not in err
+    assert sized == ["TinyMusicCodec"]  # the config's codec was sized on the meta device, not built with weights
 
 
 def test_fit_with_an_unknown_modality_suggests_the_close_one(corpus, capsys, monkeypatch):
