@@ -169,9 +169,8 @@ class SEEDImageTokenizer(Codec):
     `encode` takes images ``[3, 224, 224]`` in [0, 1] and applies CLIP's normalisation itself. `decode` runs both
     stages: `embed_codes` and the attached unCLIP pipeline (`attach_unclip`); without one it says what to attach.
     Defaults are the release's sizes; tests build it narrow. ``vit_depth`` is 39: BLIP-2 drops the 40th block of EVA
-    ViT-g. ``preprocess`` is how files become pixels (`anygpt.media.IMAGE_PREPROCESSING`): ``release`` by default,
-    since released SEED-2 weights were trained on the original code's ``convert("RGB")`` (no EXIF rotation, alpha
-    dropped); ``anygpt`` for a SEED tokenizer trained on anygpt's reader. It is saved with the other sizes.
+    ViT-g. ``preprocess`` (`anygpt.media.IMAGE_PREPROCESSING`, saved with the sizes) is ``release`` by default: the
+    released weights were trained on the original's ``convert("RGB")``; ``anygpt`` for one trained on anygpt's reader.
     """
 
     modality = "image"
@@ -200,8 +199,7 @@ class SEEDImageTokenizer(Codec):
     ) -> None:
         super().__init__()
         if preprocess not in IMAGE_PREPROCESSING:
-            raise ValueError(f"SEEDImageTokenizer: unknown preprocess {preprocess!r}; choose one of "
-                             f"{IMAGE_PREPROCESSING}")
+            raise ValueError(f"SEEDImageTokenizer: unknown preprocess {preprocess!r}; choose {IMAGE_PREPROCESSING}")
         self.image_preprocess = preprocess
         self.image_size, self.num_queries, self.n_embed = image_size, num_queries, n_embed
         self.visual = EVAViT(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_hidden)
@@ -360,19 +358,12 @@ class SEEDImageTokenizer(Codec):
         missing = sorted(set(own) - set(converted))
         self.load_report = {"missing": missing, "unexpected": sorted(unexpected)}
         if missing:
-            hint = (
-                " (the EVA ViT weights come separately: pass eva_vit=eva_vit_g.pth)"
-                if any(k.startswith("visual.") for k in missing)
-                else ""
-            )
+            hint = (" (the EVA ViT weights come separately: pass eva_vit=eva_vit_g.pth)"
+                    if any(k.startswith("visual.") for k in missing) else "")
             raise KeyError(f"{source} lacks {len(missing)} weights the SEED tokenizer uses, e.g. {missing[:5]}{hint}")
         if unexpected:
-            log.warning(
-                "%s: ignored %d keys of branches the tokenizer does not use, e.g. %s",
-                source,
-                len(unexpected),
-                unexpected[:3],
-            )
+            log.warning("%s: ignored %d keys of branches the tokenizer does not use, e.g. %s", source,
+                        len(unexpected), unexpected[:3])
         self.load_state_dict(converted, strict=True)
 
 
@@ -425,9 +416,8 @@ _SEED_RULES: list[tuple[re.Pattern, str]] = [
 
 def merge_eva_vit(state: dict[str, torch.Tensor], vit_state: dict[str, torch.Tensor], quantizer: str,
                   vit_file: str) -> None:
-    """Add BLIP-2's EVA ViT weights to a ``seed_quantizer.pt`` state, as the release does: it loads the ViT file
-    first and the quantizer file last, so a ``visual_encoder.*`` weight the quantizer file holds wins. A warning
-    names the weights on which the two files disagree."""
+    """Add BLIP-2's EVA ViT weights to a ``seed_quantizer.pt`` state as the release does (ViT file first, quantizer
+    file last: the quantizer file's own ``visual_encoder.*`` weights win), warning where the two files disagree."""
     differing = []
     for key, value in vit_state.items():  # eva_vit_g.pth has no prefix; seed_quantizer.pt uses visual_encoder.
         ours = key if key.startswith("visual_encoder.") else f"visual_encoder.{key}"
