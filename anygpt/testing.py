@@ -137,7 +137,8 @@ def _check_decode(codec: Codec, codes: list[torch.Tensor], media: str, context: 
             if why is not None:
                 raise _fail(codec, "decode", f"item {i} is {why} (media kind {kind.name!r})")
             path = kind.writer(item, Path(folder) / f"item{i}{kind.suffix}", sample_rate=codec.sample_rate)
-            again = kind.reader(path, sample_rate=codec.sample_rate, image_size=codec.image_size)
+            again = kind.reader(path, sample_rate=codec.sample_rate, image_size=codec.image_size,
+                                image_preprocess=codec.image_preprocess)
             if kind.check(again) is not None:
                 raise _fail(codec, "decode", f"item {i} written as {kind.name} reads back as {kind.check(again)}")
     again = codec.encode(decoded)
