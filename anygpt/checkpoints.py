@@ -29,11 +29,9 @@ from anygpt.modalities.registry import TokenizerRef, codec_class, configured_mod
 from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
-    HFTextTokenizer,
-    SentencePieceTextTokenizer,
     UnifiedVocab,
-    load_text_tokenizer,
     vocab_from_checkpoint,
 )
 

@@ -74,7 +74,8 @@ def write_llama(folder: Path, spm: Path, instruction_tokens: bool, seed: int) ->
 
     from anygpt.checkpoints import write_tokenizer_files
     from anygpt.modalities.spec import RELEASE_MODALITIES
-    from anygpt.vocab import SentencePieceTextTokenizer, UnifiedVocab
+    from anygpt.text_tokenizer import SentencePieceTextTokenizer
+    from anygpt.vocab import UnifiedVocab
 
     vocab = UnifiedVocab(SentencePieceTextTokenizer(spm), RELEASE_MODALITIES, instruction_tokens=instruction_tokens)
     torch.manual_seed(seed)

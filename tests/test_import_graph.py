@@ -110,7 +110,8 @@ def test_the_modality_modules_import_in_layers():
     graph = import_graph()
     assert not {m for m in graph["anygpt.modalities.spec"]}
     assert "anygpt.modalities.registry" not in graph["anygpt.modalities.pretrained"] | graph["anygpt.modalities.codec"]
-    assert graph["anygpt.vocab"] <= {"anygpt.modalities.spec"}
+    assert graph["anygpt.vocab"] <= {"anygpt.modalities.spec", "anygpt.text_tokenizer"}
+    assert not graph["anygpt.text_tokenizer"]
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

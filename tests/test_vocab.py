@@ -4,14 +4,13 @@ import pytest
 import torch
 
 from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec
+from anygpt.text_tokenizer import HFTextTokenizer, train_bpe_tokenizer
 from anygpt.vocab import (
     INSTRUCTION_TOKENS,
     SPECIAL_TOKENS,
-    HFTextTokenizer,
     UnifiedVocab,
     VocabLayoutError,
     read_added_tokens,
-    train_bpe_tokenizer,
     vocab_from_checkpoint,
 )
 

@@ -38,7 +38,8 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
 from anygpt.data.templates import Rendered, TemplateRenderer
 from anygpt.modalities.registry import configured_modality
-from anygpt.vocab import UnifiedVocab, load_text_tokenizer
+from anygpt.text_tokenizer import load_text_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from anygpt.data.shards import ShardWriter
-from anygpt.vocab import train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
 
 WORDS = ("a red circle on a blue square", "the cat sits near the door", "two dogs play in the park",
          "a man speaks slowly", "soft piano with a calm mood", "loud drums and electric guitar",

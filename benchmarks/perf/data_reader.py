@@ -31,7 +31,8 @@ from anygpt.data.shards import SampleStream, ShardWriter, expand_shards, read_sh
 from anygpt.data.templates import TemplateRenderer
 from anygpt.modalities.registry import configured_modality
 from anygpt.modalities.spec import RELEASE_MODALITIES
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 WORDS = ("a dog runs on the beach while the sun sets behind calm blue water and two birds fly over the small "
          "boats near an old wooden pier as people walk slowly with guitars drums piano voices").split()

@@ -13,7 +13,8 @@ from anygpt.data.templates import (
     layout_flatten,
 )
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
-from anygpt.vocab import UnifiedVocab, load_text_tokenizer
+from anygpt.text_tokenizer import load_text_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ from anygpt.generation.sampling import GenerationConfig, generate
 from anygpt.modalities.spec import ModalitySpec, SpanStructure
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import TextTokenizer, UnifiedVocab
+from anygpt.text_tokenizer import TextTokenizer
+from anygpt.vocab import UnifiedVocab
 
 STRUCTURES = {
     "image": SpanStructure(fixed_length=6),  # SEED-like: exactly 6 codes

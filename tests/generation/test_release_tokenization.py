@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from anygpt.modalities.spec import RELEASE_MODALITIES
-from anygpt.vocab import SentencePieceTextTokenizer, UnifiedVocab
+from anygpt.text_tokenizer import SentencePieceTextTokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.generation.release_oracle import spm_model
 
 EXPECTED = json.loads((Path(__file__).parent / "release_oracle" / "expected.json").read_text("utf-8"))

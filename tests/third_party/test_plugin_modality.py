@@ -16,7 +16,8 @@ import torch
 from anygpt.data.shards import ShardWriter, expand_shards, read_shard
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.modalities.registry import modality_for
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,7 +26,8 @@ from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCap
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, media_pattern
-from anygpt.vocab import SPECIAL_TOKENS, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import SPECIAL_TOKENS
 
 DEFAULT_WEIGHTS = {"image": 0.3, "speech": 0.3, "music": 0.2, "dialogue": 0.2}
 
