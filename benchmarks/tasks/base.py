@@ -19,23 +19,24 @@ A task is a ``@dataclass`` subclass of `Task`:
         train_split: str = option("train", cache=False)  # only changes scoring: cached predictions are reused
 
         def read_items(self, root): ...            # the dataset under ``root`` (``--data``, default: demo corpus)
-        def predict_batch(self, items, keys, generator): ...  # -> [Prediction], via self.prompt + *_predictions
+        def predict_batch(self, items, keys, generator): ...  # -> [Prediction], via self.item_prompt + *_predictions
         def score(self, items, preds): ...         # -> Scored on rank 0 (None on other ranks)
         def report_rows(self, items, preds, extra, indices): ...  # -> [Row] shown in report.html
 
 Options are dataclass fields (`benchmarks.tasks.options`): the shared ones (``--ckpt``, ``--data``, ``--limit``,
-``--seed``, ``--template``, ...) come from `TaskOptions`; a task adds its own with `option`, saying there whether the
-option can change a prediction (``cache=False`` when it cannot). The fields are the command line of
+``--seed``, ``--prompt.template``, ...) come from `TaskOptions`; a task adds its own with `option`, saying there
+whether the option can change a prediction (``cache=False`` when it cannot). The fields are the command line of
 ``anygpt benchmark NAME`` and the reproducing ``command`` recorded in results.json; the class docstring's ``Args:``
 section is their ``--help``.
 
 What a task reads from the framework while it runs: ``self.root`` (the data folder), ``self.model`` (the loaded
-`anygpt.generation.pipeline.AnyGPT`), ``self.device``, ``self.prompt(instruction, content, direction)`` (prompt ids in
-the template chosen by ``--template``), ``self.text_predictions`` / ``self.media_predictions`` (generate and decode
-a batch of prompts), ``self.shard(n)`` / ``self.gather(local, n)`` / ``self.is_main`` (for scoring sharded over
-``--devices``). Scoring returns a `Scored`: statistics (`benchmarks.stats`: ``mean_of``, ``ratio_of``, a metric's own)
-for the model, each baseline (`System`) and the reference; the runner bootstraps them into 95% intervals and paired
-differences, writes results.json and report.html (`benchmarks.tasks.runner`, `.scoring`, `.report`).
+`anygpt.generation.pipeline.AnyGPT`), ``self.device``, ``self.item_prompt(instruction, content, direction)``
+(prompt ids in the template chosen by ``--prompt.template``), ``self.text_predictions`` /
+``self.media_predictions`` (generate and decode a batch of prompts), ``self.shard(n)`` / ``self.gather(local, n)``
+/ ``self.is_main`` (for scoring sharded over ``--devices``). Scoring returns a `Scored`: statistics
+(`benchmarks.stats`: ``mean_of``, ``ratio_of``, a metric's own) for the model, each baseline (`System`) and the
+reference; the runner bootstraps them into 95% intervals and paired differences, writes results.json and
+report.html (`benchmarks.tasks.runner`, `.scoring`, `.report`).
 
 Failed generations are never dropped: ``n_failed`` counts them and each task scores them as what they are (an empty
 transcript is all deletions, a missing image or clip gets the metric's worst score), saying how in

@@ -44,7 +44,7 @@ def parser_for(name: str) -> ArgumentParser:
 def run(name: str, argv: Sequence[str]) -> dict[str, Any]:
     """Parse ``argv`` as task ``name``'s options and run it; returns its results."""
     parser = parser_for(name)
-    options = parser.parse_args(list(argv)).as_dict()
+    options = vars(parser.instantiate(parser.parse_args(list(argv))))  # option groups as dataclasses
     options.pop("config", None)
     return load_task(name)(**options).run()
 

@@ -66,7 +66,7 @@ class CocoCaption(Task):
         return [str(it.image_id) for it in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("image", it.path)], "x2text") for it in items]
+        prompts = [self.item_prompt(self.instruction, [Media("image", it.path)], "x2text") for it in items]
         return self.text_predictions(keys, prompts, generator)
 
     def score(self, items, preds) -> Scored | None:

@@ -72,7 +72,7 @@ class CocoT2i(Task):
         return [it.key for it in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.caption], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.caption], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator)
 
     def score(self, items, preds) -> Scored | None:

@@ -76,7 +76,7 @@ class LibrispeechAsr(Task):
         return items
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("speech", it.path)], "x2text") for it in items]
+        prompts = [self.item_prompt(self.instruction, [Media("speech", it.path)], "x2text") for it in items]
         return self.text_predictions(keys, prompts, generator)
 
     def score(self, items, preds) -> Scored | None:

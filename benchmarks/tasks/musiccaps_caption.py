@@ -106,7 +106,7 @@ class MusiccapsCaption(Task):
         return [c.ytid for c in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("music", c.path)], "x2text") for c in items]
+        prompts = [self.item_prompt(self.instruction, [Media("music", c.path)], "x2text") for c in items]
         return self.text_predictions(keys, prompts, generator)
 
     def score(self, items, preds) -> Scored | None:

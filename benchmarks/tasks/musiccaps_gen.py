@@ -53,7 +53,7 @@ class MusiccapsGen(Task):
         return [c.ytid for c in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [c.caption], "text2x") for c in items]
+        prompts = [self.item_prompt(self.instruction, [c.caption], "text2x") for c in items]
         return self.media_predictions(keys, prompts, generator)
 
     def score(self, items, preds) -> Scored | None:

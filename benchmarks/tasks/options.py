@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anygpt.generation.options import LoadingOptions, PromptOptions
+
 TEMPLATES = ("base", "chat")
 CACHE = "cache"  # the field-metadata key: False = left out of the prediction cache key
 
@@ -46,17 +48,15 @@ class TaskOptions:
         seed: seed for sampling, baselines and the bootstrap.
         settings: decoding preset family ("paper": the paper's evaluation settings; "release": the release's).
         generation: overrides of the decoding preset, e.g. {"num_beams": 1, "max_new_tokens": 40}.
-        template: "base" (the pretraining pair template, what a base model saw) or "chat" (the release's chat
-            template), the values of ``anygpt chat --template``.
-        constrained: constrained decoding (on: every generated span decodes; off: the release's unconstrained
-            sampling, where a malformed span counts as a failed item).
-        image_decoder: a local stable-diffusion-2-1-unclip folder turning SEED image embeddings into pixels
-            (default: the checkpoint's anygpt.json ``image_decoder``); used by tasks with image output.
+        prompt: how prompts are written, as for ``anygpt chat`` (`anygpt.generation.options.PromptOptions`);
+            here ``--prompt.template`` is "base" (the pretraining pair template, what a base model saw, the default)
+            or "chat" (the release's chat template) and picks the task's prompt; with ``--prompt.constrained false``
+            the release's unconstrained sampling, where a malformed span counts as a failed item. The task writes
+            its own instruction and asks for its output itself (``task`` and ``force_marker`` are not used).
         baseline: also score the baselines (and report whether the model beats them).
         report_samples: items shown in report.html.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        compile: torch.compile the decode step (true/false); default: on CUDA only, where it pays for itself.
+        loading: how the checkpoint is opened, as for ``anygpt chat`` (``--loading.tokenizers``,
+            ``--loading.trust_code``, ``--loading.image_decoder``, ``--loading.compile``).
         cache: reuse predictions of an earlier run in ``out`` with the same model files, options and data
             (``--cache false`` predicts everything again).
         resamples: bootstrap redraws behind every 95% interval.
@@ -77,14 +77,11 @@ class TaskOptions:
     seed: int = option(0)
     settings: str = option("paper")
     generation: dict[str, Any] | None = option(None)
-    template: str = option("base")
-    constrained: bool = option(True)
-    image_decoder: str | None = option(None)
+    prompt: PromptOptions = option(PromptOptions(template="base"))
     baseline: bool = option(True, cache=False)
     report_samples: int = option(12, cache=False)
-    tokenizers: dict[str, str] | None = option(None, cache=False)
-    trust_code: bool = option(False, cache=False)
-    compile: bool | None = option(None, cache=False)  # the same predictions, compiled or not
+    # tokenizers are hashed by content; the image decoder is in the decoding record; compiled or not: the same
+    loading: LoadingOptions = option(LoadingOptions(), cache=False)
     cache: bool = option(True, cache=False)
     resamples: int = option(1000, cache=False)
     publish: Path | None = option(None, cache=False)
@@ -95,18 +92,16 @@ class TaskOptions:
 
     def cache_options(self) -> dict[str, Any]:
         """The options that can change a prediction (the ones in the prediction cache key)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get(CACHE, True)}
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.metadata.get(CACHE, True)}
 
     def command(self) -> str:
-        """The command line that reproduces this run (options that differ from their defaults)."""
+        """The command line that reproduces this run (options that differ from their defaults; a group's fields
+        as ``--group.field``)."""
         parts = ["anygpt", "benchmark", getattr(self, "name", type(self).__name__)]
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.default is not dataclasses.MISSING and value == f.default:
-                continue
+        for flag, value in _changed(self, ""):
             shown = (json.dumps(value) if isinstance(value, (dict, list)) else str(value).lower()
                      if isinstance(value, bool) else str(value))
-            parts.append(f"--{f.name} {shlex.quote(shown)}")
+            parts.append(f"--{flag} {shlex.quote(shown)}")
         return " ".join(parts)
 
     def check_options(self) -> None:
@@ -114,9 +109,28 @@ class TaskOptions:
         if not self.ckpt:
             raise ValueError(f"{getattr(self, 'name', 'benchmark')}: pass --ckpt (an AnyGPT folder, a released "
                              "AnyGPT folder or a Lightning .ckpt written by anygpt fit)")
-        if self.template not in TEMPLATES:
-            raise ValueError(f"--template must be one of {TEMPLATES}, got {self.template!r}")
+        if self.prompt.template not in TEMPLATES:
+            raise ValueError(f"--prompt.template must be one of {TEMPLATES}, got {self.prompt.template!r}")
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
         if self.resamples < 1:
             raise ValueError(f"--resamples must be >= 1, got {self.resamples}")
+
+
+def _changed(options: Any, prefix: str, defaults: Any = None) -> list[tuple[str, Any]]:
+    """(flag, value) of every field that differs from its default (from ``defaults``, an instance, when given),
+    option groups (dataclass values) field by field."""
+    out = []
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        default = getattr(defaults, f.name) if defaults is not None else f.default
+        if dataclasses.is_dataclass(value) and dataclasses.is_dataclass(default):
+            out += _changed(value, f"{prefix}{f.name}.", default)
+        elif default is dataclasses.MISSING or value != default:
+            out.append((f"{prefix}{f.name}", value))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """An option group as its dict of fields (for the cache key), any other value as it is."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

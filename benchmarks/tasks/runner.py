@@ -10,6 +10,7 @@ cache, prompting helpers, and the hand-over to the bootstrap and the report.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -46,8 +47,8 @@ class Runner(TaskOptions):
         self.start = time.perf_counter()
         self._start_processes()
         self.model = self._load_model()
-        self.decoding_config = self.model.generation_config(self.output, self.settings, template=self.template,
-                                                            **(self.generation or {}))
+        self.decoding_config = self.model.generation_config(self.output, self.settings,
+                                                            template=self.prompt.template, **(self.generation or {}))
         keys = self.keys(items)
         preds = self._predict(items, keys)
         scored = self.score(items, preds)
@@ -64,9 +65,10 @@ class Runner(TaskOptions):
         self.media_dir = self.out_dir / "media"
 
     def _load_model(self) -> AnyGPT:
-        model = AnyGPT.load(self.ckpt, tokenizers=self.tokenizers, device=str(self.fabric.device),
-                            trust_code=self.trust_code, compile=self.compile, image_decoder=self.image_decoder,
-                            constrained=self.constrained)
+        # --prompt.template picks the task's prompt (`item_prompt`); the model keeps its checkpoint's own template
+        # for the rest (e.g. the music input window), as a chat session with that checkpoint would
+        model = AnyGPT.load(self.ckpt, self.loading, dataclasses.replace(self.prompt, template=None),
+                            device=str(self.fabric.device))
         missing = [m for m in self.needs if m not in model.vocab.modalities]
         if missing:
             raise ValueError(f"{self.name} needs the {', '.join(missing)} modality but {self.ckpt} has only "
@@ -108,12 +110,12 @@ class Runner(TaskOptions):
         return [merged[i] for i in range(n)]
 
     # -- prompts and generation ----------------------------------------------------------------------------------------
-    def prompt(self, instruction: str, content: Sequence[Any], direction: str) -> list[int]:
+    def item_prompt(self, instruction: str, content: Sequence[Any], direction: str) -> list[int]:
         """Prompt ids for one item, one string encoded in one pass (as the release's tokenizer did). ``base``:
         the pretraining pair template (what a base model saw); ``chat``: the release's chat template
         (instruction-tuned models)."""
         force = None if self.output == "text" else self.output
-        if self.template == "chat":
+        if self.prompt.template == "chat":
             return self.model.prompt_ids([instruction + " ", *content], force=force, output=self.output, task="none",
                                          template="chat")
         return self.model.encode_prompt(self.model.pair_prompt_text(instruction, content, direction, force))
@@ -172,7 +174,7 @@ class Runner(TaskOptions):
         g = asdict(self.decoding_config)
         g.pop("extra", None)
         return {"settings": self.settings, "overrides": self.generation or {}, **g,
-                "constrained": self.model.constrained, "template": self.template,
+                "constrained": self.model.constrained, "template": self.prompt.template,
                 "image_decoder": self.model.bundle.image_decoder}
 
     # -- the prediction loop and its cache -----------------------------------------------------------------------------
@@ -278,7 +280,7 @@ class Runner(TaskOptions):
                 "task": self.name, "metric": self.metric, "higher_is_better": self.higher_is_better[self.metric],
                 "value": headline["value"], "interval": headline["interval"], **estimates,
                 "n": n, "n_failed": n_failed, "confidence": stats.CONFIDENCE, "resamples": self.resamples,
-                "judge": scored.judge, "decoding": self.decoding(), "template": self.template,
+                "judge": scored.judge, "decoding": self.decoding(), "template": self.prompt.template,
                 "ckpt": str(self.ckpt), "model_hash": self.model_hash, "data": str(self.root),
                 "data_hash": self.data_hash, "limit": self.limit,
                 "seed": self.seed, "devices": self.world, "wall_time_s": round(time.perf_counter() - self.start, 2),

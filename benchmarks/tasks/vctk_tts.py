@@ -118,7 +118,7 @@ class VctkTts(Task):
         return wav[..., : int(self.prompt_seconds * tok.codec.sample_rate)]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.target.text], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.target.text], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator, [self._prompt_audio(it) for it in items])
 
     def score(self, items, preds) -> Scored | None:

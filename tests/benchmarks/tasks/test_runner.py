@@ -101,9 +101,9 @@ def test_options_command_and_cache_key_cover_every_option():
                               "'{\"num_beams\": 1}' --split val")
     # every option says on its field whether it keys the prediction cache
     keyed = set(task.cache_options())
-    assert {"seed", "batch_size", "template", "settings", "generation", "split", "instruction", "devices"} <= keyed
+    assert {"seed", "batch_size", "prompt", "settings", "generation", "split", "instruction", "devices"} <= keyed
     assert not keyed & {"out", "cache", "judge", "baseline", "report_samples", "resamples", "publish", "ckpt",
-                        "limit", "train_split", "cider_tokenizer", "compile"}
+                        "limit", "train_split", "cider_tokenizer", "loading"}
     assert "speaker_encoder" not in VctkTts(ckpt="x").cache_options()  # a task's own scoring-only option
 
 

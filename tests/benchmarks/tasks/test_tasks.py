@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from anygpt.data.readers import DatasetError
+from anygpt.generation.options import PromptOptions
 from benchmarks.tasks.registry import BUILTIN_TASKS, available, load_task
 from tests.benchmarks.tasks.conftest import FAST, make_bundle
 
@@ -200,12 +201,12 @@ def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
 
 
 def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
-    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, template="chat",
-                       constrained=False, limit=2)
+    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, limit=2,
+                       prompt=PromptOptions(template="chat", constrained=False))
     assert results["baselines"] == {} and results["template"] == "chat"
     assert results["decoding"]["constrained"] is False and results["decoding"]["template"] == "chat"
-    with pytest.raises(ValueError, match="--template"):
-        run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
+    with pytest.raises(ValueError, match="--prompt.template"):
+        run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, prompt=PromptOptions(template="plain"))
 
 
 def test_prompt_longer_than_the_context_is_counted(demo_corpus, judges, tmp_path):
