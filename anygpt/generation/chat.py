@@ -198,8 +198,14 @@ def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text",
 
     Args:
         message: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
         output: text or a modality of the model (image, speech, music, ...).
-        device, voice, loading, prompt, decoding: as for ``anygpt chat``.
+        out: folder for generated media and the transcript.
+        device: where the model runs ("cpu", "cuda", "cuda:1").
+        voice: speech prompt whose voice a spoken reply uses.
+        loading: how the checkpoint is opened (``--loading.tokenizers``, ``--loading.compile``, ...).
+        prompt: how the prompt is written (``--prompt.template``, ``--prompt.task``, ...).
+        decoding: how the reply is decoded (``--decoding.settings``, ``--decoding.max_new_tokens``, ...).
     """
     anygpt = AnyGPT.load(ckpt, loading, prompt, device)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))

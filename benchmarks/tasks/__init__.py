@@ -5,6 +5,7 @@ metric, baselines); the layout around it:
 
 - ``base.py``: the task contract (what a task provides), documented for plugin authors;
 - ``options.py``: the shared options, each field saying whether it can change a prediction (the cache key);
+- ``items.py``: where a task's dataset is (``--data``, default the demo corpus) and `Prediction`, one item's output;
 - ``runner.py``: launch over ``--devices`` processes, model loading, the prediction loop and its cache (``cache.py``);
 - ``scoring.py``: `Scored` (what ``score`` returns), the bootstrap into intervals, shared scorers;
 - ``report.py``: results.json, report.html and the printed summary;
