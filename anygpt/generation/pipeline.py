@@ -277,7 +277,8 @@ class AnyGPT:
             rng = random.Random(seed)
         if spans:
             if len(spans) > 1:
-                raise ValueError("the base template takes one media item per prompt; use --template chat for more")
+                raise ValueError("the base template takes one media item per prompt; use the chat template for more "
+                                 "(--prompt.template chat)")
             instruction = text or self.instructions.draw("x2text", spans[0].modality, rng)
             return prompts.base_prompt(instruction, "x2text", spans[0].text)
         if output == "text":
@@ -398,8 +399,8 @@ class AnyGPT:
         if valid == 0:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
         if getattr(tok.codec, "unclip", False) is None:  # SEED without its second stage: say what to pass
-            missing = ("no image decoder: pass --image_decoder PATH (a local stable-diffusion-2-1-unclip folder) or "
-                       "set image_decoder in anygpt.json to get pixels")
+            missing = ("no image decoder: pass --loading.image_decoder PATH (a local stable-diffusion-2-1-unclip "
+                       "folder; anygpt serve: --image_decoder) or set image_decoder in anygpt.json to get pixels")
             return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
         native = tok.codec.unflatten(codes[:valid]).to(self.device)
         context: dict[str, Any] = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
