@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from anygpt.commands import registered_commands, resolve
+from anygpt.commands import ArgvCommand, registered_commands, resolve
 from anygpt.modalities.spec import ModalitySpecError
 
 LIGHTNING_SUBCOMMANDS = {
@@ -59,6 +59,8 @@ def run_command(name: str, argv: Sequence[str]) -> object:
     from jsonargparse import CLI
 
     target_path, _ = registered_commands()[name]
+    if isinstance(target_path, ArgvCommand):
+        return resolve(target_path.target)(list(argv))
     return CLI(resolve(target_path), args=list(argv), prog=f"anygpt {name}", as_positional=True)
 
 
