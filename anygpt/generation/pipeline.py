@@ -29,7 +29,7 @@ from anygpt.generation import prompts
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.options import MUSIC_STARTS, LoadingOptions, PromptOptions
 from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
-from anygpt.modalities.base import Modality
+from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import media_pattern, media_words
 from anygpt.vocab import Segment
 

@@ -17,7 +17,8 @@ from anygpt.data.shards import ShardWriter, expand_shards, read_shard
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.options import DecodingOptions
 from anygpt.modalities.registry import modality_for
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec
 
 ROOT = Path(__file__).resolve().parents[2]
