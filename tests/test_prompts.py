@@ -12,7 +12,8 @@ from anygpt.generation.pipeline import AnyGPT, Media, Turn
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.prompts import TemplateRenderer, chat_prompt, chat_segments, placeholder
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
 
 SYSTEM = "You are a test model."

@@ -6,10 +6,13 @@ import random
 
 import numpy as np
 
-from anygpt.data.datamodule import MixtureStream, Source, resolve_modality
+from anygpt.data.datamodule import MixtureStream, Source
 from anygpt.data.shards import ShardWriter
+from anygpt.modalities.registry import configured_modality
+from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.prompts import TemplateRenderer
-from anygpt.vocab import RELEASE_MODALITIES, UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 # sha256 of every batch's input_ids and loss_mask, computed with the renderer of commit 90038e8
 EXPECTED = "490983776902ffa50839741593510e87ba03c4d2050491b434cc308da850d2d3"
@@ -51,10 +54,7 @@ def write_corpus(root):
 
 def fingerprint(root):
     text = train_bpe_tokenizer([" ".join(WORDS)] * 20, 400, root / "tok")
-    mods = [{"name": s.name, "codebook_size": s.codebook_size, "markers": list(s.markers),
-             "token_format": s.token_format, "layout": "frame_major:4" if s.name == "music" else "identity"}
-            for s in RELEASE_MODALITIES]
-    resolved = [resolve_modality(m) for m in mods]
+    resolved = [configured_modality(s.name) for s in RELEASE_MODALITIES]  # the paper's codecs, sized on meta
     vocab = UnifiedVocab(text, [s for s, _ in resolved])
     h = hashlib.sha256()
     for train_on, pack in (("all", True), ("assistant", True), ("assistant", False)):
