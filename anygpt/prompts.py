@@ -155,50 +155,24 @@ def speech_response(instruction: str, response: str) -> str:
 # Instruction pools (our own phrasings; several per modality and direction)
 # ----------------------------------------------------------------------------------------------------------------------
 X2TEXT_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
-    "image": (
-        "Please describe this image.",
-        "What does this picture show?",
-        "Write a short caption for the image below.",
-        "Describe the content of this image in one sentence.",
-        "Give a brief description of what you see.",
-    ),
-    "speech": (
-        "Please transcribe this speech.",
-        "Write down what is said in this recording.",
-        "Convert the following speech into text.",
-        "What does the speaker say?",
-        "Transcribe the audio below.",
-    ),
-    "music": (
-        "Please describe this music.",
-        "Write a caption for the following piece of music.",
-        "What does this music sound like?",
-        "Describe the instruments, mood and style of this clip.",
-        "Give a short description of the music below.",
-    ),
+    "image": ("Please describe this image.", "What does this picture show?",
+              "Write a short caption for the image below.", "Describe the content of this image in one sentence.",
+              "Give a brief description of what you see."),
+    "speech": ("Please transcribe this speech.", "Write down what is said in this recording.",
+               "Convert the following speech into text.", "What does the speaker say?", "Transcribe the audio below."),
+    "music": ("Please describe this music.", "Write a caption for the following piece of music.",
+              "What does this music sound like?", "Describe the instruments, mood and style of this clip.",
+              "Give a short description of the music below."),
 }
 TEXT2X_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
-    "image": (
-        "Generate an image of the following description.",
-        "Draw a picture that matches this caption.",
-        "Create an image based on the text.",
-        "Please produce an image for this description.",
-        "Make a picture of what the text describes.",
-    ),
-    "speech": (
-        "Read the following text aloud.",
-        "Please speak this sentence.",
-        "Convert the text into speech.",
-        "Say the following words.",
-        "Produce a spoken version of this text.",
-    ),
-    "music": (
-        "Compose a piece of music from the following description.",
-        "Generate music that fits this caption.",
-        "Please create music matching the text.",
-        "Write a short music clip for this description.",
-        "Produce music in the style described below.",
-    ),
+    "image": ("Generate an image of the following description.", "Draw a picture that matches this caption.",
+              "Create an image based on the text.", "Please produce an image for this description.",
+              "Make a picture of what the text describes."),
+    "speech": ("Read the following text aloud.", "Please speak this sentence.", "Convert the text into speech.",
+               "Say the following words.", "Produce a spoken version of this text."),
+    "music": ("Compose a piece of music from the following description.", "Generate music that fits this caption.",
+              "Please create music matching the text.", "Write a short music clip for this description.",
+              "Produce music in the style described below."),
 }
 GENERIC_X2TEXT = ("Please describe this {modality}.", "What is in this {modality}?")
 GENERIC_TEXT2X = ("Generate {modality} for the following description.", "Please create {modality} from this text.")

@@ -29,6 +29,8 @@ import numpy as np
 
 from anygpt.data import readers
 from anygpt.data.readers import AudioSegment
+from anygpt.data.shards import ReaderStats, expand_shards, iter_raw
+from anygpt.data.templates import layout_unflatten
 from anygpt.modalities.registry import media_pattern
 
 # A media item's content as prepare receives it: a file path, the file's bytes (tar members), a time range of a long
@@ -259,13 +261,9 @@ class ImageTextTars(RawSource):
         self.tars, self.caption_key = tars, caption_key
 
     def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        from anygpt.data.shards import expand_shards
-
         return [LazyChunk(self, url) for url in expand_shards(self.tars)]
 
     def read_part(self, url: str, report: readers.SkipReport) -> Iterator[RawItem]:
-        from anygpt.data.shards import ReaderStats, iter_raw
-
         stats = ReaderStats()
         for raw in iter_raw(url, stats):
             key = raw["__key__"]
@@ -517,8 +515,6 @@ RELEASE_LAYOUT: list[dict[str, Any]] = [
 def token_strings(modalities: Sequence[dict[str, Any]] | None) -> readers.TokenStrings:
     """The span parser of a vocabulary layout: spec dicts ``{name, codebook_size, markers, token_format, layout}``
     (default: the released checkpoints' layout)."""
-    from anygpt.data.templates import layout_unflatten
-
     layouts = []
     for spec in modalities or RELEASE_LAYOUT:
         try:
