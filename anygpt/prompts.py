@@ -296,7 +296,7 @@ class TemplateRenderer:
         self.flatten = dict(flatten or {})
         self.add_bos_eos = add_bos_eos
         self.system_prompt = system_prompt
-        self._pairs: set[tuple[int, int]] | None = None  # every modality's (start, end) marker ids
+        self._pairs = {(r.start_id, r.end_id) for r in vocab.modalities.values()}  # every modality's marker ids
 
     # -- pieces --------------------------------------------------------------------------------------------------------
     def media_ids(self, sample: Sample, name: str) -> list[int]:
@@ -344,8 +344,7 @@ class TemplateRenderer:
         encoded = vocab.encode_segments([PLACEHOLDER.sub(short, seg) for seg in segments])
         if not spans:
             return encoded
-        pairs = self._marker_pairs()
-        out, k = [], 0
+        pairs, out, k = self._pairs, [], 0
         for ids in encoded:
             spliced: list[int] = []
             last = 0
@@ -360,11 +359,6 @@ class TemplateRenderer:
         if k != len(spans):
             return vocab.encode_segments([self.render_text(seg, sample) for seg in segments])
         return out
-
-    def _marker_pairs(self) -> set[tuple[int, int]]:
-        if self._pairs is None:
-            self._pairs = {(r.start_id, r.end_id) for r in self.vocab.modalities.values()}
-        return self._pairs
 
     def _assemble(self, parts: Sequence[list[int]], trained: Sequence[bool], closing: bool) -> Rendered:
         """The ids of ``parts`` with their loss flags, wrapped in BOS and EOS (``closing``: whether the EOS is a

@@ -196,8 +196,7 @@ class UnifiedVocab:
         """Flattened local codes ``[0, codebook_size)`` of one span -> unified ids (with its markers)."""
         rng = self._range(modality)
         # numpy, not torch: a training sample's few hundred codes cost a tenth of the time (the data loader's path)
-        flat = (codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)).reshape(-1)
-        flat = flat.astype(np.int64, copy=False)
+        flat = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes, np.int64).reshape(-1)
         if flat.size and (flat.min() < 0 or flat.max() >= rng.spec.codebook_size):
             raise ValueError(f"{modality} codes must lie in [0, {rng.spec.codebook_size}), got "
                              f"[{int(flat.min())}, {int(flat.max())}]; the tokenizer and the vocabulary disagree")

@@ -251,8 +251,7 @@ def load_npy(data: bytes) -> np.ndarray:
     distinct header: a shard's samples share a few shapes, and parsing is most of the cost of a small array."""
     if len(data) < 10 or data[:6] != b"\x93NUMPY":
         raise ValueError("not a .npy file (bad magic)")
-    size = 2 if data[6] == 1 else 4
-    start = 8 + size
+    start = 10 if data[6] == 1 else 12  # version 1 headers give their length in 2 bytes, later ones in 4
     end = start + int.from_bytes(data[8:start], "little")
     dtype, fortran, shape = _npy_header(bytes(data[start:end]))
     if dtype.hasobject:

@@ -1,7 +1,5 @@
-"""Code layouts of spec-dict modalities (``layout: identity`` or ``frame_major:Q``): native codes <-> the 1-D local ids
-a prompt spells out, by the codec's one implementation. The prompt format itself (training and inference) lives in
-`anygpt.prompts`.
-"""
+"""Code layouts by name (``identity``, ``frame_major:Q``) over the codec's one implementation: native codes <-> the 1-D
+local ids a prompt spells out. The prompt format itself (training and inference) lives in `anygpt.prompts`."""
 
 from __future__ import annotations
 
