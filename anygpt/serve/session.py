@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from anygpt.generation.chat import Transcript
+from anygpt.generation.options import PRESETS, GenerationConfig
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
-from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
 from anygpt.prompts import TASKS
 
