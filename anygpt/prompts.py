@@ -8,10 +8,9 @@ The release's strings (REFERENCE.md; the release writes ``[MMGPT]`` where the pa
 
 Inference prompts are these strings cut where the model answers (`chat_prompt`, `base_prompt`); training renders the
 whole string of a shard sample (`TemplateRenderer`) with the loss on every token or on the answers only. Each is ONE
-string, media spelled out as their token strings, that `UnifiedVocab.encode` tokenizes in one pass, as the release's
-slow LlamaTokenizer did. Chat messages may be wrapped in the release's task prompts (`task_message`; the templates are
-data: ``release_prompts.json``); the base model's instruction is drawn from a pool per modality and direction, ours
-(`instruction_pool`) or the release's own, read from a local copy of it (`load_instructions`).
+string, media spelled out as their token strings, encoded in one pass as the release's slow LlamaTokenizer did. Chat
+messages may be wrapped in the release's task prompts (`task_message`, data in ``release_prompts.json``); base-model
+instructions come from pools (`instruction_pool`, or the release's own via `load_instructions`).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import ast
 import json
 import random
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,7 +34,6 @@ from anygpt.vocab import INSTRUCTION_TOKENS, UnifiedVocab
 RELEASE_PROMPTS = Path(__file__).with_name("release_prompts.json")
 USER, BOT, USER_END, BOT_END = "[Human]", "[MMGPT]", "<eoh>", "<eos>"
 ANSWER_START = f"{BOT}:"  # where the model's answer begins in every template
-DIRECTIONS = ("x2text", "text2x")
 TASKS = ("auto", "none", "text-to-image", "image-to-image", "text-to-speech", "text-to-music", "image-to-text",
          "speech-to-text", "music-to-text", "speech-instruction", "speech-instruction-text", "interleaved")
 PLACEHOLDER = re.compile(r"<media:([\w.\-]+)>")
@@ -92,8 +91,7 @@ def chat_segments(system: str | None, messages: Sequence[tuple[str, str]]) -> tu
 
 def chat_prompt(system: str | None, history: Sequence[tuple[str, str]], message: str) -> str:
     """The chat template (the release's FastChat-style "MMGPT" conversation) ending where the model answers."""
-    messages = [(role, text) for user, assistant in history for role, text in (("user", user),
-                                                                               ("assistant", assistant))]
+    messages = [m for user, assistant in history for m in (("user", user), ("assistant", assistant))]
     return "".join(chat_segments(system, [*messages, ("user", message)])[0])
 
 
@@ -218,7 +216,7 @@ def load_instructions(path: str | Path) -> InstructionPools:
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
         data = json.loads(path.read_text("utf-8"))
-        if not isinstance(data, dict) or not set(DIRECTIONS) <= set(data):
+        if not isinstance(data, dict) or not {"x2text", "text2x"} <= set(data):
             raise ValueError(f"{path}: expected a JSON object with 'x2text' and 'text2x' pools")
         return InstructionPools(data, str(path))
     folder = path
@@ -292,10 +290,8 @@ class TemplateRenderer:
 
     def __init__(self, vocab: UnifiedVocab, flatten: Mapping[str, Flatten] | None = None, add_bos_eos: bool = True,
                  system_prompt: str | None = None) -> None:
-        self.vocab = vocab
-        self.flatten = dict(flatten or {})
-        self.add_bos_eos = add_bos_eos
-        self.system_prompt = system_prompt
+        self.vocab, self.flatten, self.add_bos_eos = vocab, dict(flatten or {}), add_bos_eos
+        self.system_prompt, self._stale_direction_warned = system_prompt, False
         self._pairs = {(r.start_id, r.end_id) for r in vocab.modalities.values()}  # every modality's marker ids
 
     # -- pieces --------------------------------------------------------------------------------------------------------
@@ -314,12 +310,8 @@ class TemplateRenderer:
 
     def render_text(self, text: str, sample: Sample) -> str:
         """The full string a template produces, media spelled out as their token strings."""
-
-        def spell(match: re.Match) -> str:
-            ids = self.media_ids(sample, match.group(1))
-            return "".join(self.vocab.id_to_token(i) for i in ids)
-
-        return PLACEHOLDER.sub(spell, text)
+        spell = self.vocab.id_to_token
+        return PLACEHOLDER.sub(lambda m: "".join(spell(i) for i in self.media_ids(sample, m.group(1))), text)
 
     def encode(self, text: str, sample: Sample) -> list[int]:
         """Text with ``<media:NAME>`` placeholders -> ids: what `UnifiedVocab.encode` gives for the whole string with
@@ -363,8 +355,7 @@ class TemplateRenderer:
     def _assemble(self, parts: Sequence[list[int]], trained: Sequence[bool], closing: bool) -> Rendered:
         """The ids of ``parts`` with their loss flags, wrapped in BOS and EOS (``closing``: whether the EOS is a
         target) when ``add_bos_eos``; built in one pass, as this runs for every training sample."""
-        wrap = self.add_bos_eos
-        bos, eos = (self.vocab.text.bos_id, self.vocab.text.eos_id) if wrap else (None, None)
+        bos, eos = (self.vocab.text.bos_id, self.vocab.text.eos_id) if self.add_bos_eos else (None, None)
         ids: list[int] = [bos] if bos is not None else []
         mask: list[bool] = [False] * len(ids)
         for part, flag in zip(parts, trained, strict=True):
@@ -388,6 +379,10 @@ class TemplateRenderer:
             raise ValueError(f"sample {sample.key} of {sample.shard}: a pair needs exactly one media item, got "
                              f"{sorted(media)}")
         (name, modality), = media.items()
+        if "x2text_prob" in sample.meta and not self._stale_direction_warned:  # shards of an older `anygpt prepare`
+            self._stale_direction_warned = True
+            warnings.warn(f"{sample.shard} stores x2text_prob per sample; it is no longer read: the training config's "
+                          "Source x2text_prob decides the direction", stacklevel=2)
         direction = "x2text" if rng.random() < x2text_prob else "text2x"
         instruction = rng.choice(instruction_pool(modality, direction))
         text = sample.meta["text"]

@@ -146,7 +146,7 @@ class UnifiedVocab:
         alternatives += [re.escape(s.token_format).replace(re.escape("{}"), r"\d+") for s in specs]
         self._special_pattern = re.compile("(" + "|".join(alternatives) + ")")
         self.strip = {t: (bool(lr[0]), bool(lr[1])) for t, lr in (strip or {}).items() if any(lr)}
-        self._chunks: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}  # see `_encode_chunk`
+        self._chunks: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}  # text chunks' ids
 
     def _hook(self, name: str):
         """The text tokenizer's method ``name``, or `TextTokenizer`'s default bound to it."""
@@ -245,7 +245,7 @@ class UnifiedVocab:
                 chunks[i - 1][0] = chunks[i - 1][0].rstrip()
         ids: list[int] = []
         starts: list[int] = []
-        want_offsets = len(segments) > 1
+        encode_chunk, want_offsets, cache = self._hook("encode_chunk"), len(segments) > 1, self._chunks
         for piece, start, idx in chunks:
             if not piece:
                 continue
@@ -253,7 +253,11 @@ class UnifiedVocab:
                 ids.append(idx)
                 starts.append(start)
                 continue
-            chunk_ids, offsets = self._encode_chunk(piece, want_offsets)
+            if (piece, want_offsets) not in cache:  # templates repeat their chunks: each is encoded once
+                if len(cache) >= CHUNK_CACHE:
+                    cache.clear()
+                cache[piece, want_offsets] = encode_chunk(piece, want_offsets)
+            chunk_ids, offsets = cache[piece, want_offsets]
             ids.extend(chunk_ids)
             starts.extend(start + o for o in offsets)
         kept = self._hook("finish")(ids, self._split_ids)
@@ -262,17 +266,6 @@ class UnifiedVocab:
         starts = starts[len(ids) - len(kept):]
         cuts = [bisect.bisect_left(starts, b) for b in bounds[:-1]]  # starts never decrease
         return [kept[a:b] for a, b in zip([0, *cuts], [*cuts, len(kept)], strict=True)]
-
-    def _encode_chunk(self, piece: str, offsets: bool) -> tuple[list[int], list[int]]:
-        """The text tokenizer's ids of a chunk, remembered: templates repeat their chunks (``: Please describe this
-        image. ``), and the training data path encodes millions of them."""
-        key = (piece, offsets)
-        hit = self._chunks.get(key)
-        if hit is None:
-            if len(self._chunks) >= CHUNK_CACHE:
-                self._chunks.clear()
-            hit = self._chunks[key] = self._hook("encode_chunk")(piece, offsets)
-        return hit
 
     # -- decoding ----------------------------------------------------------------------------------------------------
     def segments(self, ids: Sequence[int] | torch.Tensor) -> list[Segment]:

@@ -23,7 +23,6 @@ the block, so a sample can attend to the earlier samples of its block, as in the
 from __future__ import annotations
 
 import copy
-import itertools
 import random
 import warnings
 from collections.abc import Iterator, Sequence
@@ -93,7 +92,6 @@ class MixtureStream(IterableDataset):
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"source weights must be >= 0 with a positive sum, got {weights}")
         self.weights = [w / sum(weights) for w in weights]
-        self.cum_weights = list(itertools.accumulate(self.weights))
         self.renderer = renderer
         self.codebook_sizes = {name: r.spec.codebook_size for name, r in renderer.vocab.modalities.items()}
         self.max_length, self.batch_size, self.batches_per_epoch = max_length, batch_size, batches_per_epoch
@@ -159,8 +157,7 @@ class MixtureStream(IterableDataset):
         return next(self._streams[index])
 
     def _next_rendered(self, rng: random.Random) -> Rendered:
-        # cum_weights: the draw `weights=` makes (random.choices accumulates them the same way), without the sums
-        index = rng.choices(range(len(self.sources)), cum_weights=self.cum_weights)[0] if len(self.sources) > 1 else 0
+        index = rng.choices(range(len(self.sources)), weights=self.weights)[0] if len(self.sources) > 1 else 0
         source = self.sources[index]
         sample = self._next_sample(index)
         try:

@@ -243,6 +243,8 @@ def _npy_header(header: bytes) -> tuple[np.dtype, bool, tuple[int, ...]]:
     fields = ast.literal_eval(header.decode("latin1"))
     if not isinstance(fields, dict) or not {"descr", "fortran_order", "shape"} <= set(fields):
         raise ValueError(f"not a .npy header: {header[:80]!r}")
+    if np.dtype(fields["descr"]).hasobject:
+        raise ValueError("object arrays cannot be loaded without pickle")
     return np.dtype(fields["descr"]), bool(fields["fortran_order"]), tuple(int(n) for n in fields["shape"])
 
 
@@ -254,8 +256,6 @@ def load_npy(data: bytes) -> np.ndarray:
     start = 10 if data[6] == 1 else 12  # version 1 headers give their length in 2 bytes, later ones in 4
     end = start + int.from_bytes(data[8:start], "little")
     dtype, fortran, shape = _npy_header(bytes(data[start:end]))
-    if dtype.hasobject:
-        raise ValueError("object arrays cannot be loaded without pickle")
     array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=end)
     return array.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
