@@ -23,6 +23,7 @@ the block, so a sample can attend to the earlier samples of its block, as in the
 from __future__ import annotations
 
 import copy
+import os
 import random
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from anygpt.data.checks import check_usable_modalities
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
 from anygpt.data.templates import Flatten, Rendered, TemplateRenderer, layout_flatten
 from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
@@ -372,6 +374,9 @@ class AnyGPTDataModule(L.LightningDataModule):
         for source in self.sources + self.val_sources:
             expand_shards(source.shards)  # fail now, naming the missing path
             self._check_manifests(source)
+        # a configured modality whose every item prepare skipped: stop now, not train on the text alone
+        check_usable_modalities(self.vocab.modalities, sorted({os.path.dirname(u) for s in self.sources
+                                                               for u in expand_shards(s.shards)}))
         self.renderer = TemplateRenderer(self.vocab, self.flatten, add_bos_eos=add_bos_eos,
                                          system_prompt=system_prompt)
         self.train_stream: MixtureStream | None = None
