@@ -57,7 +57,7 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
 )
 from anygpt.media import MediaError
 from anygpt.modalities.base import Modality
-from anygpt.modalities.registry import TokenizerRef
+from anygpt.modalities.registry import TokenizerRef, TokenizerSpec
 
 SIDECAR_SUFFIX = ".json"
 REPORT = "prepare_report.json"
@@ -337,7 +337,7 @@ def _as_codes(codes: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 def prepare(
     sources: dict[str, RawSource],
-    tokenizers: dict[str, str | TokenizerRef],
+    tokenizers: dict[str, TokenizerSpec],
     out: str = "data/shards",
     chunk_size: int = 1000,
     batch_size: int = 16,

@@ -21,7 +21,7 @@ import torch
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
 from anygpt.htmlpage import HtmlPage
 from anygpt.media import MediaKind
-from anygpt.modalities.registry import TokenizerRef, media_kind_of
+from anygpt.modalities.registry import TokenizerSpec, media_kind_of
 
 
 def output_commands(modalities: Iterable[str]) -> dict[str, str]:
@@ -118,7 +118,7 @@ def _describe(reply: Reply) -> str:
     return "\n".join(lines) or "(empty reply)"
 
 
-def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device: str, system_prompt: str | None,
+def _session(ckpt: str, tokenizers: dict[str, TokenizerSpec] | None, device: str, system_prompt: str | None,
              trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
              music_seconds: float | None, music_start: str, instructions: str | None,
              image_decoder: str | None, compile: bool | None = None) -> AnyGPT:
@@ -135,7 +135,7 @@ def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
     return {name: modality.media for name, modality in anygpt.tokenizers.items()}
 
 
-def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str | TokenizerRef] | None = None,
+def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, TokenizerSpec] | None = None,
          device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
          system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
          trust_code: bool = False, template: str | None = None, task: str | None = None,
@@ -225,7 +225,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
 
 
 def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
-             tokenizers: dict[str, str | TokenizerRef] | None = None, device: str = "cpu", settings: str = "release",
+             tokenizers: dict[str, TokenizerSpec] | None = None, device: str = "cpu", settings: str = "release",
              voice: str | None = None, seed: int = 0, max_new_tokens: int | None = None, trust_code: bool = False,
              template: str | None = None, task: str | None = None, force_marker: bool | None = None,
              constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
