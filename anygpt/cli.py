@@ -39,7 +39,11 @@ def run_command(name: str, argv: Sequence[str]) -> object:
     from jsonargparse import CLI
 
     target_path, _ = registered_commands()[name]
-    return CLI(resolve(target_path), args=list(argv), prog=f"anygpt {name}", as_positional=True)
+    target = resolve(target_path)
+    # a command may add text after its options in --help (chat: its slash commands), as `cli_epilog`
+    epilog = getattr(target, "cli_epilog", None)
+    extra = {"epilog": epilog()} if callable(epilog) else {}
+    return CLI(target, args=list(argv), prog=f"anygpt {name}", as_positional=True, **extra)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
