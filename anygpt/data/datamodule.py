@@ -39,6 +39,9 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from anygpt.data.checks import check_usable_modalities
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
 from anygpt.data.templates import Flatten, Rendered, TemplateRenderer, layout_flatten
+from anygpt.modalities.base import Codec, Modality
+from anygpt.modalities.pretrained import qualified_name
+from anygpt.resolve import resolve
 from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
 
 
@@ -295,17 +298,11 @@ def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
     YAML), a registered modality name (its default codec), or a spec dict ``{name, codebook_size, markers,
     token_format, layout}`` (``layout``: ``identity`` or ``frame_major:Q``).
     """
-    from anygpt.modalities.base import Codec, Modality
     from anygpt.modalities.registry import codec_class, modality_for
-    from anygpt.resolve import resolve
 
     if isinstance(item, str):
         item = modality_for(codec_class(item)(), item)  # KeyError naming the unknown modality and the registered ones
-    elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path in the user's own config
-        target = resolve(item["class_path"])
-        if not (isinstance(target, type) and issubclass(target, Codec)):
-            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
-        item = target(**(item.get("init_args") or {}))
+    item = _built(item)
     if isinstance(item, Codec):
         item = modality_for(item)
     if isinstance(item, Modality):
@@ -323,6 +320,28 @@ def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
                              "(and optionally layout), or a registered modality name / class_path") from None
         return spec, layout_flatten(layout, spec.codebook_size)
     raise TypeError(f"cannot use {item!r} as a modality: give a name, a spec dict, a Codec or a Modality")
+
+
+def _built(item: Any) -> Any:
+    """A ``{class_path, init_args}`` of a `Codec` subclass (a plugin named in the user's own config) -> the codec;
+    anything else as it is."""
+    if not (isinstance(item, dict) and "class_path" in item):
+        return item
+    target = resolve(item["class_path"])
+    if not (isinstance(target, type) and issubclass(target, Codec)):
+        raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
+    return target(**(item.get("init_args") or {}))
+
+
+def class_refs(modalities: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """How an export names the configured codecs that have no weights: by class and arguments alone (a codec with
+    weights needs its checkpoint, which configs name through ``ExportBundle(tokenizers=...)``)."""
+    refs = {}
+    for item in modalities:
+        codec = _built(item)
+        if isinstance(codec, Codec) and not codec.state_dict():
+            refs[codec.modality] = {"class_path": qualified_name(type(codec)), "options": codec.init_args}
+    return refs
 
 
 class AnyGPTDataModule(L.LightningDataModule):
@@ -365,10 +384,14 @@ class AnyGPTDataModule(L.LightningDataModule):
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)
         self.flatten = {spec.name: fn for spec, fn in resolved if fn is not None}
+        # codecs without weights are named by class in the export (ExportBundle) and the .ckpt; a subclass's own first
+        self.tokenizer_refs = {**class_refs(modalities), **self.__dict__.get("tokenizer_refs", {})}
         self.sources = [s if isinstance(s, Source) else Source(**s) for s in sources]
         self.val_sources = [s if isinstance(s, Source) else Source(**s) for s in (val_sources or [])]
         # Plain values only: checkpoints must load with torch.load(weights_only=True).
         self.hparams["modalities"] = [asdict(spec) for spec, _ in resolved]
+        if self.tokenizer_refs:
+            self.hparams["tokenizers"] = self.tokenizer_refs
         self.hparams["sources"] = [asdict(s) for s in self.sources]
         self.hparams["val_sources"] = [asdict(s) for s in self.val_sources]
         for source in self.sources + self.val_sources:
