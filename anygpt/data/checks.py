@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from anygpt.data.shards import MANIFEST
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.registry import media_words
 
 PREPARE_REPORT = "prepare_report.json"

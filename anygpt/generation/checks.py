@@ -2,7 +2,7 @@
 
 A plugin codec that returns a tensor where a list is due would otherwise have its first row written as the item (a
 ``(2,)`` array for a ``[T, 2]`` trajectory), and an empty list would surface as a bare ``IndexError``. `check_decoded`
-turns both, and items of the wrong shape for their media kind, into an error that names the codec class and what it
+turns both, and items the media kind's own check refuses, into an error that names the codec class and what it
 returned.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from anygpt.media import MediaKind
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 
 
 class DecodeContractError(ValueError):
@@ -30,30 +30,13 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-# media kind -> (allowed ranks, what the kind's writer takes)
-_SHAPES: dict[str, tuple[tuple[int, ...], str]] = {
-    "image": ((3,), "[3, H, W] in [0, 1]"),
-    "audio": ((1, 2), "a mono waveform [T] or [1, T]"),
-    "array": ((1, 2, 3, 4, 5, 6), "an array of at least one dimension"),
-}
-
-
 def decoded_problem(media: MediaKind, item: Any) -> str | None:
-    """What is wrong with one decoded item for ``media`` (None: its writer can take it)."""
-    if not isinstance(item, torch.Tensor):
-        return "an item is not a tensor"
-    if item.dtype.is_complex or item.dtype == torch.bool:
-        return f"an item has dtype {item.dtype}"
-    if item.numel() == 0:
-        return "an item is empty"
-    if item.dtype.is_floating_point and not bool(torch.isfinite(item).all()):
-        return "an item holds NaN or infinite values"
-    ranks, expected = _SHAPES.get(media.name, (tuple(range(1, 9)), "a tensor of at least one dimension"))
-    shape = list(item.shape)
-    if item.dim() not in ranks or (media.name == "image" and shape[0] != 3) or (
-            media.name == "audio" and item.dim() == 2 and shape[0] != 1):
-        return f"an item has shape {shape}, but {media.name} items are {expected}"
-    return None
+    """Why one decoded item cannot be written as ``media`` (None: it can): the kind's own check (plugins' kinds bring
+    theirs), and never NaN or infinite values."""
+    why = media.check(item)
+    if why is None and isinstance(item, torch.Tensor) and item.is_floating_point() and not torch.isfinite(item).all():
+        why = "a tensor with NaN or infinite values"
+    return why
 
 
 def check_decoded(codec: Codec, media: MediaKind, decoded: Any, count: int) -> list[torch.Tensor]:
@@ -65,8 +48,9 @@ def check_decoded(codec: Codec, media: MediaKind, decoded: Any, count: int) -> l
     elif len(decoded) != count:
         problem = f"it must return one item per code tensor: {count} given, {len(decoded)} returned"
     else:
-        problem = next((p for p in (decoded_problem(media, item) for item in decoded) if p), None)
+        problem = next((f"item {i} is {why}, not {media.name} as its modality's media kind takes"
+                        for i, item in enumerate(decoded) if (why := decoded_problem(media, item))), None)
     if problem is not None:
         raise DecodeContractError(f"{who} returned {describe(decoded)}: {problem}. See Codec.decode in "
-                                  "anygpt/modalities/base.py for what each media kind takes.")
+                                  "anygpt/modalities/codec.py for what each media kind takes.")
     return list(decoded)

@@ -12,8 +12,8 @@ from anygpt.data.checks import code_problem, unknown_media_words
 from anygpt.data.datamodule import AnyGPTDataModule
 from anygpt.data.prepare import AnyInstruct, prepare
 from anygpt.data.shards import expand_shards, read_shard
-from anygpt.modalities.base import SpanStructure
-from anygpt.vocab import train_bpe_tokenizer
+from anygpt.modalities.spec import SpanStructure
+from anygpt.text_tokenizer import train_bpe_tokenizer
 from tests.third_party.depth_modality import DepthCodec
 
 RUN = dict(num_workers=0, accelerator="cpu", progress=False)

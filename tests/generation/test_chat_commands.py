@@ -9,10 +9,12 @@ import torch
 from anygpt.checkpoints import Bundle, save_bundle
 from anygpt.cli import main
 from anygpt.generation.chat import chat, generate
+from anygpt.generation.options import DecodingOptions
 from anygpt.modalities.registry import TokenizerRef, modality_for
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec
 
 
@@ -40,7 +42,8 @@ def test_help_unknown_and_missing_modality_commands(depth_export, tmp_path, caps
         f"What is [dpeth: {scan}]?",     # a placeholder of no registered modality
         "/depth a wall close by",        # the one turn that reaches the model
     ]) + "\n")
-    chat(str(depth_export / "export"), out=str(tmp_path / "chat"), input=str(tmp_path / "in.txt"), max_new_tokens=20)
+    chat(str(depth_export / "export"), out=str(tmp_path / "chat"), input=str(tmp_path / "in.txt"),
+         decoding=DecodingOptions(max_new_tokens=20))
     out, err = capsys.readouterr()
     help_text = out.split("commands:", 1)[1]
     assert "/depth MESSAGE" in help_text and "/text MESSAGE" in help_text and "/help" in help_text

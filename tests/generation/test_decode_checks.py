@@ -11,7 +11,8 @@ from anygpt.media import media_kind
 from anygpt.modalities.registry import modality_for
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec
 
 CODEC = "tests.third_party.depth_modality.DepthCodec.decode"
@@ -38,9 +39,9 @@ def test_a_well_behaved_decode_is_written(depth_model):
 @pytest.mark.parametrize(("returned", "says"), [
     (lambda codes: torch.zeros(len(codes), 16, 16), "returned a tensor [1, 16, 16] float32: it must return a list"),
     (lambda codes: [], "returned a list of 0 item(s): it must return one item per code tensor: 1 given, 0 returned"),
-    (lambda codes: [torch.zeros(0)], "an item is empty"),
+    (lambda codes: [torch.zeros(0)], "item 0 is an empty tensor of shape (0,), not array"),
     (lambda codes: [torch.full((4,), float("nan"))], "NaN or infinite"),
-    (lambda codes: ["not a tensor"], "an item is not a tensor"),
+    (lambda codes: ["not a tensor"], "item 0 is a str, not a tensor"),
 ])
 def test_a_wrong_decode_names_the_codec_and_what_it_returned(depth_model, monkeypatch, returned, says):
     monkeypatch.setattr(depth_model.tokenizers["depth"].codec, "decode", lambda codes, **context: returned(codes))
@@ -53,8 +54,8 @@ def test_items_must_fit_their_media_kind():
     codec = DepthCodec()
     image, audio = media_kind("image"), media_kind("audio")
     assert check_decoded(codec, image, [torch.rand(3, 8, 8)], 1)[0].shape == (3, 8, 8)
-    with pytest.raises(DecodeContractError, match=r"shape \[8, 8\], but image items are \[3, H, W\]"):
+    with pytest.raises(DecodeContractError, match=r"shape \(8, 8\), not an RGB image \[3, H, W\]"):
         check_decoded(codec, image, [torch.rand(8, 8)], 1)
     assert len(check_decoded(codec, audio, (torch.rand(1, 80), torch.rand(80)), 2)) == 2
-    with pytest.raises(DecodeContractError, match=r"shape \[2, 80\], but audio items are a mono waveform"):
+    with pytest.raises(DecodeContractError, match=r"shape \(2, 80\), not a mono waveform"):
         check_decoded(codec, audio, [torch.rand(2, 80)], 1)

@@ -10,11 +10,13 @@ import torch
 
 from anygpt.checkpoints import Bundle, load_bundle, save_bundle
 from anygpt.generation.chat import chat
+from anygpt.generation.options import DecodingOptions
 from anygpt.modalities.registry import TokenizerRef, modality_for
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.resolve import UntrustedCodeError
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec
 
 DEPTH = "tests.third_party.depth_modality.DepthCodec"
@@ -46,7 +48,8 @@ def test_an_export_loads_from_any_working_directory(tmp_path, monkeypatch):
         "tokenizers/depth"
     np.save(tmp_path / "scan.npy", np.full((16, 16), 2.0, dtype=np.float32))
     (tmp_path / "msgs.txt").write_text(f"What is this? [depth: {tmp_path / 'scan.npy'}]\n")
-    chat(str(tmp_path / "again"), out=str(tmp_path / "chat"), input=str(tmp_path / "msgs.txt"), max_new_tokens=4)
+    chat(str(tmp_path / "again"), out=str(tmp_path / "chat"), input=str(tmp_path / "msgs.txt"),
+         decoding=DecodingOptions(max_new_tokens=4))
     assert (tmp_path / "chat" / "transcript.html").is_file()
 
 

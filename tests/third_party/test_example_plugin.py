@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anygpt.vocab import train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "anygpt-motion"
@@ -131,7 +131,7 @@ def test_chat_offers_the_plugin_modality(site, trained, tmp_path):
     (tmp_path / "messages.txt").write_text(f"/help\nWhat is this? [motion: {trained / 'clips' / 's2-0.npy'}]\n"
                                            "/motion a circle\n")
     proc = anygpt(["chat", "--ckpt", str(trained / "export"), "--out", "chat", "--input", "messages.txt",
-                   "--max_new_tokens", "24"], site, tmp_path)  # another working directory than the export's
+                   "--decoding.max_new_tokens", "24"], site, tmp_path)  # another working directory than the export's
     assert "/motion MESSAGE" in proc.stdout and "[motion: FILE]" in proc.stdout
     assert proc.stdout.count("anygpt> ") == 2 and "error:" not in proc.stderr
     written = sorted((tmp_path / "chat").glob("turn002-*"))
@@ -144,7 +144,7 @@ def test_the_plugin_task_runs_through_anygpt_benchmark(site, trained, tmp_path):
     listed = anygpt(["benchmark", "--help"], site, tmp_path).stdout
     assert "motion-caption" in listed
     anygpt(["benchmark", "motion-caption", "--ckpt", str(trained / "export"), "--data", str(trained), "--out",
-            str(tmp_path / "bench"), "--accelerator", "cpu", "--resamples", "50", "--template", "base"], site, tmp_path)
+            str(tmp_path / "bench"), "--accelerator", "cpu", "--resamples", "50"], site, tmp_path)
     results = json.loads(next((tmp_path / "bench").rglob("results.json")).read_text())
     assert results["n"] == 4 and "accuracy" in json.dumps(results)
     assert "most-common-caption" in json.dumps(results)

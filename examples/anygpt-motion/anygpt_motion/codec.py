@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.registry import register_modality
+from anygpt.modalities.spec import SpanStructure
 
 
 class MotionCodec(Codec):

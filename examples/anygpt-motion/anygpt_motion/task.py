@@ -71,7 +71,7 @@ class MotionCaption(Task):
         return [it.key for it in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("motion", str(it.path))], "x2text") for it in items]
+        prompts = [self.item_prompt(self.instruction, [Media("motion", str(it.path))], "x2text") for it in items]
         return self.text_predictions(keys, prompts, generator)
 
     def score(self, items, preds) -> Scored | None:
