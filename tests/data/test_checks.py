@@ -49,14 +49,14 @@ def report_of(out):
 def test_unknown_media_words_are_bad_items_with_file_line_and_a_suggestion(tmp_path):
     DepthCodec().save_pretrained(tmp_path / "depth")
     source = dialogues(tmp_path, "What is in [depth: scans/0.npy]?", "What is in [dpeth: scans/0.npy]?",
-                       "Trace [motion: scans/0.npy] please", "[Note: prose in brackets] is text")
+                       "Trace [gaze: scans/0.npy] please", "[Note: prose in brackets] is text")
     summary = prepare({"chat": source}, {"depth": str(tmp_path / "depth")}, out=str(tmp_path / "out"), **RUN)["chat"]
     assert summary["samples"] == 2 and summary["skipped"] == 2
     report = {r["item"]: r["reason"] for r in report_of(tmp_path / "out")}
     assert set(report) == {f"{tmp_path / 'chat.jsonl'}:2", f"{tmp_path / 'chat.jsonl'}:3"}
     assert "[dpeth: scans/0.npy]" in report[f"{tmp_path / 'chat.jsonl'}:2"]
     assert "did you mean [depth: ...]" in report[f"{tmp_path / 'chat.jsonl'}:2"]
-    assert "[motion: scans/0.npy] names no registered modality" in report[f"{tmp_path / 'chat.jsonl'}:3"]
+    assert "[gaze: scans/0.npy] names no registered modality" in report[f"{tmp_path / 'chat.jsonl'}:3"]
     texts = [s.meta["conversation"][0]["message"] for u in expand_shards(str(tmp_path / "out" / "chat"))
              for s in read_shard(u)]
     assert texts == ["What is in <media:m0>?", "[Note: prose in brackets] is text"]  # never literal placeholders
