@@ -36,7 +36,9 @@ def run_lightning(argv: Sequence[str]) -> None:
         LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                      args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
     except Exception as err:
-        clash = _cause(err, ModalitySpecError)
+        from anygpt.data.checks import UnusableModalityError  # here: `anygpt --help` stays free of torch imports
+
+        clash = _cause(err, ModalitySpecError) or _cause(err, UnusableModalityError)
         if clash is None:
             raise
         # jsonargparse buries the data module's own message in a Union error: say it plainly, without the trace

@@ -36,6 +36,10 @@ class UnknownMediaWord(ValueError):
     """A message names a media placeholder of no registered modality."""
 
 
+class UnusableModalityError(ValueError):
+    """Training data holds no usable sample of a configured modality (prepare skipped every one)."""
+
+
 def unknown_media_words(message: str) -> list[str]:
     """Why each placeholder-like ``[word: path]`` of ``message`` names no registered modality (empty: all fine).
 
@@ -143,12 +147,12 @@ def check_usable_modalities(modalities: Iterable[str], directories: Iterable[str
         skipped = [(d, s) for d in directories for s in _skipped_of(d, name)]
         if skipped:
             directory, first = skipped[0]
-            raise ValueError(
+            raise UnusableModalityError(
                 f"no usable {name!r} sample in the training shards: prepare skipped {len(skipped)} {name} item(s) "
                 f"and kept none, e.g. {first.get('item')}: {first.get('reason')} "
                 f"(see {os.path.join(directory, PREPARE_REPORT)}). Fix the cause and rerun anygpt prepare into a "
                 f"fresh folder, or drop {name!r} from the configured modalities.")
 
 
-__all__ = ["UnknownMediaWord", "check_media_words", "check_usable_modalities",
+__all__ = ["UnknownMediaWord", "UnusableModalityError", "check_media_words", "check_usable_modalities",
            "code_problem", "codec_name", "unknown_media_words"]

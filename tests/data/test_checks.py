@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from anygpt.cli import main
 from anygpt.data.checks import code_problem, unknown_media_words
 from anygpt.data.datamodule import AnyGPTDataModule
 from anygpt.data.prepare import AnyInstruct, prepare
@@ -80,7 +81,7 @@ def test_a_modality_without_tokenizer_is_a_bad_item_naming_the_option(tmp_path):
 @pytest.mark.parametrize(("codec", "says"), [
     (OffByLevelsDepthCodec, "returned codes in [20, 20], outside its codebook [0, 16)"),
     (ShortDepthCodec, "returned 15 codes for an item, but its structure says exactly 16")])
-def test_prepare_refuses_codes_outside_the_codec_contract_and_fit_stops(tmp_path, codec, says):
+def test_prepare_refuses_codes_outside_the_codec_contract_and_fit_stops(tmp_path, codec, says, capsys):
     codec().save_pretrained(tmp_path / "depth")
     source = dialogues(tmp_path, "What is in [depth: scans/0.npy]?", "Only text here.")
     summary = prepare({"chat": source}, {"depth": str(tmp_path / "depth")}, out=str(tmp_path / "out"), **RUN)["chat"]
@@ -93,6 +94,22 @@ def test_prepare_refuses_codes_outside_the_codec_contract_and_fit_stops(tmp_path
     with pytest.raises(ValueError, match="no usable 'depth' sample in the training shards") as err:
         AnyGPTDataModule(str(tmp_path / "text"), [DepthCodec()], [{"shards": str(tmp_path / "out" / "chat")}])
     assert codec.__name__ in str(err.value) and "prepare_report.json" in str(err.value)
+    # through anygpt fit: one line naming the cause, no traceback
+    (tmp_path / "fit.yaml").write_text(f"""
+trainer: {{accelerator: cpu, max_steps: 1, logger: false, enable_checkpointing: false}}
+model: {{class_path: anygpt.model.lm.AnyGPTLM, init_args: {{model: tiny}}}}
+data:
+  class_path: anygpt.data.datamodule.AnyGPTDataModule
+  init_args:
+    text_tokenizer: {tmp_path / 'text'}
+    modalities: [{{class_path: tests.third_party.depth_modality.DepthCodec}}]
+    sources: [{{shards: {tmp_path / 'out' / 'chat'}}}]
+""")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(tmp_path / "fit.yaml")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "anygpt fit: error: no usable 'depth' sample" in err and codec.__name__ in err and "Traceback" not in err
     # a modality merely configured, of which prepare skipped nothing (a text-only stage), still trains
     image = {"name": "image", "codebook_size": 8, "markers": ["<soim>", "<eoim>"], "token_format": "<im{}>"}
     AnyGPTDataModule(str(tmp_path / "text"), [image], [{"shards": str(tmp_path / "out" / "chat")}])
