@@ -107,7 +107,10 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
 
     Every process calls it with its own items ({global item index: input}, ``real`` holding every item of this
     process); the sums are reduced across processes, so all of them return the same block. ``embed`` turns a batch of
-    inputs (file paths) into features [B, D], ``batch_size`` at a time; without it the inputs are the features.
+    inputs (file paths) into features, ``batch_size`` at a time: [B, D] (a vector per item), or a list of [T_i, D]
+    (frames per item: every frame is a vector of the item's set, as FAD pools them); without ``embed`` the inputs
+    are the features. The counts n are of vectors.
+    A set of fewer than 2 vectors (all generations failed, a floor of 3 items) gets the value None.
     """
     model, floor = FrechetDistance(num_features).to(device), FrechetDistance(num_features).to(device)
     others = {b: FrechetDistance(num_features).to(device) for b in baselines}
@@ -119,25 +122,35 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
         for start in range(0, len(order), step):
             batch = order[start:start + step]
             rows = [inputs[i] for i in batch]
-            feats = embed(rows) if embed is not None else torch.stack([torch.as_tensor(r) for r in rows])
-            each(batch, feats.reshape(len(batch), -1))
+            feats = embed(rows) if embed is not None else [torch.as_tensor(r) for r in rows]
+            if isinstance(feats, Tensor):  # one vector per item
+                feats = list(feats.reshape(len(batch), -1))
+            each(batch, feats)
 
-    def on_real(batch: Sequence[int], feats: Tensor) -> None:
-        model.update(feats, real=True)
-        for metric in others.values():
-            metric.update(feats, real=True)
-        first = torch.tensor([half[i] for i in batch], dtype=torch.bool)
-        floor.update(feats[first], real=True)
-        floor.update(feats[~first], real=False)
+    def rows(feats: Sequence[Tensor]) -> Tensor:  # one matrix per batch: a single GEMM per update
+        return torch.cat([f.reshape(-1, num_features) for f in feats]) if feats else torch.zeros(0, num_features)
+
+    def on_real(batch: Sequence[int], feats: Sequence[Tensor]) -> None:
+        every = rows(feats)
+        for metric in (model, *others.values()):
+            metric.update(every, real=True)
+        for side in (True, False):
+            floor.update(rows([f for i, f in zip(batch, feats, strict=True) if half[i] == side]), real=side)
+
+    def on_set(metric: FrechetDistance) -> Callable[[Sequence[int], Sequence[Tensor]], None]:
+        return lambda _, feats: metric.update(rows(feats), real=False)
 
     feed(real, on_real)
-    feed(generated, lambda _, feats: model.update(feats, real=False))
+    feed(generated, on_set(model))
     for b, (_, inputs) in baselines.items():
-        feed(inputs, lambda _, feats, metric=others[b]: metric.update(feats, real=False))
+        feed(inputs, on_set(others[b]))
 
     def value(metric: FrechetDistance) -> dict[str, Any]:
-        out = metric.compute()
-        return {"value": float(out["distance"]), "n_real": int(out["n_real"]), "n_generated": int(out["n_generated"])}
+        with metric.sync_context():  # the sums of every process (a no-op in a single process)
+            n_real, n_gen = int(metric.real_n), int(metric.generated_n)
+            enough = min(n_real, n_gen) >= 2  # else None: a covariance needs two vectors
+            distance = frechet_from_moments(*metric.moments("real"), *metric.moments("generated")) if enough else None
+        return {"value": None if distance is None else float(distance), "n_real": n_real, "n_generated": n_gen}
 
     return {
         "name": name, "features": features, "higher_is_better": False,

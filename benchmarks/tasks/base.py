@@ -41,7 +41,9 @@ from anygpt.htmlpage import HtmlPage
 from anygpt.media import MEDIA_KINDS, MediaKind, kind_of_file
 from anygpt.modalities.registry import media_kind_of
 from benchmarks import stats
+from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.cache import FileHashes, cache_key, manifest, model_files
+from benchmarks.tasks.distances import distance_lines, distance_table
 
 DEMO_DIR = Path("data/demo")
 TEMPLATES = ("base", "chat")
@@ -50,7 +52,8 @@ WORST_COSINE = -1.0  # the score of a missing image/clip/utterance under a cosin
 # ``limit`` (each cached prediction carries the hash of its own item); and the paths whose *content* is hashed instead
 NOT_IN_CACHE_KEY = frozenset({"out", "cache", "judge", "judge_options", "baseline", "report_samples", "resamples",
                               "publish", "speaker_encoder", "cider_tokenizer", "train_split", "trust_code", "compile",
-                              "limit", "ckpt", "tokenizers", "data"})
+                              "limit", "ckpt", "tokenizers", "data", "fid_weights", "fad_embedder", "mos",
+                              "protocol"})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -519,16 +522,24 @@ class Task:
 
     def score_text_to_media(self, items: Sequence[Any], preds: Sequence[Prediction], embed_text: Callable,
                             embed_media: Callable, picks: Sequence[Any] | None, media: str, metric: str,
-                            ) -> dict[str, Any] | None:
+                            distance: str | None = None) -> dict[str, Any] | None:
         """Score media generated from captions (coco-t2i, musiccaps-gen) by the judge's cosine to the caption, in
         batches of embeddings. Baselines: the generated media against other items' captions (chance) and, given
         ``picks`` (a training file per item), real training media; reference: the real media (``items[i].path``).
-        Failed generations score the worst cosine. Returns ``score``'s dict without judge/notes (rank 0)."""
+        Failed generations score the worst cosine. Given ``distance`` (its name), also the Fréchet distance of the
+        same embeddings (``set_distances["fd_judge"]``). Returns ``score``'s dict without judge/notes (rank 0)."""
         n, mine, bs = len(items), self.shard(len(items)), self.batch_size
         texts = embed_in_batches(embed_text, {i: items[i].caption for i in mine}, bs)
         generated = embed_in_batches(embed_media, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
         real = embed_in_batches(embed_media, {i: items[i].path for i in mine}, bs)
         train = embed_in_batches(embed_media, {i: picks[i] for i in mine}, bs) if picks else {}
+        distances = {}
+        if distance:
+            dim = next(iter(real.values())).shape[-1] if real else embed_media([items[0].path]).shape[-1]
+            base = {f"random-train-{media}": (f"a random real training {media} per item", train)} if picks else {}
+            distances["fd_judge"] = frechet_block(
+                distance, f"the judge's {media} embeddings (L2-normalised)", dim, real, generated, base, n,
+                sum(preds[i].empty for i in range(n)), self.seed, device=self.device)
         gathered = self.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
         if not self.is_main:
             return None
@@ -547,7 +558,8 @@ class Task:
         return {"model": {metric: stats.mean_of(cosines(gen, text, failed))}, "baselines": baselines,
                 "reference": System(f"the real {media}s scored against their own captions",
                                     {metric: stats.mean_of(cosines(real_emb, text))}),
-                "extra": {i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {}}
+                "extra": {i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {},
+                "set_distances": distances}
 
     def decoding(self) -> dict[str, Any]:
         g = asdict(self.decoding_config)
@@ -612,7 +624,7 @@ class Task:
                 "ckpt": str(self.ckpt), "model_hash": self.model_hash, "data": str(self.root),
                 "data_hash": self.data_hash, "limit": self.limit,
                 "seed": self.seed, "devices": self.world, "wall_time_s": round(time.perf_counter() - self.start, 2),
-                "command": self.command(), "notes": notes,
+                "command": self.command(), "notes": notes, "set_distances": scored.get("set_distances", {}),
             }
             results = json.loads(json.dumps(results, default=str))
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -638,9 +650,12 @@ class Task:
                      f"{int(round(results['confidence'] * 100))}% bootstrap intervals")
         header, table = scores_table(results)
         page.table(header, table)
+        if results.get("set_distances"):
+            page.heading("Set distances (lower is better; no bootstrap over items: read against the floor and n)")
+            page.table(*distance_table(results["set_distances"]))
         page.heading("Run")
         page.table(["", ""], [line for line in summary_lines(results) if not line[0].startswith(
-            ("model", "baseline ", "reference"))])
+            ("model", "baseline ", "reference", "set distance"))])
         if rows:
             page.heading(f"Samples ({len(rows)} of {results['n']})")
             header = [label for label, _, _ in rows[0].cells]
@@ -712,6 +727,7 @@ def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
                                                                          f"{results['model_hash'][:12]})"),
               ("data", results["data"]), ("devices", str(results["devices"])),
               ("wall time", f"{results['wall_time_s']} s"), ("command", results["command"])]
+    lines += distance_lines(results.get("set_distances", {}))
     lines += [("note", n) for n in results["notes"]]
     return lines
 

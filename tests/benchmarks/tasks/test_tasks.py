@@ -51,6 +51,20 @@ def check_estimate(block: dict) -> None:
     assert isinstance(block["value"], float) and low <= block["value"] + 1e-9 and block["value"] <= high + 1e-9
 
 
+def check_set_distance(block: dict, n: int, n_failed: int, judge: str, html: str) -> None:
+    assert block["name"] == f"FD ({judge} judge features)" and not block["higher_is_better"]
+    assert block["model"]["n_real"] == n and block["model"]["n_generated"] == n - n_failed
+    assert block["model"]["n_failed"] == n_failed
+    if n - n_failed >= 2:
+        assert block["model"]["value"] >= 0
+    assert set(block["baselines"]) == {"random-train-image" if judge == "CLIP" else "random-train-clip"}
+    assert all(b["value"] >= 0 and b["n_generated"] == n for b in block["baselines"].values())
+    # 3 items: halves of 1 and 2, too few for a covariance: no floor value, said so
+    assert block["floor"]["value"] is None and (block["floor"]["n_real"], block["floor"]["n_generated"]) == (1, 2)
+    assert "no per-item values" in block["interval"]
+    assert block["name"] in html and "n/a (fewer than 2 in a set)" in html
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_task_end_to_end(name, bundle, demo_corpus, judges, tmp_path):
     results = run_task(name, bundle, demo_corpus, tmp_path, judges, resamples=200)
@@ -82,6 +96,11 @@ def test_task_end_to_end(name, bundle, demo_corpus, judges, tmp_path):
         assert saved["reference"]["description"]
         for block in saved["reference"]["metrics"].values():
             check_estimate(block)
+    if name in ("coco-t2i", "musiccaps-gen"):  # the judge's Fréchet distance next to its similarity score
+        check_set_distance(saved["set_distances"]["fd_judge"], n, saved["n_failed"], "CLIP" if name == "coco-t2i"
+                           else "CLAP", html=(tmp_path / "report.html").read_text())
+    else:
+        assert saved["set_distances"] == {}
     overrides = FAST[name]
     assert saved["decoding"]["max_new_tokens"] == overrides["max_new_tokens"]
     if name in ("coco-t2i", "vctk-tts"):  # the paper's settings underneath the overrides
@@ -225,3 +244,30 @@ def test_a_missing_training_split_drops_that_baseline_with_a_note(bundle, demo_c
     results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path / "asr", judges, train_split="nosuch")
     assert set(results["baselines"]) == {"empty"}
     assert any("no frequent-words baseline" in n for n in results["notes"])
+
+
+def test_fid_and_fad_from_weights_files(bundle, demo_corpus, judges, tmp_path):
+    """FID (Inception-v3) and FAD (EnCodec) from weights files in their real formats (random weights), next to the
+    judge's distance, with a floor once there are 4 real items."""
+    from benchmarks.judges.encodec_features import WEIGHTS_NAME as ENCODEC
+    from benchmarks.judges.inception import WEIGHTS_NAME as INCEPTION
+    from tests.benchmarks.random_weights import random_encodec_weights, random_inception_weights
+
+    inception = random_inception_weights(tmp_path / "w" / INCEPTION)
+    results = run_task("coco-t2i", bundle, demo_corpus, tmp_path / "t2i", judges, limit=4, fid_weights=inception,
+                       resamples=50)
+    fid = results["set_distances"]["fid"]
+    assert fid["name"] == "FID (Inception-v3)" and str(inception) in fid["features"]
+    assert fid["model"]["n_real"] == 4 and fid["floor"]["n_real"] == 2  # 4 captions: halves of 2
+    for part in (fid["model"], fid["floor"], fid["baselines"]["random-train-image"]):
+        assert part["value"] is not None and part["value"] > -1e-6
+    assert "--fid_weights" in results["command"]
+    encodec = random_encodec_weights(tmp_path / "w" / ENCODEC)
+    results = run_task("musiccaps-gen", bundle, demo_corpus, tmp_path / "gen", judges, limit=4, fad_embedder=encodec,
+                       resamples=50)
+    fad = results["set_distances"]["fad"]
+    assert fad["name"] == "FAD (EnCodec 24 kHz)" and fad["floor"]["value"] > 0  # 4 distinct clips
+    assert fad["model"]["n_real"] > 4 * 50  # encoder frames, 75 per second
+    assert set(results["set_distances"]) == {"fd_judge", "fad"}
+    html = (tmp_path / "gen" / "report.html").read_text()
+    assert "FAD (EnCodec 24 kHz)" in html and "FD (CLAP judge features)" in html
