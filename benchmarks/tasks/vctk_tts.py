@@ -11,6 +11,11 @@ Baselines (both metrics, same run, same redraws), each something a model must be
 Reference (ceiling): the real recording of the sentence by the prompt's speaker (the judge's WER on real speech, and
 the similarity of two real utterances of one speaker). Speech that failed to decode counts as an empty transcript and
 the worst similarity, -1.
+
+``--protocol seed-tts-eval`` scores the way seed-tts-eval does, to compare with other TTS papers: the ASR judge must be
+a Whisper folder (Whisper-large-v3) and the speaker encoder a WavLM x-vector folder (transformers' WavLMForXVector;
+seed-tts-eval itself uses UniSpeech's WavLM-large + ECAPA-TDNN, not a transformers model), and WER is the mean of
+per-utterance WERs after the protocol's normalization (`benchmarks.metrics.seed_tts`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from anygpt.data.readers import DatasetError, Utterance, read_vctk
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
+from benchmarks.judges.asr import WhisperAsr
 from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeakerEncoder, WordErrorRate
+from benchmarks.metrics.seed_tts import NORMALIZATION, PROTOCOLS, utterance_wers
 from benchmarks.stats import mean_of, ratio_of
 from benchmarks.tasks.base import WORST_COSINE, Prediction, Row, System, Task, locate
 
@@ -80,14 +87,21 @@ class VctkTts(Task):
     higher_is_better = {"wer": False, "speaker_similarity": True}
 
     def __init__(self, speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
-                 instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], **options: Any) -> None:
+                 instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], protocol: str = "anygpt",
+                 **options: Any) -> None:
         """
         Args:
             speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
             prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
             instruction: the text-to-speech instruction.
+            protocol: "anygpt" (corpus WER after Whisper's English normalizer) or "seed-tts-eval" (mean per-utterance
+                WER after that protocol's normalization; needs --judge a Whisper folder and --speaker_encoder a WavLM
+                x-vector folder).
         """
         super().__init__(**options)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        self.protocol = protocol
         self.speaker_encoder, self.prompt_seconds, self.instruction = speaker_encoder, prompt_seconds, instruction
 
     def read_items(self, root: Path) -> list[TtsItem]:
@@ -121,7 +135,13 @@ class VctkTts(Task):
         return self.media_predictions(keys, prompts, generator, [self._prompt_audio(it) for it in items])
 
     def score(self, items, preds) -> dict[str, Any] | None:
+        seed = self.protocol == "seed-tts-eval"
+        if seed and (self.judge is None or self.speaker_encoder == "resemblyzer"):
+            raise ValueError("--protocol seed-tts-eval needs --judge <a local whisper-large-v3 folder> and "
+                             "--speaker_encoder <a local WavLM x-vector folder>")
         asr = load_judge("asr", self.judge, device=self.device)
+        if seed and not isinstance(asr, WhisperAsr):
+            raise ValueError(f"--protocol seed-tts-eval: --judge {self.judge} is not a Whisper folder")
         encoder = (ResemblyzerEncoder() if self.speaker_encoder == "resemblyzer"
                    else WavLMSpeakerEncoder(self.speaker_encoder))
         similarity, wer = SpeakerSimilarity(encoder), WordErrorRate()
@@ -145,7 +165,11 @@ class VctkTts(Task):
             prompt_emb = [similarity.embed([w], r)[0] for w, r in prompts]
             for name, wavs in speech.items():
                 said = _transcribe(asr, wavs)
-                errors, words = wer.item_errors(said, [items[i].target.text for i in batch])
+                texts = [items[i].target.text for i in batch]
+                if seed:  # per-utterance WER (its mean is the protocol's score)
+                    errors, words = utterance_wers(said, texts), [1] * len(batch)
+                else:
+                    errors, words = wer.item_errors(said, texts)
                 for k, i in enumerate(batch):
                     if wavs[k] is None:
                         cos = WORST_COSINE
@@ -159,9 +183,9 @@ class VctkTts(Task):
 
         def system(name: str) -> dict[str, Any]:
             e, w, c = (np.array([g[name][k] for g in gathered], dtype=np.float64) for k in range(3))
-            return {"wer": ratio_of(e, w), "speaker_similarity": mean_of(c)}
+            return {"wer": mean_of(e) if seed else ratio_of(e, w), "speaker_similarity": mean_of(c)}
 
-        notes = []
+        notes = [f"protocol {NORMALIZATION}"] if seed else []
         if any(it.voice is it.target for it in items):
             notes.append("some speakers have a single utterance: their voice prompt is cut from the target utterance")
         baselines = {}
@@ -180,7 +204,8 @@ class VctkTts(Task):
         extra = {i: {"judge transcript": g["model"][3]} for i, g in enumerate(gathered)}
         return {"model": system("model"), "baselines": baselines,
                 "reference": System("the real recording of each sentence by the prompt's speaker", system("reference")),
-                "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}",
+                "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}"
+                         + ("; protocol: seed-tts-eval" if seed else ""),
                 "failed_as": "an empty transcript and the worst speaker similarity, -1", "notes": notes,
                 "extra": extra}
 

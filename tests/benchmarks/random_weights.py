@@ -34,3 +34,16 @@ def random_encodec_weights(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(EncodecModel.encodec_model_24khz(pretrained=False).state_dict(), path)
     return path
+
+
+def tiny_wavlm_xvector(path: Path) -> Path:
+    """A random transformers WavLMForXVector written by save_pretrained (a WavLM speaker-verification folder)."""
+    from transformers import WavLMConfig, WavLMForXVector
+
+    cfg = WavLMConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                      conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                      num_conv_pos_embedding_groups=2, tdnn_dim=(16, 16, 32), tdnn_kernel=(3, 3, 1),
+                      tdnn_dilation=(1, 2, 1), xvector_output_dim=8, num_buckets=32, max_bucket_distance=64)
+    torch.manual_seed(0)
+    WavLMForXVector(cfg).eval().save_pretrained(path)
+    return path

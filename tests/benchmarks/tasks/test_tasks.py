@@ -271,3 +271,39 @@ def test_fid_and_fad_from_weights_files(bundle, demo_corpus, judges, tmp_path):
     assert set(results["set_distances"]) == {"fd_judge", "fad"}
     html = (tmp_path / "gen" / "report.html").read_text()
     assert "FAD (EnCodec 24 kHz)" in html and "FD (CLAP judge features)" in html
+
+
+def test_vctk_seed_tts_eval_protocol(bundle, demo_corpus, judges, tmp_path, monkeypatch):
+    """--protocol seed-tts-eval with a Whisper folder and a WavLM x-vector folder (random weights, save_pretrained):
+    WER is the mean of per-utterance WERs after the protocol's normalization, recomputed here from the files."""
+    from anygpt.data.readers import read_vctk
+    from anygpt.media import read_audio_with_rate
+    from benchmarks.judges import load_judge
+    from benchmarks.judges.asr import WhisperAsr
+    from benchmarks.metrics.seed_tts import utterance_wers
+    from tests.benchmarks.judges.test_asr_judge import _tiny_whisper
+    from tests.benchmarks.random_weights import tiny_wavlm_xvector
+
+    _tiny_whisper(tmp_path / "whisper")
+    monkeypatch.setattr(WhisperAsr.__init__, "__defaults__", ("cpu", 16))  # the tiny decoder has 32 positions
+    wavlm = tiny_wavlm_xvector(tmp_path / "wavlm")
+    run = resolve(TASKS["vctk-tts"])
+    args = {"ckpt": str(bundle), "data": demo_corpus, "limit": 2, "batch_size": 2, "generation": FAST["vctk-tts"],
+            "resamples": 50, "speaker_encoder": str(wavlm)}
+    results = run(**args, out=tmp_path / "out", judge=str(tmp_path / "whisper"), protocol="seed-tts-eval")
+    assert "--protocol seed-tts-eval" in results["command"] and "protocol: seed-tts-eval" in results["judge"]
+    assert any("per utterance (jiwer), averaged over utterances" in n for n in results["notes"])
+    texts = {u.utt_id: u.text for u in read_vctk(demo_corpus / "vctk")}
+    preds = [json.loads(x) for x in (tmp_path / "out" / "predictions" / "rank0.jsonl").read_text().splitlines()]
+    asr = load_judge("asr", tmp_path / "whisper")
+    said = [asr.transcribe([read_audio_with_rate(p["path"])[0][0]], read_audio_with_rate(p["path"])[1])[0]
+            if p["path"] else "" for p in preds]
+    wers = utterance_wers(said, [texts[p["key"]] for p in preds])
+    assert results["value"] == pytest.approx(sum(wers) / len(wers), abs=1e-9)
+    with pytest.raises(ValueError, match="needs --judge"):
+        run(**{**args, "speaker_encoder": "resemblyzer"}, out=tmp_path / "o2", judge=str(tmp_path / "whisper"),
+            protocol="seed-tts-eval")
+    with pytest.raises(ValueError, match="not a Whisper folder"):
+        run(**args, out=tmp_path / "o3", judge=judges["asr"], protocol="seed-tts-eval")
+    with pytest.raises(ValueError, match="--protocol must be one of"):
+        run(**args, out=tmp_path / "o4", protocol="seed")
