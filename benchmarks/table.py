@@ -28,7 +28,7 @@ from benchmarks.tasks.distances import value_text
 START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 ORDER = ("coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts", "musiccaps-caption", "musiccaps-gen")
 NAMES = {"cider": "CIDEr-D", "wer": "WER", "clip_score": "CLIP score", "clap_score": "CLAP score",
-         "speaker_similarity": "speaker sim."}
+         "speaker_similarity": "speaker sim.", "dnsmos_ovrl": "DNSMOS OVRL"}
 
 
 def load_results(folder: str | Path) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ the worst similarity, -1.
 a Whisper folder (Whisper-large-v3) and the speaker encoder a WavLM x-vector folder (transformers' WavLMForXVector;
 seed-tts-eval itself uses UniSpeech's WavLM-large + ECAPA-TDNN, not a transformers model), and WER is the mean of
 per-utterance WERs after the protocol's normalization (`benchmarks.metrics.seed_tts`).
+
+``--mos sig_bak_ovr.onnx`` adds DNSMOS P.835 OVRL (`benchmarks.metrics.dnsmos`, higher is better, 1-5) for the model,
+every baseline and the reference; speech that failed to decode scores the bottom of the scale, 1.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
 from benchmarks.judges.asr import WhisperAsr
 from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeakerEncoder, WordErrorRate
+from benchmarks.metrics.dnsmos import WORST_MOS, Dnsmos
 from benchmarks.metrics.seed_tts import NORMALIZATION, PROTOCOLS, utterance_wers
 from benchmarks.stats import mean_of, ratio_of
 from benchmarks.tasks.base import WORST_COSINE, Prediction, Row, System, Task, locate
@@ -84,11 +88,11 @@ class VctkTts(Task):
     needs = ("speech",)
     output = "speech"
     metric = "wer"
-    higher_is_better = {"wer": False, "speaker_similarity": True}
+    higher_is_better = {"wer": False, "speaker_similarity": True, "dnsmos_ovrl": True}
 
     def __init__(self, speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
                  instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], protocol: str = "anygpt",
-                 **options: Any) -> None:
+                 mos: Path | None = None, **options: Any) -> None:
         """
         Args:
             speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
@@ -97,11 +101,12 @@ class VctkTts(Task):
             protocol: "anygpt" (corpus WER after Whisper's English normalizer) or "seed-tts-eval" (mean per-utterance
                 WER after that protocol's normalization; needs --judge a Whisper folder and --speaker_encoder a WavLM
                 x-vector folder).
+            mos: DNS-Challenge's DNSMOS P.835 model (sig_bak_ovr.onnx): also score DNSMOS OVRL.
         """
         super().__init__(**options)
         if protocol not in PROTOCOLS:
             raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        self.protocol = protocol
+        self.protocol, self.mos = protocol, mos
         self.speaker_encoder, self.prompt_seconds, self.instruction = speaker_encoder, prompt_seconds, instruction
 
     def read_items(self, root: Path) -> list[TtsItem]:
@@ -145,6 +150,7 @@ class VctkTts(Task):
         encoder = (ResemblyzerEncoder() if self.speaker_encoder == "resemblyzer"
                    else WavLMSpeakerEncoder(self.speaker_encoder))
         similarity, wer = SpeakerSimilarity(encoder), WordErrorRate()
+        dnsmos = Dnsmos(self.mos) if self.mos is not None else None
         n, mine = len(items), self.shard(len(items))
         local: dict[int, dict[str, Any]] = {}
         for start in range(0, len(mine), self.batch_size):  # audio is read one batch at a time
@@ -176,14 +182,18 @@ class VctkTts(Task):
                     else:
                         emb = prompt_emb[k] if name == "prompt" else similarity.embed([wavs[k][0]], wavs[k][1])[0]
                         cos = float(torch.nn.functional.cosine_similarity(emb, prompt_emb[k], dim=0))
-                    local.setdefault(i, {})[name] = (errors[k], words[k], cos, said[k])
+                    mos = (WORST_MOS if wavs[k] is None else dnsmos.score(*wavs[k])["ovrl"]) if dnsmos else None
+                    local.setdefault(i, {})[name] = (errors[k], words[k], cos, said[k], mos)
         gathered = self.gather(local, n)
         if not self.is_main:
             return None
 
         def system(name: str) -> dict[str, Any]:
             e, w, c = (np.array([g[name][k] for g in gathered], dtype=np.float64) for k in range(3))
-            return {"wer": mean_of(e) if seed else ratio_of(e, w), "speaker_similarity": mean_of(c)}
+            out = {"wer": mean_of(e) if seed else ratio_of(e, w), "speaker_similarity": mean_of(c)}
+            if dnsmos is not None:
+                out["dnsmos_ovrl"] = mean_of(np.array([g[name][4] for g in gathered], dtype=np.float64))
+            return out
 
         notes = [f"protocol {NORMALIZATION}"] if seed else []
         if any(it.voice is it.target for it in items):
@@ -205,8 +215,10 @@ class VctkTts(Task):
         return {"model": system("model"), "baselines": baselines,
                 "reference": System("the real recording of each sentence by the prompt's speaker", system("reference")),
                 "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}"
-                         + ("; protocol: seed-tts-eval" if seed else ""),
-                "failed_as": "an empty transcript and the worst speaker similarity, -1", "notes": notes,
+                         + ("; protocol: seed-tts-eval" if seed else "")
+                         + (f"; MOS: {dnsmos.description}" if dnsmos else ""),
+                "failed_as": "an empty transcript and the worst speaker similarity, -1"
+                             + (", DNSMOS 1 (the bottom of the scale)" if dnsmos else ""), "notes": notes,
                 "extra": extra}
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from anygpt.commands import registered_commands, resolve
@@ -280,8 +281,10 @@ def test_vctk_seed_tts_eval_protocol(bundle, demo_corpus, judges, tmp_path, monk
     from anygpt.media import read_audio_with_rate
     from benchmarks.judges import load_judge
     from benchmarks.judges.asr import WhisperAsr
+    from benchmarks.metrics.dnsmos import Dnsmos
     from benchmarks.metrics.seed_tts import utterance_wers
     from tests.benchmarks.judges.test_asr_judge import _tiny_whisper
+    from tests.benchmarks.metrics.test_dnsmos import linear_onnx
     from tests.benchmarks.random_weights import tiny_wavlm_xvector
 
     _tiny_whisper(tmp_path / "whisper")
@@ -290,7 +293,10 @@ def test_vctk_seed_tts_eval_protocol(bundle, demo_corpus, judges, tmp_path, monk
     run = resolve(TASKS["vctk-tts"])
     args = {"ckpt": str(bundle), "data": demo_corpus, "limit": 2, "batch_size": 2, "generation": FAST["vctk-tts"],
             "resamples": 50, "speaker_encoder": str(wavlm)}
-    results = run(**args, out=tmp_path / "out", judge=str(tmp_path / "whisper"), protocol="seed-tts-eval")
+    onnx_model = tmp_path / "sig_bak_ovr.onnx"
+    linear_onnx(onnx_model, np.random.default_rng(0))
+    results = run(**args, out=tmp_path / "out", judge=str(tmp_path / "whisper"), protocol="seed-tts-eval",
+                  mos=onnx_model)
     assert "--protocol seed-tts-eval" in results["command"] and "protocol: seed-tts-eval" in results["judge"]
     assert any("per utterance (jiwer), averaged over utterances" in n for n in results["notes"])
     texts = {u.utt_id: u.text for u in read_vctk(demo_corpus / "vctk")}
@@ -300,6 +306,11 @@ def test_vctk_seed_tts_eval_protocol(bundle, demo_corpus, judges, tmp_path, monk
             if p["path"] else "" for p in preds]
     wers = utterance_wers(said, [texts[p["key"]] for p in preds])
     assert results["value"] == pytest.approx(sum(wers) / len(wers), abs=1e-9)
+    dnsmos = Dnsmos(onnx_model)  # DNSMOS OVRL for the model, every baseline and the reference; failed speech: 1
+    mos = [dnsmos.score(*read_audio_with_rate(p["path"]))["ovrl"] if p["path"] else 1.0 for p in preds]
+    assert results["metrics"]["dnsmos_ovrl"]["value"] == pytest.approx(sum(mos) / len(mos), rel=1e-6)
+    assert all("dnsmos_ovrl" in b["metrics"] for b in results["baselines"].values())
+    assert "dnsmos_ovrl" in results["reference"]["metrics"] and "DNSMOS P.835" in results["judge"]
     with pytest.raises(ValueError, match="needs --judge"):
         run(**{**args, "speaker_encoder": "resemblyzer"}, out=tmp_path / "o2", judge=str(tmp_path / "whisper"),
             protocol="seed-tts-eval")
