@@ -90,18 +90,23 @@ def frechet_from_moments(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -
     return (mu1 - mu2).square().sum() + cov1.trace() + cov2.trace() - 2 * trace_sqrt
 
 
-def real_halves(n: int, seed: int) -> list[bool]:
-    """Per item of ``n``: True for the first half of a seeded random split (floor(n/2) items), False for the rest."""
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    first = set(order[: n // 2])
-    return [i in first for i in range(n)]
+def real_halves(n: int, seed: int, groups: Sequence[str] | None = None) -> list[bool]:
+    """Per item of ``n``: True for the first half of a seeded random split, False for the rest. With ``groups`` (a key
+    per item, e.g. its real image file) whole groups are split, so one real file never lands in both halves (COCO has
+    5 captions per image: an item split would compare an image with itself and make the floor too low)."""
+    keys = list(groups) if groups is not None else [str(i) for i in range(n)]
+    if len(keys) != n:
+        raise ValueError(f"real_halves: {len(keys)} group keys for {n} items")
+    distinct = sorted(set(keys))
+    random.Random(seed).shuffle(distinct)
+    first = set(distinct[: len(distinct) // 2])
+    return [k in first for k in keys]
 
 
 def frechet_block(name: str, features: str, num_features: int, real: Mapping[int, Any],
                   generated: Mapping[int, Any], baselines: Mapping[str, tuple[str, Mapping[int, Any]]], n: int,
                   n_failed: int, seed: int, embed: Callable[[list[Any]], Tensor] | None = None, batch_size: int = 8,
-                  device: torch.device | str = "cpu") -> dict[str, Any]:
+                  device: torch.device | str = "cpu", groups: Sequence[str] | None = None) -> dict[str, Any]:
     """A set distance for a task's results: the model's generated set, each baseline's set and the floor (two random
     halves of the real set, split by ``seed``), each against the real set, with their n.
 
@@ -110,11 +115,12 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
     inputs (file paths) into features, ``batch_size`` at a time: [B, D] (a vector per item), or a list of [T_i, D]
     (frames per item: every frame is a vector of the item's set, as FAD pools them); without ``embed`` the inputs
     are the features. The counts n are of vectors.
-    A set of fewer than 2 vectors (all generations failed, a floor of 3 items) gets the value None.
+    ``groups`` (a key per item, its real file) keeps items sharing a real file in one half of the floor. A set of fewer
+    than 2 vectors (all generations failed, a floor of 3 items) gets the value None.
     """
     model, floor = FrechetDistance(num_features).to(device), FrechetDistance(num_features).to(device)
     others = {b: FrechetDistance(num_features).to(device) for b in baselines}
-    half = real_halves(n, seed)
+    half = real_halves(n, seed, groups)
 
     def feed(inputs: Mapping[int, Any], each: Callable[[Sequence[int], Tensor], None]) -> None:
         order = list(inputs)
@@ -131,9 +137,7 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
         return torch.cat([f.reshape(-1, num_features) for f in feats]) if feats else torch.zeros(0, num_features)
 
     def on_real(batch: Sequence[int], feats: Sequence[Tensor]) -> None:
-        every = rows(feats)
-        for metric in (model, *others.values()):
-            metric.update(every, real=True)
+        model.update(rows(feats), real=True)
         for side in (True, False):
             floor.update(rows([f for i, f in zip(batch, feats, strict=True) if half[i] == side]), real=side)
 
@@ -141,6 +145,9 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
         return lambda _, feats: metric.update(rows(feats), real=False)
 
     feed(real, on_real)
+    for metric in others.values():  # every set is compared with the same real set: accumulated once, copied
+        for state in ("real_n", "real_sum", "real_outer"):
+            setattr(metric, state, getattr(model, state).clone())
     feed(generated, on_set(model))
     for b, (_, inputs) in baselines.items():
         feed(inputs, on_set(others[b]))
@@ -156,8 +163,8 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
         "name": name, "features": features, "higher_is_better": False,
         "model": {**value(model), "n_failed": n_failed},
         "baselines": {b: {"description": baselines[b][0], **value(m)} for b, m in others.items()},
-        "floor": {"description": f"two random halves of the real set ({n // 2} vs {n - n // 2} items): the distance "
-                                 "of two samples of one distribution at about half this n (a set distance grows as n "
-                                 "shrinks, so it is a generous floor)", **value(floor)},
+        "floor": {"description": "two random halves of the real set" + (" (split by real file)" if groups else "")
+                                 + ": the distance of two samples of one distribution at about half this n (a set "
+                                 "distance grows as n shrinks, so it is a generous floor)", **value(floor)},
         "interval": "none: a set distance has no per-item values to bootstrap; read it against the floor and n",
     }

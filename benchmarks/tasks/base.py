@@ -539,7 +539,8 @@ class Task:
             base = {f"random-train-{media}": (f"a random real training {media} per item", train)} if picks else {}
             distances["fd_judge"] = frechet_block(
                 distance, f"the judge's {media} embeddings (L2-normalised)", dim, real, generated, base, n,
-                sum(preds[i].empty for i in range(n)), self.seed, device=self.device)
+                sum(preds[i].empty for i in range(n)), self.seed, device=self.device,
+                groups=[str(it.path) for it in items])
         gathered = self.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
         if not self.is_main:
             return None

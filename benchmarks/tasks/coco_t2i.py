@@ -115,7 +115,8 @@ class CocoT2i(Task):
         return frechet_block("FID (Inception-v3)", inception.description, inception.num_features,
                              {i: items[i].path for i in mine}, {i: preds[i].path for i in mine if not preds[i].empty},
                              train if picks else {}, len(items), sum(p.empty for p in preds), self.seed,
-                             embed=inception.embed_files, batch_size=self.batch_size, device=self.device)
+                             embed=inception.embed_files, batch_size=self.batch_size, device=self.device,
+                             groups=[str(it.path) for it in items])
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []

@@ -131,3 +131,21 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         tiny = r[str(SIZES[1])]
         assert tiny["model"] == {"value": None, "n_real": 1, "n_generated": 1, "n_failed": 0}
         assert tiny["floor"]["value"] is None and tiny["floor"]["n_generated"] == 1
+
+
+def test_floor_split_by_real_file_keeps_duplicates_in_one_half():
+    groups = [f"image{i // 5}.jpg" for i in range(40)]  # 8 images x 5 captions, as COCO
+    first = real_halves(40, 1, groups)
+    for g in set(groups):
+        assert len({first[i] for i in range(40) if groups[i] == g}) == 1
+    assert sum(first) == 20  # 4 of the 8 images
+    real = np.repeat(features(20, 8, 3), 5, axis=0)
+    block = frechet_block("FD", "test", 3, dict(enumerate(real)), dict(enumerate(real)), {}, 40, 0, seed=1,
+                          groups=groups)
+    mask = np.array(first)
+    assert block["floor"]["value"] == pytest.approx(textbook(real[mask], real[~mask]), rel=1e-9)
+    assert block["floor"]["value"] > 0.1 and "split by real file" in block["floor"]["description"]
+    item_split = frechet_block("FD", "test", 3, dict(enumerate(real)), dict(enumerate(real)), {}, 40, 0, seed=1)
+    assert item_split["floor"]["value"] < block["floor"]["value"]  # the same images on both sides: too low a floor
+    with pytest.raises(ValueError, match="3 group keys for 40"):
+        real_halves(40, 0, groups[:3])
