@@ -24,17 +24,14 @@ from typing import Any
 import lightning as L
 import torch
 
-from anygpt.modalities.base import Modality
-from anygpt.modalities.registry import TokenizerRef, codec_class
+from anygpt.modalities.codec import Modality
+from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
+from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
-    RELEASE_MODALITIES,
-    HFTextTokenizer,
-    ModalitySpec,
-    SentencePieceTextTokenizer,
     UnifiedVocab,
-    load_text_tokenizer,
     vocab_from_checkpoint,
 )
 
@@ -143,8 +140,7 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
 
     info = json.loads((path / BUNDLE_FILE).read_text()) if (path / BUNDLE_FILE).exists() else {}
     if info.get("modalities"):
-        specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
-                 for m in info["modalities"]]
+        specs = [configured_modality(m)[0] for m in info["modalities"]]
     else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
@@ -164,8 +160,7 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     if "text_tokenizer" not in data or "modalities" not in data:
         raise ValueError(f"{path} was not trained with AnyGPTDataModule (no vocabulary recorded); export the model "
                          "with `anygpt convert` from a folder instead")
-    specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
-             for m in data["modalities"]]
+    specs = [configured_modality(m)[0] for m in data["modalities"]]
     vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
                          instruction_tokens=bool(data.get("instruction_tokens")))
     from anygpt.model.lm import BUILT_KEY
@@ -202,7 +197,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     hf.save_hf(bundle.model, directory, dtype=dtype)
     write_tokenizer_files(bundle.vocab, directory)
     info = {"format": "anygpt", "version": 1,
-            "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
+            "modalities": [r.spec.to_dict() for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
             "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "template": bundle.template, "task": bundle.task,
@@ -270,9 +265,7 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
         image_decoder: the local SD 2.1 unCLIP pipeline folder for image output, recorded in anygpt.json.
     """
-    from anygpt.modalities.registry import modality_for
-
-    specs = [modality_for(codec_class(m)(), m).spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
+    specs = [spec_of(codec_class(m), m) for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
     from anygpt.model import hf
 

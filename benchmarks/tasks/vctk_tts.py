@@ -41,7 +41,8 @@ from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeak
 from benchmarks.metrics.dnsmos import WORST_MOS, Dnsmos
 from benchmarks.metrics.seed_tts import NORMALIZATION, PROTOCOLS, utterance_wers
 from benchmarks.stats import mean_of, ratio_of
-from benchmarks.tasks.base import WORST_COSINE, Prediction, Row, System, Task, locate
+from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option
+from benchmarks.tasks.scoring import WORST_COSINE
 
 SYSTEMS = ("model", "silence", "prompt", "other-speaker", "reference")
 
@@ -81,8 +82,19 @@ def _text_key(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
+@dataclass
 class VctkTts(Task):
-    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity."""
+    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity.
+
+    Args:
+        speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
+        prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
+        instruction: the text-to-speech instruction.
+        protocol: "anygpt" (corpus WER after Whisper's English normalizer) or "seed-tts-eval" (mean per-utterance
+            WER after that protocol's normalization; needs --judge a Whisper folder and --speaker_encoder a WavLM
+            x-vector folder).
+        mos: DNS-Challenge's DNSMOS P.835 model (sig_bak_ovr.onnx): also score DNSMOS OVRL.
+    """
 
     name = "vctk-tts"
     needs = ("speech",)
@@ -90,24 +102,16 @@ class VctkTts(Task):
     metric = "wer"
     higher_is_better = {"wer": False, "speaker_similarity": True, "dnsmos_ovrl": True}
 
-    def __init__(self, speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
-                 instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], protocol: str = "anygpt",
-                 mos: Path | None = None, **options: Any) -> None:
-        """
-        Args:
-            speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
-            prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
-            instruction: the text-to-speech instruction.
-            protocol: "anygpt" (corpus WER after Whisper's English normalizer) or "seed-tts-eval" (mean per-utterance
-                WER after that protocol's normalization; needs --judge a Whisper folder and --speaker_encoder a WavLM
-                x-vector folder).
-            mos: DNS-Challenge's DNSMOS P.835 model (sig_bak_ovr.onnx): also score DNSMOS OVRL.
-        """
-        super().__init__(**options)
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        self.protocol, self.mos = protocol, mos
-        self.speaker_encoder, self.prompt_seconds, self.instruction = speaker_encoder, prompt_seconds, instruction
+    speaker_encoder: str = option("resemblyzer", cache=False)
+    prompt_seconds: float = option(3.0)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["speech"][0])
+    protocol: str = option("anygpt", cache=False)
+    mos: Path | None = option(None, cache=False)
+
+    def check_options(self) -> None:
+        super().check_options()
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
     def read_items(self, root: Path) -> list[TtsItem]:
         vctk = locate(root, ("vctk", "VCTK", "VCTK-Corpus"), "VCTK folder (txt/)", inside="txt")
@@ -136,10 +140,10 @@ class VctkTts(Task):
         return wav[..., : int(self.prompt_seconds * tok.codec.sample_rate)]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.target.text], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.target.text], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator, [self._prompt_audio(it) for it in items])
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         seed = self.protocol == "seed-tts-eval"
         if seed and (self.judge is None or self.speaker_encoder == "resemblyzer"):
             raise ValueError("--protocol seed-tts-eval needs --judge <a local whisper-large-v3 folder> and "
@@ -212,14 +216,15 @@ class VctkTts(Task):
             else:
                 notes.append("no other-speaker baseline: the corpus has a single speaker")
         extra = {i: {"judge transcript": g["model"][3]} for i, g in enumerate(gathered)}
-        return {"model": system("model"), "baselines": baselines,
-                "reference": System("the real recording of each sentence by the prompt's speaker", system("reference")),
-                "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}"
-                         + ("; protocol: seed-tts-eval" if seed else "")
-                         + (f"; MOS: {dnsmos.description}" if dnsmos else ""),
-                "failed_as": "an empty transcript and the worst speaker similarity, -1"
-                             + (", DNSMOS 1 (the bottom of the scale)" if dnsmos else ""), "notes": notes,
-                "extra": extra}
+        return Scored(model=system("model"), baselines=baselines,
+                      reference=System("the real recording of each sentence by the prompt's speaker",
+                                       system("reference")),
+                      judge=f"{asr.description}; speaker encoder: {self.speaker_encoder}"
+                            + ("; protocol: seed-tts-eval" if seed else "")
+                            + (f"; MOS: {dnsmos.description}" if dnsmos else ""),
+                      failed_as="an empty transcript and the worst speaker similarity, -1"
+                                + (", DNSMOS 1 (the bottom of the scale)" if dnsmos else ""),
+                      notes=notes, extra=extra)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().text("text", items[i].target.text).media("voice prompt", items[i].voice.path, "speech")
@@ -239,7 +244,3 @@ def _transcribe(asr: Any, wavs: Sequence[tuple[torch.Tensor, int] | None]) -> li
             out[k] = text
     return out
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Speak VCTK sentences in a prompt's voice; judge WER and speaker similarity vs silence/prompt/other voice."""
-    return VctkTts(**options).run()
