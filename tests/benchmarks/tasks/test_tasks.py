@@ -289,7 +289,9 @@ def test_vctk_seed_tts_eval_protocol(bundle, demo_corpus, judges, tmp_path, monk
     _tiny_whisper(tmp_path / "whisper")
     monkeypatch.setattr(WhisperAsr.__init__, "__defaults__", ("cpu", 16))  # the tiny decoder has 32 positions
     wavlm = tiny_wavlm_xvector(tmp_path / "wavlm")
-    run = resolve(TASKS["vctk-tts"])
+    def run(**options):
+        return load_task("vctk-tts")(**options).run()
+
     args = {"ckpt": str(bundle), "data": demo_corpus, "limit": 2, "batch_size": 2, "generation": FAST["vctk-tts"],
             "resamples": 50, "speaker_encoder": str(wavlm)}
     onnx_model = tmp_path / "sig_bak_ovr.onnx"
