@@ -27,8 +27,8 @@ import torch
 from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation import prompts
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.options import MUSIC_STARTS, LoadingOptions, PromptOptions
-from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
+from anygpt.generation.options import MUSIC_STARTS, PRESETS, GenerationConfig, LoadingOptions, PromptOptions, preset
+from anygpt.generation.sampling import generate
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import media_pattern, media_words
 from anygpt.vocab import Segment

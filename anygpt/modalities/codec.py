@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from anygpt.media import MediaKind, Source, media_kind, read_media, write_media
@@ -68,8 +69,9 @@ class Codec(Pretrained, ABC):
         """
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
-        """Native codes -> the 1-D sequence of local ids in ``[0, codebook_size)`` the LLM sees."""
-        return codes.reshape(-1).long()
+        """Native codes (a tensor, or a shard's array) -> the 1-D sequence of local ids in ``[0, codebook_size)`` the
+        LLM sees."""
+        return torch.as_tensor(codes).reshape(-1).long()
 
     def unflatten(self, ids: torch.Tensor) -> torch.Tensor:
         """Inverse of `flatten`; must tolerate a truncated tail by dropping the incomplete part."""
@@ -129,16 +131,24 @@ class Modality:
 # ----------------------------------------------------------------------------------------------------------------------
 # The frame-major layout (the release's music tokens)
 # ----------------------------------------------------------------------------------------------------------------------
-def frame_major_flatten(codes: torch.Tensor, codebooks: int, bins: int) -> torch.Tensor:
+def frame_major_flatten(codes: torch.Tensor | np.ndarray, codebooks: int, bins: int) -> torch.Tensor:
     """Codes ``[Q, T]`` -> ids ``t0q0 t0q1 ... t1q0 ...`` with codebook ``q`` shifted by ``q * bins`` (Encodec music: 4
-    codebooks of 2048 in one 8192-id range). Codes outside ``[0, bins)`` or another shape raise ValueError."""
-    codes = torch.as_tensor(codes).long()
-    if codes.dim() != 2 or codes.size(0) != codebooks:
-        raise ValueError(f"expected codes of shape [{codebooks}, T], got {list(codes.shape)}")
-    if codes.numel() and (codes.min() < 0 or codes.max() >= bins):
-        raise ValueError(f"codes must lie in [0, {bins}) per codebook, got [{int(codes.min())}, {int(codes.max())}]")
-    offsets = torch.arange(codebooks, device=codes.device).unsqueeze(1) * bins
-    return (codes + offsets).t().reshape(-1)
+    codebooks of 2048 in one 8192-id range). Codes outside ``[0, bins)`` or another shape raise ValueError.
+
+    CPU codes (a tensor or a shard's array) go through NumPy: the training data path flattens every sample, and
+    torch's per-operation cost dominates at this size. Codes on an accelerator stay there."""
+    if isinstance(codes, torch.Tensor) and codes.device.type != "cpu":
+        array, offsets = codes.long(), torch.arange(codebooks, device=codes.device)[:, None] * bins
+    else:
+        array = np.asarray(codes.detach() if isinstance(codes, torch.Tensor) else codes).astype(np.int64)
+        offsets = np.arange(codebooks, dtype=np.int64)[:, None] * bins
+    if array.ndim != 2 or array.shape[0] != codebooks:
+        raise ValueError(f"expected codes of shape [{codebooks}, T], got {list(array.shape)}")
+    if array.size and (array.min() < 0 or array.max() >= bins):
+        raise ValueError(f"codes must lie in [0, {bins}) per codebook, got [{int(array.min())}, {int(array.max())}]")
+    if isinstance(array, torch.Tensor):
+        return (array + offsets).t().reshape(-1)
+    return torch.from_numpy(np.ascontiguousarray((array + offsets).T).reshape(-1))
 
 
 def frame_major_unflatten(ids: torch.Tensor, codebooks: int, bins: int, strict: bool = False) -> torch.Tensor:

@@ -9,7 +9,10 @@ A plugin registers its modality once, at import of the module that defines its c
 
 (or names the module, or the returned spec, in the ``anygpt.modalities`` entry-point group of its package). The name,
 aliases, markers and token format must not clash with a registered modality's, and the token format must hold ``{}``:
-a clash is refused here, naming both modalities. Registering the same thing twice (a re-imported module) is harmless.
+a clash is refused here with a `ModalitySpecError` naming both modalities and the modules that registered them; an
+unknown name is an `UnknownModalityError` with a "did you mean". Registering the same thing twice (a re-imported
+module) is harmless. A new media kind (reader, writer, check, preview) is registered with
+`anygpt.media.register_media_kind` before the modality that uses it; `anygpt.testing.check_codec` tests the codec.
 
 The front end reads this table: media placeholders in datasets and chat messages (``[motion: m.npy]``), chat's
 ``/motion`` command, output file suffixes and HTML cells all follow the registered modalities. A codec's size is read

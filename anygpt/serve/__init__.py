@@ -61,7 +61,9 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
 
     if task is not None and task not in TASKS:
         raise SystemExit(f"anygpt serve: error: unknown --task {task!r}; choose one of {', '.join(TASKS)}")
-    engine = AnyGPT.load(ckpt, LoadingOptions(tokenizers, trust_code, image_decoder, compile),
+    loading = LoadingOptions(tokenizers=tokenizers, trust_code=trust_code, image_decoder=image_decoder,
+                             compile=compile)
+    engine = AnyGPT.load(ckpt, loading,
                          PromptOptions(template=template, task=task, system_prompt=system_prompt,
                                        force_marker=force_marker, constrained=constrained, music_seconds=music_seconds,
                                        music_start=music_start, instructions=instructions), device)

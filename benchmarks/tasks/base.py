@@ -25,9 +25,9 @@ A task is a ``@dataclass`` subclass of `Task`:
 
 Options are dataclass fields (`benchmarks.tasks.options`): the shared ones (``--ckpt``, ``--data``, ``--limit``,
 ``--seed``, ``--prompt.template``, ...) come from `TaskOptions`; a task adds its own with `option`, saying there
-whether the option can change a prediction (``cache=False`` when it cannot). The fields are the command line of
-``anygpt benchmark NAME`` and the reproducing ``command`` recorded in results.json; the class docstring's ``Args:``
-section is their ``--help``.
+whether the option can change a prediction (``cache=False`` when it cannot; a plain default keys the cache). The
+fields are the command line of ``anygpt benchmark NAME`` and the reproducing ``command`` recorded in results.json;
+the class docstring's ``Args:`` section is their ``--help``.
 
 What a task reads from the framework while it runs: ``self.root`` (the data folder), ``self.model`` (the loaded
 `anygpt.generation.pipeline.AnyGPT`), ``self.device``, ``self.item_prompt(instruction, content, direction)``

@@ -111,7 +111,10 @@ def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
     confidence = int(round(results["confidence"] * 100))
     lines += [("intervals", f"{confidence}% bootstrap over items, {results['resamples']} redraws; differences paired"),
               ("judge", results["judge"]), ("decoding", json.dumps(results["decoding"])),
-              ("prompt template", results["template"]), ("checkpoint", f"{results['ckpt']} (sha256 of its files "
+              ("prompt template", results["template"]),
+              *[(f"{name} tokenizer", ", ".join(f"{k} {v}" for k, v in info.items()))
+                for name, info in results.get("tokenizers", {}).items()],
+              ("checkpoint", f"{results['ckpt']} (sha256 of its files "
                                                                          f"{results['model_hash'][:12]})"),
               ("data", results["data"]), ("devices", str(results["devices"])),
               ("wall time", f"{results['wall_time_s']} s"), ("command", results["command"])]

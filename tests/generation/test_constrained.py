@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.sampling import GenerationConfig, generate
+from anygpt.generation.options import GenerationConfig
+from anygpt.generation.sampling import generate
 from anygpt.modalities.spec import ModalitySpec, SpanStructure
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA

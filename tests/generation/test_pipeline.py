@@ -279,7 +279,7 @@ def test_template_and_decoding_defaults_follow_the_checkpoint(chat_model):
 
 def test_spoken_dialogue_replies_split_into_transcript_and_answer(chat_model, tmp_path):
     from anygpt.generation.chat import Transcript, _describe
-    from anygpt.generation.sampling import preset
+    from anygpt.generation.options import preset
 
     v = chat_model.vocab
     speech = v.encode_codes("speech", torch.tensor([1, 2, 3, 4]))
@@ -299,7 +299,7 @@ def test_spoken_dialogue_replies_split_into_transcript_and_answer(chat_model, tm
 
 
 def test_constrained_decoding_can_be_switched_off(chat_model):
-    from anygpt.generation.sampling import GenerationConfig
+    from anygpt.generation.options import GenerationConfig
 
     prompt = [chat_model.encode_prompt(chat_model.prompt_text(["make music"], output="music", force="music"))]
     config = GenerationConfig(max_new_tokens=12, stop_ids=(chat_model.vocab.token_id("<eos>"),))

@@ -11,6 +11,7 @@ import pytest
 from anygpt.data.readers import DatasetError
 from anygpt.generation.options import PromptOptions
 from benchmarks.tasks.registry import BUILTIN_TASKS, available, load_task
+from benchmarks.tasks.report import summary
 from tests.benchmarks.tasks.conftest import FAST, make_bundle
 
 pytestmark = pytest.mark.slow
@@ -75,6 +76,9 @@ def test_task_end_to_end(name, bundle, demo_corpus, judges, tmp_path):
                 "ckpt", "data", "wall_time_s", "devices", "command", "model_hash", "data_hash", "resamples"):
         assert key in saved, key
     assert saved["ckpt"] == str(bundle) and saved["data"] == str(demo_corpus) and saved["devices"] == 1
+    if "image" in saved["tokenizers"]:  # how image files were read is recorded (the tiny tokenizer: anygpt's way)
+        assert saved["tokenizers"]["image"]["image_preprocess"] == "anygpt"
+        assert "image tokenizer" in summary(saved) and "image_preprocess anygpt" in summary(saved)
     assert saved["command"].startswith(f"anygpt benchmark {name} --ckpt ")
     assert 0 <= saved["n_failed"] <= n
     assert saved["value"] == saved["metrics"][saved["metric"]]["value"]
