@@ -22,7 +22,7 @@ from anygpt.generation.processors import (
     TopK,
     TopP,
 )
-from anygpt.modalities.registry import TokenizerRef
+from anygpt.modalities.registry import TokenizerSpec
 
 MUSIC_STARTS = ("start", "random")
 
@@ -42,7 +42,7 @@ class LoadingOptions:
             compile time outweighs what it saves; docs/performance.md).
     """
 
-    tokenizers: dict[str, str | TokenizerRef] | None = None
+    tokenizers: dict[str, TokenizerSpec] | None = None
     trust_code: bool = False
     image_decoder: str | None = None
     compile: bool | None = None

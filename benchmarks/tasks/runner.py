@@ -295,7 +295,7 @@ class Runner(TaskOptions):
                 "tokenizers": self.tokenizers(), "ckpt": str(self.ckpt), "model_hash": self.model_hash,
                 "data": str(self.root), "data_hash": self.data_hash, "limit": self.limit,
                 "seed": self.seed, "devices": self.world, "wall_time_s": round(time.perf_counter() - self.start, 2),
-                "command": self.command(), "notes": notes,
+                "command": self.command(), "notes": notes, "set_distances": scored.set_distances,
             }
             results = json.loads(json.dumps(results, default=str))
             rows = self.report_rows(items, preds, scored.extra, sample_rows(n, self.report_samples))
