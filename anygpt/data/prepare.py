@@ -6,7 +6,7 @@ split chunks among themselves (multi-GPU, multi-node). Files that fail to decode
 listed in ``prepare_report.json``; nothing is dropped silently. Chunks are descriptions (plan files, file parts), never
 the dataset itself, so memory does not grow with the number of items (`benchmarks/perf/prepare_memory.py`).
 
-The sources (one per raw layout) live in `anygpt.data.sources`; their classes are importable from here too.
+The sources (one module per raw layout) live in `anygpt.data.sources`; their classes are importable from here too.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from anygpt.data import readers
 from anygpt.data.checks import code_problem, codec_name
-from anygpt.data.readers import AudioSegment
 from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
 from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygpt.data.prepare.X in configs too)
     MLS,
@@ -44,17 +42,15 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
     GigaSpeech,
     ImageTextTars,
     JourneyDB,
-    LazyChunk,
     LibriSpeech,
-    MediaSource,
     MusicCaps,
-    RawItem,
     RawSource,
     ReleaseConversations,
     ReleaseDocuments,
     ReleasePairs,
-    SpooledChunk,
 )
+from anygpt.data.sources.base import AudioSegment, DatasetError, MediaSource, RawItem, SkipReport
+from anygpt.data.sources.raw import SpooledChunk
 from anygpt.media import MediaError
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, TokenizerSpec
@@ -84,9 +80,9 @@ def cut_segment(segment: AudioSegment) -> bytes:
         data, rate = sf.read(str(segment.path), start=start, stop=min(stop, info.frames), dtype="float32",
                              always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise readers.DatasetError(f"cannot read {segment.path}: {err}") from None
+        raise DatasetError(f"cannot read {segment.path}: {err}") from None
     if not len(data):
-        raise readers.DatasetError(f"{segment.path} has no audio in [{segment.begin}, {segment.end}] s "
+        raise DatasetError(f"{segment.path} has no audio in [{segment.begin}, {segment.end}] s "
                                    f"(it lasts {info.frames / info.samplerate:.2f} s)")
     buffer = io.BytesIO()
     sf.write(buffer, data, rate, format="WAV", subtype="FLOAT")
@@ -233,7 +229,7 @@ class _PendingItems(IterableDataset):
             try:
                 content = cut_segment(source) if isinstance(source, AudioSegment) else source
                 loaded.tensors[name] = self.modalities[modality].read(content)
-            except (MediaError, readers.DatasetError) as err:  # an unusable file: skip this item, keep the rest
+            except (MediaError, DatasetError) as err:  # an unusable file: skip this item, keep the rest
                 where = (source if isinstance(source, str) else
                          f"{source.path} [{source.begin}, {source.end}] s" if isinstance(source, AudioSegment) else
                          f"{item.key}:{name}")
@@ -354,7 +350,8 @@ def prepare(
     """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
 
     Args:
-        sources: name -> raw dataset reader (``class_path`` of a `RawSource`, e.g. anygpt.data.sources.CocoKarpathy).
+        sources: name -> raw dataset reader (``class_path`` of a `RawSource`: its registered name such as
+            CocoKarpathy, see `anygpt.data.sources.registry`, or a dotted path).
         tokenizers: modality name -> tokenizer (a `TokenizerRef`: a checkpoint path, or path + class_path + options;
             ``--tokenizers.image PATH`` on the command line). Sources that bring codes (the release's pre-tokenized
             jsonl) need none.
@@ -410,13 +407,13 @@ class _Plan:
     out: Path
     chunks: list[Sequence[RawItem]]
     pending: dict[int, Sequence[RawItem]]
-    report: readers.SkipReport
+    report: SkipReport
 
     prefix = "shard"
 
     @classmethod
     def make(cls, name: str, source: RawSource, out: Path, chunk_size: int) -> _Plan:
-        report = readers.SkipReport()
+        report = SkipReport()
         chunks = source.chunks(chunk_size, report)
         # The sidecar is written last (atomically), so it marks a finished chunk.
         pending = {i: c for i, c in enumerate(chunks) if not (out / f"{cls.prefix}-{i:06d}{SIDECAR_SUFFIX}").exists()}
@@ -453,7 +450,7 @@ def _prepare_source(plan: _Plan, modalities: dict[str, Modality], shared: Shared
 
 
 def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_info: dict[str, Any],
-                   report: readers.SkipReport, seconds: float) -> dict[str, Any]:
+                   report: SkipReport, seconds: float) -> dict[str, Any]:
     shards, skipped, modalities = [], list(report.skipped), defaultdict(int)
     missing = []
     for i in range(num_chunks):

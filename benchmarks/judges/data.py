@@ -1,5 +1,5 @@
 """Training data for the judges, read from the standard dataset layouts the demo corpus also uses (through
-`anygpt.data.readers`): image/caption pairs from a Karpathy-split COCO json, speech/transcript pairs from a LibriSpeech
+`anygpt.data.sources`): image/caption pairs from a Karpathy-split COCO json, speech/transcript pairs from a LibriSpeech
 tree, music/caption pairs from a MusicCaps csv (its ``split`` column, or is_audioset_eval for the original csv).
 
 Media are read from disk when a batch asks for them (through `anygpt.media`), so memory does not grow with the
@@ -25,8 +25,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from anygpt import media
-from anygpt.data import readers
-from anygpt.data.readers import SkipReport, read_coco_karpathy
+from anygpt.data.sources import librispeech, musiccaps
+from anygpt.data.sources.base import SkipReport
+from anygpt.data.sources.coco import read_coco_karpathy
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,14 @@ def read_karpathy(json_path: str | Path, split: str, image_root: str | Path | No
 def read_librispeech(root: str | Path, subsets: Sequence[str]) -> list[Item]:
     """Utterances of LibriSpeech subsets (e.g. "train-clean-100") with their transcripts."""
     report = SkipReport()
-    records = readers.read_librispeech(Path(root), list(subsets), report, with_alignment=False)
+    records = librispeech.read_librispeech(Path(root), list(subsets), report, with_alignment=False)
     return [Item(r.path, [r.text]) for r in _checked(records, report, "utterance")]
 
 
 def read_musiccaps(csv_path: str | Path, audio_dir: str | Path | None, split: str) -> list[Item]:
     """Clips of a MusicCaps-style csv: its ``split`` column, or "test" = is_audioset_eval rows, "train" = the rest."""
     report = SkipReport()
-    records = readers.read_musiccaps(Path(csv_path), Path(audio_dir) if audio_dir else None, split, report)
+    records = musiccaps.read_musiccaps(Path(csv_path), Path(audio_dir) if audio_dir else None, split, report)
     return [Item(r.path, [r.caption]) for r in _checked(records, report, "music")]
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from anygpt.data import readers
 from anygpt.data.demo.datamodule import default_tokenizers
 from anygpt.data.prepare import CocoKarpathy, LibriSpeech, MusicCaps, RawSource, prepare
+from anygpt.data.sources.base import SkipReport
 from anygpt.modalities.registry import load_modality
 
 
@@ -57,7 +57,7 @@ def main() -> None:
                               progress=False)[modality]
             prepare_rate = summary["samples"] / (time.perf_counter() - start)
         tok = load_modality(tokenizers[modality])
-        items = [item for chunk in limited.chunks(10**9, readers.SkipReport()) for item in chunk]
+        items = [item for chunk in limited.chunks(10**9, SkipReport()) for item in chunk]
         loaded = [tok.read(src) for it in items for (_, src) in it.media.values()]
         start = time.perf_counter()
         with torch.inference_mode():

@@ -82,7 +82,8 @@ def _phone_labels(alignment: dict | None, frames: int, frame_seconds: float, pho
 
 def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | None, probe_files: int, seed: int,
                     progress: bool) -> dict[str, Any]:
-    from anygpt.data.readers import read_librispeech, read_vctk
+    from anygpt.data.sources.librispeech import read_librispeech
+    from anygpt.data.sources.vctk import read_vctk
     from anygpt.modalities.registry import load_modality
     from anygpt.modalities.speech import SpeechTokenizerCodec
     from anygpt.modalities.speech.tiny import TINY_PHONES
@@ -237,7 +238,8 @@ def speech_level_predictability(root: Path, tokenizer: str, limit: int | None, t
                                 progress: bool) -> dict[str, Any]:
     """`level_cross_entropies` of the speech tokenizer: train utterances fit the counts, test-clean and VCTK (voices
     never heard in training) are scored."""
-    from anygpt.data.readers import read_librispeech, read_vctk
+    from anygpt.data.sources.librispeech import read_librispeech
+    from anygpt.data.sources.vctk import read_vctk
     from anygpt.modalities.registry import load_modality
     from anygpt.modalities.speech import SpeechTokenizerCodec
 
@@ -268,7 +270,7 @@ def _perplexity(counts: Counter) -> float:
 
 
 def music_ceilings(root: Path, codec_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
-    from anygpt.data.readers import read_musiccaps
+    from anygpt.data.sources.musiccaps import read_musiccaps
     from anygpt.media import read_audio_with_rate
     from anygpt.modalities.music import SEANetCodec
     from anygpt.modalities.registry import load_modality
@@ -322,7 +324,7 @@ def _derangement(n: int, seed: int) -> list[int]:
 def image_ceilings(root: Path, tokenizer_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
     from PIL import Image
 
-    from anygpt.data.readers import read_coco_karpathy
+    from anygpt.data.sources.coco import read_coco_karpathy
     from anygpt.modalities.image import TinyImageTokenizer
     from anygpt.modalities.registry import load_modality
     from benchmarks.judges import load_judge

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anygpt.data.readers import DatasetError, read_coco_karpathy
+from anygpt.data.sources.base import DatasetError
+from anygpt.data.sources.coco import read_coco_karpathy
 from anygpt.generation.pipeline import Media
 from anygpt.prompts import X2TEXT_INSTRUCTIONS
 from benchmarks.metrics import CIDEr

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.judges.inception import InceptionFeatures

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from anygpt.data.demo import build_demo_corpus
 from anygpt.data.demo.build import load_manifest
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 
 DEMO_DIR = Path("data/demo")
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anygpt.data.readers import DatasetError, read_librispeech
+from anygpt.data.sources.base import DatasetError
+from anygpt.data.sources.librispeech import read_librispeech
 from anygpt.generation.pipeline import Media
 from anygpt.prompts import X2TEXT_INSTRUCTIONS
 from benchmarks.metrics import WordErrorRate

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from anygpt.data.readers import DatasetError, read_musiccaps
+from anygpt.data.sources.base import DatasetError
+from anygpt.data.sources.musiccaps import read_musiccaps
 from anygpt.generation.pipeline import Media
 from anygpt.media import read_audio_with_rate
 from anygpt.prompts import X2TEXT_INSTRUCTIONS

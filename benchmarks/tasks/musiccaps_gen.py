@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges.encodec_features import EncodecFeatures
 from benchmarks.metrics.frechet import frechet_block

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from tqdm import tqdm
 
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 from anygpt.generation.pipeline import AnyGPT
 from benchmarks import stats
 from benchmarks.tasks.cache import FileHashes, cache_key, manifest, model_files

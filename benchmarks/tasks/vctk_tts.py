@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from anygpt.data.readers import DatasetError, Utterance, read_vctk
+from anygpt.data.sources.base import DatasetError
+from anygpt.data.sources.speech import Utterance
+from anygpt.data.sources.vctk import read_vctk
 from anygpt.media import read_audio_with_rate
 from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge

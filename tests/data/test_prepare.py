@@ -133,7 +133,7 @@ def test_prepare_rejects_a_tokenizer_keyed_by_the_wrong_modality(music_dataset):
 
 
 def test_missing_dataset_names_the_path(tmp_path, music_dataset):
-    from anygpt.data.readers import DatasetError
+    from anygpt.data.sources.base import DatasetError
 
     with pytest.raises(DatasetError, match="nowhere.csv"):
         prepare({"mc": MusicCaps(str(tmp_path / "nowhere.csv"))}, {"music": str(music_dataset / "tok")},

@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from anygpt.data.readers import (
-    DatasetError,
-    SkipReport,
-    parse_media,
-    read_anyinstruct,
-    read_coco_karpathy,
-    read_librispeech,
-    read_musiccaps,
-    read_vctk,
-)
+from anygpt.data.sources.anyinstruct import read_anyinstruct
+from anygpt.data.sources.base import DatasetError, SkipReport, parse_media
+from anygpt.data.sources.coco import read_coco_karpathy
+from anygpt.data.sources.librispeech import read_librispeech
+from anygpt.data.sources.musiccaps import read_musiccaps
+from anygpt.data.sources.vctk import read_vctk
 
 
 def _wav(path, rate=16000, seconds=0.1):

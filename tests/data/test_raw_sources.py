@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from anygpt.data.readers import AudioSegment, DatasetError, SkipReport, gigaspeech_text, iter_json_array
 from anygpt.data.sources import (
     MLS,
     MMC4,
@@ -26,6 +25,8 @@ from anygpt.data.sources import (
     JourneyDB,
     RawSource,
 )
+from anygpt.data.sources.base import AudioSegment, DatasetError, SkipReport
+from anygpt.data.sources.gigaspeech import gigaspeech_text, iter_json_array
 
 
 def items_of(source: RawSource, chunk_size: int = 100):

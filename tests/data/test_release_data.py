@@ -19,7 +19,7 @@ import pytest
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.prepare import ReleaseConversations, ReleaseDocuments, ReleasePairs, prepare
 from anygpt.data.shards import expand_shards, read_manifest, read_shard
-from anygpt.data.sources import RELEASE_LAYOUT
+from anygpt.data.sources.release import RELEASE_LAYOUT
 from anygpt.data.tiny import make_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.assets import asset_path
-from anygpt.data import readers
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
 from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
+from anygpt.data.sources.anyinstruct import read_anyinstruct
+from anygpt.data.sources.base import SkipReport
+from anygpt.data.sources.coco import read_coco_karpathy
+from anygpt.data.sources.librispeech import read_librispeech
+from anygpt.data.sources.musiccaps import read_musiccaps
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, media_pattern
 from anygpt.prompts import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
@@ -55,17 +59,17 @@ TEXT_SPLITS = ("train", "val")  # the BPE never reads test text (captions, trans
 def corpus_texts(corpus: Path, splits: tuple[str, ...] = TEXT_SPLITS) -> Iterator[str]:
     """The texts of ``splits`` of the corpus (captions, transcripts, dialogues) plus the template strings, for the
     BPE. VCTK sentences are test data only and never included."""
-    report = readers.SkipReport()
-    for rec in readers.read_coco_karpathy(corpus / "coco" / "dataset_coco.json", split=splits, report=report):
+    report = SkipReport()
+    for rec in read_coco_karpathy(corpus / "coco" / "dataset_coco.json", split=splits, report=report):
         yield from rec.captions
     for split in splits:
-        for utt in readers.read_librispeech(corpus / "librispeech", LIBRISPEECH_SPLITS[split], report=report,
+        for utt in read_librispeech(corpus / "librispeech", LIBRISPEECH_SPLITS[split], report=report,
                                             with_alignment=False):
             yield utt.text.lower()
-    for clip in readers.read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", split=splits, report=report):
+    for clip in read_musiccaps(corpus / "musiccaps" / "musiccaps.csv", split=splits, report=report):
         yield clip.caption
     for split in splits:
-        for dialogue in readers.read_anyinstruct(corpus / "anyinstruct" / f"{split}.jsonl", report=report,
+        for dialogue in read_anyinstruct(corpus / "anyinstruct" / f"{split}.jsonl", report=report,
                                                  check_files=False, root=corpus):
             for user, assistant in dialogue.turns:
                 yield media_pattern().sub(" ", user)

@@ -1,7 +1,7 @@
 """Multi-turn any-to-any dialogues in the AnyInstruct format, built from the corpus's own media.
 
 A message is plain text in which media items appear as placeholders ``[image: PATH]``, ``[speech: PATH]`` or
-``[music: PATH]`` (see :data:`anygpt.data.readers.MEDIA_PATTERN`), with PATH relative to the folder holding the
+``[music: PATH]`` (see `anygpt.data.sources.base.parse_media`), with PATH relative to the folder holding the
 dialogue file. Each row also carries a ``media`` map (PATH -> modality and the item's text: transcript or caption) so
 that templates which need the words of a speech turn (AnyGPT's ``<-Ins-> transcript <-Res-> answer`` replies) can
 build them without running ASR.

@@ -10,7 +10,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from anygpt.data.readers import SkipReport, read_musiccaps
+from anygpt.data.sources.base import SkipReport
+from anygpt.data.sources.musiccaps import read_musiccaps
 from anygpt.media import MEDIA_KINDS, MediaError, read_audio
 
 log = logging.getLogger(__name__)

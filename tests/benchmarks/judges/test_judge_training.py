@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 from benchmarks.judges.asr import CtcAsrTrainer
 from benchmarks.judges.clap import TinyClapTrainer
 from benchmarks.judges.clip import TINY_CLIP_CONFIG, TinyClipTrainer

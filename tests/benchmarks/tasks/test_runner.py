@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 from benchmarks.tasks import items
 from benchmarks.tasks.coco_caption import CocoCaption
 from benchmarks.tasks.items import Prediction, locate
@@ -27,7 +27,7 @@ def test_derangement_pairs_every_item_with_another():
 def test_other_speaker_recording_and_interleaving():
     import random
 
-    from anygpt.data.readers import Utterance
+    from anygpt.data.sources.speech import Utterance
 
     def u(speaker, k, text):
         return Utterance(f"{speaker}_{k}", speaker, f"{speaker}_{k}.wav", text)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anygpt.data.readers import DatasetError
+from anygpt.data.sources.base import DatasetError
 from anygpt.generation.options import PromptOptions
 from benchmarks.tasks.registry import BUILTIN_TASKS, available, load_task
 from benchmarks.tasks.report import summary
@@ -280,7 +280,7 @@ def test_fid_and_fad_from_weights_files(bundle, demo_corpus, judges, tmp_path):
 def test_vctk_seed_tts_eval_protocol(bundle, demo_corpus, judges, tmp_path, monkeypatch):
     """--protocol seed-tts-eval with a Whisper folder and a WavLM x-vector folder (random weights, save_pretrained):
     WER is the mean of per-utterance WERs after the protocol's normalization, recomputed here from the files."""
-    from anygpt.data.readers import read_vctk
+    from anygpt.data.sources.vctk import read_vctk
     from anygpt.media import read_audio_with_rate
     from benchmarks.judges import load_judge
     from benchmarks.judges.asr import WhisperAsr

@@ -17,13 +17,11 @@ from anygpt.data.demo.build import content_hash
 from anygpt.data.demo.datamodule import corpus_texts
 from anygpt.data.demo.images import COLOURS, NUMBER_WORDS, SIZE
 from anygpt.data.demo.music import DURATION, KEY_NAMES, SAMPLE_RATE
-from anygpt.data.readers import (
-    read_anyinstruct,
-    read_coco_karpathy,
-    read_librispeech,
-    read_musiccaps,
-    read_vctk,
-)
+from anygpt.data.sources.anyinstruct import read_anyinstruct
+from anygpt.data.sources.coco import read_coco_karpathy
+from anygpt.data.sources.librispeech import read_librispeech
+from anygpt.data.sources.musiccaps import read_musiccaps
+from anygpt.data.sources.vctk import read_vctk
 
 SCALE = 0.02
 pytestmark = pytest.mark.slow

@@ -1,0 +1,243 @@
+"""The release's pre-tokenized jsonl (token strings such as ``<soim><👀12>...<eoim>``): pairs, instruction dialogues
+and interleaved documents, parsed against a vocabulary layout without any tokenizer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anygpt.data.sources.base import DatasetError, RawItem, SkipReport, expand_files, sample_key
+from anygpt.data.sources.raw import LazyChunk, LineRange, RawSource, line_ranges, read_line_range
+from anygpt.data.templates import layout_unflatten
+
+
+@dataclass(frozen=True)
+class SpanLayout:
+    """How one modality's codes are spelled in the release's token strings: ``<soim><👀12>...<eoim>``.
+
+    ``unflatten`` turns the span's local ids (``[0, codebook_size)``) into the native codes a shard stores."""
+
+    name: str
+    codebook_size: int
+    markers: tuple[str, str]
+    token_format: str
+    unflatten: object  # Callable[[torch.Tensor], torch.Tensor]
+
+
+class TokenStrings:
+    """Parse the release's marker-wrapped token strings against a vocabulary layout (no tokenizer needed).
+
+    Every span must open and close with its own markers and hold only its modality's code tokens, each within the
+    codebook and valid for the layout (music: frames of 4 codes, code ``q`` of a frame in ``[2048 q, 2048 (q+1))``).
+    """
+
+    def __init__(self, layouts: Sequence[SpanLayout]) -> None:
+        self.layouts = {layout.name: layout for layout in layouts}
+        self.by_start = {layout.markers[0]: layout for layout in layouts}
+        self.by_end = {layout.markers[1]: layout for layout in layouts}
+        markers = [re.escape(m) for layout in layouts for m in layout.markers]
+        codes = [re.escape(layout.token_format).replace(re.escape("{}"), r"(\d+)") for layout in layouts]
+        self._token = re.compile("|".join([f"({m})" for m in markers] + [f"(?:{c})" for c in codes]))
+        self._code_groups = {}  # regex group index -> modality of a code token
+        group = len(markers)
+        for layout in layouts:
+            group += 1
+            self._code_groups[group] = layout.name
+
+    def split(self, text: str) -> tuple[str, list[tuple[str, list[int]]]]:
+        """``text`` with every span replaced by ``<media:K>`` (K = its index), and the (modality, local ids) spans.
+
+        Raises `DatasetError` describing the first bad span (unclosed, a foreign code inside, a stray code or end
+        marker, text between codes, an id outside the codebook or the layout)."""
+        import torch
+
+        out, spans, position = [], [], 0
+        current: SpanLayout | None = None
+        ids: list[int] = []
+        for match in self._token.finditer(text):
+            token = match.group(0)
+            if current is None:
+                if token in self.by_start:
+                    out.append(text[position:match.start()])
+                    current, ids, position = self.by_start[token], [], match.end()
+                    continue
+                raise DatasetError(f"{token} outside a modality span (at character {match.start()})")
+            if match.start() != position:
+                raise DatasetError(f"{current.name} span {len(spans)} holds text "
+                                   f"{text[position:match.start()][:20]!r} between its tokens")
+            position = match.end()
+            if token == current.markers[1]:
+                try:
+                    current.unflatten(torch.tensor(ids, dtype=torch.long))
+                except ValueError as e:
+                    raise DatasetError(f"{current.name} span {len(spans)}: {e}") from None
+                spans.append((current.name, ids))
+                out.append(f"<media:{len(spans) - 1}>")
+                current = None
+                continue
+            group = next((g for g in self._code_groups if match.group(g) is not None), None)
+            if group is None:
+                raise DatasetError(f"{current.name} span {len(spans)} holds {token} before its end marker "
+                                   f"{current.markers[1]}")
+            if self._code_groups[group] != current.name:
+                raise DatasetError(f"{current.name} span {len(spans)} holds {token}, a {self._code_groups[group]} "
+                                   "token")
+            value = int(match.group(group))
+            if value >= current.codebook_size:
+                raise DatasetError(f"{current.name} span {len(spans)} holds {token}, outside its "
+                                   f"{current.codebook_size} codes")
+            ids.append(value)
+        if current is not None:
+            raise DatasetError(f"{current.name} span {len(spans)} is not closed with {current.markers[1]}")
+        out.append(text[position:])
+        return "".join(out), spans
+
+    def codes(self, modality: str, ids: list[int]):
+        """Local ids of a span -> the native codes a shard stores (an int16/int32 numpy array)."""
+        import numpy as np
+        import torch
+
+        native = self.layouts[modality].unflatten(torch.tensor(ids, dtype=torch.long)).numpy()
+        return native.astype(np.int16 if self.layouts[modality].codebook_size <= 2**15 else np.int32)
+
+
+RELEASE_LAYOUT: list[dict[str, Any]] = [
+    {"name": "image", "codebook_size": 8192, "markers": ["<soim>", "<eoim>"], "token_format": "<👀{}>"},
+    {"name": "speech", "codebook_size": 1024, "markers": ["<sosp>", "<eosp>"], "token_format": "<🗣️{}>"},
+    {"name": "music", "codebook_size": 8192, "markers": ["<somu>", "<eomu>"], "token_format": "<🎶{}>",
+     "layout": "frame_major:4"},
+]
+
+
+def token_strings(modalities: Sequence[dict[str, Any]] | None) -> TokenStrings:
+    """The span parser of a vocabulary layout: spec dicts ``{name, codebook_size, markers, token_format, layout}``
+    (default: the released checkpoints' layout)."""
+    layouts = []
+    for spec in modalities or RELEASE_LAYOUT:
+        try:
+            layouts.append(SpanLayout(spec["name"], int(spec["codebook_size"]), tuple(spec["markers"]),
+                                              spec["token_format"],
+                                              layout_unflatten(spec.get("layout", "identity"),
+                                                               int(spec["codebook_size"]))))
+        except KeyError as err:
+            raise ValueError(f"modality layout {spec} lacks {err}: give name, codebook_size, markers, token_format "
+                             "(and layout: identity or frame_major:Q)") from None
+    return TokenStrings(layouts)
+
+
+class _ReleaseJsonl(RawSource):
+    """Line ranges of the release's jsonl files, parsed in the workers; every span checked against the layout."""
+
+    def __init__(self, paths: str | list[str], modalities: list[dict[str, Any]] | None = None) -> None:
+        self.paths, self.modalities = paths, modalities
+        token_strings(modalities)  # a bad layout fails now
+
+    def codebook_sizes(self) -> dict[str, int]:
+        return {name: layout.codebook_size for name, layout in token_strings(self.modalities).layouts.items()}
+
+    def chunks(self, chunk_size: int, report: SkipReport) -> list[Sequence[RawItem]]:
+        return [LazyChunk(self, part) for path in expand_files(self.paths, f"{self.name} jsonl files")
+                for part in line_ranges(path, chunk_size)]
+
+    def read_part(self, part: LineRange, report: SkipReport) -> Iterator[RawItem]:
+        spans = token_strings(self.modalities)
+        stem = Path(part.path).name.split(".")[0]
+        for where, line in read_line_range(part):
+            if not line.strip():
+                continue
+            try:
+                item = self._item(json.loads(line), spans, sample_key(self.name, stem, where.rsplit(":", 1)[1]))
+            except json.JSONDecodeError as err:
+                report.add(where, f"not valid json ({err})")
+                continue
+            except (DatasetError, KeyError, TypeError, ValueError) as err:
+                report.add(where, f"{err}; fix or drop the line")
+                continue
+            item.meta["id"] = where
+            yield item
+
+    def _item(self, row: Any, spans: TokenStrings, key: str) -> RawItem:
+        raise NotImplementedError
+
+
+class ReleasePairs(_ReleaseJsonl):
+    """The release's pretraining pairs (``data/pretrain/<modality>/*.jsonl``): ``{"text": caption or transcript,
+    "image" | "speech" | "music": "<soim><👀12>...<eoim>"}``, one modality field per line. No tokenizer is needed: the
+    token strings become the codes a shard stores. The direction of a pair is the training config's (`Source`
+    ``x2text_prob``; the release used 1.0 for caption sets, 0.0 for its other image sets, 0.5 otherwise)."""
+
+    name = "release_pairs"
+
+    def _item(self, row: Any, spans: TokenStrings, key: str) -> RawItem:
+        if not isinstance(row, dict):
+            raise TypeError(f"a line holds a {type(row).__name__}, not an object")
+        fields = [k for k in row if k in spans.layouts]
+        if len(fields) != 1:
+            raise ValueError(f"expected one modality field of {sorted(spans.layouts)}, found {fields or 'none'}")
+        modality = fields[0]
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("no text field")
+        rest, found = spans.split(str(row[modality]))
+        if len(found) != 1 or found[0][0] != modality or rest.strip() != "<media:0>":
+            raise DatasetError(f"the {modality} field must hold exactly one {modality} span and nothing else")
+        meta: dict[str, Any] = {"task": "pair", "text": text.strip(), "source": self.name}
+        return RawItem(key, meta, {f"{modality}0": (modality, spans.codes(modality, found[0][1]))})
+
+
+class ReleaseConversations(_ReleaseJsonl):
+    """The release's instruction data (``data/instruction/*.jsonl``): AnyInstruct rows ``{"id", "conversation":
+    [[{"role": "user", "message"}, {"role": "assistant", "message"}, ...]]}`` whose messages hold token strings and
+    ``<-Ins->``/``<-Res->`` (speech dialogues). Leading assistant messages are dropped, as the release's SFT script
+    does; the roles must then alternate."""
+
+    name = "release_instruct"
+
+    def _item(self, row: Any, spans: TokenStrings, key: str) -> RawItem:
+        messages = [m for turn in row["conversation"] for m in (turn if isinstance(turn, list) else [turn])]
+        while messages and messages[0].get("role") != "user":
+            messages = messages[1:]
+        if not messages:
+            raise ValueError("no user message")
+        conversation, media = [], {}
+        for k, message in enumerate(messages):
+            role, text = message["role"], message["message"]
+            if role != ("user", "assistant")[k % 2] or not isinstance(text, str):
+                raise ValueError(f"message {k} has role {role!r}; roles must alternate user, assistant")
+            rest, found = spans.split(text)
+            for index, (modality, ids) in enumerate(found):
+                rest = rest.replace(f"<media:{index}>", f"<media:m{len(media)}>", 1)
+                media[f"m{len(media)}"] = (modality, spans.codes(modality, ids))
+            conversation.append({"role": role, "message": rest})
+        meta = {"task": "conversation", "conversation": conversation, "source": self.name}
+        if "id" in row:
+            key = sample_key(self.name, row["id"])
+        return RawItem(key, meta, media)
+
+
+class ReleaseDocuments(_ReleaseJsonl):
+    """Interleaved documents as the release trains them (its MMC4 file is read as plain text, one document per
+    line, image spans inline): each line becomes a document sample trained on every token."""
+
+    name = "release_documents"
+
+    def read_part(self, part: LineRange, report: SkipReport) -> Iterator[RawItem]:
+        spans = token_strings(self.modalities)
+        stem = Path(part.path).name.split(".")[0]
+        for where, line in read_line_range(part):
+            if not line.strip():
+                continue
+            try:
+                text, found = spans.split(line.rstrip("\n"))
+            except DatasetError as err:
+                report.add(where, f"{err}; fix or drop the line")
+                continue
+            media = {f"m{k}": (modality, spans.codes(modality, ids)) for k, (modality, ids) in enumerate(found)}
+            for k in range(len(found)):
+                text = text.replace(f"<media:{k}>", f"<media:m{k}>", 1)
+            yield RawItem(sample_key(self.name, stem, where.rsplit(":", 1)[1]),
+                          {"task": "interleaved", "text": text, "source": self.name, "id": where}, media)
