@@ -64,6 +64,10 @@ def run_command(name: str, argv: Sequence[str]) -> object:
     if isinstance(target_path, ArgvCommand):
         return resolve(target_path.target)(list(argv))
     target = resolve(target_path)
+    # a command may load what its parser resolves first (prepare: the plugin sources), as `cli_setup`
+    setup = getattr(target, "cli_setup", None)
+    if callable(setup):
+        setup()
     # a command may add text after its options in --help (chat: its slash commands), as `cli_epilog`
     epilog = getattr(target, "cli_epilog", None)
     extra = {"epilog": epilog()} if callable(epilog) else {}

@@ -51,6 +51,7 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
 )
 from anygpt.data.sources.base import AudioSegment, DatasetError, MediaSource, RawItem, SkipReport
 from anygpt.data.sources.raw import SpooledChunk
+from anygpt.data.sources.registry import SourceRegistryError, describe, load_plugins
 from anygpt.media import MediaError
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, TokenizerSpec
@@ -474,3 +475,16 @@ def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_inf
     print(f"[prepare] {name}: {samples} samples in {len(shards)} shards, {len(skipped)} skipped "
           f"(listed in {out / REPORT}), manifest {out / MANIFEST}")
     return summary
+
+
+def cli_setup() -> None:
+    """Before ``anygpt prepare`` reads its config: import the plugin sources, so a config names them by class name; a
+    broken or clashing plugin stops the command here, named (`anygpt.data.sources.registry`)."""
+    try:
+        load_plugins()
+    except SourceRegistryError as err:
+        raise SystemExit(f"anygpt prepare: error: {err}") from None
+
+
+prepare.cli_setup = cli_setup  # type: ignore[attr-defined]  # run by anygpt.cli before parsing
+prepare.cli_epilog = describe  # type: ignore[attr-defined]  # shown by `anygpt prepare --help`
