@@ -272,7 +272,15 @@ def modality_for(codec: Codec, name: str | None = None) -> Modality:
 
 
 def configured_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
-    """A modality as configs name it -> its sized spec and flatten (None: codes are already 1-D).
+    """A modality as configs name it -> its sized spec and flatten (None: codes are already 1-D); see
+    `configured_codec`."""
+    spec, codec = configured_codec(item)
+    return spec, None if codec is None else codec.flatten
+
+
+def configured_codec(item: Any) -> tuple[ModalitySpec, Codec | None]:
+    """A modality as configs name it -> its sized spec and its codec (None: a spec without codec, 1-D codes); the
+    codec's `flatten`/`unflatten` are the one code layout of the modality.
 
     Accepted: a registered modality name (its default codec, sized on the meta device), ``{class_path, init_args}``
     of a `Codec` subclass (also sized on the meta device), a `Codec` or `Modality` object, a `ModalitySpec`, or a
@@ -287,9 +295,9 @@ def configured_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
             raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
         item = meta_codec(target, **(item.get("init_args") or {}))
     if isinstance(item, Modality):
-        return item.spec, item.codec.flatten
+        return item.spec, item.codec
     if isinstance(item, Codec):
-        return spec_of(item), item.flatten
+        return spec_of(item), item
     if isinstance(item, ModalitySpec):
         return item, None
     if isinstance(item, Mapping):

@@ -123,7 +123,7 @@ def test_prepare_reads_the_release_jsonl_without_a_tokenizer(release):
     assert "not closed with <eoim>" in report[f"{where}:5"] and "outside its 8192 codes" in report[f"{where}:6"]
     assert "not valid json" in report[f"{where}:7"] and "no text field" in report[f"{where}:8"]
     music_report = json.loads((root / "shards" / "music" / "prepare_report.json").read_text())["skipped"]
-    assert "not in codebook 0's range [0, 2048)" in music_report[0]["reason"]
+    assert f"code {codes['music'][0][0][0] + 2048} at position 0 is outside [0, 2048)" in music_report[0]["reason"]
     speech_report = json.loads((root / "shards" / "speech" / "prepare_report.json").read_text())["skipped"]
     assert "expected one modality field" in speech_report[0]["reason"]
     instruct = json.loads((root / "shards" / "instruct" / "prepare_report.json").read_text())["skipped"]
@@ -131,7 +131,7 @@ def test_prepare_reads_the_release_jsonl_without_a_tokenizer(release):
 
 
 def datamodule(root, **kwargs):
-    modalities = [m["name"] for m in RELEASE_LAYOUT]  # the paper's codecs, sized on the meta device
+    modalities = list(RELEASE_LAYOUT)  # the paper's codecs, sized on the meta device
     return AnyGPTDataModule(str(root / "tokenizer"), modalities, **{"max_length": 1024, "batch_size": 1, **kwargs})
 
 
@@ -171,7 +171,7 @@ def test_shards_render_to_the_release_templates(release):
 @pytest.mark.slow
 def test_anygpt_fit_trains_on_the_release_shards(release, tmp_path):
     root, _, _ = release
-    modalities = "\n".join(f"      - {m['name']}" for m in RELEASE_LAYOUT)
+    modalities = "\n".join(f"      - {name}" for name in RELEASE_LAYOUT)
     shards = root / "shards"
     config = f"""
 seed_everything: 0
@@ -220,3 +220,20 @@ data:
     rows = list(csv.DictReader(open(next((tmp_path / "run").rglob("metrics.csv")))))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert len(losses) == 6 and all(np.isfinite(losses))
+
+
+def test_release_spans_are_laid_out_by_the_configured_codec(tmp_path):
+    """The parser takes each modality's layout from its codec (a name or ``{class_path, init_args}``); the old
+    ``layout`` strings are refused, naming what to write instead."""
+    frames = np.array([[1, 2], [3, 4]])  # [Q=2, T=2] of a 2-codebook tiny codec (bins 32)
+    line = {"text": "two frames", "music": "<somu>" + "".join(f"<🎶{c + 32 * q}>" for frame in frames.T
+                                                               for q, c in enumerate(frame)) + "<eomu>"}
+    (tmp_path / "music.jsonl").write_text(json.dumps(line, ensure_ascii=False) + "\n")
+    tiny = {"class_path": "anygpt.modalities.music.tiny.TinyMusicCodec", "init_args": {"n_q": 2, "bins": 32}}
+    source = ReleasePairs(str(tmp_path / "music.jsonl"), modalities=[tiny])
+    assert source.codebook_sizes() == {"music": 64}
+    [item] = [item for chunk in source.chunks(10, None) for item in chunk]
+    assert np.array_equal(item.media["music0"][1], frames)
+    with pytest.raises(ValueError, match="'layout' is gone; name the codec"):
+        ReleasePairs(str(tmp_path / "music.jsonl"), modalities=[{"name": "music", "codebook_size": 64,
+                                                                 "layout": "frame_major:2"}])

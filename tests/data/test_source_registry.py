@@ -77,7 +77,8 @@ def test_help_lists_built_in_and_plugin_sources(site, capsys):
 def test_a_config_names_plugin_and_built_in_sources_by_name(site, tmp_path):
     install(site, "counting-plugin", {"CountingCodes": "counting_plugin:CountingCodes"}, {"counting_plugin": PLUGIN})
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text(json.dumps({"text": "a cat", "image": "<soim><👀5><👀7><eoim>"}, ensure_ascii=False) + "\n")
+    image = "<soim>" + "".join(f"<👀{c}>" for c in range(32)) + "<eoim>"  # SEED's 32 codes, the codec's structure
+    pairs.write_text(json.dumps({"text": "a cat", "image": image}, ensure_ascii=False) + "\n")
     config = tmp_path / "prepare.yaml"
     config.write_text(textwrap.dedent(f"""\
         sources:
@@ -94,7 +95,7 @@ def test_a_config_names_plugin_and_built_in_sources_by_name(site, tmp_path):
     assert sorted(s.meta["text"] for s in counted) == ["number 0", "number 1", "number 2"]
     assert all(np.array_equal(s.codes["image0"], np.full(4, int(s.meta["text"][-1]))) for s in counted)
     [pair] = [s for url in expand_shards(str(tmp_path / "shards" / "pairs")) for s in read_shard(url)]
-    assert pair.meta["text"] == "a cat" and pair.codes["image0"].tolist() == [5, 7]
+    assert pair.meta["text"] == "a cat" and pair.codes["image0"].tolist() == list(range(32))
 
 
 def test_a_plugin_source_is_refused_a_built_in_name_naming_both(site, capsys):

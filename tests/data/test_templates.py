@@ -1,12 +1,14 @@
 import random
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 from anygpt.data.shards import Sample
-from anygpt.data.templates import frame_major_flatten, layout_flatten
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
+from anygpt.modalities.codec import frame_major_flatten
+from anygpt.modalities.registry import configured_modality
 from anygpt.prompts import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS, TemplateRenderer, pair_text
 from anygpt.text_tokenizer import load_text_tokenizer
 from anygpt.vocab import UnifiedVocab
@@ -14,8 +16,6 @@ from anygpt.vocab import UnifiedVocab
 
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
-    from anygpt.modalities.registry import configured_modality
-
     text = load_text_tokenizer(make_tokenizer(tmp_path_factory.mktemp("tok")))
     return UnifiedVocab(text, [configured_modality(m)[0] for m in TINY_MODALITIES])
 
@@ -116,17 +116,16 @@ def test_conversation_masks_only_assistant_turns(vocab):
 
 
 def test_music_frame_major_flatten_matches_release_layout():
-    flatten = frame_major_flatten(8192, 4)
+    flatten = configured_modality("music")[1]  # the paper's Encodec codec, sized on the meta device
     codes = torch.tensor([[0, 10], [1, 11], [2, 12], [3, 13]])  # [Q=4, T=2]
     assert flatten(codes).tolist() == [0, 2049, 4098, 6147, 10, 2059, 4108, 6157]
-    with pytest.raises(ValueError, match="shape"):
-        flatten(torch.zeros(2, 5, dtype=torch.long))
-    with pytest.raises(ValueError, match="Unknown code layout"):
-        layout_flatten("zigzag", 10)
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 2048\)"):
+        flatten(torch.full((4, 1), 2048))
 
 
 def test_renderer_uses_modality_flatten(vocab):
-    renderer = TemplateRenderer(vocab, flatten={"music": layout_flatten("frame_major:2", 64)}, add_bos_eos=False)
+    flatten = partial(frame_major_flatten, codebooks=2, bins=32)
+    renderer = TemplateRenderer(vocab, flatten={"music": flatten}, add_bos_eos=False)
     sample = pair("music", codes=np.array([[1, 2], [3, 4]], dtype=np.int16))
     ids = renderer.media_ids(sample, "music0")
     first = vocab.modalities["music"].first_id

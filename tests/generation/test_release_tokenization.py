@@ -102,12 +102,12 @@ def media_spans(vocab):
     """The oracle's media items as spans of our vocabulary (music flattened frame-major, as the release does)."""
     import torch
 
-    from anygpt.data.templates import frame_major_flatten
+    from anygpt.modalities.registry import configured_modality
     from anygpt.prompts import MediaSpan
 
     media = EXPECTED["media"]
     flat = {"image": torch.tensor(media["image"]), "speech": torch.tensor(media["speech"]),
-            "music": frame_major_flatten(8192, 4)(torch.tensor(media["music"]))}
+            "music": configured_modality("music")[1](torch.tensor(media["music"]))}
     return {name: MediaSpan(name, "".join(vocab.id_to_token(i) for i in vocab.encode_codes(name, codes)))
             for name, codes in flat.items()}
 
@@ -160,7 +160,7 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     import numpy as np
 
     from anygpt.data.shards import Sample
-    from anygpt.data.templates import frame_major_flatten
+    from anygpt.modalities.registry import configured_modality
     from anygpt.prompts import TemplateRenderer, pair_text, placeholder
 
     vocab, legacy = release_vocab
@@ -169,7 +169,7 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     modality = inputs["modality"]
     sample = Sample("k", {"text": inputs["text"], "media": {"x": modality}},
                     {"x": np.asarray(EXPECTED["media"][modality])})
-    renderer = TemplateRenderer(vocab, {"music": frame_major_flatten(8192, 4)})
+    renderer = TemplateRenderer(vocab, {"music": configured_modality("music")[1]})
     text = pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
     assert renderer.render_text(text, sample) == case["text"]
     # render_pair draws direction and instruction: make it draw the oracle's

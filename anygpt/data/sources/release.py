@@ -10,22 +10,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from anygpt.data.sources.base import DatasetError, RawItem, SkipReport, expand_files, sample_key
 from anygpt.data.sources.raw import LazyChunk, LineRange, RawSource, line_ranges, read_line_range
-from anygpt.data.templates import layout_unflatten
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.registry import configured_codec
+from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec
 
 
 @dataclass(frozen=True)
 class SpanLayout:
-    """How one modality's codes are spelled in the release's token strings: ``<soim><👀12>...<eoim>``.
+    """How one modality's codes are spelled in the release's token strings (``<soim><👀12>...<eoim>``): its sized
+    spec (markers, token format, codebook size, structure) and its codec, whose `unflatten` turns a span's local ids
+    into the native codes a shard stores (None: a modality without codec, 1-D codes)."""
 
-    ``unflatten`` turns the span's local ids (``[0, codebook_size)``) into the native codes a shard stores."""
+    spec: ModalitySpec
+    codec: Codec | None
 
-    name: str
-    codebook_size: int
-    markers: tuple[str, str]
-    token_format: str
-    unflatten: object  # Callable[[torch.Tensor], torch.Tensor]
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.spec.codebook_size)
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        return self.spec.markers
+
+    @property
+    def token_format(self) -> str:
+        return self.spec.token_format
+
+    def native(self, ids: list[int]) -> torch.Tensor:
+        """A whole span's local ids -> native codes; ValueError when the ids break the modality's structure."""
+        flat = torch.tensor(ids, dtype=torch.long)
+        problem = self.spec.structure.violation(flat, self.codebook_size)
+        if problem is not None:
+            raise ValueError(problem)
+        return flat if self.codec is None else self.codec.unflatten(flat)
 
 
 class TokenStrings:
@@ -53,8 +79,6 @@ class TokenStrings:
 
         Raises `DatasetError` describing the first bad span (unclosed, a foreign code inside, a stray code or end
         marker, text between codes, an id outside the codebook or the layout)."""
-        import torch
-
         out, spans, position = [], [], 0
         current: SpanLayout | None = None
         ids: list[int] = []
@@ -72,7 +96,7 @@ class TokenStrings:
             position = match.end()
             if token == current.markers[1]:
                 try:
-                    current.unflatten(torch.tensor(ids, dtype=torch.long))
+                    current.native(ids)
                 except ValueError as e:
                     raise DatasetError(f"{current.name} span {len(spans)}: {e}") from None
                 spans.append((current.name, ids))
@@ -98,53 +122,57 @@ class TokenStrings:
 
     def codes(self, modality: str, ids: list[int]):
         """Local ids of a span -> the native codes a shard stores (an int16/int32 numpy array)."""
-        import numpy as np
-        import torch
-
-        native = self.layouts[modality].unflatten(torch.tensor(ids, dtype=torch.long)).numpy()
+        native = self.layouts[modality].native(ids).numpy()
         return native.astype(np.int16 if self.layouts[modality].codebook_size <= 2**15 else np.int32)
 
 
-RELEASE_LAYOUT: list[dict[str, Any]] = [
-    {"name": "image", "codebook_size": 8192, "markers": ["<soim>", "<eoim>"], "token_format": "<👀{}>"},
-    {"name": "speech", "codebook_size": 1024, "markers": ["<sosp>", "<eosp>"], "token_format": "<🗣️{}>"},
-    {"name": "music", "codebook_size": 8192, "markers": ["<somu>", "<eomu>"], "token_format": "<🎶{}>",
-     "layout": "frame_major:4"},
-]
+RELEASE_LAYOUT: tuple[str, ...] = tuple(spec.name for spec in RELEASE_MODALITIES)  # the paper's codecs
 
 
-def token_strings(modalities: Sequence[dict[str, Any]] | None) -> TokenStrings:
-    """The span parser of a vocabulary layout: spec dicts ``{name, codebook_size, markers, token_format, layout}``
-    (default: the released checkpoints' layout)."""
+def token_strings(modalities: Sequence[Any] | None) -> TokenStrings:
+    """The span parser of a vocabulary layout: modalities as configs name them (a registered name, ``{class_path,
+    init_args}`` of a codec, or a spec dict for a modality without codec; default: the released checkpoints'), each
+    spelled and laid out by its codec (`anygpt.modalities.registry.configured_codec`)."""
     layouts = []
-    for spec in modalities or RELEASE_LAYOUT:
+    for item in modalities or RELEASE_LAYOUT:
         try:
-            layouts.append(SpanLayout(spec["name"], int(spec["codebook_size"]), tuple(spec["markers"]),
-                                              spec["token_format"],
-                                              layout_unflatten(spec.get("layout", "identity"),
-                                                               int(spec["codebook_size"]))))
-        except KeyError as err:
-            raise ValueError(f"modality layout {spec} lacks {err}: give name, codebook_size, markers, token_format "
-                             "(and layout: identity or frame_major:Q)") from None
+            spec, codec = configured_codec(item)
+        except (KeyError, TypeError, ValueError, ImportError) as err:
+            raise ValueError(f"release jsonl modality {item!r}: {err}") from None
+        if spec.codebook_size is None:
+            raise ValueError(f"release jsonl modality {item!r} has no codebook size: name its codec or give "
+                             "codebook_size")
+        layouts.append(SpanLayout(spec, codec))
     return TokenStrings(layouts)
 
 
 class _ReleaseJsonl(RawSource):
-    """Line ranges of the release's jsonl files, parsed in the workers; every span checked against the layout."""
+    """Line ranges of the release's jsonl files, parsed in the workers; every span checked against its modality."""
 
-    def __init__(self, paths: str | list[str], modalities: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, paths: str | list[str], modalities: list[str | dict[str, Any]] | None = None) -> None:
+        """``modalities``: the vocabulary's modalities as the training config names them (default: the release's
+        image, speech and music codecs)."""
         self.paths, self.modalities = paths, modalities
-        token_strings(modalities)  # a bad layout fails now
+        self._spans: TokenStrings | None = token_strings(modalities)  # a bad layout fails now
+
+    @property
+    def spans(self) -> TokenStrings:
+        if self._spans is None:  # built once per process (not pickled into loader workers)
+            self._spans = token_strings(self.modalities)
+        return self._spans
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_spans": None}
 
     def codebook_sizes(self) -> dict[str, int]:
-        return {name: layout.codebook_size for name, layout in token_strings(self.modalities).layouts.items()}
+        return {name: layout.codebook_size for name, layout in self.spans.layouts.items()}
 
     def chunks(self, chunk_size: int, report: SkipReport) -> list[Sequence[RawItem]]:
         return [LazyChunk(self, part) for path in expand_files(self.paths, f"{self.name} jsonl files")
                 for part in line_ranges(path, chunk_size)]
 
     def read_part(self, part: LineRange, report: SkipReport) -> Iterator[RawItem]:
-        spans = token_strings(self.modalities)
+        spans = self.spans
         stem = Path(part.path).name.split(".")[0]
         for where, line in read_line_range(part):
             if not line.strip():
@@ -226,7 +254,7 @@ class ReleaseDocuments(_ReleaseJsonl):
     name = "release_documents"
 
     def read_part(self, part: LineRange, report: SkipReport) -> Iterator[RawItem]:
-        spans = token_strings(self.modalities)
+        spans = self.spans
         stem = Path(part.path).name.split(".")[0]
         for where, line in read_line_range(part):
             if not line.strip():
