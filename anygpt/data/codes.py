@@ -22,7 +22,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.datamodule import ResumableLoader
-from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
+from anygpt.data.shards import ReaderStats, Sample, expand_shards, read_manifest
+from anygpt.data.stream import SampleStream
 
 
 class CodeSegmentStream(IterableDataset):

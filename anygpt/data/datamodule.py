@@ -38,7 +38,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.checks import check_usable_modalities
-from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
+from anygpt.data.shards import ReaderStats, Sample, expand_shards, read_manifest
+from anygpt.data.stream import SampleStream
 from anygpt.modalities.codec import Codec
 from anygpt.modalities.pretrained import qualified_name
 from anygpt.modalities.registry import codec_class, configured_modality, meta_codec

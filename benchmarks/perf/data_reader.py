@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from anygpt.data.datamodule import MixtureStream, Source
-from anygpt.data.shards import SampleStream, ShardWriter, expand_shards, read_shard
+from anygpt.data.shards import ShardWriter, expand_shards, read_shard
+from anygpt.data.stream import SampleStream
 from anygpt.modalities.registry import configured_modality
 from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.prompts import TemplateRenderer

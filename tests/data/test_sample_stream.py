@@ -6,7 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from anygpt.data.shards import SampleStream, ShardWriter, expand_shards
+from anygpt.data.shards import ShardWriter, expand_shards
+from anygpt.data.stream import SampleStream
 
 
 def write(directory, n, maxcount):
@@ -84,12 +85,12 @@ def test_fewer_samples_than_readers_falls_back_to_reading_everything(tmp_path):
 
 
 def test_with_fewer_shards_than_readers_each_reader_opens_one_shard(tmp_path, monkeypatch):
-    import anygpt.data.shards as shards
+    import anygpt.data.stream as stream
 
     urls = write(tmp_path, 30, 10)  # 3 shards shared by 7 readers: 3 + 2 + 2
     opened = []
-    original = shards.iter_raw
-    monkeypatch.setattr(shards, "iter_raw", lambda url, stats=None: opened.append(url) or original(url, stats))
+    original = stream.iter_raw
+    monkeypatch.setattr(stream, "iter_raw", lambda url, stats=None: opened.append(url) or original(url, stats))
     counts = []
     for reader in range(7):
         opened.clear()
