@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anygpt.data.shards import Sample
+from anygpt.data.schema import ShardSample
 from anygpt.vocab import INSTRUCTION_TOKENS, UnifiedVocab
 
 RELEASE_PROMPTS = Path(__file__).with_name("release_prompts.json")
@@ -276,7 +276,7 @@ class TemplateRenderer:
 
     Pairs draw their direction per sample (``x2text_prob``) and the instruction from `instruction_pool`; every token
     is trained on (the paper's pretraining) or, with ``train_on="assistant"``, the answer only. Conversations
-    (``meta["conversation"]``, AnyInstruct-style ``{"role", "message"}`` turns) train on the replies (``assistant``)
+    (``turns``, AnyInstruct-style ``{"role", "message"}`` turns) train on the replies (``assistant``)
     or on everything (``all``). Interleaved documents train on every token. Media enter text as placeholders
     ``<media:NAME>`` naming one of the sample's ``.npy`` items: the modality's start marker, its flattened codes and
     its end marker.
@@ -285,7 +285,7 @@ class TemplateRenderer:
         vocab: the unified vocabulary.
         flatten: modality name -> function from native codes to 1-D local ids (missing names: ``reshape(-1)``).
         add_bos_eos: wrap every sample in the text tokenizer's BOS/EOS as the release did (``<s> ... </s>``).
-        system_prompt: first line of rendered conversations (None: a conversation's own ``meta["system"]`` or none).
+        system_prompt: first line of rendered conversations (None: a conversation's own ``system`` or none).
     """
 
     def __init__(self, vocab: UnifiedVocab, flatten: Mapping[str, Flatten] | None = None, add_bos_eos: bool = True,
@@ -295,30 +295,30 @@ class TemplateRenderer:
         self._pairs = {(r.start_id, r.end_id) for r in vocab.modalities.values()}  # every modality's marker ids
 
     # -- pieces --------------------------------------------------------------------------------------------------------
-    def media_ids(self, sample: Sample, name: str) -> list[int]:
+    def media_ids(self, sample: ShardSample, name: str) -> list[int]:
         media = sample.media
         if name not in media or name not in sample.codes:
             raise KeyError(f"sample {sample.key} of {sample.shard}: placeholder <media:{name}> names no media item "
                            f"(it has {sorted(media)})")
         modality = media[name]
         codes = np.asarray(sample.codes[name])
-        if name in (sample.meta.get("all_levels") or ()):  # all RVQ levels kept (SoundStorm): the LLM reads level 1
+        if name in sample.all_levels:  # all RVQ levels kept (SoundStorm): the LLM reads level 1
             codes = codes[0]
         flatten = self.flatten.get(modality)  # none: the codes as they are, in one row (`identity_flatten`)
         flat = codes if flatten is None else flatten(torch.from_numpy(codes.astype(np.int64, copy=False)))
         return self.vocab.encode_codes(modality, flat)
 
-    def render_text(self, text: str, sample: Sample) -> str:
+    def render_text(self, text: str, sample: ShardSample) -> str:
         """The full string a template produces, media spelled out as their token strings."""
         spell = self.vocab.id_to_token
         return PLACEHOLDER.sub(lambda m: "".join(spell(i) for i in self.media_ids(sample, m.group(1))), text)
 
-    def encode(self, text: str, sample: Sample) -> list[int]:
+    def encode(self, text: str, sample: ShardSample) -> list[int]:
         """Text with ``<media:NAME>`` placeholders -> ids: what `UnifiedVocab.encode` gives for the whole string with
         the media spelled out as their token strings (`render_text`), as the release tokenized its templates."""
         return self.encode_segments([text], sample)[0]
 
-    def encode_segments(self, segments: list[str], sample: Sample) -> list[list[int]]:
+    def encode_segments(self, segments: list[str], sample: ShardSample) -> list[list[int]]:
         """Like `encode` on the concatenation, with the ids split by the segment their text starts in.
 
         The fast path: each media item enters the string as its two markers only and its codes are put back between
@@ -367,7 +367,7 @@ class TemplateRenderer:
         return Rendered(ids, mask)
 
     # -- templates -----------------------------------------------------------------------------------------------------
-    def render_pair(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5,
+    def render_pair(self, sample: ShardSample, rng: random.Random, x2text_prob: float = 0.5,
                     train_on: str = "all") -> Rendered:
         """A (media, text) pair in a random direction with a random instruction; loss on every token or, with
         ``train_on="assistant"``, on the answer only (the caption, transcript or media tokens, not the unconditional
@@ -379,13 +379,13 @@ class TemplateRenderer:
             raise ValueError(f"sample {sample.key} of {sample.shard}: a pair needs exactly one media item, got "
                              f"{sorted(media)}")
         (name, modality), = media.items()
-        if "x2text_prob" in sample.meta and not self._stale_direction_warned:  # shards of an older `anygpt prepare`
+        if sample.stale_direction and not self._stale_direction_warned:  # shards of an older `anygpt prepare`
             self._stale_direction_warned = True
             warnings.warn(f"{sample.shard} stores x2text_prob per sample; it is no longer read: the training config's "
                           "Source x2text_prob decides the direction", stacklevel=2)
         direction = "x2text" if rng.random() < x2text_prob else "text2x"
         instruction = rng.choice(instruction_pool(modality, direction))
-        text = sample.meta["text"]
+        text = sample.text
         if isinstance(text, list):  # several references (COCO's five captions): one per draw
             text = rng.choice(text)
         rendered = pair_text(direction, instruction, text, placeholder(name))
@@ -395,17 +395,17 @@ class TemplateRenderer:
         cut = rendered.index(ANSWER_START) + len(ANSWER_START)
         return self._assemble(self.encode_segments([rendered[:cut], rendered[cut:]], sample), [False, True], True)
 
-    def render_interleaved(self, sample: Sample) -> Rendered:
+    def render_interleaved(self, sample: ShardSample) -> Rendered:
         """A document of text with media placeholders (MMC4-style), trained on every token."""
-        return self._assemble([self.encode(sample.meta["text"], sample)], [True], True)
+        return self._assemble([self.encode(sample.text, sample)], [True], True)
 
-    def render_conversation(self, sample: Sample, train_on: str = "assistant") -> Rendered:
+    def render_conversation(self, sample: ShardSample, train_on: str = "assistant") -> Rendered:
         """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>`` and the closing ``</s>``
         after the last one), ``"all"`` on all."""
         if train_on not in ("assistant", "all"):
             raise ValueError(f"train_on must be 'assistant' or 'all', got {train_on!r}")
         every = train_on == "all"
-        turns = sample.meta["conversation"]
+        turns = sample.turns
         flat = [m for t in turns for m in (t if isinstance(t, list) else [t])]
         if not self.vocab.instruction_tokens and any(
                 t in turn.get("message", "") for turn in flat for t in INSTRUCTION_TOKENS):
@@ -413,7 +413,7 @@ class TemplateRenderer:
                              "instruction tokens; set instruction_tokens: true")
         if turns and isinstance(turns[0], list):  # AnyInstruct nests the turns one level deeper
             turns = turns[0]
-        system = self.system_prompt if self.system_prompt is not None else sample.meta.get("system")
+        system = self.system_prompt if self.system_prompt is not None else sample.system
         try:
             segments, ends_with_reply = chat_segments(system, [(t["role"], t["message"]) for t in turns])
         except ValueError as err:
@@ -422,11 +422,12 @@ class TemplateRenderer:
         # The closing </s> after the last reply is a target, as in the release's SFT masking.
         return self._assemble(encoded, [every or i % 2 == 1 for i in range(len(encoded))], every or ends_with_reply)
 
-    def render(self, sample: Sample, rng: random.Random, x2text_prob: float = 0.5, train_on: str = "all") -> Rendered:
-        """Pick the template from the sample: ``conversation`` -> chat, ``task == "interleaved"`` -> document,
-        otherwise a (media, text) pair."""
-        if "conversation" in sample.meta:
+    def render(self, sample: ShardSample, rng: random.Random, x2text_prob: float = 0.5,
+               train_on: str = "all") -> Rendered:
+        """Pick the template by the sample's ``kind``: a conversation, an interleaved document or a (media, text)
+        pair."""
+        if sample.kind == "conversation":
             return self.render_conversation(sample, train_on=train_on)
-        if sample.meta.get("task") == "interleaved":
+        if sample.kind == "interleaved":
             return self.render_interleaved(sample)
         return self.render_pair(sample, rng, x2text_prob, train_on=train_on)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anygpt.checkpoints import Bundle
-from anygpt.data.shards import Sample
+from anygpt.data.schema import ShardSample
 from anygpt.generation.pipeline import AnyGPT, Media, Turn
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
@@ -48,8 +48,8 @@ def test_chat_training_dialogue_up_to_a_reply_is_the_inference_prompt(setup):
     anygpt, renderer, media, codes = setup
     turns = [("user", f"look {placeholder('image0')} please"), ("assistant", "a red square"),
              ("user", f"and this one: {placeholder('speech0')} {placeholder('music0')}"), ("assistant", "say hello")]
-    sample = Sample("k", {"conversation": [{"role": r, "message": m} for r, m in turns],
-                          "media": {n: m.modality for n, m in media.items()}}, codes, shard="s.tar")
+    sample = ShardSample("conversation", turns=[{"role": r, "message": m} for r, m in turns],
+                         media={n: m.modality for n, m in media.items()}, key="k", codes=codes, shard="s.tar")
     rendered = renderer.render_conversation(sample, train_on="assistant")
     first = anygpt.user_message(["look ", media["image0"], " please"], task="none")
     history = [Turn("user", text=first), Turn("assistant", text="a red square")]
@@ -71,8 +71,8 @@ def test_base_training_pair_up_to_the_answer_is_the_inference_prompt(setup, dire
         def choice(self, seq):
             return instruction
 
-    sample = Sample("k", {"text": "a red square", "media": {"image0": "image"}}, {"image0": codes["image0"]},
-                    shard="s.tar")
+    sample = ShardSample("pair", text="a red square", media={"image0": "image"}, key="k",
+                         codes={"image0": codes["image0"]}, shard="s.tar")
     rendered = renderer.render_pair(sample, Fixed(0), x2text_prob=float(direction == "x2text"), train_on="assistant")
     parts = [media["image0"]] if direction == "x2text" else ["a red square"]
     expected = anygpt.encode_prompt(anygpt.pair_prompt_text(instruction, parts, direction))

@@ -22,7 +22,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.datamodule import ResumableLoader
-from anygpt.data.shards import ReaderStats, Sample, expand_shards, read_manifest
+from anygpt.data.schema import ShardSample
+from anygpt.data.shards import ReaderStats, expand_shards, read_manifest
 from anygpt.data.stream import SampleStream
 
 
@@ -78,9 +79,9 @@ class CodeSegmentStream(IterableDataset):
         self._queue = [torch.tensor(codes, dtype=torch.long) for codes in state.pop("queue", [])]
         self._state, self._stream = state, None
 
-    def _codes(self, sample: Sample) -> list[torch.Tensor]:
+    def _codes(self, sample: ShardSample) -> list[torch.Tensor]:
         """The sample's all-level items of the modality, as ``[frames, n_q]``."""
-        every = set(sample.meta.get("all_levels") or ())
+        every = set(sample.all_levels)
         out = []
         for name, modality in sample.media.items():
             if modality != self.modality:

@@ -38,7 +38,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.checks import check_usable_modalities
-from anygpt.data.shards import ReaderStats, Sample, expand_shards, read_manifest
+from anygpt.data.schema import ShardSample
+from anygpt.data.shards import ReaderStats, expand_shards, read_manifest
 from anygpt.data.stream import SampleStream
 from anygpt.modalities.codec import Codec
 from anygpt.modalities.pretrained import qualified_name
@@ -158,7 +159,7 @@ class MixtureStream(IterableDataset):
         return self.batches_per_epoch
 
     # -- reading -------------------------------------------------------------------------------------------------------
-    def _next_sample(self, index: int) -> Sample:
+    def _next_sample(self, index: int) -> ShardSample:
         """Next decoded sample of source ``index``."""
         return next(self._streams[index])
 

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from anygpt.data.checks import code_problem, codec_name
+from anygpt.data.schema import ShardSample
 from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
 from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygpt.data.prepare.X in configs too)
     MLS,
@@ -124,7 +125,7 @@ class SharedMedia:
 class _Loaded:
     chunk: int
     key: str
-    meta: dict[str, Any]
+    sample: ShardSample
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     error: str | None = None  # set when a media file failed to load
     error_modality: str | None = None  # the modality whose media made ``error`` (reports and `fit` read it)
@@ -170,10 +171,10 @@ def encode_entries(entries: Sequence[_Loaded | _ChunkEnd], modalities: Mapping[s
     jobs: dict[tuple[str, bool], list[tuple[_Loaded, str]]] = defaultdict(list)
     for entry in entries:
         if isinstance(entry, _Loaded) and entry.error is None:
-            every = set(entry.meta.get("all_levels") or ())
+            every = set(entry.sample.all_levels)
             for name in entry.tensors:
                 if name not in entry.cached and name not in entry.encoded:
-                    jobs[entry.meta["media"][name], name in every].append((entry, name))
+                    jobs[entry.sample.media[name], name in every].append((entry, name))
     for (modality, all_levels), refs in jobs.items():
         codec = modalities[modality].codec
         results = _encode_batch(modalities[modality], [e.tensors[n] for e, n in refs], all_levels)
@@ -211,7 +212,7 @@ class _PendingItems(IterableDataset):
 
     def _load(self, index: int, item: RawItem) -> _Loaded:
         media = {name: modality for name, (modality, _) in item.media.items()}
-        loaded = _Loaded(index, item.key, {**item.meta, "media": media})
+        loaded = _Loaded(index, item.key, replace(item.sample, media=media))
         for name, (modality, source) in item.media.items():
             if isinstance(source, np.ndarray):  # codes already made (the release's token strings)
                 loaded.tensors[name] = torch.from_numpy(source)
@@ -314,7 +315,7 @@ class _ShardOutput(BasePredictionWriter):
                 continue
             keys.add(entry.key)
             codes = {name: _as_codes(t) for name, t in entry.tensors.items()}
-            writer.write(entry.key, entry.meta, codes)
+            writer.write(entry.key, entry.sample.to_json(), codes)
         writer.close()
         sidecar = {"chunk": end.chunk, "shards": writer.shards, "modalities": dict(writer.modalities),
                    "skipped": skipped}

@@ -2,10 +2,11 @@
 
 One sample in a shard::
 
-    000042.json         {"task": "caption", "text": "...", "media": {"image0": "image"}, "source": "coco", ...}
+    000042.json         {"kind": "pair", "text": "...", "media": {"image0": "image"}, "source": "coco", "id": 42}
     000042.image0.npy   int16/int32 codes in the modality's native layout (image [32], speech [T], music [4, T])
 
-Templates are applied when the data is read (`anygpt.prompts`), so a template change needs no re-tokenization.
+The json is a `ShardSample` (`anygpt.data.schema`). Templates are applied when the data is read (`anygpt.prompts`),
+so a template change needs no re-tokenization.
 A directory of shards carries ``manifest.json`` (shards, sample counts, modalities, vocabulary identity).
 
 Reading never dies on bad data: a truncated shard ends early, a corrupt sample or one whose codes fall outside the
@@ -31,6 +32,8 @@ from typing import Any
 import numpy as np
 from webdataset import TarWriter
 from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+from anygpt.data.schema import ShardSample
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -159,21 +162,6 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 # Reading
 # ----------------------------------------------------------------------------------------------------------------------
 @dataclass
-class Sample:
-    """One decoded sample: its metadata and the native codes of each media item."""
-
-    key: str
-    meta: dict[str, Any]
-    codes: dict[str, np.ndarray]
-    shard: str = ""
-
-    @property
-    def media(self) -> dict[str, str]:
-        """Media item name -> modality name."""
-        return dict(self.meta.get("media") or {})
-
-
-@dataclass
 class ReaderStats:
     """What a reader saw and what it skipped (aggregate over workers by adding)."""
 
@@ -260,8 +248,9 @@ def load_npy(data: bytes) -> np.ndarray:
 
 
 def decode(raw: Mapping[str, Any], stats: ReaderStats | None = None,
-           codebook_sizes: Mapping[str, int] | None = None) -> Sample | None:
-    """Raw sample -> `Sample`, or None (counted in ``stats``) when it is corrupt or its codes do not fit the vocabulary.
+           codebook_sizes: Mapping[str, int] | None = None) -> ShardSample | None:
+    """Raw sample -> `ShardSample`, or None (counted in ``stats``) when it is corrupt or its codes do not fit the
+    vocabulary.
 
     Args:
         codebook_sizes: modality -> number of codes; codes outside ``[0, size)`` or of an unknown modality skip the
@@ -278,7 +267,8 @@ def decode(raw: Mapping[str, Any], stats: ReaderStats | None = None,
             if array.dtype not in CODE_DTYPES:
                 raise TypeError(f"{name}.npy holds {array.dtype}, not integer codes")
             codes[name] = array
-    except (KeyError, ValueError, TypeError, OSError, json.JSONDecodeError) as err:
+        sample = ShardSample.from_json(meta, key, codes, url)
+    except (KeyError, ValueError, TypeError, AttributeError, OSError, json.JSONDecodeError) as err:
         stats.corrupt += 1
         stats.note(f"shard {url}, sample {key}: corrupt ({type(err).__name__}: {err}); skipped")
         return None
@@ -297,11 +287,11 @@ def decode(raw: Mapping[str, Any], stats: ReaderStats | None = None,
                            f"but {modality} has {size} codes; skipped (were the shards made with another tokenizer?)")
                 return None
     stats.samples += 1
-    return Sample(key=key, meta=meta, codes=codes, shard=url)
+    return sample
 
 
 def read_shard(url: str | Path, stats: ReaderStats | None = None, codebook_sizes: Mapping[str, int] | None = None,
-               skip: int = 0) -> Iterator[Sample]:
+               skip: int = 0) -> Iterator[ShardSample]:
     """Decoded samples of one shard, skipping the first ``skip`` raw samples (resuming inside a shard)."""
     for index, raw in enumerate(iter_raw(url, stats)):
         if index < skip:

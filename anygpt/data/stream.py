@@ -7,7 +7,8 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from anygpt.data.shards import ReaderStats, Sample, decode, iter_raw
+from anygpt.data.schema import ShardSample
+from anygpt.data.shards import ReaderStats, decode, iter_raw
 
 
 class SampleStream:
@@ -56,7 +57,7 @@ class SampleStream:
         self.rng = random.Random(f"{self.seed}-buffer-{reader}-of-{readers}")
         self.exhausted = False
         self.read_all = False  # fallback when a pass holds fewer samples than readers
-        self._buffer: list[Sample] | None = []  # None: to be re-read from `refs` (after load_state_dict)
+        self._buffer: list[ShardSample] | None = []  # None: to be re-read from `refs` (after load_state_dict)
         self._open: tuple[int, int, Iterator[dict[str, Any]]] | None = None  # (url index, next raw index, iterator)
         self._plan: tuple[tuple[int, bool], list[tuple[int, int]]] | None = None  # the current pass's shards
 
@@ -133,7 +134,7 @@ class SampleStream:
                 kept_this_pass += 1
                 return url, index, raw
 
-    def _next_decoded(self) -> tuple[int, int, Sample] | None:
+    def _next_decoded(self) -> tuple[int, int, ShardSample] | None:
         bad = 0
         while True:
             item = self._next_raw()
@@ -148,13 +149,13 @@ class SampleStream:
                 raise RuntimeError(f"source {self.name}: {bad} unusable samples in a row (last in {self.urls[url]}); "
                                    "are these shards made for this vocabulary? See the warnings above.")
 
-    def _restore_buffer(self) -> list[Sample]:
+    def _restore_buffer(self) -> list[ShardSample]:
         """Re-read the samples the saved buffer referenced (each shard once, up to its last referenced sample)."""
         pairs = list(zip(self.refs[0::2], self.refs[1::2], strict=True))
         wanted: dict[int, set[int]] = {}
         for url, index in pairs:
             wanted.setdefault(url, set()).add(index)
-        found: dict[tuple[int, int], Sample] = {}
+        found: dict[tuple[int, int], ShardSample] = {}
         for url, indices in wanted.items():
             last = max(indices)
             for index, raw in enumerate(iter_raw(self.urls[url], ReaderStats())):
@@ -174,7 +175,7 @@ class SampleStream:
         self.refs = [x for p in kept for x in p]
         return [found[p] for p in kept]
 
-    def __next__(self) -> Sample:
+    def __next__(self) -> ShardSample:
         if self._buffer is None:
             self._buffer = self._restore_buffer()
         buffer, size = self._buffer, max(1, self.shuffle_buffer)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.shards import ShardWriter
 from anygpt.text_tokenizer import train_bpe_tokenizer
 
@@ -57,12 +58,12 @@ def write_shards(directory: str | Path, modality: str, samples: int = 40, maxcou
             index = pick.randrange(len(WORDS))
             codes = {f"{modality}0": codes_for(modality, rng, index)}
             if conversations:
-                meta = {"task": "chat", "media": {f"{modality}0": modality}, "source": "tiny-chat",
-                        "conversation": [{"role": "user", "message": f"What is this? <media:{modality}0>"},
-                                         {"role": "assistant", "message": WORDS[index]}]}
+                sample = ShardSample("conversation", media={f"{modality}0": modality}, source="tiny-chat",
+                                     turns=[{"role": "user", "message": f"What is this? <media:{modality}0>"},
+                                            {"role": "assistant", "message": WORDS[index]}])
             else:
-                meta = {"task": "pair", "text": WORDS[index], "media": {f"{modality}0": modality}, "source": "tiny"}
-            w.write(f"{seed:03d}{i:06d}", meta, codes)
+                sample = ShardSample("pair", text=WORDS[index], media={f"{modality}0": modality}, source="tiny")
+            w.write(f"{seed:03d}{i:06d}", sample.to_json(), codes)
     return directory
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from anygpt.data.datamodule import MixtureStream, Source
+from anygpt.data.schema import ShardSample
 from anygpt.data.shards import ShardWriter, expand_shards, read_shard
 from anygpt.data.stream import SampleStream
 from anygpt.modalities.registry import configured_modality
@@ -49,8 +50,8 @@ def write_corpus(root: Path, samples: int) -> None:
             for i in range(samples // 3):
                 text = " ".join(pick.choice(WORDS) for _ in range(15))
                 codes = rng.integers(0, highs[modality], shapes[modality]).astype(np.int16)
-                writer.write(f"{i:07d}", {"task": "pair", "text": text, "media": {f"{modality}0": modality}},
-                             {f"{modality}0": codes})
+                sample = ShardSample("pair", text=text, media={f"{modality}0": modality})
+                writer.write(f"{i:07d}", sample.to_json(), {f"{modality}0": codes})
 
 
 def main() -> None:

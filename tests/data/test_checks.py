@@ -58,7 +58,7 @@ def test_unknown_media_words_are_bad_items_with_file_line_and_a_suggestion(tmp_p
     assert "[dpeth: scans/0.npy]" in report[f"{tmp_path / 'chat.jsonl'}:2"]
     assert "did you mean [depth: ...]" in report[f"{tmp_path / 'chat.jsonl'}:2"]
     assert "[gaze: scans/0.npy] names no registered modality" in report[f"{tmp_path / 'chat.jsonl'}:3"]
-    texts = [s.meta["conversation"][0]["message"] for u in expand_shards(str(tmp_path / "out" / "chat"))
+    texts = [s.turns[0]["message"] for u in expand_shards(str(tmp_path / "out" / "chat"))
              for s in read_shard(u)]
     assert texts == ["What is in <media:m0>?", "[Note: prose in brackets] is text"]  # never literal placeholders
 

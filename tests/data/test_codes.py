@@ -84,11 +84,11 @@ def samples(directory):
 def test_prepare_keeps_every_level_and_cuts_gigaspeech_segments(shards):
     stub = modality_for(ResidualStub())
     for sample in samples(shards / "shards" / "all"):
-        assert sample.meta["all_levels"] == ["speech0"] and sample.codes["speech0"].shape[0] == LEVELS
-    first = next(s for s in samples(shards / "shards" / "all") if s.meta["id"] == "100-7-0000")
+        assert sample.all_levels == ["speech0"] and sample.codes["speech0"].shape[0] == LEVELS
+    first = next(s for s in samples(shards / "shards" / "all") if s.id == "100-7-0000")
     wav = stub.read(next((shards / "LibriSpeech").rglob("100-7-0000.flac")))
     assert np.array_equal(first.codes["speech0"], stub.codec.encode_all_levels([wav])[0].numpy())
-    giga = {s.meta["id"]: s for s in samples(shards / "shards" / "giga")}
+    giga = {s.id: s for s in samples(shards / "shards" / "giga")}
     cut = giga["POD0000000001_S0000000"].codes["speech0"]  # 0.2 s .. 1.4 s of the 3 s recording
     assert cut.shape == (LEVELS, int(1.2 * 16000) // 320)
 

@@ -84,9 +84,9 @@ def test_prepare_writes_shards_manifest_and_report(music_dataset):
     reasons = " | ".join(f"{s['item']}: {s['reason']}" for s in report["skipped"])
     assert "clip3" in reasons and "clip7" in reasons and "ghost" in reasons
     samples = [s for url in expand_shards(str(out)) for s in read_shard(url, ReaderStats(), {"music": 16})]
-    assert sorted(s.meta["id"] for s in samples) == [f"clip{i}" for i in (0, 1, 2, 4, 5, 6, 8, 9)]
-    clip9 = next(s for s in samples if s.meta["id"] == "clip9")
-    assert clip9.meta["text"] == "a calm clip number 9" and clip9.media == {"music0": "music"}
+    assert sorted(s.id for s in samples) == [f"clip{i}" for i in (0, 1, 2, 4, 5, 6, 8, 9)]
+    clip9 = next(s for s in samples if s.id == "clip9")
+    assert clip9.text == "a calm clip number 9" and clip9.media == {"music0": "music"}
     assert clip9.codes["music0"].shape == (int(1.4 * 16000) // 320,)
     reference = modality_for(FrameEnergyCodec(levels=16))
     wav = reference.read(root / "raw" / "audio" / "clip9.wav")
@@ -120,7 +120,7 @@ def test_prepare_generic_csv_and_dialogues(music_dataset):
                       accelerator="cpu", progress=False)
     assert summary["csv"]["samples"] == 1 and summary["csv"]["skipped"] == 1
     sample, = read_shard(expand_shards(str(root / "shards" / "chat"))[0])
-    turns = sample.meta["conversation"]
+    turns = sample.turns
     assert turns[0]["message"] == "Compose music like this: <media:m0>"
     assert turns[1]["message"] == "Here it is: <media:m1>" and sample.media == {"m0": "music", "m1": "music"}
 
@@ -167,7 +167,7 @@ def test_files_shared_between_sources_are_encoded_once(music_dataset, monkeypatc
     loaded = [str(s).rsplit("/", 1)[-1] for s in loads]
     assert loaded.count("clip0.wav") == 1 and loaded.count("clip2.wav") == 1 and loaded.count("clip3.wav") == 2
     assert len(loaded) == 10 + 1  # each file of the pairs once (clip0-9; the missing one is not tried) + clip3 again
-    pairs = {s.meta["id"]: s for u in expand_shards(str(root / "shards" / "pairs")) for s in read_shard(u)}
+    pairs = {s.id: s for u in expand_shards(str(root / "shards" / "pairs")) for s in read_shard(u)}
     chat = [s for u in expand_shards(str(root / "shards" / "chat")) for s in read_shard(u)]
     for sample, clip in zip(chat, ("clip0", "clip2", "clip2"), strict=True):
         assert np.array_equal(sample.codes["m0"], pairs[clip].codes["music0"])
@@ -182,7 +182,7 @@ def test_encoding_in_loader_workers_writes_the_same_shards(music_dataset):
         summary = prepare({"mc": source}, {"music": str(root / "tok")}, out=str(out), chunk_size=3, batch_size=2,
                           num_workers=workers, accelerator="cpu", progress=False, encode_in_workers=in_workers)["mc"]
         assert summary["samples"] == 8 and summary["skipped"] == 3
-        codes[workers] = {s.meta["id"]: s.codes["music0"].tolist()
+        codes[workers] = {s.id: s.codes["music0"].tolist()
                           for u in expand_shards(str(out / "mc")) for s in read_shard(u)}
         reports[workers] = sorted(r["item"] for r in json.loads((out / "mc" / "prepare_report.json").read_text())[
             "skipped"])

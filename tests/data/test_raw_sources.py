@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources import (
     MLS,
     MMC4,
@@ -68,9 +69,9 @@ def test_mls_transcripts_and_audio_tree(tmp_path):
         "../../etc/passwd\tan id that is not an MLS id\n"
         "4800_10003_000009\ta line whose audio was never downloaded\n")
     items, report = items_of(MLS(str(root), all_levels=True))
-    assert [i.meta["id"] for i in items] == ["4800_10003_000000", "4800_10003_000001"]
-    assert items[0].meta == {"task": "asr", "text": "the first line read aloud", "source": "mls",
-                             "id": "4800_10003_000000", "speaker": "4800", "all_levels": ["speech0"]}
+    assert [i.sample.id for i in items] == ["4800_10003_000000", "4800_10003_000001"]
+    assert items[0].sample == ShardSample("pair", text="the first line read aloud", source="mls",
+                                          id="4800_10003_000000", all_levels=["speech0"])
     assert items[1].media["speech0"][1].endswith("4800_10003_000001.opus")
     assert [w.rsplit(":", 1)[1] for w, _ in report.skipped] == ["3", "4"]
     assert "not an MLS utterance id" in reasons(report) and "transcript without audio" in reasons(report)
@@ -91,8 +92,8 @@ def test_common_voice_tsv_and_clips(tmp_path):
             "pqr222\tcommon_voice_en_1.mp3\ts6\t\t\t2\t0\t\t\t"]
     (root / "train.tsv").write_text("\n".join(rows) + "\n")
     items, report = items_of(CommonVoice(str(root)))
-    assert [(i.meta["speaker"], i.meta["text"]) for i in items] == [("abc123", 'The "quoted" word stays.'),
-                                                                    ("def456", "A second sentence.")]
+    assert [(i.sample.id, i.sample.text) for i in items] == [("common_voice_en_1", 'The "quoted" word stays.'),
+                                                            ("common_voice_en_2", "A second sentence.")]
     assert [w.rsplit(":", 1)[1] for w, _ in report.skipped] == ["4", "5", "6", "7"]
     assert reasons(report).count("leaves the dataset root") == 2 and "--allow_outside_root" in reasons(report)
     allowed = CommonVoice(str(root))
@@ -128,7 +129,7 @@ def gigaspeech(tmp_path):
 def test_gigaspeech_metadata_is_streamed_and_segments_cut(tmp_path):
     root = gigaspeech(tmp_path)
     items, report = items_of(GigaSpeech(str(root / "GigaSpeech.json"), subsets="XL", lowercase=True))
-    assert [i.meta["text"] for i in items] == ["douglas mcgray is going to be our guide, you see.", "is it?"]
+    assert [i.sample.text for i in items] == ["douglas mcgray is going to be our guide, you see.", "is it?"]
     segment = items[0].media["speech0"][1]  # spooled and read back
     assert isinstance(segment, AudioSegment) and (segment.begin, segment.end) == (0.2, 1.4)
     found = reasons(report)
@@ -137,7 +138,7 @@ def test_gigaspeech_metadata_is_streamed_and_segments_cut(tmp_path):
     lines = [w.split(":")[-1].split(" ")[0] for w, _ in report.skipped]
     assert all(n.isdigit() and int(n) > 1 for n in lines)  # file + line of the entry
     dev, _ = items_of(GigaSpeech(str(root / "GigaSpeech.json"), subsets=["DEV"]))
-    assert [i.meta["id"] for i in dev] == ["POD0000000001_S0000003"]
+    assert [i.sample.id for i in dev] == ["POD0000000001_S0000003"]
     assert gigaspeech_text("A <COMMA> B <EXCLAMATIONPOINT>") == "A, B!"
 
 
@@ -180,8 +181,8 @@ def test_mmc4_documents_interleave_their_downloaded_images(tmp_path):
     items, report = items_of(MMC4(str(root / "docs_*"), image_dir=str(root / "images")))
     assert len(items) == 2  # the plain file's first document and the zipped copy of it
     doc = items[0]
-    assert doc.meta["task"] == "interleaved" and doc.meta["url"] == "http://example.com/1"
-    assert doc.meta["text"] == "Lock the door. <media:image0> Press the switch. <media:image1> All doors lock."
+    assert doc.sample.kind == "interleaved"
+    assert doc.sample.text == "Lock the door. <media:image0> Press the switch. <media:image1> All doors lock."
     assert [m for m, _ in doc.media.values()] == ["image", "image"]
     assert doc.media["image0"][1].endswith("db1c21bc8474.jpg") and doc.media["image1"][1].endswith("b9040a0dbb22.jpg")
     found = reasons(report)
@@ -202,12 +203,12 @@ def test_journeydb_annotations_and_extracted_images(tmp_path):
             {"img_path": "/etc/hosts", "prompt": "p", "Task2": {"Caption": "c"}}]
     (root / "train_anno_realease_repath.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     items, report = items_of(JourneyDB(str(root / "train_anno_realease_repath.jsonl")))
-    assert [i.meta["text"] for i in items] == ["Aniva Lighthouse stands tall against the sea."]
+    assert [i.sample.text for i in items] == ["Aniva Lighthouse stands tall against the sea."]
     assert items[0].key == "journeydb-000-7a2c"
     assert [w.rsplit(":", 1)[1] for w, _ in report.skipped] == ["2", "3", "4"]
     assert "extract its imgs/NNN.tgz" in reasons(report) and "Task2.Caption" in reasons(report)
     prompts, _ = items_of(JourneyDB(str(root / "train_anno_realease_repath.jsonl"), text="prompt"))
-    assert prompts[0].meta["text"].startswith("aniva lighthouse")
+    assert prompts[0].sample.text.startswith("aniva lighthouse")
 
 
 def test_laion_style_webdataset_tars(tmp_path):
@@ -229,12 +230,12 @@ def test_laion_style_webdataset_tars(tmp_path):
         member(tar, "000000001.json", json.dumps({"top_caption": "a cat on a mat", "key": "000000001"}).encode())
         member(tar, "000000002.txt", b"a caption without its image")
     items, report = items_of(ImageTextTars(str(tmp_path / "*.tar")))
-    assert [(i.key, i.meta["text"]) for i in items] == [("image_text-00000-000000000", "a red bus in the rain")]
+    assert [(i.key, i.sample.text) for i in items] == [("image_text-00000-000000000", "a red bus in the rain")]
     assert isinstance(items[0].media["image0"][1], bytes)
     assert [w for w, _ in report.skipped] == [f"{tmp_path / '00000.tar'}:000000001", f"{tmp_path / '00000.tar'}:"
                                                                                      "000000002"]
     coco_style, _ = items_of(ImageTextTars(str(tmp_path / "*.tar"), caption_key="top_caption"))  # LAION-COCO
-    assert [i.meta["text"] for i in coco_style] == ["a red bus in the rain", "a cat on a mat"]
+    assert [i.sample.text for i in coco_style] == ["a red bus in the rain", "a cat on a mat"]
 
 
 # ------------------------------------------------------------------------------------------------------ containment
@@ -250,7 +251,7 @@ def test_rows_naming_files_outside_the_root_are_reported_not_read(tmp_path):
                 "sentences": [{"raw": "absolute"}]}]
     (root / "dataset_coco.json").write_text(json.dumps({"images": entries}))
     items, report = items_of(CocoKarpathy(str(root / "dataset_coco.json")))
-    assert [i.meta["id"] for i in items] == [0]
+    assert [i.sample.id for i in items] == [0]
     assert [w.rsplit("[", 1)[1] for w, _ in report.skipped] == ["1]", "2]"]
     assert all("leaves the dataset root" in why for _, why in report.skipped)
 
@@ -262,7 +263,7 @@ def test_rows_naming_files_outside_the_root_are_reported_not_read(tmp_path):
                                             {"role": "assistant", "message": "Your secret."}]]}]
     (chat / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     items, report = items_of(AnyInstruct(str(chat / "train.jsonl")))
-    assert [i.meta["id"] for i in items] == ["ok"]
+    assert [i.sample.id for i in items] == ["ok"]
     assert report.skipped[0][0].endswith("train.jsonl:2") and "leaves the dataset root" in report.skipped[0][1]
     # the dataset root can be wider than the folder paths resolve from (the demo's dialogues name ../coco/...)
     items, report = items_of(AnyInstruct(str(chat / "train.jsonl"), root=str(tmp_path)))

@@ -110,10 +110,11 @@ def test_prepare_reads_the_release_jsonl_without_a_tokenizer(release):
         "laion-coco": (3, 5), "speech": (2, 1), "music": (2, 1), "mmc4": (1, 0), "instruct": (2, 1)}
     assert read_manifest(root / "shards" / "music")["vocab"]["codebook_sizes"] == {"image": 8192, "speech": 1024,
                                                                                  "music": 8192}
-    by_text = {s.meta["text"]: s for s in samples(root / "shards" / "laion-coco")}
+    by_text = {s.text: s for s in samples(root / "shards" / "laion-coco")}
     assert np.array_equal(by_text["caption 1"].codes["image0"], codes["images"][1])
-    assert "x2text_prob" not in by_text["caption 1"].meta  # the training config decides the direction
-    music = {s.meta["text"]: s for s in samples(root / "shards" / "music")}
+    assert by_text["caption 1"].to_json() == {"kind": "pair", "text": "caption 1", "media": {"image0": "image"},
+                                              "source": "release_pairs", "id": by_text["caption 1"].id}
+    music = {s.text: s for s in samples(root / "shards" / "music")}
     assert np.array_equal(music["a calm piece 0"].codes["music0"], codes["music"][0].T)  # native [4, T]
     report = {r["item"]: r["reason"] for r in
               json.loads((root / "shards" / "laion-coco" / "prepare_report.json").read_text())["skipped"]}
@@ -138,7 +139,7 @@ def datamodule(root, **kwargs):
 def test_shards_render_to_the_release_templates(release):
     root, codes, _ = release
     dm = datamodule(root, sources=[Source(str(root / "shards" / "laion-coco"))])
-    sample = next(s for s in samples(root / "shards" / "laion-coco") if s.meta["text"] == "caption 2")
+    sample = next(s for s in samples(root / "shards" / "laion-coco") if s.text == "caption 2")
     rendered = dm.renderer.render(sample, random.Random(0), x2text_prob=1.0)  # a caption set (the Source's 1.0)
     text = dm.vocab.decode_text(rendered.ids)
     # [Human]: {instruction} {X}<eoh> [MMGPT]: {text}<eos>, the image span spelled exactly as in the release's file

@@ -25,7 +25,7 @@ def test_write_read_round_trip_and_manifest(tmp_path):
     assert manifest["vocab"] == {"codebook_sizes": {"image": 16}}
     samples = [s for shard in shards for s in read_shard(shard)]
     assert [s.key for s in samples] == [f"{i:06d}" for i in range(7)]
-    assert samples[5].meta["text"] == "caption 5" and samples[5].media == {"image0": "image"}
+    assert samples[5].text == "caption 5" and samples[5].media == {"image0": "image"}
     assert samples[5].codes["image0"].dtype == np.int16 and samples[5].codes["image0"].tolist() == [5] * 4
     assert [s.key for s in read_shard(shards[0], skip=2)] == ["000002"]
 

@@ -18,6 +18,7 @@ from anygpt.data.sources.registry import ENTRY_POINT_GROUP, SourceRegistryError,
 PLUGIN = '''
 import numpy as np
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import RawItem
 from anygpt.data.sources.raw import RawSource
 
@@ -34,7 +35,7 @@ class CountingCodes(RawSource):
         return {"image": 8192}
 
     def chunks(self, chunk_size, report):
-        items = [RawItem(f"counting-{i}", {"text": f"number {i}", "source": self.name},
+        items = [RawItem(f"counting-{i}", ShardSample("pair", text=f"number {i}", source=self.name),
                          {"image0": ("image", np.full(4, i, dtype=np.int16))}) for i in range(self.count)]
         return self.split_list(items, chunk_size)
 
@@ -92,10 +93,10 @@ def test_a_config_names_plugin_and_built_in_sources_by_name(site, tmp_path):
         """))
     main(["prepare", "--config", str(config)])
     counted = [s for url in expand_shards(str(tmp_path / "shards" / "counting")) for s in read_shard(url)]
-    assert sorted(s.meta["text"] for s in counted) == ["number 0", "number 1", "number 2"]
-    assert all(np.array_equal(s.codes["image0"], np.full(4, int(s.meta["text"][-1]))) for s in counted)
+    assert sorted(s.text for s in counted) == ["number 0", "number 1", "number 2"]
+    assert all(np.array_equal(s.codes["image0"], np.full(4, int(s.text[-1]))) for s in counted)
     [pair] = [s for url in expand_shards(str(tmp_path / "shards" / "pairs")) for s in read_shard(url)]
-    assert pair.meta["text"] == "a cat" and pair.codes["image0"].tolist() == list(range(32))
+    assert pair.text == "a cat" and pair.codes["image0"].tolist() == list(range(32))
 
 
 def test_a_plugin_source_is_refused_a_built_in_name_naming_both(site, capsys):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from anygpt.data.shards import Sample
+from anygpt.data.schema import ShardSample
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
 from anygpt.modalities.codec import frame_major_flatten
 from anygpt.modalities.registry import configured_modality
@@ -22,8 +22,9 @@ def vocab(tmp_path_factory):
 
 def pair(modality="image", codes=None, **meta):
     codes = np.array([1, 2, 3], dtype=np.int16) if codes is None else codes
-    return Sample("k1", {"text": "a red circle", "media": {f"{modality}0": modality}, **meta},
-                  {f"{modality}0": codes}, shard="s.tar")
+    # a shard's json as any prepare wrote it (``meta`` may hold an older prepare's keys, e.g. x2text_prob)
+    return ShardSample.from_json({"text": "a red circle", "media": {f"{modality}0": modality}, **meta}, "k1",
+                                 {f"{modality}0": codes}, shard="s.tar")
 
 
 class FixedRandom(random.Random):
@@ -100,10 +101,10 @@ def test_direction_is_drawn_with_probability(vocab):
 
 def test_conversation_masks_only_assistant_turns(vocab):
     renderer = TemplateRenderer(vocab, add_bos_eos=False, system_prompt="You are AnyGPT.")
-    sample = Sample("c", {"media": {"speech0": "speech"}, "conversation": [
+    sample = ShardSample("conversation", media={"speech0": "speech"}, turns=[
         {"role": "user", "message": "Transcribe <media:speech0>"}, {"role": "assistant", "message": "hello"},
-        {"role": "user", "message": "Again?"}, {"role": "assistant", "message": "bye"}]},
-        {"speech0": np.array([4, 5], dtype=np.int16)})
+        {"role": "user", "message": "Again?"}, {"role": "assistant", "message": "bye"}],
+        key="c", codes={"speech0": np.array([4, 5], dtype=np.int16)})
     rendered = renderer.render_conversation(sample, train_on="assistant")
     full = ("You are AnyGPT.\n[Human]: Transcribe <sosp><🗣️4><🗣️5><eosp><eoh>\n[MMGPT]: hello<eos>\n"
             "[Human]: Again?<eoh>\n[MMGPT]: bye<eos>")

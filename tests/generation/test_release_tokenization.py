@@ -159,7 +159,7 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
 
     import numpy as np
 
-    from anygpt.data.shards import Sample
+    from anygpt.data.schema import ShardSample
     from anygpt.modalities.registry import configured_modality
     from anygpt.prompts import TemplateRenderer, pair_text, placeholder
 
@@ -167,8 +167,8 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     case = CASES[name]
     inputs = case["inputs"]
     modality = inputs["modality"]
-    sample = Sample("k", {"text": inputs["text"], "media": {"x": modality}},
-                    {"x": np.asarray(EXPECTED["media"][modality])})
+    sample = ShardSample("pair", text=inputs["text"], media={"x": modality},
+                         codes={"x": np.asarray(EXPECTED["media"][modality])}, key="k")
     renderer = TemplateRenderer(vocab, {"music": configured_modality("music")[1]})
     text = pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
     assert renderer.render_text(text, sample) == case["text"]

@@ -101,7 +101,7 @@ def test_plugin_reaches_prepare_chat_and_transcripts(tmp_path):
                       out=str(tmp_path / "shards"), num_workers=0, accelerator="cpu", progress=False)
     assert summary["chat"]["samples"] == 1 and summary["chat"]["skipped"] == 0
     sample, = read_shard(expand_shards(str(tmp_path / "shards" / "chat"))[0])
-    assert sample.media == {"m0": "depth"} and sample.meta["conversation"][0]["message"] == "What is in <media:m0>?"
+    assert sample.media == {"m0": "depth"} and sample.turns[0]["message"] == "What is in <media:m0>?"
     expected = DepthCodec(levels=16).encode([torch.from_numpy(np.load(tmp_path / "scans" / "1.npy"))])[0]
     assert np.array_equal(sample.codes["m0"], expected.numpy())
 

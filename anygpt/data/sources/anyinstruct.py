@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from anygpt.data.checks import UnknownMediaWord
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import (
     DatasetError,
     MediaRef,
@@ -143,5 +144,5 @@ class AnyInstruct(RawSource):
                 conversation.append({"role": "user", "message": replace(user)})
                 if assistant is not None:
                     conversation.append({"role": "assistant", "message": replace(assistant)})
-            meta = {"task": "conversation", "conversation": conversation, "source": self.name, "id": dialogue.id}
-            yield RawItem(sample_key(self.name, dialogue.id), meta, media)
+            sample = ShardSample("conversation", turns=conversation, source=self.name, id=dialogue.id)
+            yield RawItem(sample_key(self.name, dialogue.id), sample, media)

@@ -6,8 +6,8 @@ import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import DatasetError, OutsideRootError, RawItem, SkipReport, resolve_inside
 from anygpt.data.sources.raw import RawSource
 
@@ -19,10 +19,10 @@ class AudioCaptionCsv(RawSource):
     name = "audio_csv"
 
     def __init__(self, csv_path: str, modality: str = "music", audio_column: str = "audio",
-                 text_column: str = "caption", audio_root: str | None = None, task: str = "caption",
+                 text_column: str = "caption", audio_root: str | None = None,
                  all_levels: bool = False) -> None:
         self.csv_path, self.modality = Path(csv_path), modality
-        self.audio_column, self.text_column, self.task = audio_column, text_column, task
+        self.audio_column, self.text_column = audio_column, text_column
         self.audio_root = Path(audio_root) if audio_root else self.csv_path.parent
         if all_levels and modality != "speech":
             raise ValueError("all_levels keeps every RVQ level of speech; it needs modality: speech")
@@ -51,7 +51,6 @@ class AudioCaptionCsv(RawSource):
                 if not os.path.isfile(path):
                     report.add(where, f"audio file not found: {path}")
                     continue
-                meta: dict[str, Any] = {"task": self.task, "text": text, "source": self.name, "id": audio}
-                if self.all_levels:
-                    meta["all_levels"] = [f"{self.modality}0"]
-                yield RawItem(f"{self.name}-{rows.line_num}", meta, {f"{self.modality}0": (self.modality, str(path))})
+                sample = ShardSample("pair", text=text, source=self.name, id=audio,
+                                     all_levels=[f"{self.modality}0"] if self.all_levels else [])
+                yield RawItem(f"{self.name}-{rows.line_num}", sample, {f"{self.modality}0": (self.modality, str(path))})

@@ -22,11 +22,11 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from anygpt.data.checks import check_media_words
+from anygpt.data.schema import ShardSample
 from anygpt.modalities.registry import media_pattern, media_words
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".opus")
@@ -204,10 +204,11 @@ MediaSource = str | bytes | AudioSegment | np.ndarray
 
 @dataclass
 class RawItem:
-    """One future shard sample: its json metadata and, per media item, its modality and content."""
+    """One future shard sample: its record (`ShardSample`, whose ``media`` prepare fills) and, per media item, its
+    modality and content."""
 
     key: str
-    meta: dict[str, Any]
+    sample: ShardSample
     media: dict[str, tuple[str, MediaSource]]  # item name -> (modality, content)
 
 

@@ -7,8 +7,8 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import (
     DatasetError,
     OutsideRootError,
@@ -104,5 +104,5 @@ class CocoKarpathy(RawSource):
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for rec in read_coco_karpathy(Path(self.json_path), self.image_root and Path(self.image_root),
                                               self.split, report=report, allow_outside_root=self.allow_outside_root):
-            meta: dict[str, Any] = {"task": "caption", "text": rec.captions, "source": self.name, "id": rec.image_id}
-            yield RawItem(f"{self.name}-{rec.image_id}", meta, {"image0": ("image", str(rec.path))})
+            sample = ShardSample("pair", text=rec.captions, source=self.name, id=rec.image_id)
+            yield RawItem(f"{self.name}-{rec.image_id}", sample, {"image0": ("image", str(rec.path))})

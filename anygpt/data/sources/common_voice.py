@@ -64,4 +64,4 @@ class CommonVoice(SpeechSource):
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_common_voice(Path(self.root), self.split, report=report,
                                              allow_outside_root=self.allow_outside_root):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), utt.speaker, self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)

@@ -135,4 +135,4 @@ class GigaSpeech(SpeechSource):
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_gigaspeech(Path(self.json_path), self.subsets, report=report,
                                            allow_outside_root=self.allow_outside_root):
-            yield self._item(utt.utt_id, utt.text, utt.audio, utt.speaker, self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, utt.audio, self.lowercase, self.all_levels)

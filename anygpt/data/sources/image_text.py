@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.shards import ReaderStats, expand_shards, iter_raw
 from anygpt.data.sources.base import RawItem, SkipReport, sample_key
 from anygpt.data.sources.raw import LazyChunk, RawSource
@@ -43,8 +43,8 @@ class ImageTextTars(RawSource):
                 missing = "image (.jpg/.png/.webp)" if image is None else f"caption (.txt or json {self.caption_key})"
                 report.add(f"{url}:{key}", f"no {missing}; the sample is skipped (re-download it with img2dataset)")
                 continue
-            meta: dict[str, Any] = {"task": "caption", "text": caption, "source": self.name, "id": key}
-            yield RawItem(sample_key(self.name, Path(url).name.split(".")[0], key), meta,
+            sample = ShardSample("pair", text=caption, source=self.name, id=key)
+            yield RawItem(sample_key(self.name, Path(url).name.split(".")[0], key), sample,
                           {"image0": ("image", image)})
         for message in stats.messages:
             report.add(url, message)

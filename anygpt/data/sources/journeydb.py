@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import (
     OutsideRootError,
     RawItem,
@@ -67,7 +67,7 @@ class JourneyDB(RawSource):
         for rec in read_journeydb(Path(self.json_path), self.image_dir and Path(self.image_dir), self.text,
                                           report=report, allow_outside_root=self.allow_outside_root):
             ref = rec.meta["img_path"]
-            meta: dict[str, Any] = {"task": "caption", "text": rec.captions[0], "source": self.name, "id": ref}
+            sample = ShardSample("pair", text=rec.captions[0], source=self.name, id=ref)
             folder, name = os.path.split(os.path.normpath(ref))
-            yield RawItem(sample_key(self.name, os.path.basename(folder), os.path.splitext(name)[0]), meta,
+            yield RawItem(sample_key(self.name, os.path.basename(folder), os.path.splitext(name)[0]), sample,
                           {"image0": ("image", str(rec.path))})

@@ -72,4 +72,4 @@ class LibriSpeech(SpeechSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_librispeech(Path(self.root), self.split, report=report, with_alignment=False):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), utt.speaker, self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)

@@ -59,4 +59,4 @@ class MLS(SpeechSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_mls(Path(self.root), self.split, report=report):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), utt.speaker, self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)

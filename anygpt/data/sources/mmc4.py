@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import (
     MediaSource,
     OutsideRootError,
@@ -96,5 +97,5 @@ class MMC4(RawSource):
                 media[name] = ("image", str(file))
                 at.setdefault(index, []).append(f"<media:{name}>")
             text = " ".join(p for i, sentence in enumerate(doc.sentences) for p in [*at.get(i, []), sentence])
-            meta = {"task": "interleaved", "text": text, "source": self.name, "id": doc.id, "url": doc.url}
-            yield RawItem(sample_key(self.name, doc.id), meta, media)
+            sample = ShardSample("interleaved", text=text, source=self.name, id=doc.id)
+            yield RawItem(sample_key(self.name, doc.id), sample, media)

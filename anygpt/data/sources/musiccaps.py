@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import (
     DatasetError,
     OutsideRootError,
@@ -117,5 +118,5 @@ class MusicCaps(RawSource):
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for clip in read_musiccaps(Path(self.csv_path), self.audio_dir and Path(self.audio_dir), self.split,
                                            report=report, allow_outside_root=self.allow_outside_root):
-            meta = {"task": "caption", "text": clip.caption, "source": self.name, "id": clip.ytid}
-            yield RawItem(sample_key(self.name, clip.ytid), meta, {"music0": ("music", str(clip.path))})
+            sample = ShardSample("pair", text=clip.caption, source=self.name, id=clip.ytid)
+            yield RawItem(sample_key(self.name, clip.ytid), sample, {"music0": ("music", str(clip.path))})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import AudioSegment, MediaSource, RawItem, SkipReport
 
 
@@ -75,7 +76,8 @@ class SpooledChunk(Sequence):
         with open(self.path, encoding="utf-8") as f:
             for line in f:
                 row = json.loads(line)
-                yield RawItem(row["key"], row["meta"], {n: (m, _decode_media(v)) for n, (m, v) in row["media"].items()})
+                media = {n: (m, _decode_media(v)) for n, (m, v) in row["media"].items()}
+                yield RawItem(row["key"], ShardSample.from_json(row["sample"]), media)
 
 
 def spool(items: Iterator[RawItem], chunk_size: int, directory: Path) -> list[Sequence[RawItem]]:
@@ -88,7 +90,8 @@ def spool(items: Iterator[RawItem], chunk_size: int, directory: Path) -> list[Se
                 path = directory / f"chunk-{len(chunks):06d}.jsonl"
                 handle, count = open(path, "w", encoding="utf-8"), 0
             media = {n: [m, _encode_media(v)] for n, (m, v) in item.media.items()}
-            handle.write(json.dumps({"key": item.key, "meta": item.meta, "media": media}, ensure_ascii=False) + "\n")
+            row = {"key": item.key, "sample": item.sample.to_json(), "media": media}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
             if count == chunk_size:
                 handle.close()

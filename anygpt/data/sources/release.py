@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import DatasetError, RawItem, SkipReport, expand_files, sample_key
 from anygpt.data.sources.raw import LazyChunk, LineRange, RawSource, line_ranges, read_line_range
 from anygpt.modalities.codec import Codec
@@ -185,7 +186,7 @@ class _ReleaseJsonl(RawSource):
             except (DatasetError, KeyError, TypeError, ValueError) as err:
                 report.add(where, f"{err}; fix or drop the line")
                 continue
-            item.meta["id"] = where
+            item.sample.id = where
             yield item
 
     def _item(self, row: Any, spans: TokenStrings, key: str) -> RawItem:
@@ -213,8 +214,9 @@ class ReleasePairs(_ReleaseJsonl):
         rest, found = spans.split(str(row[modality]))
         if len(found) != 1 or found[0][0] != modality or rest.strip() != "<media:0>":
             raise DatasetError(f"the {modality} field must hold exactly one {modality} span and nothing else")
-        meta: dict[str, Any] = {"task": "pair", "text": text.strip(), "source": self.name}
-        return RawItem(key, meta, {f"{modality}0": (modality, spans.codes(modality, found[0][1]))})
+        codes = spans.codes(modality, found[0][1])
+        sample = ShardSample("pair", text=text.strip(), source=self.name)
+        return RawItem(key, sample, {f"{modality}0": (modality, codes)})
 
 
 class ReleaseConversations(_ReleaseJsonl):
@@ -241,10 +243,10 @@ class ReleaseConversations(_ReleaseJsonl):
                 rest = rest.replace(f"<media:{index}>", f"<media:m{len(media)}>", 1)
                 media[f"m{len(media)}"] = (modality, spans.codes(modality, ids))
             conversation.append({"role": role, "message": rest})
-        meta = {"task": "conversation", "conversation": conversation, "source": self.name}
+        sample = ShardSample("conversation", turns=conversation, source=self.name)
         if "id" in row:
             key = sample_key(self.name, row["id"])
-        return RawItem(key, meta, media)
+        return RawItem(key, sample, media)
 
 
 class ReleaseDocuments(_ReleaseJsonl):
@@ -268,4 +270,4 @@ class ReleaseDocuments(_ReleaseJsonl):
             for k in range(len(found)):
                 text = text.replace(f"<media:{k}>", f"<media:m{k}>", 1)
             yield RawItem(sample_key(self.name, stem, where.rsplit(":", 1)[1]),
-                          {"task": "interleaved", "text": text, "source": self.name, "id": where}, media)
+                          ShardSample("interleaved", text=text, source=self.name, id=where), media)

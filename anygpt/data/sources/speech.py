@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from anygpt.data.schema import ShardSample
 from anygpt.data.sources.base import MediaSource, RawItem, SkipReport, bad_record, sample_key
 from anygpt.data.sources.raw import RawSource
 
@@ -39,12 +39,7 @@ class SpeechSource(RawSource):
     """Utterance sources: ``all_levels`` keeps every RVQ level of the speech tokenizer (SoundStorm's training data;
     the LLM still reads level 1 of them)."""
 
-    task = "asr"
-
-    def _item(self, utt_id: str, text: str, audio: MediaSource, speaker: str, lowercase: bool,
-              all_levels: bool) -> RawItem:
-        meta: dict[str, Any] = {"task": self.task, "text": text.lower() if lowercase else text, "source": self.name,
-                                "id": utt_id, "speaker": speaker}
-        if all_levels:
-            meta["all_levels"] = ["speech0"]
-        return RawItem(sample_key(self.name, utt_id), meta, {"speech0": ("speech", audio)})
+    def _item(self, utt_id: str, text: str, audio: MediaSource, lowercase: bool, all_levels: bool) -> RawItem:
+        sample = ShardSample("pair", text=text.lower() if lowercase else text, source=self.name, id=utt_id,
+                             all_levels=["speech0"] if all_levels else [])
+        return RawItem(sample_key(self.name, utt_id), sample, {"speech0": ("speech", audio)})

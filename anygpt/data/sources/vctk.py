@@ -56,11 +56,10 @@ class VCTK(SpeechSource):
     """A VCTK-style tree (``wav48/pXXX/*.wav`` + ``txt/pXXX/*.txt``)."""
 
     name = "vctk"
-    task = "tts"
 
     def __init__(self, root: str, lowercase: bool = False, all_levels: bool = False) -> None:
         self.root, self.lowercase, self.all_levels = root, lowercase, all_levels
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_vctk(Path(self.root), report=report):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), utt.speaker, self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)
