@@ -40,11 +40,14 @@ def read_coco_karpathy(
     report: SkipReport | None = None,
     check_files: bool = True,
     allow_outside_root: bool = False,
+    images_only: bool = False,
 ) -> Iterator[CaptionedImage]:
     """Images of a Karpathy-split json (``dataset_coco.json``); path = image_root / filepath / filename.
 
     ``image_root`` defaults to the json's folder; ``split`` filters ("train", "val", "test", "restval").
-    The json is one object, so it is parsed once; records are produced lazily from it.
+    The json is one object, so it is parsed once; records are produced lazily from it. ``images_only``: the relaxed
+    mode of an image tokenizer's list, whose entries may lack captions, a split ("train") and an id (their index);
+    root containment and the split filter are the same.
     """
     json_path = require_file(Path(json_path), "Karpathy split json")
     root = Path(image_root) if image_root is not None else json_path.parent
@@ -61,13 +64,15 @@ def read_coco_karpathy(
     for k, entry in enumerate(entries):
         where = f"{json_path}:images[{k}]"
         try:
-            entry_split = entry["split"]
+            entry_split = entry.get("split", "train") if images_only else entry["split"]
             if wanted is not None and entry_split not in wanted:
                 continue
-            captions = [s["raw"].strip() for s in entry["sentences"]]
+            sentences = entry.get("sentences", []) if images_only else entry["sentences"]
+            captions = [s["raw"].strip() for s in sentences]
             path = Path(resolve_inside(root, os.path.join(entry.get("filepath", ""), entry["filename"]),
                                        allow_outside_root))
-            image_id = int(entry["imgid"] if "imgid" in entry else entry["cocoid"])
+            ids = [entry[n] for n in ("imgid", "cocoid") if n in entry] or ([k] if images_only else [entry["imgid"]])
+            image_id = int(ids[0])
         except OutsideRootError as e:
             bad_record(report, where, str(e))
             continue
@@ -75,7 +80,7 @@ def read_coco_karpathy(
             bad_record(report, where,
                        f"malformed entry ({type(e).__name__}: {e}); needs split, filename, sentences[].raw")
             continue
-        if not captions:
+        if not captions and not images_only:
             bad_record(report, where, "no captions")
             continue
         if check_files and not path.is_file():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import zlib
 from pathlib import Path
@@ -12,6 +11,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from anygpt.data.sources.base import SkipReport
+from anygpt.data.sources.coco import read_coco_karpathy
 from anygpt.media import MEDIA_KINDS, MediaError, read_media
 
 log = logging.getLogger(__name__)
@@ -22,15 +23,21 @@ def find_images(root: str | Path, karpathy_json: str | None = "dataset_coco.json
     """Image files of one split.
 
     With a Karpathy json (``images[*].filepath/filename/split``; "restval" counts as train) the listed files under
-    ``root`` are used; without one, every image under ``root``, a deterministic 5% (by name hash) forming "val".
+    ``root`` are used, read as ``anygpt prepare`` reads them (`read_coco_karpathy`, captions optional): a file outside
+    ``root`` or missing is skipped with a warning. Without one, every image under ``root``, a deterministic 5% (by
+    name hash) forming "val".
     """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"Image data root {root} does not exist.")
     if karpathy_json and (root / karpathy_json).exists():
-        entries = json.loads((root / karpathy_json).read_text())["images"]
         wanted = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}.get(split, (split,))
-        return [root / e.get("filepath", "") / e["filename"] for e in entries if e.get("split", "train") in wanted]
+        report = SkipReport()
+        images = [Path(rec.path) for rec in read_coco_karpathy(root / karpathy_json, root, wanted, report=report,
+                                                                images_only=True)]
+        if report:
+            log.warning("%s", report.summary())
+        return images
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     return [p for p in files if (zlib.crc32(p.name.encode()) % 20 == 0) == (split == "val")]
 
