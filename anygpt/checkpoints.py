@@ -31,7 +31,7 @@ from anygpt.modalities.registry import TokenizerRef, codec_class, configured_mod
 from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.prompts import release_prompts
+from anygpt.prompts import TEMPLATES, release_prompts
 from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
     UnifiedVocab,
@@ -353,8 +353,6 @@ class ExportBundle(L.Callback):
 
     def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None,
                  template: str | None = None, task: str | None = None) -> None:
-        from anygpt.generation.pipeline import TEMPLATES
-
         if template is not None and template not in TEMPLATES:
             raise ValueError(f"ExportBundle template must be one of {TEMPLATES} or null, got {template!r}")
         self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt

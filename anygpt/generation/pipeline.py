@@ -34,7 +34,6 @@ from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import media_pattern, media_words
 from anygpt.vocab import Segment
 
-TEMPLATES = ("chat", "base")
 # Music input is cropped before tokenizing, as the release's CLIs do: a 5 s window in chat, 20 s for the base model.
 MUSIC_WINDOW_SECONDS = {"chat": 5.0, "base": 20.0}
 
@@ -146,8 +145,8 @@ class AnyGPT:
         self.system_prompt = prompt.system_prompt if prompt.system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
         template = prompt.template or bundle.template or ("chat" if self.vocab.instruction_tokens else "base")
-        if template not in TEMPLATES:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+        if template not in prompts.TEMPLATES:
+            raise ValueError(f"template must be one of {prompts.TEMPLATES}, got {template!r}")
         if prompt.music_start not in MUSIC_STARTS:
             raise ValueError(f"music_start must be one of {MUSIC_STARTS}, got {prompt.music_start!r}")
         if prompt.task is not None and prompt.task not in prompts.TASKS:
@@ -259,7 +258,7 @@ class AnyGPT:
         elif template == "base":
             text = self.base_prompt_text(parts, output, generator, rng)
         else:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+            raise ValueError(f"template must be one of {prompts.TEMPLATES}, got {template!r}")
         if force is not None:
             if force not in self.vocab.modalities:
                 raise ValueError(f"cannot force output modality {force!r}; the model has {list(self.vocab.modalities)}")
