@@ -2,7 +2,7 @@
 
 Layout (the released fnlp/AnyGPT-base and -chat folders are the same, minus ``anygpt.json``)::
 
-    config.json, model.safetensors (or shards)    HF LLaMA weights (`anygpt.model.hf`)
+    config.json, model.safetensors (or shards)    HF LLaMA weights (`anygpt.model.llama.hf_adapter`)
     tokenizer.model | tokenizer.json              the text tokenizer
     added_tokens.json / tokenizer.json            [Human] [MMGPT] <eoh> <eos>, every modality's codes and markers
     anygpt.json                                   modality order and sizes, tokenizer checkpoints, system prompt
@@ -26,8 +26,10 @@ import torch
 
 from anygpt.modalities.base import Modality
 from anygpt.modalities.registry import TokenizerRef, codec_class
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama import hf_adapter as hf
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
+from anygpt.model.lm import BUILT_KEY
 from anygpt.vocab import (
     RELEASE_MODALITIES,
     HFTextTokenizer,
@@ -139,8 +141,6 @@ def attach_image_decoder(bundle: Bundle) -> None:
 
 
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
-    from anygpt.model import hf
-
     info = json.loads((path / BUNDLE_FILE).read_text()) if (path / BUNDLE_FILE).exists() else {}
     if info.get("modalities"):
         specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
@@ -168,8 +168,6 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
              for m in data["modalities"]]
     vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
                          instruction_tokens=bool(data.get("instruction_tokens")))
-    from anygpt.model.lm import BUILT_KEY
-
     built = ckpt.get(BUILT_KEY) or hp  # checkpoints written before BUILT_KEY kept it in the hyper-parameters
     if built.get("resolved_config"):
         config = Config(**built["resolved_config"])
@@ -183,7 +181,7 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     with torch.device("meta"):
         model = LLaMA(config)
     model.load_state_dict(state, assign=True, strict=True)
-    model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
+    model.reset_rope_cache()  # non-persistent tables, rebuilt on first use
     if vocab_size != len(vocab):
         raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
     info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {}}
@@ -195,8 +193,6 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
 
 def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write ``bundle`` as an AnyGPT folder that HF ``AutoModelForCausalLM``/``AutoTokenizer`` can open too."""
-    from anygpt.model import hf
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hf.save_hf(bundle.model, directory, dtype=dtype)
@@ -274,8 +270,6 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
 
     specs = [modality_for(codec_class(m)(), m).spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
-    from anygpt.model import hf
-
     model = hf.load_hf(source)
     refs = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
     if image_decoder is not None and not Path(image_decoder, "model_index.json").exists():
@@ -352,7 +346,7 @@ class ExportBundle(L.Callback):
         with torch.device("meta"):
             plain = LLaMA(model.config)
         plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
-        plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
+        plain.reset_rope_cache()
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
                         {name: TokenizerRef.of(ref) for name, ref in refs.items()}, template=self.template,
                         task=self.task)

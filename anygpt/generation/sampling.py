@@ -29,7 +29,7 @@ from anygpt.generation.processors import (
     TopP,
     apply_processors,
 )
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.model import LLaMA
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from anygpt.generation.sampling import GenerationConfig, generate
-from anygpt.model.configs import Config
+from anygpt.model.llama.config import Config
 from benchmarks.perf.train_step import build_pair
 
 HF, OURS, COMPILED = "hf generate", "ours", "ours (compiled step)"

@@ -16,9 +16,10 @@ JSON (``--out``):
 - **training**: `AnyGPTLM` through Lightning's `ModelParallelStrategy` (FSDP2, one rank), bf16-mixed, the ~1B
   ``llama-1b`` size at the unified vocabulary of the paper (49418 ids), sequences of 4096 tokens, activation
   checkpointing on, eager and with ``compile=True``. Tokens/s over the steps after warm-up and MFU: model FLOPs per
-  token (`anygpt.model.llama.flops_per_token`: 6 x parameters other than the input embedding + PaLM's attention term
-  12 x layers x width x sequence, no discount for the causal mask, recomputation not counted) x tokens/s, over the
-  GPU's dense bf16 peak (`PEAK_BF16_FLOPS`, NVIDIA's datasheet figures; ``--peak-tflops`` for other GPUs).
+  token (`anygpt.model.llama.model.flops_per_token`: 6 x parameters other than the input embedding + PaLM's
+  attention term 12 x layers x width x sequence, no discount for the causal mask, recomputation not counted) x
+  tokens/s, over the GPU's dense bf16 peak (`PEAK_BF16_FLOPS`, NVIDIA's datasheet figures; ``--peak-tflops`` for other
+  GPUs).
 - **generation**: our engine (eager, and with the compiled decode step, its compile time and break-even point) vs
   transformers' ``generate`` on the same bf16 weights, greedy, batch 1 and 8 (`benchmarks.perf.generation.compare`).
 - **tokenizers**: encode throughput (audio seconds per second) of SpeechTokenizer and Encodec 32 kHz in the paper's
@@ -127,8 +128,8 @@ def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, 
     from lightning.pytorch.callbacks import Callback
     from lightning.pytorch.strategies import ModelParallelStrategy
 
-    from anygpt.model.configs import Config
-    from anygpt.model.llama import flops_per_token
+    from anygpt.model.llama.config import Config
+    from anygpt.model.llama.model import flops_per_token
     from anygpt.model.lm import AnyGPTLM
 
     class StepTimes(Callback):
@@ -183,7 +184,7 @@ def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, 
 # Generation
 # ----------------------------------------------------------------------------------------------------------------------
 def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) -> list[dict[str, Any]]:
-    from anygpt.model.configs import Config
+    from anygpt.model.llama.config import Config
     from benchmarks.perf.generation import compare
     from benchmarks.perf.train_step import build_pair
 

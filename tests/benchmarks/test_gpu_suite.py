@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from anygpt.model.configs import Config
-from anygpt.model.llama import flops_per_token
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import flops_per_token
 from benchmarks.perf import gpu_suite
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.tiny import TINY_MODALITIES
+from anygpt.model import lm as lm_module
 from anygpt.model.lm import AnyGPTLM
 
 MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "intermediate_size": 64}
@@ -82,7 +83,7 @@ class CheckExpansion(Callback):
         self.result: dict = {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        from anygpt.model.hf import load_hf
+        from anygpt.model.llama.hf_adapter import load_hf
 
         base = load_hf(self.checkpoint)
         old = base.config.vocab_size
@@ -101,8 +102,8 @@ class CheckExpansion(Callback):
 def expand(out: Path, checkpoint: Path) -> None:
     L.seed_everything(0)
     builds: list[int] = []  # whole-model builds (checkpoint load + growth) on this rank: rank 0 only, once
-    build = AnyGPTLM._build
-    AnyGPTLM._build = lambda self, config: builds.append(config.vocab_size) or build(self, config)
+    build = lm_module.build_model
+    lm_module.build_model = lambda config, *args: builds.append(config.vocab_size) or build(config, *args)
     model = AnyGPTLM("tiny", pretrained=str(checkpoint), vocab_size=320, learning_rate=0.0, max_steps=1)
     check = CheckExpansion(checkpoint)
     ids = torch.randint(0, 320, (4, 17))
@@ -121,13 +122,14 @@ def resume(out: Path, shards: Path) -> None:
                                  (("image", 0.4), ("speech", 0.3), ("music", 0.3))],
                                 max_length=64, batch_size=2, batches_per_epoch=3, seed=5)
 
-    def model() -> AnyGPTLM:
-        return AnyGPTLM("tiny", model_config=MODEL, learning_rate=1e-2, warmup=2, max_steps=8)
+    def model(data: AnyGPTDataModule) -> AnyGPTLM:
+        return AnyGPTLM("tiny", model_config=MODEL, vocab=data.vocab, learning_rate=1e-2, warmup=2, max_steps=8)
 
     results = {}
     L.seed_everything(0)
     straight = Losses()
-    trainer(2, 8, [straight], out).fit(model(), datamodule())
+    data = datamodule()
+    trainer(2, 8, [straight], out).fit(model(data), data)
     results["straight"] = straight.losses
     results["straight_batches"] = straight.batches
 
@@ -136,13 +138,15 @@ def resume(out: Path, shards: Path) -> None:
     # Saved during training, as in real runs (after fit returns, Lightning has torn the loader's iterator down).
     save = ModelCheckpoint(dirpath=out, filename="step4", every_n_train_steps=4, save_top_k=-1)
     t = trainer(2, 5, [first, save], out, checkpointing=True)
-    t.fit(model(), datamodule())
+    data = datamodule()
+    t.fit(model(data), data)
     results["first"] = first.losses
 
     L.seed_everything(123)  # resuming must not depend on the global seed
     second = Losses()
     t = trainer(2, 8, [second], out)
-    t.fit(model(), datamodule(), ckpt_path=out / "step4.ckpt")
+    data = datamodule()
+    t.fit(model(data), data, ckpt_path=out / "step4.ckpt")
     results["resumed"] = second.losses
     results["resumed_batches"] = second.batches
     results["checkpoint_is_dir"] = (out / "step4.ckpt").is_dir()

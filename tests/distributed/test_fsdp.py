@@ -25,9 +25,9 @@ def run(*args: str) -> None:
 @pytest.fixture(scope="module")
 def parity_runs(tmp_path_factory):
     """One single-process run, then one 2-process launch for parity and vocabulary expansion."""
-    from anygpt.model.configs import Config
-    from anygpt.model.hf import save_hf
-    from anygpt.model.llama import LLaMA
+    from anygpt.model.llama.config import Config
+    from anygpt.model.llama.hf_adapter import save_hf
+    from anygpt.model.llama.model import LLaMA
 
     out = tmp_path_factory.mktemp("parity")
     torch.manual_seed(0)

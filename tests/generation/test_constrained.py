@@ -4,8 +4,8 @@ import torch
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.sampling import GenerationConfig, generate
 from anygpt.modalities.base import SpanStructure
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.vocab import ModalitySpec, TextTokenizer, UnifiedVocab
 
 STRUCTURES = {

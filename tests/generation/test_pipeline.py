@@ -11,8 +11,8 @@ from PIL import Image
 from anygpt.checkpoints import Bundle, ExportBundle, TokenizerRef, hf_to_anygpt, load_bundle, save_bundle
 from anygpt.generation.chat import chat, generate
 from anygpt.generation.pipeline import AnyGPT, Media, parse_message
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.vocab import RELEASE_MODALITIES, SPECIAL_TOKENS, UnifiedVocab, VocabLayoutError, train_bpe_tokenizer
 from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
 
