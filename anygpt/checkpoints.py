@@ -17,12 +17,13 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
 from anygpt.modalities.base import Modality
 from anygpt.modalities.registry import TokenizerRef, codec_class
@@ -30,6 +31,16 @@ from anygpt.model.llama import hf_adapter as hf
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
 from anygpt.model.lm import BUILT_KEY
+from anygpt.model.lora import (
+    LoraOptions,
+    apply_lora,
+    inject_like,
+    is_lora,
+    load_adapter,
+    merge_lora,
+    save_adapter,
+)
+from anygpt.model.spec import build_model
 from anygpt.vocab import (
     RELEASE_MODALITIES,
     HFTextTokenizer,
@@ -79,7 +90,7 @@ def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], s
 
 def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False,
-                image_decoder: str | None = None) -> Bundle:
+                image_decoder: str | None = None, adapter: str | Path | None = None) -> Bundle:
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
@@ -89,6 +100,8 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
             anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
         image_decoder: the unCLIP pipeline folder that turns SEED embeddings into pixels; overrides anygpt.json's.
+        adapter: a LoRA adapter folder (PEFT format, written by a LoRA fine-tune) applied to the loaded model and
+            merged into it; the same outputs as the run's merged export.
     """
     path = Path(path)
     if not path.exists():
@@ -103,6 +116,8 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
                          f"`python -m torch.distributed.checkpoint.format_utils dcp_to_torch {path} model.ckpt`")
     else:
         raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
+    if adapter is not None:
+        load_adapter(model, adapter)
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
     refs = {name: TokenizerRef.of(ref) for name, ref in info.get("tokenizers", {}).items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
@@ -174,13 +189,18 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     else:
         config = Config.from_name(hp.get("model", "tiny"), **(hp.get("model_config") or {}))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    vocab_size = state["embed_tokens.weight"].shape[0]
-    from dataclasses import replace
-
+    vocab_size = next(v.shape[0] for k, v in state.items() if k.startswith("embed_tokens.") and "delta" not in k)
     config = replace(config, vocab_size=vocab_size)
     with torch.device("meta"):
         model = LLaMA(config)
+    if hp.get("lora"):  # a LoRA run: its adapters are merged into the model it returns
+        if hp["lora"].get("quantize"):
+            raise ValueError(f"{path} is a QLoRA checkpoint (4-bit base); load its base with --adapter instead: "
+                             "the export of the run, or the base checkpoint plus the adapter folder it wrote")
+        apply_lora(model, LoraOptions(**hp["lora"]), range(vocab.text.vocab_size, len(vocab)))
     model.load_state_dict(state, assign=True, strict=True)
+    if hp.get("lora"):
+        merge_lora(model)
     model.reset_rope_cache()  # non-persistent tables, rebuilt on first use
     if vocab_size != len(vocab):
         raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
@@ -318,16 +338,19 @@ class ExportBundle(L.Callback):
             without instruction tokens; None: chat when the vocabulary has them, else base).
         task: the default task prompt wrapping chat messages (``none``: as written, as anygpt's chat data is rendered;
             None: the release's task prompts).
+        adapter_dirpath: where a LoRA run also writes its adapter on its own (PEFT format); default: ``adapter`` next
+            to ``dirpath``. The export itself is the merged model.
     """
 
     def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None,
-                 template: str | None = None, task: str | None = None) -> None:
+                 template: str | None = None, task: str | None = None, adapter_dirpath: str | None = None) -> None:
         from anygpt.generation.pipeline import TEMPLATES
 
         if template is not None and template not in TEMPLATES:
             raise ValueError(f"ExportBundle template must be one of {TEMPLATES} or null, got {template!r}")
         self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt
         self.template, self.task = template, task
+        self.adapter_dirpath = adapter_dirpath or str(Path(dirpath).parent / "adapter")
 
     def state_dict(self) -> dict[str, Any]:
         """Kept in every Lightning checkpoint, so that ``anygpt convert ckpt-to-anygpt`` (and loading a ``.ckpt``
@@ -343,10 +366,24 @@ class ExportBundle(L.Callback):
             return
         datamodule = trainer.datamodule
         refs = self.tokenizers or getattr(datamodule, "tokenizer_refs", None) or {}
-        with torch.device("meta"):
-            plain = LLaMA(model.config)
-        plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
+        lora = getattr(pl_module, "lora", None)
+        if lora is not None and lora.quantize:
+            # a 4-bit base cannot be merged exactly: the adapter goes onto the original (unquantized) base weights
+            hp = pl_module.hparams
+            plain = build_model(model.config, hp.pretrained, hp.vocab_init)
+            inject_like(plain, model)
+            set_peft_model_state_dict(plain, get_peft_model_state_dict(model, state_dict=full))
+        else:
+            with torch.device("meta"):
+                plain = LLaMA(model.config)
+            if is_lora(model):
+                inject_like(plain, model)
+            plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
         plain.reset_rope_cache()
+        if is_lora(plain):
+            save_adapter(plain, self.adapter_dirpath)
+            merge_lora(plain)
+            print(f"[export] LoRA adapter (PEFT format) written to {self.adapter_dirpath}")
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
                         {name: TokenizerRef.of(ref) for name, ref in refs.items()}, template=self.template,
                         task=self.task)

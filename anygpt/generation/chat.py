@@ -121,14 +121,14 @@ def _describe(reply: Reply) -> str:
 def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device: str, system_prompt: str | None,
              trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
              music_seconds: float | None, music_start: str, instructions: str | None,
-             image_decoder: str | None, compile: bool | None = None) -> AnyGPT:
+             image_decoder: str | None, compile: bool | None = None, adapter: str | None = None) -> AnyGPT:
     from anygpt.generation.prompts import load_instructions
 
     pools = load_instructions(instructions) if instructions else None
     return AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt, trust_code=trust_code,
                        image_decoder=image_decoder, template=template, force_marker=force_marker,
                        constrained=constrained, music_seconds=music_seconds, music_start=music_start,
-                       instructions=pools, compile=compile)
+                       instructions=pools, compile=compile, adapter=adapter)
 
 
 def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
@@ -141,7 +141,8 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
          trust_code: bool = False, template: str | None = None, task: str | None = None,
          force_marker: bool | None = None, constrained: bool = True, music_seconds: float | None = None,
          music_start: str = "start",
-         instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None) -> str:
+         instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None,
+         adapter: str | None = None) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
@@ -172,9 +173,10 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
             (default: the checkpoint's anygpt.json ``image_decoder``).
         compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only (on a CPU the
             compile time outweighs what a chat session saves; docs/performance.md).
+        adapter: a LoRA adapter folder (PEFT format, from a LoRA fine-tune of ``ckpt``) merged into the model.
     """
     anygpt = _session(ckpt, tokenizers, device, system_prompt, trust_code, template, force_marker, constrained,
-                      music_seconds, music_start, instructions, image_decoder, compile)
+                      music_seconds, music_start, instructions, image_decoder, compile, adapter)
     transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
     commands = output_commands(anygpt.tokenizers)
@@ -229,8 +231,8 @@ def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", 
              voice: str | None = None, seed: int = 0, max_new_tokens: int | None = None, trust_code: bool = False,
              template: str | None = None, task: str | None = None, force_marker: bool | None = None,
              constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
-             instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None
-             ) -> dict:
+             instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None,
+             adapter: str | None = None) -> dict:
     """One prompt -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
 
     Args:
@@ -240,9 +242,10 @@ def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", 
         template, task, force_marker, constrained, music_seconds, music_start, instructions, image_decoder: as for
             ``anygpt chat``.
         compile: ``torch.compile`` the decode step (true/false); default: on CUDA only.
+        adapter: a LoRA adapter folder merged into the model, as for ``anygpt chat``.
     """
     anygpt = _session(ckpt, tokenizers, device, None, trust_code, template, force_marker, constrained,
-                      music_seconds, music_start, instructions, image_decoder, compile)
+                      music_seconds, music_start, instructions, image_decoder, compile, adapter)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
     parts = parse_message(prompt)

@@ -169,12 +169,14 @@ class AnyGPT:
     @classmethod
     def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
              device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
-             image_decoder: str | None = None, compile: bool | None = None, **options: Any) -> AnyGPT:
+             image_decoder: str | None = None, compile: bool | None = None, adapter: str | None = None,
+             **options: Any) -> AnyGPT:
         """`load_bundle` + the prompt format; ``trust_code`` lets the checkpoint name unregistered tokenizer classes,
         ``image_decoder`` names the unCLIP pipeline for image output (else anygpt.json's), ``options`` are
         `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...); ``compile``: compile the decode step
-        (None: on CUDA only)."""
-        bundle = load_bundle(path, tokenizers, device=device, trust_code=trust_code, image_decoder=image_decoder)
+        (None: on CUDA only); ``adapter``: a LoRA adapter folder merged into the loaded model."""
+        bundle = load_bundle(path, tokenizers, device=device, trust_code=trust_code, image_decoder=image_decoder,
+                             adapter=adapter)
         return cls(bundle, system_prompt, device, compile=compile, **options)
 
     def describe(self) -> str:

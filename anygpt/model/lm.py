@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -27,6 +28,7 @@ from torchmetrics import Metric
 
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
+from anygpt.model.lora import LoraOptions, apply_lora, trainable_summary
 from anygpt.model.schedule import warmup_cosine
 from anygpt.model.spec import LLAMA, build_model, check_pretrained, resolve_config
 from anygpt.vocab import UnifiedVocab
@@ -73,6 +75,8 @@ class AnyGPTLM(L.LightningModule):
         compile: ``torch.compile`` each decoder block (after activation checkpointing, before FSDP2 sharding, the
             order FSDP2 expects); the first steps pay the compilation. Checkpoints are the same with or without it.
         reshard_after_forward: FSDP2 frees the gathered parameters after each block's forward (ZeRO-3 style).
+        lora: fine-tune low-rank adapters (and the added-token rows) instead of every weight; see
+            `anygpt.model.lora.LoraOptions`. None trains the whole model.
     """
 
     def __init__(self, model: str = "tiny", model_config: dict[str, Any] | None = None, pretrained: str | None = None,
@@ -81,7 +85,7 @@ class AnyGPTLM(L.LightningModule):
                  weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
                  warmup: float = 0.03, min_lr_ratio: float = 0.1, max_steps: int | None = None,
                  grad_clip: float | None = 1.0, activation_checkpointing: bool = False,
-                 reshard_after_forward: bool = True, compile: bool = False) -> None:
+                 reshard_after_forward: bool = True, compile: bool = False, lora: LoraOptions | None = None) -> None:
         super().__init__()
         if vocab_init not in ("mean", "random"):
             raise ValueError(f"vocab_init must be 'mean' or 'random', got {vocab_init!r}")
@@ -92,7 +96,9 @@ class AnyGPTLM(L.LightningModule):
             raise ValueError(f"model vocab_size {vocab_size} differs from the data module's vocabulary ({len(vocab)} "
                              "ids); drop vocab_size from the model config or fix the modalities")
         self.save_hyperparameters(ignore=["vocab"])
+        self.hparams["lora"] = asdict(lora) if lora is not None else None  # plain types: checkpoints load weights-only
         self.vocab = vocab
+        self.lora = lora
         self.model: LLaMA | None = None
         # what configure_model resolved (architecture, modality id ranges), saved as the checkpoint's BUILT_KEY entry
         self.built: dict[str, Any] = {}
@@ -129,12 +135,15 @@ class AnyGPTLM(L.LightningModule):
         target = len(self.vocab) if self.vocab is not None else hp.vocab_size
         config = resolve_config(hp.model, hp.model_config, hp.pretrained, target)
         if self.device_mesh is None:
-            model = build_model(config, hp.pretrained, hp.vocab_init)
+            model = self._adapted(build_model(config, hp.pretrained, hp.vocab_init))
         else:
             # Only rank 0 holds the whole model (loaded or initialised); every rank builds an empty skeleton, shards
             # it, and receives its shards from rank 0. At 7B that is ~28 GB on one rank instead of on each.
+            if self.lora is not None and self.lora.quantize:
+                raise ValueError("QLoRA (lora.quantize) runs on one GPU; it does not combine with FSDP2 sharding. Use "
+                                 "experiments/finetune/lora.yaml for LoRA under FSDP2.")
             with torch.device("meta"):
-                model = LLAMA.build(config)
+                model = self._adapted(LLAMA.build(config))
         # Remember what checkpoint loading (without a data module) needs to rebuild the model. Not hyper-parameters:
         # those are __init__'s arguments, which `anygpt fit --ckpt_path FILE` parses back from the checkpoint.
         self.hparams["vocab_size"] = model.config.vocab_size
@@ -152,10 +161,25 @@ class AnyGPTLM(L.LightningModule):
                           reshard_after_forward=hp.reshard_after_forward,
                           bf16=str(getattr(self.trainer, "precision", "")).startswith("bf16") if mesh else False)
         if mesh is not None:
-            full = build_model(config, hp.pretrained, hp.vocab_init).state_dict() if self.trainer.global_rank == 0 \
-                else {}
+            full = self._adapted(build_model(config, hp.pretrained, hp.vocab_init)).state_dict() \
+                if self.trainer.global_rank == 0 else {}
             LLAMA.fill_from_rank0(model, self.trainer.strategy.root_device, full)
         self.model = model
+
+    def _adapted(self, model: LLaMA) -> LLaMA:
+        """``model`` with the LoRA adapters injected (unchanged for full fine-tuning)."""
+        if self.lora is None:
+            return model
+        if self.lora.added_rows and self.vocab is None:
+            raise ValueError("lora.added_rows trains the rows of the added tokens, which the vocabulary names: train "
+                             "with AnyGPTDataModule (or pass vocab=) or set lora.added_rows: false")
+        added = range(self.vocab.text.vocab_size, len(self.vocab)) if self.vocab is not None else range(0)
+        return apply_lora(model, self.lora, added)
+
+    def on_fit_start(self) -> None:
+        trainable, total, fraction = trainable_summary(self.model)
+        if self.trainer.is_global_zero:
+            print(f"[finetune] trainable parameters: {trainable:,} of {total:,} ({100 * fraction:.3f}%)")
 
     # -- loss ----------------------------------------------------------------------------------------------------------
     def _dp_size(self) -> int:
@@ -245,6 +269,8 @@ class AnyGPTLM(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue  # frozen base weights (LoRA)
             (decay if param.dim() >= 2 and "norm" not in name else no_decay).append(param)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],

@@ -50,7 +50,7 @@ WORST_COSINE = -1.0  # the score of a missing image/clip/utterance under a cosin
 # ``limit`` (each cached prediction carries the hash of its own item); and the paths whose *content* is hashed instead
 NOT_IN_CACHE_KEY = frozenset({"out", "cache", "judge", "judge_options", "baseline", "report_samples", "resamples",
                               "publish", "speaker_encoder", "cider_tokenizer", "train_split", "trust_code", "compile",
-                              "limit", "ckpt", "tokenizers", "data"})
+                              "limit", "ckpt", "adapter", "tokenizers", "data"})
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ class Task:
                  constrained: bool = True, image_decoder: str | None = None,
                  baseline: bool = True, report_samples: int = 12, tokenizers: dict[str, str] | None = None,
                  trust_code: bool = False, compile: bool | None = None, cache: bool = True, resamples: int = 1000,
-                 publish: Path | None = None) -> None:
+                 publish: Path | None = None, adapter: str | None = None) -> None:
         """
         Args:
             ckpt: AnyGPT folder, released AnyGPT folder or Lightning .ckpt.
@@ -215,6 +215,7 @@ class Task:
             resamples: bootstrap redraws behind every 95% interval.
             publish: also write results.json to this file (e.g. docs/demo/results/TASK.json, the files the README
                 table is generated from by ``python -m benchmarks.table``).
+            adapter: a LoRA adapter folder (PEFT format) merged into ``ckpt`` (its files are part of the cache key).
         """
         self.ckpt, self.data, self.limit, self.batch_size = ckpt, data, limit, batch_size
         self.devices, self.accelerator, self.out = devices, accelerator, out
@@ -223,7 +224,7 @@ class Task:
         self.constrained, self.image_decoder = constrained, image_decoder
         self.baseline, self.report_samples, self.tokenizers = baseline, report_samples, tokenizers
         self.trust_code, self.cache, self.resamples, self.publish = trust_code, cache, resamples, publish
-        self.compile = compile
+        self.compile, self.adapter = compile, adapter
 
     # -- what a task implements ----------------------------------------------------------------------------------------
     def read_items(self, root: Path) -> list[Any]:
@@ -331,7 +332,7 @@ class Task:
 
         model = AnyGPT.load(self.ckpt, tokenizers=self.tokenizers, device=str(self.fabric.device),
                             trust_code=self.trust_code, compile=self.compile, image_decoder=self.image_decoder,
-                            constrained=self.constrained)
+                            constrained=self.constrained, adapter=self.adapter)
         missing = [m for m in self.needs if m not in model.vocab.modalities]
         if missing:
             raise ValueError(f"{self.name} needs the {', '.join(missing)} modality but {self.ckpt} has only "
@@ -389,6 +390,8 @@ class Task:
         refs = self.model.bundle.refs
         files = model_files(self.ckpt, [refs[m].resolved_path if m in refs else None
                                         for m in self.model.vocab.modalities])
+        if self.adapter:
+            files = [*files, *sorted(p for p in Path(self.adapter).iterdir() if p.is_file())]
         parts = {"task": self.name,
                  "options": {k: v for k, v in self.options().items() if k not in NOT_IN_CACHE_KEY},
                  "decoding": self.decoding(),
