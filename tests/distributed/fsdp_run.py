@@ -4,6 +4,8 @@ Modes (argv[1]):
   parity OUT DEVICES [CKPT]  fixed batches, global batch 4 (4 / DEVICES per rank), losses per step ->
                 OUT/parity_<devices>.json; with CKPT (an HF LLaMA directory) also the vocabulary expansion of that
                 checkpoint under FSDP2 -> OUT/expand.json
+  lora OUT DEVICES  parity's batches with LoRA (adapters + added-token rows) -> OUT/lora_<devices>.json: losses, which
+                weights changed, whether the adapters were sharded, the trainable fraction
   resume OUT    shards from the data module: 8 steps straight; 4 steps + checkpoint; resume to 8 -> OUT/resume.json
 """
 
@@ -18,12 +20,15 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.tiny import TINY_MODALITIES
 from anygpt.model import lm as lm_module
 from anygpt.model.lm import AnyGPTLM
+from anygpt.model.lora import LoraOptions, trainable_summary
+from anygpt.vocab import ModalitySpec, UnifiedVocab
 
 MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "intermediate_size": 64}
 
@@ -73,6 +78,52 @@ def parity(out: Path, devices: int) -> None:
     t.fit(model, loader)
     if t.global_rank == 0:
         (out / f"parity_{devices}.json").write_text(json.dumps(record.losses))
+
+
+class ByteText:
+    """A 160-id text tokenizer stand-in (only its size matters here)."""
+
+    vocab_size, bos_id, eos_id = 160, None, None
+
+    def encode(self, text):
+        return [b % 160 for b in text.encode()]
+
+    def decode(self, ids):
+        return ""
+
+
+class WeightChanges(Callback):
+    """The full state dict before and after training (gathered from the shards): which entries changed."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        full = get_model_state_dict(pl_module.model, options=StateDictOptions(full_state_dict=True))
+        self.before = {k: v.clone() for k, v in full.items()}  # unsharded, these are the parameters themselves
+        self.sharded = any(hasattr(p, "full_tensor") for n, p in pl_module.model.named_parameters() if "lora_" in n)
+        self.summary = trainable_summary(pl_module.model)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        after = get_model_state_dict(pl_module.model, options=StateDictOptions(full_state_dict=True))
+        self.changed = sorted(k for k in after if not torch.equal(after[k], self.before[k]))
+
+
+def lora(out: Path, devices: int) -> None:
+    L.seed_everything(0)
+    vocab = UnifiedVocab(ByteText(), [ModalitySpec("image", 34, ("<soim>", "<eoim>"), "<i{}>")])
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, len(vocab), (24, 33), generator=g)
+    mask = torch.rand(24, 33, generator=g) > 0.3
+    loader = DataLoader(GlobalBatchSlice(ids, mask, global_batch=4), batch_size=None)
+    model = AnyGPTLM("tiny", model_config=MODEL, vocab=vocab, learning_rate=1e-2, warmup=2, max_steps=6,
+                     grad_clip=0.5, activation_checkpointing=devices > 1,
+                     lora=LoraOptions(rank=4, alpha=8, dropout=0.0))
+    record, changes = Losses(), WeightChanges()
+    t = trainer(devices, 6, [record, changes], out)
+    t.fit(model, loader)
+    if t.global_rank == 0:
+        trainable, total, fraction = changes.summary
+        (out / f"lora_{devices}.json").write_text(json.dumps({
+            "losses": record.losses, "changed": changes.changed, "sharded": changes.sharded,
+            "trainable": trainable, "total": total, "fraction": fraction}))
 
 
 class CheckExpansion(Callback):
@@ -161,5 +212,7 @@ if __name__ == "__main__":
         parity(out, int(sys.argv[3]))
         if len(sys.argv) > 4:
             expand(out, Path(sys.argv[4]))
+    elif mode == "lora":
+        lora(out, int(sys.argv[3]))
     else:
         resume(out, Path(sys.argv[3]))
