@@ -56,6 +56,8 @@ class LoraOptions:
             raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
         if self.quantize not in (None, "nf4"):
             raise ValueError(f"quantize must be null or 'nf4' (QLoRA), got {self.quantize!r}")
+        if self.quantize:
+            require_cuda()  # at configuration time, before a trainer or a model is built
         if not self.targets:
             raise ValueError(f"LoRA needs target modules, e.g. {list(LLAMA_PROJECTIONS)}")
 
@@ -69,12 +71,16 @@ def lora_config(options: LoraOptions, added_ids: Sequence[int]) -> LoraConfig:
                       modules_to_save=["embed_tokens", "lm_head"] if options.embeddings else None)
 
 
+def require_cuda() -> None:
+    if not torch.cuda.is_available():
+        raise RuntimeError("QLoRA (lora.quantize: nf4) needs a CUDA GPU: bitsandbytes' 4-bit layers have no CPU "
+                           "kernels. On a CPU use experiments/finetune/lora.yaml (LoRA on a bf16/fp32 base) instead.")
+
+
 def quantize_nf4(model: nn.Module, targets: Sequence[str]) -> None:
     """Replace the target projections by bitsandbytes 4-bit (NF4) layers on the GPU, frozen; the rest of the model
     moves to the GPU in bf16. Needs CUDA: bitsandbytes' 4-bit kernels do not run on a CPU."""
-    if not torch.cuda.is_available():
-        raise RuntimeError("QLoRA (quantize: nf4) needs a CUDA GPU: bitsandbytes' 4-bit layers have no CPU kernels. "
-                           "On a CPU use experiments/finetune/lora.yaml (LoRA on a bf16/fp32 base) instead.")
+    require_cuda()
     try:
         import bitsandbytes as bnb  # optional: pip install 'anygpt[qlora]'
     except ImportError as err:
