@@ -1,6 +1,7 @@
 """benchmarks/perf/finetune_memory.py: its counts agree with the real models."""
 
 from dataclasses import replace
+from pathlib import Path
 
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
@@ -29,3 +30,8 @@ def test_full_fsdp_shards_weights_grads_and_adamw_over_eight():
 def test_table_prints_the_three_recipes():
     text = table(4500)
     assert "full FSDP2" in text and "LoRA r16" in text and "QLoRA r16" in text and "4500 tokens" in text
+
+
+def test_docs_table_is_the_scripts_output():
+    docs = (Path(__file__).resolve().parents[2] / "docs/finetune.md").read_text()
+    assert table(4500, 16, markdown=True) in docs
