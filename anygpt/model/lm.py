@@ -95,6 +95,8 @@ class AnyGPTLM(L.LightningModule):
         if vocab is not None and vocab_size is not None and vocab_size != len(vocab):
             raise ValueError(f"model vocab_size {vocab_size} differs from the data module's vocabulary ({len(vocab)} "
                              "ids); drop vocab_size from the model config or fix the modalities")
+        if isinstance(lora, dict):  # `load_from_checkpoint` passes the saved hyper-parameters back as plain dicts
+            lora = LoraOptions(**lora)
         self.save_hyperparameters(ignore=["vocab"])
         self.hparams["lora"] = asdict(lora) if lora is not None else None  # plain types: checkpoints load weights-only
         self.vocab = vocab
