@@ -25,8 +25,9 @@ import lightning as L
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-from anygpt.modalities.base import Modality
-from anygpt.modalities.registry import TokenizerRef, codec_class
+from anygpt.modalities.codec import Modality
+from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
+from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.llama import hf_adapter as hf
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
@@ -41,13 +42,9 @@ from anygpt.model.lora import (
     save_adapter,
 )
 from anygpt.model.spec import build_model
+from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
-    RELEASE_MODALITIES,
-    HFTextTokenizer,
-    ModalitySpec,
-    SentencePieceTextTokenizer,
     UnifiedVocab,
-    load_text_tokenizer,
     vocab_from_checkpoint,
 )
 
@@ -158,8 +155,7 @@ def attach_image_decoder(bundle: Bundle) -> None:
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     info = json.loads((path / BUNDLE_FILE).read_text()) if (path / BUNDLE_FILE).exists() else {}
     if info.get("modalities"):
-        specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
-                 for m in info["modalities"]]
+        specs = [configured_modality(m)[0] for m in info["modalities"]]
     else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
@@ -179,8 +175,7 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     if "text_tokenizer" not in data or "modalities" not in data:
         raise ValueError(f"{path} was not trained with AnyGPTDataModule (no vocabulary recorded); export the model "
                          "with `anygpt convert` from a folder instead")
-    specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
-             for m in data["modalities"]]
+    specs = [configured_modality(m)[0] for m in data["modalities"]]
     vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
                          instruction_tokens=bool(data.get("instruction_tokens")))
     built = ckpt.get(BUILT_KEY) or hp  # checkpoints written before BUILT_KEY kept it in the hyper-parameters
@@ -195,8 +190,8 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
         model = LLaMA(config)
     if hp.get("lora"):  # a LoRA run: its adapters are merged into the model it returns
         if hp["lora"].get("quantize"):
-            raise ValueError(f"{path} is a QLoRA checkpoint (4-bit base); load its base with --adapter instead: "
-                             "the export of the run, or the base checkpoint plus the adapter folder it wrote")
+            raise ValueError(f"{path} is a QLoRA checkpoint (4-bit base); load the run's export instead, or the base "
+                             "checkpoint with --loading.adapter and the adapter folder the run wrote")
         apply_lora(model, LoraOptions(**hp["lora"]), range(vocab.text.vocab_size, len(vocab)))
     model.load_state_dict(state, assign=True, strict=True)
     if hp.get("lora"):
@@ -218,7 +213,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     hf.save_hf(bundle.model, directory, dtype=dtype)
     write_tokenizer_files(bundle.vocab, directory)
     info = {"format": "anygpt", "version": 1,
-            "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
+            "modalities": [r.spec.to_dict() for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
             "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "template": bundle.template, "task": bundle.task,
@@ -286,9 +281,7 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
         image_decoder: the local SD 2.1 unCLIP pipeline folder for image output, recorded in anygpt.json.
     """
-    from anygpt.modalities.registry import modality_for
-
-    specs = [modality_for(codec_class(m)(), m).spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
+    specs = [spec_of(codec_class(m), m) for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
     model = hf.load_hf(source)
     refs = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from anygpt.commands import registered_commands, resolve
+from anygpt.commands import ArgvCommand, registered_commands, resolve
+from anygpt.modalities.spec import ModalitySpecError
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "Train a model (the LLM or a modality tokenizer) from a YAML config",
@@ -43,14 +44,35 @@ def run_lightning(argv: Sequence[str]) -> None:
 
     # From the console script the arguments are sys.argv's own; LightningCLI warns when it is given both.
     args = None if list(argv) == sys.argv[1:] else list(argv)
-    AnyGPTCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-              args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    try:
+        AnyGPTCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                  args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    except Exception as err:
+        clash = _cause(err, ModalitySpecError)
+        if clash is None:
+            raise
+        # jsonargparse buries the data module's own message in a Union error: say it plainly, without the trace
+        print(f"anygpt {argv[0]}: error: {clash}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _cause(err: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``err``'s chain of causes."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def run_command(name: str, argv: Sequence[str]) -> object:
     from jsonargparse import CLI
 
     target_path, _ = registered_commands()[name]
+    if isinstance(target_path, ArgvCommand):
+        return resolve(target_path.target)(list(argv))
     return CLI(resolve(target_path), args=list(argv), prog=f"anygpt {name}", as_positional=True)
 
 

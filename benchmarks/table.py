@@ -28,17 +28,24 @@ NAMES = {"cider": "CIDEr-D", "wer": "WER", "clip_score": "CLIP score", "clap_sco
 
 
 def load_results(folder: str | Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` results file of ``folder``, in the paper's task order."""
+    """Every results file (``*.json`` with a task and metrics) of ``folder``, in the paper's task order, built-in
+    tasks first. Other files in the folder are skipped, each with a line on stderr saying why."""
     files = sorted(Path(folder).glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"no results files (*.json) in {folder}: write them with anygpt benchmark TASK "
-                                f"--publish {folder}/TASK.json, or collect earlier runs with --collect")
     results = []
     for f in files:
-        data = json.loads(f.read_text())
-        if "task" not in data or "metrics" not in data:
-            raise ValueError(f"{f} is not a benchmark results.json (no task/metrics)")
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError) as err:
+            print(f"[table] skipping {f}: not JSON ({err})", file=sys.stderr)
+            continue
+        if not isinstance(data, dict) or "task" not in data or "metrics" not in data:
+            print(f"[table] skipping {f}: not a benchmark results.json (no task/metrics)", file=sys.stderr)
+            continue
         results.append(data)
+    if not results:
+        raise FileNotFoundError(f"no results files (*.json with task and metrics) in {folder}: write them with "
+                                f"anygpt benchmark TASK --publish {folder}/TASK.json, or collect earlier runs with "
+                                "--collect")
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(results, key=lambda r: (rank.get(r["task"], len(ORDER)), r["task"]))
 

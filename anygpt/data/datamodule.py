@@ -36,8 +36,10 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
-from anygpt.data.templates import Flatten, Rendered, TemplateRenderer, layout_flatten
-from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
+from anygpt.data.templates import Rendered, TemplateRenderer
+from anygpt.modalities.registry import configured_modality
+from anygpt.text_tokenizer import load_text_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 
 @dataclass
@@ -286,43 +288,6 @@ class ResumableLoader(StatefulDataLoader):
 # ----------------------------------------------------------------------------------------------------------------------
 # The data module
 # ----------------------------------------------------------------------------------------------------------------------
-def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
-    """A configured modality -> its vocabulary spec and flatten function.
-
-    Accepted: a `Modality` or `Codec` object, ``{class_path, init_args}`` of a `Codec` subclass (plugins, e.g. from
-    YAML), a registered modality name (its default codec), or a spec dict ``{name, codebook_size, markers,
-    token_format, layout}`` (``layout``: ``identity`` or ``frame_major:Q``).
-    """
-    from anygpt.modalities.base import Codec, Modality
-    from anygpt.modalities.registry import codec_class, modality_for
-    from anygpt.resolve import resolve
-
-    if isinstance(item, str):
-        item = modality_for(codec_class(item)(), item)  # KeyError naming the unknown modality and the registered ones
-    elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path in the user's own config
-        target = resolve(item["class_path"])
-        if not (isinstance(target, type) and issubclass(target, Codec)):
-            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
-        item = target(**(item.get("init_args") or {}))
-    if isinstance(item, Codec):
-        item = modality_for(item)
-    if isinstance(item, Modality):
-        return item.spec, item.codec.flatten
-    if isinstance(item, ModalitySpec):
-        return item, None
-    if isinstance(item, dict):
-        fields = dict(item)
-        layout = fields.pop("layout", "identity")
-        try:
-            spec = ModalitySpec(name=fields["name"], codebook_size=int(fields["codebook_size"]),
-                                markers=tuple(fields["markers"]), token_format=fields["token_format"])
-        except KeyError as err:
-            raise ValueError(f"modality spec {item} lacks {err}; give name, codebook_size, markers, token_format "
-                             "(and optionally layout), or a registered modality name / class_path") from None
-        return spec, layout_flatten(layout, spec.codebook_size)
-    raise TypeError(f"cannot use {item!r} as a modality: give a name, a spec dict, a Codec or a Modality")
-
-
 class AnyGPTDataModule(L.LightningDataModule):
     """Token shards -> packed training batches ``{"input_ids": [B, L], "loss_mask": [B, L]}``.
 
@@ -331,7 +296,8 @@ class AnyGPTDataModule(L.LightningDataModule):
 
     Args:
         text_tokenizer: checkpoint directory (``tokenizer.model`` / ``tokenizer.json``) or the file itself.
-        modalities: in vocabulary order; names, spec dicts or `Modality` objects (see `resolve_modality`).
+        modalities: in vocabulary order; registered names, codecs by ``{class_path, init_args}``, spec dicts or
+            `Modality` objects (see `anygpt.modalities.registry.configured_modality`).
         sources / val_sources: the training mixture and the validation sources (each a `Source`).
         max_length: tokens per packed block (4500 in the paper).
         batch_size: blocks per batch on each rank.
@@ -346,7 +312,7 @@ class AnyGPTDataModule(L.LightningDataModule):
             per source per worker; a `Source` may set its own). 0 reads samples in shard order.
     """
 
-    def __init__(self, text_tokenizer: str, modalities: Sequence[Any], sources: Sequence[Source],
+    def __init__(self, text_tokenizer: str, modalities: Sequence[str | dict[str, Any]], sources: Sequence[Source],
                  val_sources: Sequence[Source] | None = None, max_length: int = 4500, batch_size: int = 1,
                  batches_per_epoch: int = 1000, val_batches: int = 10, num_workers: int = 0,
                  instruction_tokens: bool = False, add_bos_eos: bool = True, system_prompt: str | None = None,
@@ -359,14 +325,14 @@ class AnyGPTDataModule(L.LightningDataModule):
                                    "num_workers": num_workers, "instruction_tokens": instruction_tokens,
                                    "add_bos_eos": add_bos_eos, "system_prompt": system_prompt, "pack": pack,
                                    "seed": seed, "shuffle_buffer": shuffle_buffer})
-        resolved = [resolve_modality(m) for m in modalities]
+        resolved = [configured_modality(m) for m in modalities]
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)
         self.flatten = {spec.name: fn for spec, fn in resolved if fn is not None}
         self.sources = [s if isinstance(s, Source) else Source(**s) for s in sources]
         self.val_sources = [s if isinstance(s, Source) else Source(**s) for s in (val_sources or [])]
         # Plain values only: checkpoints must load with torch.load(weights_only=True).
-        self.hparams["modalities"] = [asdict(spec) for spec, _ in resolved]
+        self.hparams["modalities"] = [spec.to_dict() for spec, _ in resolved]
         self.hparams["sources"] = [asdict(s) for s in self.sources]
         self.hparams["val_sources"] = [asdict(s) for s in self.val_sources]
         for source in self.sources + self.val_sources:

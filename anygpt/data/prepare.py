@@ -55,7 +55,7 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
     SpooledChunk,
 )
 from anygpt.media import MediaError
-from anygpt.modalities.base import Modality
+from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef
 
 SIDECAR_SUFFIX = ".json"

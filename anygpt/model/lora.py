@@ -189,5 +189,5 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 
 def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
-    """Apply a saved adapter to a base model and merge it: what chat, generate and benchmark's ``--adapter`` do."""
+    """Apply a saved adapter to a base model and merge it (``--loading.adapter`` of chat, generate, benchmark)."""
     return merge_lora(attach_adapter(model, directory))

@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 from anygpt.generation.chat import Transcript
+from anygpt.generation.options import PRESETS, GenerationConfig
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
 from anygpt.generation.prompts import TASKS
-from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
 
 AUTO = "auto"  # let the model choose: no output marker is forced (the release's plain chat)

@@ -207,10 +207,11 @@ def finetune_step(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     the paper's vocabulary layout, next to `benchmarks.perf.finetune_memory`'s estimate for the same run."""
     import lightning as L
 
+    from anygpt.modalities.spec import ModalitySpec
     from anygpt.model.llama.config import Config
     from anygpt.model.lm import AnyGPTLM
     from anygpt.model.lora import LoraOptions, trainable_summary
-    from anygpt.vocab import ModalitySpec, UnifiedVocab
+    from anygpt.vocab import UnifiedVocab
     from benchmarks.perf.finetune_memory import estimate
 
     L.seed_everything(0)

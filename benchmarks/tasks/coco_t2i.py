@@ -23,8 +23,9 @@ from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLIPScore
-from benchmarks.tasks.base import Prediction, Row, Task
+from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.coco_caption import read_split, splits
+from benchmarks.tasks.scoring import score_text_to_media
 
 
 @dataclass
@@ -36,8 +37,18 @@ class CaptionItem:
     path: Path  # the real image
 
 
+@dataclass
 class CocoT2i(Task):
-    """Generate an image for each of N random captions and score CLIP(image, caption)."""
+    """Generate an image for each of N random captions and score CLIP(image, caption).
+
+    Args:
+        limit: number of random captions (the paper: 30000).
+        image_root: folder the json's paths are relative to.
+        split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
+            images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
+        train_split: Karpathy split(s) of the random-training-image baseline, comma-separated.
+        instruction: the text-to-image instruction.
+    """
 
     name = "coco-t2i"
     needs = ("image",)
@@ -45,20 +56,11 @@ class CocoT2i(Task):
     metric = "clip_score"
     higher_is_better = {"clip_score": True}
 
-    def __init__(self, limit: int | None = 30000, image_root: Path | None = None, split: str = "test",
-                 train_split: str = "train,restval", instruction: str = TEXT2X_INSTRUCTIONS["image"][0],
-                 **options: Any) -> None:
-        """
-        Args:
-            limit: number of random captions (the paper: 30000).
-            image_root: folder the json's paths are relative to.
-            split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
-                images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
-            train_split: Karpathy split(s) of the random-training-image baseline, comma-separated.
-            instruction: the text-to-image instruction.
-        """
-        super().__init__(limit=limit, **options)
-        self.image_root, self.split, self.train_split, self.instruction = image_root, split, train_split, instruction
+    limit: int | None = option(30000, cache=False)
+    image_root: Path | None = option(None)
+    split: str = option("test")
+    train_split: str = option("train,restval", cache=False)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["image"][0])
 
     def read_items(self, root: Path) -> list[CaptionItem]:
         pairs = [CaptionItem(f"{im.image_id}-{k}", c, im.path)
@@ -70,10 +72,10 @@ class CocoT2i(Task):
         return [it.key for it in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.caption], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.caption], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         clip = load_judge("clip", self.judge, device=self.device, **(self.judge_options or {}))
         metric = CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer,
                            batch_size=self.batch_size).to(self.device)
@@ -86,11 +88,9 @@ class CocoT2i(Task):
             except DatasetError as err:
                 notes.append(f"no random-train-image baseline: {err} (give --train_split)")
         picks = [rng.choice(train).path for _ in items] if train else None
-        scored = self.score_text_to_media(items, preds, metric.embed_texts, metric.embed_images, picks, "image",
-                                          "clip_score")
-        if scored is None:
-            return None
-        return {**scored, "judge": clip.description, "failed_as": "the worst CLIP score, -1", "notes": notes}
+        return score_text_to_media(self, items, preds, metric.embed_texts, metric.embed_images, picks, "image",
+                                   "clip_score", judge=clip.description, failed_as="the worst CLIP score, -1",
+                                   notes=notes)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []
@@ -102,7 +102,3 @@ class CocoT2i(Task):
             rows.append(row.text("note", preds[i].note or ""))
         return rows
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Draw COCO captions; CLIP score with a 95% interval vs shuffled pairs and random real images."""
-    return CocoT2i(**options).run()

@@ -12,17 +12,28 @@ worst cosine) and is counted in ``n_failed``. Generated clips are written to dis
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
-from benchmarks.tasks.base import Prediction, Row, Task
+from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
+from benchmarks.tasks.scoring import score_text_to_media
 
 
+@dataclass
 class MusiccapsGen(Task):
-    """Generate music for MusicCaps captions and score CLAP(generated music, caption)."""
+    """Generate music for MusicCaps captions and score CLAP(generated music, caption).
+
+    Args:
+        audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report, the
+            reference score and the random-training-clip baseline.
+        split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
+        train_split: the split the random-training-clip baseline draws from.
+        instruction: the text-to-music instruction.
+    """
 
     name = "musiccaps-gen"
     needs = ("music",)
@@ -30,18 +41,10 @@ class MusiccapsGen(Task):
     metric = "clap_score"
     higher_is_better = {"clap_score": True}
 
-    def __init__(self, audio_dir: Path | None = None, split: str = "test", train_split: str = "train",
-                 instruction: str = TEXT2X_INSTRUCTIONS["music"][0], **options: Any) -> None:
-        """
-        Args:
-            audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report, the
-                reference score and the random-training-clip baseline.
-            split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
-            train_split: the split the random-training-clip baseline draws from.
-            instruction: the text-to-music instruction.
-        """
-        super().__init__(**options)
-        self.audio_dir, self.split, self.train_split, self.instruction = audio_dir, split, train_split, instruction
+    audio_dir: Path | None = option(None)
+    split: str = option("test")
+    train_split: str = option("train", cache=False)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["music"][0])
 
     def read_items(self, root: Path) -> list:
         return read_clips(root, self.split, self.audio_dir, self.limit)
@@ -50,10 +53,10 @@ class MusiccapsGen(Task):
         return [c.ytid for c in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [c.caption], "text2x") for c in items]
+        prompts = [self.item_prompt(self.instruction, [c.caption], "text2x") for c in items]
         return self.media_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         judge, metric = clap_metric(self)
         notes: list[str] = []
         picks = None
@@ -63,11 +66,9 @@ class MusiccapsGen(Task):
                                               self.seed)
             except DatasetError as err:
                 notes.append(f"no random-train-clip baseline: {err}")
-        scored = self.score_text_to_media(items, preds, metric.embed_texts, audio_file_embedder(metric),
-                                          [p.path for p in picks] if picks else None, "clip", "clap_score")
-        if scored is None:
-            return None
-        return {**scored, "judge": judge.description, "failed_as": "the worst CLAP score, -1", "notes": notes}
+        return score_text_to_media(self, items, preds, metric.embed_texts, audio_file_embedder(metric),
+                                   [p.path for p in picks] if picks else None, "clip", "clap_score",
+                                   judge=judge.description, failed_as="the worst CLAP score, -1", notes=notes)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []
@@ -79,7 +80,3 @@ class MusiccapsGen(Task):
             rows.append(row.text("note", preds[i].note or ""))
         return rows
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Generate music for MusicCaps captions; CLAP score with a 95% interval vs shuffled and real clips."""
-    return MusiccapsGen(**options).run()

@@ -30,7 +30,8 @@ from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
 from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeakerEncoder, WordErrorRate
 from benchmarks.stats import mean_of, ratio_of
-from benchmarks.tasks.base import WORST_COSINE, Prediction, Row, System, Task, locate
+from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option
+from benchmarks.tasks.scoring import WORST_COSINE
 
 SYSTEMS = ("model", "silence", "prompt", "other-speaker", "reference")
 
@@ -70,8 +71,15 @@ def _text_key(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
+@dataclass
 class VctkTts(Task):
-    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity."""
+    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity.
+
+    Args:
+        speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
+        prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
+        instruction: the text-to-speech instruction.
+    """
 
     name = "vctk-tts"
     needs = ("speech",)
@@ -79,16 +87,9 @@ class VctkTts(Task):
     metric = "wer"
     higher_is_better = {"wer": False, "speaker_similarity": True}
 
-    def __init__(self, speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
-                 instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], **options: Any) -> None:
-        """
-        Args:
-            speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
-            prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
-            instruction: the text-to-speech instruction.
-        """
-        super().__init__(**options)
-        self.speaker_encoder, self.prompt_seconds, self.instruction = speaker_encoder, prompt_seconds, instruction
+    speaker_encoder: str = option("resemblyzer", cache=False)
+    prompt_seconds: float = option(3.0)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["speech"][0])
 
     def read_items(self, root: Path) -> list[TtsItem]:
         vctk = locate(root, ("vctk", "VCTK", "VCTK-Corpus"), "VCTK folder (txt/)", inside="txt")
@@ -117,10 +118,10 @@ class VctkTts(Task):
         return wav[..., : int(self.prompt_seconds * tok.codec.sample_rate)]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.target.text], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.target.text], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator, [self._prompt_audio(it) for it in items])
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         asr = load_judge("asr", self.judge, device=self.device)
         encoder = (ResemblyzerEncoder() if self.speaker_encoder == "resemblyzer"
                    else WavLMSpeakerEncoder(self.speaker_encoder))
@@ -178,11 +179,11 @@ class VctkTts(Task):
             else:
                 notes.append("no other-speaker baseline: the corpus has a single speaker")
         extra = {i: {"judge transcript": g["model"][3]} for i, g in enumerate(gathered)}
-        return {"model": system("model"), "baselines": baselines,
-                "reference": System("the real recording of each sentence by the prompt's speaker", system("reference")),
-                "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}",
-                "failed_as": "an empty transcript and the worst speaker similarity, -1", "notes": notes,
-                "extra": extra}
+        return Scored(model=system("model"), baselines=baselines,
+                      reference=System("the real recording of each sentence by the prompt's speaker",
+                                       system("reference")),
+                      judge=f"{asr.description}; speaker encoder: {self.speaker_encoder}",
+                      failed_as="an empty transcript and the worst speaker similarity, -1", notes=notes, extra=extra)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().text("text", items[i].target.text).media("voice prompt", items[i].voice.path, "speech")
@@ -202,7 +203,3 @@ def _transcribe(asr: Any, wavs: Sequence[tuple[torch.Tensor, int] | None]) -> li
             out[k] = text
     return out
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Speak VCTK sentences in a prompt's voice; judge WER and speaker similarity vs silence/prompt/other voice."""
-    return VctkTts(**options).run()

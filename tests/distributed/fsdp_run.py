@@ -25,10 +25,11 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.tiny import TINY_MODALITIES
+from anygpt.modalities.spec import ModalitySpec
 from anygpt.model import lm as lm_module
 from anygpt.model.lm import AnyGPTLM
 from anygpt.model.lora import LoraOptions, trainable_summary
-from anygpt.vocab import ModalitySpec, UnifiedVocab
+from anygpt.vocab import UnifiedVocab
 
 MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "intermediate_size": 64}
 

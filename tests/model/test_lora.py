@@ -8,11 +8,13 @@ import torch
 
 from anygpt.checkpoints import Bundle, ExportBundle, load_bundle, save_bundle
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
+from anygpt.modalities.spec import ModalitySpec
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
 from anygpt.model.lm import AnyGPTLM
 from anygpt.model.lora import LoraOptions, apply_lora, load_adapter, trainable_summary
-from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
+from anygpt.text_tokenizer import load_text_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
 
 STUBS = {"image": stub_image(64), "speech": stub_speech(32), "music": stub_music(64)}

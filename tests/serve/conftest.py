@@ -16,7 +16,8 @@ from anygpt.generation.pipeline import AnyGPT
 from anygpt.modalities.registry import TokenizerRef
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from anygpt.commands import registered_commands, resolve
 from anygpt.data.readers import DatasetError
-from benchmarks.tasks import TASKS
+from anygpt.generation.options import PromptOptions
+from benchmarks.tasks.registry import BUILTIN_TASKS, available, load_task
 from tests.benchmarks.tasks.conftest import FAST, make_bundle
 
 pytestmark = pytest.mark.slow
@@ -27,12 +27,11 @@ CASES = {
 
 def run_task(name: str, bundle: Path, corpus: Path, out: Path, judges: dict[str, str], **kwargs):
     kind, _, extra = CASES[name]
-    run = resolve(TASKS[name])
     args = {"ckpt": str(bundle), "data": corpus, "limit": 3, "batch_size": 2, "out": out,
             "generation": FAST[name], **extra, **kwargs}
     if kind is not None:
         args["judge"] = judges[kind]
-    return run(**args)
+    return load_task(name)(**args).run()
 
 
 # the baselines each task computes in the same run (the demo corpus has training data for every one)
@@ -136,12 +135,12 @@ def test_a_changed_model_in_the_same_folder_never_reuses_predictions(demo_corpus
     assert "cached predictions reused" not in out and "earlier predictions" in out
 
 
-def test_cli_registers_every_task():
-    target, _ = registered_commands()["benchmark"]
-    commands = resolve(target)
-    assert set(commands) == set(TASKS) == {"coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts",
-                                           "musiccaps-caption", "musiccaps-gen"}
-    assert all(callable(f) for f in commands.values())
+def test_registry_holds_every_built_in_task():
+    assert set(BUILTIN_TASKS) == {"coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts", "musiccaps-caption",
+                                  "musiccaps-gen"}
+    assert set(available()) >= set(BUILTIN_TASKS)
+    for name in BUILTIN_TASKS:
+        assert load_task(name).name == name
 
 
 def test_missing_dataset_parts_are_named(bundle, demo_corpus, judges, tmp_path):
@@ -202,12 +201,12 @@ def test_two_processes_match_one(bundle, demo_corpus, judges, tmp_path):
 
 
 def test_chat_template_and_no_baseline(bundle, demo_corpus, judges, tmp_path):
-    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, template="chat",
-                       constrained=False, limit=2)
+    results = run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, baseline=False, limit=2,
+                       prompt=PromptOptions(template="chat", constrained=False))
     assert results["baselines"] == {} and results["template"] == "chat"
     assert results["decoding"]["constrained"] is False and results["decoding"]["template"] == "chat"
-    with pytest.raises(ValueError, match="--template"):
-        run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, template="plain")
+    with pytest.raises(ValueError, match="--prompt.template"):
+        run_task("librispeech-asr", bundle, demo_corpus, tmp_path, judges, prompt=PromptOptions(template="plain"))
 
 
 def test_prompt_longer_than_the_context_is_counted(demo_corpus, judges, tmp_path):
