@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from anygpt.checkpoints import Bundle, ExportBundle, load_bundle, save_bundle
-from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
+from anygpt.data.tiny import make_tokenizer
+from anygpt.generation.options import LoadingOptions
+from anygpt.generation.pipeline import AnyGPT
 from anygpt.modalities.spec import ModalitySpec
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
@@ -23,8 +25,9 @@ STUBS = {"image": stub_image(64), "speech": stub_speech(32), "music": stub_music
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory) -> UnifiedVocab:
     text = make_tokenizer(tmp_path_factory.mktemp("tok"))
-    specs = [ModalitySpec(m["name"], m["codebook_size"], tuple(m["markers"]), m["token_format"])
-             for m in TINY_MODALITIES]
+    specs = [ModalitySpec("image", 64, ("<soim>", "<eoim>"), "<👀{}>"),
+             ModalitySpec("speech", 32, ("<sosp>", "<eosp>"), "<🗣️{}>"),
+             ModalitySpec("music", 64, ("<somu>", "<eomu>"), "<🎶{}>")]
     return UnifiedVocab(load_text_tokenizer(str(text)), specs)
 
 
@@ -98,6 +101,9 @@ def test_merged_export_equals_base_plus_adapter_and_adapter_reloads(tuned, vocab
         save_bundle(Bundle(base, vocab, {}), tmp_path / "base")
         again = load_bundle(tmp_path / "base", tokenizers=STUBS, adapter=adapter).model
         torch.testing.assert_close(again(ids), expected, atol=1e-5, rtol=0)
+        # the loading option every command (chat, generate, benchmark, serve) opens checkpoints with
+        engine = AnyGPT.load(tmp_path / "base", LoadingOptions(tokenizers=STUBS, adapter=str(adapter)))
+        torch.testing.assert_close(engine.bundle.model(ids), expected, atol=1e-5, rtol=0)
 
 
 def test_adapter_folder_is_checked(tmp_path):
