@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ import lightning as L
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
+from anygpt.assets import SCHEME as ASSETS_SCHEME
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
 from anygpt.modalities.spec import RELEASE_MODALITIES
@@ -49,6 +51,8 @@ from anygpt.vocab import (
 )
 
 BUNDLE_FILE = "anygpt.json"
+TOKENIZER_DIR = "tokenizers"  # inside an export: the small tokenizers copied there (`portable_ref`)
+COPY_TOKENIZERS_UP_TO = 64 * 2**20  # bytes; larger tokenizers (SEED, SoundStorm) are recorded by absolute path
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
 RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
     "utf-8"))["system_prompt"]
@@ -117,6 +121,8 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         load_adapter(model, adapter)
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
     refs = {name: TokenizerRef.of(ref) for name, ref in info.get("tokenizers", {}).items()}
+    if path.is_dir():  # tokenizers copied into the export are recorded relative to it
+        refs = {name: ref.anchored(path) for name, ref in refs.items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
     for name in vocab.modalities:
@@ -217,9 +223,35 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
             "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "template": bundle.template, "task": bundle.task,
-            "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
+            "tokenizers": {name: asdict(portable_ref(ref, directory, name)) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
+
+
+def portable_ref(ref: TokenizerRef, directory: Path, name: str) -> TokenizerRef:
+    """How an export records a tokenizer so it loads from any working directory (and any machine for the first two):
+    a shipped one as ``anygpt-assets:...``; a small one (up to `COPY_TOKENIZERS_UP_TO` bytes) copied into the export
+    as ``tokenizers/<name>``, recorded relative to it; a larger one by its absolute path."""
+    ref = ref.portable()
+    if not ref.path or ref.path.startswith(ASSETS_SCHEME):
+        return ref
+    source, inside = Path(ref.path), directory / TOKENIZER_DIR / name
+    if not source.exists():
+        raise FileNotFoundError(f"the {name} tokenizer {source} does not exist (working directory {Path.cwd()}): "
+                                "give its path as it is from here, or an absolute one")
+    if source.resolve() == inside.resolve():
+        return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
+    files = [source] if source.is_file() else [f for f in source.rglob("*") if f.is_file()]
+    if sum(f.stat().st_size for f in files) > COPY_TOKENIZERS_UP_TO:
+        return TokenizerRef(str(source.resolve()), ref.class_path, ref.options)
+    if inside.exists():
+        shutil.rmtree(inside)
+    if source.is_file():
+        inside.mkdir(parents=True)
+        shutil.copy2(source, inside / source.name)
+        return TokenizerRef(f"{TOKENIZER_DIR}/{name}/{source.name}", ref.class_path, ref.options)
+    shutil.copytree(source, inside)
+    return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
 
 
 def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:

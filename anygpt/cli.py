@@ -48,7 +48,9 @@ def run_lightning(argv: Sequence[str]) -> None:
         AnyGPTCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                   args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
     except Exception as err:
-        clash = _cause(err, ModalitySpecError)
+        from anygpt.data.checks import UnusableModalityError  # here: `anygpt --help` stays free of torch imports
+
+        clash = _cause(err, ModalitySpecError) or _cause(err, UnusableModalityError)
         if clash is None:
             raise
         # jsonargparse buries the data module's own message in a Union error: say it plainly, without the trace
@@ -73,7 +75,11 @@ def run_command(name: str, argv: Sequence[str]) -> object:
     target_path, _ = registered_commands()[name]
     if isinstance(target_path, ArgvCommand):
         return resolve(target_path.target)(list(argv))
-    return CLI(resolve(target_path), args=list(argv), prog=f"anygpt {name}", as_positional=True)
+    target = resolve(target_path)
+    # a command may add text after its options in --help (chat: its slash commands), as `cli_epilog`
+    epilog = getattr(target, "cli_epilog", None)
+    extra = {"epilog": epilog()} if callable(epilog) else {}
+    return CLI(target, args=list(argv), prog=f"anygpt {name}", as_positional=True, **extra)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -23,9 +23,10 @@ the block, so a sample can attend to the earlier samples of its block, as in the
 from __future__ import annotations
 
 import copy
+import os
 import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,9 +36,13 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from anygpt.data.checks import check_usable_modalities
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
 from anygpt.data.templates import Rendered, TemplateRenderer
-from anygpt.modalities.registry import configured_modality
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.pretrained import qualified_name
+from anygpt.modalities.registry import codec_class, configured_modality, meta_codec
+from anygpt.resolve import resolve
 from anygpt.text_tokenizer import load_text_tokenizer
 from anygpt.vocab import UnifiedVocab
 
@@ -288,6 +293,24 @@ class ResumableLoader(StatefulDataLoader):
 # ----------------------------------------------------------------------------------------------------------------------
 # The data module
 # ----------------------------------------------------------------------------------------------------------------------
+def class_refs(modalities: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """How an export names the configured codecs that have no weights: by class and arguments alone (sized on the
+    meta device to find out). A codec with weights needs its checkpoint, named through ``ExportBundle(tokenizers=)``."""
+    refs = {}
+    for item in modalities:
+        if isinstance(item, str):
+            codec = meta_codec(codec_class(item))
+        elif isinstance(item, Mapping) and "class_path" in item:
+            codec = meta_codec(resolve(item["class_path"]), **(item.get("init_args") or {}))
+        elif isinstance(item, Codec):
+            codec = item
+        else:
+            continue
+        if not codec.state_dict():
+            refs[codec.modality] = {"class_path": qualified_name(type(codec)), "options": codec.init_args}
+    return refs
+
+
 class AnyGPTDataModule(L.LightningDataModule):
     """Token shards -> packed training batches ``{"input_ids": [B, L], "loss_mask": [B, L]}``.
 
@@ -329,15 +352,22 @@ class AnyGPTDataModule(L.LightningDataModule):
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)
         self.flatten = {spec.name: fn for spec, fn in resolved if fn is not None}
+        # codecs without weights are named by class in the export (ExportBundle) and the .ckpt; a subclass's own first
+        self.tokenizer_refs = {**class_refs(modalities), **self.__dict__.get("tokenizer_refs", {})}
         self.sources = [s if isinstance(s, Source) else Source(**s) for s in sources]
         self.val_sources = [s if isinstance(s, Source) else Source(**s) for s in (val_sources or [])]
         # Plain values only: checkpoints must load with torch.load(weights_only=True).
         self.hparams["modalities"] = [spec.to_dict() for spec, _ in resolved]
+        if self.tokenizer_refs:
+            self.hparams["tokenizers"] = self.tokenizer_refs
         self.hparams["sources"] = [asdict(s) for s in self.sources]
         self.hparams["val_sources"] = [asdict(s) for s in self.val_sources]
         for source in self.sources + self.val_sources:
             expand_shards(source.shards)  # fail now, naming the missing path
             self._check_manifests(source)
+        # a configured modality whose every item prepare skipped: stop now, not train on the text alone
+        check_usable_modalities(self.vocab.modalities, sorted({os.path.dirname(u) for s in self.sources
+                                                               for u in expand_shards(s.shards)}))
         self.renderer = TemplateRenderer(self.vocab, self.flatten, add_bos_eos=add_bos_eos,
                                          system_prompt=system_prompt)
         self.train_stream: MixtureStream | None = None

@@ -4,14 +4,17 @@ Messages are text with media placeholders, as in AnyInstruct: ``Describe this [i
 message with ``/`` and a modality of the model (``/image``, ``/speech``, ``/music``, a plugin's ``/depth``) to ask for
 that output modality, ``/text`` for text: the message is wrapped in the release's task prompt for it
 (``--prompt.task``), and the modality's start marker is appended only where the checkpoint (or
-``--prompt.force_marker``) asks for it; ``/reset`` clears the history, ``/quit`` (or end of input) leaves. Ctrl-C
-during generation keeps what was produced so far. A spoken-dialogue reply shows what the model heard and its answer
-apart. The options come in the groups of `anygpt.generation.options`: ``--loading.*``, ``--prompt.*``,
-``--decoding.*``.
+``--prompt.force_marker``) asks for it; ``/reset`` clears the history, ``/quit`` (or end of input) leaves, ``/help``
+lists the loaded model's commands. A command or a placeholder for a modality the model lacks is an error, never text
+sent to the model. Ctrl-C during generation keeps what was produced so far. A spoken-dialogue reply shows what the
+model heard and its answer apart. The options come in the groups of `anygpt.generation.options`: ``--loading.*``,
+``--prompt.*``, ``--decoding.*``.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
@@ -20,16 +23,74 @@ from typing import TextIO
 
 import torch
 
+from anygpt.data.checks import check_media_words
 from anygpt.generation.options import DecodingOptions, LoadingOptions, PromptOptions
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
 from anygpt.htmlpage import HtmlPage
 from anygpt.media import MediaKind
-from anygpt.modalities.registry import media_kind_of
+from anygpt.modalities.registry import available_modalities, media_kind_of, media_words
 
 
 def output_commands(modalities: Iterable[str]) -> dict[str, str]:
     """Slash command -> output modality: ``/text`` and one per modality of the model."""
     return {"/text": "text", **{f"/{name}": name for name in modalities}}
+
+
+SESSION_COMMANDS = {"/help": "list the commands and media placeholders of this model",
+                    "/reset": "clear the conversation history", "/quit": "leave (also /exit, or end of input)"}
+
+
+class UnknownCommand(ValueError):
+    """A message starts with a slash command the loaded model does not have."""
+
+
+def command_help(kinds: Mapping[str, MediaKind]) -> str:
+    """What ``/help`` prints: the commands of the loaded model (one per modality it has) and its placeholders."""
+    lines = ["commands:", f"  {'/text MESSAGE':<22} a text reply (the default)"]
+    lines += [f"  {f'/{name} MESSAGE':<22} ask for a {name} reply (written as {kind.suffix})"
+              for name, kind in kinds.items()]
+    lines += [f"  {name:<22} {what}" for name, what in SESSION_COMMANDS.items()]
+    words = media_words()
+    lines.append("media in a message: " + ", ".join(
+        f"[{word}: FILE]" for word, modality in sorted(words.items()) if modality in kinds) + (
+        "" if kinds else "(this model has no media modality)"))
+    return "\n".join(lines)
+
+
+def cli_epilog() -> str:
+    """The slash commands, for ``anygpt chat --help`` (a model's own are listed by ``/help`` in its session)."""
+    return ("In a session: /text or /MODALITY then a message asks for that kind of reply, one command per modality "
+            f"of the loaded model (registered here: {', '.join(available_modalities())}); "
+            f"{', '.join(SESSION_COMMANDS)} (/help lists the loaded model's commands). Media go in messages as "
+            "[MODALITY: FILE].")
+
+
+def _split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
+    """(output modality, message text); a ``/word`` that is no command of this model raises `UnknownCommand` (it
+    would otherwise be sent to the model as text)."""
+    head, _, rest = message.strip().partition(" ")
+    if head in commands:
+        return commands[head], rest
+    if re.fullmatch(r"/[A-Za-z][\w-]*", head):
+        has = ", ".join(c for c in commands if c != "/text") or "none"
+        modality = media_words().get(head[1:])
+        if modality is not None:
+            raise UnknownCommand(f"this model has no {modality} modality, so {head} cannot ask for {modality} output "
+                                 f"(its modality commands: {has}); /help lists its commands")
+        close = difflib.get_close_matches(head, [*commands, *SESSION_COMMANDS], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UnknownCommand(f"unknown command {head}; {hint}/help lists the commands of this model")
+    return "text", message.strip()
+
+
+def _check_media(parts: list[Part], text: str, modalities: Iterable[str]) -> None:
+    """Placeholders of no registered modality, or of one the model lacks, are errors, never text sent as is."""
+    check_media_words(text)
+    have = set(modalities)
+    for part in parts:
+        if isinstance(part, Media) and part.modality not in have:
+            raise ValueError(f"this model has no {part.modality} modality, so it cannot read {part.label} (it has: "
+                             f"{', '.join(sorted(have)) or 'text only'}); /help lists its placeholders")
 
 
 class Transcript:
@@ -100,13 +161,6 @@ class Transcript:
         return page.write(self.folder / "transcript.html")
 
 
-def _split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
-    head, _, rest = message.strip().partition(" ")
-    if head in commands:
-        return commands[head], rest
-    return "text", message.strip()
-
-
 def _describe(reply: Reply) -> str:
     lines = [f"(heard: {reply.transcript})"] if reply.transcript is not None else []
     for seg in reply.segments:
@@ -169,9 +223,13 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
                 anygpt.reset()
                 print("(history cleared)")
                 continue
-            output, text = _split_command(message, commands)
+            if message == "/help":
+                print(command_help(_kinds(anygpt)), flush=True)
+                continue
             try:
+                output, text = _split_command(message, commands)
                 parts = parse_message(text)
+                _check_media(parts, text, anygpt.tokenizers)
                 reply = anygpt.chat(parts, output=output, settings=decoding.settings, generator=generator,
                                     voice=voice, **overrides)
             except (FileNotFoundError, ValueError) as err:
@@ -189,6 +247,9 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
     path = transcript.write()
     print(f"transcript: {path}")
     return str(path)
+
+
+chat.cli_epilog = cli_epilog  # type: ignore[attr-defined]  # shown by `anygpt chat --help` (anygpt.cli)
 
 
 def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
@@ -210,7 +271,10 @@ def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text",
     anygpt = AnyGPT.load(ckpt, loading, prompt, device)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
+    if output != "text" and output not in anygpt.tokenizers:
+        raise ValueError(f"this model has no {output} modality (it has: {', '.join(anygpt.tokenizers) or 'text only'})")
     parts = parse_message(message)
+    _check_media(parts, message, anygpt.tokenizers)
     reply = anygpt.respond([parts], output=output, settings=decoding.settings, voice=voice,
                            generator=torch.Generator().manual_seed(decoding.seed),
                            **decoding.generation_overrides())[0]

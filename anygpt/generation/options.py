@@ -22,7 +22,7 @@ from anygpt.generation.processors import (
     TopK,
     TopP,
 )
-from anygpt.modalities.registry import TokenizerRef
+from anygpt.modalities.registry import TokenizerSpec
 
 MUSIC_STARTS = ("start", "random")
 
@@ -44,7 +44,7 @@ class LoadingOptions:
             model on load (docs/finetune.md).
     """
 
-    tokenizers: dict[str, str | TokenizerRef] | None = None
+    tokenizers: dict[str, TokenizerSpec] | None = None
     trust_code: bool = False
     image_decoder: str | None = None
     compile: bool | None = None

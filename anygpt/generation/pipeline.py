@@ -26,6 +26,7 @@ import torch
 
 from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation import prompts
+from anygpt.generation.checks import check_decoded
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.options import MUSIC_STARTS, PRESETS, GenerationConfig, LoadingOptions, PromptOptions, preset
 from anygpt.generation.sampling import generate
@@ -407,7 +408,7 @@ class AnyGPT:
         context: dict[str, Any] = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
         if seed is not None:
             context["generator"] = torch.Generator(getattr(tok.codec, "device", "cpu")).manual_seed(seed)
-        data = tok.codec.decode([native], **context)[0].cpu()
+        data = check_decoded(tok.codec, tok.media, tok.codec.decode([native], **context), 1)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
     def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig,

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from anygpt.assets import SCHEME as ASSETS_SCHEME
 from anygpt.assets import asset_path, portable_path
 from anygpt.media import MediaKind, media_kind
 from anygpt.modalities.codec import Codec, Modality
@@ -326,6 +327,22 @@ def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = N
     return target.from_pretrained(path, trust_code=trust_code, **options)
 
 
+def _weightless(target: type[Codec], options: Mapping[str, Any]) -> Codec:
+    """A codec named by its class alone (``{class_path: motion.MotionCodec}``): built from ``options``, which is
+    only right when it has no weights to load."""
+    name = qualified_name(target)
+    try:
+        codec = target(**options)
+    except TypeError as err:
+        raise ValueError(f"cannot build {name} from its class alone ({err}): give its constructor arguments as "
+                         "init_args, or the path of a folder it saved with save_pretrained") from None
+    weights = list(codec.state_dict())
+    if weights:
+        raise ValueError(f"{name} has {len(weights)} weight tensor(s) ({', '.join(weights[:3])}, ...) and ships no "
+                         "default checkpoint: give the path of a folder it saved with save_pretrained")
+    return codec.eval()
+
+
 def trusted_codec_class(class_path: str, source: str, trust_code: bool = False) -> type[Codec]:
     """The `Codec` subclass a file on disk names, refused before import unless it is anygpt's, registered or already
     imported (or ``trust_code`` is given). Names of classes from before the codec/training split are mapped."""
@@ -351,10 +368,12 @@ class TokenizerRef:
 
     Args:
         path: a checkpoint folder or file, or ``anygpt-assets:tokenizers/NAME`` (the shipped tiny tokenizers); None
-            loads the class's shipped weights.
+            loads the class's shipped weights, or builds a codec without weights from its class alone. In an
+            export's ``anygpt.json`` a relative path is relative to the export folder.
         class_path: the codec class whose ``from_pretrained`` reads ``path`` (release formats); None: ``path`` is a
             `save_pretrained` folder whose ``config.json`` names the class, or without a path the modality's default.
-        options: further ``from_pretrained`` arguments (e.g. SEED's ``eva_vit`` path).
+        options: further ``from_pretrained`` arguments (e.g. SEED's ``eva_vit`` path), or the constructor arguments
+            of a codec without weights; ``init_args`` is accepted for it (``{class_path: ..., init_args: ...}``).
 
     On a command line a reference is a path, or ``package.module.Class=path``.
     """
@@ -375,11 +394,16 @@ class TokenizerRef:
             if match:
                 return cls(path=match[2] or None, class_path=match[1])
             return cls(path=str(value))
-        unknown = set(value) - {"path", "class_path", "options"}
+        fields = dict(value)
+        if "init_args" in fields:  # LightningCLI's spelling of a class's arguments: {class_path, init_args}
+            if fields.get("options"):
+                raise ValueError(f"tokenizer reference {fields} gives both init_args and options; give one")
+            fields["options"] = fields.pop("init_args")
+        unknown = set(fields) - {"path", "class_path", "options"}
         if unknown:
             raise ValueError(f"tokenizer reference {dict(value)} has unknown keys {sorted(unknown)}; give path, "
-                             "class_path and/or options")
-        return cls(**dict(value))
+                             "class_path and/or options (init_args)")
+        return cls(**fields)
 
     def load(self, modality: str | None = None, trust_code: bool = False, source: str | None = None) -> Modality:
         """Load the tokenizer as the `Modality` ``modality`` (default: the one its codec tokenizes).
@@ -393,6 +417,8 @@ class TokenizerRef:
         if self.class_path is not None:
             if source is None:
                 cls = resolve(self.class_path)
+                if not (isinstance(cls, type) and issubclass(cls, Codec)):
+                    raise TypeError(f"tokenizer class_path {self.class_path} is {cls!r}, not a Codec subclass")
             else:
                 cls = trusted_codec_class(self.class_path, source, trust_code)
         if self.path is None and cls is None:
@@ -400,7 +426,11 @@ class TokenizerRef:
                 raise ValueError("an empty tokenizer reference needs the modality name to load its default")
             cls = codec_class(modality)
         try:
-            codec = load_codec(self.path, cls, trust_code, **(self.options or {}))
+            if self.path is None and self.class_path is not None and cls is not None \
+                    and cls.default_checkpoint is None:  # a codec named by its class alone
+                codec = _weightless(cls, self.options or {})
+            else:
+                codec = load_codec(self.path, cls, trust_code, **(self.options or {}))
         except TypeError as err:
             if self.path is None:
                 raise ValueError(f"{err}: pass the {modality or ''} tokenizer checkpoint explicitly "
@@ -415,6 +445,19 @@ class TokenizerRef:
             return self
         return TokenizerRef(portable_path(self.path), self.class_path, self.options)
 
+    def anchored(self, folder: str | Path) -> TokenizerRef:
+        """The reference as recorded in ``folder/anygpt.json``: a relative path that exists inside ``folder`` (a
+        tokenizer copied into an export) is made absolute, so the export loads from any working directory."""
+        if not self.path or self.path.startswith(ASSETS_SCHEME) or Path(self.path).is_absolute():
+            return self
+        inside = Path(folder) / self.path
+        return TokenizerRef(str(inside.resolve()), self.class_path, self.options) if inside.exists() else self
+
     @property
     def resolved_path(self) -> Path | None:
         return asset_path(self.path) if self.path else None
+
+
+# What configs and command lines may give for a tokenizer (read by `TokenizerRef.of`): a path, a reference, or a
+# mapping such as ``{class_path: motion.MotionCodec, init_args: {...}}`` (a codec without weights).
+TokenizerSpec = str | TokenizerRef | dict[str, Any]

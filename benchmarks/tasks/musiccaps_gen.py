@@ -5,7 +5,13 @@ Baselines (same metric, same run, same redraws):
 - ``shuffled``: the generated music scored against other items' captions (the judge's chance level, a floor);
 - ``random-train-clip``: a real random *training* clip for each caption (what returning any real music gets).
 Reference (ceiling): the real clips against their captions. A caption that got no decodable music scores -1 (the
-worst cosine) and is counted in ``n_failed``. Generated clips are written to disk as they are made and read back
+worst cosine) and is counted in ``n_failed``.
+
+Set distances (lower is better; no interval, read against the real-halves floor and n; failed clips left out):
+``FD (tiny CLAP judge features)`` on the judge's audio embeddings (``FAD (laion_clap judge embeddings)`` with a
+laion_clap ``--judge``), and with ``--fad_embedder`` FAD on EnCodec 24 kHz encoder frames (fadtk's ``encodec-emb``),
+each for the generated clips, the random-training-clip baseline and two halves of the real clips, against the real
+clips. Generated clips are written to disk as they are made and read back
 ``batch_size`` at a time for scoring; only embeddings are kept.
 """
 
@@ -18,6 +24,8 @@ from typing import Any
 
 from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
+from benchmarks.judges.encodec_features import EncodecFeatures
+from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
 from benchmarks.tasks.scoring import score_text_to_media
@@ -33,6 +41,8 @@ class MusiccapsGen(Task):
         split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
         train_split: the split the random-training-clip baseline draws from.
         instruction: the text-to-music instruction.
+        fad_embedder: the encodec package's 24 kHz weights file (encodec_24khz-d7cc33bc.th): also report FAD on its
+            encoder frames against the real clips.
     """
 
     name = "musiccaps-gen"
@@ -45,6 +55,7 @@ class MusiccapsGen(Task):
     split: str = option("test")
     train_split: str = option("train", cache=False)
     instruction: str = option(TEXT2X_INSTRUCTIONS["music"][0])
+    fad_embedder: Path | None = option(None, cache=False)
 
     def read_items(self, root: Path) -> list:
         return read_clips(root, self.split, self.audio_dir, self.limit)
@@ -66,9 +77,27 @@ class MusiccapsGen(Task):
                                               self.seed)
             except DatasetError as err:
                 notes.append(f"no random-train-clip baseline: {err}")
-        return score_text_to_media(self, items, preds, metric.embed_texts, audio_file_embedder(metric),
-                                   [p.path for p in picks] if picks else None, "clip", "clap_score",
-                                   judge=judge.description, failed_as="the worst CLAP score, -1", notes=notes)
+        name = "FD (tiny CLAP judge features)" if self.judge is None else (
+            "FD (CLAP judge features)" if Path(self.judge).is_dir() else "FAD (laion_clap judge embeddings)")
+        scored = score_text_to_media(self, items, preds, metric.embed_texts, audio_file_embedder(metric),
+                                     [p.path for p in picks] if picks else None, "clip", "clap_score",
+                                     judge=judge.description, failed_as="the worst CLAP score, -1", notes=notes,
+                                     distance=name)
+        if self.fad_embedder is not None:
+            fad = self.fad([p.path for p in picks] if picks else None, items, preds)
+            if scored is not None:
+                scored.set_distances["fad"] = fad
+        return scored
+
+    def fad(self, picks, items, preds) -> dict[str, Any]:
+        """FAD on EnCodec encoder frames of the generated, random-training and real-half clips."""
+        encodec = EncodecFeatures(self.fad_embedder, self.device)
+        mine = self.shard(len(items))
+        train = {"random-train-clip": ("a random real training clip per caption", {i: picks[i] for i in mine})}
+        return frechet_block("FAD (EnCodec 24 kHz)", encodec.description, encodec.num_features,
+                             {i: items[i].path for i in mine}, {i: preds[i].path for i in mine if not preds[i].empty},
+                             train if picks else {}, len(items), sum(p.empty for p in preds), self.seed,
+                             embed=encodec.embed_files, batch_size=self.batch_size, device=self.device)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []

@@ -14,6 +14,7 @@ from typing import Any
 from anygpt.htmlpage import HtmlPage
 from anygpt.media import MEDIA_KINDS, MediaKind, kind_of_file
 from anygpt.modalities.registry import media_kind_of
+from benchmarks.tasks.distances import distance_lines, distance_table
 
 
 @dataclass
@@ -62,9 +63,12 @@ def write_report(results: dict[str, Any], rows: Sequence[Row], out_dir: Path) ->
                  f"{int(round(results['confidence'] * 100))}% bootstrap intervals")
     header, table = scores_table(results)
     page.table(header, table)
+    if results.get("set_distances"):
+        page.heading("Set distances (lower is better; no bootstrap over items: read against the floor and n)")
+        page.table(*distance_table(results["set_distances"]))
     page.heading("Run")
     page.table(["", ""], [line for line in summary_lines(results) if not line[0].startswith(
-        ("model", "baseline ", "reference"))])
+        ("model", "baseline ", "reference", "set distance"))])
     if rows:
         page.heading(f"Samples ({len(rows)} of {results['n']})")
         header = [label for label, _, _ in rows[0].cells]
@@ -107,10 +111,14 @@ def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
     confidence = int(round(results["confidence"] * 100))
     lines += [("intervals", f"{confidence}% bootstrap over items, {results['resamples']} redraws; differences paired"),
               ("judge", results["judge"]), ("decoding", json.dumps(results["decoding"])),
-              ("prompt template", results["template"]), ("checkpoint", f"{results['ckpt']} (sha256 of its files "
+              ("prompt template", results["template"]),
+              *[(f"{name} tokenizer", ", ".join(f"{k} {v}" for k, v in info.items()))
+                for name, info in results.get("tokenizers", {}).items()],
+              ("checkpoint", f"{results['ckpt']} (sha256 of its files "
                                                                          f"{results['model_hash'][:12]})"),
               ("data", results["data"]), ("devices", str(results["devices"])),
               ("wall time", f"{results['wall_time_s']} s"), ("command", results["command"])]
+    lines += distance_lines(results.get("set_distances", {}))
     lines += [("note", n) for n in results["notes"]]
     return lines
 

@@ -177,6 +177,17 @@ class Runner(TaskOptions):
                 "constrained": self.model.constrained, "template": self.prompt.template,
                 "image_decoder": self.model.bundle.image_decoder}
 
+    def tokenizers(self) -> dict[str, dict[str, Any]]:
+        """Each modality's codec class and how its files are read (results.json ``tokenizers``): a released SEED-2
+        reads images the original's way, an anygpt-trained tokenizer anygpt's (`anygpt.media.IMAGE_PREPROCESSING`)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, modality in self.model.tokenizers.items():
+            codec = modality.codec
+            out[name] = {"codec": f"{type(codec).__module__}.{type(codec).__qualname__}"}
+            if codec.image_size is not None:
+                out[name].update(image_size=codec.image_size, image_preprocess=codec.image_preprocess)
+        return out
+
     # -- the prediction loop and its cache -----------------------------------------------------------------------------
     def cache_parts(self) -> dict[str, Any]:
         """What every cached prediction of this run shares: task, options, decoding and the model's file digests."""
@@ -283,10 +294,10 @@ class Runner(TaskOptions):
                 "value": headline["value"], "interval": headline["interval"], **estimates,
                 "n": n, "n_failed": n_failed, "confidence": stats.CONFIDENCE, "resamples": self.resamples,
                 "judge": scored.judge, "decoding": self.decoding(), "template": self.prompt.template,
-                "ckpt": str(self.ckpt), "model_hash": self.model_hash, "data": str(self.root),
-                "data_hash": self.data_hash, "limit": self.limit,
+                "tokenizers": self.tokenizers(), "ckpt": str(self.ckpt), "model_hash": self.model_hash,
+                "data": str(self.root), "data_hash": self.data_hash, "limit": self.limit,
                 "seed": self.seed, "devices": self.world, "wall_time_s": round(time.perf_counter() - self.start, 2),
-                "command": self.command(), "notes": notes,
+                "command": self.command(), "notes": notes, "set_distances": scored.set_distances,
             }
             results = json.loads(json.dumps(results, default=str))
             rows = self.report_rows(items, preds, scored.extra, sample_rows(n, self.report_samples))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from benchmarks import stats
+from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.items import Prediction
 
 WORST_COSINE = -1.0  # the score of a missing image/clip/utterance under a cosine metric (CLIP, CLAP, speaker sim.)
@@ -40,6 +41,8 @@ class Scored:
         failed_as: how a failed generation was scored (named in the results' notes).
         notes: lines for the results and report (e.g. a baseline left out and why).
         extra: item index -> {label: value}, shown in the report's sample rows.
+        set_distances: key -> a `frechet_block` (FD/FID/FAD of the generated, baseline and half-real sets; no
+            interval, read against its floor and n).
     """
 
     model: dict[str, stats.Statistic]
@@ -49,6 +52,7 @@ class Scored:
     failed_as: str = "empty output"
     notes: list[str] = field(default_factory=list)
     extra: dict[int, dict[str, Any]] = field(default_factory=dict)
+    set_distances: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def estimate(scored: Scored, n: int, higher_is_better: Mapping[str, bool], resamples: int, seed: int
@@ -129,6 +133,9 @@ class Sharded(Protocol):
     @property
     def is_main(self) -> bool: ...
 
+    @property
+    def device(self) -> torch.device: ...
+
     def shard(self, n: int) -> list[int]: ...
 
     def gather(self, local: dict[int, Any], n: int) -> list[Any]: ...
@@ -136,16 +143,24 @@ class Sharded(Protocol):
 
 def score_text_to_media(task: Sharded, items: Sequence[Any], preds: Sequence[Prediction], embed_text: Callable,
                         embed_media: Callable, picks: Sequence[Any] | None, media: str, metric: str, judge: str,
-                        failed_as: str, notes: Sequence[str] = ()) -> Scored | None:
+                        failed_as: str, notes: Sequence[str] = (), distance: str | None = None) -> Scored | None:
     """Score media generated from captions (coco-t2i, musiccaps-gen) by the judge's cosine to the caption, in
     batches of embeddings. Baselines: the generated media against other items' captions (chance) and, given
     ``picks`` (a training file per item), real training media; reference: the real media (``items[i].path``).
-    Failed generations score the worst cosine. Returns the scores on rank 0, None on the others."""
+    Failed generations score the worst cosine. Given ``distance`` (its name), also the Fréchet distance of the same
+    embeddings (``set_distances["fd_judge"]``). Returns the scores on rank 0, None on the others."""
     n, mine, bs = len(items), task.shard(len(items)), task.batch_size
     texts = embed_in_batches(embed_text, {i: items[i].caption for i in mine}, bs)
     generated = embed_in_batches(embed_media, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
     real = embed_in_batches(embed_media, {i: items[i].path for i in mine}, bs)
     train = embed_in_batches(embed_media, {i: picks[i] for i in mine}, bs) if picks else {}
+    distances = {}
+    if distance:
+        dim = next(iter(real.values())).shape[-1] if real else embed_media([items[0].path]).shape[-1]
+        base = {f"random-train-{media}": (f"a random real training {media} per item", train)} if picks else {}
+        distances["fd_judge"] = frechet_block(
+            distance, f"the judge's {media} embeddings (L2-normalised)", dim, real, generated, base, n,
+            sum(p.empty for p in preds), task.seed, device=task.device, groups=[str(it.path) for it in items])
     gathered = task.gather({i: (texts[i], generated.get(i), real[i], train.get(i)) for i in mine}, n)
     if not task.is_main:
         return None
@@ -165,4 +180,5 @@ def score_text_to_media(task: Sharded, items: Sequence[Any], preds: Sequence[Pre
                   reference=System(f"the real {media}s scored against their own captions",
                                    {metric: stats.mean_of(cosines(real_emb, text))}),
                   failed_as=failed_as, notes=list(notes),
-                  extra={i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {})
+                  extra={i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {},
+                  set_distances=distances)

@@ -248,7 +248,8 @@ def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
     save_bundle(Bundle(model, vocab, {"image": image, "music": stub}, None, refs), tmp_path / "export")
     recorded = json.loads((tmp_path / "export" / "anygpt.json").read_text())["tokenizers"]
     assert recorded["image"]["path"] == "anygpt-assets:tokenizers/image"  # not where this machine installed anygpt
-    assert recorded["music"]["path"] == str(tmp_path / "music")  # the user's own files stay where they are
+    assert recorded["music"]["path"] == "tokenizers/music"  # a small tokenizer travels inside the export
+    assert (tmp_path / "export" / "tokenizers" / "music" / "model.safetensors").is_file()
     loaded = load_bundle(tmp_path / "export")
     assert type(loaded.tokenizers["image"].codec) is type(image.codec)
     for (key, value), reference in zip(loaded.tokenizers["image"].codec.state_dict().items(),
