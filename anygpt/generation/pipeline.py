@@ -166,9 +166,10 @@ class AnyGPT:
     @classmethod
     def load(cls, path: str | Path, loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
              device: str = "cpu") -> AnyGPT:
-        """`load_bundle` as ``loading`` says (tokenizer overrides, trusted code, image decoder) + the prompt format."""
+        """`load_bundle` as ``loading`` says (tokenizer overrides, trusted code, image decoder, LoRA adapter) + the
+        prompt format."""
         bundle = load_bundle(path, loading.tokenizers, device=device, trust_code=loading.trust_code,
-                             image_decoder=loading.image_decoder)
+                             image_decoder=loading.image_decoder, adapter=loading.adapter)
         return cls(bundle, prompt, device, compile=loading.compile)
 
     def describe(self) -> str:

@@ -20,7 +20,7 @@ from anygpt.generation.beam import beam_search
 from anygpt.generation.decoder import CachedDecoder, GenerationResult, compile_by_default, context_budget, left_pad
 from anygpt.generation.options import GenerationConfig
 from anygpt.generation.processors import LogitsProcessor, apply_processors
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.model import LLaMA
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from PIL import Image
 from anygpt.checkpoints import Bundle, save_bundle
 from anygpt.generation.pipeline import AnyGPT
 from anygpt.modalities.registry import TokenizerRef
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab
 
