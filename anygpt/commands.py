@@ -27,6 +27,7 @@ BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
              "Build the bundled demo corpus (anygpt data demo --out DIR) or the tiny one (anygpt data tiny)"),
     "benchmark": ("benchmarks.tasks:TASKS", "Score a checkpoint on the paper's benchmarks (results.json, report.html)"),
     "serve": ("anygpt.serve:serve", "A web page (and HTTP API) to talk to a model in every modality"),
+    "download": ("anygpt.hub:download", "Fetch the released AnyGPT (download release --to DIR) or a hub id"),
 }
 
 

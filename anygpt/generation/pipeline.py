@@ -345,8 +345,9 @@ class AnyGPT:
         """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``);
         ``on_token`` sees each step's ids as they are sampled (see `generate`)."""
         processors = []
-        if self.constrained:
-            structures = {name: tok.structure for name, tok in self.tokenizers.items()}
+        if self.constrained:  # a release tokenizer not loaded yet (lazily, by hub id) constrains its span by range only
+            structures = {name: tok.structure for name, tok in self.tokenizers.items()
+                          if getattr(tok.codec, "loaded", True)}
             processors.append(ModalityConstraint(self.vocab, structures))
         result = generate(self.model, [list(p) for p in prompts], config, processors=processors,
                           generator=generator, pad_id=self.pad_id, compile=self.compile, on_step=on_step,
@@ -457,6 +458,8 @@ class AnyGPT:
         if progress is not None:
             progress("tokenizing", 0, sum(isinstance(p, Media) for p in parts))
         force = self.forced(output)
+        if output in self.tokenizers:
+            self.tokenizers[output].structure  # noqa: B018 - loads a lazy (hub id) tokenizer for the asked output
         history = self.history if self.template == "chat" else ()
         message = self.user_message(parts, output, task, generator) if self.template == "chat" else None
         text = self.prompt_text(parts, output, history, force, task, generator=generator, message=message)
