@@ -123,14 +123,25 @@ def write_audio(wav: torch.Tensor, path: str | Path, sample_rate: int) -> Path:
 # ----------------------------------------------------------------------------------------------------------------------
 # Images
 # ----------------------------------------------------------------------------------------------------------------------
-def read_image(source: Source, max_pixels: int | None = None):
-    """Open ``source`` (path or bytes) as an 8-bit RGB `PIL.Image`.
+IMAGE_PREPROCESSING = ("anygpt", "release")
+"""How an image file becomes RGB pixels, a recorded choice of each image codec (``Codec.image_preprocess``):
 
-    EXIF rotation is applied; transparent images are composited on white; 16/32-bit grayscale is rescaled by its full
-    range (Pillow's own conversion would clip it). Images above ``max_pixels`` are refused before decoding.
+- ``anygpt``: EXIF rotation applied, transparency composited on white, 16/32-bit grayscale rescaled by its range;
+- ``release``: exactly the original AnyGPT/SEED-2 code's ``Image.open(f).convert("RGB")``: no EXIF rotation, the alpha
+  channel dropped (the colour stored under transparent pixels is kept), Pillow's own mode conversion. Released SEED-2
+  checkpoints were trained on it, so they get the original's tokens only this way.
+"""
+
+
+def read_image(source: Source, max_pixels: int | None = None, preprocess: str = "anygpt"):
+    """Open ``source`` (path or bytes) as an 8-bit RGB `PIL.Image`, the ``preprocess`` way (`IMAGE_PREPROCESSING`).
+
+    Images above ``max_pixels`` are refused before decoding.
     """
     from PIL import Image, ImageOps
 
+    if preprocess not in IMAGE_PREPROCESSING:
+        raise ValueError(f"unknown image preprocessing {preprocess!r}; choose one of {IMAGE_PREPROCESSING}")
     name = describe(source)
     try:
         image = Image.open(_handle(source))
@@ -138,7 +149,10 @@ def read_image(source: Source, max_pixels: int | None = None):
             raise MediaError(f"image file {name} is {image.width}x{image.height} pixels; at most {max_pixels:,} "
                              "pixels are accepted. Downscale it first.")
         image.load()
-        image = ImageOps.exif_transpose(image)
+        if preprocess == "release":
+            image = image.convert("RGB")
+        else:
+            image = ImageOps.exif_transpose(image)
     except MediaError:
         raise
     except Exception as err:  # Pillow raises UnidentifiedImageError, OSError (truncated), DecompressionBombError...
@@ -146,6 +160,8 @@ def read_image(source: Source, max_pixels: int | None = None):
                          "...).") from err
     if image.width == 0 or image.height == 0:
         raise MediaError(f"image file {name} is empty ({image.width}x{image.height}).")
+    if preprocess == "release":
+        return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
@@ -245,14 +261,15 @@ def media_kind(name: str) -> MediaKind:
 # By kind
 # ----------------------------------------------------------------------------------------------------------------------
 def read_media(kind: MediaKind | str, source: Source, sample_rate: int | None = None, min_samples: int = 1,
-               image_size: int | None = None) -> torch.Tensor:
+               image_size: int | None = None, image_preprocess: str = "anygpt") -> torch.Tensor:
     """Read a file of ``kind`` as a tensor: audio ``[1, T]`` (resampled to ``sample_rate``, at least ``min_samples``
-    long), images ``[3, S, S]`` in [0, 1] (bicubic resize to ``image_size`` when given, no crop), arrays as stored."""
+    long), images ``[3, S, S]`` in [0, 1] (read the ``image_preprocess`` way, then bicubic resize to ``image_size``
+    when given, no crop), arrays as stored."""
     kind = media_kind(kind) if isinstance(kind, str) else kind
     if kind.name == "audio":
         return read_audio(source, sample_rate, min_samples=min_samples)
     if kind.name == "image":
-        image = read_image(source)
+        image = read_image(source, preprocess=image_preprocess)
         if image_size is not None and image.size != (image_size, image_size):
             from PIL import Image
 

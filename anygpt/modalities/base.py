@@ -81,14 +81,16 @@ class Codec(Pretrained, ABC):
     already 1-D (music: codebooks x frames).
 
     Audio codecs also define ``sample_rate`` (of the waveforms `encode` takes and `decode` returns) and
-    ``frame_rate`` (code frames per second); image codecs define ``image_size`` (the square side `encode` takes).
-    `Modality.read` uses them to resample or resize files.
+    ``frame_rate`` (code frames per second); image codecs define ``image_size`` (the square side `encode` takes) and
+    ``image_preprocess`` (how a file becomes pixels, `anygpt.media.IMAGE_PREPROCESSING`: a codec trained elsewhere
+    must read files as its trainers did). `Modality.read` uses them to resample, resize and read files.
     """
 
     modality: ClassVar[str]
     sample_rate: int | None = None
     frame_rate: float | None = None
     image_size: int | None = None
+    image_preprocess: str = "anygpt"
 
     @property
     @abstractmethod
@@ -156,7 +158,7 @@ class Modality:
         frame long, images resized to its side. Raises `anygpt.media.MediaError` naming the file."""
         codec = self.codec
         return read_media(self.media, source, sample_rate=codec.sample_rate, min_samples=codec.samples_per_frame,
-                          image_size=codec.image_size)
+                          image_size=codec.image_size, image_preprocess=codec.image_preprocess)
 
     def write(self, data: torch.Tensor, path: str | Path) -> Path:
         """Write one decoded item (``codec.decode`` output) with this modality's media writer."""

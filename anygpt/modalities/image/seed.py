@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anygpt.media import IMAGE_PREPROCESSING
 from anygpt.modalities.base import Codec, SpanStructure
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ class SEEDImageTokenizer(Codec):
     `encode` takes images ``[3, 224, 224]`` in [0, 1] and applies CLIP's normalisation itself. `decode` runs both
     stages: `embed_codes` and the attached unCLIP pipeline (`attach_unclip`); without one it says what to attach.
     Defaults are the release's sizes; tests build it narrow. ``vit_depth`` is 39: BLIP-2 drops the 40th block of EVA
-    ViT-g.
+    ViT-g. ``preprocess`` (`anygpt.media.IMAGE_PREPROCESSING`, saved with the sizes) is ``release`` by default: the
+    released weights were trained on the original's ``convert("RGB")``; ``anygpt`` for one trained on anygpt's reader.
     """
 
     modality = "image"
@@ -193,8 +195,12 @@ class SEEDImageTokenizer(Codec):
         decode_heads: int = 12,
         down_dims: Sequence[int] = (256, 128, 32),
         embed_dim: int = 1024,
+        preprocess: str = "release",
     ) -> None:
         super().__init__()
+        if preprocess not in IMAGE_PREPROCESSING:
+            raise ValueError(f"SEEDImageTokenizer: unknown preprocess {preprocess!r}; choose {IMAGE_PREPROCESSING}")
+        self.image_preprocess = preprocess
         self.image_size, self.num_queries, self.n_embed = image_size, num_queries, n_embed
         self.visual = EVAViT(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_hidden)
         self.ln_vision = nn.LayerNorm(vit_width)
@@ -324,9 +330,7 @@ class SEEDImageTokenizer(Codec):
         state = dict(_torch_load(path))
         sources = [str(path)]
         if eva_vit is not None:
-            vit_state = _torch_load(Path(eva_vit))
-            for key, value in vit_state.items():  # eva_vit_g.pth has no prefix; seed_quantizer.pt uses visual_encoder.
-                state[key if key.startswith("visual_encoder.") else f"visual_encoder.{key}"] = value
+            merge_eva_vit(state, _torch_load(Path(eva_vit)), str(path), str(eva_vit))
             sources.append(str(eva_vit))
         try:
             overrides = {**seed_config_from_state(state), **overrides}
@@ -354,19 +358,12 @@ class SEEDImageTokenizer(Codec):
         missing = sorted(set(own) - set(converted))
         self.load_report = {"missing": missing, "unexpected": sorted(unexpected)}
         if missing:
-            hint = (
-                " (the EVA ViT weights come separately: pass eva_vit=eva_vit_g.pth)"
-                if any(k.startswith("visual.") for k in missing)
-                else ""
-            )
+            hint = (" (the EVA ViT weights come separately: pass eva_vit=eva_vit_g.pth)"
+                    if any(k.startswith("visual.") for k in missing) else "")
             raise KeyError(f"{source} lacks {len(missing)} weights the SEED tokenizer uses, e.g. {missing[:5]}{hint}")
         if unexpected:
-            log.warning(
-                "%s: ignored %d keys of branches the tokenizer does not use, e.g. %s",
-                source,
-                len(unexpected),
-                unexpected[:3],
-            )
+            log.warning("%s: ignored %d keys of branches the tokenizer does not use, e.g. %s", source,
+                        len(unexpected), unexpected[:3])
         self.load_state_dict(converted, strict=True)
 
 
@@ -415,6 +412,22 @@ _SEED_RULES: list[tuple[re.Pattern, str]] = [
         (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.LayerNorm\.(.*)$", r"qformer.layers.\1.ffn_norm.\2"),
     ]
 ]
+
+
+def merge_eva_vit(state: dict[str, torch.Tensor], vit_state: dict[str, torch.Tensor], quantizer: str,
+                  vit_file: str) -> None:
+    """Add BLIP-2's EVA ViT weights to a ``seed_quantizer.pt`` state as the release does (ViT file first, quantizer
+    file last: the quantizer file's own ``visual_encoder.*`` weights win), warning where the two files disagree."""
+    differing = []
+    for key, value in vit_state.items():  # eva_vit_g.pth has no prefix; seed_quantizer.pt uses visual_encoder.
+        ours = key if key.startswith("visual_encoder.") else f"visual_encoder.{key}"
+        if ours not in state:
+            state[ours] = value
+        elif state[ours].shape != value.shape or not torch.equal(state[ours], value.to(state[ours].dtype)):
+            differing.append(ours)
+    if differing:
+        log.warning("%s and %s disagree on %d ViT weights (e.g. %s); the quantizer file's win, as in the release",
+                    quantizer, vit_file, len(differing), differing[:3])
 
 
 def seed_key_to_ours(key: str) -> str:

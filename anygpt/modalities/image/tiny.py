@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from anygpt.media import IMAGE_PREPROCESSING
 from anygpt.modalities.base import Codec, SpanStructure
 from anygpt.modalities.vq import enable_dead_code_restarts
 
@@ -50,6 +51,7 @@ class TinyImageTokenizer(Codec):
         patch: pixels are folded into channels in ``patch x patch`` blocks at the input and unfolded at the output
             (pixel (un)shuffle), so every convolution runs at ``image_size / patch``: the cost of a stage drops
             ``patch^2``-fold and the widths can grow instead.
+        preprocess: how files become pixels (`anygpt.media.IMAGE_PREPROCESSING`); anygpt's own by default.
     """
 
     modality = "image"
@@ -68,8 +70,13 @@ class TinyImageTokenizer(Codec):
         kmeans_iters: int = 10,
         blocks: int = 1,
         patch: int = 1,
+        preprocess: str = "anygpt",
     ) -> None:
         super().__init__()
+        if preprocess not in IMAGE_PREPROCESSING:
+            raise ValueError(f"TinyImageTokenizer: unknown preprocess {preprocess!r}; choose one of "
+                             f"{IMAGE_PREPROCESSING}")
+        self.image_preprocess = preprocess
         from encodec.quantization.core_vq import VectorQuantization
 
         stages = (image_size // (grid * patch)).bit_length() - 1

@@ -212,8 +212,11 @@ def test_preprocessing_matches_seed(tmp_path):
     model = SEEDImageTokenizer(**SMALL).eval()
     x = modality_for(model).read(tmp_path / "a.png")  # bicubic resize to the codec's side, no crop
     assert x.shape == (3, 28, 28)
-    # red at half alpha over white = (255, 128, 128) (Pillow rounds the blend)
-    assert torch.allclose(x[:, 14, 14], torch.tensor([255, 128, 128]) / 255, atol=0.02)
+    # the release's convert("RGB") drops alpha: the stored red stays
+    assert torch.allclose(x[:, 14, 14], torch.tensor([255, 0, 0]) / 255, atol=0.02)
+    # anygpt's reading composites on white: red at half alpha over white = (255, 128, 128) (Pillow rounds the blend)
+    ours = modality_for(SEEDImageTokenizer(**SMALL, preprocess="anygpt")).read(tmp_path / "a.png")
+    assert torch.allclose(ours[:, 14, 14], torch.tensor([255, 128, 128]) / 255, atol=0.02)
     # then CLIP normalisation, inside encode
     mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
     std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
