@@ -127,7 +127,8 @@ class OpenAIRoutes:
         for key, allowed in [("n", (None, 1)), ("logprobs", (None, False)), ("tools", (None, []))]:
             if body.get(key) not in allowed:
                 raise ServeError(f"{key}={json.dumps(body[key])} is not supported by this server", key)
-        max_tokens = need(body, "max_completion_tokens", int) or need(body, "max_tokens", int)
+        max_tokens = need(body, "max_completion_tokens", int)
+        max_tokens = need(body, "max_tokens", int) if max_tokens is None else max_tokens
         seed = need(body, "seed", int)
         preset = need(body, "preset", str, "release")
         number = (int, float)
@@ -281,14 +282,14 @@ class OpenAIRoutes:
 
     async def chat(self, request: Request) -> Response:
         body = await self._json(request)
-        modalities = need(body, "modalities", list, ["text"])
+        modalities = need(body, "modalities", list) or ["text"]
         wanted = [m for m in modalities if m != "text"]
         unknown = [m for m in wanted if m not in OUTPUTS or OUTPUTS[m] not in self.host.outputs]
         if unknown or len(wanted) > 1:
             raise ServeError(f"modalities {modalities}: ask for text and at most one of "
                              f"{[m for m, o in OUTPUTS.items() if o in self.host.outputs]}", "modalities")
         output = OUTPUTS[wanted[0]] if wanted else AUTO
-        audio = need(body, "audio", dict, {})
+        audio = need(body, "audio", dict) or {}
         if audio.get("format", "wav") != "wav":
             raise ServeError(f"audio.format {audio.get('format')!r}: this server writes wav", "audio.format")
         read_audio_as = need(body, "read_audio_as", str)
@@ -316,7 +317,7 @@ class OpenAIRoutes:
             return JSONResponse({"id": ident, "object": "chat.completion", "created": created,
                                  "model": self.model_id, "choices": [{"index": 0, "message": message,
                                                                       "finish_reason": finish}], "usage": usage})
-        include_usage = bool((need(body, "stream_options", dict, {}) or {}).get("include_usage"))
+        include_usage = bool((need(body, "stream_options", dict) or {}).get("include_usage"))
         return StreamingResponse(self._stream(request, session, turn, message_of, ident, created, include_usage),
                                  media_type="text/event-stream")
 

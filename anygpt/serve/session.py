@@ -206,7 +206,7 @@ class ModelHost:
         return session if session is not None and not session.closed else None
 
     @property
-    def sessions(self) -> list[ChatSession]:
+    def sessions(self) -> list[ChatSession]:  # the open ones
         return list(self._sessions.values())
 
     @property
@@ -398,10 +398,10 @@ class ChatSession:
 
     def _overrides(self, request: TurnRequest, output: str) -> dict:
         overrides: dict = {}
-        if request.temperature is not None:
-            if not request.temperature > 0:
-                raise ServeError(f"temperature must be above 0, got {request.temperature}")
-            overrides["temperature"] = float(request.temperature)
+        if request.temperature is not None:  # 0: greedy decoding (OpenAI's convention)
+            if not request.temperature >= 0:
+                raise ServeError(f"temperature must be 0 (greedy) or above, got {request.temperature}")
+            overrides.update({"do_sample": False} if request.temperature == 0 else {"temperature": request.temperature})
         if request.top_p is not None:
             if not 0 < request.top_p <= 1:
                 raise ServeError(f"top-p must be in (0, 1], got {request.top_p}")

@@ -219,3 +219,35 @@ def test_a_disconnected_stream_frees_the_model_at_the_next_token(client, server)
     thread.start()
     thread.join(60)
     assert done and status.get("anygpt/status").json()["sessions"] == 0  # API sessions end with their request
+
+
+def test_greedy_decoding_and_malformed_requests_never_get_a_5xx(client, server):
+    model = client.models.list().data[0].id
+    greedy = [client.chat.completions.create(model=model, messages=[{"role": "user", "content": "say hello"}],
+                                             max_tokens=6, temperature=0, seed=seed).choices[0].message.content
+              for seed in (1, 2)]
+    assert greedy[0] == greedy[1]  # temperature 0: greedy, whatever the seed
+    auth = {"Authorization": f"Bearer {KEY}"}
+    cases = [("POST", "chat/completions", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}),
+             ("POST", "chat/completions", {"json": ["a list"]}),
+             ("POST", "chat/completions", {"json": {"messages": [{"role": "user", "content": "hi"}], "audio": None,
+                                                    "modalities": None, "max_tokens": 0}}),
+             ("POST", "chat/completions", {"json": {"messages": [{"role": "user", "content": 5}]}}),
+             ("POST", "chat/completions", {"json": {"messages": [{"role": "user", "content": [{"type": "file"}]}]}}),
+             ("POST", "chat/completions", {"json": {"messages": [{"role": "user", "content": [
+                 {"type": "input_audio", "input_audio": {"data": "%%%", "format": "wav"}}]}]}}),
+             ("POST", "chat/completions", {"json": {"messages": [{"role": "assistant", "content": "hi"}]}}),
+             ("POST", "chat/completions", {"json": {"messages": [{"role": "user", "content": "hi"}], "seed": "x"}}),
+             ("POST", "chat/completions", {"content": b" " * (13 * 2**20)}),  # over the body limit: 413
+             ("GET", "chat/completions", {}),
+             ("POST", "nowhere", {"json": {}}),
+             ("POST", "audio/speech", {"json": {"input": "hi", "response_format": "mp3"}}),
+             ("POST", "images/generations", {"json": {"prompt": "x", "response_format": "url"}}),
+             ("POST", "audio/transcriptions", {"data": {"model": model}}),
+             ("GET", "models/gpt-4o", {})]
+    with httpx.Client(base_url=f"{server}/v1", headers=auth, timeout=60) as raw:
+        for method, path, kwargs in cases:
+            response = raw.request(method, path, **kwargs)
+            assert 400 <= response.status_code < 500, (path, kwargs, response.status_code, response.text)
+            error = response.json()["error"]
+            assert error["message"] and set(error) == {"message", "type", "param", "code"}, response.text

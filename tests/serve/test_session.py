@@ -98,7 +98,7 @@ def test_bad_uploads_get_a_clear_message_and_lose_nothing(engine, uploads, tmp_p
     ({"text": ""}, "the message is empty"),
     ({"output": "video"}, "unknown output 'video'"),
     ({"settings": "mine"}, "unknown decoding preset 'mine'"),
-    ({"temperature": 0.0}, "temperature must be above 0"),
+    ({"temperature": -0.5}, "temperature must be 0 (greedy) or above"),
     ({"top_p": 1.5}, "top-p must be in (0, 1]"),
     ({"max_new_tokens": 5000}, "max new tokens must be between 1 and the model's context (1024)"),
     ({"read_as": {"audio": "image"}, "files": ["speech"]}, "question.wav: 'image' does not read audio files"),
