@@ -145,7 +145,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
-        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
         out: folder for generated media and the transcript.
         tokenizers: modality -> tokenizer checkpoint (a path, ``class_path=path``, or path + class_path + options),
             overriding the checkpoint's own.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from anygpt.hub import is_hub_id
+
 DEFAULT_CKPT = "runs/demo/export"
 
 
@@ -26,7 +28,7 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
     constrained decoding, preset and its knobs) start from the values given here.
 
     Args:
-        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
         host: address to listen on; the default serves this machine only (0.0.0.0 opens it to the network).
         port: port to listen on.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
@@ -53,7 +55,7 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
         session_timeout: seconds a conversation may stay idle before it and its files are removed (page and API
             clients alike; a page that comes back starts a new conversation); ``null``: never.
     """
-    if not Path(ckpt).exists():
+    if not Path(ckpt).exists() and not is_hub_id(ckpt):  # a hub id is fetched (or refused, named) by the loader
         how = (" The demo model is made by `anygpt fit --config experiments/demo/pretrain.yaml` (about 17 minutes on"
                " 2 CPU cores), which exports it there." if ckpt == DEFAULT_CKPT else "")
         raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "

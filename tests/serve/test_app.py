@@ -144,3 +144,12 @@ def test_a_path_not_uploaded_and_an_oversized_upload_are_named(small_server, upl
     assert response.status_code == 413
     assert "holiday photo.png is over the upload limit of 64.0 KB" in response.text
     assert host.sessions == [] or all(s.turns == 0 for s in host.sessions)
+
+
+def test_serve_takes_a_hub_id_and_names_the_repository_when_it_is_not_cached(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "anygpt.cli", "serve", "--ckpt", "fnlp/AnyGPT-chat", "--port", "1"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "fnlp/AnyGPT-chat is not in the Hugging Face cache and HF_HUB_OFFLINE is set" in result.stderr
+    assert "anygpt download fnlp/AnyGPT-chat" in result.stderr
