@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from anygpt.generation.pipeline import Media, Turn
-from anygpt.serve.openai_schema import AUDIO_FORMATS, IMAGE_SUFFIXES, OUTPUTS, RECALLED, error, error_body, need
+from anygpt.serve.openai_schema import AUDIO_FORMATS, IMAGE_SUFFIXES, OUTPUTS, RECALLED, Checks, error, error_body, need
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, TurnRequest, TurnResult
 from anygpt.serve.uploads import ServeError, TooLarge, Upload, size_text
 
@@ -57,22 +57,12 @@ class OpenAIRoutes:
         self.app = self._build()
 
     # -- the app -------------------------------------------------------------------------------------------------------
-    def _build(self) -> FastAPI:
+    def _build(self) -> Checks:
         app = FastAPI(title="anygpt serve: OpenAI-compatible API", docs_url=None, redoc_url=None, openapi_url=None)
 
         @app.exception_handler(HTTPException)
         async def httperror(request: Request, exc: HTTPException) -> JSONResponse:  # unknown routes, methods
             return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
-
-        @app.middleware("http")
-        async def checks(request: Request, call_next: Callable) -> Response:
-            if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return error(401, "missing or wrong API key: send the server's --api_key as a Bearer token")
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body:
-                return error(413, f"the request body is {size_text(int(length))}; this server takes at most "
-                                   f"{size_text(self.max_body)}")
-            return await call_next(request)
 
         app.add_api_route("/models", self.models, methods=["GET"])
         app.add_api_route("/models/{model}", self.model, methods=["GET"])
@@ -81,7 +71,7 @@ class OpenAIRoutes:
                               ("/audio/music", self.music), ("/audio/transcriptions", self.transcription),
                               ("/images/generations", self.images)]:
             app.add_api_route(path, self._guarded(handler), methods=["POST"])
-        return app
+        return Checks(app, self.api_key, self.max_body)
 
     def _guarded(self, handler: Callable) -> Callable:
         async def route(request: Request) -> Response:
@@ -106,8 +96,10 @@ class OpenAIRoutes:
         return JSONResponse(self._model_card())
 
     async def status(self) -> dict:
-        """Whether the model is generating, how many requests wait for it, how many sessions are open."""
-        return {"busy": self.host.busy, "waiting": self.host.waiting, "sessions": len(self.host.sessions)}
+        """Whether the model is generating, how many requests wait for it, how many sessions are open, how many turns
+        were stopped before their end (a stop, a client gone)."""
+        return {"busy": self.host.busy, "waiting": self.host.waiting, "sessions": len(self.host.sessions),
+                "interrupted": self.host.interrupted}
 
     # -- running a turn ------------------------------------------------------------------------------------------------
     async def _json(self, request: Request) -> dict:
@@ -136,7 +128,7 @@ class OpenAIRoutes:
                            task=need(body, "task", str, task), constrained=need(body, "constrained", bool),
                            temperature=need(body, "temperature", number), top_p=need(body, "top_p", number),
                            max_new_tokens=max_tokens, seed=secrets.randbelow(2**31) if seed is None else seed,
-                           num_beams=need(body, "num_beams", int, 1))
+                           num_beams=need(body, "num_beams", int, 1), min_new_tokens=need(body, "min_tokens", int))
 
     async def _run(self, request: Request, session: ChatSession, turn: TurnRequest,
                    on_token: Callable[[int], None] | None = None, finish: Callable[[TurnResult], Any] = lambda r: r

@@ -1,14 +1,11 @@
 """What ``anygpt serve`` does, free of any web framework: one shared model, one `ChatSession` per visitor.
 
-    host = ModelHost(AnyGPT.load("runs/demo/export"))
-    session = host.session()
+    session = ModelHost(AnyGPT.load("runs/demo/export")).session()
     result = session.send(TurnRequest("Describe this picture.", files=[Upload("cat.png")]))
-    result.text, result.media, session.transcript_zip()
 
-The model (weights, KV cache, tokenizers) is shared and generates for one request at a time (`ModelHost` holds the
-lock); each session keeps its own history, folder and HTML transcript. Which modalities a visitor may ask for and which
-files they may upload come from the loaded model. Uploads are checked before anything is tokenized (`UploadLimits`), and
-every failure a visitor can cause is a `ServeError` whose message names the file and says what to do.
+The model is shared and generates for one request at a time, first come, first served (`ModelHost`); each session
+keeps its own history, folder and transcript. What may be asked for and uploaded comes from the loaded model; every
+failure a visitor can cause is a `ServeError` whose message names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -33,23 +30,19 @@ from anygpt.generation.prompts import TASKS
 from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS
 from anygpt.serve.lock import FairLock
-from anygpt.serve.uploads import MB, ServeError, Upload, UploadLimits, check_upload, file_kind, safe_name
+from anygpt.serve.uploads import (  # noqa: F401 - MB, file_kind, TurnStopped: part of this module's interface
+    MB,
+    Busy,
+    ServeError,
+    TurnStopped,
+    Upload,
+    UploadLimits,
+    check_upload,
+    file_kind,
+    safe_name,
+)
 
 AUTO = "auto"  # let the model choose: no output marker is forced (the release's plain chat)
-__all__ = ["AUTO", "MB", "ChatSession", "ModelHost", "ServeError", "TurnRequest", "TurnResult", "TurnStopped", "Upload",
-           "UploadLimits", "file_kind"]
-
-
-class TurnStopped(ServeError):
-    """The visitor stopped a turn before it started (it was still waiting for the model)."""
-
-    status = 499
-
-
-class Busy(ServeError):
-    """Too many requests already wait for the model."""
-
-    status = 429
 
 
 @dataclass
@@ -74,6 +67,7 @@ class TurnRequest:
     seed: int = 0
     voice: Upload | str | Path | None = None
     num_beams: int | None = None
+    min_new_tokens: int | None = None
     read_as: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -147,6 +141,7 @@ class ModelHost:
         self._sessions: dict[str, ChatSession] = {}
         self._keyed: dict[str, ChatSession] = {}  # a client's key (Gradio's session hash) -> its session
         self._sessions_lock = threading.Lock()
+        self.interrupted = 0  # turns stopped before their end (a stop, a client gone)
 
     # -- what the model offers -----------------------------------------------------------------------------------------
     @property
@@ -202,7 +197,7 @@ class ModelHost:
 
     def find(self, key: str | None) -> ChatSession | None:
         """The open session of a client's key, if any."""
-        session = self._keyed.get(key) if key is not None else None
+        session = self._keyed.get(key or "")
         return session if session is not None and not session.closed else None
 
     @property
@@ -378,6 +373,7 @@ class ChatSession:
                  for seg in reply.media() if seg.path is not None]
         notes = [seg.note for seg in reply.segments if seg.note]
         if reply.interrupted:
+            self.host.interrupted += 1
             notes.append("stopped: the reply keeps what was generated until then")
         elif any(not seg.closed for seg in self.engine.vocab.segments(reply.ids)):
             notes.append("the reply reached its token budget (max new tokens) inside a media span, which was cut "
@@ -406,6 +402,10 @@ class ChatSession:
             if not 0 < request.top_p <= 1:
                 raise ServeError(f"top-p must be in (0, 1], got {request.top_p}")
             overrides["top_p"] = float(request.top_p)
+        if request.min_new_tokens is not None:
+            if not 0 <= request.min_new_tokens <= self.host.context:
+                raise ServeError(f"min tokens must be between 0 and {self.host.context}, got {request.min_new_tokens}")
+            overrides["min_new_tokens"] = int(request.min_new_tokens)
         if request.num_beams is not None:
             if not 1 <= request.num_beams <= 16:
                 raise ServeError(f"num beams must be between 1 and 16, got {request.num_beams}")

@@ -37,6 +37,18 @@ class TooLarge(ServeError):
     status = 413
 
 
+class TurnStopped(ServeError):
+    """The visitor stopped a turn before it started (it was still waiting for the model)."""
+
+    status = 499
+
+
+class Busy(ServeError):
+    """Too many requests already wait for the model."""
+
+    status = 429
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """What one request may upload; checked from file headers before anything is decoded."""

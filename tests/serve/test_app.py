@@ -5,10 +5,12 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from anygpt.generation.sampling import PRESETS
 from anygpt.serve import serve
 from anygpt.serve.session import ModelHost, UploadLimits
 
@@ -102,12 +104,14 @@ def _wait(condition, seconds: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def test_stop_and_cancel_free_the_model_on_a_clients_first_turn(server):
+def test_stop_and_cancel_free_the_model_on_a_clients_first_turn(server, monkeypatch):
     """Defect 1: `/stop` reaches a client's first turn (its session is found by the client's session hash), and a job
     the client cancels stops at the next token instead of holding the model."""
     from gradio_client import Client
 
     host, url = server
+    long = replace(PRESETS["release/chat-text"], num_beams=1, min_new_tokens=1000)  # turns of 1000 tokens
+    monkeypatch.setitem(PRESETS, "release/chat-text", long)
     client = Client(url, verbose=False)
     long_turn = {"message": {"text": "say hello", "files": []}, "constrained": False, "max_new_tokens": 1000,
                  "api_name": "/chat"}
@@ -122,7 +126,7 @@ def test_stop_and_cancel_free_the_model_on_a_clients_first_turn(server):
     job = Client(url, verbose=False).submit(**long_turn)
     _wait(lambda: host.busy)
     job.cancel()
-    _wait(lambda: not host.busy, 5)  # freed at the next token, not after 1000
+    _wait(lambda: not host.busy and host.interrupted == 2, 5)  # freed at the next token, not after 1000
 
 
 def test_a_path_not_uploaded_and_an_oversized_upload_are_named(small_server, uploads, tmp_path):
