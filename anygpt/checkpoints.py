@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,17 +26,15 @@ import lightning as L
 import torch
 
 from anygpt import hub
-from anygpt.modalities.base import Codec, Modality
-from anygpt.modalities.registry import TokenizerRef, codec_class, media_kind_of
+from anygpt.assets import SCHEME as ASSETS_SCHEME
+from anygpt.modalities.codec import Codec, Modality
+from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
+from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
-    RELEASE_MODALITIES,
-    HFTextTokenizer,
-    ModalitySpec,
-    SentencePieceTextTokenizer,
     UnifiedVocab,
-    load_text_tokenizer,
     vocab_from_checkpoint,
 )
 
@@ -47,6 +46,8 @@ RELEASE_TOKENIZERS = {
     "speech": TokenizerRef(hub.SPEECH.name, "anygpt.modalities.speech.codec.SpeechTokenizerCodec"),
     "music": TokenizerRef(hub.MUSIC.name, "anygpt.modalities.music.encodec32k.EncodecMusicTokenizer"),
 }
+TOKENIZER_DIR = "tokenizers"  # inside an export: the small tokenizers copied there (`portable_ref`)
+COPY_TOKENIZERS_UP_TO = 64 * 2**20  # bytes; larger tokenizers (SEED, SoundStorm) are recorded by absolute path
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
 RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
     "utf-8"))["system_prompt"]
@@ -111,6 +112,8 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
     refs = {name: TokenizerRef.of(ref) for name, ref in info.get("tokenizers", {}).items()}
+    if path.is_dir():  # tokenizers copied into the export are recorded relative to it
+        refs = {name: ref.anchored(path) for name, ref in refs.items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
     release = info.pop("release_layout", False)
@@ -122,7 +125,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
             # the release's own tokenizer by hub id, fetched and loaded when the modality is first used
             refs[name] = RELEASE_TOKENIZERS[name]
             codec = LazyCodec(refs[name], name, vocab.modalities[name].spec.codebook_size, trust_code)
-            loaded[name] = Modality(vocab.modalities[name].spec, codec, media_kind_of(name))  # type: ignore[arg-type]
+            loaded[name] = Modality(vocab.modalities[name].spec, codec)  # type: ignore[arg-type]
         else:
             ref = TokenizerRef.of(given) if given is not None else refs.get(name, TokenizerRef())
             refs[name] = ref
@@ -210,8 +213,7 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
 
     info = json.loads((path / BUNDLE_FILE).read_text()) if (path / BUNDLE_FILE).exists() else {}
     if info.get("modalities"):
-        specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
-                 for m in info["modalities"]]
+        specs = [configured_modality(m)[0] for m in info["modalities"]]
     else:  # a released AnyGPT folder: the paper's modalities in release order, checked against its files below
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
@@ -234,8 +236,7 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     if "text_tokenizer" not in data or "modalities" not in data:
         raise ValueError(f"{path} was not trained with AnyGPTDataModule (no vocabulary recorded); export the model "
                          "with `anygpt convert` from a folder instead")
-    specs = [ModalitySpec(m["name"], int(m["codebook_size"]), tuple(m["markers"]), m["token_format"])
-             for m in data["modalities"]]
+    specs = [configured_modality(m)[0] for m in data["modalities"]]
     vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
                          instruction_tokens=bool(data.get("instruction_tokens")))
     from anygpt.model.lm import BUILT_KEY
@@ -272,13 +273,39 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
     hf.save_hf(bundle.model, directory, dtype=dtype)
     write_tokenizer_files(bundle.vocab, directory)
     info = {"format": "anygpt", "version": 1,
-            "modalities": [asdict(r.spec) for r in bundle.vocab.modalities.values()],
+            "modalities": [r.spec.to_dict() for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
             "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
             "template": bundle.template, "task": bundle.task,
-            "tokenizers": {name: asdict(ref.portable()) for name, ref in bundle.refs.items()}}
+            "tokenizers": {name: asdict(portable_ref(ref, directory, name)) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
+
+
+def portable_ref(ref: TokenizerRef, directory: Path, name: str) -> TokenizerRef:
+    """How an export records a tokenizer so it loads from any working directory (and any machine for the first two):
+    a shipped one as ``anygpt-assets:...``; a small one (up to `COPY_TOKENIZERS_UP_TO` bytes) copied into the export
+    as ``tokenizers/<name>``, recorded relative to it; a larger one by its absolute path."""
+    ref = ref.portable()
+    if not ref.path or ref.path.startswith(ASSETS_SCHEME):
+        return ref
+    source, inside = Path(ref.path), directory / TOKENIZER_DIR / name
+    if not source.exists():
+        raise FileNotFoundError(f"the {name} tokenizer {source} does not exist (working directory {Path.cwd()}): "
+                                "give its path as it is from here, or an absolute one")
+    if source.resolve() == inside.resolve():
+        return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
+    files = [source] if source.is_file() else [f for f in source.rglob("*") if f.is_file()]
+    if sum(f.stat().st_size for f in files) > COPY_TOKENIZERS_UP_TO:
+        return TokenizerRef(str(source.resolve()), ref.class_path, ref.options)
+    if inside.exists():
+        shutil.rmtree(inside)
+    if source.is_file():
+        inside.mkdir(parents=True)
+        shutil.copy2(source, inside / source.name)
+        return TokenizerRef(f"{TOKENIZER_DIR}/{name}/{source.name}", ref.class_path, ref.options)
+    shutil.copytree(source, inside)
+    return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
 
 
 def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
@@ -340,9 +367,7 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
         modalities: registered modality names in vocabulary order (default: the release's image, speech, music).
         image_decoder: the local SD 2.1 unCLIP pipeline folder for image output, recorded in anygpt.json.
     """
-    from anygpt.modalities.registry import modality_for
-
-    specs = [modality_for(codec_class(m)(), m).spec for m in modalities] if modalities else list(RELEASE_MODALITIES)
+    specs = [spec_of(codec_class(m), m) for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
     from anygpt.model import hf
 

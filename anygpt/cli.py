@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from anygpt.commands import registered_commands, resolve
+from anygpt.commands import ArgvCommand, registered_commands, resolve
+from anygpt.modalities.spec import ModalitySpecError
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "Train a model (the LLM or a modality tokenizer) from a YAML config",
@@ -31,15 +32,42 @@ def run_lightning(argv: Sequence[str]) -> None:
 
     # From the console script the arguments are sys.argv's own; LightningCLI warns when it is given both.
     args = None if list(argv) == sys.argv[1:] else list(argv)
-    LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                 args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    try:
+        LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                     args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    except Exception as err:
+        from anygpt.data.checks import UnusableModalityError  # here: `anygpt --help` stays free of torch imports
+
+        clash = _cause(err, ModalitySpecError) or _cause(err, UnusableModalityError)
+        if clash is None:
+            raise
+        # jsonargparse buries the data module's own message in a Union error: say it plainly, without the trace
+        print(f"anygpt {argv[0]}: error: {clash}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _cause(err: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``err``'s chain of causes."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def run_command(name: str, argv: Sequence[str]) -> object:
     from jsonargparse import CLI
 
     target_path, _ = registered_commands()[name]
-    return CLI(resolve(target_path), args=list(argv), prog=f"anygpt {name}", as_positional=True)
+    if isinstance(target_path, ArgvCommand):
+        return resolve(target_path.target)(list(argv))
+    target = resolve(target_path)
+    # a command may add text after its options in --help (chat: its slash commands), as `cli_epilog`
+    epilog = getattr(target, "cli_epilog", None)
+    extra = {"epilog": epilog()} if callable(epilog) else {}
+    return CLI(target, args=list(argv), prog=f"anygpt {name}", as_positional=True, **extra)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

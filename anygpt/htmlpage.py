@@ -6,14 +6,13 @@ served as is. Text is always escaped.
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from anygpt.media import MediaError, MediaKind, kind_of_file, read_array
+from anygpt.media import MediaKind, kind_of_file, preview_png
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -52,9 +51,12 @@ class HtmlPage:
         if element == "audio":
             return f'<audio controls preload="none" src="{rel}"></audio>'
         link = f'<a href="{rel}">{rel}</a>'
-        if kind is not None and kind.name == "array":
-            return _array_preview(Path(path), width) + link
-        return link
+        png = preview_png(kind, path) if kind is not None else None
+        if png is None:
+            return link
+        data = base64.b64encode(png).decode("ascii")
+        return (f'<img src="data:image/png;base64,{data}" width="{width}" height="{width}" alt="{kind.name} preview">'
+                f"<br>{link}")
 
     def heading(self, text: str) -> None:
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
@@ -91,25 +93,3 @@ class HtmlPage:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.render(), encoding="utf-8")
         return path
-
-
-def _array_preview(path: Path, width: int) -> str:
-    """A 2-D array file (a depth map) as an inline grayscale image, min to max; nothing for other shapes."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    try:
-        array = read_array(path).float()
-    except MediaError:
-        return ""
-    if array.dim() != 2 or array.numel() == 0:
-        return ""
-    lo, hi = float(array.min()), float(array.max())
-    scaled = ((array - lo) / (hi - lo) if hi > lo else array * 0) * 255
-    buffer = io.BytesIO()
-    Image.fromarray(scaled.round().to(torch.uint8).numpy(), "L").save(buffer, format="PNG")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f'<img src="data:image/png;base64,{data}" width="{width}" height="{width}" '
-            f'title="{lo:.3g} to {hi:.3g}" alt="array {tuple(array.shape)}"><br>')

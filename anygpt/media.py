@@ -1,16 +1,22 @@
 """Reading and writing media files, for the whole package: one reader and one writer per media kind.
 
-Every modality reads its inputs through one of three kinds (`MEDIA_KINDS`): ``image`` (Pillow, RGB), ``audio``
-(soundfile, mono, resampled), ``array`` (NumPy ``.npy``, never unpickled). A file that cannot be used raises
-`MediaError` naming the file and saying what to do, so data preparation can skip and count it, and front ends can show
-the message instead of a stack trace. Tensors follow one convention: audio ``[1, T]`` float32 in [-1, 1], images
-``[3, H, W]`` float32 in [0, 1].
+Every modality reads its inputs through a media kind (`MEDIA_KINDS`): ``image`` (Pillow, RGB), ``audio`` (soundfile,
+mono, resampled), ``array`` (NumPy ``.npy``, never unpickled), or one a plugin registers with `register_media_kind`
+(its reader, writer, check of decoded items and preview for transcripts and reports)::
+
+    register_media_kind(MediaKind("trajectory", (".traj",), ".traj", None, "application/octet-stream",
+                                  reader=read_traj, writer=write_traj, check=check_traj, preview=plot_traj))
+
+A file that cannot be used raises `MediaError` naming the file and saying what to do, so data preparation can skip and
+count it, and front ends can show the message instead of a stack trace. Tensors follow one convention: audio ``[1, T]``
+float32 in [-1, 1], images ``[3, H, W]`` float32 in [0, 1].
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -220,16 +226,27 @@ def write_array(array: torch.Tensor, path: str | Path) -> Path:
 # ----------------------------------------------------------------------------------------------------------------------
 # Kinds
 # ----------------------------------------------------------------------------------------------------------------------
+Reader = Callable[..., torch.Tensor]  # (source, **hints) -> tensor; hints it does not use are ignored
+Writer = Callable[..., Path]  # (data, path, **hints) -> the written path
+Check = Callable[[Any], "str | None"]  # why a decoded item is not of this kind (None: it is)
+Preview = Callable[[torch.Tensor], Any]  # an item -> a PIL image shown where no HTML element plays it (None: none)
+
+
 @dataclass(frozen=True)
 class MediaKind:
-    """How files of one kind are recognised, written and shown.
+    """How files of one kind are recognised, read, written, checked and shown.
 
     Args:
-        name: ``image``, ``audio`` or ``array``.
+        name: ``image``, ``audio``, ``array`` or a plugin's.
         suffixes: file suffixes accepted as input (lower case, with the dot).
         suffix: the suffix outputs are written with.
-        html: the element a report or transcript shows it with (``img``, ``audio``) or None (a download link).
+        html: the element a report or transcript shows it with (``img``, ``audio``) or None (a link, with ``preview``).
         mime: the MIME type of written files.
+        reader: file (path or bytes) -> tensor; takes the hints ``sample_rate``, ``min_samples``, ``image_size``,
+            ``image_preprocess`` (and must accept others, ``**_``).
+        writer: (tensor, path) -> path; takes the hint ``sample_rate``.
+        check: why a codec's decoded item is not of this kind (None when it is).
+        preview: item -> a PIL image for pages (None: no preview).
     """
 
     name: str
@@ -237,24 +254,123 @@ class MediaKind:
     suffix: str
     html: str | None
     mime: str
+    reader: Reader = field(default=None, compare=False)  # type: ignore[assignment]
+    writer: Writer = field(default=None, compare=False)  # type: ignore[assignment]
+    check: Check = field(default=None, compare=False)  # type: ignore[assignment]
+    preview: Preview | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        missing = [n for n in ("reader", "writer", "check") if not callable(getattr(self, n))]
+        if missing:
+            raise TypeError(f"media kind {self.name!r} needs callables {missing}")
 
     def accepts(self, path: str | Path) -> bool:
-        return Path(path).suffix.lower() in self.suffixes
+        return str(path).lower().endswith(self.suffixes)
 
 
-MEDIA_KINDS: dict[str, MediaKind] = {
-    "image": MediaKind("image", (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"), ".png", "img",
-                       "image/png"),
-    "audio": MediaKind("audio", (".wav", ".flac", ".ogg", ".mp3", ".opus"), ".wav", "audio", "audio/wav"),
-    "array": MediaKind("array", (".npy",), ".npy", None, "application/octet-stream"),
-}
+def _read_image_kind(source: Source, image_size: int | None = None, image_preprocess: str = "anygpt",
+                     **_: Any) -> torch.Tensor:
+    image = read_image(source, preprocess=image_preprocess)
+    if image_size is not None and image.size != (image_size, image_size):
+        from PIL import Image
+
+        image = image.resize((image_size, image_size), Image.BICUBIC)
+    return image_to_tensor(image)
+
+
+def _read_audio_kind(source: Source, sample_rate: int | None = None, min_samples: int = 1, **_: Any) -> torch.Tensor:
+    return read_audio(source, sample_rate, min_samples=min_samples)
+
+
+def _write_audio_kind(data: torch.Tensor, path: str | Path, sample_rate: int | None = None, **_: Any) -> Path:
+    if sample_rate is None:
+        raise ValueError(f"writing audio to {path} needs its sample rate")
+    return write_audio(data, path, sample_rate)
+
+
+def _not_a_tensor(data: Any) -> str | None:
+    if not isinstance(data, torch.Tensor):
+        return f"a {type(data).__name__}, not a tensor"
+    if data.numel() == 0:
+        return f"an empty tensor of shape {tuple(data.shape)}"
+    return None
+
+
+def _check_image(data: Any) -> str | None:
+    why = _not_a_tensor(data)
+    if why is None and (data.dim() != 3 or data.shape[0] != 3 or not data.is_floating_point()):
+        why = f"a {data.dtype} tensor of shape {tuple(data.shape)}, not an RGB image [3, H, W] of floats in [0, 1]"
+    if why is None and not torch.isfinite(data).all():
+        why = "an image with NaN or infinite values"
+    return why
+
+
+def _check_audio(data: Any) -> str | None:
+    why = _not_a_tensor(data)
+    if why is None and (data.dim() > 2 or (data.dim() == 2 and data.shape[0] != 1) or not data.is_floating_point()):
+        why = f"a {data.dtype} tensor of shape {tuple(data.shape)}, not a mono waveform [T] or [1, T] of floats"
+    if why is None and not torch.isfinite(data).all():
+        why = "a waveform with NaN or infinite samples"
+    return why
+
+
+def _check_array(data: Any) -> str | None:
+    why = _not_a_tensor(data)
+    if why is None and data.dtype in (torch.bool, torch.complex64, torch.complex128):
+        why = f"a {data.dtype} tensor, not numbers np.save writes plainly"
+    return why
+
+
+def _preview_array(data: torch.Tensor) -> Any:
+    """A 2-D array (a depth map) as a grayscale image, min to max; None for other shapes."""
+    from PIL import Image
+
+    array = torch.as_tensor(data).float()
+    if array.dim() != 2 or array.numel() == 0 or min(array.shape) < 2:
+        return None
+    lo, hi = float(array.min()), float(array.max())
+    scaled = ((array - lo) / (hi - lo) if hi > lo else array * 0) * 255
+    return Image.fromarray(scaled.round().to(torch.uint8).numpy(), "L")
+
+
+MEDIA_KINDS: dict[str, MediaKind] = {}
+
+
+def register_media_kind(kind: MediaKind) -> MediaKind:
+    """Make ``kind`` known (reading, writing, checking and showing its files); registering it again is harmless. A
+    name or input suffix another kind has is refused, naming both."""
+    existing = MEDIA_KINDS.get(kind.name)
+    if existing is not None:
+        if existing == kind:
+            return existing
+        raise ValueError(f"media kind {kind.name!r} is already registered (suffixes {existing.suffixes}); choose "
+                         "another name")
+    for other in MEDIA_KINDS.values():
+        shared = set(kind.suffixes) & set(other.suffixes)
+        if shared:
+            raise ValueError(f"media kind {kind.name!r} claims suffix {sorted(shared)[0]!r}, which the registered "
+                             f"media kind {other.name!r} reads; give it its own suffix")
+    MEDIA_KINDS[kind.name] = kind
+    return kind
+
+
+for _kind in (
+    MediaKind("image", (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"), ".png", "img", "image/png",
+              _read_image_kind, lambda data, path, **_: write_image(data, path), _check_image),
+    MediaKind("audio", (".wav", ".flac", ".ogg", ".mp3", ".opus"), ".wav", "audio", "audio/wav", _read_audio_kind,
+              _write_audio_kind, _check_audio),
+    MediaKind("array", (".npy",), ".npy", None, "application/octet-stream", lambda source, **_: read_array(source),
+              lambda data, path, **_: write_array(data, path), _check_array, _preview_array),
+):
+    register_media_kind(_kind)
 
 
 def media_kind(name: str) -> MediaKind:
     try:
         return MEDIA_KINDS[name]
     except KeyError:
-        raise KeyError(f"unknown media kind {name!r}; known: {sorted(MEDIA_KINDS)}") from None
+        raise KeyError(f"unknown media kind {name!r}; known: {sorted(MEDIA_KINDS)}. A plugin registers its own with "
+                       "anygpt.media.register_media_kind") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -264,32 +380,37 @@ def read_media(kind: MediaKind | str, source: Source, sample_rate: int | None = 
                image_size: int | None = None, image_preprocess: str = "anygpt") -> torch.Tensor:
     """Read a file of ``kind`` as a tensor: audio ``[1, T]`` (resampled to ``sample_rate``, at least ``min_samples``
     long), images ``[3, S, S]`` in [0, 1] (read the ``image_preprocess`` way, then bicubic resize to ``image_size``
-    when given, no crop), arrays as stored."""
+    when given, no crop), arrays as stored, a plugin kind as its reader returns it."""
     kind = media_kind(kind) if isinstance(kind, str) else kind
-    if kind.name == "audio":
-        return read_audio(source, sample_rate, min_samples=min_samples)
-    if kind.name == "image":
-        image = read_image(source, preprocess=image_preprocess)
-        if image_size is not None and image.size != (image_size, image_size):
-            from PIL import Image
-
-            image = image.resize((image_size, image_size), Image.BICUBIC)
-        return image_to_tensor(image)
-    return read_array(source)
+    return kind.reader(source, sample_rate=sample_rate, min_samples=min_samples, image_size=image_size,
+                       image_preprocess=image_preprocess)
 
 
 def write_media(kind: MediaKind | str, data: torch.Tensor, path: str | Path, sample_rate: int | None = None) -> Path:
-    """Write one item of ``kind`` (audio needs its ``sample_rate``)."""
+    """Write one item of ``kind`` (audio needs its ``sample_rate``); the folder is made first."""
     kind = media_kind(kind) if isinstance(kind, str) else kind
-    if kind.name == "audio":
-        if sample_rate is None:
-            raise ValueError(f"writing audio to {path} needs its sample rate")
-        return write_audio(data, path, sample_rate)
-    if kind.name == "image":
-        return write_image(data, path)
-    return write_array(data, path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return kind.writer(data, path, sample_rate=sample_rate)
 
 
 def kind_of_file(path: str | Path) -> MediaKind | None:
-    """The media kind a file's suffix says it holds (None for an unknown suffix)."""
-    return next((kind for kind in MEDIA_KINDS.values() if kind.accepts(path)), None)
+    """The media kind a file's suffix says it holds, the longest matching suffix winning (None for an unknown one)."""
+    name = str(path).lower()
+    matches = [(len(s), kind) for kind in MEDIA_KINDS.values() for s in kind.suffixes if name.endswith(s)]
+    return max(matches, key=lambda match: match[0])[1] if matches else None
+
+
+def preview_png(kind: MediaKind, path: str | Path) -> bytes | None:
+    """The kind's preview of a file as PNG bytes (None: the kind has none, the file cannot be read, or the item has no
+    preview)."""
+    if kind.preview is None:
+        return None
+    try:
+        image = kind.preview(kind.reader(path))
+    except MediaError:
+        return None
+    if image is None:
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -86,7 +86,8 @@ def resolve_trusted_class(name: str, base: type, source: str, allowed: Collectio
         raise UntrustedCodeError(
             f"{source} names {name!r}, which is not {what} known to anygpt (registered, part of anygpt, or already "
             "imported). Opening a checkpoint never imports or runs code it names. If you trust this folder, install "
-            "and register its plugin (entry-point group 'anygpt.modalities') or pass --trust_code true.")
+            "and register its plugin (entry-point group 'anygpt.modalities') or pass --loading.trust_code true "
+            "(anygpt serve: --trust_code true).")
     target = resolve(name)
     if not (isinstance(target, type) and issubclass(target, base)):
         raise UntrustedCodeError(f"{source} names {name!r}, which is {type(target).__name__} {target!r}, not {what}; "

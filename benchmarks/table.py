@@ -8,7 +8,9 @@ The results files are what ``anygpt benchmark TASK ... --publish docs/demo/resul
 ``--collect runs/benchmarks`` copies from earlier runs' output folders). Every number in the table carries its 95%
 bootstrap interval; each baseline shows the paired model - baseline difference and "beats" only when that interval
 excludes zero; the reference column is the judge on real pairs, measured in the same run; n counts every item and
-failed generations are shown next to it. Below the table, the command that produced each row.
+failed generations are shown next to it. Set distances (FD on a judge's features, FID, FAD) get a row each with their
+n and, instead of an interval, the floor: two halves of the real set, in the same run. Below the table, the command
+that produced each row.
 """
 
 from __future__ import annotations
@@ -21,24 +23,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.tasks.distances import value_text
+
 START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 ORDER = ("coco-caption", "coco-t2i", "librispeech-asr", "vctk-tts", "musiccaps-caption", "musiccaps-gen")
 NAMES = {"cider": "CIDEr-D", "wer": "WER", "clip_score": "CLIP score", "clap_score": "CLAP score",
-         "speaker_similarity": "speaker sim."}
+         "speaker_similarity": "speaker sim.", "dnsmos_ovrl": "DNSMOS OVRL"}
 
 
 def load_results(folder: str | Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` results file of ``folder``, in the paper's task order."""
+    """Every results file (``*.json`` with a task and metrics) of ``folder``, in the paper's task order, built-in
+    tasks first. Other files in the folder are skipped, each with a line on stderr saying why."""
     files = sorted(Path(folder).glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"no results files (*.json) in {folder}: write them with anygpt benchmark TASK "
-                                f"--publish {folder}/TASK.json, or collect earlier runs with --collect")
     results = []
     for f in files:
-        data = json.loads(f.read_text())
-        if "task" not in data or "metrics" not in data:
-            raise ValueError(f"{f} is not a benchmark results.json (no task/metrics)")
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError) as err:
+            print(f"[table] skipping {f}: not JSON ({err})", file=sys.stderr)
+            continue
+        if not isinstance(data, dict) or "task" not in data or "metrics" not in data:
+            print(f"[table] skipping {f}: not a benchmark results.json (no task/metrics)", file=sys.stderr)
+            continue
         results.append(data)
+    if not results:
+        raise FileNotFoundError(f"no results files (*.json with task and metrics) in {folder}: write them with "
+                                f"anygpt benchmark TASK --publish {folder}/TASK.json, or collect earlier runs with "
+                                "--collect")
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(results, key=lambda r: (rank.get(r["task"], len(ORDER)), r["task"]))
 
@@ -85,11 +96,21 @@ def render(results: Sequence[dict[str, Any]]) -> str:
             reference = _num(ref.get("metrics", {}).get(metric)) if ref.get("metrics", {}).get(metric) else "-"
             lines.append(f"| `{r['task']}` | {NAMES.get(metric, metric)} ({arrow}) | {r['n']} ({r['n_failed']}) | "
                          f"{_num(block)} | {'<br>'.join(cells) or '-'} | {reference} |")
+        for d in r.get("set_distances", {}).values():  # set distances: no interval, a floor instead of a ceiling
+            cells = [f"{name}: {value_text(b)}" for name, b in d["baselines"].items()]
+            lines.append(f"| `{r['task']}` | {d['name']} (lower is better) | {r['n']} ({r['n_failed']}) | "
+                         f"{value_text(d['model'])} | {'<br>'.join(cells) or '-'} | "
+                         f"floor, real half vs real half: {value_text(d['floor'])} |")
     confidence = {int(round(r.get("confidence", 0.95) * 100)) for r in results}
     lines += ["", f"Intervals: {'/'.join(map(str, sorted(confidence)))}% bootstrap over the evaluated items "
                   "(corpus WER and CIDEr-D recomputed on each redraw); model - baseline is paired, and **beats** "
                   "means its whole interval is on the better side of zero. Failed generations stay in n and are "
-                  "scored as what they are (see each task's notes).", "", "Each row comes from:", ""]
+                  "scored as what they are (see each task's notes)."]
+    if any(r.get("set_distances") for r in results):
+        lines[-1] += (" Set distances (FD/FID/FAD, lower is better) have no per-item values to bootstrap: each is "
+                      "shown with its n (generated vs real vectors; failed generations left out) and read against "
+                      "its floor, the distance between two random halves of the real set in the same run.")
+    lines += ["", "Each row comes from:", ""]
     for r in results:
         lines.append(f"- `{r['task']}` (judge: {r['judge']}): `{r['command']}`")
     return "\n".join(lines) + "\n"

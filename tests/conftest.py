@@ -17,7 +17,8 @@ from anygpt.checkpoints import Bundle, save_bundle  # noqa: E402
 from anygpt.modalities.registry import TokenizerRef  # noqa: E402
 from anygpt.model.configs import Config  # noqa: E402
 from anygpt.model.llama import LLaMA  # noqa: E402
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer  # noqa: E402
+from anygpt.text_tokenizer import train_bpe_tokenizer  # noqa: E402
+from anygpt.vocab import UnifiedVocab  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -73,7 +73,9 @@ def write_llama(folder: Path, spm: Path, instruction_tokens: bool, seed: int) ->
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from anygpt.checkpoints import write_tokenizer_files
-    from anygpt.vocab import RELEASE_MODALITIES, SentencePieceTextTokenizer, UnifiedVocab
+    from anygpt.modalities.spec import RELEASE_MODALITIES
+    from anygpt.text_tokenizer import SentencePieceTextTokenizer
+    from anygpt.vocab import UnifiedVocab
 
     vocab = UnifiedVocab(SentencePieceTextTokenizer(spm), RELEASE_MODALITIES, instruction_tokens=instruction_tokens)
     torch.manual_seed(seed)

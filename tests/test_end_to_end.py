@@ -75,8 +75,8 @@ def test_chat_session_with_every_modality_in_and_out(trained):
                       "/image a red circle on a blue background\n"
                       f"/speech What is said here? [speech: {speech}]\n"
                       "/music a calm piano melody\n")
-    anygpt("chat", "--ckpt", "runs/demo/export", "--out", "chat", "--input", str(script), "--max_new_tokens", "80",
-           cwd=trained)
+    anygpt("chat", "--ckpt", "runs/demo/export", "--out", "chat", "--input", str(script),
+           "--decoding.max_new_tokens", "80", cwd=trained)
     html = (trained / "chat" / "transcript.html").read_text()
     assert html.count('class="turn user"') == 4 and html.count('class="turn assistant"') == 4
     assert "<img" in html and "<audio" in html

@@ -89,7 +89,7 @@ def test_arrays_never_unpickle(tmp_path):
 
 def test_kinds_and_mono():
     assert media_kind("image").accepts("x.JPG") and not media_kind("audio").accepts("x.png")
-    assert set(MEDIA_KINDS) == {"image", "audio", "array"}
+    assert {"image", "audio", "array"} <= set(MEDIA_KINDS)  # plugins may add theirs
     assert to_mono(torch.ones(2, 5)).shape == (1, 5) and to_mono(np.ones(5)).shape == (1, 5)
     with pytest.raises(KeyError, match="known"):
         media_kind("video")

@@ -16,7 +16,7 @@ TORCH_TRIO = ("torch", "torchvision", "torchaudio")
 # libraries whose internals or behaviour the code relies on: each needs an upper bound
 RELIED_ON = ("lightning", "torchmetrics", "jsonargparse", "webdataset", "torchdata", "transformers", "tokenizers",
              "safetensors", "numpy", "open-clip-torch", "jiwer", "whisper-normalizer", "pycocoevalcap", "resemblyzer",
-             "encodec", "gradio", *TORCH_TRIO)
+             "encodec", "gradio", "torch-fidelity", *TORCH_TRIO)
 
 
 def requirements() -> dict[str, Requirement]:

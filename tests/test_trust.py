@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from anygpt.checkpoints import load_bundle
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.image.unclip import check_pipeline_index
 from anygpt.modalities.registry import TokenizerRef, load_modality, trusted_codec_class
 from anygpt.resolve import UntrustedCodeError, is_trusted_name, resolve_trusted_class
@@ -107,7 +107,8 @@ def tiny_bundle_dir(tmp_path) -> Path:
     from anygpt.checkpoints import Bundle, save_bundle
     from anygpt.model.configs import Config
     from anygpt.model.llama import LLaMA
-    from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+    from anygpt.text_tokenizer import train_bpe_tokenizer
+    from anygpt.vocab import UnifiedVocab
 
     text = train_bpe_tokenizer(["hello there", "a red square"] * 20, vocab_size=280, directory=tmp_path / "text")
     refs = {name: TokenizerRef(f"anygpt-assets:tokenizers/{name}") for name in ("image", "speech", "music")}

@@ -3,16 +3,14 @@ import json
 import pytest
 import torch
 
+from anygpt.modalities.spec import RELEASE_MODALITIES, ModalitySpec
+from anygpt.text_tokenizer import HFTextTokenizer, train_bpe_tokenizer
 from anygpt.vocab import (
     INSTRUCTION_TOKENS,
-    RELEASE_MODALITIES,
     SPECIAL_TOKENS,
-    HFTextTokenizer,
-    ModalitySpec,
     UnifiedVocab,
     VocabLayoutError,
     read_added_tokens,
-    train_bpe_tokenizer,
     vocab_from_checkpoint,
 )
 

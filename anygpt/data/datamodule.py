@@ -23,9 +23,10 @@ the block, so a sample can attend to the earlier samples of its block, as in the
 from __future__ import annotations
 
 import copy
+import os
 import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,9 +36,15 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from anygpt.data.checks import check_usable_modalities
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
-from anygpt.data.templates import Flatten, Rendered, TemplateRenderer, layout_flatten
-from anygpt.vocab import ModalitySpec, UnifiedVocab, load_text_tokenizer
+from anygpt.data.templates import Rendered, TemplateRenderer
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.pretrained import qualified_name
+from anygpt.modalities.registry import codec_class, configured_modality, meta_codec
+from anygpt.resolve import resolve
+from anygpt.text_tokenizer import load_text_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 
 @dataclass
@@ -286,41 +293,22 @@ class ResumableLoader(StatefulDataLoader):
 # ----------------------------------------------------------------------------------------------------------------------
 # The data module
 # ----------------------------------------------------------------------------------------------------------------------
-def resolve_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
-    """A configured modality -> its vocabulary spec and flatten function.
-
-    Accepted: a `Modality` or `Codec` object, ``{class_path, init_args}`` of a `Codec` subclass (plugins, e.g. from
-    YAML), a registered modality name (its default codec), or a spec dict ``{name, codebook_size, markers,
-    token_format, layout}`` (``layout``: ``identity`` or ``frame_major:Q``).
-    """
-    from anygpt.modalities.base import Codec, Modality
-    from anygpt.modalities.registry import codec_class, modality_for
-    from anygpt.resolve import resolve
-
-    if isinstance(item, str):
-        item = modality_for(codec_class(item)(), item)  # KeyError naming the unknown modality and the registered ones
-    elif isinstance(item, dict) and "class_path" in item:  # a plugin named by class_path in the user's own config
-        target = resolve(item["class_path"])
-        if not (isinstance(target, type) and issubclass(target, Codec)):
-            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
-        item = target(**(item.get("init_args") or {}))
-    if isinstance(item, Codec):
-        item = modality_for(item)
-    if isinstance(item, Modality):
-        return item.spec, item.codec.flatten
-    if isinstance(item, ModalitySpec):
-        return item, None
-    if isinstance(item, dict):
-        fields = dict(item)
-        layout = fields.pop("layout", "identity")
-        try:
-            spec = ModalitySpec(name=fields["name"], codebook_size=int(fields["codebook_size"]),
-                                markers=tuple(fields["markers"]), token_format=fields["token_format"])
-        except KeyError as err:
-            raise ValueError(f"modality spec {item} lacks {err}; give name, codebook_size, markers, token_format "
-                             "(and optionally layout), or a registered modality name / class_path") from None
-        return spec, layout_flatten(layout, spec.codebook_size)
-    raise TypeError(f"cannot use {item!r} as a modality: give a name, a spec dict, a Codec or a Modality")
+def class_refs(modalities: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """How an export names the configured codecs that have no weights: by class and arguments alone (sized on the
+    meta device to find out). A codec with weights needs its checkpoint, named through ``ExportBundle(tokenizers=)``."""
+    refs = {}
+    for item in modalities:
+        if isinstance(item, str):
+            codec = meta_codec(codec_class(item))
+        elif isinstance(item, Mapping) and "class_path" in item:
+            codec = meta_codec(resolve(item["class_path"]), **(item.get("init_args") or {}))
+        elif isinstance(item, Codec):
+            codec = item
+        else:
+            continue
+        if not codec.state_dict():
+            refs[codec.modality] = {"class_path": qualified_name(type(codec)), "options": codec.init_args}
+    return refs
 
 
 class AnyGPTDataModule(L.LightningDataModule):
@@ -331,7 +319,8 @@ class AnyGPTDataModule(L.LightningDataModule):
 
     Args:
         text_tokenizer: checkpoint directory (``tokenizer.model`` / ``tokenizer.json``) or the file itself.
-        modalities: in vocabulary order; names, spec dicts or `Modality` objects (see `resolve_modality`).
+        modalities: in vocabulary order; registered names, codecs by ``{class_path, init_args}``, spec dicts or
+            `Modality` objects (see `anygpt.modalities.registry.configured_modality`).
         sources / val_sources: the training mixture and the validation sources (each a `Source`).
         max_length: tokens per packed block (4500 in the paper).
         batch_size: blocks per batch on each rank.
@@ -346,7 +335,7 @@ class AnyGPTDataModule(L.LightningDataModule):
             per source per worker; a `Source` may set its own). 0 reads samples in shard order.
     """
 
-    def __init__(self, text_tokenizer: str, modalities: Sequence[Any], sources: Sequence[Source],
+    def __init__(self, text_tokenizer: str, modalities: Sequence[str | dict[str, Any]], sources: Sequence[Source],
                  val_sources: Sequence[Source] | None = None, max_length: int = 4500, batch_size: int = 1,
                  batches_per_epoch: int = 1000, val_batches: int = 10, num_workers: int = 0,
                  instruction_tokens: bool = False, add_bos_eos: bool = True, system_prompt: str | None = None,
@@ -359,19 +348,26 @@ class AnyGPTDataModule(L.LightningDataModule):
                                    "num_workers": num_workers, "instruction_tokens": instruction_tokens,
                                    "add_bos_eos": add_bos_eos, "system_prompt": system_prompt, "pack": pack,
                                    "seed": seed, "shuffle_buffer": shuffle_buffer})
-        resolved = [resolve_modality(m) for m in modalities]
+        resolved = [configured_modality(m) for m in modalities]
         self.vocab = UnifiedVocab(load_text_tokenizer(text_tokenizer), [spec for spec, _ in resolved],
                                   instruction_tokens=instruction_tokens)
         self.flatten = {spec.name: fn for spec, fn in resolved if fn is not None}
+        # codecs without weights are named by class in the export (ExportBundle) and the .ckpt; a subclass's own first
+        self.tokenizer_refs = {**class_refs(modalities), **self.__dict__.get("tokenizer_refs", {})}
         self.sources = [s if isinstance(s, Source) else Source(**s) for s in sources]
         self.val_sources = [s if isinstance(s, Source) else Source(**s) for s in (val_sources or [])]
         # Plain values only: checkpoints must load with torch.load(weights_only=True).
-        self.hparams["modalities"] = [asdict(spec) for spec, _ in resolved]
+        self.hparams["modalities"] = [spec.to_dict() for spec, _ in resolved]
+        if self.tokenizer_refs:
+            self.hparams["tokenizers"] = self.tokenizer_refs
         self.hparams["sources"] = [asdict(s) for s in self.sources]
         self.hparams["val_sources"] = [asdict(s) for s in self.val_sources]
         for source in self.sources + self.val_sources:
             expand_shards(source.shards)  # fail now, naming the missing path
             self._check_manifests(source)
+        # a configured modality whose every item prepare skipped: stop now, not train on the text alone
+        check_usable_modalities(self.vocab.modalities, sorted({os.path.dirname(u) for s in self.sources
+                                                               for u in expand_shards(s.shards)}))
         self.renderer = TemplateRenderer(self.vocab, self.flatten, add_bos_eos=add_bos_eos,
                                          system_prompt=system_prompt)
         self.train_stream: MixtureStream | None = None

@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from anygpt.data import readers
+from anygpt.data.checks import code_problem, codec_name
 from anygpt.data.readers import AudioSegment
 from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
 from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygpt.data.prepare.X in configs too)
@@ -55,8 +56,8 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
     SpooledChunk,
 )
 from anygpt.media import MediaError
-from anygpt.modalities.base import Modality
-from anygpt.modalities.registry import TokenizerRef
+from anygpt.modalities.codec import Modality
+from anygpt.modalities.registry import TokenizerRef, TokenizerSpec
 
 SIDECAR_SUFFIX = ".json"
 REPORT = "prepare_report.json"
@@ -129,6 +130,7 @@ class _Loaded:
     meta: dict[str, Any]
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     error: str | None = None  # set when a media file failed to load
+    error_modality: str | None = None  # the modality whose media made ``error`` (reports and `fit` read it)
     media_keys: dict[str, MediaKey | None] = field(default_factory=dict)  # item name -> file identity (paths only)
     cached: set[str] = field(default_factory=set)  # item names whose codes come from the `SharedMedia` cache
     encoded: set[str] = field(default_factory=set)  # item names whose tensors are codes already
@@ -176,10 +178,14 @@ def encode_entries(entries: Sequence[_Loaded | _ChunkEnd], modalities: Mapping[s
                 if name not in entry.cached and name not in entry.encoded:
                     jobs[entry.meta["media"][name], name in every].append((entry, name))
     for (modality, all_levels), refs in jobs.items():
+        codec = modalities[modality].codec
         results = _encode_batch(modalities[modality], [e.tensors[n] for e, n in refs], all_levels)
         for (entry, name), result in zip(refs, results, strict=True):
-            if isinstance(result, Exception):
-                entry.error = entry.error or f"{modality} tokenizer failed on {name}: {result}"
+            problem = (f"{modality} tokenizer {codec_name(codec)} failed on {name}: {result}"
+                       if isinstance(result, Exception) else code_problem(codec, result, all_levels))
+            if problem is not None:
+                if entry.error is None:
+                    entry.error, entry.error_modality = f"{problem} ({modality} media {name})", modality
             else:
                 entry.tensors[name] = result
                 entry.encoded.add(name)
@@ -215,7 +221,10 @@ class _PendingItems(IterableDataset):
                 loaded.encoded.add(name)
                 continue
             if modality not in self.modalities:
-                loaded.error = f"no tokenizer configured for modality {modality!r} (media {name})"
+                where = f"{name} = {source}" if isinstance(source, str) else name
+                loaded.error = (f"no tokenizer configured for modality {modality!r} (media {where}); configure one "
+                                f"with --tokenizers.{modality} PATH (or tokenizers: {{{modality}: ...}} in the config)")
+                loaded.error_modality = modality
                 break
             key = loaded.media_keys[name] = media_key(modality, source)
             if key in self.cached:
@@ -228,7 +237,7 @@ class _PendingItems(IterableDataset):
                 where = (source if isinstance(source, str) else
                          f"{source.path} [{source.begin}, {source.end}] s" if isinstance(source, AudioSegment) else
                          f"{item.key}:{name}")
-                loaded.error = f"cannot load {where}: {err}"
+                loaded.error, loaded.error_modality = f"cannot load {where}: {err}", modality
                 break
         return loaded
 
@@ -301,7 +310,7 @@ class _ShardOutput(BasePredictionWriter):
         keys: set[str] = set()
         for entry in entries:
             if entry.error:
-                skipped.append((entry.key, entry.error))
+                skipped.append((entry.key, entry.error, entry.error_modality))
                 continue
             if entry.key in keys:  # webdataset would merge the two into one broken sample
                 skipped.append((entry.key, "duplicate key: an earlier item of this shard has the same id"))
@@ -328,7 +337,7 @@ def _as_codes(codes: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 def prepare(
     sources: dict[str, RawSource],
-    tokenizers: dict[str, str | TokenizerRef],
+    tokenizers: dict[str, TokenizerSpec],
     out: str = "data/shards",
     chunk_size: int = 1000,
     batch_size: int = 16,
@@ -461,8 +470,8 @@ def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_inf
         raise RuntimeError(f"{len(missing)} chunk(s) of {out} were not written (first: {missing[:5]}); rerun the same "
                            "command to finish them.")
     write_manifest(out, shards, dict(modalities), vocab_info)
-    (out / REPORT).write_text(json.dumps({"source": name, "skipped": [{"item": k, "reason": r} for k, r in skipped]},
-                                         indent=1, ensure_ascii=False))
+    rows = [{"item": s[0], "reason": s[1], **({"modality": s[2]} if len(s) > 2 and s[2] else {})} for s in skipped]
+    (out / REPORT).write_text(json.dumps({"source": name, "skipped": rows}, indent=1, ensure_ascii=False))
     samples = sum(s["samples"] for s in shards)
     summary = {"samples": samples, "skipped": len(skipped), "shards": len(shards), "seconds": round(seconds, 2)}
     print(f"[prepare] {name}: {samples} samples in {len(shards)} shards, {len(skipped)} skipped "

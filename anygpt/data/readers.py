@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anygpt.data.checks import UnknownMediaWord, check_media_words
 from anygpt.modalities.registry import media_pattern, media_words
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".mp3", ".ogg", ".opus")
@@ -407,7 +408,9 @@ def parse_media(message: str, media_root: Path, root: Path | None = None,
                 allow_outside_root: bool = False) -> list[MediaRef]:
     """Media placeholders of a message (``[image: cat.png]``, any registered modality or alias), in order; an alias
     (``[audio: x.wav]``) is reported as its modality (music). Paths resolve against ``media_root`` and must stay inside
-    ``root`` (default: ``media_root``), else `OutsideRootError`."""
+    ``root`` (default: ``media_root``), else `OutsideRootError`. A placeholder of no registered modality raises
+    `UnknownMediaWord` (it would otherwise stay in the text as literal characters)."""
+    check_media_words(message)
     words = media_words()
     return [
         MediaRef(words[m.group(1)], Path(resolve_inside(root if root is not None else media_root, m.group(2).strip(),
@@ -429,7 +432,7 @@ def read_anyinstruct(
     for where, row in _json_rows(path, report):
         try:
             dialogue = _parse_dialogue(row, media_root, root, allow_outside_root)
-        except OutsideRootError as e:
+        except (OutsideRootError, UnknownMediaWord) as e:
             _bad(report, where, str(e))
             continue
         except (KeyError, TypeError, ValueError) as e:

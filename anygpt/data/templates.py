@@ -22,11 +22,14 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
 from anygpt.data.shards import Sample
+from anygpt.modalities.codec import frame_major_flatten as codec_frame_major_flatten
+from anygpt.modalities.codec import frame_major_unflatten as codec_frame_major_unflatten
 from anygpt.vocab import INSTRUCTION_TOKENS, UnifiedVocab
 
 # Flatten = native codes -> 1-D local ids in [0, codebook_size). A `Modality` provides its own `flatten`.
@@ -53,22 +56,10 @@ def identity_flatten(codes: torch.Tensor) -> torch.Tensor:
 
 
 def frame_major_flatten(codebook_size: int, num_codebooks: int) -> Flatten:
-    """Codes [Q, T] -> t0q0 t0q1 ... t1q0 ..., with codebook q shifted by q * (codebook_size / Q) (Encodec music:
-    4 codebooks of 2048 in one 8192-id range)."""
+    """Codes [Q, T] -> frame-major ids, by the codec's one implementation (`anygpt.modalities.codec`)."""
     if codebook_size % num_codebooks:
         raise ValueError(f"codebook_size {codebook_size} is not divisible by num_codebooks {num_codebooks}")
-    per_book = codebook_size // num_codebooks
-
-    def flatten(codes: torch.Tensor) -> torch.Tensor:
-        codes = torch.as_tensor(codes).long()
-        if codes.dim() != 2 or codes.size(0) != num_codebooks:
-            raise ValueError(f"expected codes of shape [{num_codebooks}, T], got {list(codes.shape)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= per_book):
-            raise ValueError(f"codes must lie in [0, {per_book}) per codebook")
-        offsets = torch.arange(num_codebooks).unsqueeze(1) * per_book
-        return (codes + offsets).T.reshape(-1)
-
-    return flatten
+    return partial(codec_frame_major_flatten, codebooks=num_codebooks, bins=codebook_size // num_codebooks)
 
 
 def layout_flatten(layout: str, codebook_size: int) -> Flatten:
@@ -81,24 +72,9 @@ def layout_flatten(layout: str, codebook_size: int) -> Flatten:
 
 
 def frame_major_unflatten(codebook_size: int, num_codebooks: int) -> Flatten:
-    """The inverse of `frame_major_flatten`: local ids ``t0q0 t0q1 ...`` -> codes ``[Q, T]``; raises ValueError when
-    the ids are not whole frames or an id sits in another codebook's range than its position says."""
-    per_book = codebook_size // num_codebooks
-
-    def unflatten(ids: torch.Tensor) -> torch.Tensor:
-        ids = torch.as_tensor(ids).long().reshape(-1)
-        if ids.numel() % num_codebooks:
-            raise ValueError(f"{ids.numel()} codes are not whole frames of {num_codebooks}")
-        frames = ids.view(-1, num_codebooks)
-        books = torch.arange(num_codebooks)
-        wrong = (frames // per_book != books).nonzero()
-        if len(wrong):
-            t, q = (int(x) for x in wrong[0])
-            raise ValueError(f"code {int(frames[t, q])} at frame {t}, position {q} is not in codebook {q}'s range "
-                             f"[{q * per_book}, {(q + 1) * per_book})")
-        return (frames - books * per_book).T.contiguous()
-
-    return unflatten
+    """The inverse of `frame_major_flatten`, checking whole frames and codebook ranges (`anygpt.modalities.codec`)."""
+    return partial(codec_frame_major_unflatten, codebooks=num_codebooks, bins=codebook_size // num_codebooks,
+                   strict=True)
 
 
 def layout_unflatten(layout: str, codebook_size: int) -> Flatten:

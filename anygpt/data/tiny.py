@@ -12,19 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from anygpt.data.shards import ShardWriter
-from anygpt.vocab import train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
 
 WORDS = ("a red circle on a blue square", "the cat sits near the door", "two dogs play in the park",
          "a man speaks slowly", "soft piano with a calm mood", "loud drums and electric guitar",
          "she reads the book aloud", "a green tree under the sun", "rain falls on the quiet street")
 
-# Small modalities in vocabulary order: image, speech, music (2 codebooks, frame-major like Encodec's 4).
+# Small modalities in vocabulary order: image, speech, music (the tiny codec with 2 codebooks of 32, frame-major like
+# Encodec's 4 of 2048).
 TINY_MODALITIES = [
-    {"name": "image", "codebook_size": 64, "markers": ["<soim>", "<eoim>"], "token_format": "<👀{}>"},
-    {"name": "speech", "codebook_size": 32, "markers": ["<sosp>", "<eosp>"], "token_format": "<🗣️{}>"},
-    {"name": "music", "codebook_size": 64, "markers": ["<somu>", "<eomu>"], "token_format": "<🎶{}>",
-     "layout": "frame_major:2"},
+    {"name": "image", "codebook_size": 64},  # registered names sized by hand: no codec makes these random codes
+    {"name": "speech", "codebook_size": 32},
+    {"class_path": "anygpt.modalities.music.tiny.TinyMusicCodec", "init_args": {"n_q": 2, "bins": 32}},
 ]
+CODEBOOK_SIZES = {"image": 64, "speech": 32, "music": 64}
 
 
 def make_tokenizer(directory: str | Path) -> Path:
@@ -51,7 +52,7 @@ def write_shards(directory: str | Path, modality: str, samples: int = 40, maxcou
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     with ShardWriter(directory, maxcount=maxcount,
-                     vocab_info={"codebook_sizes": {m["name"]: m["codebook_size"] for m in TINY_MODALITIES}}) as w:
+                     vocab_info={"codebook_sizes": CODEBOOK_SIZES}) as w:
         for i in range(samples):
             index = pick.randrange(len(WORDS))
             codes = {f"{modality}0": codes_for(modality, rng, index)}

@@ -2,8 +2,9 @@
 
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.decoder import GenerationResult
+from anygpt.generation.options import PRESETS, GenerationConfig, preset
 from anygpt.generation.processors import RepetitionPenalty, SuppressUntil, Temperature, TopK, TopP, apply_processors
-from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
+from anygpt.generation.sampling import generate
 
 __all__ = [
     "PRESETS",

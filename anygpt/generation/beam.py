@@ -12,17 +12,14 @@ warpers, then order them by score); those ending in a stop id (or at the length 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from anygpt.generation.decoder import CachedDecoder, GenerationResult, context_budget
+from anygpt.generation.options import GenerationConfig
 from anygpt.generation.processors import LogitsProcessor, apply_processors
 from anygpt.model.llama import LLaMA
-
-if TYPE_CHECKING:  # the config type only; anygpt.generation.sampling imports this module
-    from anygpt.generation.sampling import GenerationConfig
 
 _NEG = -1.0e9
 

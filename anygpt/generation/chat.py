@@ -2,14 +2,19 @@
 
 Messages are text with media placeholders, as in AnyInstruct: ``Describe this [image: photos/cat.png]``. Start a
 message with ``/`` and a modality of the model (``/image``, ``/speech``, ``/music``, a plugin's ``/depth``) to ask for
-that output modality, ``/text`` for text: the message is wrapped in the release's task prompt for it (``--task``), and
-the modality's start marker is appended only where the checkpoint (or ``--force_marker``) asks for it; ``/reset``
-clears the history, ``/quit`` (or end of input) leaves. Ctrl-C during generation keeps what was produced so far. A
-spoken-dialogue reply shows what the model heard and its answer apart.
+that output modality, ``/text`` for text: the message is wrapped in the release's task prompt for it
+(``--prompt.task``), and the modality's start marker is appended only where the checkpoint (or
+``--prompt.force_marker``) asks for it; ``/reset`` clears the history, ``/quit`` (or end of input) leaves, ``/help``
+lists the loaded model's commands. A command or a placeholder for a modality the model lacks is an error, never text
+sent to the model. Ctrl-C during generation keeps what was produced so far. A spoken-dialogue reply shows what the
+model heard and its answer apart. The options come in the groups of `anygpt.generation.options`: ``--loading.*``,
+``--prompt.*``, ``--decoding.*``.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
@@ -18,15 +23,74 @@ from typing import TextIO
 
 import torch
 
+from anygpt.data.checks import check_media_words
+from anygpt.generation.options import DecodingOptions, LoadingOptions, PromptOptions
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
 from anygpt.htmlpage import HtmlPage
 from anygpt.media import MediaKind
-from anygpt.modalities.registry import TokenizerRef, media_kind_of
+from anygpt.modalities.registry import available_modalities, media_kind_of, media_words
 
 
 def output_commands(modalities: Iterable[str]) -> dict[str, str]:
     """Slash command -> output modality: ``/text`` and one per modality of the model."""
     return {"/text": "text", **{f"/{name}": name for name in modalities}}
+
+
+SESSION_COMMANDS = {"/help": "list the commands and media placeholders of this model",
+                    "/reset": "clear the conversation history", "/quit": "leave (also /exit, or end of input)"}
+
+
+class UnknownCommand(ValueError):
+    """A message starts with a slash command the loaded model does not have."""
+
+
+def command_help(kinds: Mapping[str, MediaKind]) -> str:
+    """What ``/help`` prints: the commands of the loaded model (one per modality it has) and its placeholders."""
+    lines = ["commands:", f"  {'/text MESSAGE':<22} a text reply (the default)"]
+    lines += [f"  {f'/{name} MESSAGE':<22} ask for a {name} reply (written as {kind.suffix})"
+              for name, kind in kinds.items()]
+    lines += [f"  {name:<22} {what}" for name, what in SESSION_COMMANDS.items()]
+    words = media_words()
+    lines.append("media in a message: " + ", ".join(
+        f"[{word}: FILE]" for word, modality in sorted(words.items()) if modality in kinds) + (
+        "" if kinds else "(this model has no media modality)"))
+    return "\n".join(lines)
+
+
+def cli_epilog() -> str:
+    """The slash commands, for ``anygpt chat --help`` (a model's own are listed by ``/help`` in its session)."""
+    return ("In a session: /text or /MODALITY then a message asks for that kind of reply, one command per modality "
+            f"of the loaded model (registered here: {', '.join(available_modalities())}); "
+            f"{', '.join(SESSION_COMMANDS)} (/help lists the loaded model's commands). Media go in messages as "
+            "[MODALITY: FILE].")
+
+
+def _split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
+    """(output modality, message text); a ``/word`` that is no command of this model raises `UnknownCommand` (it
+    would otherwise be sent to the model as text)."""
+    head, _, rest = message.strip().partition(" ")
+    if head in commands:
+        return commands[head], rest
+    if re.fullmatch(r"/[A-Za-z][\w-]*", head):
+        has = ", ".join(c for c in commands if c != "/text") or "none"
+        modality = media_words().get(head[1:])
+        if modality is not None:
+            raise UnknownCommand(f"this model has no {modality} modality, so {head} cannot ask for {modality} output "
+                                 f"(its modality commands: {has}); /help lists its commands")
+        close = difflib.get_close_matches(head, [*commands, *SESSION_COMMANDS], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UnknownCommand(f"unknown command {head}; {hint}/help lists the commands of this model")
+    return "text", message.strip()
+
+
+def _check_media(parts: list[Part], text: str, modalities: Iterable[str]) -> None:
+    """Placeholders of no registered modality, or of one the model lacks, are errors, never text sent as is."""
+    check_media_words(text)
+    have = set(modalities)
+    for part in parts:
+        if isinstance(part, Media) and part.modality not in have:
+            raise ValueError(f"this model has no {part.modality} modality, so it cannot read {part.label} (it has: "
+                             f"{', '.join(sorted(have)) or 'text only'}); /help lists its placeholders")
 
 
 class Transcript:
@@ -97,13 +161,6 @@ class Transcript:
         return page.write(self.folder / "transcript.html")
 
 
-def _split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
-    head, _, rest = message.strip().partition(" ")
-    if head in commands:
-        return commands[head], rest
-    return "text", message.strip()
-
-
 def _describe(reply: Reply) -> str:
     lines = [f"(heard: {reply.transcript})"] if reply.transcript is not None else []
     for seg in reply.segments:
@@ -118,70 +175,34 @@ def _describe(reply: Reply) -> str:
     return "\n".join(lines) or "(empty reply)"
 
 
-def _session(ckpt: str, tokenizers: dict[str, str | TokenizerRef] | None, device: str, system_prompt: str | None,
-             trust_code: bool, template: str | None, force_marker: bool | None, constrained: bool,
-             music_seconds: float | None, music_start: str, instructions: str | None,
-             image_decoder: str | None, compile: bool | None = None) -> AnyGPT:
-    from anygpt.generation.prompts import load_instructions
-
-    pools = load_instructions(instructions) if instructions else None
-    return AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt, trust_code=trust_code,
-                       image_decoder=image_decoder, template=template, force_marker=force_marker,
-                       constrained=constrained, music_seconds=music_seconds, music_start=music_start,
-                       instructions=pools, compile=compile)
-
-
 def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
     return {name: modality.media for name, modality in anygpt.tokenizers.items()}
 
 
-def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str, str | TokenizerRef] | None = None,
-         device: str = "cpu", settings: str = "release", voice: str | None = None, seed: int = 0,
-         system_prompt: str | None = None, max_new_tokens: int | None = None, input: str | None = None,
-         trust_code: bool = False, template: str | None = None, task: str | None = None,
-         force_marker: bool | None = None, constrained: bool = True, music_seconds: float | None = None,
-         music_start: str = "start",
-         instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None) -> str:
+def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu", voice: str | None = None,
+         input: str | None = None, loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
+         decoding: DecodingOptions = DecodingOptions()) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
         ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
         out: folder for generated media and the transcript.
-        tokenizers: modality -> tokenizer checkpoint (a path, ``class_path=path``, or path + class_path + options),
-            overriding the checkpoint's own.
-        settings: decoding presets, ``release`` (the released configs) or ``paper``.
+        device: where the model runs ("cpu", "cuda", "cuda:1").
         voice: speech prompt whose voice spoken replies use (SoundStorm voice cloning; the whole file, as the release).
-        seed: sampling seed.
-        system_prompt: replaces the checkpoint's system prompt.
-        max_new_tokens: overrides the preset's budget.
         input: read messages from this file (one per line) instead of the terminal.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt
-            (their modules get imported). Off by default: opening a checkpoint never runs code it names.
-        template: ``chat`` or ``base`` (default: what the checkpoint's anygpt.json records, else chat when it has the
-            instruction tokens <-Ins->/<-Res->).
-        task: the release task prompt wrapping each message: ``auto`` (by the requested output), ``none`` (as
-            written), or one by name (text-to-image, text-to-speech, speech-instruction, ...); default: what the
-            checkpoint records, else ``auto``.
-        force_marker: append the output modality's start marker (default: as the checkpoint records it).
-        constrained: constrained decoding (on: every span valid; off: the release's unconstrained sampling).
-        music_seconds: crop music input to this many seconds (default: 5 in chat, 20 for base, as the release).
-        music_start: ``start`` or ``random`` (the release's loader picks a random window).
-        instructions: the base template's instruction phrasings from a local copy of the release (its clone, its
-            m_utils folder, or a JSON file of pools); default: anygpt's own.
-        image_decoder: a local stable-diffusion-2-1-unclip folder turning SEED image embeddings into pixels
-            (default: the checkpoint's anygpt.json ``image_decoder``).
-        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only (on a CPU the
-            compile time outweighs what a chat session saves; docs/performance.md).
+        loading: how the checkpoint is opened (``--loading.tokenizers``, ``--loading.compile``, ...).
+        prompt: how prompts are written (``--prompt.template``, ``--prompt.task``, ``--prompt.system_prompt``, ...).
+        decoding: how replies are decoded (``--decoding.settings``, ``--decoding.max_new_tokens``,
+            ``--decoding.seed``, ...).
     """
-    anygpt = _session(ckpt, tokenizers, device, system_prompt, trust_code, template, force_marker, constrained,
-                      music_seconds, music_start, instructions, image_decoder, compile)
+    anygpt = AnyGPT.load(ckpt, loading, prompt, device)
     transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", _kinds(anygpt))
-    transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
+    transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
     commands = output_commands(anygpt.tokenizers)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(decoding.seed)
     stream: TextIO = open(input, encoding="utf-8") if input else sys.stdin
     interactive = input is None and sys.stdin.isatty()
-    overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
+    overrides = decoding.generation_overrides()
     turn = 0
     try:
         while True:
@@ -202,11 +223,15 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
                 anygpt.reset()
                 print("(history cleared)")
                 continue
-            output, text = _split_command(message, commands)
+            if message == "/help":
+                print(command_help(_kinds(anygpt)), flush=True)
+                continue
             try:
+                output, text = _split_command(message, commands)
                 parts = parse_message(text)
-                reply = anygpt.chat(parts, output=output, settings=settings, generator=generator, voice=voice,
-                                    task=task, **overrides)
+                _check_media(parts, text, anygpt.tokenizers)
+                reply = anygpt.chat(parts, output=output, settings=decoding.settings, generator=generator,
+                                    voice=voice, **overrides)
             except (FileNotFoundError, ValueError) as err:
                 print(f"error: {err}", file=sys.stderr)
                 continue
@@ -224,31 +249,35 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", tokenizers: dict[str
     return str(path)
 
 
-def generate(prompt: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
-             tokenizers: dict[str, str | TokenizerRef] | None = None, device: str = "cpu", settings: str = "release",
-             voice: str | None = None, seed: int = 0, max_new_tokens: int | None = None, trust_code: bool = False,
-             template: str | None = None, task: str | None = None, force_marker: bool | None = None,
-             constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
-             instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None
-             ) -> dict:
-    """One prompt -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
+chat.cli_epilog = cli_epilog  # type: ignore[attr-defined]  # shown by `anygpt chat --help` (anygpt.cli)
+
+
+def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
+             device: str = "cpu", voice: str | None = None, loading: LoadingOptions = LoadingOptions(),
+             prompt: PromptOptions = PromptOptions(), decoding: DecodingOptions = DecodingOptions()) -> dict:
+    """One message -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
 
     Args:
-        prompt: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
+        message: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
         output: text or a modality of the model (image, speech, music, ...).
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
-        template, task, force_marker, constrained, music_seconds, music_start, instructions, image_decoder: as for
-            ``anygpt chat``.
-        compile: ``torch.compile`` the decode step (true/false); default: on CUDA only.
+        out: folder for generated media and the transcript.
+        device: where the model runs ("cpu", "cuda", "cuda:1").
+        voice: speech prompt whose voice a spoken reply uses.
+        loading: how the checkpoint is opened (``--loading.tokenizers``, ``--loading.compile``, ...).
+        prompt: how the prompt is written (``--prompt.template``, ``--prompt.task``, ...).
+        decoding: how the reply is decoded (``--decoding.settings``, ``--decoding.max_new_tokens``, ...).
     """
-    anygpt = _session(ckpt, tokenizers, device, None, trust_code, template, force_marker, constrained,
-                      music_seconds, music_start, instructions, image_decoder, compile)
+    anygpt = AnyGPT.load(ckpt, loading, prompt, device)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))
-    transcript.note(f"{anygpt.describe()}; decoding: {settings} presets")
-    parts = parse_message(prompt)
-    overrides = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
-    reply = anygpt.respond([parts], output=output, settings=settings, voice=voice, task=task,
-                           generator=torch.Generator().manual_seed(seed), **overrides)[0]
+    transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
+    if output != "text" and output not in anygpt.tokenizers:
+        raise ValueError(f"this model has no {output} modality (it has: {', '.join(anygpt.tokenizers) or 'text only'})")
+    parts = parse_message(message)
+    _check_media(parts, message, anygpt.tokenizers)
+    reply = anygpt.respond([parts], output=output, settings=decoding.settings, voice=voice,
+                           generator=torch.Generator().manual_seed(decoding.seed),
+                           **decoding.generation_overrides())[0]
     files = reply.save(transcript.folder, "reply", anygpt.tokenizers)
     transcript.add_user(parts, output)
     transcript.add_reply(reply)

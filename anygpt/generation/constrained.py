@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from anygpt.modalities.base import SpanStructure
+from anygpt.modalities.spec import SpanStructure
 from anygpt.vocab import UnifiedVocab
 
 

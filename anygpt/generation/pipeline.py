@@ -26,10 +26,12 @@ import torch
 
 from anygpt.checkpoints import Bundle, load_bundle
 from anygpt.generation import prompts
+from anygpt.generation.checks import check_decoded
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.sampling import PRESETS, GenerationConfig, generate, preset
-from anygpt.modalities.base import Modality
-from anygpt.modalities.registry import TokenizerRef, media_pattern, media_words
+from anygpt.generation.options import MUSIC_STARTS, PRESETS, GenerationConfig, LoadingOptions, PromptOptions, preset
+from anygpt.generation.sampling import generate
+from anygpt.modalities.codec import Modality
+from anygpt.modalities.registry import media_pattern, media_words
 from anygpt.vocab import Segment
 
 TEMPLATES = ("chat", "base")
@@ -129,54 +131,47 @@ class AnyGPT:
     """The decoder, its vocabulary and the modality tokenizers, prompted the way the released models were trained.
 
     Args:
-        template: ``chat`` (the instruction-tuned template) or ``base`` (the pretraining template); None: the one the
-            checkpoint records (anygpt.json ``template``), else ``chat`` when it has the instruction tokens, else
-            ``base``.
-        force_marker: append the output modality's start marker to the prompt; None: as the checkpoint records it
-            (anygpt.json ``force_marker``; released checkpoints: no, the task prompt asks for the output).
-        constrained: constrained decoding (every span valid); off reproduces the release's unconstrained sampling.
-        music_seconds: crop music input to this many seconds (None: 5 s in chat, 20 s for base, as the release).
-        music_start: where the crop starts: ``start`` (reproducible) or ``random`` (as the release's loader does).
-        instructions: the base template's instruction pools (None: anygpt's own; `prompts.load_instructions` reads
-            the release's from a local copy of it).
+        bundle: the loaded checkpoint (`load_bundle`; `AnyGPT.load` opens one).
+        prompt: how prompts are written (`PromptOptions`); each unset field takes what the checkpoint records
+            (anygpt.json ``template``, ``task``, ``force_marker``, system prompt), else the release's behaviour: chat
+            template when the vocabulary has the instruction tokens, the release task prompts, no forced marker.
+        device: where the model runs.
         compile: ``torch.compile`` the decode step; None: on CUDA only (see decoder.compile_by_default).
     """
 
-    def __init__(self, bundle: Bundle, system_prompt: str | None = None, device: str | torch.device = "cpu",
-                 template: str | None = None, force_marker: bool | None = None, constrained: bool = True,
-                 music_seconds: float | None = None, music_start: str = "start",
-                 instructions: prompts.InstructionPools | None = None, compile: bool | None = None) -> None:
+    def __init__(self, bundle: Bundle, prompt: PromptOptions = PromptOptions(), device: str | torch.device = "cpu",
+                 compile: bool | None = None) -> None:
         self.bundle = bundle
-        self.compile = compile  # torch.compile the decode step; None: on CUDA only (see decoder.compile_by_default)
+        self.compile = compile
         self.model, self.vocab, self.tokenizers = bundle.model, bundle.vocab, bundle.tokenizers
-        self.system_prompt = system_prompt if system_prompt is not None else bundle.system_prompt
+        self.system_prompt = prompt.system_prompt if prompt.system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
-        template = template or bundle.template or ("chat" if self.vocab.instruction_tokens else "base")
+        template = prompt.template or bundle.template or ("chat" if self.vocab.instruction_tokens else "base")
         if template not in TEMPLATES:
             raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
-        if music_start not in ("start", "random"):
-            raise ValueError(f"music_start must be 'start' or 'random', got {music_start!r}")
+        if prompt.music_start not in MUSIC_STARTS:
+            raise ValueError(f"music_start must be one of {MUSIC_STARTS}, got {prompt.music_start!r}")
+        if prompt.task is not None and prompt.task not in prompts.TASKS:
+            raise ValueError(f"unknown task prompt {prompt.task!r}; choose one of {', '.join(prompts.TASKS)}")
         self.template = template
         # The task prompt wrapping chat messages: the release's task prompts ("auto") unless the checkpoint records
         # another default (our exports: "none", messages as written, the way their chat data was rendered).
-        self.task = bundle.task or "auto"
-        self.force_marker = bundle.force_marker if force_marker is None else force_marker
-        self.constrained = constrained
-        self.music_seconds = MUSIC_WINDOW_SECONDS[template] if music_seconds is None else music_seconds
-        self.music_start = music_start
-        self.instructions = instructions or prompts.default_instructions()
+        self.task = prompt.task or bundle.task or "auto"
+        self.force_marker = bundle.force_marker if prompt.force_marker is None else prompt.force_marker
+        self.constrained = prompt.constrained
+        self.music_seconds = MUSIC_WINDOW_SECONDS[template] if prompt.music_seconds is None else prompt.music_seconds
+        self.music_start = prompt.music_start
+        self.instructions = (prompts.load_instructions(prompt.instructions) if prompt.instructions
+                             else prompts.default_instructions())
         self.history: list[Turn] = []
 
     @classmethod
-    def load(cls, path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
-             device: str = "cpu", system_prompt: str | None = None, trust_code: bool = False,
-             image_decoder: str | None = None, compile: bool | None = None, **options: Any) -> AnyGPT:
-        """`load_bundle` + the prompt format; ``trust_code`` lets the checkpoint name unregistered tokenizer classes,
-        ``image_decoder`` names the unCLIP pipeline for image output (else anygpt.json's), ``options`` are
-        `AnyGPT`'s (template, force_marker, constrained, music_seconds, ...); ``compile``: compile the decode step
-        (None: on CUDA only)."""
-        bundle = load_bundle(path, tokenizers, device=device, trust_code=trust_code, image_decoder=image_decoder)
-        return cls(bundle, system_prompt, device, compile=compile, **options)
+    def load(cls, path: str | Path, loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
+             device: str = "cpu") -> AnyGPT:
+        """`load_bundle` as ``loading`` says (tokenizer overrides, trusted code, image decoder) + the prompt format."""
+        bundle = load_bundle(path, loading.tokenizers, device=device, trust_code=loading.trust_code,
+                             image_decoder=loading.image_decoder)
+        return cls(bundle, prompt, device, compile=loading.compile)
 
     def describe(self) -> str:
         """How this session prompts and decodes (for transcripts and reports)."""
@@ -284,7 +279,8 @@ class AnyGPT:
             rng = random.Random(seed)
         if spans:
             if len(spans) > 1:
-                raise ValueError("the base template takes one media item per prompt; use --template chat for more")
+                raise ValueError("the base template takes one media item per prompt; use the chat template for more "
+                                 "(--prompt.template chat)")
             instruction = text or self.instructions.draw("x2text", spans[0].modality, rng)
             return prompts.base_prompt(instruction, "x2text", spans[0].text)
         if output == "text":
@@ -345,9 +341,8 @@ class AnyGPT:
         """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``);
         ``on_token`` sees each step's ids as they are sampled (see `generate`)."""
         processors = []
-        if self.constrained:  # a release tokenizer not loaded yet (lazily, by hub id) constrains its span by range only
-            structures = {name: tok.structure for name, tok in self.tokenizers.items()
-                          if getattr(tok.codec, "loaded", True)}
+        if self.constrained:
+            structures = {name: tok.structure for name, tok in self.tokenizers.items()}
             processors.append(ModalityConstraint(self.vocab, structures))
         result = generate(self.model, [list(p) for p in prompts], config, processors=processors,
                           generator=generator, pad_id=self.pad_id, compile=self.compile, on_step=on_step,
@@ -409,14 +404,14 @@ class AnyGPT:
         if valid == 0:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
         if getattr(tok.codec, "unclip", False) is None:  # SEED without its second stage: say what to pass
-            missing = ("no image decoder: pass --image_decoder PATH (a local stable-diffusion-2-1-unclip folder) or "
-                       "set image_decoder in anygpt.json to get pixels")
+            missing = ("no image decoder: pass --loading.image_decoder PATH (a local stable-diffusion-2-1-unclip "
+                       "folder; anygpt serve: --image_decoder) or set image_decoder in anygpt.json to get pixels")
             return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
         native = tok.codec.unflatten(codes[:valid]).to(self.device)
         context: dict[str, Any] = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}
         if seed is not None:
             context["generator"] = torch.Generator(getattr(tok.codec, "device", "cpu")).manual_seed(seed)
-        data = tok.codec.decode([native], **context)[0].cpu()
+        data = check_decoded(tok.codec, tok.media, tok.codec.decode([native], **context), 1)[0].cpu()
         return OutputSegment(seg.modality, data=data, codes=codes[:valid], note=note)
 
     def reply(self, ids: list[int], interrupted: bool, voice: Any, config: GenerationConfig,
@@ -458,8 +453,9 @@ class AnyGPT:
         if progress is not None:
             progress("tokenizing", 0, sum(isinstance(p, Media) for p in parts))
         force = self.forced(output)
-        if output in self.tokenizers:
-            self.tokenizers[output].structure  # noqa: B018 - loads a lazy (hub id) tokenizer for the asked output
+        codec = self.tokenizers[output].codec if output in self.tokenizers else None
+        if not getattr(codec, "loaded", True):  # a release tokenizer by hub id (`LazyCodec`): fetched before generating
+            codec.load()
         history = self.history if self.template == "chat" else ()
         message = self.user_message(parts, output, task, generator) if self.template == "chat" else None
         text = self.prompt_text(parts, output, history, force, task, generator=generator, message=message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -29,6 +30,9 @@ P = TypeVar("P", bound="Pretrained")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = 2  # config.json's "format": 2 since codecs keep no training settings; absent before
+# Providers of further class names a saved folder may name (the modality registry adds its codecs at import), so this
+# module needs no import of the registry: the registry builds on it, not the other way round.
+TRUSTED_CLASS_PROVIDERS: list[Callable[[], Iterable[str]]] = []
 
 
 def qualified_name(cls: type) -> str:
@@ -213,8 +217,6 @@ def saved_class(config: dict[str, Any], base: type[P], source: str, trust_code: 
     """The class a saved config names (a subclass of ``base``), its constructor arguments, and the legacy entry that
     applied (if any). Refused before import unless the class is anygpt's, a registered plugin's or already imported,
     or ``trust_code`` is given: opening a checkpoint must never run code it names."""
-    from anygpt.modalities.registry import registered_codec_paths
-
     name, init_args = config["class_path"], dict(config["init_args"])
     legacy = None if config.get("format") else LEGACY_CLASSES.get(normalize(name))
     if legacy is not None:
@@ -222,7 +224,8 @@ def saved_class(config: dict[str, Any], base: type[P], source: str, trust_code: 
     if normalize(name) == qualified_name(base):
         target = base
     else:
-        target = resolve_trusted_class(name, base, source, allowed=registered_codec_paths(), trust_code=trust_code,
+        allowed = [n for provide in TRUSTED_CLASS_PROVIDERS for n in provide()]
+        target = resolve_trusted_class(name, base, source, allowed=allowed, trust_code=trust_code,
                                        what=f"a registered codec or {base.__name__} subclass")
     if legacy is not None and (accepted := accepted_arguments(target)) is not None:
         init_args = {k: v for k, v in init_args.items() if k in accepted}

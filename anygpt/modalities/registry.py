@@ -1,82 +1,161 @@
-"""Which modalities exist, and how a tokenizer checkpoint becomes a `Modality`.
+"""Which modalities exist: one `ModalitySpec` per name, checked when it is registered, and how codecs get sized.
 
-A modality is registered once under its name with its vocabulary identity (markers, token format), its media kind (one
-of `anygpt.media.MEDIA_KINDS`), the paper's codec for it and the other words datasets use for it (``audio`` for music).
-The front end reads this table: media placeholders in datasets and chat messages (``[depth: scan.npy]``), chat's
-``/depth`` command, output file suffixes and HTML cells all follow the registered modalities, so a plugin reaches them
-by registering (``register_modality`` in its module, found through the ``anygpt.modalities`` entry-point group or by
-importing it).
+A plugin registers its modality once, at import of the module that defines its codec::
+
+    from anygpt.modalities.registry import register_modality
+
+    MOTION = register_modality("motion", markers=("<somo>", "<eomo>"), token_format="<mo{}>", media="array",
+                               codec=MotionCodec, aliases=("trajectory",))
+
+(or names the module, or the returned spec, in the ``anygpt.modalities`` entry-point group of its package). The name,
+aliases, markers and token format must not clash with a registered modality's, and the token format must hold ``{}``:
+a clash is refused here with a `ModalitySpecError` naming both modalities and the modules that registered them; an
+unknown name is an `UnknownModalityError` with a "did you mean". Registering the same thing twice (a re-imported
+module) is harmless. A new media kind (reader, writer, check, preview) is registered with
+`anygpt.media.register_media_kind` before the modality that uses it; `anygpt.testing.check_codec` tests the codec.
+
+The front end reads this table: media placeholders in datasets and chat messages (``[motion: m.npy]``), chat's
+``/motion`` command, output file suffixes and HTML cells all follow the registered modalities. A codec's size is read
+without building its weights (`spec_of` constructs a codec class on the meta device), so configs name codecs
+(``music`` or ``{class_path, init_args}``) instead of retyping markers and sizes (`configured_modality`).
 
 A tokenizer is named the same way everywhere (prepare, checkpoints, chat, benchmarks): a `TokenizerRef`.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from anygpt import hub
+from anygpt.assets import SCHEME as ASSETS_SCHEME
 from anygpt.assets import asset_path, portable_path
 from anygpt.media import MediaKind, media_kind
-from anygpt.modalities.base import Codec, Modality
-from anygpt.modalities.pretrained import qualified_name, saved_class
-from anygpt.vocab import RELEASE_MODALITIES, ModalitySpec
+from anygpt.modalities.codec import Codec, Modality
+from anygpt.modalities.pretrained import TRUSTED_CLASS_PROVIDERS, qualified_name, saved_class
+from anygpt.modalities.spec import (
+    RELEASE_MODALITIES,
+    ModalitySpec,
+    ModalitySpecError,
+    SpanStructure,
+    UnknownModalityError,
+)
+from anygpt.resolve import resolve
+from anygpt.vocab import INSTRUCTION_TOKENS, SPECIAL_TOKENS
 
 ENTRY_POINT_GROUP = "anygpt.modalities"
+Flatten = Callable[[torch.Tensor], torch.Tensor]
+
+_REGISTRY: dict[str, ModalitySpec] = {}
+_ORIGIN: dict[str, str] = {}  # name -> the module that registered it (named in clash messages)
+_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}  # media placeholder patterns by word set
+_CLASSES: dict[str, type[Codec]] = {}  # name -> codec class registered as an object (no import by path needed)
 
 
-@dataclass(frozen=True)
-class ModalityType:
-    """A registered modality: everything about it except the codec's weights.
+def register_modality(name: str | ModalitySpec, markers: tuple[str, str] | None = None,
+                      token_format: str | None = None, media: str = "array",
+                      codec: str | type[Codec] | None = None, aliases: tuple[str, ...] = ()) -> ModalitySpec:
+    """Make ``name`` a modality anygpt knows (call it at import of the module defining the codec); returns its spec.
 
-    Args:
-        name: the modality's name (vocabulary slot, dataset placeholder, chat command).
-        markers: start and end marker tokens of its spans.
-        token_format: how its code tokens are written (``"<👀{}>"``).
-        media: the media kind its files are (``image``, ``audio`` or ``array``).
-        codec: the codec built for it by name (its ``class_path``, or the class), None if there is no default.
-        aliases: other words datasets use for it in placeholders (``[audio: x.wav]`` for music).
+    Pass the fields, or a whole `ModalitySpec` as ``name``. Raises `ModalitySpecError` when the name, an alias, a
+    marker or the token format clashes with a registered modality, or the token format lacks ``{}``; `KeyError` for an
+    unknown media kind.
     """
-
-    name: str
-    markers: tuple[str, str]
-    token_format: str
-    media: str
-    codec: str | type[Codec] | None = None
-    aliases: tuple[str, ...] = field(default=())
-
-    @property
-    def media_kind(self) -> MediaKind:
-        return media_kind(self.media)
-
-    def spec(self, codebook_size: int) -> ModalitySpec:
-        return ModalitySpec(self.name, int(codebook_size), tuple(self.markers), self.token_format)
-
-
-_REGISTRY: dict[str, ModalityType] = {}
-
-
-def register_modality(name: str, markers: tuple[str, str], token_format: str, media: str,
-                      codec: str | type[Codec] | None = None, aliases: tuple[str, ...] = ()) -> ModalityType:
-    """Make ``name`` a modality anygpt knows (call it at import of the module defining the codec)."""
-    media_kind(media)  # an unknown kind fails here, naming the known ones
-    entry = ModalityType(name, tuple(markers), token_format, media, codec, tuple(aliases))
-    _REGISTRY[name] = entry
-    return entry
+    origin = sys._getframe(1).f_globals.get("__name__", "?")
+    if isinstance(name, ModalitySpec):
+        spec = name
+    else:
+        if markers is None or token_format is None:
+            raise ModalitySpecError(f"registering modality {name!r} (from {origin}) needs markers and token_format")
+        try:
+            spec = ModalitySpec(name, None, tuple(markers), token_format, media, aliases=tuple(aliases))
+        except ModalitySpecError as err:
+            raise ModalitySpecError(f"{err} (registered by {origin})") from None
+    if codec is not None:
+        spec = replace(spec, codec=codec if isinstance(codec, str) else qualified_name(codec))
+    media_kind(spec.media)  # an unknown kind fails here, naming the known ones
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None and _same_registration(existing, spec):
+        return existing  # the same plugin imported twice: harmless
+    _check_clashes(spec, origin)
+    _REGISTRY[spec.name], _ORIGIN[spec.name] = spec, origin
+    if isinstance(codec, type):
+        _CLASSES[spec.name] = codec
+    _PATTERNS.clear()
+    return spec
 
 
-_PAPER_CODECS = {
-    "image": ("image", "anygpt.modalities.image.seed.SEEDImageTokenizer", ()),
-    "speech": ("audio", "anygpt.modalities.speech.codec.SpeechTokenizerCodec", ()),
-    "music": ("audio", "anygpt.modalities.music.encodec32k.EncodecMusicTokenizer", ("audio",)),
-}
+def _same_registration(a: ModalitySpec, b: ModalitySpec) -> bool:
+    """Equal identities; codecs equal, or the same class reached under another module name (a re-import)."""
+    def last(path: str | None) -> str | None:
+        return path.rsplit(".", 1)[-1] if path else None
+
+    identity = (a.name, a.markers, a.token_format, a.media, a.aliases)
+    return identity == (b.name, b.markers, b.token_format, b.media, b.aliases) and last(a.codec) == last(b.codec)
+
+
+def _format_parts(token_format: str) -> tuple[str, str]:
+    return token_format.split("{}", 1)[0], token_format.split("{}", 1)[1]
+
+
+def _format_matches(token_format: str, token: str) -> bool:
+    before, after = _format_parts(token_format)
+    return re.fullmatch(re.escape(before) + r"\d+" + re.escape(after), token) is not None
+
+
+def _formats_overlap(a: str, b: str) -> bool:
+    """Can two token formats write the same token (``<x{}>`` and ``<x1{}>`` both write ``<x12>``)?"""
+    (pa, sa), (pb, sb) = _format_parts(a), _format_parts(b)
+    return any(p1.startswith(p2) and (p1[len(p2):].isdigit() or p1 == p2)
+               and (s1.endswith(s2) and (s1[: len(s1) - len(s2)].isdigit() or s1 == s2))
+               for (p1, s1), (p2, s2) in (((pa, sa), (pb, sb)), ((pb, sb), (pa, sa))))
+
+
+def _check_clashes(spec: ModalitySpec, origin: str) -> None:
+    me = f"modality {spec.name!r} (registered by {origin})"
+    fmt = spec.token_format  # one '{}' and two distinct markers: ModalitySpec checked them when it was made
+    if spec.name in spec.aliases:
+        raise ModalitySpecError(f"{me}: its alias {spec.name!r} is its own name")
+    for token in spec.markers:
+        if token in SPECIAL_TOKENS + INSTRUCTION_TOKENS:
+            raise ModalitySpecError(f"{me}: marker {token!r} is one of anygpt's special tokens; choose another")
+        if _format_matches(fmt, token):
+            raise ModalitySpecError(f"{me}: marker {token!r} is also one of its own code tokens ({fmt!r})")
+    words = {spec.name, *spec.aliases}
+    for other in _REGISTRY.values():
+        them = f"the registered modality {other.name!r} (registered by {_ORIGIN.get(other.name, '?')})"
+        if other.name == spec.name:
+            raise ModalitySpecError(f"{me} clashes with {them}: the name is taken. Choose another name, or register "
+                                    "exactly the same markers, token format, media and codec")
+        taken = words & {other.name, *other.aliases}
+        if taken:
+            raise ModalitySpecError(f"{me} clashes with {them}: the word {sorted(taken)[0]!r} already names it in "
+                                    "datasets and chat; choose another name or alias")
+        for token in spec.markers:
+            if token in other.markers:
+                raise ModalitySpecError(f"{me} clashes with {them}: marker {token!r} is already its marker")
+            if _format_matches(other.token_format, token):
+                raise ModalitySpecError(f"{me} clashes with {them}: marker {token!r} is one of its code tokens "
+                                        f"({other.token_format!r})")
+        for token in other.markers:
+            if _format_matches(fmt, token):
+                raise ModalitySpecError(f"{me} clashes with {them}: its marker {token!r} would be one of this "
+                                        f"modality's code tokens ({fmt!r})")
+        if fmt == other.token_format or _formats_overlap(fmt, other.token_format):
+            raise ModalitySpecError(f"{me} clashes with {them}: token format {fmt!r} writes the same tokens as its "
+                                    f"{other.token_format!r}; choose another")
+
+
 for _spec in RELEASE_MODALITIES:
-    _media, _codec, _aliases = _PAPER_CODECS[_spec.name]
-    register_modality(_spec.name, _spec.markers, _spec.token_format, _media, _codec, _aliases)
+    register_modality(replace(_spec, codebook_size=None, structure=SpanStructure()))
 
 
 def _plugins() -> dict[str, str]:
@@ -85,16 +164,16 @@ def _plugins() -> dict[str, str]:
 
 def _load_plugin(name: str) -> None:
     """Import the entry point registered as ``name`` (the user installed it); its module registers the modality, or
-    the entry point names the `ModalityType` itself."""
+    the entry point names the `ModalitySpec` itself."""
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             loaded = ep.load()
-            if isinstance(loaded, ModalityType):
-                _REGISTRY.setdefault(name, loaded)
+            if isinstance(loaded, ModalitySpec):
+                register_modality(loaded)
 
 
-def modality_type(name: str) -> ModalityType:
-    """The registered modality ``name`` (or one it is an alias of); unknown names list what exists."""
+def modality_spec(name: str) -> ModalitySpec:
+    """The registered modality ``name`` (or one it is an alias of), unsized; unknown names list what exists."""
     if name not in _REGISTRY and name in _plugins():
         _load_plugin(name)
     if name in _REGISTRY:
@@ -102,9 +181,11 @@ def modality_type(name: str) -> ModalityType:
     for entry in _REGISTRY.values():
         if name in entry.aliases:
             return entry
-    raise KeyError(f"Unknown modality {name!r}. Registered: {available_modalities()}. Register one with "
-                   f"anygpt.modalities.registry.register_modality (in the module of its codec) or the "
-                   f"'{ENTRY_POINT_GROUP}' entry-point group, or name its codec by class_path.")
+    close = difflib.get_close_matches(name, list(media_words()), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownModalityError(f"Unknown modality {name!r}.{hint} Registered: {available_modalities()}. Register one "
+                               "with anygpt.modalities.registry.register_modality (in the module of its codec) or the "
+                               f"'{ENTRY_POINT_GROUP}' entry-point group, or name its codec by class_path.")
 
 
 def available_modalities() -> list[str]:
@@ -113,7 +194,7 @@ def available_modalities() -> list[str]:
 
 def media_kind_of(modality: str) -> MediaKind:
     """The media kind of a registered modality's files (what a report or transcript shows them with)."""
-    return modality_type(modality).media_kind
+    return media_kind(modality_spec(modality).media)
 
 
 def media_words() -> dict[str, str]:
@@ -131,9 +212,6 @@ def media_pattern() -> re.Pattern[str]:
     return _compile(tuple(words))
 
 
-_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
-
-
 def _compile(words: tuple[str, ...]) -> re.Pattern[str]:
     if words not in _PATTERNS:
         _PATTERNS[words] = re.compile(r"\[(" + "|".join(map(re.escape, words)) + r"): ([^\]\n]+?)\]")
@@ -142,14 +220,10 @@ def _compile(words: tuple[str, ...]) -> re.Pattern[str]:
 
 def codec_class(name: str) -> type[Codec]:
     """The codec registered as the default of modality ``name`` (the paper's tokenizer)."""
-    entry = modality_type(name)
+    entry = modality_spec(name)
     if entry.codec is None:
         raise KeyError(f"modality {name!r} has no default codec; name one by class_path")
-    target = entry.codec
-    if isinstance(target, str):
-        from anygpt.resolve import resolve
-
-        target = resolve(target)
+    target = _CLASSES.get(entry.name) or resolve(entry.codec)
     if not (isinstance(target, type) and issubclass(target, Codec)):
         raise TypeError(f"modality {name!r} registers {target!r} as its codec, which is not a Codec subclass")
     return target
@@ -161,15 +235,27 @@ def registered_codec_paths() -> list[str]:
     plugins = _plugins()
     for name in set(plugins) - set(_REGISTRY):
         _load_plugin(name)
-    names = list(plugins.values())
-    for entry in _REGISTRY.values():
-        if entry.codec is not None:
-            names.append(entry.codec if isinstance(entry.codec, str) else qualified_name(entry.codec))
-    return names
+    return list(plugins.values()) + [entry.codec for entry in _REGISTRY.values() if entry.codec is not None]
 
 
-def modality_for(codec: Codec, name: str | None = None) -> Modality:
-    """The `Modality` of a codec: its registered identity and media kind (``name`` defaults to ``codec.modality``)."""
+TRUSTED_CLASS_PROVIDERS.append(registered_codec_paths)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sizing: a codec's identity without its weights
+# ----------------------------------------------------------------------------------------------------------------------
+def meta_codec(cls: type[Codec], **init_args: Any) -> Codec:
+    """``cls(**init_args)`` on the meta device: its sizes, structure and flatten without allocating weights (a
+    release-size codec costs nothing to size)."""
+    with torch.device("meta"):
+        return cls(**init_args)
+
+
+def spec_of(codec: Codec | type[Codec], name: str | None = None, **init_args: Any) -> ModalitySpec:
+    """The registered identity of a codec (or codec class, built on the meta device with ``init_args``), sized by it:
+    its ``codebook_size`` and ``structure``. ``name`` defaults to the codec's ``modality``."""
+    if isinstance(codec, type):
+        codec = meta_codec(codec, **init_args)
     own = getattr(codec, "modality", None)
     name = name or own
     if name is None:
@@ -178,10 +264,49 @@ def modality_for(codec: Codec, name: str | None = None) -> Modality:
     if own is not None and own != name:
         raise ValueError(f"a {own!r} codec ({type(codec).__name__}) was given for the {name!r} modality; key it by "
                          f"its modality name ({own!r})")
-    entry = modality_type(name)
-    return Modality(entry.spec(codec.codebook_size), codec, entry.media_kind)
+    return modality_spec(name).sized(codec.codebook_size, codec.structure)
 
 
+def modality_for(codec: Codec, name: str | None = None) -> Modality:
+    """The `Modality` of a codec: its registered identity, sized by it (``name`` defaults to ``codec.modality``)."""
+    return Modality(spec_of(codec, name), codec)
+
+
+def configured_modality(item: Any) -> tuple[ModalitySpec, Flatten | None]:
+    """A modality as configs name it -> its sized spec and flatten (None: codes are already 1-D).
+
+    Accepted: a registered modality name (its default codec, sized on the meta device), ``{class_path, init_args}``
+    of a `Codec` subclass (also sized on the meta device), a `Codec` or `Modality` object, a `ModalitySpec`, or a
+    spec dict ``{name, codebook_size, markers, token_format}`` for a modality without a codec (1-D codes); for a
+    registered name ``{name, codebook_size}`` is enough (markers, token format and media kind are the registered).
+    """
+    if isinstance(item, str):
+        item = meta_codec(codec_class(item))  # KeyError naming the unknown modality and the registered ones
+    elif isinstance(item, Mapping) and "class_path" in item:  # a codec named in the user's own config
+        target = resolve(item["class_path"])
+        if not (isinstance(target, type) and issubclass(target, Codec)):
+            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
+        item = meta_codec(target, **(item.get("init_args") or {}))
+    if isinstance(item, Modality):
+        return item.spec, item.codec.flatten
+    if isinstance(item, Codec):
+        return spec_of(item), item.flatten
+    if isinstance(item, ModalitySpec):
+        return item, None
+    if isinstance(item, Mapping):
+        if "layout" in item:
+            raise ValueError(f"modality {dict(item)}: 'layout' is gone; name the codec instead (a registered name such "
+                             "as music, or {class_path: ..., init_args: {...}}): its flatten lays out the codes")
+        known = _REGISTRY.get(item.get("name"))  # a registered modality sized by hand: its identity fills the rest
+        given = {**({k: v for k, v in known.to_dict().items() if k != "codebook_size"} if known else {}), **item}
+        return ModalitySpec.from_dict(given, "modality spec"), None
+    raise TypeError(f"cannot use {item!r} as a modality: give a name, {{class_path, init_args}}, a spec dict, a Codec "
+                    "or a Modality")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Loading codecs
+# ----------------------------------------------------------------------------------------------------------------------
 def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = None, trust_code: bool = False,
                **options: Any) -> Codec:
     """``class_path``'s ``from_pretrained(path, **options)`` (release formats), or by default a `save_pretrained`
@@ -193,8 +318,6 @@ def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = N
     if class_path is None:
         target: type[Codec] = Codec
     elif isinstance(class_path, str):
-        from anygpt.resolve import resolve
-
         target = resolve(class_path)
     else:
         target = class_path
@@ -203,6 +326,22 @@ def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = N
     if path is None and target is Codec:
         raise ValueError("give a tokenizer checkpoint path or a codec class_path")
     return target.from_pretrained(path, trust_code=trust_code, **options)
+
+
+def _weightless(target: type[Codec], options: Mapping[str, Any]) -> Codec:
+    """A codec named by its class alone (``{class_path: motion.MotionCodec}``): built from ``options``, which is
+    only right when it has no weights to load."""
+    name = qualified_name(target)
+    try:
+        codec = target(**options)
+    except TypeError as err:
+        raise ValueError(f"cannot build {name} from its class alone ({err}): give its constructor arguments as "
+                         "init_args, or the path of a folder it saved with save_pretrained") from None
+    weights = list(codec.state_dict())
+    if weights:
+        raise ValueError(f"{name} has {len(weights)} weight tensor(s) ({', '.join(weights[:3])}, ...) and ships no "
+                         "default checkpoint: give the path of a folder it saved with save_pretrained")
+    return codec.eval()
 
 
 def trusted_codec_class(class_path: str, source: str, trust_code: bool = False) -> type[Codec]:
@@ -230,10 +369,12 @@ class TokenizerRef:
 
     Args:
         path: a checkpoint folder or file, or ``anygpt-assets:tokenizers/NAME`` (the shipped tiny tokenizers); None
-            loads the class's shipped weights.
+            loads the class's shipped weights, or builds a codec without weights from its class alone. In an
+            export's ``anygpt.json`` a relative path is relative to the export folder.
         class_path: the codec class whose ``from_pretrained`` reads ``path`` (release formats); None: ``path`` is a
             `save_pretrained` folder whose ``config.json`` names the class, or without a path the modality's default.
-        options: further ``from_pretrained`` arguments (e.g. SEED's ``eva_vit`` path).
+        options: further ``from_pretrained`` arguments (e.g. SEED's ``eva_vit`` path), or the constructor arguments
+            of a codec without weights; ``init_args`` is accepted for it (``{class_path: ..., init_args: ...}``).
 
     On a command line a reference is a path, or ``package.module.Class=path``.
     """
@@ -254,11 +395,16 @@ class TokenizerRef:
             if match:
                 return cls(path=match[2] or None, class_path=match[1])
             return cls(path=str(value))
-        unknown = set(value) - {"path", "class_path", "options"}
+        fields = dict(value)
+        if "init_args" in fields:  # LightningCLI's spelling of a class's arguments: {class_path, init_args}
+            if fields.get("options"):
+                raise ValueError(f"tokenizer reference {fields} gives both init_args and options; give one")
+            fields["options"] = fields.pop("init_args")
+        unknown = set(fields) - {"path", "class_path", "options"}
         if unknown:
             raise ValueError(f"tokenizer reference {dict(value)} has unknown keys {sorted(unknown)}; give path, "
-                             "class_path and/or options")
-        return cls(**dict(value))
+                             "class_path and/or options (init_args)")
+        return cls(**fields)
 
     def load(self, modality: str | None = None, trust_code: bool = False, source: str | None = None) -> Modality:
         """Load the tokenizer as the `Modality` ``modality`` (default: the one its codec tokenizes).
@@ -271,9 +417,9 @@ class TokenizerRef:
         cls: type[Codec] | None = None
         if self.class_path is not None:
             if source is None:
-                from anygpt.resolve import resolve
-
                 cls = resolve(self.class_path)
+                if not (isinstance(cls, type) and issubclass(cls, Codec)):
+                    raise TypeError(f"tokenizer class_path {self.class_path} is {cls!r}, not a Codec subclass")
             else:
                 cls = trusted_codec_class(self.class_path, source, trust_code)
         if self.path is None and cls is None:
@@ -288,7 +434,11 @@ class TokenizerRef:
             if isinstance(value, str) and value.startswith("https://"):
                 options[key] = str(hub.fetch_url(value, f"{modality or 'the'} tokenizer's {key}"))
         try:
-            codec = load_codec(path, cls, trust_code, **options)
+            if self.path is None and self.class_path is not None and cls is not None \
+                    and cls.default_checkpoint is None:  # a codec named by its class alone
+                codec = _weightless(cls, options)
+            else:
+                codec = load_codec(path, cls, trust_code, **options)
         except TypeError as err:
             if self.path is None:
                 raise ValueError(f"{err}: pass the {modality or ''} tokenizer checkpoint explicitly "
@@ -303,6 +453,19 @@ class TokenizerRef:
             return self
         return TokenizerRef(portable_path(self.path), self.class_path, self.options)
 
+    def anchored(self, folder: str | Path) -> TokenizerRef:
+        """The reference as recorded in ``folder/anygpt.json``: a relative path that exists inside ``folder`` (a
+        tokenizer copied into an export) is made absolute, so the export loads from any working directory."""
+        if not self.path or self.path.startswith(ASSETS_SCHEME) or Path(self.path).is_absolute():
+            return self
+        inside = Path(folder) / self.path
+        return TokenizerRef(str(inside.resolve()), self.class_path, self.options) if inside.exists() else self
+
     @property
     def resolved_path(self) -> Path | None:
         return asset_path(self.path) if self.path else None
+
+
+# What configs and command lines may give for a tokenizer (read by `TokenizerRef.of`): a path, a reference, or a
+# mapping such as ``{class_path: motion.MotionCodec, init_args: {...}}`` (a codec without weights).
+TokenizerSpec = str | TokenizerRef | dict[str, Any]

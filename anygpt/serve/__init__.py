@@ -60,18 +60,20 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
                " 2 CPU cores), which exports it there." if ckpt == DEFAULT_CKPT else "")
         raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "
                          "released AnyGPT folder or a Lightning .ckpt.")
+    from anygpt.generation.options import LoadingOptions, PromptOptions
     from anygpt.generation.pipeline import AnyGPT
-    from anygpt.generation.prompts import TASKS, load_instructions
+    from anygpt.generation.prompts import TASKS
     from anygpt.serve.app import launch
     from anygpt.serve.session import MB, ModelHost, UploadLimits
 
     if task is not None and task not in TASKS:
         raise SystemExit(f"anygpt serve: error: unknown --task {task!r}; choose one of {', '.join(TASKS)}")
-    pools = load_instructions(instructions) if instructions else None
-    engine = AnyGPT.load(ckpt, tokenizers=tokenizers, device=device, system_prompt=system_prompt,
-                         trust_code=trust_code, image_decoder=image_decoder, compile=compile, template=template,
-                         force_marker=force_marker, constrained=constrained, music_seconds=music_seconds,
-                         music_start=music_start, instructions=pools)
+    loading = LoadingOptions(tokenizers=tokenizers, trust_code=trust_code, image_decoder=image_decoder,
+                             compile=compile)
+    engine = AnyGPT.load(ckpt, loading,
+                         PromptOptions(template=template, task=task, system_prompt=system_prompt,
+                                       force_marker=force_marker, constrained=constrained, music_seconds=music_seconds,
+                                       music_start=music_start, instructions=instructions), device)
     limits = UploadLimits(max_bytes=int(max_upload_mb * MB), max_image_pixels=int(max_image_megapixels * 1e6),
                           max_audio_seconds=max_audio_seconds, max_files=max_files)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does: files removed

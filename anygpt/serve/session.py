@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from anygpt.generation.chat import Transcript
+from anygpt.generation.options import PRESETS, GenerationConfig
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
 from anygpt.generation.prompts import TASKS
-from anygpt.generation.sampling import PRESETS, GenerationConfig
 from anygpt.media import MEDIA_KINDS
 from anygpt.serve.lock import FairLock
 from anygpt.serve.uploads import (  # noqa: F401 - MB, file_kind, TurnStopped: part of this module's interface

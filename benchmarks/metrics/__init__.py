@@ -3,6 +3,7 @@
 from benchmarks.metrics.cider import CIDEr, cider_d
 from benchmarks.metrics.clap_score import AudioTextEmbedder, CLAPScore, LaionClapEmbedder
 from benchmarks.metrics.clip_score import CLIPScore
+from benchmarks.metrics.frechet import FrechetDistance
 from benchmarks.metrics.speaker_similarity import (
     ResemblyzerEncoder,
     SpeakerEncoder,
@@ -15,6 +16,7 @@ __all__ = [
     "CIDEr",
     "CLAPScore",
     "CLIPScore",
+    "FrechetDistance",
     "AudioTextEmbedder",
     "LaionClapEmbedder",
     "ResemblyzerEncoder",

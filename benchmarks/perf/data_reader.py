@@ -26,10 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from anygpt.data.datamodule import MixtureStream, Source, resolve_modality
+from anygpt.data.datamodule import MixtureStream, Source
 from anygpt.data.shards import SampleStream, ShardWriter, expand_shards, read_shard
 from anygpt.data.templates import TemplateRenderer
-from anygpt.vocab import RELEASE_MODALITIES, UnifiedVocab, train_bpe_tokenizer
+from anygpt.modalities.registry import configured_modality
+from anygpt.modalities.spec import RELEASE_MODALITIES
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 WORDS = ("a dog runs on the beach while the sun sets behind calm blue water and two birds fly over the small "
          "boats near an old wooden pier as people walk slowly with guitars drums piano voices").split()
@@ -63,10 +66,7 @@ def main() -> None:
         root = Path(tmp)
         write_corpus(root, args.samples)
         text = train_bpe_tokenizer([" ".join(WORDS)] * 50, 1000, root / "tokenizer")
-        modalities = [{"name": s.name, "codebook_size": s.codebook_size, "markers": list(s.markers),
-                       "token_format": s.token_format, "layout": "frame_major:4" if s.name == "music" else "identity"}
-                      for s in RELEASE_MODALITIES]
-        resolved = [resolve_modality(m) for m in modalities]
+        resolved = [configured_modality(s.name) for s in RELEASE_MODALITIES]  # the paper's codecs, sized on meta
         vocab = UnifiedVocab(text, [spec for spec, _ in resolved])
         renderer = TemplateRenderer(vocab, {spec.name: fn for spec, fn in resolved})
         urls = [u for m in ("image", "speech", "music") for u in expand_shards(str(root / m))]

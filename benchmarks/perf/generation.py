@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from anygpt.generation.sampling import GenerationConfig, generate
+from anygpt.generation.options import GenerationConfig
+from anygpt.generation.sampling import generate
 from anygpt.model.configs import Config
 from benchmarks.perf.train_step import build_pair
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 
 
 class EnergyCodec(Codec):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
 from benchmarks.metrics import CIDEr
 from benchmarks.metrics.cider import CiderD
-from benchmarks.tasks.base import Prediction, Row, System, Task, locate
+from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option
 
 KARPATHY = ("coco/dataset_coco.json", "dataset_coco.json", "annotations/dataset_coco.json")
 
@@ -34,8 +35,17 @@ def splits(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+@dataclass
 class CocoCaption(Task):
-    """Caption the Karpathy test images and score CIDEr-D (pycocoevalcap's, PTB-tokenized)."""
+    """Caption the Karpathy test images and score CIDEr-D (pycocoevalcap's, PTB-tokenized).
+
+    Args:
+        image_root: folder the json's filepath/filename are relative to (default: the json's folder).
+        split: Karpathy split to evaluate.
+        train_split: Karpathy split(s) the baseline's captions come from, comma-separated.
+        cider_tokenizer: "java" (the COCO PTB tokenizer, exact), "python" (approximation, no JVM) or "none".
+        instruction: the captioning instruction.
+    """
 
     name = "coco-caption"
     needs = ("image",)
@@ -43,20 +53,11 @@ class CocoCaption(Task):
     metric = "cider"
     higher_is_better = {"cider": True}
 
-    def __init__(self, image_root: Path | None = None, split: str = "test", train_split: str = "train,restval",
-                 cider_tokenizer: str = "java", instruction: str = X2TEXT_INSTRUCTIONS["image"][0],
-                 **options: Any) -> None:
-        """
-        Args:
-            image_root: folder the json's filepath/filename are relative to (default: the json's folder).
-            split: Karpathy split to evaluate.
-            train_split: Karpathy split(s) the baseline's captions come from, comma-separated.
-            cider_tokenizer: "java" (the COCO PTB tokenizer, exact), "python" (approximation, no JVM) or "none".
-            instruction: the captioning instruction.
-        """
-        super().__init__(**options)
-        self.image_root, self.split, self.train_split = image_root, split, train_split
-        self.cider_tokenizer, self.instruction = cider_tokenizer, instruction
+    image_root: Path | None = option(None)
+    split: str = option("test")
+    train_split: str = option("train,restval", cache=False)
+    cider_tokenizer: str = option("java", cache=False)
+    instruction: str = option(X2TEXT_INSTRUCTIONS["image"][0])
 
     def read_items(self, root: Path) -> list:
         return read_split(root, splits(self.split), self.image_root)[: self.limit]
@@ -65,10 +66,10 @@ class CocoCaption(Task):
         return [str(it.image_id) for it in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("image", it.path)], "x2text") for it in items]
+        prompts = [self.item_prompt(self.instruction, [Media("image", it.path)], "x2text") for it in items]
         return self.text_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         if not self.is_main:  # CIDEr-D is corpus-level: rank 0 scores the gathered captions
             return None
         refs = [it.captions for it in items]
@@ -94,16 +95,12 @@ class CocoCaption(Task):
                 {"cider": CiderD(tokenized["random-train-caption"], tok_refs)})
         extra = {i: {"baseline caption": systems["random-train-caption"][i]} for i in range(len(items))} \
             if "random-train-caption" in systems else {}
-        return {"model": {"cider": CiderD(tokenized["model"], tok_refs)}, "baselines": baselines, "reference": None,
-                "judge": f"none (CIDEr-D, {self.cider_tokenizer} PTB tokenizer)", "failed_as": "an empty caption",
-                "notes": notes, "extra": extra}
+        return Scored(model={"cider": CiderD(tokenized["model"], tok_refs)}, baselines=baselines,
+                      judge=f"none (CIDEr-D, {self.cider_tokenizer} PTB tokenizer)", failed_as="an empty caption",
+                      notes=notes, extra=extra)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().media("image", items[i].path, "image").text("generated caption", preds[i].text)
                 .text("baseline caption", extra.get(i, {}).get("baseline caption", ""))
                 .text("references", items[i].captions) for i in indices]
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Caption the Karpathy test images; CIDEr-D with a 95% interval vs random training captions."""
-    return CocoCaption(**options).run()

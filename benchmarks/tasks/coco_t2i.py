@@ -7,6 +7,11 @@ Baselines (same metric, same run, same redraws):
 Reference (ceiling): the real image of each caption. A caption that got no decodable image scores -1 (the worst
 cosine) and is counted in ``n_failed``.
 
+Set distances (lower is better; no interval, read against the real-halves floor and n; failed images left out):
+``FD (tiny CLIP judge features)`` (or ``FD (CLIP judge features)`` with ``--judge``) on the judge's image embeddings,
+and with ``--fid_weights`` FID on torchmetrics' Inception-v3 features, each for the generated images, the
+random-training-image baseline and two halves of the real images (split by image file), against the real images.
+
 Memory stays bounded at any size: generated images are written to disk as they are made and every image is read and
 embedded ``batch_size`` at a time; only embeddings are kept.
 """
@@ -22,9 +27,12 @@ from typing import Any
 from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
+from benchmarks.judges.inception import InceptionFeatures
 from benchmarks.metrics import CLIPScore
-from benchmarks.tasks.base import Prediction, Row, Task
+from benchmarks.metrics.frechet import frechet_block
+from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.coco_caption import read_split, splits
+from benchmarks.tasks.scoring import score_text_to_media
 
 
 @dataclass
@@ -36,8 +44,20 @@ class CaptionItem:
     path: Path  # the real image
 
 
+@dataclass
 class CocoT2i(Task):
-    """Generate an image for each of N random captions and score CLIP(image, caption)."""
+    """Generate an image for each of N random captions and score CLIP(image, caption).
+
+    Args:
+        limit: number of random captions (the paper: 30000).
+        image_root: folder the json's paths are relative to.
+        split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
+            images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
+        train_split: Karpathy split(s) of the random-training-image baseline, comma-separated.
+        instruction: the text-to-image instruction.
+        fid_weights: torch-fidelity's Inception-v3 weights file (pt_inception-2015-12-05-6726825d.pth): also report
+            FID against the real images.
+    """
 
     name = "coco-t2i"
     needs = ("image",)
@@ -45,20 +65,12 @@ class CocoT2i(Task):
     metric = "clip_score"
     higher_is_better = {"clip_score": True}
 
-    def __init__(self, limit: int | None = 30000, image_root: Path | None = None, split: str = "test",
-                 train_split: str = "train,restval", instruction: str = TEXT2X_INSTRUCTIONS["image"][0],
-                 **options: Any) -> None:
-        """
-        Args:
-            limit: number of random captions (the paper: 30000).
-            image_root: folder the json's paths are relative to.
-            split: Karpathy split(s) the captions come from, comma-separated. Default "test" (the demo's held-out
-                images); the paper's pool of 30k random val2014 captions is "val,test,restval" (all of val2014).
-            train_split: Karpathy split(s) of the random-training-image baseline, comma-separated.
-            instruction: the text-to-image instruction.
-        """
-        super().__init__(limit=limit, **options)
-        self.image_root, self.split, self.train_split, self.instruction = image_root, split, train_split, instruction
+    limit: int | None = option(30000, cache=False)
+    image_root: Path | None = option(None)
+    split: str = option("test")
+    train_split: str = option("train,restval", cache=False)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["image"][0])
+    fid_weights: Path | None = option(None, cache=False)
 
     def read_items(self, root: Path) -> list[CaptionItem]:
         pairs = [CaptionItem(f"{im.image_id}-{k}", c, im.path)
@@ -70,10 +82,10 @@ class CocoT2i(Task):
         return [it.key for it in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.caption], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.caption], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         clip = load_judge("clip", self.judge, device=self.device, **(self.judge_options or {}))
         metric = CLIPScore(clip.model, preprocess=clip.preprocess, tokenizer=clip.tokenizer,
                            batch_size=self.batch_size).to(self.device)
@@ -86,11 +98,26 @@ class CocoT2i(Task):
             except DatasetError as err:
                 notes.append(f"no random-train-image baseline: {err} (give --train_split)")
         picks = [rng.choice(train).path for _ in items] if train else None
-        scored = self.score_text_to_media(items, preds, metric.embed_texts, metric.embed_images, picks, "image",
-                                          "clip_score")
-        if scored is None:
-            return None
-        return {**scored, "judge": clip.description, "failed_as": "the worst CLIP score, -1", "notes": notes}
+        name = "FD (tiny CLIP judge features)" if self.judge is None else "FD (CLIP judge features)"
+        scored = score_text_to_media(self, items, preds, metric.embed_texts, metric.embed_images, picks, "image",
+                                     "clip_score", judge=clip.description, failed_as="the worst CLIP score, -1",
+                                     notes=notes, distance=name)
+        if self.fid_weights is not None:
+            fid = self.fid(items, preds, picks)
+            if scored is not None:
+                scored.set_distances["fid"] = fid
+        return scored
+
+    def fid(self, items, preds, picks) -> dict[str, Any]:
+        """FID (torchmetrics' Inception-v3 features) of the generated, random-training and real-half images."""
+        inception = InceptionFeatures(self.fid_weights, self.device)
+        mine = self.shard(len(items))
+        train = {"random-train-image": ("a random real training image per caption", {i: picks[i] for i in mine})}
+        return frechet_block("FID (Inception-v3)", inception.description, inception.num_features,
+                             {i: items[i].path for i in mine}, {i: preds[i].path for i in mine if not preds[i].empty},
+                             train if picks else {}, len(items), sum(p.empty for p in preds), self.seed,
+                             embed=inception.embed_files, batch_size=self.batch_size, device=self.device,
+                             groups=[str(it.path) for it in items])
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []
@@ -102,7 +129,3 @@ class CocoT2i(Task):
             rows.append(row.text("note", preds[i].note or ""))
         return rows
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Draw COCO captions; CLIP score with a 95% interval vs shuffled pairs and random real images."""
-    return CocoT2i(**options).run()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
 from benchmarks.metrics import WordErrorRate
 from benchmarks.stats import ratio_of
-from benchmarks.tasks.base import Prediction, Row, System, Task, locate
+from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option
 
 
 def frequent_words_transcript(train_texts: Sequence[str], max_words: int = 12, sample: int = 2000,
@@ -44,8 +45,15 @@ def frequent_words_transcript(train_texts: Sequence[str], max_words: int = 12, s
     return best
 
 
+@dataclass
 class LibrispeechAsr(Task):
-    """Transcribe LibriSpeech utterances with the model and score the corpus WER."""
+    """Transcribe LibriSpeech utterances with the model and score the corpus WER.
+
+    Args:
+        split: LibriSpeech subset to evaluate.
+        train_split: LibriSpeech subset(s) (comma-separated) whose transcripts give the frequent-words baseline.
+        instruction: the transcription instruction.
+    """
 
     name = "librispeech-asr"
     needs = ("speech",)
@@ -53,16 +61,9 @@ class LibrispeechAsr(Task):
     metric = "wer"
     higher_is_better = {"wer": False}
 
-    def __init__(self, split: str = "test-clean", train_split: str = "train-clean-100",
-                 instruction: str = X2TEXT_INSTRUCTIONS["speech"][0], **options: Any) -> None:
-        """
-        Args:
-            split: LibriSpeech subset to evaluate.
-            train_split: LibriSpeech subset(s) (comma-separated) whose transcripts give the frequent-words baseline.
-            instruction: the transcription instruction.
-        """
-        super().__init__(**options)
-        self.split, self.train_split, self.instruction = split, train_split, instruction
+    split: str = option("test-clean")
+    train_split: str = option("train-clean-100", cache=False)
+    instruction: str = option(X2TEXT_INSTRUCTIONS["speech"][0])
 
     def speech_root(self, root: Path) -> Path:
         return locate(root, ("librispeech", "LibriSpeech"), f"LibriSpeech {self.split}/ folder", inside=self.split)
@@ -75,10 +76,10 @@ class LibrispeechAsr(Task):
         return items
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("speech", it.path)], "x2text") for it in items]
+        prompts = [self.item_prompt(self.instruction, [Media("speech", it.path)], "x2text") for it in items]
         return self.text_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         if not self.is_main:  # text against text: cheap, rank 0 scores everything
             return None
         wer = WordErrorRate()
@@ -101,15 +102,11 @@ class LibrispeechAsr(Task):
             else:
                 notes.append(f"no frequent-words baseline: no training transcripts in {speech_root}/"
                              f"{{{self.train_split}}} (give --train_split)")
-        return {"model": {"wer": model}, "baselines": baselines, "reference": None, "notes": notes,
-                "judge": "none (the model transcribes; WER after Whisper English normalization)",
-                "failed_as": "an empty transcript (every word deleted)"}
+        return Scored(model={"wer": model}, baselines=baselines, notes=notes,
+                      judge="none (the model transcribes; WER after Whisper English normalization)",
+                      failed_as="an empty transcript (every word deleted)")
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().media("speech", items[i].path, "speech").text("transcript", preds[i].text)
                 .text("reference", items[i].text) for i in indices]
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Transcribe LibriSpeech; corpus WER with a 95% interval vs empty and frequent-word output."""
-    return LibrispeechAsr(**options).run()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLAPScore
 from benchmarks.stats import mean_of
-from benchmarks.tasks.base import Prediction, Row, System, Task, cosines, derangement, embed_in_batches, locate
+from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option
+from benchmarks.tasks.scoring import cosines, derangement, embed_in_batches
 
 CSV = ("musiccaps/musiccaps.csv", "musiccaps.csv", "musiccaps/musiccaps-public.csv", "musiccaps-public.csv")
 
@@ -74,8 +76,17 @@ def audio_file_embedder(metric: CLAPScore):
     return embed
 
 
+@dataclass
 class MusiccapsCaption(Task):
-    """Caption MusicCaps clips with the model and score CLAP(music, generated caption)."""
+    """Caption MusicCaps clips with the model and score CLAP(music, generated caption).
+
+    Args:
+        audio_dir: folder of the clips (default: audio/ beside the csv).
+        split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
+        train_split: the split whose captions give the random-training-caption baseline ("train" = the rows
+            that are not is_audioset_eval for the original csv).
+        instruction: the captioning instruction.
+    """
 
     name = "musiccaps-caption"
     needs = ("music",)
@@ -83,18 +94,10 @@ class MusiccapsCaption(Task):
     metric = "clap_score"
     higher_is_better = {"clap_score": True}
 
-    def __init__(self, audio_dir: Path | None = None, split: str = "test", train_split: str = "train",
-                 instruction: str = X2TEXT_INSTRUCTIONS["music"][0], **options: Any) -> None:
-        """
-        Args:
-            audio_dir: folder of the clips (default: audio/ beside the csv).
-            split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
-            train_split: the split whose captions give the random-training-caption baseline ("train" = the rows
-                that are not is_audioset_eval for the original csv).
-            instruction: the captioning instruction.
-        """
-        super().__init__(**options)
-        self.audio_dir, self.split, self.train_split, self.instruction = audio_dir, split, train_split, instruction
+    audio_dir: Path | None = option(None)
+    split: str = option("test")
+    train_split: str = option("train", cache=False)
+    instruction: str = option(X2TEXT_INSTRUCTIONS["music"][0])
 
     def read_items(self, root: Path) -> list:
         return read_clips(root, self.split, self.audio_dir, self.limit)
@@ -103,10 +106,10 @@ class MusiccapsCaption(Task):
         return [c.ytid for c in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [Media("music", c.path)], "x2text") for c in items]
+        prompts = [self.item_prompt(self.instruction, [Media("music", c.path)], "x2text") for c in items]
         return self.text_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         judge, metric = clap_metric(self)
         n, mine, bs = len(items), self.shard(len(items)), self.batch_size
         notes: list[str] = []
@@ -135,17 +138,13 @@ class MusiccapsCaption(Task):
                 "the caption of a random training clip for each clip",
                 {"clap_score": mean_of(cosines(np.stack([g[3] for g in gathered]), clip_emb))})
         extra = {i: {"baseline caption": picks[i].caption} for i in range(n)} if picks else {}
-        return {"model": {"clap_score": mean_of(cosines(gen, clip_emb))}, "baselines": baselines,
-                "reference": System("the clips scored against their own MusicCaps captions",
-                                    {"clap_score": mean_of(cosines(real_text, clip_emb))}),
-                "judge": judge.description, "failed_as": "an empty caption", "notes": notes, "extra": extra}
+        return Scored(model={"clap_score": mean_of(cosines(gen, clip_emb))}, baselines=baselines,
+                      reference=System("the clips scored against their own MusicCaps captions",
+                                       {"clap_score": mean_of(cosines(real_text, clip_emb))}),
+                      judge=judge.description, failed_as="an empty caption", notes=notes, extra=extra)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().media("music", items[i].path, "music").text("generated caption", preds[i].text)
                 .text("random training caption (baseline)", extra.get(i, {}).get("baseline caption", ""))
                 .text("reference caption", items[i].caption) for i in indices]
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Caption MusicCaps clips; CLAP score with a 95% interval vs shuffled pairs and training captions."""
-    return MusiccapsCaption(**options).run()

@@ -5,24 +5,45 @@ Baselines (same metric, same run, same redraws):
 - ``shuffled``: the generated music scored against other items' captions (the judge's chance level, a floor);
 - ``random-train-clip``: a real random *training* clip for each caption (what returning any real music gets).
 Reference (ceiling): the real clips against their captions. A caption that got no decodable music scores -1 (the
-worst cosine) and is counted in ``n_failed``. Generated clips are written to disk as they are made and read back
+worst cosine) and is counted in ``n_failed``.
+
+Set distances (lower is better; no interval, read against the real-halves floor and n; failed clips left out):
+``FD (tiny CLAP judge features)`` on the judge's audio embeddings (``FAD (laion_clap judge embeddings)`` with a
+laion_clap ``--judge``), and with ``--fad_embedder`` FAD on EnCodec 24 kHz encoder frames (fadtk's ``encodec-emb``),
+each for the generated clips, the random-training-clip baseline and two halves of the real clips, against the real
+clips. Generated clips are written to disk as they are made and read back
 ``batch_size`` at a time for scoring; only embeddings are kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
-from benchmarks.tasks.base import Prediction, Row, Task
+from benchmarks.judges.encodec_features import EncodecFeatures
+from benchmarks.metrics.frechet import frechet_block
+from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
+from benchmarks.tasks.scoring import score_text_to_media
 
 
+@dataclass
 class MusiccapsGen(Task):
-    """Generate music for MusicCaps captions and score CLAP(generated music, caption)."""
+    """Generate music for MusicCaps captions and score CLAP(generated music, caption).
+
+    Args:
+        audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report, the
+            reference score and the random-training-clip baseline.
+        split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
+        train_split: the split the random-training-clip baseline draws from.
+        instruction: the text-to-music instruction.
+        fad_embedder: the encodec package's 24 kHz weights file (encodec_24khz-d7cc33bc.th): also report FAD on its
+            encoder frames against the real clips.
+    """
 
     name = "musiccaps-gen"
     needs = ("music",)
@@ -30,18 +51,11 @@ class MusiccapsGen(Task):
     metric = "clap_score"
     higher_is_better = {"clap_score": True}
 
-    def __init__(self, audio_dir: Path | None = None, split: str = "test", train_split: str = "train",
-                 instruction: str = TEXT2X_INSTRUCTIONS["music"][0], **options: Any) -> None:
-        """
-        Args:
-            audio_dir: folder of the real clips (default: audio/ beside the csv); they appear in the report, the
-                reference score and the random-training-clip baseline.
-            split: the csv's split column value, or "test" = is_audioset_eval for the original csv.
-            train_split: the split the random-training-clip baseline draws from.
-            instruction: the text-to-music instruction.
-        """
-        super().__init__(**options)
-        self.audio_dir, self.split, self.train_split, self.instruction = audio_dir, split, train_split, instruction
+    audio_dir: Path | None = option(None)
+    split: str = option("test")
+    train_split: str = option("train", cache=False)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["music"][0])
+    fad_embedder: Path | None = option(None, cache=False)
 
     def read_items(self, root: Path) -> list:
         return read_clips(root, self.split, self.audio_dir, self.limit)
@@ -50,10 +64,10 @@ class MusiccapsGen(Task):
         return [c.ytid for c in items]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [c.caption], "text2x") for c in items]
+        prompts = [self.item_prompt(self.instruction, [c.caption], "text2x") for c in items]
         return self.media_predictions(keys, prompts, generator)
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
         judge, metric = clap_metric(self)
         notes: list[str] = []
         picks = None
@@ -63,11 +77,27 @@ class MusiccapsGen(Task):
                                               self.seed)
             except DatasetError as err:
                 notes.append(f"no random-train-clip baseline: {err}")
-        scored = self.score_text_to_media(items, preds, metric.embed_texts, audio_file_embedder(metric),
-                                          [p.path for p in picks] if picks else None, "clip", "clap_score")
-        if scored is None:
-            return None
-        return {**scored, "judge": judge.description, "failed_as": "the worst CLAP score, -1", "notes": notes}
+        name = "FD (tiny CLAP judge features)" if self.judge is None else (
+            "FD (CLAP judge features)" if Path(self.judge).is_dir() else "FAD (laion_clap judge embeddings)")
+        scored = score_text_to_media(self, items, preds, metric.embed_texts, audio_file_embedder(metric),
+                                     [p.path for p in picks] if picks else None, "clip", "clap_score",
+                                     judge=judge.description, failed_as="the worst CLAP score, -1", notes=notes,
+                                     distance=name)
+        if self.fad_embedder is not None:
+            fad = self.fad([p.path for p in picks] if picks else None, items, preds)
+            if scored is not None:
+                scored.set_distances["fad"] = fad
+        return scored
+
+    def fad(self, picks, items, preds) -> dict[str, Any]:
+        """FAD on EnCodec encoder frames of the generated, random-training and real-half clips."""
+        encodec = EncodecFeatures(self.fad_embedder, self.device)
+        mine = self.shard(len(items))
+        train = {"random-train-clip": ("a random real training clip per caption", {i: picks[i] for i in mine})}
+        return frechet_block("FAD (EnCodec 24 kHz)", encodec.description, encodec.num_features,
+                             {i: items[i].path for i in mine}, {i: preds[i].path for i in mine if not preds[i].empty},
+                             train if picks else {}, len(items), sum(p.empty for p in preds), self.seed,
+                             embed=encodec.embed_files, batch_size=self.batch_size, device=self.device)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         rows = []
@@ -79,7 +109,3 @@ class MusiccapsGen(Task):
             rows.append(row.text("note", preds[i].note or ""))
         return rows
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Generate music for MusicCaps captions; CLAP score with a 95% interval vs shuffled and real clips."""
-    return MusiccapsGen(**options).run()

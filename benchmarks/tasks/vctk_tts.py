@@ -11,6 +11,14 @@ Baselines (both metrics, same run, same redraws), each something a model must be
 Reference (ceiling): the real recording of the sentence by the prompt's speaker (the judge's WER on real speech, and
 the similarity of two real utterances of one speaker). Speech that failed to decode counts as an empty transcript and
 the worst similarity, -1.
+
+``--protocol seed-tts-eval`` scores the way seed-tts-eval does, to compare with other TTS papers: the ASR judge must be
+a Whisper folder (Whisper-large-v3) and the speaker encoder a WavLM x-vector folder (transformers' WavLMForXVector;
+seed-tts-eval itself uses UniSpeech's WavLM-large + ECAPA-TDNN, not a transformers model), and WER is the mean of
+per-utterance WERs after the protocol's normalization (`benchmarks.metrics.seed_tts`).
+
+``--mos sig_bak_ovr.onnx`` adds DNSMOS P.835 OVRL (`benchmarks.metrics.dnsmos`, higher is better, 1-5) for the model,
+every baseline and the reference; speech that failed to decode scores the bottom of the scale, 1.
 """
 
 from __future__ import annotations
@@ -28,9 +36,13 @@ from anygpt.data.readers import DatasetError, Utterance, read_vctk
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from anygpt.media import read_audio_with_rate
 from benchmarks.judges import load_judge
+from benchmarks.judges.asr import WhisperAsr
 from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeakerEncoder, WordErrorRate
+from benchmarks.metrics.dnsmos import WORST_MOS, Dnsmos
+from benchmarks.metrics.seed_tts import NORMALIZATION, PROTOCOLS, utterance_wers
 from benchmarks.stats import mean_of, ratio_of
-from benchmarks.tasks.base import WORST_COSINE, Prediction, Row, System, Task, locate
+from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option
+from benchmarks.tasks.scoring import WORST_COSINE
 
 SYSTEMS = ("model", "silence", "prompt", "other-speaker", "reference")
 
@@ -70,25 +82,36 @@ def _text_key(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
+@dataclass
 class VctkTts(Task):
-    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity."""
+    """Speak VCTK sentences in the prompt speaker's voice; score WER (ASR judge) and speaker similarity.
+
+    Args:
+        speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
+        prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
+        instruction: the text-to-speech instruction.
+        protocol: "anygpt" (corpus WER after Whisper's English normalizer) or "seed-tts-eval" (mean per-utterance
+            WER after that protocol's normalization; needs --judge a Whisper folder and --speaker_encoder a WavLM
+            x-vector folder).
+        mos: DNS-Challenge's DNSMOS P.835 model (sig_bak_ovr.onnx): also score DNSMOS OVRL.
+    """
 
     name = "vctk-tts"
     needs = ("speech",)
     output = "speech"
     metric = "wer"
-    higher_is_better = {"wer": False, "speaker_similarity": True}
+    higher_is_better = {"wer": False, "speaker_similarity": True, "dnsmos_ovrl": True}
 
-    def __init__(self, speaker_encoder: str = "resemblyzer", prompt_seconds: float = 3.0,
-                 instruction: str = TEXT2X_INSTRUCTIONS["speech"][0], **options: Any) -> None:
-        """
-        Args:
-            speaker_encoder: "resemblyzer" (offline GE2E) or a local WavLM x-vector folder (the paper's kind).
-            prompt_seconds: length of the voice prompt cut from another utterance of the same speaker.
-            instruction: the text-to-speech instruction.
-        """
-        super().__init__(**options)
-        self.speaker_encoder, self.prompt_seconds, self.instruction = speaker_encoder, prompt_seconds, instruction
+    speaker_encoder: str = option("resemblyzer", cache=False)
+    prompt_seconds: float = option(3.0)
+    instruction: str = option(TEXT2X_INSTRUCTIONS["speech"][0])
+    protocol: str = option("anygpt", cache=False)
+    mos: Path | None = option(None, cache=False)
+
+    def check_options(self) -> None:
+        super().check_options()
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"--protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
     def read_items(self, root: Path) -> list[TtsItem]:
         vctk = locate(root, ("vctk", "VCTK", "VCTK-Corpus"), "VCTK folder (txt/)", inside="txt")
@@ -117,14 +140,21 @@ class VctkTts(Task):
         return wav[..., : int(self.prompt_seconds * tok.codec.sample_rate)]
 
     def predict_batch(self, items, keys, generator) -> list[Prediction]:
-        prompts = [self.prompt(self.instruction, [it.target.text], "text2x") for it in items]
+        prompts = [self.item_prompt(self.instruction, [it.target.text], "text2x") for it in items]
         return self.media_predictions(keys, prompts, generator, [self._prompt_audio(it) for it in items])
 
-    def score(self, items, preds) -> dict[str, Any] | None:
+    def score(self, items, preds) -> Scored | None:
+        seed = self.protocol == "seed-tts-eval"
+        if seed and (self.judge is None or self.speaker_encoder == "resemblyzer"):
+            raise ValueError("--protocol seed-tts-eval needs --judge <a local whisper-large-v3 folder> and "
+                             "--speaker_encoder <a local WavLM x-vector folder>")
         asr = load_judge("asr", self.judge, device=self.device)
+        if seed and not isinstance(asr, WhisperAsr):
+            raise ValueError(f"--protocol seed-tts-eval: --judge {self.judge} is not a Whisper folder")
         encoder = (ResemblyzerEncoder() if self.speaker_encoder == "resemblyzer"
                    else WavLMSpeakerEncoder(self.speaker_encoder))
         similarity, wer = SpeakerSimilarity(encoder), WordErrorRate()
+        dnsmos = Dnsmos(self.mos) if self.mos is not None else None
         n, mine = len(items), self.shard(len(items))
         local: dict[int, dict[str, Any]] = {}
         for start in range(0, len(mine), self.batch_size):  # audio is read one batch at a time
@@ -145,23 +175,31 @@ class VctkTts(Task):
             prompt_emb = [similarity.embed([w], r)[0] for w, r in prompts]
             for name, wavs in speech.items():
                 said = _transcribe(asr, wavs)
-                errors, words = wer.item_errors(said, [items[i].target.text for i in batch])
+                texts = [items[i].target.text for i in batch]
+                if seed:  # per-utterance WER (its mean is the protocol's score)
+                    errors, words = utterance_wers(said, texts), [1] * len(batch)
+                else:
+                    errors, words = wer.item_errors(said, texts)
                 for k, i in enumerate(batch):
                     if wavs[k] is None:
                         cos = WORST_COSINE
                     else:
                         emb = prompt_emb[k] if name == "prompt" else similarity.embed([wavs[k][0]], wavs[k][1])[0]
                         cos = float(torch.nn.functional.cosine_similarity(emb, prompt_emb[k], dim=0))
-                    local.setdefault(i, {})[name] = (errors[k], words[k], cos, said[k])
+                    mos = (WORST_MOS if wavs[k] is None else dnsmos.score(*wavs[k])["ovrl"]) if dnsmos else None
+                    local.setdefault(i, {})[name] = (errors[k], words[k], cos, said[k], mos)
         gathered = self.gather(local, n)
         if not self.is_main:
             return None
 
         def system(name: str) -> dict[str, Any]:
             e, w, c = (np.array([g[name][k] for g in gathered], dtype=np.float64) for k in range(3))
-            return {"wer": ratio_of(e, w), "speaker_similarity": mean_of(c)}
+            out = {"wer": mean_of(e) if seed else ratio_of(e, w), "speaker_similarity": mean_of(c)}
+            if dnsmos is not None:
+                out["dnsmos_ovrl"] = mean_of(np.array([g[name][4] for g in gathered], dtype=np.float64))
+            return out
 
-        notes = []
+        notes = [f"protocol {NORMALIZATION}"] if seed else []
         if any(it.voice is it.target for it in items):
             notes.append("some speakers have a single utterance: their voice prompt is cut from the target utterance")
         baselines = {}
@@ -178,11 +216,15 @@ class VctkTts(Task):
             else:
                 notes.append("no other-speaker baseline: the corpus has a single speaker")
         extra = {i: {"judge transcript": g["model"][3]} for i, g in enumerate(gathered)}
-        return {"model": system("model"), "baselines": baselines,
-                "reference": System("the real recording of each sentence by the prompt's speaker", system("reference")),
-                "judge": f"{asr.description}; speaker encoder: {self.speaker_encoder}",
-                "failed_as": "an empty transcript and the worst speaker similarity, -1", "notes": notes,
-                "extra": extra}
+        return Scored(model=system("model"), baselines=baselines,
+                      reference=System("the real recording of each sentence by the prompt's speaker",
+                                       system("reference")),
+                      judge=f"{asr.description}; speaker encoder: {self.speaker_encoder}"
+                            + ("; protocol: seed-tts-eval" if seed else "")
+                            + (f"; MOS: {dnsmos.description}" if dnsmos else ""),
+                      failed_as="an empty transcript and the worst speaker similarity, -1"
+                                + (", DNSMOS 1 (the bottom of the scale)" if dnsmos else ""),
+                      notes=notes, extra=extra)
 
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
         return [Row().text("text", items[i].target.text).media("voice prompt", items[i].voice.path, "speech")
@@ -202,7 +244,3 @@ def _transcribe(asr: Any, wavs: Sequence[tuple[torch.Tensor, int] | None]) -> li
             out[k] = text
     return out
 
-
-def run(**options: Any) -> dict[str, Any]:
-    """Speak VCTK sentences in a prompt's voice; judge WER and speaker similarity vs silence/prompt/other voice."""
-    return VctkTts(**options).run()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from anygpt.generation.options import PromptOptions  # noqa: E402
 from anygpt.generation.pipeline import AnyGPT
 from anygpt.serve.app import launch
 from anygpt.serve.session import ModelHost
@@ -40,7 +41,8 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with ModelHost(AnyGPT.load(args.ckpt, template=args.template), name=args.ckpt, task=args.task) as host:
+    engine = AnyGPT.load(args.ckpt, prompt=PromptOptions(template=args.template))
+    with ModelHost(engine, name=args.ckpt, task=args.task) as host:
         app = launch(host, port=port, block=False)
         try:
             shoot(f"http://127.0.0.1:{port}/", Path(args.out), host.root / "browser", args.seed)

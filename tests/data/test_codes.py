@@ -15,7 +15,7 @@ from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.prepare import GigaSpeech, LibriSpeech, prepare
 from anygpt.data.shards import expand_shards, read_shard
 from anygpt.data.tiny import make_tokenizer
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.registry import modality_for
 from tests.data.test_raw_sources import audio, gigaspeech
 

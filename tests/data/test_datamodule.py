@@ -118,15 +118,15 @@ def test_out_of_range_codes_are_skipped_and_counted(corpus):
     dm = AnyGPTDataModule(str(corpus / "tokenizer"), TINY_MODALITIES,
                           [Source(str(corpus / "shards" / "image"), 0.5), Source(str(corpus / "shards" / "speech"))],
                           max_length=96, batch_size=2, batches_per_epoch=2)
-    from anygpt.data.datamodule import resolve_modality
+    from anygpt.modalities.registry import configured_modality
     from anygpt.vocab import UnifiedVocab
 
-    dm.renderer.vocab = UnifiedVocab(dm.vocab.text, [resolve_modality(m)[0] for m in smaller])
+    dm.renderer.vocab = UnifiedVocab(dm.vocab.text, [configured_modality(m)[0] for m in smaller])
     with pytest.warns(UserWarning, match="image0.npy codes span"):
         list(dm.train_dataloader())
     assert dm.stats.out_of_range > 0 and dm.stats.samples > 0
     smaller[0]["codebook_size"] = 4  # nothing fits: the run stops with a message instead of spinning
-    dm.renderer.vocab = UnifiedVocab(dm.vocab.text, [resolve_modality(m)[0] for m in smaller])
+    dm.renderer.vocab = UnifiedVocab(dm.vocab.text, [configured_modality(m)[0] for m in smaller])
     dm._train_loader = None
     dm.hparams.batches_per_epoch = 50
     with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="unusable samples in a row"):

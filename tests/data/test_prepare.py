@@ -10,7 +10,7 @@ import torch
 
 from anygpt.data.prepare import AnyInstruct, AudioCaptionCsv, MusicCaps, prepare
 from anygpt.data.shards import ReaderStats, expand_shards, read_manifest, read_shard
-from anygpt.modalities.base import Codec, Modality
+from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.registry import modality_for
 
 

@@ -13,15 +13,16 @@ from anygpt.data.templates import (
     layout_flatten,
 )
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
-from anygpt.vocab import UnifiedVocab, load_text_tokenizer
+from anygpt.text_tokenizer import load_text_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
-    from anygpt.data.datamodule import resolve_modality
+    from anygpt.modalities.registry import configured_modality
 
     text = load_text_tokenizer(make_tokenizer(tmp_path_factory.mktemp("tok")))
-    return UnifiedVocab(text, [resolve_modality(m)[0] for m in TINY_MODALITIES])
+    return UnifiedVocab(text, [configured_modality(m)[0] for m in TINY_MODALITIES])
 
 
 def pair(modality="image", codes=None, **meta):

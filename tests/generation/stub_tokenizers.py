@@ -4,8 +4,9 @@ from typing import Any
 
 import torch
 
-from anygpt.modalities.base import Codec, Modality, SpanStructure
+from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.registry import modality_for
+from anygpt.modalities.spec import SpanStructure
 
 
 class _Stub(Codec):

@@ -2,11 +2,13 @@ import pytest
 import torch
 
 from anygpt.generation.constrained import ModalityConstraint
-from anygpt.generation.sampling import GenerationConfig, generate
-from anygpt.modalities.base import SpanStructure
+from anygpt.generation.options import GenerationConfig
+from anygpt.generation.sampling import generate
+from anygpt.modalities.spec import ModalitySpec, SpanStructure
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import ModalitySpec, TextTokenizer, UnifiedVocab
+from anygpt.text_tokenizer import TextTokenizer
+from anygpt.vocab import UnifiedVocab
 
 STRUCTURES = {
     "image": SpanStructure(fixed_length=6),  # SEED-like: exactly 6 codes

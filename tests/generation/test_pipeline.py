@@ -10,10 +10,13 @@ from PIL import Image
 
 from anygpt.checkpoints import Bundle, ExportBundle, TokenizerRef, hf_to_anygpt, load_bundle, save_bundle
 from anygpt.generation.chat import chat, generate
+from anygpt.generation.options import DecodingOptions, PromptOptions
 from anygpt.generation.pipeline import AnyGPT, Media, parse_message
+from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import RELEASE_MODALITIES, SPECIAL_TOKENS, UnifiedVocab, VocabLayoutError, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import SPECIAL_TOKENS, UnifiedVocab, VocabLayoutError
 from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
 
 
@@ -61,7 +64,7 @@ def test_prompts_follow_the_release_templates(bundle_dir):
     # base: the pretraining template, the user's text as the instruction, the media after it
     assert text.startswith("<s>[Human]: Describe this please <soim><👀") and text.count("<👀") == 32
     assert text.endswith("<eoim><eoh> [MMGPT]: <sosp>")
-    chat = AnyGPT.load(bundle_dir / "export", template="chat")
+    chat = AnyGPT.load(bundle_dir / "export", prompt=PromptOptions(template="chat"))
     written = chat.vocab.decode_text(chat.prompt_ids(parts, force="speech", task="none"))
     assert written.startswith("<s>You are a test model.\n[Human]: Describe this <soim><👀")
     assert written.endswith("<eoim> please<eoh>\n[MMGPT]: <sosp>")
@@ -99,7 +102,8 @@ def test_chat_keeps_history_and_writes_a_transcript(bundle_dir, tmp_path):
     script = tmp_path / "messages.txt"
     script.write_text(f"Describe this [image: {bundle_dir / 'in.png'}]\n/music compose calm music\n/reset\n"
                       f"/speech say hello\nWhat is this? [speech: {bundle_dir / 'missing.wav'}]\n")
-    page = chat(str(bundle_dir / "export"), out=str(tmp_path / "chat"), input=str(script), max_new_tokens=24)
+    page = chat(str(bundle_dir / "export"), out=str(tmp_path / "chat"), input=str(script),
+                decoding=DecodingOptions(max_new_tokens=24))
     html = (tmp_path / "chat" / "transcript.html").read_text()
     assert page.endswith("transcript.html")
     assert "<img" in html and html.count("<audio") >= 1 and "asked for music output" in html
@@ -111,7 +115,7 @@ def test_chat_keeps_history_and_writes_a_transcript(bundle_dir, tmp_path):
 def test_chat_reports_progress_and_can_be_stopped_from_it(bundle_dir):
     """The hook behind `anygpt serve`'s progress line and Stop button (the chat template, which keeps history;
     the start marker forced: an image span to decode whatever this untrained model samples)."""
-    anygpt = AnyGPT.load(bundle_dir / "export", template="chat", force_marker=True)
+    anygpt = AnyGPT.load(bundle_dir / "export", prompt=PromptOptions(template="chat", force_marker=True))
     seen = []
     reply = anygpt.chat(["draw ", Media("image", str(bundle_dir / "in.png"))], output="image",
                         generator=torch.Generator().manual_seed(0),
@@ -133,7 +137,7 @@ def test_chat_reports_progress_and_can_be_stopped_from_it(bundle_dir):
 
 def test_generate_one_shot_returns_summary(bundle_dir, tmp_path):
     summary = generate("compose calm music", str(bundle_dir / "export"), output="music", out=str(tmp_path / "g"),
-                       max_new_tokens=20)
+                       decoding=DecodingOptions(max_new_tokens=20))
     assert summary["transcript"].endswith("transcript.html")
     assert all(f.endswith(".wav") for f in summary["files"])
 
@@ -225,7 +229,7 @@ def test_export_records_how_to_prompt_it(bundle_dir, tmp_path):
     assert anygpt.prompt_text(["Hello there"], output="speech").endswith("[Human]: Hello there<eoh>\n[MMGPT]:")
     assert anygpt.prompt_text(["Hello there"], output="speech", task="auto").endswith(
         "[Human]: Hello there Please read the given text.<eoh>\n[MMGPT]:")
-    assert AnyGPT.load(tmp_path / "export", template="base").template == "base"
+    assert AnyGPT.load(tmp_path / "export", prompt=PromptOptions(template="base")).template == "base"
     with pytest.raises(ValueError, match="template"):
         ExportBundle(str(tmp_path / "x"), template="pretrain")
 
@@ -244,7 +248,8 @@ def test_exports_refer_to_the_shipped_tokenizers_portably(tmp_path):
     save_bundle(Bundle(model, vocab, {"image": image, "music": stub}, None, refs), tmp_path / "export")
     recorded = json.loads((tmp_path / "export" / "anygpt.json").read_text())["tokenizers"]
     assert recorded["image"]["path"] == "anygpt-assets:tokenizers/image"  # not where this machine installed anygpt
-    assert recorded["music"]["path"] == str(tmp_path / "music")  # the user's own files stay where they are
+    assert recorded["music"]["path"] == "tokenizers/music"  # a small tokenizer travels inside the export
+    assert (tmp_path / "export" / "tokenizers" / "music" / "model.safetensors").is_file()
     loaded = load_bundle(tmp_path / "export")
     assert type(loaded.tokenizers["image"].codec) is type(image.codec)
     for (key, value), reference in zip(loaded.tokenizers["image"].codec.state_dict().items(),
@@ -275,7 +280,7 @@ def test_template_and_decoding_defaults_follow_the_checkpoint(chat_model):
 
 def test_spoken_dialogue_replies_split_into_transcript_and_answer(chat_model, tmp_path):
     from anygpt.generation.chat import Transcript, _describe
-    from anygpt.generation.sampling import preset
+    from anygpt.generation.options import preset
 
     v = chat_model.vocab
     speech = v.encode_codes("speech", torch.tensor([1, 2, 3, 4]))
@@ -295,7 +300,7 @@ def test_spoken_dialogue_replies_split_into_transcript_and_answer(chat_model, tm
 
 
 def test_constrained_decoding_can_be_switched_off(chat_model):
-    from anygpt.generation.sampling import GenerationConfig
+    from anygpt.generation.options import GenerationConfig
 
     prompt = [chat_model.encode_prompt(chat_model.prompt_text(["make music"], output="music", force="music"))]
     config = GenerationConfig(max_new_tokens=12, stop_ids=(chat_model.vocab.token_id("<eos>"),))
@@ -313,14 +318,17 @@ def test_constrained_decoding_can_be_switched_off(chat_model):
 def test_music_input_is_cropped_like_the_release(chat_model):
     wav = torch.arange(16000 * 30, dtype=torch.float32)
     assert chat_model.crop_music(wav, 16000).shape[-1] == 5 * 16000 and chat_model.crop_music(wav, 16000)[0] == 0
-    base = AnyGPT(chat_model.bundle, template="base")
+    base = AnyGPT(chat_model.bundle, PromptOptions(template="base"))
     assert base.music_seconds == 20.0 and base.crop_music(wav, 16000).shape[-1] == 20 * 16000
-    randomly = AnyGPT(chat_model.bundle, music_start="random")
+    randomly = AnyGPT(chat_model.bundle, PromptOptions(music_start="random"))
     starts = {int(randomly.crop_music(wav, 16000, torch.Generator().manual_seed(s))[0]) for s in range(4)}
     assert len(starts) > 1 and all(0 <= s <= 25 * 16000 for s in starts)
     assert chat_model.crop_music(wav[:100], 16000).shape[-1] == 100  # shorter clips stay whole
     with pytest.raises(ValueError, match="music_start"):
-        AnyGPT(chat_model.bundle, music_start="middle")
+        AnyGPT(chat_model.bundle, PromptOptions(music_start="middle"))
+    with pytest.raises(ValueError, match="unknown task prompt 'poem'"):
+        AnyGPT(chat_model.bundle, PromptOptions(task="poem"))
+    assert AnyGPT(chat_model.bundle, PromptOptions(task="none", system_prompt="Be brief.")).task == "none"
 
 
 def test_base_instructions_are_read_from_a_local_release_copy_without_running_it(chat_model, tmp_path):
@@ -336,7 +344,9 @@ def test_base_instructions_are_read_from_a_local_release_copy_without_running_it
                                            f"{name} = {{'image': [{phrase!r}], 'speech': [{phrase!r}]}}\n")
     pools = load_instructions(tmp_path / "AnyGPT")
     assert not canary.exists()  # parsed, never executed
-    base = AnyGPT(chat_model.bundle, template="base", instructions=pools)
+    assert pools.pools["text2x"]["image"] == ["Render this."]
+    base = AnyGPT(chat_model.bundle, PromptOptions(template="base", instructions=str(tmp_path / "AnyGPT")))
+    assert not canary.exists()
     text = base.prompt_text(["a red square"], output="image", rng=random.Random(0))
     assert text == "[Human]: Render this. This is input: a red square<eoh> [MMGPT]:"
     with pytest.raises(ValueError, match="no text2x instructions for 'music'"):
@@ -351,7 +361,7 @@ def test_compile_flag_parses_on_chat_generate_and_benchmark(command, capsys):
 
     for value in ("false", "true"):
         with pytest.raises(SystemExit) as exit_info:
-            main([*command, "--compile", value, "--print_config"])
+            main([*command, "--loading.compile", value, "--print_config"])
         assert exit_info.value.code in (0, None)
         assert f"compile: {value}" in capsys.readouterr().out
 

@@ -80,7 +80,8 @@ def llama_pair(tmp_path_factory):
 @pytest.mark.parametrize("num_beams,temperature,top_k", [(5, 1.0, None), (3, 0.7, 20)])
 def test_beam_sampling_equals_hf_generate_with_the_same_draws(llama_pair, num_beams, temperature, top_k):
     """``generate(do_sample=True, num_beams=N)`` of transformers and ours draw the same tokens from the same seed."""
-    from anygpt.generation.sampling import GenerationConfig, generate
+    from anygpt.generation.options import GenerationConfig
+    from anygpt.generation.sampling import generate
     from tests.generation.test_sampling import hf_generate
 
     hf, ours = llama_pair
@@ -119,7 +120,7 @@ RELEASE_CONFIGS = {  # OpenMOSS/AnyGPT config/*.json, field for field (vc_steps:
 
 @pytest.mark.parametrize("name", sorted(RELEASE_CONFIGS))
 def test_release_presets_are_the_release_configs(name):
-    from anygpt.generation.sampling import preset
+    from anygpt.generation.options import preset
 
     config = preset(f"release/{name}")
     for key, value in RELEASE_CONFIGS[name].items():

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from anygpt.vocab import RELEASE_MODALITIES, SentencePieceTextTokenizer, UnifiedVocab
+from anygpt.modalities.spec import RELEASE_MODALITIES
+from anygpt.text_tokenizer import SentencePieceTextTokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.generation.release_oracle import spm_model
 
 EXPECTED = json.loads((Path(__file__).parent / "release_oracle" / "expected.json").read_text("utf-8"))

@@ -2,8 +2,9 @@ import pytest
 import torch
 from transformers import RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, TopPLogitsWarper
 
+from anygpt.generation.options import GenerationConfig, preset
 from anygpt.generation.processors import RepetitionPenalty, TopK, TopP
-from anygpt.generation.sampling import GenerationConfig, generate, preset
+from anygpt.generation.sampling import generate
 from anygpt.model.hf import load_hf
 from tests.model.helpers import tiny_hf_llama
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from anygpt.modalities.base import Codec, Modality, SpanStructure
+from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.registry import (
     available_modalities,
     codec_class,
@@ -11,9 +11,10 @@ from anygpt.modalities.registry import (
     media_pattern,
     media_words,
     modality_for,
-    modality_type,
+    modality_spec,
     register_modality,
 )
+from anygpt.modalities.spec import SpanStructure
 
 
 class ToyCodec(Codec):
@@ -47,11 +48,11 @@ def test_registry_spec_and_media_kind():
     assert codec_class("toy") is ToyCodec
     toy = modality_for(ToyCodec(levels=4))
     assert toy.spec.codebook_size == 4 and toy.spec.markers == ("<sotoy>", "<eotoy>") and toy.media.name == "array"
-    assert modality_type("signal").name == "toy" and media_words()["audio"] == "music"
+    assert modality_spec("signal").name == "toy" and media_words()["audio"] == "music"
     assert [m.groups() for m in media_pattern().finditer("[toy: a.npy] and [signal: b.npy]")] == \
         [("toy", "a.npy"), ("signal", "b.npy")]
     with pytest.raises(KeyError, match="Unknown modality 'nope'.*register_modality"):
-        modality_type("nope")
+        modality_spec("nope")
     with pytest.raises(ValueError, match="key it by its modality name"):
         modality_for(ToyCodec(), "image")
     with pytest.raises(KeyError, match="unknown media kind"):

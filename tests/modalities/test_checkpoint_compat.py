@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from anygpt.assets import assets_dir
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.image.tiny import TinyImageTokenizer
 from anygpt.modalities.music.codec import SEANetCodec
 from anygpt.modalities.music.tiny import TinyMusicCodec

@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from anygpt.modalities.spec import ModalitySpec
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
 from anygpt.model.lm import AnyGPTLM
 from anygpt.model.schedule import warmup_cosine_factor
-from anygpt.vocab import ModalitySpec, UnifiedVocab
+from anygpt.vocab import UnifiedVocab
 
 
 class ByteText:

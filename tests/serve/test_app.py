@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from anygpt.generation.sampling import PRESETS
+from anygpt.generation.options import PRESETS
 from anygpt.serve import serve
 from anygpt.serve.session import ModelHost, UploadLimits
 

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from anygpt.generation.options import PromptOptions
 from anygpt.serve.session import (
     AUTO,
     ModelHost,
@@ -228,7 +229,8 @@ def test_task_prompt_and_constrained_decoding_per_turn(host, uploads, monkeypatc
 def test_the_base_template_answers_each_message_alone(tiny_export, tmp_path):
     from anygpt.generation.pipeline import AnyGPT
 
-    with ModelHost(AnyGPT.load(tiny_export, template="base"), root=tmp_path / "serve", task="none") as host:
+    engine = AnyGPT.load(tiny_export, prompt=PromptOptions(template="base"))
+    with ModelHost(engine, root=tmp_path / "serve", task="none") as host:
         assert not host.keeps_history and "no history" in host.describe()
         session = host.session()
         for _ in range(2):

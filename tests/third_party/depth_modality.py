@@ -11,8 +11,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.registry import register_modality
+from anygpt.modalities.spec import SpanStructure
 
 
 class DepthCodec(Codec):

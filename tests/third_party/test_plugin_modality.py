@@ -15,8 +15,10 @@ import torch
 
 from anygpt.data.shards import ShardWriter, expand_shards, read_shard
 from anygpt.generation.constrained import ModalityConstraint
+from anygpt.generation.options import DecodingOptions
 from anygpt.modalities.registry import modality_for
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +115,7 @@ def test_plugin_reaches_prepare_chat_and_transcripts(tmp_path):
     (tmp_path / "messages.txt").write_text(f"What is this? [depth: {tmp_path / 'scans' / '0.npy'}]\n"
                                            "/depth a ramp rising to the right\n")
     chat(str(tmp_path / "export"), out=str(tmp_path / "chat"), input=str(tmp_path / "messages.txt"),
-         max_new_tokens=20)
+         decoding=DecodingOptions(max_new_tokens=20))
     written = sorted((tmp_path / "chat").glob("turn*"))
     assert [p.suffix for p in written] == [".npy"] and np.load(written[0]).shape == (16, 16)
     page = (tmp_path / "chat" / "transcript.html").read_text()

@@ -24,9 +24,10 @@ from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
 from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
 from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
-from anygpt.modalities.base import Modality
+from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, media_pattern
-from anygpt.vocab import SPECIAL_TOKENS, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import SPECIAL_TOKENS
 
 DEFAULT_WEIGHTS = {"image": 0.3, "speech": 0.3, "music": 0.2, "dialogue": 0.2}
 

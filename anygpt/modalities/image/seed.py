@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from anygpt.media import IMAGE_PREPROCESSING
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.image.unclip import UnCLIPDecoder
+from anygpt.modalities.spec import SpanStructure
 
 log = logging.getLogger(__name__)
 UNCLIP_OPTIONS = ("num_inference_steps", "guidance_scale", "noise_level", "height", "width", "seed")
@@ -300,8 +302,6 @@ class SEEDImageTokenizer(Codec):
 
     def attach_unclip(self, pipeline_dir: str | Path, **kwargs: Any) -> None:
         """Load a local Stable Diffusion 2.1 unCLIP pipeline folder, `decode`'s second stage (``anygpt[diffusion]``)."""
-        from anygpt.modalities.image.unclip import UnCLIPDecoder
-
         self.unclip = UnCLIPDecoder.from_pretrained(pipeline_dir, **kwargs)
 
     # -- release checkpoints ---------------------------------------------------------------------------------------

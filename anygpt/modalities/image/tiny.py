@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from anygpt.media import IMAGE_PREPROCESSING
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec
+from anygpt.modalities.spec import SpanStructure
 from anygpt.modalities.vq import enable_dead_code_restarts
 
 

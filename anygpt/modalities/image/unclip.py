@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from anygpt.resolve import UntrustedCodeError
+
 # Libraries whose classes a pipeline's model_index.json may name: diffusers imports whatever module a component names.
 PIPELINE_LIBRARIES = ("diffusers", "transformers")
 
@@ -33,8 +35,6 @@ def check_pipeline_index(index_file: Path) -> None:
                 raise ValueError(f"{index_file} describes a {value}, not a StableUnCLIPImg2ImgPipeline (SD 2.1 unCLIP)")
             continue
         if isinstance(value, list) and value and value[0] is not None and not _known_library(value[0]):
-            from anygpt.resolve import UntrustedCodeError
-
             raise UntrustedCodeError(f"{index_file}: component {key!r} names {value!r}, outside "
                                      f"{'/'.join(PIPELINE_LIBRARIES)} and diffusers' pipelines; refusing to import it")
 

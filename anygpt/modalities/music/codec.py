@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
-from anygpt.modalities.base import Codec, SpanStructure
+from anygpt.modalities.codec import Codec, frame_major_flatten, frame_major_unflatten
+from anygpt.modalities.spec import SpanStructure, frame_cycle
+from anygpt.modalities.spectral import SpectralDecoder, SpectralEncoder
 from anygpt.modalities.vq import enable_dead_code_restarts
 
 
@@ -68,8 +70,6 @@ class SEANetCodec(Codec):
         from encodec.modules import SEANetDecoder, SEANetEncoder
         from encodec.quantization import ResidualVectorQuantizer
 
-        from anygpt.modalities.spectral import SpectralDecoder, SpectralEncoder
-
         seanet = dict(
             channels=1,
             dimension=dimension,
@@ -115,7 +115,7 @@ class SEANetCodec(Codec):
 
     @property
     def structure(self) -> SpanStructure:
-        return SpanStructure(cycle=tuple((q * self.bins, (q + 1) * self.bins) for q in range(self.n_q)))
+        return frame_cycle(self.n_q, self.bins)
 
     # -- networks --------------------------------------------------------------------------------------------------
     def encode_waveform(self, wav: torch.Tensor) -> torch.Tensor:
@@ -166,15 +166,11 @@ class SEANetCodec(Codec):
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
         """``[n_q, F]`` -> frame-major ids ``code + bins * q``: t0q0 t0q1 ... t1q0 ..."""
-        codes = codes.reshape(self.n_q, -1).long()
-        offsets = torch.arange(self.n_q, device=codes.device).unsqueeze(1) * self.bins
-        return (codes + offsets).t().reshape(-1)
+        return frame_major_flatten(codes.reshape(self.n_q, -1), self.n_q, self.bins)
 
     def unflatten(self, ids: torch.Tensor) -> torch.Tensor:
         """Frame-major ids -> ``[n_q, F]``; an incomplete last frame is dropped, ids are taken modulo ``bins``."""
-        ids = ids.reshape(-1).long()
-        frames = ids.numel() // self.n_q
-        return (ids[: frames * self.n_q] % self.bins).reshape(frames, self.n_q).t().contiguous()
+        return frame_major_unflatten(ids, self.n_q, self.bins)
 
 
 def _as_mono(x: torch.Tensor) -> torch.Tensor:

@@ -81,7 +81,8 @@ class EncodecMusicTokenizer(SEANetCodec):
         except Exception as err:
             raise ValueError(
                 f"Cannot read {file} with weights_only=True ({type(err).__name__}: {err}). audiocraft "
-                "files also pickle their training config; if you trust the file, pass trust_code=True (--trust_code)."
+                "files also pickle their training config; if you trust the file, pass trust_code=True "
+                "(--loading.trust_code true)."
             ) from err
         state = package.get("best_state", package) if isinstance(package, dict) else None
         if not isinstance(state, dict) or not state:

@@ -17,7 +17,7 @@ import torch
 
 from anygpt.assets import asset_path, assets_dir
 from anygpt.media import read_audio
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.speech.soundstorm import SoundStorm
 from anygpt.modalities.speech.tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel
 

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from anygpt.media import MEDIA_KINDS, MediaError, read_audio
-from anygpt.modalities.base import Modality
+from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import load_modality
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from anygpt.modalities.registry import TokenizerRef, modality_for
 from anygpt.modalities.speech import SoundStorm, TinySpeechCodec
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 # Short generations keep the tests fast; an image span is 32 codes + 2 markers.
 FAST = {

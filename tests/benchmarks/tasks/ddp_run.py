@@ -6,10 +6,9 @@
 import json
 import sys
 
-from anygpt.commands import resolve
-from benchmarks.tasks import TASKS
+from benchmarks.tasks.registry import load_task
 
 if __name__ == "__main__":
     task, bundle, corpus, out, judge, limit, generation, split = sys.argv[1:9]
-    resolve(TASKS[task])(ckpt=bundle, data=corpus, out=out, judge=judge or None, limit=int(limit), batch_size=1,
-                         devices=2, accelerator="cpu", generation=json.loads(generation), split=split)
+    load_task(task)(ckpt=bundle, data=corpus, out=out, judge=judge or None, limit=int(limit), batch_size=1,
+                         devices=2, accelerator="cpu", generation=json.loads(generation), split=split).run()

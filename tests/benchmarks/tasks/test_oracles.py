@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 
-from benchmarks.tasks.base import Prediction, safe_name
 from benchmarks.tasks.coco_caption import CocoCaption
 from benchmarks.tasks.coco_t2i import CocoT2i
+from benchmarks.tasks.items import Prediction, safe_name
 from benchmarks.tasks.librispeech_asr import LibrispeechAsr
 from benchmarks.tasks.musiccaps_caption import MusiccapsCaption
 from benchmarks.tasks.musiccaps_gen import MusiccapsGen

@@ -87,7 +87,8 @@ def test_chat_in_every_direction(release, inputs, tmp_path):
     ]) + "\n")
     # random weights never ask for media by themselves: force the start markers (an option of ours)
     main(["chat", "--ckpt", str(converted), "--out", str(tmp_path / "chat"), "--input", str(script),
-          "--max_new_tokens", "36", "--voice", str(inputs / "speech.wav"), "--force_marker", "true"])
+          "--decoding.max_new_tokens", "36", "--voice", str(inputs / "speech.wav"), "--prompt.force_marker",
+          "true"])
     out = tmp_path / "chat"
     html = (out / "transcript.html").read_text()
     assert "template chat" in html and "constrained decoding on" in html
@@ -113,7 +114,7 @@ def test_every_benchmark_task(release, demo_corpus, judges, tmp_path):
         out = tmp_path / name
         args = ["benchmark", name, "--ckpt", str(converted), "--data", str(demo_corpus), "--limit", "2",
                 "--batch_size", "2", "--out", str(out), "--generation", json.dumps(generation[name]),
-                "--template", "chat"]
+                "--prompt.template", "chat"]
         for key, value in extra.items():
             if key != "limit":
                 args += [f"--{key}", str(value)]

@@ -7,10 +7,13 @@ from pathlib import Path
 import pytest
 
 from anygpt.data.readers import DatasetError
-from benchmarks.tasks import base as runner
-from benchmarks.tasks.base import Prediction, Row, derangement, locate, sample_rows
+from benchmarks.tasks import items
 from benchmarks.tasks.coco_caption import CocoCaption
-from benchmarks.tasks.vctk_tts import interleave_speakers, other_speaker_recording
+from benchmarks.tasks.items import Prediction, locate
+from benchmarks.tasks.options import option
+from benchmarks.tasks.report import Row, sample_rows
+from benchmarks.tasks.scoring import derangement
+from benchmarks.tasks.vctk_tts import VctkTts, interleave_speakers, other_speaker_recording
 
 
 def test_derangement_pairs_every_item_with_another():
@@ -59,14 +62,12 @@ def test_locate_names_every_path_it_tried(tmp_path):
 
 
 def test_default_data_is_the_demo_corpus(tmp_path, monkeypatch, demo_corpus):
-    monkeypatch.setattr(runner, "DEMO_DIR", demo_corpus)
-    assert runner.data_root(None) == demo_corpus  # built already: used as is
+    monkeypatch.setattr(items, "DEMO_DIR", demo_corpus)
+    assert items.data_root(None) == demo_corpus  # built already: used as is
     built = []
-    import anygpt.data.demo as demo
-
-    monkeypatch.setattr(runner, "DEMO_DIR", tmp_path / "demo")
-    monkeypatch.setattr(demo, "build_demo_corpus", lambda out: built.append(Path(out)))
-    assert runner.data_root(None) == tmp_path / "demo" and built == [tmp_path / "demo"]
+    monkeypatch.setattr(items, "DEMO_DIR", tmp_path / "demo")
+    monkeypatch.setattr(items, "build_demo_corpus", lambda out: built.append(Path(out)))
+    assert items.data_root(None) == tmp_path / "demo" and built == [tmp_path / "demo"]
 
 
 def test_gather_rejects_a_wrong_prediction_count():
@@ -92,11 +93,20 @@ def test_report_cells_follow_the_modalitys_media_kind_else_the_suffix():
 
 def test_options_command_and_cache_key_cover_every_option():
     task = CocoCaption(ckpt="runs/x", limit=5, generation={"num_beams": 1}, split="val")
-    names = task.option_names()
+    names = list(task.options())
     assert {"ckpt", "limit", "batch_size", "cache", "resamples", "split", "cider_tokenizer"} <= set(names)
+    assert names.index("ckpt") < names.index("split")  # shared options first
     assert task.options()["split"] == "val" and task.options()["limit"] == 5
     assert task.command() == ("anygpt benchmark coco-caption --ckpt runs/x --limit 5 --generation "
                               "'{\"num_beams\": 1}' --split val")
-    # every option either keys the prediction cache or is declared as one that cannot change a prediction
-    keyed = set(names) - runner.NOT_IN_CACHE_KEY
-    assert {"seed", "batch_size", "template", "settings", "generation", "split", "instruction", "devices"} <= keyed
+    # every option says on its field whether it keys the prediction cache
+    keyed = set(task.cache_options())
+    assert {"seed", "batch_size", "prompt", "settings", "generation", "split", "instruction", "devices"} <= keyed
+    assert not keyed & {"out", "cache", "judge", "baseline", "report_samples", "resamples", "publish", "ckpt",
+                        "limit", "train_split", "cider_tokenizer", "loading"}
+    assert "speaker_encoder" not in VctkTts(ckpt="x").cache_options()  # a task's own scoring-only option
+
+
+def test_option_refuses_a_shared_mutable_default():
+    with pytest.raises(TypeError, match="mutable default"):
+        option({})

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from anygpt.assets import asset_path
 from anygpt.media import MediaError
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.image import TinyImageTokenizer
 from anygpt.modalities.image.data import ImageDataModule
 from anygpt.modalities.image.training import ImageTokenizerTrainer

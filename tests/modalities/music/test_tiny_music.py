@@ -10,7 +10,7 @@ import torch
 
 from anygpt.assets import asset_path
 from anygpt.media import MediaError
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.music import TinyMusicCodec
 from anygpt.modalities.music.data import MusicDataModule
 from anygpt.modalities.music.training import SEANetTrainer

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from anygpt.assets import asset_path
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.speech import SoundStorm, SpeechTokenizerCodec, TinySpeechCodec
 
 ASSETS = asset_path("anygpt-assets:tokenizers")

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from anygpt.media import MediaError, read_audio
-from anygpt.modalities.base import Codec
+from anygpt.modalities.codec import Codec
 from anygpt.modalities.registry import codec_class, modality_for
 from anygpt.modalities.speech import SoundStorm, SpeechTokenizerCodec, TinySpeechCodec
 from anygpt.modalities.speech.data import SpeechSegments, frame_phones

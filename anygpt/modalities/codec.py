@@ -1,14 +1,16 @@
-"""The modality API: a modality is a vocabulary identity (`ModalitySpec`) + a `Codec` + a media kind.
+"""The codec API: a modality is an identity (`anygpt.modalities.spec.ModalitySpec`) + a `Codec`.
 
 - The **codec** is all about codes, like audiocraft's ``CompressionModel``: ``codebook_size``, `encode`, `decode`,
   `flatten`/`unflatten`, ``structure``, and ``sample_rate``/``frame_rate`` (audio) or ``image_size`` (images) where
   they apply. A second decoding stage (SoundStorm voice cloning, unCLIP) is part of `decode`. Codecs are plain
   `nn.Module`s that save themselves as constructor arguments + safetensors (`Pretrained`); training them is a separate
   LightningModule that wraps one (e.g. `anygpt.modalities.image.training.ImageTokenizerTrainer`).
-- The **identity** (name, markers, token format) and the **media kind** (which reader/writer of `anygpt.media` files
-  go through) are registered once per modality name (`anygpt.modalities.registry`).
-- `Modality` joins the three for the data pipeline and generation: ``read`` a file into what ``codec.encode`` takes,
+- The **identity** (name, markers, token format, media kind) is registered once per modality name
+  (`anygpt.modalities.registry`).
+- `Modality` joins the two for the data pipeline and generation: ``read`` a file into what ``codec.encode`` takes,
   ``write`` what ``codec.decode`` returns.
+- `frame_major_flatten` / `frame_major_unflatten` are the one implementation of the release's music token layout
+  (frames of Q codebooks, frame-major); codecs and the data templates call them.
 """
 
 from __future__ import annotations
@@ -19,60 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
-from anygpt.media import MediaKind, Source, read_media, write_media
+from anygpt.media import MediaKind, Source, media_kind, read_media, write_media
 from anygpt.modalities.pretrained import Pretrained
-from anygpt.vocab import ModalitySpec
-
-
-@dataclass(frozen=True)
-class SpanStructure:
-    """What a valid span of one modality looks like, in local code ids ``[0, codebook_size)``.
-
-    Constrained decoding asks two things at each position of a span: which codes may come next
-    (`allowed_codes`) and whether the end marker may come now (`can_end`).
-
-    Args:
-        fixed_length: the span has exactly this many codes (SEED images: 32).
-        cycle: per-position code ranges, repeating; position ``i`` may use ``cycle[i % len(cycle)]`` (music frames of
-            4 codebooks). A span may only end after a whole cycle.
-        max_length: an upper bound for open-ended spans (None: unbounded).
-    """
-
-    fixed_length: int | None = None
-    cycle: tuple[tuple[int, int], ...] | None = None
-    max_length: int | None = None
-
-    def allowed_codes(self, position: int, codebook_size: int) -> tuple[int, int]:
-        """The half-open local code range allowed at ``position`` (0-based within the span)."""
-        if self.cycle:
-            return self.cycle[position % len(self.cycle)]
-        return 0, codebook_size
-
-    def can_end(self, length: int) -> bool:
-        """May the end marker follow a span of ``length`` codes?"""
-        if self.fixed_length is not None:
-            return length == self.fixed_length
-        if length == 0:
-            return False
-        return not self.cycle or length % len(self.cycle) == 0
-
-    def must_end(self, length: int) -> bool:
-        """Is the span complete, so that only the end marker may follow?"""
-        limit = self.fixed_length if self.fixed_length is not None else self.max_length
-        return limit is not None and length >= limit
-
-    def valid_prefix(self, codes: torch.Tensor, codebook_size: int) -> int:
-        """Length of the longest prefix of ``codes`` that obeys the structure and may end (0 if none)."""
-        best = 0
-        for i, code in enumerate(codes.tolist()):
-            lo, hi = self.allowed_codes(i, codebook_size)
-            if not lo <= code < hi or (self.fixed_length is not None and i >= self.fixed_length):
-                break
-            if self.can_end(i + 1):
-                best = i + 1
-        return best
+from anygpt.modalities.spec import ModalitySpec, SpanStructure
 
 
 class Codec(Pretrained, ABC):
@@ -115,8 +69,9 @@ class Codec(Pretrained, ABC):
         """
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
-        """Native codes -> the 1-D sequence of local ids in ``[0, codebook_size)`` the LLM sees."""
-        return codes.reshape(-1).long()
+        """Native codes (a tensor, or a shard's array) -> the 1-D sequence of local ids in ``[0, codebook_size)`` the
+        LLM sees."""
+        return torch.as_tensor(codes).reshape(-1).long()
 
     def unflatten(self, ids: torch.Tensor) -> torch.Tensor:
         """Inverse of `flatten`; must tolerate a truncated tail by dropping the incomplete part."""
@@ -132,14 +87,18 @@ class Codec(Pretrained, ABC):
 
 @dataclass(eq=False)
 class Modality:
-    """One modality as the LLM, the data pipeline and generation use it: identity + codec + media kind.
+    """One modality as the LLM, the data pipeline and generation use it: identity + codec.
 
     Build one with `anygpt.modalities.registry.modality_for` (from a codec) or `load_modality` (from a checkpoint).
     """
 
     spec: ModalitySpec
     codec: Codec
-    media: MediaKind
+
+    @property
+    def media(self) -> MediaKind:
+        """The media kind its files are read and written as."""
+        return media_kind(self.spec.media)
 
     @property
     def name(self) -> str:
@@ -151,7 +110,7 @@ class Modality:
 
     @property
     def structure(self) -> SpanStructure:
-        return self.codec.structure
+        return self.spec.structure
 
     def read(self, source: Source) -> torch.Tensor:
         """A file (or its bytes) -> what ``codec.encode`` takes: audio resampled to the codec's rate and at least one
@@ -167,3 +126,49 @@ class Modality:
     def to(self, device: str | torch.device) -> Modality:
         self.codec.to(device)
         return self
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The frame-major layout (the release's music tokens)
+# ----------------------------------------------------------------------------------------------------------------------
+def frame_major_flatten(codes: torch.Tensor | np.ndarray, codebooks: int, bins: int) -> torch.Tensor:
+    """Codes ``[Q, T]`` -> ids ``t0q0 t0q1 ... t1q0 ...`` with codebook ``q`` shifted by ``q * bins`` (Encodec music: 4
+    codebooks of 2048 in one 8192-id range). Codes outside ``[0, bins)`` or another shape raise ValueError.
+
+    CPU codes (a tensor or a shard's array) go through NumPy: the training data path flattens every sample, and
+    torch's per-operation cost dominates at this size. Codes on an accelerator stay there."""
+    if isinstance(codes, torch.Tensor) and codes.device.type != "cpu":
+        array, offsets = codes.long(), torch.arange(codebooks, device=codes.device)[:, None] * bins
+    else:
+        array = np.asarray(codes.detach() if isinstance(codes, torch.Tensor) else codes).astype(np.int64)
+        offsets = np.arange(codebooks, dtype=np.int64)[:, None] * bins
+    if array.ndim != 2 or array.shape[0] != codebooks:
+        raise ValueError(f"expected codes of shape [{codebooks}, T], got {list(array.shape)}")
+    if array.size and (array.min() < 0 or array.max() >= bins):
+        raise ValueError(f"codes must lie in [0, {bins}) per codebook, got [{int(array.min())}, {int(array.max())}]")
+    if isinstance(array, torch.Tensor):
+        return (array + offsets).t().reshape(-1)
+    return torch.from_numpy(np.ascontiguousarray((array + offsets).T).reshape(-1))
+
+
+def frame_major_unflatten(ids: torch.Tensor, codebooks: int, bins: int, strict: bool = False) -> torch.Tensor:
+    """The inverse of `frame_major_flatten`: ids -> codes ``[Q, T]``.
+
+    ``strict`` (data read from files): ids that are not whole frames, or an id in another codebook's range than its
+    position says, raise ValueError. Otherwise (generated spans) an incomplete last frame is dropped and ids are taken
+    modulo ``bins``.
+    """
+    ids = torch.as_tensor(ids).long().reshape(-1)
+    if not strict:
+        frames = ids.numel() // codebooks
+        return (ids[: frames * codebooks] % bins).reshape(frames, codebooks).t().contiguous()
+    if ids.numel() % codebooks:
+        raise ValueError(f"{ids.numel()} codes are not whole frames of {codebooks}")
+    frames = ids.view(-1, codebooks)
+    books = torch.arange(codebooks, device=ids.device)
+    wrong = (frames // bins != books).nonzero()
+    if len(wrong):
+        t, q = (int(x) for x in wrong[0])
+        raise ValueError(f"code {int(frames[t, q])} at frame {t}, position {q} is not in codebook {q}'s range "
+                         f"[{q * bins}, {(q + 1) * bins})")
+    return (frames - books * bins).t().contiguous()
