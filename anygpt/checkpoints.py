@@ -32,6 +32,7 @@ from anygpt.modalities.registry import TokenizerRef, codec_class, configured_mod
 from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
+from anygpt.prompts import TEMPLATES, release_prompts
 from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
     UnifiedVocab,
@@ -49,8 +50,7 @@ RELEASE_TOKENIZERS = {
 TOKENIZER_DIR = "tokenizers"  # inside an export: the small tokenizers copied there (`portable_ref`)
 COPY_TOKENIZERS_UP_TO = 64 * 2**20  # bytes; larger tokenizers (SEED, SoundStorm) are recorded by absolute path
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
-RELEASE_SYSTEM_PROMPT: str = json.loads((Path(__file__).parent / "generation" / "release_prompts.json").read_text(
-    "utf-8"))["system_prompt"]
+RELEASE_SYSTEM_PROMPT: str = release_prompts()["system_prompt"]
 
 
 @dataclass
@@ -423,8 +423,6 @@ class ExportBundle(L.Callback):
 
     def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None,
                  template: str | None = None, task: str | None = None) -> None:
-        from anygpt.generation.pipeline import TEMPLATES
-
         if template is not None and template not in TEMPLATES:
             raise ValueError(f"ExportBundle template must be one of {TEMPLATES} or null, got {template!r}")
         self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt

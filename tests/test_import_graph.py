@@ -93,9 +93,8 @@ def test_relative_and_submodule_imports_are_edges(tmp_path):
                                                                  "anygpt.modalities.spec"}
 
 
-# Cycles issue #22 names that other work removes (checkpoints <-> generation/pipeline for one tuple); no other cycle
-# may appear, and these must go from this list when they are gone.
-KNOWN_CYCLES = [["anygpt.checkpoints", "anygpt.generation.pipeline"]]
+# No cycle may appear; a cycle listed here as known must go from the list when it is gone.
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def test_no_import_cycle_among_anygpt_modules():

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
@@ -38,10 +39,10 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from anygpt.data.checks import check_usable_modalities
 from anygpt.data.shards import ReaderStats, Sample, SampleStream, expand_shards, read_manifest
-from anygpt.data.templates import Rendered, TemplateRenderer
 from anygpt.modalities.codec import Codec
 from anygpt.modalities.pretrained import qualified_name
 from anygpt.modalities.registry import codec_class, configured_modality, meta_codec
+from anygpt.prompts import Rendered, TemplateRenderer
 from anygpt.resolve import resolve
 from anygpt.text_tokenizer import load_text_tokenizer
 from anygpt.vocab import UnifiedVocab
@@ -191,19 +192,19 @@ class MixtureStream(IterableDataset):
             if len(row) + len(sample) > self.max_length:
                 state["pending"] = (sample.ids, sample.mask)
                 return row
-            row.add(sample.ids, False)
-            row.mask[len(row) - len(sample):] = sample.mask
+            row.ids += sample.ids
+            row.mask += sample.mask
             if not self.pack:
                 return row
 
     def _collate(self, rows: list[Rendered]) -> dict[str, torch.Tensor]:
         length = self.max_length if self.pack else max(len(r) for r in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row.ids, dtype=torch.long)
-            mask[i, : len(row)] = torch.tensor(row.mask, dtype=torch.bool)
-        return {"input_ids": ids, "loss_mask": mask}
+        ids = np.full((len(rows), length), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=bool)
+        for i, row in enumerate(rows):  # numpy from lists: several times faster than torch.tensor
+            ids[i, : len(row)] = row.ids
+            mask[i, : len(row)] = row.mask
+        return {"input_ids": torch.from_numpy(ids), "loss_mask": torch.from_numpy(mask)}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if self._state is None or self._state["epoch"] != self.epoch or not self.shuffle:

@@ -5,7 +5,7 @@ One sample in a shard::
     000042.json         {"task": "caption", "text": "...", "media": {"image0": "image"}, "source": "coco", ...}
     000042.image0.npy   int16/int32 codes in the modality's native layout (image [32], speech [T], music [4, T])
 
-Templates are applied when the data is read (`anygpt.data.templates`), so a template change needs no re-tokenization.
+Templates are applied when the data is read (`anygpt.prompts`), so a template change needs no re-tokenization.
 A directory of shards carries ``manifest.json`` (shards, sample counts, modalities, vocabulary identity).
 
 Reading never dies on bad data: a truncated shard ends early, a corrupt sample or one whose codes fall outside the
@@ -14,6 +14,8 @@ vocabulary is skipped; every case is counted in `ReaderStats` and announced with
 
 from __future__ import annotations
 
+import ast
+import functools
 import io
 import json
 import math
@@ -236,6 +238,28 @@ def iter_raw(url: str | Path, stats: ReaderStats | None = None) -> Iterator[dict
                    "Re-create it with ShardWriter or remove it from the source.")
 
 
+@functools.lru_cache(maxsize=1024)
+def _npy_header(header: bytes) -> tuple[np.dtype, bool, tuple[int, ...]]:
+    fields = ast.literal_eval(header.decode("latin1"))
+    if not isinstance(fields, dict) or not {"descr", "fortran_order", "shape"} <= set(fields):
+        raise ValueError(f"not a .npy header: {header[:80]!r}")
+    if np.dtype(fields["descr"]).hasobject:
+        raise ValueError("object arrays cannot be loaded without pickle")
+    return np.dtype(fields["descr"]), bool(fields["fortran_order"]), tuple(int(n) for n in fields["shape"])
+
+
+def load_npy(data: bytes) -> np.ndarray:
+    """A ``.npy`` file's array, as ``np.load(..., allow_pickle=False)`` reads it, with the header parsed once per
+    distinct header: a shard's samples share a few shapes, and parsing is most of the cost of a small array."""
+    if len(data) < 10 or data[:6] != b"\x93NUMPY":
+        raise ValueError("not a .npy file (bad magic)")
+    start = 10 if data[6] == 1 else 12  # version 1 headers give their length in 2 bytes, later ones in 4
+    end = start + int.from_bytes(data[8:start], "little")
+    dtype, fortran, shape = _npy_header(bytes(data[start:end]))
+    array = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=end)
+    return array.reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+
 def decode(raw: Mapping[str, Any], stats: ReaderStats | None = None,
            codebook_sizes: Mapping[str, int] | None = None) -> Sample | None:
     """Raw sample -> `Sample`, or None (counted in ``stats``) when it is corrupt or its codes do not fit the vocabulary.
@@ -251,7 +275,7 @@ def decode(raw: Mapping[str, Any], stats: ReaderStats | None = None,
         media = dict(meta.get("media") or {})
         codes = {}
         for name in media:
-            array = np.load(io.BytesIO(raw[f"{name}.npy"]), allow_pickle=False)
+            array = load_npy(raw[f"{name}.npy"])
             if array.dtype not in CODE_DTYPES:
                 raise TypeError(f"{name}.npy holds {array.dtype}, not integer codes")
             codes[name] = array

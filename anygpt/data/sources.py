@@ -29,6 +29,8 @@ import numpy as np
 
 from anygpt.data import readers
 from anygpt.data.readers import AudioSegment
+from anygpt.data.shards import ReaderStats, expand_shards, iter_raw
+from anygpt.data.templates import layout_unflatten
 from anygpt.modalities.registry import media_pattern
 
 # A media item's content as prepare receives it: a file path, the file's bytes (tar members), a time range of a long
@@ -217,16 +219,13 @@ class CocoKarpathy(RawSource):
 
     name = "coco"
 
-    def __init__(self, json_path: str, image_root: str | None = None, split: str | list[str] = "train",
-                 x2text_prob: float | None = None) -> None:
-        self.json_path, self.image_root, self.split, self.x2text_prob = json_path, image_root, split, x2text_prob
+    def __init__(self, json_path: str, image_root: str | None = None, split: str | list[str] = "train") -> None:
+        self.json_path, self.image_root, self.split = json_path, image_root, split
 
     def items(self, report: readers.SkipReport) -> Iterator[RawItem]:
         for rec in readers.read_coco_karpathy(Path(self.json_path), self.image_root and Path(self.image_root),
                                               self.split, report=report, allow_outside_root=self.allow_outside_root):
             meta: dict[str, Any] = {"task": "caption", "text": rec.captions, "source": self.name, "id": rec.image_id}
-            if self.x2text_prob is not None:
-                meta["x2text_prob"] = self.x2text_prob
             yield RawItem(f"{self.name}-{rec.image_id}", meta, {"image0": ("image", str(rec.path))})
 
 
@@ -235,17 +234,14 @@ class JourneyDB(RawSource):
 
     name = "journeydb"
 
-    def __init__(self, json_path: str, image_dir: str | None = None, text: str = "caption",
-                 x2text_prob: float | None = None) -> None:
-        self.json_path, self.image_dir, self.text, self.x2text_prob = json_path, image_dir, text, x2text_prob
+    def __init__(self, json_path: str, image_dir: str | None = None, text: str = "caption") -> None:
+        self.json_path, self.image_dir, self.text = json_path, image_dir, text
 
     def items(self, report: readers.SkipReport) -> Iterator[RawItem]:
         for rec in readers.read_journeydb(Path(self.json_path), self.image_dir and Path(self.image_dir), self.text,
                                           report=report, allow_outside_root=self.allow_outside_root):
             ref = rec.meta["img_path"]
             meta: dict[str, Any] = {"task": "caption", "text": rec.captions[0], "source": self.name, "id": ref}
-            if self.x2text_prob is not None:
-                meta["x2text_prob"] = self.x2text_prob
             folder, name = os.path.split(os.path.normpath(ref))
             yield RawItem(sample_key(self.name, os.path.basename(folder), os.path.splitext(name)[0]), meta,
                           {"image0": ("image", str(rec.path))})
@@ -261,17 +257,13 @@ class ImageTextTars(RawSource):
     name = "image_text"
     IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
-    def __init__(self, tars: str | list[str], caption_key: str = "caption", x2text_prob: float | None = None) -> None:
-        self.tars, self.caption_key, self.x2text_prob = tars, caption_key, x2text_prob
+    def __init__(self, tars: str | list[str], caption_key: str = "caption") -> None:
+        self.tars, self.caption_key = tars, caption_key
 
     def chunks(self, chunk_size: int, report: readers.SkipReport) -> list[Sequence[RawItem]]:
-        from anygpt.data.shards import expand_shards
-
         return [LazyChunk(self, url) for url in expand_shards(self.tars)]
 
     def read_part(self, url: str, report: readers.SkipReport) -> Iterator[RawItem]:
-        from anygpt.data.shards import ReaderStats, iter_raw
-
         stats = ReaderStats()
         for raw in iter_raw(url, stats):
             key = raw["__key__"]
@@ -287,8 +279,6 @@ class ImageTextTars(RawSource):
                 report.add(f"{url}:{key}", f"no {missing}; the sample is skipped (re-download it with img2dataset)")
                 continue
             meta: dict[str, Any] = {"task": "caption", "text": caption, "source": self.name, "id": key}
-            if self.x2text_prob is not None:
-                meta["x2text_prob"] = self.x2text_prob
             yield RawItem(sample_key(self.name, Path(url).name.split(".")[0], key), meta,
                           {"image0": ("image", image)})
         for message in stats.messages:
@@ -525,8 +515,6 @@ RELEASE_LAYOUT: list[dict[str, Any]] = [
 def token_strings(modalities: Sequence[dict[str, Any]] | None) -> readers.TokenStrings:
     """The span parser of a vocabulary layout: spec dicts ``{name, codebook_size, markers, token_format, layout}``
     (default: the released checkpoints' layout)."""
-    from anygpt.data.templates import layout_unflatten
-
     layouts = []
     for spec in modalities or RELEASE_LAYOUT:
         try:
@@ -578,15 +566,10 @@ class _ReleaseJsonl(RawSource):
 class ReleasePairs(_ReleaseJsonl):
     """The release's pretraining pairs (``data/pretrain/<modality>/*.jsonl``): ``{"text": caption or transcript,
     "image" | "speech" | "music": "<soim><👀12>...<eoim>"}``, one modality field per line. No tokenizer is needed: the
-    token strings become the codes a shard stores. ``x2text_prob`` is stored per sample when given (the release used
-    1.0 for caption sets, 0.0 for its other image sets, 0.5 otherwise)."""
+    token strings become the codes a shard stores. The direction of a pair is the training config's (`Source`
+    ``x2text_prob``; the release used 1.0 for caption sets, 0.0 for its other image sets, 0.5 otherwise)."""
 
     name = "release_pairs"
-
-    def __init__(self, paths: str | list[str], modalities: list[dict[str, Any]] | None = None,
-                 x2text_prob: float | None = None) -> None:
-        super().__init__(paths, modalities)
-        self.x2text_prob = x2text_prob
 
     def _item(self, row: Any, spans: readers.TokenStrings, key: str) -> RawItem:
         if not isinstance(row, dict):
@@ -602,8 +585,6 @@ class ReleasePairs(_ReleaseJsonl):
         if len(found) != 1 or found[0][0] != modality or rest.strip() != "<media:0>":
             raise readers.DatasetError(f"the {modality} field must hold exactly one {modality} span and nothing else")
         meta: dict[str, Any] = {"task": "pair", "text": text.strip(), "source": self.name}
-        if self.x2text_prob is not None:
-            meta["x2text_prob"] = self.x2text_prob
         return RawItem(key, meta, {f"{modality}0": (modality, spans.codes(modality, found[0][1]))})
 
 

@@ -4,7 +4,7 @@
     reply = anygpt.chat(["Describe this image.", Media("image", "cat.png")])
     reply.text, reply.segments[0].data                             # text and decoded media (image tensor, waveform)
 
-Prompts are the strings the released models were trained on (`anygpt.generation.prompts`), encoded in one pass as the
+Prompts are the strings the released models were trained on (`anygpt.prompts`), encoded in one pass as the
 release's tokenizer did: the chat template (``{system}\\n[Human]: {message}<eoh>\\n[MMGPT]:``, the message wrapped in
 the release's task prompt for the requested output modality) for instruction-tuned checkpoints, the pretraining
 template (``[Human]: {instruction} {X}<eoh> [MMGPT]:``) for base ones. Appending the output modality's start marker
@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from anygpt import prompts
 from anygpt.checkpoints import Bundle, load_bundle
-from anygpt.generation import prompts
 from anygpt.generation.checks import check_decoded
 from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.options import MUSIC_STARTS, PRESETS, GenerationConfig, LoadingOptions, PromptOptions, preset
@@ -34,7 +34,6 @@ from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import media_pattern, media_words
 from anygpt.vocab import Segment
 
-TEMPLATES = ("chat", "base")
 # Music input is cropped before tokenizing, as the release's CLIs do: a 5 s window in chat, 20 s for the base model.
 MUSIC_WINDOW_SECONDS = {"chat": 5.0, "base": 20.0}
 
@@ -147,8 +146,8 @@ class AnyGPT:
         self.system_prompt = prompt.system_prompt if prompt.system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
         template = prompt.template or bundle.template or ("chat" if self.vocab.instruction_tokens else "base")
-        if template not in TEMPLATES:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+        if template not in prompts.TEMPLATES:
+            raise ValueError(f"template must be one of {prompts.TEMPLATES}, got {template!r}")
         if prompt.music_start not in MUSIC_STARTS:
             raise ValueError(f"music_start must be one of {MUSIC_STARTS}, got {prompt.music_start!r}")
         if prompt.task is not None and prompt.task not in prompts.TASKS:
@@ -260,7 +259,7 @@ class AnyGPT:
         elif template == "base":
             text = self.base_prompt_text(parts, output, generator, rng)
         else:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+            raise ValueError(f"template must be one of {prompts.TEMPLATES}, got {template!r}")
         if force is not None:
             if force not in self.vocab.modalities:
                 raise ValueError(f"cannot force output modality {force!r}; the model has {list(self.vocab.modalities)}")

@@ -62,7 +62,7 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
                          "released AnyGPT folder or a Lightning .ckpt.")
     from anygpt.generation.options import LoadingOptions, PromptOptions
     from anygpt.generation.pipeline import AnyGPT
-    from anygpt.generation.prompts import TASKS
+    from anygpt.prompts import TASKS
     from anygpt.serve.app import launch
     from anygpt.serve.session import MB, ModelHost, UploadLimits
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from gradio import Request
 
-from anygpt.generation.prompts import TASKS
 from anygpt.media import MEDIA_KINDS
+from anygpt.prompts import TASKS
 from anygpt.serve.api import OpenAIRoutes, mount
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
 from anygpt.serve.uploads import size_text

@@ -27,8 +27,8 @@ import torch
 from anygpt.generation.chat import Transcript
 from anygpt.generation.options import PRESETS, GenerationConfig
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
-from anygpt.generation.prompts import TASKS
 from anygpt.media import MEDIA_KINDS
+from anygpt.prompts import TASKS
 from anygpt.serve.lock import FairLock
 from anygpt.serve.uploads import (  # noqa: F401 - MB, file_kind, TurnStopped: part of this module's interface
     MB,
@@ -48,7 +48,7 @@ AUTO = "auto"  # let the model choose: no output marker is forced (the release's
 @dataclass
 class TurnRequest:
     """One message and how to answer it. Knobs left None use the preset of ``settings`` for the output modality;
-    ``task`` (the release task prompt wrapping the message, `anygpt.generation.prompts.TASKS`) and ``constrained``
+    ``task`` (the release task prompt wrapping the message, `anygpt.prompts.TASKS`) and ``constrained``
     (constrained decoding) left None use the server's.
 
     ``read_as`` says which modality reads uploads of a media kind that several modalities accept (an audio file is

@@ -28,9 +28,9 @@ import numpy as np
 
 from anygpt.data.datamodule import MixtureStream, Source
 from anygpt.data.shards import SampleStream, ShardWriter, expand_shards, read_shard
-from anygpt.data.templates import TemplateRenderer
 from anygpt.modalities.registry import configured_modality
 from anygpt.modalities.spec import RELEASE_MODALITIES
+from anygpt.prompts import TemplateRenderer
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab
 

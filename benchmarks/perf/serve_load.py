@@ -37,7 +37,8 @@ from anygpt.checkpoints import Bundle, save_bundle
 from anygpt.modalities.registry import TokenizerRef
 from anygpt.model.configs import Config
 from anygpt.model.llama import LLaMA
-from anygpt.vocab import UnifiedVocab, train_bpe_tokenizer
+from anygpt.text_tokenizer import train_bpe_tokenizer
+from anygpt.vocab import UnifiedVocab
 
 KIND_CYCLE = ("text", "image", "speech-in", "speech-out", "stream")
 

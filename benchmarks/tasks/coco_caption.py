@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError, read_coco_karpathy
-from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
+from anygpt.prompts import X2TEXT_INSTRUCTIONS
 from benchmarks.metrics import CIDEr
 from benchmarks.metrics.cider import CiderD
 from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError
-from anygpt.data.templates import TEXT2X_INSTRUCTIONS
+from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.judges.inception import InceptionFeatures
 from benchmarks.metrics import CLIPScore

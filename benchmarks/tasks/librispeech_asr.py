@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError, read_librispeech
-from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
+from anygpt.prompts import X2TEXT_INSTRUCTIONS
 from benchmarks.metrics import WordErrorRate
 from benchmarks.stats import ratio_of
 from benchmarks.tasks.base import Prediction, Row, Scored, System, Task, locate, option

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from anygpt.data.readers import DatasetError, read_musiccaps
-from anygpt.data.templates import X2TEXT_INSTRUCTIONS
 from anygpt.generation.pipeline import Media
 from anygpt.media import read_audio_with_rate
+from anygpt.prompts import X2TEXT_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.metrics import CLAPScore
 from benchmarks.stats import mean_of

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.data.readers import DatasetError
-from anygpt.data.templates import TEXT2X_INSTRUCTIONS
+from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges.encodec_features import EncodecFeatures
 from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.base import Prediction, Row, Scored, Task, option

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from anygpt.data.readers import DatasetError, Utterance, read_vctk
-from anygpt.data.templates import TEXT2X_INSTRUCTIONS
 from anygpt.media import read_audio_with_rate
+from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.judges.asr import WhisperAsr
 from benchmarks.metrics import ResemblyzerEncoder, SpeakerSimilarity, WavLMSpeakerEncoder, WordErrorRate

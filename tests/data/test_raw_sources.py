@@ -200,9 +200,8 @@ def test_journeydb_annotations_and_extracted_images(tmp_path):
             {"img_path": "./000/7a2c.jpg", "prompt": "p", "Task2": {}},
             {"img_path": "/etc/hosts", "prompt": "p", "Task2": {"Caption": "c"}}]
     (root / "train_anno_realease_repath.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    items, report = items_of(JourneyDB(str(root / "train_anno_realease_repath.jsonl"), x2text_prob=0.0))
-    assert [(i.meta["text"], i.meta["x2text_prob"]) for i in items] == [
-        ("Aniva Lighthouse stands tall against the sea.", 0.0)]
+    items, report = items_of(JourneyDB(str(root / "train_anno_realease_repath.jsonl")))
+    assert [i.meta["text"] for i in items] == ["Aniva Lighthouse stands tall against the sea."]
     assert items[0].key == "journeydb-000-7a2c"
     assert [w.rsplit(":", 1)[1] for w, _ in report.skipped] == ["2", "3", "4"]
     assert "extract its imgs/NNN.tgz" in reasons(report) and "Task2.Caption" in reasons(report)

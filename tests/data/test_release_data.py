@@ -89,7 +89,7 @@ def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("release")
     codes = write_release_data(root)
     pretrain = root / "data" / "pretrain"
-    sources = {"laion-coco": ReleasePairs(str(pretrain / "image" / "*.jsonl"), x2text_prob=1.0),
+    sources = {"laion-coco": ReleasePairs(str(pretrain / "image" / "*.jsonl")),
                "speech": ReleasePairs(str(pretrain / "speech" / "*.jsonl")),
                "music": ReleasePairs(str(pretrain / "music" / "*.jsonl")),
                "mmc4": ReleaseDocuments(str(pretrain / "image" / "mmc4.txt")),
@@ -112,7 +112,7 @@ def test_prepare_reads_the_release_jsonl_without_a_tokenizer(release):
                                                                                  "music": 8192}
     by_text = {s.meta["text"]: s for s in samples(root / "shards" / "laion-coco")}
     assert np.array_equal(by_text["caption 1"].codes["image0"], codes["images"][1])
-    assert by_text["caption 1"].meta["x2text_prob"] == 1.0
+    assert "x2text_prob" not in by_text["caption 1"].meta  # the training config decides the direction
     music = {s.meta["text"]: s for s in samples(root / "shards" / "music")}
     assert np.array_equal(music["a calm piece 0"].codes["music0"], codes["music"][0].T)  # native [4, T]
     report = {r["item"]: r["reason"] for r in
@@ -139,7 +139,7 @@ def test_shards_render_to_the_release_templates(release):
     root, codes, _ = release
     dm = datamodule(root, sources=[Source(str(root / "shards" / "laion-coco"))])
     sample = next(s for s in samples(root / "shards" / "laion-coco") if s.meta["text"] == "caption 2")
-    rendered = dm.renderer.render(sample, random.Random(0))
+    rendered = dm.renderer.render(sample, random.Random(0), x2text_prob=1.0)  # a caption set (the Source's 1.0)
     text = dm.vocab.decode_text(rendered.ids)
     # [Human]: {instruction} {X}<eoh> [MMGPT]: {text}<eos>, the image span spelled exactly as in the release's file
     prefix, _, rest = text.partition("[Human]: ")

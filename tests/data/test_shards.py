@@ -1,9 +1,10 @@
+import io
 import json
 
 import numpy as np
 import pytest
 
-from anygpt.data.shards import ReaderStats, ShardWriter, expand_shards, read_manifest, read_shard
+from anygpt.data.shards import ReaderStats, ShardWriter, expand_shards, load_npy, read_manifest, read_shard
 
 
 def write(directory, n=7, maxcount=3, **kwargs):
@@ -84,3 +85,21 @@ def test_missing_shards_name_the_pattern(tmp_path):
     write(tmp_path)
     assert len(expand_shards(str(tmp_path))) == 3 == len(expand_shards(str(tmp_path / "*.tar")))
     assert json.loads((tmp_path / "manifest.json").read_text())["format_version"] == 1
+
+
+
+@pytest.mark.parametrize("array", [np.arange(12, dtype=np.int16).reshape(3, 4),
+                                   np.asfortranarray(np.arange(12, dtype=np.int32).reshape(3, 4)),
+                                   np.zeros((0,), np.int16), np.array(5, dtype=np.int64)])
+def test_load_npy_reads_what_np_load_reads(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    data = buffer.getvalue()
+    ours, theirs = load_npy(data), np.load(io.BytesIO(data), allow_pickle=False)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape and (ours == theirs).all()
+    assert ours.flags.f_contiguous == theirs.flags.f_contiguous and ours.flags.writeable
+    if array.size:
+        with pytest.raises(ValueError, match="smaller"):
+            load_npy(data[:-1])
+    with pytest.raises(ValueError, match="not a .npy"):
+        load_npy(data[1:])

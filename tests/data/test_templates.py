@@ -5,14 +5,9 @@ import pytest
 import torch
 
 from anygpt.data.shards import Sample
-from anygpt.data.templates import (
-    TEXT2X_INSTRUCTIONS,
-    X2TEXT_INSTRUCTIONS,
-    TemplateRenderer,
-    frame_major_flatten,
-    layout_flatten,
-)
+from anygpt.data.templates import frame_major_flatten, layout_flatten
 from anygpt.data.tiny import TINY_MODALITIES, make_tokenizer
+from anygpt.prompts import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS, TemplateRenderer, pair_text
 from anygpt.text_tokenizer import load_text_tokenizer
 from anygpt.vocab import UnifiedVocab
 
@@ -57,7 +52,7 @@ def test_pretraining_templates_exact(vocab, direction):
     else:
         instruction = TEXT2X_INSTRUCTIONS["image"][1]
         expected = f"[Human]: {instruction} This is input: a red circle<eoh> [MMGPT]: {codes}<eos>"
-    text = renderer.pair_text(direction, instruction, "a red circle", "<media:image0>")
+    text = pair_text(direction, instruction, "a red circle", "<media:image0>")
     assert renderer.render_text(text, sample) == expected
     assert rendered.ids == vocab.encode(expected)
     assert all(rendered.mask)  # pretraining: loss on every token
@@ -91,9 +86,6 @@ def test_bos_eos_wrap_and_caption_only_direction(vocab):
         assert rendered.mask[0] is False and all(rendered.mask[1:])
         text = vocab.decode_text(rendered.ids)
         assert "This is input" not in text and text.index("<soim>") < text.index("[MMGPT]")
-    # a sample's own x2text_prob (e.g. set by prepare for caption-only data) wins over the source default
-    rendered = renderer.render_pair(pair(x2text_prob=0.0), rng, x2text_prob=1.0)
-    assert "This is input" in vocab.decode_text(rendered.ids)
 
 
 def test_direction_is_drawn_with_probability(vocab):
@@ -141,3 +133,11 @@ def test_renderer_uses_modality_flatten(vocab):
     assert [i - first for i in ids[1:-1]] == [1, 35, 2, 36]
     with pytest.raises(KeyError, match="names no media item"):
         renderer.media_ids(sample, "music7")
+
+
+def test_the_training_config_decides_the_direction(vocab):
+    """A shard never overrides the training config's ``x2text_prob`` (older shards stored one per sample)."""
+    renderer = TemplateRenderer(vocab, add_bos_eos=False)
+    with pytest.warns(UserWarning, match="no longer read"):
+        text = vocab.decode_text(renderer.render_pair(pair(x2text_prob=1.0), random.Random(0), x2text_prob=0.0).ids)
+    assert "This is input: a red circle" in text

@@ -334,7 +334,7 @@ def test_music_input_is_cropped_like_the_release(chat_model):
 def test_base_instructions_are_read_from_a_local_release_copy_without_running_it(chat_model, tmp_path):
     import random
 
-    from anygpt.generation.prompts import load_instructions
+    from anygpt.prompts import load_instructions
 
     folder = tmp_path / "AnyGPT" / "anygpt" / "src" / "m_utils"
     folder.mkdir(parents=True)

@@ -103,7 +103,7 @@ def media_spans(vocab):
     import torch
 
     from anygpt.data.templates import frame_major_flatten
-    from anygpt.generation.prompts import MediaSpan
+    from anygpt.prompts import MediaSpan
 
     media = EXPECTED["media"]
     flat = {"image": torch.tensor(media["image"]), "speech": torch.tensor(media["speech"]),
@@ -114,7 +114,7 @@ def media_spans(vocab):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "chat" and n != "chat-history"))
 def test_chat_task_prompts_equal_the_release_prompter(release_vocab, name):
-    from anygpt.generation.prompts import chat_prompt, release_prompts, task_message
+    from anygpt.prompts import chat_prompt, release_prompts, task_message
 
     vocab, legacy = release_vocab
     case, spans = CASES[name], media_spans(vocab)
@@ -127,7 +127,7 @@ def test_chat_task_prompts_equal_the_release_prompter(release_vocab, name):
 
 
 def test_chat_history_and_spoken_replies_equal_the_release(release_vocab):
-    from anygpt.generation.prompts import chat_prompt, release_prompts, speech_response, task_message
+    from anygpt.prompts import chat_prompt, release_prompts, speech_response, task_message
 
     vocab, legacy = release_vocab
     case, spans = CASES["chat-history"], media_spans(vocab)
@@ -141,7 +141,7 @@ def test_chat_history_and_spoken_replies_equal_the_release(release_vocab):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["kind"] == "base"))
 def test_base_model_prompts_equal_the_release(release_vocab, name):
-    from anygpt.generation.prompts import base_prompt
+    from anygpt.prompts import base_prompt
 
     vocab, legacy = release_vocab
     case, spans = CASES[name], media_spans(vocab)
@@ -160,7 +160,8 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     import numpy as np
 
     from anygpt.data.shards import Sample
-    from anygpt.data.templates import TemplateRenderer, frame_major_flatten, placeholder
+    from anygpt.data.templates import frame_major_flatten
+    from anygpt.prompts import TemplateRenderer, pair_text, placeholder
 
     vocab, legacy = release_vocab
     case = CASES[name]
@@ -169,18 +170,18 @@ def test_pretraining_samples_equal_the_release_stage_1(release_vocab, name):
     sample = Sample("k", {"text": inputs["text"], "media": {"x": modality}},
                     {"x": np.asarray(EXPECTED["media"][modality])})
     renderer = TemplateRenderer(vocab, {"music": frame_major_flatten(8192, 4)})
-    text = renderer.pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
+    text = pair_text(inputs["direction"], inputs["instruction"], inputs["text"], placeholder("x"))
     assert renderer.render_text(text, sample) == case["text"]
     # render_pair draws direction and instruction: make it draw the oracle's
-    sample.meta["x2text_prob"] = 1.0 if inputs["direction"] == "x2text" else 0.0
+    prob = 1.0 if inputs["direction"] == "x2text" else 0.0
 
     class Fixed(random.Random):
         def choice(self, seq):
             return inputs["instruction"]
 
     expected = [*oracle_ids(case, legacy), vocab.text.eos_id]
-    assert renderer.render_pair(sample, Fixed(0)).ids == expected
-    answer = renderer.render_pair(sample, Fixed(0), train_on="assistant")
+    assert renderer.render_pair(sample, Fixed(0), prob).ids == expected
+    answer = renderer.render_pair(sample, Fixed(0), prob, train_on="assistant")
     assert answer.ids == expected  # the loss mask does not change the ids
     prompt = renderer.render_text(text, sample).split("[MMGPT]:")[0] + "[MMGPT]:"  # the answer starts after it
     assert answer.mask == [False] * (1 + len(vocab.encode(prompt))) + [True] * (len(expected) - 1 - len(
@@ -194,9 +195,9 @@ def test_the_pipeline_prompts_like_the_release_chat_cli(spm_file):
 
     from anygpt.checkpoints import RELEASE_SYSTEM_PROMPT, Bundle
     from anygpt.generation.pipeline import AnyGPT, Turn
-    from anygpt.generation.prompts import speech_response
     from anygpt.model.configs import Config
     from anygpt.model.llama import LLaMA
+    from anygpt.prompts import speech_response
 
     vocab = UnifiedVocab(SentencePieceTextTokenizer(spm_file), RELEASE_MODALITIES, instruction_tokens=True)
     with torch.device("meta"):

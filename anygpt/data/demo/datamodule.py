@@ -23,9 +23,9 @@ from anygpt.data import readers
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.demo.build import LIBRISPEECH_SPLITS, build_demo_corpus
 from anygpt.data.prepare import AnyInstruct, CocoKarpathy, LibriSpeech, MusicCaps, prepare
-from anygpt.data.templates import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, media_pattern
+from anygpt.prompts import TEXT2X_INSTRUCTIONS, X2TEXT_INSTRUCTIONS
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import SPECIAL_TOKENS
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import zlib
 from pathlib import Path
@@ -11,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from anygpt.data.readers import SkipReport, read_musiccaps
 from anygpt.media import MEDIA_KINDS, MediaError, read_audio
 
 log = logging.getLogger(__name__)
@@ -22,27 +22,22 @@ def find_clips(
 ) -> list[Path]:
     """Audio files of one split.
 
-    With a csv (MusicCaps columns: ``ytid`` names ``{audio_dir}/{ytid}.<ext>``; an optional ``split`` column), rows of
-    ``split`` are used (all rows when the csv has no split column). Without one, every audio file under ``root`` is
-    used, a deterministic 5% (by file-name hash) forming the "val" split.
+    With a csv, its rows are read as ``anygpt prepare`` reads them (`read_musiccaps`): the split from a ``split``
+    column or, on the original MusicCaps csv, from ``is_audioset_eval`` (True: "test"), so evaluation clips never train
+    a codec; the audio ``{audio_dir}/{ytid}.<ext>`` only inside ``audio_dir``. Rows of a csv with neither column
+    belong to every split; rows without audio are skipped with a warning. Without a csv, every audio file under
+    ``root`` is used, a deterministic 5% (by file-name hash) forming the "val" split.
     """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"Audio data root {root} does not exist.")
     if csv_file and (root / csv_file).exists():
-        files: list[Path] = []
-        with open(root / csv_file, newline="") as f:
-            for row in csv.DictReader(f):
-                if "split" in row and row["split"] and row["split"] != split:
-                    continue
-                stem = root / audio_dir / row["ytid"]
-                files.append(
-                    next(
-                        (stem.with_suffix(s) for s in AUDIO_SUFFIXES if stem.with_suffix(s).exists()),
-                        stem.with_suffix(".flac"),
-                    )
-                )  # a missing file is reported when loaded
-        return files
+        report = SkipReport()
+        clips = [clip.path for clip in read_musiccaps(root / csv_file, root / audio_dir, report=report)
+                 if clip.split in (None, split)]
+        if report:
+            log.warning("%s", report.summary())
+        return clips
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     is_val = [zlib.crc32(p.name.encode()) % 20 == 0 for p in files]
     return [p for p, v in zip(files, is_val, strict=True) if v == (split == "val")]
