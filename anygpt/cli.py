@@ -91,11 +91,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name in LIGHTNING_SUBCOMMANDS:
         run_lightning([name, *rest])
     elif name in registered_commands():
+        from anygpt.hub import HubError
         from anygpt.resolve import UntrustedCodeError
 
         try:
             run_command(name, rest)
-        except UntrustedCodeError as err:  # a refusal is an answer, not a crash: no traceback
+        except (UntrustedCodeError, HubError) as err:  # a refusal is an answer, not a crash: no traceback
             print(f"anygpt {name}: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
     else:
