@@ -26,8 +26,9 @@ import lightning as L
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
+from anygpt import hub
 from anygpt.assets import SCHEME as ASSETS_SCHEME
-from anygpt.modalities.codec import Modality
+from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
 from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.llama import hf_adapter as hf
@@ -52,6 +53,13 @@ from anygpt.vocab import (
 )
 
 BUNDLE_FILE = "anygpt.json"
+# The released tokenizers a release-layout checkpoint without anygpt.json gets, by hub id (anygpt.hub.RELEASE).
+RELEASE_TOKENIZERS = {
+    "image": TokenizerRef(hub.SEED.name, "anygpt.modalities.image.seed.SEEDImageTokenizer",
+                          {"eva_vit": hub.EVA_VIT_URL}),
+    "speech": TokenizerRef(hub.SPEECH.name, "anygpt.modalities.speech.codec.SpeechTokenizerCodec"),
+    "music": TokenizerRef(hub.MUSIC.name, "anygpt.modalities.music.encodec32k.EncodecMusicTokenizer"),
+}
 TOKENIZER_DIR = "tokenizers"  # inside an export: the small tokenizers copied there (`portable_ref`)
 COPY_TOKENIZERS_UP_TO = 64 * 2**20  # bytes; larger tokenizers (SEED, SoundStorm) are recorded by absolute path
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
@@ -104,10 +112,10 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         adapter: a LoRA adapter folder (PEFT format, written by a LoRA fine-tune) applied to the loaded model and
             merged into it; the same outputs as the run's merged export.
     """
-    path = Path(path)
+    path = hub.local(path, "checkpoint")  # a hub id (org/name[@revision]) -> its snapshot
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: give an AnyGPT/HF checkpoint folder or a "
-                                "Lightning .ckpt written by `anygpt fit`")
+        raise FileNotFoundError(f"checkpoint {path} does not exist: give an AnyGPT/HF checkpoint folder, a "
+                                "Lightning .ckpt written by `anygpt fit` or a hub id (org/name[@revision])")
     if path.is_file():
         model, vocab, info = _from_lightning(path)
     elif (path / "config.json").exists():
@@ -125,16 +133,22 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         refs = {name: ref.anchored(path) for name, ref in refs.items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
+    release = info.pop("release_layout", False)
     for name in vocab.modalities:
         given = (tokenizers or {}).get(name)
         if isinstance(given, Modality):
             loaded[name] = given
+        elif given is None and name not in refs and release and name in RELEASE_TOKENIZERS:
+            # the release's own tokenizer by hub id, fetched and loaded when the modality is first used
+            refs[name] = RELEASE_TOKENIZERS[name]
+            codec = LazyCodec(refs[name], name, vocab.modalities[name].spec.codebook_size, trust_code)
+            loaded[name] = Modality(vocab.modalities[name].spec, codec)  # type: ignore[arg-type]
         else:
             ref = TokenizerRef.of(given) if given is not None else refs.get(name, TokenizerRef())
             refs[name] = ref
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
         loaded[name].codec.to(device).eval()
-    _check_tokenizers(vocab, loaded, str(path))
+    _check_tokenizers(vocab, {k: v for k, v in loaded.items() if not isinstance(v.codec, LazyCodec)}, str(path))
     bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
                     info.get("image_decoder"), info.get("template"), info.get("task"))
     if image_decoder is not None:
@@ -148,14 +162,67 @@ def attach_image_decoder(bundle: Bundle) -> None:
     (SEED codes -> image embedding -> pixels)."""
     image = bundle.tokenizers.get("image")
     codec = getattr(image, "codec", None)
-    if bundle.image_decoder is None or codec is None or not hasattr(codec, "attach_unclip"):
+    if bundle.image_decoder is None or codec is None:
         return
-    path = Path(bundle.image_decoder)
+    if isinstance(codec, LazyCodec) and not codec.loaded:  # attached when the image tokenizer is first used
+        codec.after_load(lambda loaded: _attach_unclip(loaded, bundle.image_decoder))
+        return
+    _attach_unclip(codec.load() if isinstance(codec, LazyCodec) else codec, bundle.image_decoder)
+
+
+def _attach_unclip(codec: Codec, image_decoder: str) -> None:
+    if not hasattr(codec, "attach_unclip"):
+        return
+    path = hub.local(image_decoder, "image decoder", hub.UNCLIP.allow, hub.UNCLIP.ignore)
     if not path.is_dir():
         raise FileNotFoundError(f"image decoder {path} does not exist: pass a local copy of "
-                                "stabilityai/stable-diffusion-2-1-unclip (a diffusers pipeline folder)")
+                                f"{hub.UNCLIP.name} (a diffusers pipeline folder) or its hub id")
     device = next(itertools.chain(codec.parameters(), codec.buffers()), torch.empty(0)).device
     codec.attach_unclip(path, device=device)
+
+
+class LazyCodec:
+    """Stands in for a release tokenizer named by hub id until its modality is first used (text in, text out fetches
+    and loads none of them): any attribute but `to`/`eval` loads it, then behaves as the codec itself."""
+
+    def __init__(self, ref: TokenizerRef, modality: str, codebook_size: int, trust_code: bool = False) -> None:
+        self._ref, self._modality, self._expected, self._trust = ref, modality, codebook_size, trust_code
+        self._codec: Codec | None = None
+        self._device: torch.device | str = "cpu"
+        self._hooks: list = []
+
+    @property
+    def loaded(self) -> bool:
+        return self._codec is not None
+
+    def load(self) -> Codec:
+        if self._codec is None:
+            codec = self._ref.load(self._modality, trust_code=self._trust).codec
+            if codec.codebook_size != self._expected:
+                raise ValueError(f"the {self._modality} tokenizer {self._ref.path} has {codec.codebook_size} codes "
+                                 f"but the checkpoint reserves {self._expected}: pass the matching tokenizer")
+            codec = codec.to(self._device).eval()
+            for hook in self._hooks:  # e.g. the image decoder; a failure leaves the tokenizer unloaded
+                hook(codec)
+            self._codec = codec
+        return self._codec
+
+    def after_load(self, hook) -> None:
+        self._hooks.append(hook)
+
+    def to(self, device: torch.device | str) -> LazyCodec:
+        self._device = device
+        if self._codec is not None:
+            self._codec.to(device)
+        return self
+
+    def eval(self) -> LazyCodec:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
 
 
 def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
@@ -166,6 +233,9 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
         info.setdefault("force_marker", False)
+        if not info.get("tokenizers"):  # its tokenizers and image decoder: the release's, by hub id
+            info["release_layout"] = True
+            info.setdefault("image_decoder", hub.UNCLIP.name)
     vocab = vocab_from_checkpoint(path, specs)
     model = hf.load_hf(path)
     if model.config.vocab_size < len(vocab):

@@ -92,9 +92,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name in LIGHTNING_SUBCOMMANDS:
         run_lightning([name, *rest])
     elif name in registered_commands():
+        from anygpt.hub import HubError  # here: huggingface_hub stays out of `anygpt --help`
+
         try:
             run_command(name, rest)
-        except UntrustedCodeError as err:  # a refusal is an answer, not a crash: no traceback
+        except (UntrustedCodeError, HubError) as err:  # a refusal is an answer, not a crash: no traceback
             print(f"anygpt {name}: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
     else:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from anygpt import hub
 from anygpt.assets import asset_path
 from benchmarks.judges.asr import CtcAsr, WhisperAsr
 from benchmarks.judges.clap import TinyClap
@@ -68,12 +69,13 @@ def _judge_note(directory: Path, name: str) -> str:
 
 
 def load_judge(kind: str, path: str | Path | None = None, device: str | torch.device = "cpu", **options: Any):
-    """A judge of ``kind`` ("clip", "clap", "asr"); ``options``: ``model_name`` (open_clip architecture of a CLIP
-    checkpoint file), ``roberta`` and ``amodel`` (laion_clap)."""
+    """A judge of ``kind`` ("clip", "clap", "asr") from a path or a hub id (``openai/whisper-large-v3``);
+    ``options``: ``model_name`` (open_clip architecture of a CLIP checkpoint file), ``roberta`` and ``amodel``
+    (laion_clap)."""
     if kind not in JUDGE_KINDS:
         raise ValueError(f"unknown judge kind {kind!r}; use one of {JUDGE_KINDS}")
     shipped = path is None
-    path = shipped_judge_dir(kind) if shipped else Path(path)
+    path = shipped_judge_dir(kind) if shipped else hub.local(path, f"{kind} judge")  # a path, or a hub id
     if not path.exists():
         hint = f" (train: anygpt fit --config experiments/judges/{kind}.yaml, copy its export here)" if shipped else ""
         raise FileNotFoundError(f"{kind} judge not found: {path}{hint}")
