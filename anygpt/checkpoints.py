@@ -2,7 +2,7 @@
 
 Layout (the released fnlp/AnyGPT-base and -chat folders are the same, minus ``anygpt.json``)::
 
-    config.json, model.safetensors (or shards)    HF LLaMA weights (`anygpt.model.hf`)
+    config.json, model.safetensors (or shards)    HF LLaMA weights (`anygpt.model.llama.hf_adapter`)
     tokenizer.model | tokenizer.json              the text tokenizer
     added_tokens.json / tokenizer.json            [Human] [MMGPT] <eoh> <eos>, every modality's codes and markers
     anygpt.json                                   modality order and sizes, tokenizer checkpoints, system prompt
@@ -18,20 +18,34 @@ import itertools
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
+from anygpt import hub
 from anygpt.assets import SCHEME as ASSETS_SCHEME
-from anygpt.modalities.codec import Modality
+from anygpt.modalities.codec import Codec, Modality
 from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
 from anygpt.modalities.spec import RELEASE_MODALITIES
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
-from anygpt.prompts import release_prompts
+from anygpt.model.llama import hf_adapter as hf
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
+from anygpt.model.lm import BUILT_KEY
+from anygpt.model.lora import (
+    LoraOptions,
+    apply_lora,
+    inject_like,
+    is_lora,
+    load_adapter,
+    merge_lora,
+    save_adapter,
+)
+from anygpt.model.spec import build_model
+from anygpt.prompts import TEMPLATES, release_prompts
 from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
 from anygpt.vocab import (
     UnifiedVocab,
@@ -39,6 +53,13 @@ from anygpt.vocab import (
 )
 
 BUNDLE_FILE = "anygpt.json"
+# The released tokenizers a release-layout checkpoint without anygpt.json gets, by hub id (anygpt.hub.RELEASE).
+RELEASE_TOKENIZERS = {
+    "image": TokenizerRef(hub.SEED.name, "anygpt.modalities.image.seed.SEEDImageTokenizer",
+                          {"eva_vit": hub.EVA_VIT_URL}),
+    "speech": TokenizerRef(hub.SPEECH.name, "anygpt.modalities.speech.codec.SpeechTokenizerCodec"),
+    "music": TokenizerRef(hub.MUSIC.name, "anygpt.modalities.music.encodec32k.EncodecMusicTokenizer"),
+}
 TOKENIZER_DIR = "tokenizers"  # inside an export: the small tokenizers copied there (`portable_ref`)
 COPY_TOKENIZERS_UP_TO = 64 * 2**20  # bytes; larger tokenizers (SEED, SoundStorm) are recorded by absolute path
 # The release's chat system prompt (OpenMOSS/AnyGPT), kept verbatim so released models behave as trained.
@@ -78,7 +99,7 @@ def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], s
 
 def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | Modality] | None = None,
                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, trust_code: bool = False,
-                image_decoder: str | None = None) -> Bundle:
+                image_decoder: str | None = None, adapter: str | Path | None = None) -> Bundle:
     """Load an AnyGPT checkpoint folder (ours or the release's) or a Lightning ``.ckpt`` of `AnyGPTLM`.
 
     Args:
@@ -88,11 +109,13 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         trust_code: allow the checkpoint's files to name tokenizer classes that are neither registered nor part of
             anygpt (their modules get imported). Off by default: opening a checkpoint never runs code it names.
         image_decoder: the unCLIP pipeline folder that turns SEED embeddings into pixels; overrides anygpt.json's.
+        adapter: a LoRA adapter folder (PEFT format, written by a LoRA fine-tune) applied to the loaded model and
+            merged into it; the same outputs as the run's merged export.
     """
-    path = Path(path)
+    path = hub.local(path, "checkpoint")  # a hub id (org/name[@revision]) -> its snapshot
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist: give an AnyGPT/HF checkpoint folder or a "
-                                "Lightning .ckpt written by `anygpt fit`")
+        raise FileNotFoundError(f"checkpoint {path} does not exist: give an AnyGPT/HF checkpoint folder, a "
+                                "Lightning .ckpt written by `anygpt fit` or a hub id (org/name[@revision])")
     if path.is_file():
         model, vocab, info = _from_lightning(path)
     elif (path / "config.json").exists():
@@ -102,22 +125,30 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
                          f"`python -m torch.distributed.checkpoint.format_utils dcp_to_torch {path} model.ckpt`")
     else:
         raise FileNotFoundError(f"{path} holds neither config.json (HF/AnyGPT folder) nor a checkpoint file")
+    if adapter is not None:
+        load_adapter(model, adapter)
     model = model.to(device=device, dtype=dtype or model.lm_head.weight.dtype).eval()
     refs = {name: TokenizerRef.of(ref) for name, ref in info.get("tokenizers", {}).items()}
     if path.is_dir():  # tokenizers copied into the export are recorded relative to it
         refs = {name: ref.anchored(path) for name, ref in refs.items()}
     recorded_in = str(path / BUNDLE_FILE) if path.is_dir() else str(path)
     loaded: dict[str, Modality] = {}
+    release = info.pop("release_layout", False)
     for name in vocab.modalities:
         given = (tokenizers or {}).get(name)
         if isinstance(given, Modality):
             loaded[name] = given
+        elif given is None and name not in refs and release and name in RELEASE_TOKENIZERS:
+            # the release's own tokenizer by hub id, fetched and loaded when the modality is first used
+            refs[name] = RELEASE_TOKENIZERS[name]
+            codec = LazyCodec(refs[name], name, vocab.modalities[name].spec.codebook_size, trust_code)
+            loaded[name] = Modality(vocab.modalities[name].spec, codec)  # type: ignore[arg-type]
         else:
             ref = TokenizerRef.of(given) if given is not None else refs.get(name, TokenizerRef())
             refs[name] = ref
             loaded[name] = ref.load(name, trust_code=trust_code, source=None if given is not None else recorded_in)
         loaded[name].codec.to(device).eval()
-    _check_tokenizers(vocab, loaded, str(path))
+    _check_tokenizers(vocab, {k: v for k, v in loaded.items() if not isinstance(v.codec, LazyCodec)}, str(path))
     bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
                     info.get("image_decoder"), info.get("template"), info.get("task"))
     if image_decoder is not None:
@@ -131,19 +162,70 @@ def attach_image_decoder(bundle: Bundle) -> None:
     (SEED codes -> image embedding -> pixels)."""
     image = bundle.tokenizers.get("image")
     codec = getattr(image, "codec", None)
-    if bundle.image_decoder is None or codec is None or not hasattr(codec, "attach_unclip"):
+    if bundle.image_decoder is None or codec is None:
         return
-    path = Path(bundle.image_decoder)
+    if isinstance(codec, LazyCodec) and not codec.loaded:  # attached when the image tokenizer is first used
+        codec.after_load(lambda loaded: _attach_unclip(loaded, bundle.image_decoder))
+        return
+    _attach_unclip(codec.load() if isinstance(codec, LazyCodec) else codec, bundle.image_decoder)
+
+
+def _attach_unclip(codec: Codec, image_decoder: str) -> None:
+    if not hasattr(codec, "attach_unclip"):
+        return
+    path = hub.local(image_decoder, "image decoder", hub.UNCLIP.allow, hub.UNCLIP.ignore)
     if not path.is_dir():
         raise FileNotFoundError(f"image decoder {path} does not exist: pass a local copy of "
-                                "stabilityai/stable-diffusion-2-1-unclip (a diffusers pipeline folder)")
+                                f"{hub.UNCLIP.name} (a diffusers pipeline folder) or its hub id")
     device = next(itertools.chain(codec.parameters(), codec.buffers()), torch.empty(0)).device
     codec.attach_unclip(path, device=device)
 
 
-def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
-    from anygpt.model import hf
+class LazyCodec:
+    """Stands in for a release tokenizer named by hub id until its modality is first used (text in, text out fetches
+    and loads none of them): any attribute but `to`/`eval` loads it, then behaves as the codec itself."""
 
+    def __init__(self, ref: TokenizerRef, modality: str, codebook_size: int, trust_code: bool = False) -> None:
+        self._ref, self._modality, self._expected, self._trust = ref, modality, codebook_size, trust_code
+        self._codec: Codec | None = None
+        self._device: torch.device | str = "cpu"
+        self._hooks: list = []
+
+    @property
+    def loaded(self) -> bool:
+        return self._codec is not None
+
+    def load(self) -> Codec:
+        if self._codec is None:
+            codec = self._ref.load(self._modality, trust_code=self._trust).codec
+            if codec.codebook_size != self._expected:
+                raise ValueError(f"the {self._modality} tokenizer {self._ref.path} has {codec.codebook_size} codes "
+                                 f"but the checkpoint reserves {self._expected}: pass the matching tokenizer")
+            codec = codec.to(self._device).eval()
+            for hook in self._hooks:  # e.g. the image decoder; a failure leaves the tokenizer unloaded
+                hook(codec)
+            self._codec = codec
+        return self._codec
+
+    def after_load(self, hook) -> None:
+        self._hooks.append(hook)
+
+    def to(self, device: torch.device | str) -> LazyCodec:
+        self._device = device
+        if self._codec is not None:
+            self._codec.to(device)
+        return self
+
+    def eval(self) -> LazyCodec:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+
+def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     info = json.loads((path / BUNDLE_FILE).read_text()) if (path / BUNDLE_FILE).exists() else {}
     if info.get("modalities"):
         specs = [configured_modality(m)[0] for m in info["modalities"]]
@@ -151,6 +233,9 @@ def _from_folder(path: Path, tokenizers: Mapping[str, Any] | None) -> tuple[LLaM
         specs = list(RELEASE_MODALITIES)
         info.setdefault("system_prompt", RELEASE_SYSTEM_PROMPT)
         info.setdefault("force_marker", False)
+        if not info.get("tokenizers"):  # its tokenizers and image decoder: the release's, by hub id
+            info["release_layout"] = True
+            info.setdefault("image_decoder", hub.UNCLIP.name)
     vocab = vocab_from_checkpoint(path, specs)
     model = hf.load_hf(path)
     if model.config.vocab_size < len(vocab):
@@ -169,22 +254,25 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     specs = [configured_modality(m)[0] for m in data["modalities"]]
     vocab = UnifiedVocab(load_text_tokenizer(data["text_tokenizer"]), specs,
                          instruction_tokens=bool(data.get("instruction_tokens")))
-    from anygpt.model.lm import BUILT_KEY
-
     built = ckpt.get(BUILT_KEY) or hp  # checkpoints written before BUILT_KEY kept it in the hyper-parameters
     if built.get("resolved_config"):
         config = Config(**built["resolved_config"])
     else:
         config = Config.from_name(hp.get("model", "tiny"), **(hp.get("model_config") or {}))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    vocab_size = state["embed_tokens.weight"].shape[0]
-    from dataclasses import replace
-
+    vocab_size = next(v.shape[0] for k, v in state.items() if k.startswith("embed_tokens.") and "delta" not in k)
     config = replace(config, vocab_size=vocab_size)
     with torch.device("meta"):
         model = LLaMA(config)
+    if hp.get("lora"):  # a LoRA run: its adapters are merged into the model it returns
+        if hp["lora"].get("quantize"):
+            raise ValueError(f"{path} is a QLoRA checkpoint (4-bit base); load the run's export instead, or the base "
+                             "checkpoint with --loading.adapter and the adapter folder the run wrote")
+        apply_lora(model, LoraOptions(**hp["lora"]), range(vocab.text.vocab_size, len(vocab)))
     model.load_state_dict(state, assign=True, strict=True)
-    model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
+    if hp.get("lora"):
+        merge_lora(model)
+    model.reset_rope_cache()  # non-persistent tables, rebuilt on first use
     if vocab_size != len(vocab):
         raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
     info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {}}
@@ -196,8 +284,6 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
 
 def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write ``bundle`` as an AnyGPT folder that HF ``AutoModelForCausalLM``/``AutoTokenizer`` can open too."""
-    from anygpt.model import hf
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hf.save_hf(bundle.model, directory, dtype=dtype)
@@ -299,8 +385,6 @@ def hf_to_anygpt(source: str, out: str, tokenizers: dict[str, str] | None = None
     """
     specs = [spec_of(codec_class(m), m) for m in modalities] if modalities else list(RELEASE_MODALITIES)
     vocab = vocab_from_checkpoint(source, specs)
-    from anygpt.model import hf
-
     model = hf.load_hf(source)
     refs = {name: TokenizerRef.of(value) for name, value in (tokenizers or {}).items()}
     if image_decoder is not None and not Path(image_decoder, "model_index.json").exists():
@@ -349,16 +433,17 @@ class ExportBundle(L.Callback):
             without instruction tokens; None: chat when the vocabulary has them, else base).
         task: the default task prompt wrapping chat messages (``none``: as written, as anygpt's chat data is rendered;
             None: the release's task prompts).
+        adapter_dirpath: where a LoRA run also writes its adapter on its own (PEFT format); default: ``adapter`` next
+            to ``dirpath``. The export itself is the merged model.
     """
 
     def __init__(self, dirpath: str, tokenizers: dict[str, str] | None = None, system_prompt: str | None = None,
-                 template: str | None = None, task: str | None = None) -> None:
-        from anygpt.generation.pipeline import TEMPLATES
-
+                 template: str | None = None, task: str | None = None, adapter_dirpath: str | None = None) -> None:
         if template is not None and template not in TEMPLATES:
             raise ValueError(f"ExportBundle template must be one of {TEMPLATES} or null, got {template!r}")
         self.dirpath, self.tokenizers, self.system_prompt = dirpath, tokenizers, system_prompt
         self.template, self.task = template, task
+        self.adapter_dirpath = adapter_dirpath or str(Path(dirpath).parent / "adapter")
 
     def state_dict(self) -> dict[str, Any]:
         """Kept in every Lightning checkpoint, so that ``anygpt convert ckpt-to-anygpt`` (and loading a ``.ckpt``
@@ -374,10 +459,24 @@ class ExportBundle(L.Callback):
             return
         datamodule = trainer.datamodule
         refs = self.tokenizers or getattr(datamodule, "tokenizer_refs", None) or {}
-        with torch.device("meta"):
-            plain = LLaMA(model.config)
-        plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
-        plain.rope_cos, plain.rope_sin = torch.empty(0), torch.empty(0)
+        lora = getattr(pl_module, "lora", None)
+        if lora is not None and lora.quantize:
+            # a 4-bit base cannot be merged exactly: the adapter goes onto the original (unquantized) base weights
+            hp = pl_module.hparams
+            plain = build_model(model.config, hp.pretrained, hp.vocab_init)
+            inject_like(plain, model)
+            set_peft_model_state_dict(plain, get_peft_model_state_dict(model, state_dict=full))
+        else:
+            with torch.device("meta"):
+                plain = LLaMA(model.config)
+            if is_lora(model):
+                inject_like(plain, model)
+            plain.load_state_dict({k: v.float() for k, v in full.items()}, assign=True)
+        plain.reset_rope_cache()
+        if is_lora(plain):
+            save_adapter(plain, self.adapter_dirpath)
+            merge_lora(plain)
+            print(f"[export] LoRA adapter (PEFT format) written to {self.adapter_dirpath}")
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
                         {name: TokenizerRef.of(ref) for name, ref in refs.items()}, template=self.template,
                         task=self.task)

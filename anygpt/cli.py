@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from anygpt.commands import ArgvCommand, registered_commands, resolve
 from anygpt.modalities.spec import ModalitySpecError
+from anygpt.resolve import UntrustedCodeError
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "Train a model (the LLM or a modality tokenizer) from a YAML config",
@@ -25,16 +26,28 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _data_vocab(datamodule: object) -> object:
+    return getattr(datamodule, "vocab", None)
+
+
 def run_lightning(argv: Sequence[str]) -> None:
-    """LightningCLI in subclass mode: configs name the model and data module by ``class_path``."""
+    """LightningCLI in subclass mode: configs name the model and data module by ``class_path``.
+
+    The data module's vocabulary (``data.vocab``, built when it is instantiated) is linked to the model's ``vocab``
+    argument, so the vocabulary is configured once and the model never reads the trainer's data module. Models without
+    a ``vocab`` argument (the modality tokenizers) are left alone."""
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
+
+    class AnyGPTCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (LightningArgumentParser)
+            parser.link_arguments("data", "model.init_args.vocab", compute_fn=_data_vocab, apply_on="instantiate")
 
     # From the console script the arguments are sys.argv's own; LightningCLI warns when it is given both.
     args = None if list(argv) == sys.argv[1:] else list(argv)
     try:
-        LightningCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                     args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+        AnyGPTCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                  args=args, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
     except Exception as err:
         from anygpt.data.checks import UnusableModalityError  # here: `anygpt --help` stays free of torch imports
 
@@ -83,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name in LIGHTNING_SUBCOMMANDS:
         run_lightning([name, *rest])
     elif name in registered_commands():
-        from anygpt.resolve import UntrustedCodeError
+        from anygpt.hub import HubError  # here: huggingface_hub stays out of `anygpt --help`
 
         try:
             run_command(name, rest)
-        except UntrustedCodeError as err:  # a refusal is an answer, not a crash: no traceback
+        except (UntrustedCodeError, HubError) as err:  # a refusal is an answer, not a crash: no traceback
             print(f"anygpt {name}: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
     else:

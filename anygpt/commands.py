@@ -36,6 +36,7 @@ BUILTIN_COMMANDS: dict[str, tuple[Target, str]] = {
     "benchmark": (ArgvCommand("benchmarks.tasks.cli:main"),
                   "Score a checkpoint on a benchmark task, built-in or a plugin's (results.json, report.html)"),
     "serve": ("anygpt.serve:serve", "A web page (and HTTP API) to talk to a model in every modality"),
+    "download": ("anygpt.hub:download", "Fetch the released AnyGPT (download release --to DIR) or a hub id"),
 }
 
 

@@ -31,6 +31,8 @@ import torch
 from anygpt.data.schema import ShardSample
 from anygpt.vocab import INSTRUCTION_TOKENS, UnifiedVocab
 
+TEMPLATES = ("chat", "base")  # the chat template (`chat_segments`) and the base one (`base_prompt`)
+
 RELEASE_PROMPTS = Path(__file__).with_name("release_prompts.json")
 USER, BOT, USER_END, BOT_END = "[Human]", "[MMGPT]", "<eoh>", "<eos>"
 ANSWER_START = f"{BOT}:"  # where the model's answer begins in every template

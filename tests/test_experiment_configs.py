@@ -23,7 +23,9 @@ def test_prepare_configs_print_and_reparse(config, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("config", ["experiments/instruct.yaml", "experiments/demo/instruct.yaml",
-                                    "experiments/demo/pretrain.yaml"])
+                                    "experiments/demo/pretrain.yaml", "experiments/demo/lora.yaml",
+                                    "experiments/finetune/lora.yaml", "experiments/finetune/qlora.yaml",
+                                    "experiments/finetune/full.yaml"])
 def test_fit_configs_print(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(ROOT / config), "--print_config"])

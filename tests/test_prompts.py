@@ -9,8 +9,8 @@ import torch
 from anygpt.checkpoints import Bundle
 from anygpt.data.schema import ShardSample
 from anygpt.generation.pipeline import AnyGPT, Media, Turn
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.prompts import TemplateRenderer, chat_prompt, chat_segments, placeholder
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab

@@ -105,8 +105,8 @@ def test_shipped_tokenizers_still_load():
 def tiny_bundle_dir(tmp_path) -> Path:
     """A random tiny LLaMA with the shipped tiny tokenizers, saved as an AnyGPT folder."""
     from anygpt.checkpoints import Bundle, save_bundle
-    from anygpt.model.configs import Config
-    from anygpt.model.llama import LLaMA
+    from anygpt.model.llama.config import Config
+    from anygpt.model.llama.model import LLaMA
     from anygpt.text_tokenizer import train_bpe_tokenizer
     from anygpt.vocab import UnifiedVocab
 

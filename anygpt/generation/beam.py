@@ -19,7 +19,7 @@ from torch import Tensor
 from anygpt.generation.decoder import CachedDecoder, GenerationResult, context_budget
 from anygpt.generation.options import GenerationConfig
 from anygpt.generation.processors import LogitsProcessor, apply_processors
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.model import LLaMA
 
 _NEG = -1.0e9
 

@@ -185,7 +185,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
-        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
         out: folder for generated media and the transcript.
         device: where the model runs ("cpu", "cuda", "cuda:1").
         voice: speech prompt whose voice spoken replies use (SoundStorm voice cloning; the whole file, as the release).

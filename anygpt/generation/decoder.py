@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.model import LLaMA
 
 
 @dataclass
@@ -61,12 +61,8 @@ class CachedDecoder:
         device = valid.device
         if compile:
             max_len = compiled_cache_len(max_len)
-        cache = model.blocks[0].attn.kv_cache
-        ref = model.lm_head.weight
-        if (cache is None or cache.k.shape[0] != R or cache.k.shape[2] != max_len or cache.k.device != ref.device
-                or cache.k.dtype != ref.dtype):
-            # allocated once per call; a later call of the same shape reuses it (model.clear_kv_cache() frees it)
-            model.set_kv_cache(R, max_len, device=ref.device)
+        # allocated once per call; a later call of the same shape reuses it (model.clear_kv_cache() frees it)
+        model.ensure_kv_cache(R, max_len)
         self.slots = torch.arange(max_len, device=device)
         self.key_valid = torch.ones(R, max_len, dtype=torch.bool, device=device)
         self.key_valid[:, :P] = valid
@@ -99,10 +95,7 @@ class CachedDecoder:
 
     def reorder(self, rows: Tensor) -> None:
         """Beam search: row ``i`` continues from row ``rows[i]``."""
-        for block in self.model.blocks:
-            cache = block.attn.kv_cache
-            cache.k.copy_(cache.k.index_select(0, rows))
-            cache.v.copy_(cache.v.index_select(0, rows))
+        self.model.reorder_kv_cache(rows)
         self.key_valid = self.key_valid.index_select(0, rows)
         self.next_position = self.next_position.index_select(0, rows)
 

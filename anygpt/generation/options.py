@@ -40,12 +40,15 @@ class LoadingOptions:
             (default: the checkpoint's anygpt.json ``image_decoder``).
         compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only (on a CPU the
             compile time outweighs what it saves; docs/performance.md).
+        adapter: a LoRA adapter folder (PEFT format, written by a LoRA fine-tune of this checkpoint) merged into the
+            model on load (docs/finetune.md).
     """
 
     tokenizers: dict[str, TokenizerSpec] | None = None
     trust_code: bool = False
     image_decoder: str | None = None
     compile: bool | None = None
+    adapter: str | None = None
 
 
 @dataclass(frozen=True)

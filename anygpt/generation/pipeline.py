@@ -34,7 +34,6 @@ from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import media_pattern, media_words
 from anygpt.vocab import Segment
 
-TEMPLATES = ("chat", "base")
 # Music input is cropped before tokenizing, as the release's CLIs do: a 5 s window in chat, 20 s for the base model.
 MUSIC_WINDOW_SECONDS = {"chat": 5.0, "base": 20.0}
 
@@ -95,6 +94,7 @@ class Reply:
     ids: list[int]
     interrupted: bool = False
     transcript: str | None = None
+    prompt_tokens: int = 0  # the prompt's length in tokens (usage reports)
 
     @property
     def text(self) -> str:
@@ -146,8 +146,8 @@ class AnyGPT:
         self.system_prompt = prompt.system_prompt if prompt.system_prompt is not None else bundle.system_prompt
         self.device = torch.device(device)
         template = prompt.template or bundle.template or ("chat" if self.vocab.instruction_tokens else "base")
-        if template not in TEMPLATES:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+        if template not in prompts.TEMPLATES:
+            raise ValueError(f"template must be one of {prompts.TEMPLATES}, got {template!r}")
         if prompt.music_start not in MUSIC_STARTS:
             raise ValueError(f"music_start must be one of {MUSIC_STARTS}, got {prompt.music_start!r}")
         if prompt.task is not None and prompt.task not in prompts.TASKS:
@@ -167,9 +167,10 @@ class AnyGPT:
     @classmethod
     def load(cls, path: str | Path, loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
              device: str = "cpu") -> AnyGPT:
-        """`load_bundle` as ``loading`` says (tokenizer overrides, trusted code, image decoder) + the prompt format."""
+        """`load_bundle` as ``loading`` says (tokenizer overrides, trusted code, image decoder, LoRA adapter) + the
+        prompt format."""
         bundle = load_bundle(path, loading.tokenizers, device=device, trust_code=loading.trust_code,
-                             image_decoder=loading.image_decoder)
+                             image_decoder=loading.image_decoder, adapter=loading.adapter)
         return cls(bundle, prompt, device, compile=loading.compile)
 
     def describe(self) -> str:
@@ -259,7 +260,7 @@ class AnyGPT:
         elif template == "base":
             text = self.base_prompt_text(parts, output, generator, rng)
         else:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+            raise ValueError(f"template must be one of {prompts.TEMPLATES}, got {template!r}")
         if force is not None:
             if force not in self.vocab.modalities:
                 raise ValueError(f"cannot force output modality {force!r}; the model has {list(self.vocab.modalities)}")
@@ -335,14 +336,17 @@ class AnyGPT:
     @torch.inference_mode()
     def generate_ids(self, prompts: Sequence[Sequence[int]], config: GenerationConfig,
                      generator: torch.Generator | None = None,
-                     on_step: Callable[[int], bool | None] | None = None) -> tuple[list[list[int]], bool]:
-        """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``)."""
+                     on_step: Callable[[int], bool | None] | None = None,
+                     on_token: Callable[[torch.Tensor], None] | None = None) -> tuple[list[list[int]], bool]:
+        """New ids per prompt (stop id removed) and whether generation was interrupted (Ctrl-C, ``on_step``);
+        ``on_token`` sees each step's ids as they are sampled (see `generate`)."""
         processors = []
         if self.constrained:
             structures = {name: tok.structure for name, tok in self.tokenizers.items()}
             processors.append(ModalityConstraint(self.vocab, structures))
         result = generate(self.model, [list(p) for p in prompts], config, processors=processors,
-                          generator=generator, pad_id=self.pad_id, compile=self.compile, on_step=on_step)
+                          generator=generator, pad_id=self.pad_id, compile=self.compile, on_step=on_step,
+                          on_token=on_token)
         new = result.new_tokens()
         stops = set(config.stop_ids)
         return [row[:-1] if row and row[-1] in stops else row for row in new], result.interrupted
@@ -437,29 +441,46 @@ class AnyGPT:
 
     def chat(self, parts: Sequence[Part] | str, output: str = "text", settings: str = "release",
              generator: torch.Generator | None = None, voice: Any = None, task: str | None = None,
-             progress: Progress | None = None, **overrides: Any) -> Reply:
+             progress: Progress | None = None, on_token: Callable[[int], None] | None = None,
+             **overrides: Any) -> Reply:
         """One turn of a conversation that keeps its history (``reset`` clears it; the base template keeps none);
-        ``progress`` sees each stage (see `Progress`)."""
+        ``progress`` sees each stage (see `Progress`), ``on_token`` each new id as it is sampled (streaming).
+
+        A reply cut inside a media span (token budget, a stop) enters the history with that span closed: an open span
+        would make the next turn's prompt continue it."""
         if isinstance(parts, str):
             parts = parse_message(parts)
         if progress is not None:
             progress("tokenizing", 0, sum(isinstance(p, Media) for p in parts))
         force = self.forced(output)
+        codec = self.tokenizers[output].codec if output in self.tokenizers else None
+        if not getattr(codec, "loaded", True):  # a release tokenizer by hub id (`LazyCodec`): fetched before generating
+            codec.load()
         history = self.history if self.template == "chat" else ()
         message = self.user_message(parts, output, task, generator) if self.template == "chat" else None
         text = self.prompt_text(parts, output, history, force, task, generator=generator, message=message)
         config = self.generation_config(output, settings, **overrides)
         on_step = None if progress is None else (lambda n: progress("generating", n, config.max_new_tokens))
-        (row,), interrupted = self.generate_ids([self.encode_prompt(text)], config, generator, on_step)
+        streamed = None if on_token is None else (lambda nxt: on_token(int(nxt[0])))
+        prompt = self.encode_prompt(text)
+        (row,), interrupted = self.generate_ids([prompt], config, generator, on_step, streamed)
         ids = ([self.vocab.modalities[force].start_id] + row) if force else row
         reply = self.reply(ids, interrupted, voice, config, progress, generator)
+        reply.prompt_tokens = len(prompt)
         if self.template == "chat":
             self.history.append(Turn("user", parts=list(parts), text=message or ""))
-            self.history.append(Turn("assistant", reply=reply, text=self.vocab.decode_text(ids).strip()))
+            self.history.append(Turn("assistant", reply=reply, text=self.vocab.decode_text(self._closed(ids)).strip()))
         return reply
 
     def reset(self) -> None:
         self.history.clear()
+
+    def _closed(self, ids: list[int]) -> list[int]:
+        """``ids`` with a trailing media span that was cut (no end marker) closed by its end marker."""
+        segments = self.vocab.segments(ids)
+        if segments and segments[-1].modality != "text" and not segments[-1].closed:
+            return [*ids, self.vocab.modalities[segments[-1].modality].end_id]
+        return ids
 
 
 def _clean_text(text: str) -> str:

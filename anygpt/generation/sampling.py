@@ -20,7 +20,7 @@ from anygpt.generation.beam import beam_search
 from anygpt.generation.decoder import CachedDecoder, GenerationResult, compile_by_default, context_budget, left_pad
 from anygpt.generation.options import GenerationConfig
 from anygpt.generation.processors import LogitsProcessor, apply_processors
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.model import LLaMA
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -30,7 +30,8 @@ from anygpt.model.llama import LLaMA
 def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: GenerationConfig,
              processors: Sequence[LogitsProcessor] | Callable[[int], Sequence[LogitsProcessor]] = (),
              generator: torch.Generator | None = None, pad_id: int = 0, compile: bool | None = None,
-             on_step: Callable[[int], bool | None] | None = None) -> GenerationResult:
+             on_step: Callable[[int], bool | None] | None = None,
+             on_token: Callable[[Tensor], None] | None = None) -> GenerationResult:
     """Generate continuations of a batch of prompts.
 
     Args:
@@ -43,6 +44,8 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
         compile: ``torch.compile`` the one-token decode step; None: `compile_by_default` (on CUDA, not on CPU).
         on_step: called after each step with the number of new tokens so far (a progress counter); returning True
             stops generation there, keeping what was produced (``interrupted``), as Ctrl-C does.
+        on_token: called with each step's new ids (B,) as they are sampled (streaming; not called by beam search,
+            whose tokens are only known at the end).
     """
     if config.stop_tokens:
         raise ValueError(f"stop_tokens {config.stop_tokens} are unresolved; call config.resolve(vocab) first")
@@ -76,6 +79,8 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
                 nxt = scores.argmax(dim=-1)
             nxt = torch.where(finished, pad_id, nxt)
             tokens[:, cur] = nxt
+            if on_token is not None:
+                on_token(nxt)
             lengths += (~finished).long()
             cur += 1
             if stop_ids.numel():

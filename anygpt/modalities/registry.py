@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from anygpt import hub
 from anygpt.assets import SCHEME as ASSETS_SCHEME
 from anygpt.assets import asset_path, portable_path
 from anygpt.media import MediaKind, media_kind
@@ -433,12 +434,19 @@ class TokenizerRef:
             if modality is None:
                 raise ValueError("an empty tokenizer reference needs the modality name to load its default")
             cls = codec_class(modality)
+        path, options = self.path, dict(self.options or {})
+        if hub.is_hub_id(path):  # org/name[@revision]: the repository's snapshot (only the files the codec reads)
+            allow = next((c.allow for c in hub.RELEASE if c.name == path), None)
+            path = str(hub.local(path, f"{modality or 'the'} tokenizer", allow))
+        for key, value in options.items():  # a file published by URL (BLIP-2's EVA ViT): fetched once, then cached
+            if isinstance(value, str) and value.startswith("https://"):
+                options[key] = str(hub.fetch_url(value, f"{modality or 'the'} tokenizer's {key}"))
         try:
             if self.path is None and self.class_path is not None and cls is not None \
                     and cls.default_checkpoint is None:  # a codec named by its class alone
-                codec = _weightless(cls, self.options or {})
+                codec = _weightless(cls, options)
             else:
-                codec = load_codec(self.path, cls, trust_code, **(self.options or {}))
+                codec = load_codec(path, cls, trust_code, **options)
         except TypeError as err:
             if self.path is None:
                 raise ValueError(f"{err}: pass the {modality or ''} tokenizer checkpoint explicitly "

@@ -1,10 +1,9 @@
 """`AnyGPTLM`: the LightningModule that trains the LLaMA decoder on unified token sequences.
 
-- The model is built in ``configure_model``: a named size (``tiny``, ``llama2-7b``) or an HF LLaMA checkpoint
-  (``pretrained``), its embeddings grown to the unified vocabulary (old rows kept bit-identical, new rows the mean of
-  the old ones or random), then sharded with FSDP2 (``fully_shard`` per block, then the root) when Lightning's
-  `ModelParallelStrategy` provides a device mesh; plain otherwise (single device, DDP). Sharded, only rank 0 builds
-  the whole model: the others shard an empty meta-device skeleton and receive their shards from it.
+- The model is built in ``configure_model`` through its `anygpt.model.spec.ModelSpec`: a named size or an HF LLaMA
+  checkpoint (``pretrained``) grown to the unified vocabulary, wrapped by the architecture's parallelization plan
+  (FSDP2 when Lightning's `ModelParallelStrategy` provides a device mesh). Sharded, only rank 0 builds the whole
+  model: the others shard an empty meta-device skeleton and receive their shards from it.
 - Loss: next-token cross-entropy over the tokens the loss mask selects, normalised by the number of such tokens in the
   whole data-parallel batch (an all-reduce of one count), so a sharded run computes the same update as one process
   with the same global batch. Per-modality losses and perplexities (text, image, speech, music tokens) are logged.
@@ -17,50 +16,25 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import Metric
 
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
+from anygpt.model.lora import LoraOptions, apply_lora, trainable_summary
 from anygpt.model.schedule import warmup_cosine
+from anygpt.model.spec import LLAMA, build_model, check_pretrained, resolve_config
+from anygpt.vocab import UnifiedVocab
 
 # The checkpoint entry holding what `AnyGPTLM.configure_model` resolved (architecture, modality id ranges).
 BUILT_KEY = "anygpt_built"
-
-
-def load_pretrained(path: str | Path) -> LLaMA:
-    """An HF ``LlamaForCausalLM`` checkpoint directory -> our `LLaMA` (float32, CPU).
-
-    The one place the training code loads base weights; the conversion itself lives in `anygpt.model.hf`.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"pretrained checkpoint {path} does not exist: give the local directory of an HF "
-                                "LLaMA checkpoint (config.json + *.safetensors or pytorch_model*.bin)")
-    from anygpt.model.hf import load_hf
-
-    model = load_hf(path, dtype=torch.float32)
-    # load_hf builds on the meta device; its non-persistent caches (RoPE tables, rebuilt lazily) may stay there.
-    # Lightning's ModelParallelStrategy treats any meta tensor as "not initialised yet" and would re-initialise the
-    # whole module (to_empty + reset_parameters), wiping the loaded weights, so no meta tensor may survive here.
-    for module in model.modules():
-        for name, buffer in list(module._buffers.items()):
-            if buffer is not None and buffer.is_meta:
-                module._buffers[name] = torch.empty(buffer.shape, dtype=buffer.dtype)
-    if hasattr(model, "rope_len"):
-        model.rope_len = 0
-    missing = [name for name, p in model.named_parameters() if p.is_meta]
-    if missing:
-        raise ValueError(f"{path}: the checkpoint has no weights for {missing[:5]} ({len(missing)} tensors)")
-    return model
 
 
 class TokenLoss(Metric):
@@ -85,10 +59,12 @@ class AnyGPTLM(L.LightningModule):
     """Next-token training of the LLaMA decoder on unified (text + modality) token sequences.
 
     Args:
-        model: a named size from `anygpt.model.configs` (ignored for the architecture when ``pretrained`` is set).
+        model: a named size from `anygpt.model.llama.config` (ignored for the architecture when ``pretrained`` is set).
         model_config: overrides of that size's fields (``{"n_layer": 2}``).
         pretrained: local HF LLaMA checkpoint directory to start from (LLaMA-2 7B in the paper).
-        vocab_size: the unified vocabulary size; None reads it from the data module's ``vocab``.
+        vocab: the unified vocabulary; ``anygpt fit`` links the data module's (see `anygpt.cli`), so it is configured
+            once. It sizes the embeddings and names the per-modality losses.
+        vocab_size: the vocabulary size when no ``vocab`` is given (a model trained on raw id batches).
         vocab_init: new embedding rows: ``mean`` of the old rows or ``random``.
         learning_rate, weight_decay, betas, eps: AdamW (no decay on norms).
         warmup: warmup length, a fraction of the run (< 1) or a number of steps (>= 1).
@@ -99,22 +75,32 @@ class AnyGPTLM(L.LightningModule):
         compile: ``torch.compile`` each decoder block (after activation checkpointing, before FSDP2 sharding, the
             order FSDP2 expects); the first steps pay the compilation. Checkpoints are the same with or without it.
         reshard_after_forward: FSDP2 frees the gathered parameters after each block's forward (ZeRO-3 style).
+        lora: fine-tune low-rank adapters (and the added-token rows) instead of every weight; see
+            `anygpt.model.lora.LoraOptions`. None trains the whole model.
     """
 
     def __init__(self, model: str = "tiny", model_config: dict[str, Any] | None = None, pretrained: str | None = None,
-                 vocab_size: int | None = None, vocab_init: str = "mean", learning_rate: float = 6e-5,
+                 vocab: UnifiedVocab | None = None, vocab_size: int | None = None, vocab_init: str = "mean",
+                 learning_rate: float = 6e-5,
                  weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
                  warmup: float = 0.03, min_lr_ratio: float = 0.1, max_steps: int | None = None,
                  grad_clip: float | None = 1.0, activation_checkpointing: bool = False,
-                 reshard_after_forward: bool = True, compile: bool = False) -> None:
+                 reshard_after_forward: bool = True, compile: bool = False, lora: LoraOptions | None = None) -> None:
         super().__init__()
         if vocab_init not in ("mean", "random"):
             raise ValueError(f"vocab_init must be 'mean' or 'random', got {vocab_init!r}")
-        if pretrained is not None and not Path(pretrained).exists():
-            raise FileNotFoundError(f"pretrained checkpoint {pretrained} does not exist: give the local directory of "
-                                    "an HF LLaMA checkpoint (config.json + *.safetensors or pytorch_model*.bin)")
+        if pretrained is not None:
+            check_pretrained(pretrained)
         Config.from_name(model)  # unknown names fail now, listing the known ones
-        self.save_hyperparameters()
+        if vocab is not None and vocab_size is not None and vocab_size != len(vocab):
+            raise ValueError(f"model vocab_size {vocab_size} differs from the data module's vocabulary ({len(vocab)} "
+                             "ids); drop vocab_size from the model config or fix the modalities")
+        if isinstance(lora, dict):  # `load_from_checkpoint` passes the saved hyper-parameters back as plain dicts
+            lora = LoraOptions(**lora)
+        self.save_hyperparameters(ignore=["vocab"])
+        self.hparams["lora"] = asdict(lora) if lora is not None else None  # plain types: checkpoints load weights-only
+        self.vocab = vocab
+        self.lora = lora
         self.model: LLaMA | None = None
         # what configure_model resolved (architecture, modality id ranges), saved as the checkpoint's BUILT_KEY entry
         self.built: dict[str, Any] = {}
@@ -129,114 +115,73 @@ class AnyGPTLM(L.LightningModule):
         self.built = checkpoint.get(BUILT_KEY) or {k: hp[k] for k in ("resolved_config", "modality_ranges") if k in hp}
 
     # -- building ------------------------------------------------------------------------------------------------------
-    def _vocab(self):
-        trainer = self._trainer
-        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
-        return getattr(datamodule, "vocab", None)
-
     def _group_ranges(self) -> list[tuple[str, int, int]]:
-        vocab = self._vocab()
-        if vocab is not None:
-            return [(r.name, r.first_id, r.end_id) for r in vocab.modalities.values()]
+        if self.vocab is not None:
+            return [(r.name, r.first_id, r.end_id) for r in self.vocab.modalities.values()]
         return [tuple(r) for r in self.built.get("modality_ranges", [])]
+
+    def _group_table(self, size: int) -> Tensor:
+        """Token id -> loss group (0 text, 1 + i the i-th modality), from the vocabulary or, for a checkpoint loaded
+        without one, from the id ranges it recorded."""
+        if self.vocab is not None:
+            return self.vocab.modality_id_table()
+        table = torch.zeros(size, dtype=torch.long)
+        for i, (_, first, last) in enumerate(self._group_ranges()):
+            table[first: last + 1] = i + 1
+        return table
 
     def configure_model(self) -> None:
         if self.model is not None:
             return
-        vocab = self._vocab()
-        target = self.hparams.vocab_size
-        if vocab is not None:
-            if target is not None and target != len(vocab):
-                raise ValueError(f"model vocab_size {target} differs from the data module's vocabulary "
-                                 f"({len(vocab)} ids); drop vocab_size from the model config or fix the modalities")
-            target = len(vocab)
-        config = self._config(target)
+        hp = self.hparams
+        target = len(self.vocab) if self.vocab is not None else hp.vocab_size
+        config = resolve_config(hp.model, hp.model_config, hp.pretrained, target)
         if self.device_mesh is None:
-            model = self._build(config)
+            model = self._adapted(build_model(config, hp.pretrained, hp.vocab_init))
         else:
             # Only rank 0 holds the whole model (loaded or initialised); every rank builds an empty skeleton, shards
             # it, and receives its shards from rank 0. At 7B that is ~28 GB on one rank instead of on each.
+            if self.lora is not None and self.lora.quantize:
+                raise ValueError("QLoRA (lora.quantize) runs on one GPU; it does not combine with FSDP2 sharding. Use "
+                                 "experiments/finetune/lora.yaml for LoRA under FSDP2.")
             with torch.device("meta"):
-                model = LLaMA(config)
+                model = self._adapted(LLAMA.build(config))
         # Remember what checkpoint loading (without a data module) needs to rebuild the model. Not hyper-parameters:
         # those are __init__'s arguments, which `anygpt fit --ckpt_path FILE` parses back from the checkpoint.
         self.hparams["vocab_size"] = model.config.vocab_size
         ranges = self._group_ranges()
         self.built = {"resolved_config": model.config.to_dict(), "modality_ranges": [list(r) for r in ranges]}
         self.group_names = ["text", *[name for name, _, _ in ranges]]
-        table = torch.zeros(model.config.vocab_size, dtype=torch.long)
-        for i, (_, first, last) in enumerate(ranges):
-            table[first: last + 1] = i + 1
-        self.register_buffer("group_table", table, persistent=False)
+        self.register_buffer("token_groups", self._group_table(model.config.vocab_size), persistent=False)
         self.val_loss = TokenLoss(len(self.group_names))
 
-        if self.hparams.activation_checkpointing:
-            for block in model.blocks:
-                _checkpoint_block(block)
-        if self.hparams.compile:
-            for block in model.blocks:
-                block.compile()  # in place: parameter names and state-dict keys stay those of the plain block
+        mesh = None
         if self.device_mesh is not None:
-            self._shard(model)
-            self._fill_from_rank0(model, config)
+            names = self.device_mesh.mesh_dim_names or ()
+            mesh = self.device_mesh["data_parallel"] if "data_parallel" in names else self.device_mesh
+        LLAMA.parallelize(model, mesh, activation_checkpointing=hp.activation_checkpointing, compile=hp.compile,
+                          reshard_after_forward=hp.reshard_after_forward,
+                          bf16=str(getattr(self.trainer, "precision", "")).startswith("bf16") if mesh else False)
+        if mesh is not None:
+            full = self._adapted(build_model(config, hp.pretrained, hp.vocab_init)).state_dict() \
+                if self.trainer.global_rank == 0 else {}
+            LLAMA.fill_from_rank0(model, self.trainer.strategy.root_device, full)
         self.model = model
 
-    def _config(self, target: int | None) -> Config:
-        """The architecture, from the pretrained checkpoint's config.json or the named size, at the final vocabulary
-        size. Every rank checks it, so a bad configuration fails everywhere instead of hanging the others."""
-        if self.hparams.pretrained:
-            from anygpt.model.hf import config_from_hf, read_hf_config
+    def _adapted(self, model: LLaMA) -> LLaMA:
+        """``model`` with the LoRA adapters injected (unchanged for full fine-tuning)."""
+        if self.lora is None:
+            return model
+        if self.lora.added_rows and self.vocab is None:
+            raise ValueError("lora.added_rows trains the rows of the added tokens, which the vocabulary names: train "
+                             "with AnyGPTDataModule (or pass vocab=) or set lora.added_rows: false")
+        added = range(self.vocab.text.vocab_size, len(self.vocab)) if self.vocab is not None else range(0)
+        return apply_lora(model, self.lora, added)
 
-            path = Path(self.hparams.pretrained)
-            if not path.exists():
-                raise FileNotFoundError(f"pretrained checkpoint {path} does not exist: give the local directory of an "
-                                        "HF LLaMA checkpoint (config.json + *.safetensors or pytorch_model*.bin)")
-            config = config_from_hf(read_hf_config(path), name=path.name)
-            old = config.vocab_size
-            if target is not None and target < old:
-                raise ValueError(f"{self.hparams.pretrained} has {old} embedding rows but the configured vocabulary "
-                                 f"has only {target} ids; configure the modalities the checkpoint was trained with")
-            return replace(config, vocab_size=max(target or old, old))
-        if target is None:
-            raise ValueError("the model needs a vocabulary size: set vocab_size or use AnyGPTDataModule")
-        config = Config.from_name(self.hparams.model, **(self.hparams.model_config or {}))
-        return replace(config, vocab_size=target)
-
-    def _build(self, config: Config) -> LLaMA:
-        """The whole model on the CPU: the pretrained weights with the vocabulary grown to ``config``, or a fresh
-        initialisation."""
-        if not self.hparams.pretrained:
-            return LLaMA(config)
-        model = load_pretrained(self.hparams.pretrained)
-        if config.vocab_size > model.config.vocab_size:
-            generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-            model.resize_token_embeddings(config.vocab_size, init=self.hparams.vocab_init, generator=generator)
-        return model
-
-    def _fill_from_rank0(self, model: LLaMA, config: Config) -> None:
-        """Materialise the sharded meta-device ``model`` and copy rank 0's whole model into it, shard by shard."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-        model.to_empty(device=self.trainer.strategy.root_device)
-        model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
-        full = {}
-        if self.trainer.global_rank == 0:
-            full = self._build(config).state_dict()
-        set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
-
-    def _shard(self, model: LLaMA) -> None:
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-        mesh = self.device_mesh["data_parallel"] if "data_parallel" in (self.device_mesh.mesh_dim_names or ()) \
-            else self.device_mesh
-        kwargs: dict[str, Any] = {"mesh": mesh}
-        precision = str(getattr(self.trainer, "precision", ""))
-        if precision.startswith("bf16"):
-            # Gather and compute in bf16, reduce gradients in fp32; the sharded master weights stay fp32.
-            kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-        for block in model.blocks:
-            fully_shard(block, reshard_after_forward=self.hparams.reshard_after_forward, **kwargs)
-        fully_shard(model, **kwargs)
+    def on_fit_start(self) -> None:
+        trainable, total, fraction = trainable_summary(self.model)
+        if self.trainer.is_global_zero:
+            print(f"[finetune] trainable parameters: {trainable:,} of {total:,} ({100 * fraction:.3f}%)")
 
     # -- loss ----------------------------------------------------------------------------------------------------------
     def _dp_size(self) -> int:
@@ -260,7 +205,7 @@ class AnyGPTLM(L.LightningModule):
         logits = self.model(ids[:, :-1])
         ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
         ce = ce.view_as(targets) * target_mask
-        groups = self.group_table[targets][target_mask]
+        groups = self.token_groups[targets][target_mask]
         selected = ce[target_mask]
         n = len(self.group_names)
         sums = torch.zeros(n, device=ce.device, dtype=torch.float32).index_add_(0, groups, selected.detach())
@@ -326,6 +271,8 @@ class AnyGPTLM(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue  # frozen base weights (LoRA)
             (decay if param.dim() >= 2 and "norm" not in name else no_decay).append(param)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -336,15 +283,3 @@ class AnyGPTLM(L.LightningModule):
         scheduler = warmup_cosine(optimizer, warmup_steps, total, self.hparams.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-
-def _checkpoint_block(block: nn.Module) -> None:
-    """Recompute ``block``'s forward in backward. The parameters keep their names (no wrapper module), so
-    checkpoints load with or without activation checkpointing."""
-    from torch.utils.checkpoint import checkpoint
-
-    forward = block.forward
-
-    def checkpointed(*args: Any, **kwargs: Any) -> Tensor:
-        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
-
-    block.forward = checkpointed

@@ -1,12 +1,15 @@
 """``anygpt serve``: a web page (and HTTP API) to talk to a model in every modality it has.
 
-`anygpt.serve.session` holds what a turn does (no web framework); `anygpt.serve.app` is the Gradio page over it.
+`anygpt.serve.session` holds what a turn does (no web framework); `anygpt.serve.app` is the Gradio page over it and
+`anygpt.serve.api` the OpenAI-compatible routes under ``/v1`` on the same port.
 """
 
 from __future__ import annotations
 
 import signal
 from pathlib import Path
+
+from anygpt.hub import is_hub_id
 
 DEFAULT_CKPT = "runs/demo/export"
 
@@ -17,14 +20,15 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
           constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
           instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None,
           max_upload_mb: float = 20.0, max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0,
-          max_files: int = 8, max_queue: int = 16, trust_code: bool = False) -> None:
+          max_files: int = 8, max_queue: int = 16, trust_code: bool = False, api_key: str | None = None,
+          session_timeout: float | None = 3600.0) -> None:
     """Serve a chat page for a model: text, images, speech and music in and out, one request at a time.
 
     The prompt and decoding options are `anygpt chat`'s; those a visitor may change per message (task prompt,
     constrained decoding, preset and its knobs) start from the values given here.
 
     Args:
-        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
         host: address to listen on; the default serves this machine only (0.0.0.0 opens it to the network).
         port: port to listen on.
         tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
@@ -47,8 +51,11 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
         max_files: most files attached to one message.
         max_queue: most requests waiting for the model; later ones are turned away with a message.
         trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
+        api_key: the Bearer token the ``/v1`` routes require (default: none; set one before opening the port to others).
+        session_timeout: seconds a conversation may stay idle before it and its files are removed (page and API
+            clients alike; a page that comes back starts a new conversation); ``null``: never.
     """
-    if not Path(ckpt).exists():
+    if not Path(ckpt).exists() and not is_hub_id(ckpt):  # a hub id is fetched (or refused, named) by the loader
         how = (" The demo model is made by `anygpt fit --config experiments/demo/pretrain.yaml` (about 17 minutes on"
                " 2 CPU cores), which exports it there." if ckpt == DEFAULT_CKPT else "")
         raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "
@@ -71,10 +78,13 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
                           max_audio_seconds=max_audio_seconds, max_files=max_files)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does: files removed
     try:
-        with ModelHost(engine, limits, name=ckpt, task=task) as model_host:
-            print(f"anygpt serve: uploads and replies are kept in {model_host.root} until the server stops",
-                  flush=True)
-            launch(model_host, host, port, max_queue=max_queue, block=True)
+        with ModelHost(engine, limits, name=ckpt, task=task, session_timeout=session_timeout,
+                       max_waiting=max_queue) as model_host:
+            kept = "until the server stops" if session_timeout is None else \
+                f"until the server stops or the conversation is idle for {session_timeout:g} s"
+            print(f"anygpt serve: uploads and replies are kept in {model_host.root} {kept}; OpenAI-compatible API at "
+                  f"http://{host}:{port}/v1", flush=True)
+            launch(model_host, host, port, max_queue=max_queue, block=True, api_key=api_key)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -8,6 +8,7 @@ Nothing is fetched from the network: Gradio's analytics are off and server-side 
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import os
@@ -17,9 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gradio import Request
+
 from anygpt.media import MEDIA_KINDS
 from anygpt.prompts import TASKS
+from anygpt.serve.api import OpenAIRoutes, mount
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
+from anygpt.serve.uploads import size_text
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +94,12 @@ def build_app(host: ModelHost, title: str | None = None):
                            max_new_tokens=None if max_new_tokens is None else int(max_new_tokens),
                            seed=int(seed or 0), voice=voice or None, read_as=read_as)
 
-    def session_of(chat_session: ChatSession | None) -> ChatSession:
-        """Sessions start with a visitor's first request (a page that only looks costs nothing)."""
-        return chat_session if chat_session is not None else host.session()
+    def session_of(chat_session: ChatSession | None, request: Request | None = None) -> ChatSession:
+        """Sessions start with a visitor's first request (a page that only looks costs nothing), keyed by the
+        client's session hash so that `/stop` finds a first turn still running; an expired one starts afresh."""
+        if chat_session is not None and not chat_session.closed:
+            return chat_session
+        return host.session(getattr(request, "session_hash", None))
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, CACHE_SECONDS)) as app:
         session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
@@ -162,8 +170,8 @@ def build_app(host: ModelHost, title: str | None = None):
                     api_visibility="private")
 
         # -- a turn: show the message at once, then generate in the queue --------------------------------------------
-        def submit(message: dict | None, history: list, chat_session: ChatSession | None):
-            chat_session = session_of(chat_session)
+        def submit(message: dict | None, history: list, chat_session: ChatSession | None, request: Request):
+            chat_session = session_of(chat_session, request)
             messages = [*history, *_user_messages(message or {})]
             return (messages, messages, gr.MultimodalTextbox(value=None, interactive=False), chat_session,
                     chat_session.ticket(), (message, len(history)))
@@ -207,13 +215,15 @@ def build_app(host: ModelHost, title: str | None = None):
             concurrency_id="model", show_progress="minimal", api_visibility="private")
 
         # -- stop, reset ---------------------------------------------------------------------------------------------
-        def stop_turn(chat_session: ChatSession | None) -> None:
+        def stop_turn(chat_session: ChatSession | None, request: Request) -> None:
             """Stop this client's running or waiting turn; a running one keeps what it generated."""
+            chat_session = chat_session or host.find(request.session_hash)  # a first turn has not returned the state
             if chat_session is not None:
                 chat_session.stop()
 
-        def reset_chat(chat_session: ChatSession | None):
+        def reset_chat(chat_session: ChatSession | None, request: Request):
             """Forget this client's conversation (history, transcript and files)."""
+            chat_session = chat_session or host.find(request.session_hash)
             if chat_session is not None:
                 chat_session.reset()
             return [], [], gr.DownloadButton(value=None, interactive=False)
@@ -243,23 +253,32 @@ def build_app(host: ModelHost, title: str | None = None):
                            gr.JSON(label="notes"), gr.File(label="transcript")]
             api_trigger = gr.Button()
 
-        def chat(message: dict, output: str = AUTO, read_as: list[str] | None = None, voice: str | None = None,
-                 preset: str = default_settings, task: str = host.task, constrained: bool = host.engine.constrained,
-                 temperature: float | None = None, top_p: float | None = None, max_new_tokens: int | None = None,
-                 seed: int = 0, chat_session: ChatSession | None = None):
+        async def chat(message: dict, output: str = AUTO, read_as: list[str] | None = None, voice: str | None = None,
+                       preset: str = default_settings, task: str = host.task,
+                       constrained: bool = host.engine.constrained, temperature: float | None = None,
+                       top_p: float | None = None, max_new_tokens: int | None = None, seed: int = 0,
+                       chat_session: ChatSession | None = None, request: Request = None):
             """One turn of this client's conversation: a message ``{"text", "files"}`` -> the reply's text, media
             files, notes and the transcript (.zip). ``read_as`` names the modalities that read uploads several
             could read (an audio file: speech or music); ``task`` is the release task prompt around the message;
-            knobs left out take the preset's values."""
-            chat_session = session_of(chat_session)
+            knobs left out take the preset's values. A job the client cancels stops at the next token."""
+            chat_session = session_of(chat_session, request)
             by_kind = {kind: next((m for m in read_as or [] if m in host.readers(kind)), host.readers(kind)[0])
                        for kind in shared_kinds}
-            request = request_of(message, output, by_kind, voice, preset, task, constrained, temperature, top_p,
-                                 max_new_tokens, seed)
+            turn_request = request_of(message, output, by_kind, voice, preset, task, constrained, temperature, top_p,
+                                      max_new_tokens, seed)
+            cancelled = threading.Event()
             try:
-                result = chat_session.send(request)
+                result = await asyncio.to_thread(chat_session.send, turn_request, None, cancelled.is_set)
             except ServeError as err:  # the client raises it with this message
                 raise gr.Error(str(err), print_exception=False) from None
+            except asyncio.CancelledError:  # the client cancelled the job: free the model at the next token
+                cancelled.set()
+                raise
+            except Exception as err:  # a bug, not the client's doing: logged in full, summarised for the client
+                log.exception("anygpt serve: an API turn failed")
+                raise gr.Error(f"internal error ({type(err).__name__}); the server log has details",
+                               print_exception=False) from None
             files = [str(item.path) for item in result.media]
             return result.text, files, result.notes, str(chat_session.transcript_zip()), chat_session
 
@@ -268,13 +287,65 @@ def build_app(host: ModelHost, title: str | None = None):
     return app
 
 
+class NamedUploads:
+    """ASGI wrapper around Gradio's server: a 413 from its upload route names the file that was too large (Gradio's
+    own message gives only the limit in bytes). The name is read from the multipart headers as the body streams by."""
+
+    FILENAME = re.compile(rb'filename="([^"\r\n]{1,255})"')
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/gradio_api/upload"):
+            return await self.inner(scope, receive, send)
+        seen = {"name": None, "tail": b"", "status": None}
+
+        async def reading() -> dict:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = seen["tail"] + message.get("body", b"")
+                names = self.FILENAME.findall(chunk)
+                if names:
+                    seen["name"] = names[-1].decode("utf-8", "replace")
+                seen["tail"] = chunk[-300:]
+            return message
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                seen["status"] = 413
+                text = (f"{seen['name'] or 'the file'} is over the upload limit of {size_text(self.limit)}; "
+                        "send a smaller file").encode()
+                seen["text"] = text
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
+                message = {**message, "headers": [*headers, (b"content-length", str(len(text)).encode())]}
+            elif message["type"] == "http.response.body" and seen["status"] == 413:
+                if seen.get("sent"):
+                    return
+                seen["sent"] = True
+                message = {"type": "http.response.body", "body": seen["text"], "more_body": False}
+            await send(message)
+
+        await self.inner(scope, reading, sending)
+
+
 def launch(host: ModelHost, server_name: str = "127.0.0.1", port: int = 7860, max_queue: int = 16,
-           block: bool = True):
-    """Build the page and start the server; uploads are kept under ``host.root`` (removed by `ModelHost.close`)."""
+           block: bool = True, api_key: str | None = None):
+    """Build the page, add the OpenAI-compatible routes under ``/v1`` (`anygpt.serve.api`; ``api_key``: the Bearer
+    token they require) and start the server; uploads are kept under ``host.root`` (removed by `ModelHost.close`).
+
+    Gradio's own errors (a file path the client did not upload) reach the client with their message
+    (``show_error``); the API's turn turns any other failure into a short message, the log keeps the traceback."""
     os.environ["GRADIO_TEMP_DIR"] = str(host.root / "gradio")  # where Gradio stores uploads (read per upload)
     app = build_app(host)
     app.queue(default_concurrency_limit=1, max_size=max_queue)
     app.launch(server_name=server_name, server_port=port, max_file_size=host.limits.max_bytes,
-               allowed_paths=[str(host.root)], ssr_mode=False, share=False, show_error=False,
-               prevent_thread_lock=not block)
+               allowed_paths=[str(host.root)], ssr_mode=False, share=False, show_error=True,
+               prevent_thread_lock=True)
+    mount(app.app, OpenAIRoutes(host, api_key=api_key))
+    if app.app.middleware_stack is None:
+        app.app.middleware_stack = app.app.build_middleware_stack()
+    app.app.middleware_stack = NamedUploads(app.app.middleware_stack, host.limits.max_bytes)
+    if block:
+        app.block_thread()
     return app

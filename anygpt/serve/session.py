@@ -1,27 +1,24 @@
 """What ``anygpt serve`` does, free of any web framework: one shared model, one `ChatSession` per visitor.
 
-    host = ModelHost(AnyGPT.load("runs/demo/export"))
-    session = host.session()
+    session = ModelHost(AnyGPT.load("runs/demo/export")).session()
     result = session.send(TurnRequest("Describe this picture.", files=[Upload("cat.png")]))
-    result.text, result.media, session.transcript_zip()
 
-The model (weights, KV cache, tokenizers) is shared and generates for one request at a time (`ModelHost` holds the
-lock); each session keeps its own history, folder and HTML transcript. Which modalities a visitor may ask for and which
-files they may upload come from the loaded model. Uploads are checked before anything is tokenized (`UploadLimits`), and
-every failure a visitor can cause is a `ServeError` whose message names the file and says what to do.
+The model is shared and generates for one request at a time, first come, first served (`ModelHost`); each session
+keeps its own history, folder and transcript. What may be asked for and uploaded comes from the loaded model; every
+failure a visitor can cause is a `ServeError` whose message names the file and says what to do.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,41 +27,22 @@ import torch
 from anygpt.generation.chat import Transcript
 from anygpt.generation.options import PRESETS, GenerationConfig
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
-from anygpt.media import MEDIA_KINDS, MediaError, audio_info, read_image
+from anygpt.media import MEDIA_KINDS
 from anygpt.prompts import TASKS
+from anygpt.serve.lock import FairLock
+from anygpt.serve.uploads import (  # noqa: F401 - MB, file_kind, TurnStopped: part of this module's interface
+    MB,
+    Busy,
+    ServeError,
+    TurnStopped,
+    Upload,
+    UploadLimits,
+    check_upload,
+    file_kind,
+    safe_name,
+)
 
 AUTO = "auto"  # let the model choose: no output marker is forced (the release's plain chat)
-MB = 2**20
-
-
-class ServeError(ValueError):
-    """A request the page answers with a message (a bad upload, an unknown option, a prompt too long), not a crash."""
-
-
-class TurnStopped(ServeError):
-    """The visitor stopped a turn before it started (it was still waiting for the model)."""
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """What one request may upload; checked from file headers before anything is decoded."""
-
-    max_bytes: int = 20 * MB
-    max_image_pixels: int = 40_000_000
-    max_audio_seconds: float = 120.0
-    max_files: int = 8
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file a visitor sent; ``name`` is what they called it (the server's copy has another name)."""
-
-    path: str | Path
-    name: str | None = None
-
-    @property
-    def display_name(self) -> str:
-        return self.name or Path(self.path).name
 
 
 @dataclass
@@ -88,6 +66,8 @@ class TurnRequest:
     max_new_tokens: int | None = None
     seed: int = 0
     voice: Upload | str | Path | None = None
+    num_beams: int | None = None
+    min_new_tokens: int | None = None
     read_as: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -110,6 +90,7 @@ class TurnResult:
     inputs: list[MediaFile]  # the visitor's uploads as the transcript keeps them
     notes: list[str]
     interrupted: bool
+    reply: Reply | None = None  # what the pipeline returned (its ids, the prompt's length)
 
 
 @dataclass
@@ -132,31 +113,12 @@ class Status:
         return ""
 
 
-def file_kind(path: str | Path) -> str | None:
-    """The media kind (`anygpt.media.MEDIA_KINDS`) a file's suffix says it is, None for none."""
-    return next((kind.name for kind in MEDIA_KINDS.values() if kind.accepts(path)), None)
-
-
-def _size(n: int) -> str:
-    return f"{n / MB:.1f} MB" if n >= MB / 10 else f"{n / 1024:.1f} KB"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
-
-
-def _safe_name(name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "file"
-    return stem[-80:]
-
-
 class ModelHost:
     """The loaded model shared by every session: one generation at a time, a temporary folder removed on `close`."""
 
     def __init__(self, engine: AnyGPT, limits: UploadLimits | None = None, root: str | Path | None = None,
-                 name: str = "model", task: str | None = None) -> None:
+                 name: str = "model", task: str | None = None, session_timeout: float | None = None,
+                 max_waiting: int | None = None) -> None:
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown task prompt {task!r}; choose one of {', '.join(TASKS)}")
         self.engine = engine
@@ -165,11 +127,21 @@ class ModelHost:
         self.name = name
         self.root = Path(tempfile.mkdtemp(prefix="anygpt-serve-") if root is None else root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._model_lock = threading.Lock()
+        self._model_lock = FairLock()
+        self.max_waiting = max_waiting  # more requests waiting than this are turned away (`Busy`)
+        self.session_timeout = session_timeout  # seconds idle before a session and its files are removed
+        self._closing = threading.Event()
+        if session_timeout is not None:
+            if not session_timeout > 0:
+                raise ValueError(f"session_timeout must be above 0 seconds, got {session_timeout}")
+            threading.Thread(target=self._expire_loop, daemon=True, name="anygpt-serve-expiry").start()
         # modality -> media kind of its files, for the model's own tokenizers
         self.kinds = {name: modality.media.name for name, modality in engine.tokenizers.items()}
         self.settings_choices = sorted({key.split("/")[0] for key in PRESETS})
         self._sessions: dict[str, ChatSession] = {}
+        self._keyed: dict[str, ChatSession] = {}  # a client's key (Gradio's session hash) -> its session
+        self._sessions_lock = threading.Lock()
+        self.interrupted = 0  # turns stopped before their end (a stop, a client gone)
 
     # -- what the model offers -----------------------------------------------------------------------------------------
     @property
@@ -212,26 +184,67 @@ class ModelHost:
                 f"{reads}. Prompts: {self.engine.describe()}{history}")
 
     # -- sessions ------------------------------------------------------------------------------------------------------
-    def session(self) -> ChatSession:
-        session = ChatSession(self, uuid.uuid4().hex[:12])
-        self._sessions[session.id] = session
-        return session
+    def session(self, key: str | None = None) -> ChatSession:
+        """A new session; with ``key`` (a client's id), that client's open session if it has one."""
+        with self._sessions_lock:
+            if key is not None and key in self._keyed and not self._keyed[key].closed:
+                return self._keyed[key]
+            session = ChatSession(self, uuid.uuid4().hex[:12])
+            self._sessions[session.id] = session
+            if key is not None:
+                self._keyed[key] = session
+            return session
 
-    def _acquire(self, cancelled) -> bool:
-        """Wait for the model; False if ``cancelled()`` turns true first."""
-        while not self._model_lock.acquire(timeout=0.1):
-            if cancelled():
-                return False
-        return True
+    def find(self, key: str | None) -> ChatSession | None:
+        """The open session of a client's key, if any."""
+        session = self._keyed.get(key or "")
+        return session if session is not None and not session.closed else None
+
+    @property
+    def sessions(self) -> list[ChatSession]:  # the open ones
+        return list(self._sessions.values())
+
+    @property
+    def busy(self) -> bool:  # whether a turn holds the model now
+        return self._model_lock.held
+
+    @property
+    def waiting(self) -> int:  # requests waiting for the model
+        return self._model_lock.waiting
+
+    def _acquire(self, cancelled: Callable[[], bool]) -> bool:
+        """Wait for the model in turn (first come, first served); False if ``cancelled()`` turns true first."""
+        if self.max_waiting is not None and self.waiting >= self.max_waiting:
+            raise Busy(f"{self.waiting} requests are already waiting for the model; try again shortly")
+        return self._model_lock.acquire(cancelled)
 
     def _release(self) -> None:
         self._model_lock.release()
 
     def _forget(self, session: ChatSession) -> None:
-        self._sessions.pop(session.id, None)
+        with self._sessions_lock:
+            self._sessions.pop(session.id, None)
+            for key in [k for k, v in self._keyed.items() if v is session]:
+                del self._keyed[key]
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Close the sessions idle for longer than ``session_timeout`` (their files go too); their ids."""
+        if self.session_timeout is None:
+            return []
+        now = time.monotonic() if now is None else now
+        expired = [s for s in self.sessions if not s.running and now - s.last_used > self.session_timeout]
+        for session in expired:
+            session.close(expired=True)
+        return [s.id for s in expired]
+
+    def _expire_loop(self) -> None:
+        assert self.session_timeout is not None
+        while not self._closing.wait(min(max(self.session_timeout / 4, 0.05), 30.0)):
+            self.expire()
 
     def close(self) -> None:
-        for session in list(self._sessions.values()):
+        self._closing.set()
+        for session in self.sessions:
             session.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -261,6 +274,9 @@ class ChatSession:
         self.turns = 0
         self.resets = 0  # how many times `reset` started over (a page drops a reply that finished after one)
         self.closed = False
+        self.expired = False  # closed for being idle longer than the host's session timeout
+        self.running = False
+        self.last_used = time.monotonic()
         self._turn_lock = threading.Lock()  # one turn of this session at a time
         self._tickets = itertools.count()
         self._stop_below = 0  # requests with a ticket below this are stopped
@@ -285,41 +301,59 @@ class ChatSession:
         """Stop every request submitted so far: a running one keeps what it generated, a waiting one never starts."""
         self._stop_below = next(self._tickets)
 
-    def send(self, request: TurnRequest, ticket: int | None = None) -> TurnResult:
-        """Run one turn: check and tokenize the uploads, generate, decode, save the media and the transcript."""
+    def send(self, request: TurnRequest, ticket: int | None = None, cancelled: Callable[[], bool] | None = None,
+             on_token: Callable[[int], None] | None = None) -> TurnResult:
+        """Run one turn: check and tokenize the uploads, generate, decode, save the media and the transcript.
+
+        ``cancelled()`` (a client that went away) stops the turn as `stop` does, at the next token; ``on_token``
+        sees each generated id as it is sampled (streaming)."""
         ticket = self.ticket() if ticket is None else ticket
         with self._turn_lock:
             if self.closed:
-                raise ServeError("this session was closed; reload the page")
-            turn = self.turns + 1
-            output = self._check_choices(request)
-            task = self.host.task if request.task is None else request.task
-            constrained = self.host.engine.constrained if request.constrained is None else bool(request.constrained)
-            overrides = self._overrides(request, output)
-            voice = self._check_voice(request.voice)
-            parts, inputs = self._stage_inputs(request, turn)
-            generator = torch.Generator(device=self.engine.device).manual_seed(int(request.seed))
-            stopped = lambda: ticket < self._stop_below  # noqa: E731
-            self.status = Status("waiting")
-            if not self.host._acquire(stopped):
-                self.status = Status()
-                self._unstage(inputs)
-                raise TurnStopped("stopped before it started")
+                raise ServeError("this session was closed (expired, or the server stops); start a new one", status=410)
+            self.running, self.last_used = True, time.monotonic()
             try:
-                self.engine.constrained = constrained  # this session's view of the engine
-                reply = self.engine.chat(parts, output="text" if output == AUTO else output,
-                                         settings=request.settings, generator=generator, voice=voice, task=task,
-                                         progress=self._progress(stopped), **overrides)
-            except (ValueError, FileNotFoundError) as err:
-                self._unstage(inputs)
-                raise ServeError(self._readable(str(err), inputs)) from err
+                return self._send(request, ticket, cancelled or (lambda: False), on_token)
             finally:
-                self.host._release()
-                self.status = Status()
-            choices = [f"task prompt {task}", f"{request.settings} presets",
-                       *(f"{key.replace('_', ' ')} {value}" for key, value in overrides.items()),
-                       f"seed {request.seed}", f"constrained decoding {'on' if constrained else 'off'}"]
-            return self._record(turn, parts, output, reply, inputs, ", ".join(choices))
+                self.running, self.last_used = False, time.monotonic()
+
+    def _send(self, request: TurnRequest, ticket: int, cancelled: Callable[[], bool],
+              on_token: Callable[[int], None] | None) -> TurnResult:
+        turn = self.turns + 1
+        output = self._check_choices(request)
+        task = self.host.task if request.task is None else request.task
+        constrained = self.host.engine.constrained if request.constrained is None else bool(request.constrained)
+        overrides = self._overrides(request, output)
+        voice = self._check_voice(request.voice)
+        parts, inputs = self._stage_inputs(request, turn)
+        generator = torch.Generator(device=self.engine.device).manual_seed(int(request.seed))
+        stopped = lambda: ticket < self._stop_below or cancelled()  # noqa: E731
+        self.status = Status("waiting")
+        try:
+            acquired = self.host._acquire(stopped)
+        except ServeError:
+            self.status = Status()
+            self._unstage(inputs)
+            raise
+        if not acquired:
+            self.status = Status()
+            self._unstage(inputs)
+            raise TurnStopped("stopped before it started")
+        try:
+            self.engine.constrained = constrained  # this session's view of the engine
+            reply = self.engine.chat(parts, output="text" if output == AUTO else output, settings=request.settings,
+                                     generator=generator, voice=voice, task=task, progress=self._progress(stopped),
+                                     on_token=on_token, **overrides)
+        except (ValueError, FileNotFoundError) as err:
+            self._unstage(inputs)
+            raise ServeError(self._readable(str(err), inputs)) from err
+        finally:
+            self.host._release()
+            self.status = Status()
+        choices = [f"task prompt {task}", f"{request.settings} presets",
+                   *(f"{key.replace('_', ' ')} {value}" for key, value in overrides.items()),
+                   f"seed {request.seed}", f"constrained decoding {'on' if constrained else 'off'}"]
+        return self._record(turn, parts, output, reply, inputs, ", ".join(choices))
 
     def _progress(self, stopped):
         def progress(stage: str, done: int, total: int) -> bool:
@@ -339,8 +373,12 @@ class ChatSession:
                  for seg in reply.media() if seg.path is not None]
         notes = [seg.note for seg in reply.segments if seg.note]
         if reply.interrupted:
+            self.host.interrupted += 1
             notes.append("stopped: the reply keeps what was generated until then")
-        return TurnResult(turn, reply.text, media, inputs, notes, reply.interrupted)
+        elif any(not seg.closed for seg in self.engine.vocab.segments(reply.ids)):
+            notes.append("the reply reached its token budget (max new tokens) inside a media span, which was cut "
+                         "there; ask for more tokens for a whole one (the conversation carries on)")
+        return TurnResult(turn, reply.text, media, inputs, notes, reply.interrupted, reply)
 
     # -- checks --------------------------------------------------------------------------------------------------------
     def _check_choices(self, request: TurnRequest) -> str:
@@ -356,14 +394,22 @@ class ChatSession:
 
     def _overrides(self, request: TurnRequest, output: str) -> dict:
         overrides: dict = {}
-        if request.temperature is not None:
-            if not request.temperature > 0:
-                raise ServeError(f"temperature must be above 0, got {request.temperature}")
-            overrides["temperature"] = float(request.temperature)
+        if request.temperature is not None:  # 0: greedy decoding (OpenAI's convention)
+            if not request.temperature >= 0:
+                raise ServeError(f"temperature must be 0 (greedy) or above, got {request.temperature}")
+            overrides.update({"do_sample": False} if request.temperature == 0 else {"temperature": request.temperature})
         if request.top_p is not None:
             if not 0 < request.top_p <= 1:
                 raise ServeError(f"top-p must be in (0, 1], got {request.top_p}")
             overrides["top_p"] = float(request.top_p)
+        if request.min_new_tokens is not None:
+            if not 0 <= request.min_new_tokens <= self.host.context:
+                raise ServeError(f"min tokens must be between 0 and {self.host.context}, got {request.min_new_tokens}")
+            overrides["min_new_tokens"] = int(request.min_new_tokens)
+        if request.num_beams is not None:
+            if not 1 <= request.num_beams <= 16:
+                raise ServeError(f"num beams must be between 1 and 16, got {request.num_beams}")
+            overrides["num_beams"] = int(request.num_beams)
         if request.max_new_tokens is not None:
             if not 1 <= request.max_new_tokens <= self.host.context:
                 raise ServeError(f"max new tokens must be between 1 and the model's context ({self.host.context}), "
@@ -373,29 +419,7 @@ class ChatSession:
 
     def check_upload(self, upload: Upload) -> str:
         """The media kind of an upload, after checking its size and header against the limits."""
-        limits, name, path = self.host.limits, upload.display_name, Path(upload.path)
-        if not path.is_file():
-            raise ServeError(f"{name}: the upload did not arrive (no file on the server); send it again")
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise ServeError(f"{name} is {_size(size)}; uploads are limited to {_size(limits.max_bytes)}")
-        if size == 0:
-            raise ServeError(f"{name} is empty (0 bytes)")
-        kind = file_kind(name)
-        if kind not in self.host.upload_kinds:
-            raise ServeError(f"{name}: this model reads {self.host.accepted()}; "
-                             f"{Path(name).suffix or 'a file without a suffix'} is none of them")
-        try:
-            if kind == "image":
-                read_image(path, max_pixels=limits.max_image_pixels)  # decoded whole: a truncated file shows here
-            elif kind == "audio":
-                seconds, _, _ = audio_info(path)  # from the header
-                if seconds > limits.max_audio_seconds:
-                    raise ServeError(f"{name} lasts {_duration(seconds)}; audio is limited to "
-                                     f"{_duration(limits.max_audio_seconds)}: cut it first")
-        except MediaError as err:  # the server's copy has another name: say the visitor's
-            raise ServeError(str(err).replace(str(path), name)) from err
-        return kind
+        return check_upload(upload, self.host.limits, self.host.upload_kinds, self.host.accepted())
 
     def _check_voice(self, voice: Upload | str | Path | None) -> str | None:
         if voice is None:
@@ -422,7 +446,7 @@ class ChatSession:
         parts: list[Part] = [request.text] if request.text.strip() else []
         inputs = []
         for i, (upload, kind, modality) in enumerate(checked):
-            staged = self.folder / "inputs" / f"turn{turn:03d}-{i}-{_safe_name(upload.display_name)}"
+            staged = self.folder / "inputs" / f"turn{turn:03d}-{i}-{safe_name(upload.display_name)}"
             staged.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(upload.path, staged)
             parts.append(Media(modality, str(staged)))
@@ -466,11 +490,11 @@ class ChatSession:
             self.turns = 0
             self.resets += 1
 
-    def close(self) -> None:
-        """Stop, and remove the session's files (the page closed or the server stops)."""
+    def close(self, expired: bool = False) -> None:
+        """Stop, and remove the session's files (the page closed, the session expired or the server stops)."""
         self.stop()
         with self._turn_lock:
-            self.closed = True
+            self.closed, self.expired = True, expired
             shutil.rmtree(self.folder, ignore_errors=True)
             shutil.rmtree(self.host.root / "downloads" / self.id, ignore_errors=True)
         self.host._forget(self)

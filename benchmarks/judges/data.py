@@ -28,6 +28,7 @@ from anygpt import media
 from anygpt.data.sources import librispeech, musiccaps
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.coco import read_coco_karpathy
+from benchmarks.judges.clip import image_transform
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,6 @@ class ImageCaptionData(_PairDataModule):
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:
-        from benchmarks.judges.clip import image_transform
-
         h = self.hparams
         load = partial(load_image, transform=image_transform(h.image_size))
         for name, split, limit in (("train_set", h.train_split, None), ("val_set", h.val_split, h.val_limit)):

@@ -22,7 +22,7 @@ import torch
 
 from anygpt.generation.options import GenerationConfig
 from anygpt.generation.sampling import generate
-from anygpt.model.configs import Config
+from anygpt.model.llama.config import Config
 from benchmarks.perf.train_step import build_pair
 
 HF, OURS, COMPILED = "hf generate", "ours", "ours (compiled step)"

@@ -16,9 +16,13 @@ JSON (``--out``):
 - **training**: `AnyGPTLM` through Lightning's `ModelParallelStrategy` (FSDP2, one rank), bf16-mixed, the ~1B
   ``llama-1b`` size at the unified vocabulary of the paper (49418 ids), sequences of 4096 tokens, activation
   checkpointing on, eager and with ``compile=True``. Tokens/s over the steps after warm-up and MFU: model FLOPs per
-  token (`anygpt.model.llama.flops_per_token`: 6 x parameters other than the input embedding + PaLM's attention term
-  12 x layers x width x sequence, no discount for the causal mask, recomputation not counted) x tokens/s, over the
-  GPU's dense bf16 peak (`PEAK_BF16_FLOPS`, NVIDIA's datasheet figures; ``--peak-tflops`` for other GPUs).
+  token (`anygpt.model.llama.model.flops_per_token`: 6 x parameters other than the input embedding + PaLM's
+  attention term 12 x layers x width x sequence, no discount for the causal mask, recomputation not counted) x
+  tokens/s, over the GPU's dense bf16 peak (`PEAK_BF16_FLOPS`, NVIDIA's datasheet figures; ``--peak-tflops`` for other
+  GPUs).
+- **finetune**: LoRA steps (rank 16, bf16, activation checkpointing, one sequence) of the 7B model at the paper's
+  length (4500) and vocabulary layout, its peak memory next to `benchmarks.perf.finetune_memory`'s estimate for the
+  same run (the table in docs/finetune.md).
 - **generation**: our engine (eager, and with the compiled decode step, its compile time and break-even point) vs
   transformers' ``generate`` on the same bf16 weights, greedy, batch 1 and 8 (`benchmarks.perf.generation.compare`).
 - **tokenizers**: encode throughput (audio seconds per second) of SpeechTokenizer and Encodec 32 kHz in the paper's
@@ -40,10 +44,27 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import ModelParallelStrategy
+
+from anygpt.modalities.music import EncodecMusicTokenizer
+from anygpt.modalities.spec import ModalitySpec
+from anygpt.modalities.speech import SpeechTokenizerCodec
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import flops_per_token
+from anygpt.model.lm import AnyGPTLM
+from anygpt.model.lora import LoraOptions, trainable_summary
+from anygpt.vocab import UnifiedVocab
+from benchmarks.perf.finetune_memory import estimate
+from benchmarks.perf.generation import compare
+from benchmarks.perf.generation import report as print_generation
+from benchmarks.perf.train_step import build_pair
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, matched against torch.cuda.get_device_name()
 # in this order (first match wins).
@@ -64,10 +85,13 @@ PAPER_VOCAB = 49418  # the release's unified vocabulary (LLaMA-2 text + image, s
 
 SIZES = {
     # full: the figures docs/performance.md asks for; quick: the same code paths at toy size (CPU tests)
+    # finetune: a LoRA step of the 7B model at the paper's length, next to benchmarks/perf/finetune_memory.py
     "full": {"model": "llama-1b", "model_config": {}, "vocab": PAPER_VOCAB, "seq": 4096, "train_batch": 4,
+             "ft_model": "llama2-7b", "ft_seq": 4500, "ft_text": 32000, "ft_codes": (8192, 1024, 8192),
              "warmup_steps": 3, "train_steps": 8, "gen_batches": (1, 8), "prompt": 128, "new_tokens": 200,
              "gen_repeats": 3, "audio_seconds": 10.0, "audio_batch": 8, "audio_repeats": 3},
     "quick": {"model": "tiny", "model_config": {}, "vocab": 512, "seq": 64, "train_batch": 2, "warmup_steps": 1,
+              "ft_model": "tiny", "ft_seq": 64, "ft_text": 256, "ft_codes": (64, 32, 64),
               "train_steps": 2, "gen_batches": (1, 2), "prompt": 8, "new_tokens": 8, "gen_repeats": 1,
               "audio_seconds": 0.25, "audio_batch": 2, "audio_repeats": 1},
 }
@@ -123,14 +147,6 @@ class RandomTokens(torch.utils.data.IterableDataset):
 
 def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, peak: float | None) -> dict[str, Any]:
     """Tokens/s, MFU, compile time and peak memory of `AnyGPTLM` steps under FSDP2 (one rank), bf16-mixed."""
-    import lightning as L
-    from lightning.pytorch.callbacks import Callback
-    from lightning.pytorch.strategies import ModelParallelStrategy
-
-    from anygpt.model.configs import Config
-    from anygpt.model.llama import flops_per_token
-    from anygpt.model.lm import AnyGPTLM
-
     class StepTimes(Callback):
         def __init__(self) -> None:
             self.ends: list[float] = []
@@ -179,14 +195,54 @@ def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, 
     return result
 
 
+class SizedText:
+    """A text tokenizer of ``vocab_size`` ids (random-token steps never encode text)."""
+
+    bos_id = eos_id = None
+
+    def __init__(self, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError("random-token benchmark: no text is encoded")
+
+    def decode(self, ids: list[int]) -> str:
+        raise NotImplementedError("random-token benchmark: no text is decoded")
+
+
+def finetune_step(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory and tokens/s of LoRA steps (rank 16, bf16, one sequence, activation checkpointing, one device) on
+    the paper's vocabulary layout, next to `benchmarks.perf.finetune_memory`'s estimate for the same run."""
+    L.seed_everything(0)
+    specs = [ModalitySpec(name, n, (f"<so{name}>", f"<eo{name}>"), f"<{name}{{}}>")
+             for name, n in zip(("image", "speech", "music"), size["ft_codes"], strict=True)]
+    vocab = UnifiedVocab(SizedText(size["ft_text"]), specs, instruction_tokens=True)
+    steps, seq = 3, size["ft_seq"]
+    module = AnyGPTLM(size["ft_model"], vocab=vocab, learning_rate=1e-4, warmup=1, max_steps=steps,
+                      activation_checkpointing=True, lora=LoraOptions(rank=16))
+    trainer = L.Trainer(accelerator=device.type, devices=1, precision="bf16-true", max_steps=steps, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=0)
+    loader = torch.utils.data.DataLoader(RandomTokens(1, seq, len(vocab)), batch_size=None)
+    start = time.perf_counter()
+    with Memory(device) as memory:
+        trainer.fit(module, loader)
+    trainable, total, fraction = trainable_summary(module.model)
+    config = replace(Config.from_name(size["ft_model"]), vocab_size=len(vocab))
+    expected = estimate(config, seq, "lora", 16, size["ft_text"]).total / 2**30
+    result = {"model": size["ft_model"], "seq": seq, "vocab": len(vocab), "precision": "bf16-true", "lora_rank": 16,
+              "trainable": trainable, "parameters": total, "trainable_fraction": fraction,
+              "s_per_step_incl_build": (time.perf_counter() - start) / steps, "peak_memory_gb": memory.peak_gb,
+              "estimated_gb": expected}
+    del trainer, module
+    _release(device)
+    return result
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Generation
 # ----------------------------------------------------------------------------------------------------------------------
 def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) -> list[dict[str, Any]]:
-    from anygpt.model.configs import Config
-    from benchmarks.perf.generation import compare
-    from benchmarks.perf.train_step import build_pair
-
     config = Config.from_name(size["model"], vocab_size=size["vocab"], **size["model_config"])
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     with torch.device(device):
@@ -225,8 +281,6 @@ def tokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any
 
 
 def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
-    from anygpt.modalities.speech import SpeechTokenizerCodec
-
     seconds, batch, repeats = size["audio_seconds"], size["audio_batch"], size["audio_repeats"]
     torch.manual_seed(0)
     speech = SpeechTokenizerCodec().eval().to(device)  # the paper's configuration
@@ -251,8 +305,6 @@ def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[s
 
 def _encodec_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     from transformers import EncodecConfig, EncodecModel
-
-    from anygpt.modalities.music import EncodecMusicTokenizer
 
     seconds, batch, repeats = size["audio_seconds"], size["audio_batch"], size["audio_repeats"]
     torch.manual_seed(0)
@@ -317,10 +369,15 @@ def run(device: torch.device, quick: bool, compile: bool, sections: list[str], p
                   f"first loss {r['first_loss']:.4f} | peak {_gb(r['peak_memory_gb'])}", flush=True)
             report["sections"]["train"] = runs
             save(report)
+    if "finetune" in sections:
+        r = finetune_step(device, size)
+        print(f"[finetune] LoRA r16 {r['model']} seq {r['seq']} bf16 | trainable {r['trainable']:,} "
+              f"({100 * r['trainable_fraction']:.2f}%) | peak {_gb(r['peak_memory_gb'])} | estimated "
+              f"{r['estimated_gb']:.1f} GB (benchmarks/perf/finetune_memory.py)", flush=True)
+        report["sections"]["finetune"] = r
+        save(report)
     if "generate" in sections:
         runs = generation_speed(device, size, compile)
-        from benchmarks.perf.generation import report as print_generation
-
         for r in runs:
             print_generation(f"[generate] {r['model']} {r['dtype']} peak {_gb(r['peak_memory_gb'])}", r)
         report["sections"]["generate"] = runs
@@ -345,8 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="toy sizes: every code path in seconds, no figures")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile variants (compiling takes minutes on a CPU)")
-    parser.add_argument("--sections", nargs="+", default=["train", "generate", "tokenizers"],
-                        choices=["train", "generate", "tokenizers"])
+    parser.add_argument("--sections", nargs="+", default=["train", "finetune", "generate", "tokenizers"],
+                        choices=["train", "finetune", "generate", "tokenizers"])
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak of a GPU not in PEAK_BF16_FLOPS")
     parser.add_argument("--out", type=Path, default=Path("runs/perf/gpu_suite.json"))
     args = parser.parse_args(argv)

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 
 DEMO = dict(vocab_size=3104, block_size=512, n_layer=4, n_head=8, n_kv_head=4, n_embd=256, intermediate_size=688)
 

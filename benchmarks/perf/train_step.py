@@ -16,9 +16,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from anygpt.model.configs import Config
-from anygpt.model.hf import config_to_hf, hf_state_dict
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.hf_adapter import config_to_hf, hf_state_dict
+from anygpt.model.llama.model import LLaMA
 
 
 def build_pair(config: Config, seed: int = 0) -> tuple[LLaMA, torch.nn.Module]:
@@ -50,7 +50,7 @@ def make_step(model: torch.nn.Module, hf: bool, optimizer: torch.optim.Optimizer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="tiny", help="named size from anygpt.model.configs")
+    parser.add_argument("--config", default="tiny", help="named size from anygpt.model.llama.config")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10)

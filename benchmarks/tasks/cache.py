@@ -19,6 +19,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from anygpt import hub
 from anygpt.assets import SCHEME, asset_path, assets_dir
 
 SHIPPED_TOKENIZERS = assets_dir() / "tokenizers"
@@ -100,14 +101,15 @@ def _named_paths(json_file: Path) -> list[Path]:
 def model_files(ckpt: str | Path, tokenizer_paths: Iterable[str | Path | None]) -> list[Path]:
     """Every file that defines the model: the checkpoint, each tokenizer's folder or file (the shipped tokenizers when
     one uses its default weights), and the files those tokenizer configs name."""
-    roots = [Path(ckpt)]
+    ckpt = hub.local(ckpt, "checkpoint")  # a hub id: its cached snapshot
+    roots = [ckpt]
     for path in tokenizer_paths:
-        roots.append(Path(path) if path else SHIPPED_TOKENIZERS)
+        roots.append(hub.local(path, "tokenizer") if path else SHIPPED_TOKENIZERS)
     files: list[Path] = []
     for root in roots:
         found = files_under(root)
         for f in list(found):
-            if f.suffix == ".json" and root != Path(ckpt):
+            if f.suffix == ".json" and root != ckpt:
                 for named in _named_paths(f):
                     found += files_under(named)
         files += found

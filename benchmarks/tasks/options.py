@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from anygpt.generation.options import LoadingOptions, PromptOptions
+from anygpt.prompts import TEMPLATES
 
-TEMPLATES = ("base", "chat")
 CACHE = "cache"  # the field-metadata key: False = left out of the prediction cache key
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from anygpt.data.sources.base import DatasetError
 from anygpt.generation.pipeline import AnyGPT
 from benchmarks import stats
-from benchmarks.tasks.cache import FileHashes, cache_key, manifest, model_files
+from benchmarks.tasks.cache import FileHashes, cache_key, files_under, manifest, model_files
 from benchmarks.tasks.items import Prediction, data_root, safe_name
 from benchmarks.tasks.options import TaskOptions
 from benchmarks.tasks.report import sample_rows, write_outputs
@@ -195,6 +195,8 @@ class Runner(TaskOptions):
         refs = self.model.bundle.refs
         files = model_files(self.ckpt, [refs[m].resolved_path if m in refs else None
                                         for m in self.model.vocab.modalities])
+        if self.loading.adapter:  # a LoRA adapter merged on load is part of the model
+            files = [*files, *files_under(Path(self.loading.adapter))]
         parts = {"task": self.name, "options": self.cache_options(), "decoding": self.decoding(),
                  "model": sorted(hashes.digest(f) for f in files)}  # content only: a moved checkpoint is the same
         hashes.save()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from anygpt.model.configs import Config
-from anygpt.model.llama import flops_per_token
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import flops_per_token
 from benchmarks.perf import gpu_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,12 @@ def test_quick_cpu_run_exercises_every_part(tmp_path):
     (train,) = report["sections"]["train"]
     assert train["tokens_per_s"] > 0 and train["mfu"] is None and train["strategy"] == "FSDP2 (1 rank)"
     assert train["first_loss"] == pytest.approx(float(torch.log(torch.tensor(512.0))), abs=0.5)  # random tokens
+    finetune = report["sections"]["finetune"]
+    assert 0 < finetune["trainable_fraction"] < 0.5 and finetune["estimated_gb"] > 0
     assert [g["batch"] for g in report["sections"]["generate"]] == [1, 2]
     for g in report["sections"]["generate"]:
         assert g["ours"]["ids_equal_to_hf"] == 1.0 and g["hf generate"]["tokens_per_s"] > 0  # float32: same ids
     for key in ("speechtokenizer", "encodec_32khz"):
         assert report["sections"]["tokenizers"][key]["vs_reference"] > 0
-    assert "[train]" in proc.stdout and "[generate]" in proc.stdout and "[tokenizers]" in proc.stdout
+    for part in ("[train]", "[finetune]", "[generate]", "[tokenizers]"):
+        assert part in proc.stdout

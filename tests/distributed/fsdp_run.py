@@ -4,6 +4,8 @@ Modes (argv[1]):
   parity OUT DEVICES [CKPT]  fixed batches, global batch 4 (4 / DEVICES per rank), losses per step ->
                 OUT/parity_<devices>.json; with CKPT (an HF LLaMA directory) also the vocabulary expansion of that
                 checkpoint under FSDP2 -> OUT/expand.json
+  lora OUT DEVICES  parity's batches with LoRA (adapters + added-token rows) -> OUT/lora_<devices>.json: losses, which
+                weights changed, whether the adapters were sharded, the trainable fraction
   resume OUT    shards from the data module: 8 steps straight; 4 steps + checkpoint; resume to 8 -> OUT/resume.json
 """
 
@@ -18,11 +20,16 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.utils.data import DataLoader, IterableDataset
 
 from anygpt.data.datamodule import AnyGPTDataModule, Source
 from anygpt.data.tiny import TINY_MODALITIES
+from anygpt.modalities.spec import ModalitySpec
+from anygpt.model import lm as lm_module
 from anygpt.model.lm import AnyGPTLM
+from anygpt.model.lora import LoraOptions, trainable_summary
+from anygpt.vocab import UnifiedVocab
 
 MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_kv_head": 2, "intermediate_size": 64}
 
@@ -74,6 +81,52 @@ def parity(out: Path, devices: int) -> None:
         (out / f"parity_{devices}.json").write_text(json.dumps(record.losses))
 
 
+class ByteText:
+    """A 160-id text tokenizer stand-in (only its size matters here)."""
+
+    vocab_size, bos_id, eos_id = 160, None, None
+
+    def encode(self, text):
+        return [b % 160 for b in text.encode()]
+
+    def decode(self, ids):
+        return ""
+
+
+class WeightChanges(Callback):
+    """The full state dict before and after training (gathered from the shards): which entries changed."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        full = get_model_state_dict(pl_module.model, options=StateDictOptions(full_state_dict=True))
+        self.before = {k: v.clone() for k, v in full.items()}  # unsharded, these are the parameters themselves
+        self.sharded = any(hasattr(p, "full_tensor") for n, p in pl_module.model.named_parameters() if "lora_" in n)
+        self.summary = trainable_summary(pl_module.model)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        after = get_model_state_dict(pl_module.model, options=StateDictOptions(full_state_dict=True))
+        self.changed = sorted(k for k in after if not torch.equal(after[k], self.before[k]))
+
+
+def lora(out: Path, devices: int) -> None:
+    L.seed_everything(0)
+    vocab = UnifiedVocab(ByteText(), [ModalitySpec("image", 34, ("<soim>", "<eoim>"), "<i{}>")])
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, len(vocab), (24, 33), generator=g)
+    mask = torch.rand(24, 33, generator=g) > 0.3
+    loader = DataLoader(GlobalBatchSlice(ids, mask, global_batch=4), batch_size=None)
+    model = AnyGPTLM("tiny", model_config=MODEL, vocab=vocab, learning_rate=1e-2, warmup=2, max_steps=6,
+                     grad_clip=0.5, activation_checkpointing=devices > 1,
+                     lora=LoraOptions(rank=4, alpha=8, dropout=0.0))
+    record, changes = Losses(), WeightChanges()
+    t = trainer(devices, 6, [record, changes], out)
+    t.fit(model, loader)
+    if t.global_rank == 0:
+        trainable, total, fraction = changes.summary
+        (out / f"lora_{devices}.json").write_text(json.dumps({
+            "losses": record.losses, "changed": changes.changed, "sharded": changes.sharded,
+            "trainable": trainable, "total": total, "fraction": fraction}))
+
+
 class CheckExpansion(Callback):
     """After sharding: gather the embedding and output rows and compare them with the HF checkpoint's."""
 
@@ -82,7 +135,7 @@ class CheckExpansion(Callback):
         self.result: dict = {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        from anygpt.model.hf import load_hf
+        from anygpt.model.llama.hf_adapter import load_hf
 
         base = load_hf(self.checkpoint)
         old = base.config.vocab_size
@@ -101,8 +154,8 @@ class CheckExpansion(Callback):
 def expand(out: Path, checkpoint: Path) -> None:
     L.seed_everything(0)
     builds: list[int] = []  # whole-model builds (checkpoint load + growth) on this rank: rank 0 only, once
-    build = AnyGPTLM._build
-    AnyGPTLM._build = lambda self, config: builds.append(config.vocab_size) or build(self, config)
+    build = lm_module.build_model
+    lm_module.build_model = lambda config, *args: builds.append(config.vocab_size) or build(config, *args)
     model = AnyGPTLM("tiny", pretrained=str(checkpoint), vocab_size=320, learning_rate=0.0, max_steps=1)
     check = CheckExpansion(checkpoint)
     ids = torch.randint(0, 320, (4, 17))
@@ -121,13 +174,14 @@ def resume(out: Path, shards: Path) -> None:
                                  (("image", 0.4), ("speech", 0.3), ("music", 0.3))],
                                 max_length=64, batch_size=2, batches_per_epoch=3, seed=5)
 
-    def model() -> AnyGPTLM:
-        return AnyGPTLM("tiny", model_config=MODEL, learning_rate=1e-2, warmup=2, max_steps=8)
+    def model(data: AnyGPTDataModule) -> AnyGPTLM:
+        return AnyGPTLM("tiny", model_config=MODEL, vocab=data.vocab, learning_rate=1e-2, warmup=2, max_steps=8)
 
     results = {}
     L.seed_everything(0)
     straight = Losses()
-    trainer(2, 8, [straight], out).fit(model(), datamodule())
+    data = datamodule()
+    trainer(2, 8, [straight], out).fit(model(data), data)
     results["straight"] = straight.losses
     results["straight_batches"] = straight.batches
 
@@ -136,13 +190,15 @@ def resume(out: Path, shards: Path) -> None:
     # Saved during training, as in real runs (after fit returns, Lightning has torn the loader's iterator down).
     save = ModelCheckpoint(dirpath=out, filename="step4", every_n_train_steps=4, save_top_k=-1)
     t = trainer(2, 5, [first, save], out, checkpointing=True)
-    t.fit(model(), datamodule())
+    data = datamodule()
+    t.fit(model(data), data)
     results["first"] = first.losses
 
     L.seed_everything(123)  # resuming must not depend on the global seed
     second = Losses()
     t = trainer(2, 8, [second], out)
-    t.fit(model(), datamodule(), ckpt_path=out / "step4.ckpt")
+    data = datamodule()
+    t.fit(model(data), data, ckpt_path=out / "step4.ckpt")
     results["resumed"] = second.losses
     results["resumed_batches"] = second.batches
     results["checkpoint_is_dir"] = (out / "step4.ckpt").is_dir()
@@ -157,5 +213,7 @@ if __name__ == "__main__":
         parity(out, int(sys.argv[3]))
         if len(sys.argv) > 4:
             expand(out, Path(sys.argv[4]))
+    elif mode == "lora":
+        lora(out, int(sys.argv[3]))
     else:
         resume(out, Path(sys.argv[3]))

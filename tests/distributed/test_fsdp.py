@@ -25,9 +25,9 @@ def run(*args: str) -> None:
 @pytest.fixture(scope="module")
 def parity_runs(tmp_path_factory):
     """One single-process run, then one 2-process launch for parity and vocabulary expansion."""
-    from anygpt.model.configs import Config
-    from anygpt.model.hf import save_hf
-    from anygpt.model.llama import LLaMA
+    from anygpt.model.llama.config import Config
+    from anygpt.model.llama.hf_adapter import save_hf
+    from anygpt.model.llama.model import LLaMA
 
     out = tmp_path_factory.mktemp("parity")
     torch.manual_seed(0)
@@ -65,3 +65,18 @@ def test_vocabulary_expansion_of_a_pretrained_checkpoint_under_fsdp2(parity_runs
         assert result[name] == {"sharded": True, "rows": 320, "old_rows_identical": True, "new_rows_mean": True}
     # rank 0 alone loaded the checkpoint; rank 1 built an empty skeleton and received its shards
     assert [json.loads((parity_runs / f"builds-{r}.json").read_text()) for r in (0, 1)] == [[320], []]
+
+
+@pytest.mark.slow
+def test_lora_under_fsdp2_trains_adapters_and_added_rows_like_one_process(tmp_path):
+    run("lora", str(tmp_path), "1")
+    run("lora", str(tmp_path), "2")
+    single, sharded = (json.loads((tmp_path / f"lora_{n}.json").read_text()) for n in (1, 2))
+    assert sharded["sharded"] and not single["sharded"]
+    assert single["losses"][-1] < single["losses"][0]
+    assert sharded["losses"] == pytest.approx(single["losses"], abs=1e-4)
+    for result in (single, sharded):
+        assert result["changed"] and all("lora_" in k or "trainable_tokens_delta" in k for k in result["changed"])
+        assert any(k.startswith("embed_tokens") for k in result["changed"])
+        assert any(k.startswith("lm_head") for k in result["changed"])
+    assert sharded["trainable"] == single["trainable"] and 0 < single["fraction"] < 0.5

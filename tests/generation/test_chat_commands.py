@@ -11,8 +11,8 @@ from anygpt.cli import main
 from anygpt.generation.chat import chat, generate
 from anygpt.generation.options import DecodingOptions
 from anygpt.modalities.registry import TokenizerRef, modality_for
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec

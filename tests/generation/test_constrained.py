@@ -5,8 +5,8 @@ from anygpt.generation.constrained import ModalityConstraint
 from anygpt.generation.options import GenerationConfig
 from anygpt.generation.sampling import generate
 from anygpt.modalities.spec import ModalitySpec, SpanStructure
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.text_tokenizer import TextTokenizer
 from anygpt.vocab import UnifiedVocab
 

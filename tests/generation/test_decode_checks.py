@@ -9,8 +9,8 @@ from anygpt.generation.checks import DecodeContractError, check_decoded
 from anygpt.generation.pipeline import AnyGPT
 from anygpt.media import media_kind
 from anygpt.modalities.registry import modality_for
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab
 from tests.third_party.depth_modality import DepthCodec

@@ -13,8 +13,8 @@ from anygpt.generation.chat import chat, generate
 from anygpt.generation.options import DecodingOptions, PromptOptions
 from anygpt.generation.pipeline import AnyGPT, Media, parse_message
 from anygpt.modalities.spec import RELEASE_MODALITIES
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import SPECIAL_TOKENS, UnifiedVocab, VocabLayoutError
 from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech

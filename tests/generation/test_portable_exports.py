@@ -12,8 +12,8 @@ from anygpt.checkpoints import Bundle, load_bundle, save_bundle
 from anygpt.generation.chat import chat
 from anygpt.generation.options import DecodingOptions
 from anygpt.modalities.registry import TokenizerRef, modality_for
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.resolve import UntrustedCodeError
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab

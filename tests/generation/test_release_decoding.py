@@ -67,7 +67,7 @@ PROMPTS = [[5, 17, 33, 8, 61, 12, 40], [9, 70], [44, 3, 27, 81]]
 
 @pytest.fixture(scope="module")
 def llama_pair(tmp_path_factory):
-    from anygpt.model.hf import load_hf
+    from anygpt.model.llama.hf_adapter import load_hf
     from tests.model.helpers import tiny_hf_llama
 
     path = tmp_path_factory.mktemp("hf")

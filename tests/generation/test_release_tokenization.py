@@ -195,8 +195,8 @@ def test_the_pipeline_prompts_like_the_release_chat_cli(spm_file):
 
     from anygpt.checkpoints import RELEASE_SYSTEM_PROMPT, Bundle
     from anygpt.generation.pipeline import AnyGPT, Turn
-    from anygpt.model.configs import Config
-    from anygpt.model.llama import LLaMA
+    from anygpt.model.llama.config import Config
+    from anygpt.model.llama.model import LLaMA
     from anygpt.prompts import speech_response
 
     vocab = UnifiedVocab(SentencePieceTextTokenizer(spm_file), RELEASE_MODALITIES, instruction_tokens=True)

@@ -5,7 +5,7 @@ from transformers import RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, Top
 from anygpt.generation.options import GenerationConfig, preset
 from anygpt.generation.processors import RepetitionPenalty, TopK, TopP
 from anygpt.generation.sampling import generate
-from anygpt.model.hf import load_hf
+from anygpt.model.llama.hf_adapter import load_hf
 from tests.model.helpers import tiny_hf_llama
 
 PROMPTS = [[5, 17, 33, 8, 61, 12, 40], [9, 70], [44, 3, 27, 81]]

@@ -6,9 +6,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import LlamaForCausalLM
 
-from anygpt.model.configs import Config
-from anygpt.model.hf import CheckpointError, config_from_hf, load_hf, load_hf_weights, save_hf, weight_files
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.hf_adapter import (
+    CheckpointError,
+    config_from_hf,
+    load_hf,
+    load_hf_weights,
+    save_hf,
+    weight_files,
+)
+from anygpt.model.llama.model import LLaMA
 from tests.model.helpers import tiny_hf_llama
 
 

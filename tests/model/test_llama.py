@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 
 
 def _model(tie: bool = False, seed: int = 0) -> LLaMA:

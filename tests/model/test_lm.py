@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from anygpt.modalities.spec import ModalitySpec
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.model.lm import AnyGPTLM
 from anygpt.model.schedule import warmup_cosine_factor
 from anygpt.vocab import UnifiedVocab
@@ -28,15 +28,15 @@ def vocab():
                                      ModalitySpec("speech", 8, ("<sosp>", "<eosp>"), "<s{}>")])
 
 
-def with_datamodule(module, v):
-    module._trainer = SimpleNamespace(datamodule=SimpleNamespace(vocab=v), world_size=1, precision="32-true")
+def with_trainer(module):
+    module._trainer = SimpleNamespace(world_size=1, precision="32-true")
     return module
 
 
 def test_loss_uses_mask_and_splits_by_modality():
     torch.manual_seed(0)
     v = vocab()
-    lm = with_datamodule(AnyGPTLM("tiny"), v)
+    lm = with_trainer(AnyGPTLM("tiny", vocab=v))
     lm.configure_model()
     assert lm.model.config.vocab_size == len(v) == 256 + 4 + 18 + 10
     assert lm.group_names == ["text", "image", "speech"]
@@ -54,9 +54,8 @@ def test_loss_uses_mask_and_splits_by_modality():
 
 
 def test_vocab_size_mismatch_and_missing_checkpoint_errors(tmp_path):
-    lm = with_datamodule(AnyGPTLM("tiny", vocab_size=300), vocab())
     with pytest.raises(ValueError, match="vocab_size 300 differs from the data module's vocabulary \\(288 ids\\)"):
-        lm.configure_model()
+        AnyGPTLM("tiny", vocab_size=300, vocab=vocab())
     missing = tmp_path / "Llama-2-7b-hf"
     with pytest.raises(FileNotFoundError, match=str(missing)):
         AnyGPTLM("llama2-7b", pretrained=str(missing))
@@ -67,20 +66,20 @@ def test_vocab_size_mismatch_and_missing_checkpoint_errors(tmp_path):
 
 
 def test_pretrained_checkpoint_is_expanded_keeping_old_rows(tmp_path):
-    from anygpt.model.hf import save_hf
+    from anygpt.model.llama.hf_adapter import save_hf
 
     torch.manual_seed(0)
     base = LLaMA(Config.from_name("tiny", vocab_size=256))
     save_hf(base, tmp_path / "hf")
     v = vocab()
-    lm = with_datamodule(AnyGPTLM("tiny", pretrained=str(tmp_path / "hf"), vocab_init="random"), v)
+    lm = with_trainer(AnyGPTLM("tiny", pretrained=str(tmp_path / "hf"), vocab_init="random", vocab=v))
     lm.configure_model()
     assert lm.model.embed_tokens.weight.shape == (len(v), 64)
     assert torch.equal(lm.model.embed_tokens.weight[:256], base.embed_tokens.weight)
     assert torch.equal(lm.model.lm_head.weight[:256], base.lm_head.weight)
     assert not any(t.is_meta for t in lm.model.buffers())  # else Lightning would re-initialise the loaded weights
     small = UnifiedVocab(type("T", (ByteText,), {"vocab_size": 200})(), [])
-    lm = with_datamodule(AnyGPTLM("tiny", pretrained=str(tmp_path / "hf")), small)
+    lm = with_trainer(AnyGPTLM("tiny", pretrained=str(tmp_path / "hf"), vocab=small))
     with pytest.raises(ValueError, match="has 256 embedding rows but the configured vocabulary has only 204"):
         lm.configure_model()
 
@@ -100,10 +99,10 @@ def test_compile_and_checkpointing_options_wrap_each_block_keeping_state_dict_ke
     minutes on a 2-core CPU.)"""
     v = vocab()
     torch.manual_seed(0)
-    plain = with_datamodule(AnyGPTLM("tiny"), v)
+    plain = with_trainer(AnyGPTLM("tiny", vocab=v))
     plain.configure_model()
     torch.manual_seed(0)
-    wrapped = with_datamodule(AnyGPTLM("tiny", compile=True, activation_checkpointing=True), v)
+    wrapped = with_trainer(AnyGPTLM("tiny", compile=True, activation_checkpointing=True, vocab=v))
     wrapped.configure_model()
     assert all(block._compiled_call_impl is not None for block in wrapped.model.blocks)
     assert all(block._compiled_call_impl is None for block in plain.model.blocks)

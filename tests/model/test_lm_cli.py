@@ -111,3 +111,40 @@ def test_paper_config_prints_reparses_and_fails_fast_naming_paths(tmp_path, monk
     make_tokenizer(tmp_path / "checkpoints/Llama-2-7b-hf")  # now the checkpoint path exists, the shards do not
     with pytest.raises((ValueError, FileNotFoundError), match="No shards found for 'data/shards/mmc4/\\*.tar'"):
         main(["fit", "--config", str(config)])
+
+
+@pytest.mark.slow
+def test_lora_fit_from_an_export_writes_adapter_and_merged_export_that_agree(tmp_path, monkeypatch):
+    """`anygpt fit` with `model.lora` on top of a tiny export: the vocabulary reaches the model through the CLI link,
+    the run prints its trainable fraction, and its merged export, the base plus its
+    adapter and its Lightning checkpoint give the same logits."""
+    import torch
+
+    from anygpt.checkpoints import load_bundle
+    from tests.generation.stub_tokenizers import stub_image, stub_music, stub_speech
+
+    assert anygpt("data", "tiny", "--out", "data/tiny", cwd=tmp_path).returncode == 0
+    config = str(ROOT / "experiments/tiny/pretrain.yaml")
+    base = anygpt("fit", "--config", config, "--trainer.max_steps=20", "--trainer.logger=false",
+                  "--trainer.callbacks+=anygpt.checkpoints.ExportBundle", "--trainer.callbacks.dirpath=base",
+                  cwd=tmp_path)
+    assert base.returncode == 0, base.stderr[-3000:]
+    lora = anygpt("fit", "--config", config, "--model.pretrained=base", "--model.learning_rate=0.01",
+                  "--model.lora.rank=4", "--model.lora.alpha=8", "--trainer.default_root_dir=runs/lora",
+                  "--trainer.callbacks.dirpath=runs/lora/checkpoints", "--trainer.max_steps=20",
+                  "--trainer.callbacks+=anygpt.checkpoints.ExportBundle", "--trainer.callbacks.dirpath=lora",
+                  "--trainer.logger=false", cwd=tmp_path)
+    assert lora.returncode == 0, lora.stderr[-3000:]
+    assert "[finetune] trainable parameters: 31,008 of 182,112" in lora.stdout
+    stubs = {"image": stub_image(64), "speech": stub_speech(32), "music": stub_music(64)}
+    monkeypatch.chdir(tmp_path)  # the checkpoint's text tokenizer path is relative to the run's working directory
+    merged = load_bundle(tmp_path / "lora", tokenizers=stubs)
+    with_adapter = load_bundle(tmp_path / "base", tokenizers=stubs, adapter=tmp_path / "adapter")
+    from_ckpt = load_bundle(tmp_path / "runs/lora/checkpoints/last.ckpt", tokenizers=stubs)
+    plain = load_bundle(tmp_path / "base", tokenizers=stubs)
+    ids = torch.tensor([merged.vocab.encode("[Human]: hello <soim><eoim> [MMGPT]:")])
+    with torch.no_grad():
+        expected = merged.model(ids)
+        torch.testing.assert_close(with_adapter.model(ids), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(from_ckpt.model(ids), expected, atol=1e-5, rtol=0)
+        assert not torch.allclose(plain.model(ids), expected, atol=1e-3)

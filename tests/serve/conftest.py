@@ -1,4 +1,4 @@
-"""A random tiny LLaMA with the shipped tiny tokenizers (what `anygpt serve` loads here) and sample uploads."""
+"""The engine `anygpt serve` loads here (the tiny export of tests/conftest.py) and sample uploads."""
 
 import socket
 import struct
@@ -8,30 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from PIL import Image
 
-from anygpt.checkpoints import Bundle, save_bundle
 from anygpt.generation.pipeline import AnyGPT
-from anygpt.modalities.registry import TokenizerRef
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
-from anygpt.text_tokenizer import train_bpe_tokenizer
-from anygpt.vocab import UnifiedVocab
-
-
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("serve-model")
-    text = train_bpe_tokenizer(["describe this image", "a red square", "say hello", "calm piano music"] * 20,
-                               vocab_size=280, directory=root / "text")
-    refs = {name: TokenizerRef(f"anygpt-assets:tokenizers/{name}") for name in ("image", "speech", "music")}
-    tokenizers = {name: ref.load(name) for name, ref in refs.items()}
-    vocab = UnifiedVocab(text, list(tokenizers.values()))
-    torch.manual_seed(0)
-    model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=1024))
-    # recorded as the demo export records it: the chat template (a conversation with history)
-    return save_bundle(Bundle(model, vocab, tokenizers, None, refs, template="chat"), root / "export")
 
 
 @pytest.fixture(scope="session")

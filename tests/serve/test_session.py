@@ -5,6 +5,7 @@ import threading
 import time
 import zipfile
 
+import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
@@ -98,7 +99,7 @@ def test_bad_uploads_get_a_clear_message_and_lose_nothing(engine, uploads, tmp_p
     ({"text": ""}, "the message is empty"),
     ({"output": "video"}, "unknown output 'video'"),
     ({"settings": "mine"}, "unknown decoding preset 'mine'"),
-    ({"temperature": 0.0}, "temperature must be above 0"),
+    ({"temperature": -0.5}, "temperature must be 0 (greedy) or above"),
     ({"top_p": 1.5}, "top-p must be in (0, 1]"),
     ({"max_new_tokens": 5000}, "max new tokens must be between 1 and the model's context (1024)"),
     ({"read_as": {"audio": "image"}, "files": ["speech"]}, "question.wav: 'image' does not read audio files"),
@@ -243,3 +244,75 @@ def test_a_session_survives_deep_copies(host):
     """Web frameworks deep-copy state values; a session is a live handle, never a copy of the model."""
     session = host.session()
     assert copy.deepcopy(session) is session
+
+
+def test_idle_sessions_expire_with_their_files(engine, uploads, tmp_path):
+    """Defect 2: sessions of clients that went away are freed (``--session_timeout``), their folders removed."""
+    with ModelHost(engine, root=tmp_path / "serve", session_timeout=3600) as host:
+        sessions = [host.session(key=f"client-{i}") for i in range(5)]
+        for session in sessions:
+            session.send(TurnRequest("hello", files=[uploads["image"]], max_new_tokens=2))
+        assert all(s.folder.is_dir() for s in sessions) and host.session(key="client-0") is sessions[0]
+        sessions[0].last_used = time.monotonic() + 10  # still in use
+        assert sorted(host.expire(now=time.monotonic() + 3601)) == sorted(s.id for s in sessions[1:])
+        assert host.sessions == [sessions[0]] and not any(s.folder.exists() for s in sessions[1:])
+        assert all(s.expired for s in sessions[1:]) and host.find("client-1") is None
+        assert host.session(key="client-1") is not sessions[1]  # a client that comes back starts afresh
+    with ModelHost(engine, root=tmp_path / "quick", session_timeout=0.2) as host:  # the host's own timer
+        session = host.session()
+        session.send(TurnRequest("hello", max_new_tokens=2))
+        deadline = time.monotonic() + 10
+        while host.sessions and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host.sessions == [] and not session.folder.exists()
+        with pytest.raises(ServeError, match="closed"):
+            session.send(TurnRequest("hello"))
+
+
+def test_durations_in_the_limit_message_are_not_rounded(engine, tmp_path):
+    """Defect 3: a 130 s file "lasts 2 min 10 s", not "2 min"."""
+    from anygpt.serve.uploads import duration_text
+
+    assert [duration_text(s) for s in (42, 120, 130, 3725)] == ["42.0 s", "2 min", "2 min 10 s", "1 h 2 min 5 s"]
+    lecture = tmp_path / "lecture.wav"
+    sf.write(lecture, np.zeros(130 * 1000, dtype=np.float32), 1000)
+    with ModelHost(engine, UploadLimits(max_audio_seconds=120), root=tmp_path / "serve") as host:
+        with pytest.raises(ServeError, match="lecture.wav lasts 2 min 10 s; audio is limited to 2 min: cut it first"):
+            host.session().send(TurnRequest("What is this?", files=[lecture]))
+
+
+def test_a_reply_cut_inside_a_speech_span_leaves_a_working_history(host):
+    """Defect 4: a spoken reply cut by the token budget enters the history closed, so later turns are prompted with
+    no open span; the reply says it was cut."""
+    session = host.session()
+    session.engine.force_marker = True  # the reply opens a speech span at once
+    cut = session.send(TurnRequest("say hello", output="speech", max_new_tokens=5))
+    assert any("token budget" in note for note in cut.notes)
+    vocab = session.engine.vocab
+    assert not vocab.segments(cut.reply.ids)[-1].closed  # the reply itself was cut
+    end = vocab.id_to_token(vocab.modalities["speech"].end_id)
+    assert session.engine.history[-1].text.endswith(end)
+    session.engine.force_marker = False
+    prompt = session.engine.encode_prompt(session.engine.prompt_text(["and now?"], history=session.engine.history))
+    assert all(seg.closed for seg in vocab.segments(prompt))
+    later = session.send(TurnRequest("and now?", max_new_tokens=6))
+    assert later.reply.ids and session.turns == 2
+
+
+def test_the_model_is_granted_first_come_first_served():
+    from anygpt.serve.lock import FairLock
+
+    lock, order = FairLock(), []
+    assert lock.acquire()
+    threads = []
+    for i in range(4):
+        threads.append(threading.Thread(target=lambda i=i: (lock.acquire(), order.append(i), lock.release())))
+        threads[-1].start()
+        while lock.waiting < i + 1:
+            time.sleep(0.01)
+    gone = threading.Event()
+    assert not lock.acquire(cancelled=lambda: gone.set() or True)  # a cancelled waiter leaves the queue
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == [0, 1, 2, 3] and lock.waiting == 0 and not lock.held

@@ -84,8 +84,8 @@ def test_plugin_reaches_prepare_chat_and_transcripts(tmp_path):
     from anygpt.data.prepare import AnyInstruct, prepare
     from anygpt.generation.chat import chat
     from anygpt.modalities.registry import TokenizerRef
-    from anygpt.model.configs import Config
-    from anygpt.model.llama import LLaMA
+    from anygpt.model.llama.config import Config
+    from anygpt.model.llama.model import LLaMA
 
     rng = np.random.default_rng(0)
     (tmp_path / "scans").mkdir()

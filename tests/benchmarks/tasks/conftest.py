@@ -17,8 +17,8 @@ from anygpt.modalities.image import TinyImageTokenizer
 from anygpt.modalities.music import TinyMusicCodec
 from anygpt.modalities.registry import TokenizerRef, modality_for
 from anygpt.modalities.speech import SoundStorm, TinySpeechCodec
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 from anygpt.text_tokenizer import train_bpe_tokenizer
 from anygpt.vocab import UnifiedVocab
 

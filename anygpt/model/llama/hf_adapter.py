@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from anygpt.model.configs import Config
-from anygpt.model.llama import LLaMA
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import LLaMA
 
 # HF name -> our name. Per-layer names are relative to ``model.layers.{i}.`` / ``blocks.{i}.``.
 GLOBAL_KEYS: dict[str, str] = {
@@ -261,7 +261,7 @@ def load_hf(directory: str | Path, device: torch.device | str | None = None, dty
     with torch.device("meta"):
         model = LLaMA(config)
     load_hf_weights(model, directory, assign=True, dtype=dtype)
-    model.rope_cos, model.rope_sin = torch.empty(0), torch.empty(0)  # non-persistent tables, rebuilt on first use
+    model.reset_rope_cache()  # non-persistent tables, rebuilt on first use
     if device is not None:
         model.to(device)
     return model

@@ -1,7 +1,9 @@
 """The LLaMA decoder in one file: RMSNorm, rotary embeddings, grouped-query SDPA attention, SwiGLU MLP, KV cache.
 
 Numerically equal to HF ``LlamaForCausalLM`` on the same weights (rotary embeddings use HF's rotate-half layout, so an
-HF checkpoint loads with a plain key map; see `anygpt.model.hf`).
+HF checkpoint loads with a plain key map; see `anygpt.model.llama.hf_adapter`). The model owns its caches: the RoPE
+tables (`reset_rope_cache`) and the decoding KV cache (`set_kv_cache`, `ensure_kv_cache`, `reorder_kv_cache`), so
+callers never reach into its blocks.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anygpt.model.configs import Config
+from anygpt.model.llama.config import Config
 
 
 class RMSNorm(nn.Module):
@@ -167,10 +169,9 @@ class LLaMA(nn.Module):
         B, T = idx.shape
         cache_len = 0
         if input_pos is not None:
-            cache = self.blocks[0].attn.kv_cache
-            if cache is None:
+            cache_len = self.kv_cache_len()
+            if cache_len == 0:
                 raise RuntimeError("input_pos was given but no KV cache is set; call model.set_kv_cache() first")
-            cache_len = cache.k.size(2)
         # No data-dependent size here (no .max()): the table covers every legal position, which keeps the decode
         # step free of host syncs and compilable.
         cos, sin = self._rope(max(T, cache_len), idx.device)
@@ -193,7 +194,34 @@ class LLaMA(nn.Module):
             x = x[:, -logits_to_keep:]
         return self.lm_head(self.norm(x))
 
+    def reset_rope_cache(self) -> None:
+        """Drop the (non-persistent) RoPE tables; they are rebuilt on the next forward. Call after loading onto the meta
+        device or ``to_empty``, where the tables would be missing or garbage."""
+        self.rope_cos, self.rope_sin = torch.empty(0), torch.empty(0)
+
     # -- KV cache ------------------------------------------------------------------------------------------------------
+    def kv_cache_len(self) -> int:
+        """Slots of the current KV cache, 0 when none is set."""
+        cache = self.blocks[0].attn.kv_cache
+        return 0 if cache is None else cache.k.size(2)
+
+    def ensure_kv_cache(self, batch_size: int, max_len: int) -> None:
+        """Keep the current cache if it already has this batch size and length on the model's device and dtype (a
+        later call of the same shape reuses it; stale contents are harmless), else allocate one."""
+        cache = self.blocks[0].attn.kv_cache
+        ref = self.lm_head.weight
+        if (cache is None or cache.k.shape[0] != batch_size or cache.k.shape[2] != max_len
+                or cache.k.device != ref.device or cache.k.dtype != ref.dtype):
+            self.set_kv_cache(batch_size, max_len, device=ref.device)
+
+    @torch.no_grad()
+    def reorder_kv_cache(self, rows: Tensor) -> None:
+        """Beam search: cache row ``i`` continues from row ``rows[i]``."""
+        for block in self.blocks:
+            cache = block.attn.kv_cache
+            cache.k.copy_(cache.k.index_select(0, rows))
+            cache.v.copy_(cache.v.index_select(0, rows))
+
     def set_kv_cache(self, batch_size: int, max_len: int | None = None, device=None, dtype=None) -> None:
         """Allocate one static cache per block (no re-allocation while decoding)."""
         max_len = max_len or self.config.block_size
