@@ -100,7 +100,7 @@ def read_gigaspeech(json_path: Path, subsets: str | Sequence[str] = "XL", report
             continue
         if not os.path.isfile(path):
             bad_record(report, where, f"recording {path} not found ({len(mine)} segment(s) of {aid} skipped); download "
-                                "the audio or drop it from the metadata")
+                                      "the audio or drop it from the metadata")
             continue
         for k, segment in enumerate(mine):
             seg_where = f"{where} segment {segment.get('sid', k)}"
@@ -109,7 +109,7 @@ def read_gigaspeech(json_path: Path, subsets: str | Sequence[str] = "XL", report
                 begin, end = float(segment["begin_time"]), float(segment["end_time"])
             except (KeyError, TypeError, ValueError) as e:
                 bad_record(report, seg_where, f"malformed segment ({type(e).__name__}: {e}); needs sid, begin_time, "
-                                        "end_time, text_tn")
+                                              "end_time, text_tn")
                 continue
             if text in GIGASPEECH_GARBAGE or not text:
                 bad_record(report, seg_where, f"garbage utterance {text or '(empty)'}: no speech transcript, skipped")

@@ -51,7 +51,7 @@ def read_mmc4(paths: Sequence[Path], image_dir: Path, report: SkipReport | None 
                 refs = [(int(i["matched_text_index"]), str(i["image_name"])) for i in infos]
             except (KeyError, TypeError, ValueError) as e:
                 bad_record(report, where, f"malformed document ({type(e).__name__}: {e}); needs text_list and "
-                                    "image_info[].image_name / matched_text_index")
+                                          "image_info[].image_name / matched_text_index")
                 continue
             images, absent = [], []
             try:
