@@ -87,7 +87,9 @@ def trained(site, tmp_path_factory) -> Path:
     train_bpe_tokenizer(list(SHAPES) * 20 + ["Describe this motion."] * 20, 300, root / "text")
 
     (root / "prepare.yaml").write_text(f"""
-sources: {{chat: {{class_path: anygpt.data.prepare.AnyInstruct, init_args: {{path: chat.jsonl}}}}}}
+sources:
+  chat: {{class_path: AnyInstruct, init_args: {{path: chat.jsonl}}}}
+  pairs: {{class_path: MotionPairs, init_args: {{path: motion/train.jsonl}}}}
 tokenizers: {{motion: {{class_path: {CODEC}}}}}
 out: shards
 num_workers: 0
@@ -95,7 +97,8 @@ accelerator: cpu
 progress: false
 """)
     out = anygpt(["prepare", "--config", "prepare.yaml"], site, root).stdout
-    assert "24 samples in 1 shards, 0 skipped" in out
+    assert "chat: 24 samples in 1 shards, 0 skipped" in out
+    assert "pairs: 20 samples in 1 shards, 0 skipped" in out  # the plugin's source, named by its entry point
     (root / "fit.yaml").write_text(f"""
 seed_everything: 0
 trainer:
