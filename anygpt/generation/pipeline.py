@@ -406,7 +406,7 @@ class AnyGPT:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
         if getattr(tok.codec, "unclip", False) is None:  # SEED without its second stage: say what to pass
             missing = ("no image decoder: pass --loading.image_decoder PATH (a local stable-diffusion-2-1-unclip "
-                       "folder; anygpt serve: --image_decoder) or set image_decoder in anygpt.json to get pixels")
+                       "folder; also in anygpt serve) or set image_decoder in anygpt.json to get pixels")
             return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
         native = tok.codec.unflatten(codes[:valid]).to(self.device)
         context: dict[str, Any] = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}

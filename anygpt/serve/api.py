@@ -124,7 +124,7 @@ class OpenAIRoutes:
         max_tokens = need(body, "max_completion_tokens", int)
         max_tokens = need(body, "max_tokens", int) if max_tokens is None else max_tokens
         seed = need(body, "seed", int)
-        preset = need(body, "preset", str, "release")
+        preset = need(body, "preset", str, self.host.defaults.settings)
         number = (int, float)
         return TurnRequest(text=text, files=files, output=output, settings=preset,
                            task=need(body, "task", str, task), constrained=need(body, "constrained", bool),

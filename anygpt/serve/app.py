@@ -82,7 +82,7 @@ def build_app(host: ModelHost, title: str | None = None):
 
     title = title or f"AnyGPT · {host.name}"
     shared_kinds = [kind for kind in host.upload_kinds if len(host.readers(kind)) > 1]  # e.g. audio: speech or music
-    default_settings = "release" if "release" in host.settings_choices else host.settings_choices[0]
+    default_settings, first_seed = host.defaults.settings, host.defaults.seed  # `anygpt serve --decoding.*`
 
     def request_of(message: dict | None, output: str, read_as: dict[str, str], voice: str | None, settings: str,
                    task: str | None, constrained: bool | None, temperature: float | None, top_p: float | None,
@@ -140,7 +140,7 @@ def build_app(host: ModelHost, title: str | None = None):
                     top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
                     max_tokens = gr.Slider(1, host.context, value=min(100, host.context), step=1,
                                            label="Max new tokens")
-                    seed = gr.Number(0, precision=0, label="Seed")
+                    seed = gr.Number(first_seed, precision=0, label="Seed")
                     decoding_info = gr.Markdown(elem_id="decoding-info")
         choices = [output, voice, settings, task, constrained, temperature, top_p, max_tokens, seed,
                    *read_as]  # a turn's choices
@@ -247,7 +247,7 @@ def build_app(host: ModelHost, title: str | None = None):
                 gr.Number(None, label="temperature"),
                 gr.Number(None, label="top_p"),
                 gr.Number(None, label="max_new_tokens", precision=0),
-                gr.Number(0, label="seed", precision=0),
+                gr.Number(first_seed, label="seed", precision=0),
             ]
             api_outputs = [gr.Textbox(label="text"), gr.File(file_count="multiple", label="files"),
                            gr.JSON(label="notes"), gr.File(label="transcript")]
@@ -256,7 +256,7 @@ def build_app(host: ModelHost, title: str | None = None):
         async def chat(message: dict, output: str = AUTO, read_as: list[str] | None = None, voice: str | None = None,
                        preset: str = default_settings, task: str = host.task,
                        constrained: bool = host.engine.constrained, temperature: float | None = None,
-                       top_p: float | None = None, max_new_tokens: int | None = None, seed: int = 0,
+                       top_p: float | None = None, max_new_tokens: int | None = None, seed: int = first_seed,
                        chat_session: ChatSession | None = None, request: Request = None):
             """One turn of this client's conversation: a message ``{"text", "files"}`` -> the reply's text, media
             files, notes and the transcript (.zip). ``read_as`` names the modalities that read uploads several

@@ -37,7 +37,8 @@ def server(tiny_export, tmp_path_factory):
     with open(logs, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "anygpt.cli", "serve", "--ckpt", str(tiny_export),
                                     "--port", str(port), "--api_key", KEY, "--max_upload_mb", "1",
-                                    "--max_audio_seconds", "130", "--session_timeout", "30"],
+                                    "--max_audio_seconds", "130", "--session_timeout", "30",
+                                    "--prompt.constrained", "true", "--decoding.settings", "release"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
