@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException
 
 from anygpt.generation.pipeline import Media, Turn
 from anygpt.generation.streaming import AudioStreamer
+from anygpt.media import MEDIA_KINDS, preview_png
 from anygpt.serve.events import chat_events
 from anygpt.serve.openai_schema import AUDIO_FORMATS, IMAGE_SUFFIXES, OUTPUTS, RECALLED, Checks, error, need
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, TurnRequest, TurnResult
@@ -346,8 +347,12 @@ class OpenAIRoutes:
 
     def _message(self, session: ChatSession, result: TurnResult, output: str, budget: int) -> tuple[dict, str, dict]:
         """The reply as OpenAI's chat message (with ``media`` and ``notes`` added), its finish reason and usage."""
-        media = [{"modality": m.modality, "mime_type": "image/png" if m.kind == "image" else "audio/wav",
-                  "data": base64.b64encode(m.path.read_bytes()).decode()} for m in result.media]
+        media = []
+        for m in result.media:  # a kind shown by a preview (a plugin's, arrays) carries it as base64 PNG too
+            kind = MEDIA_KINDS[m.kind]
+            png = preview_png(kind, m.path) if kind.html is None else None
+            media.append({"modality": m.modality, "mime_type": kind.mime, "data": base64.b64encode(
+                m.path.read_bytes()).decode(), **({"preview": base64.b64encode(png).decode()} if png else {})})
         message: dict[str, Any] = {"role": "assistant", "content": result.text or None, "refusal": None,
                                    "media": media, "notes": result.notes}
         spoken = next((m for m in media if m["mime_type"] == "audio/wav"), None)

@@ -3,8 +3,8 @@ speech with its player, in one conversation on the page, driven by a headless Ch
 
     python docs/serve/screenshot.py --ckpt runs/demo/export --out docs/serve/page.png
 
-The page is the one `anygpt serve --ckpt CKPT` serves; --template and --task (its --prompt.template and --prompt.task) default, as there, to what the checkpoint
-records (the demo export: chat template, messages as written).
+The page is the one `anygpt serve --ckpt CKPT` serves; --template and --task (its --prompt.template and
+--prompt.task) default, as there, to what the checkpoint records (the demo export: chat template, messages as written).
 """
 
 import argparse
