@@ -11,7 +11,9 @@ prefix decodes and differ from it (measured in docs/performance.md, "Streaming s
 
 Cost: the prefixes decoded add up to about n^2 / (2 * every) codes for a span of n, against n without streaming; they
 are decoded between two tokens, so generation waits while a piece is decoded (the model and the decoder share a
-device and a lock).
+device and a lock). With ``window`` W, a piece decodes only the codes from W before the first unsent one (a left
+context), so each piece costs about W + every codes and the whole stream n * (W + every) / every: linear in n, with
+pieces that differ more from the whole span's decode (figures for both in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -40,18 +42,22 @@ class AudioStreamer:
         voice, steps, seed: the decoder's context, as `AnyGPT.decode` takes it (a voice to clone, SoundStorm's
             iterations, the seed of its random draws).
         forced: the span is already open when generation starts (the prompt ends with its start marker).
+        window: decode only this many codes of left context before the first unsent code (None: the whole prefix).
     """
 
     def __init__(self, engine: AnyGPT, modality: str, emit: Callable[[torch.Tensor], None], every: int = 25,
                  holdback: int = 2, voice: Any = None, steps: int | None = None, seed: int = 0,
-                 forced: bool = False) -> None:
+                 forced: bool = False, window: int | None = None) -> None:
         if modality not in engine.tokenizers or engine.tokenizers[modality].media.name != "audio":
             raise ValueError(f"{modality!r} is not an audio modality of this model; audio streams only for "
                              f"{[n for n, t in engine.tokenizers.items() if t.media.name == 'audio']}")
-        if every < 1 or holdback < 0:
-            raise ValueError(f"every must be >= 1 and holdback >= 0, got every={every}, holdback={holdback}")
+        if every < 1 or holdback < 0 or (window is not None and window < 0):
+            raise ValueError(f"every must be >= 1, holdback and window >= 0, got every={every}, holdback={holdback}, "
+                             f"window={window}")
         self.engine, self.modality, self.emit = engine, modality, emit
-        self.every, self.holdback = every, holdback
+        self.every, self.holdback, self.window = every, holdback, window
+        cycle = engine.tokenizers[modality].structure.cycle
+        self._step = len(cycle) if cycle else 1  # a window starts on a frame (music: 4 codes)
         self.voice, self.steps, self.seed = voice, steps, seed
         self.range = engine.vocab.modalities[modality]
         self.codes: list[int] = []
@@ -59,6 +65,7 @@ class AudioStreamer:
         self.sent = 0  # samples emitted so far
         self.decodes = 0  # prefix decodes run (the cost)
         self._decoded_at = 0
+        self._per_code: float | None = None  # samples per code, from the first decode (of the whole prefix)
 
     @property
     def started(self) -> bool:
@@ -80,17 +87,22 @@ class AudioStreamer:
 
     def _piece(self) -> None:
         self._decoded_at = len(self.codes)
-        codes = torch.tensor(self.codes, dtype=torch.long)
+        start = 0
+        if self.window is not None and self._per_code is not None:
+            start = max(0, int(self.sent / self._per_code) - self.window)
+            start -= start % self._step
+        codes = torch.tensor(self.codes[start:], dtype=torch.long)
         decoded = self.engine.decode_span(Segment(self.modality, codes=codes, closed=False), self.voice, self.steps,
                                           self.seed)
         self.decodes += 1
         if decoded.data is None or decoded.codes is None or decoded.codes.numel() == 0:
             return
         wave = decoded.data.reshape(1, -1)
-        per_code = wave.shape[-1] / decoded.codes.numel()
-        upto = wave.shape[-1] - int(round(self.holdback * per_code))
+        self._per_code = per_code = self._per_code or wave.shape[-1] / decoded.codes.numel()
+        offset = int(round(start * per_code))  # the window's first sample in the whole span
+        upto = offset + wave.shape[-1] - int(round(self.holdback * per_code))
         if upto > self.sent:
-            self.emit(wave[:, self.sent:upto])
+            self.emit(wave[:, self.sent - offset:upto - offset])
             self.sent = upto
 
     def finish(self, reply: Reply | None) -> torch.Tensor | None:

@@ -290,9 +290,10 @@ class OpenAIRoutes:
         if audio.get("format", "pcm16" if streams_audio else "wav") != ("pcm16" if streams_audio else "wav"):
             raise ServeError(f"audio.format {audio.get('format')!r}: this server writes wav, and pcm16 pieces when "
                              "the reply is streamed (stream: true)", "audio.format")
-        every = need(audio, "chunk_codes", int, 25)
-        if every < 1:
-            raise ServeError(f"audio.chunk_codes must be 1 or more, got {every}", "audio.chunk_codes")
+        every, window = need(audio, "chunk_codes", int, 25), need(audio, "window_codes", int)
+        if every < 1 or (window is not None and window < 0):
+            raise ServeError(f"audio.chunk_codes must be 1 or more and audio.window_codes 0 or more, got {every} and "
+                             f"{window}", "audio")
         read_audio_as = need(body, "read_audio_as", str)
         if read_audio_as is not None and read_audio_as not in self.host.readers("audio"):
             raise ServeError(f"read_audio_as must be one of {self.host.readers('audio')}", "read_audio_as")
@@ -323,7 +324,7 @@ class OpenAIRoutes:
             steps = self.host.decoding(output, turn.settings).extra.get("soundstorm_steps")
             streamer = AudioStreamer(session.engine, output, lambda wave: None, every=every, seed=turn.seed,
                                      voice=None if voice is None else str(voice.path), steps=steps,
-                                     forced=session.engine.forced(output) == output)
+                                     forced=session.engine.forced(output) == output, window=window)
 
         def run(on_token: Callable[[int], None], finish: Callable[[TurnResult], Any]) -> Any:
             return self._run(request, session, turn, on_token, finish=finish)

@@ -192,6 +192,13 @@ def test_streaming_speech_arrives_in_pieces_that_make_the_whole_reply(client):
     tail = len(data[-1]) // 2  # the last piece: the rest of the whole span's own decode
     assert np.array_equal(streamed[-tail:], reference[-tail:])
     assert not np.array_equal(streamed, np.zeros_like(streamed))
+    # decoding a window of 20 codes before the unsent part instead of the whole prefix: the same length and tail
+    chunks, pieces, _ = _streamed_audio(client, model, audio={"voice": "default", "format": "pcm16", "chunk_codes": 10,
+                                                              "window_codes": 20}, **ask)
+    data = [base64.b64decode(chunks[i].choices[0].delta.audio.data) for i in pieces]
+    windowed = np.frombuffer(b"".join(data), dtype="<i2")
+    assert len(pieces) >= 3 and windowed.shape == reference.shape
+    assert np.array_equal(windowed[-(len(data[-1]) // 2):], reference[-(len(data[-1]) // 2):])
 
 
 def test_streamed_speech_needs_pcm16(client):
