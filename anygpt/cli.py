@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from anygpt.commands import ArgvCommand, registered_commands, resolve
 from anygpt.modalities.spec import ModalitySpecError
+from anygpt.resolve import UntrustedCodeError
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "Train a model (the LLM or a modality tokenizer) from a YAML config",
@@ -91,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name in LIGHTNING_SUBCOMMANDS:
         run_lightning([name, *rest])
     elif name in registered_commands():
-        from anygpt.hub import HubError
-        from anygpt.resolve import UntrustedCodeError
+        from anygpt.hub import HubError  # here: huggingface_hub stays out of `anygpt --help`
 
         try:
             run_command(name, rest)

@@ -25,6 +25,7 @@ from torchaudio.transforms import FrequencyMasking, TimeMasking
 from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
 from benchmarks.judges.folder import JudgeFolder
+from benchmarks.metrics.wer import WordErrorRate
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1 = CTC class; 0 is the blank
 
@@ -186,8 +187,6 @@ class CtcAsrTrainer(L.LightningModule):
 
 def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus WER after Whisper's English normalisation of both sides: `benchmarks.metrics.WordErrorRate`."""
-    from benchmarks.metrics.wer import WordErrorRate
-
     metric = WordErrorRate()
     metric.update(list(hypotheses), list(references))
     return metric.compute().item()

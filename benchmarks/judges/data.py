@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from anygpt import media
 from anygpt.data import readers
 from anygpt.data.readers import SkipReport, read_coco_karpathy
+from benchmarks.judges.clip import image_transform
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,6 @@ class ImageCaptionData(_PairDataModule):
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:
-        from benchmarks.judges.clip import image_transform
-
         h = self.hparams
         load = partial(load_image, transform=image_transform(h.image_size))
         for name, split, limit in (("train_set", h.train_split, None), ("val_set", h.val_split, h.val_limit)):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from anygpt.media import read_image
+from benchmarks.judges.asr import word_error_rate
 from benchmarks.judges.data import (
     check_audio,
     check_image,
@@ -65,8 +66,6 @@ def evaluate_judge(kind: str, data: str, judge_path: str | None = None, split: s
         result = _retrieval(audio, judge.embed_text([it.texts[0] for it in items]))
         result = {"audio_to_text_r1": result.pop("r1_a2b"), "text_to_audio_r1": result.pop("r1_b2a"), **result}
     elif kind == "asr":
-        from benchmarks.judges.asr import word_error_rate
-
         items = readable(read_librispeech(data, [split or "test-clean"])[:limit], check_audio, "speech")
         hyps = [h for part in batched(lambda ps: judge.transcribe([load_audio(p, 16000) for p in ps], 16000),
                                       [i.path for i in items]) for h in part]

@@ -22,6 +22,12 @@ from torch import Tensor
 
 from anygpt import hub
 from anygpt.assets import asset_path
+from benchmarks.judges.asr import CtcAsr, WhisperAsr
+from benchmarks.judges.clap import TinyClap
+from benchmarks.judges.clip import CONFIG_NAME as OPEN_CLIP_CONFIG_NAME
+from benchmarks.judges.clip import load_tiny_clip
+from benchmarks.judges.folder import CONFIG_NAME
+from benchmarks.metrics.clap_score import LaionClapEmbedder
 
 JUDGE_KINDS = ("clip", "clap", "asr")
 
@@ -83,12 +89,10 @@ def load_judge(kind: str, path: str | Path | None = None, device: str | torch.de
 def _load_clip(path: Path, shipped: bool, device, options: dict[str, Any]) -> ClipJudge:
     import open_clip
 
-    from benchmarks.judges.clip import CONFIG_NAME, load_tiny_clip
-
     if path.is_dir():
         model, preprocess, tokenizer = load_tiny_clip(path, device)
         what = "tiny open_clip judge trained on the anygpt demo corpus" if shipped else f"open_clip model from {path}"
-        return ClipJudge(model, preprocess, tokenizer, what + _judge_note(path, CONFIG_NAME))
+        return ClipJudge(model, preprocess, tokenizer, what + _judge_note(path, OPEN_CLIP_CONFIG_NAME))
     name = options.get("model_name")
     if not name:
         raise ValueError(f"{path} is a checkpoint file: pass model_name too (its open_clip architecture: ViT-L-14)")
@@ -97,9 +101,6 @@ def _load_clip(path: Path, shipped: bool, device, options: dict[str, Any]) -> Cl
 
 
 def _load_clap(path: Path, shipped: bool, device, options: dict[str, Any]):
-    from benchmarks.judges.clap import TinyClap
-    from benchmarks.judges.folder import CONFIG_NAME
-
     if path.is_dir():
         judge = TinyClap.load(path, device)
         if not shipped:
@@ -108,8 +109,6 @@ def _load_clap(path: Path, shipped: bool, device, options: dict[str, Any]):
         return judge
     if not options.get("roberta"):
         raise ValueError(f"{path} is a laion_clap checkpoint: also pass roberta=<local roberta-base folder>")
-    from benchmarks.metrics.clap_score import LaionClapEmbedder
-
     amodel = options.get("amodel", "HTSAT-tiny")
     judge = LaionClapEmbedder(path, options["roberta"], amodel=amodel, device=device)
     judge.description = f"laion_clap ({amodel}) from {path}"
@@ -117,9 +116,6 @@ def _load_clap(path: Path, shipped: bool, device, options: dict[str, Any]):
 
 
 def _load_asr(path: Path, shipped: bool, device):
-    from benchmarks.judges.asr import CtcAsr, WhisperAsr
-    from benchmarks.judges.folder import CONFIG_NAME
-
     config = path / "config.json"
     if path.is_dir() and config.is_file() and json.loads(config.read_text()).get("model_type") == "whisper":
         return WhisperAsr(path, device)

@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from benchmarks.metrics.cider import cider_d
+
 
 def make_captions(images: int, refs: int, vocab: int = 4000, seed: int = 0) -> tuple[list[str], list[list[str]]]:
     rng = np.random.default_rng(seed)
@@ -41,8 +43,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from pycocoevalcap.cider.cider import Cider
-
-    from benchmarks.metrics.cider import cider_d
 
     hyps, refs = make_captions(args.images, args.refs)
     gts = {i: r for i, r in enumerate(refs)}

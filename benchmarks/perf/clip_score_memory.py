@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.judges import load_judge
+from benchmarks.metrics import CLIPScore
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ("a an the two three red blue green yellow small large old young man woman dog cat bus car train plate table "
@@ -30,9 +38,6 @@ WORDS = ("a an the two three red blue green yellow small large old young man wom
 
 
 def synthetic_batch(start: int, count: int, size: int):
-    import numpy as np
-    from PIL import Image
-
     rng = np.random.default_rng(start)
     images = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
     # captions from a fixed vocabulary, like real ones (unique words would grow the BPE tokenizer's word cache)
@@ -41,11 +46,6 @@ def synthetic_batch(start: int, count: int, size: int):
 
 
 def child(items: int, mode: str, batch: int, size: int) -> dict:
-    import torch
-
-    from benchmarks.judges import load_judge
-    from benchmarks.metrics import CLIPScore
-
     torch.set_num_threads(1)
     judge = load_judge("clip")
     metric = CLIPScore(judge.model, preprocess=judge.preprocess, tokenizer=judge.tokenizer, batch_size=batch)
@@ -78,7 +78,7 @@ def measure(items: int, mode: str, batch: int, size: int) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(items), "--mode", mode, "--batch", str(batch),
            "--size", str(size)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

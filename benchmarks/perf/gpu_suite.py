@@ -48,7 +48,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import ModelParallelStrategy
+
+from anygpt.modalities.music import EncodecMusicTokenizer
+from anygpt.modalities.spec import ModalitySpec
+from anygpt.modalities.speech import SpeechTokenizerCodec
+from anygpt.model.llama.config import Config
+from anygpt.model.llama.model import flops_per_token
+from anygpt.model.lm import AnyGPTLM
+from anygpt.model.lora import LoraOptions, trainable_summary
+from anygpt.vocab import UnifiedVocab
+from benchmarks.perf.finetune_memory import estimate
+from benchmarks.perf.generation import compare
+from benchmarks.perf.generation import report as print_generation
+from benchmarks.perf.train_step import build_pair
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, matched against torch.cuda.get_device_name()
 # in this order (first match wins).
@@ -131,14 +147,6 @@ class RandomTokens(torch.utils.data.IterableDataset):
 
 def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, peak: float | None) -> dict[str, Any]:
     """Tokens/s, MFU, compile time and peak memory of `AnyGPTLM` steps under FSDP2 (one rank), bf16-mixed."""
-    import lightning as L
-    from lightning.pytorch.callbacks import Callback
-    from lightning.pytorch.strategies import ModelParallelStrategy
-
-    from anygpt.model.llama.config import Config
-    from anygpt.model.llama.model import flops_per_token
-    from anygpt.model.lm import AnyGPTLM
-
     class StepTimes(Callback):
         def __init__(self) -> None:
             self.ends: list[float] = []
@@ -205,15 +213,6 @@ class SizedText:
 def finetune_step(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     """Peak memory and tokens/s of LoRA steps (rank 16, bf16, one sequence, activation checkpointing, one device) on
     the paper's vocabulary layout, next to `benchmarks.perf.finetune_memory`'s estimate for the same run."""
-    import lightning as L
-
-    from anygpt.modalities.spec import ModalitySpec
-    from anygpt.model.llama.config import Config
-    from anygpt.model.lm import AnyGPTLM
-    from anygpt.model.lora import LoraOptions, trainable_summary
-    from anygpt.vocab import UnifiedVocab
-    from benchmarks.perf.finetune_memory import estimate
-
     L.seed_everything(0)
     specs = [ModalitySpec(name, n, (f"<so{name}>", f"<eo{name}>"), f"<{name}{{}}>")
              for name, n in zip(("image", "speech", "music"), size["ft_codes"], strict=True)]
@@ -244,10 +243,6 @@ def finetune_step(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
 # Generation
 # ----------------------------------------------------------------------------------------------------------------------
 def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) -> list[dict[str, Any]]:
-    from anygpt.model.llama.config import Config
-    from benchmarks.perf.generation import compare
-    from benchmarks.perf.train_step import build_pair
-
     config = Config.from_name(size["model"], vocab_size=size["vocab"], **size["model_config"])
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     with torch.device(device):
@@ -286,8 +281,6 @@ def tokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any
 
 
 def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
-    from anygpt.modalities.speech import SpeechTokenizerCodec
-
     seconds, batch, repeats = size["audio_seconds"], size["audio_batch"], size["audio_repeats"]
     torch.manual_seed(0)
     speech = SpeechTokenizerCodec().eval().to(device)  # the paper's configuration
@@ -312,8 +305,6 @@ def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[s
 
 def _encodec_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     from transformers import EncodecConfig, EncodecModel
-
-    from anygpt.modalities.music import EncodecMusicTokenizer
 
     seconds, batch, repeats = size["audio_seconds"], size["audio_batch"], size["audio_repeats"]
     torch.manual_seed(0)
@@ -387,8 +378,6 @@ def run(device: torch.device, quick: bool, compile: bool, sections: list[str], p
         save(report)
     if "generate" in sections:
         runs = generation_speed(device, size, compile)
-        from benchmarks.perf.generation import report as print_generation
-
         for r in runs:
             print_generation(f"[generate] {r['model']} {r['dtype']} peak {_gb(r['peak_memory_gb'])}", r)
         report["sections"]["generate"] = runs

@@ -27,7 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anygpt.data.prepare import prepare
+from anygpt.data.sources import AudioCaptionCsv, ReleasePairs
 from anygpt.modalities.codec import Codec
+from anygpt.modalities.registry import TokenizerRef
 
 
 class EnergyCodec(Codec):
@@ -72,10 +75,6 @@ def write_corpus(root: Path, size: int) -> None:
 
 
 def child(kind: str, size: int, root: Path, num_workers: int) -> None:
-    from anygpt.data.prepare import prepare
-    from anygpt.data.sources import AudioCaptionCsv, ReleasePairs
-    from anygpt.modalities.registry import TokenizerRef
-
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = Path(tempfile.mkdtemp(dir=root))
     start = time.perf_counter()
@@ -83,9 +82,7 @@ def child(kind: str, size: int, root: Path, num_workers: int) -> None:
         lines = (root / "pairs.csv").read_text().splitlines()[: size + 1]
         (out / "pairs.csv").write_text("\n".join(lines) + "\n")
         source = AudioCaptionCsv(str(out / "pairs.csv"), audio_root=str(root))
-        from benchmarks.perf.prepare_memory import EnergyCodec as Codec  # not __main__'s copy of the class
-
-        Codec().save_pretrained(out / "tok")
+        EnergyCodec().save_pretrained(out / "tok")
         tokenizers = {"music": TokenizerRef(str(out / "tok"), "benchmarks.perf.prepare_memory.EnergyCodec")}
     else:
         with open(root / "release.jsonl", encoding="utf-8") as f, open(out / "part.jsonl", "w", encoding="utf-8") as g:
@@ -119,8 +116,9 @@ def main() -> None:
         for kind in args.kinds:
             peaks = []
             for size in args.sizes:
-                proc = subprocess.run([sys.executable, "-m", "benchmarks.perf.prepare_memory", "--num_workers",
-                                       str(args.num_workers), "--child", kind, str(size), str(root)],
+                # imported by name (not run as __main__), so the saved codec's class path names this module
+                proc = subprocess.run([sys.executable, "-c", "from benchmarks.perf.prepare_memory import main; main()",
+                                       "--num_workers", str(args.num_workers), "--child", kind, str(size), str(root)],
                                       capture_output=True, text=True, check=False)
                 if proc.returncode:
                     raise SystemExit(proc.stderr[-3000:])

@@ -37,6 +37,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from anygpt.assets import asset_path as resolve_asset
+from anygpt.data.demo.build import load_manifest
+from anygpt.data.readers import read_coco_karpathy, read_librispeech, read_musiccaps, read_vctk
+from anygpt.media import read_audio_with_rate
+from anygpt.modalities.image import TinyImageTokenizer
+from anygpt.modalities.music import SEANetCodec
+from anygpt.modalities.registry import load_modality
+from anygpt.modalities.speech import SpeechTokenizerCodec
+from anygpt.modalities.speech.data import frame_phones, normalize_phone
+from anygpt.modalities.speech.tiny import TINY_PHONES
+from benchmarks.judges import load_judge
+from benchmarks.metrics import WordErrorRate
+from benchmarks.metrics.clip_score import to_pil
+from benchmarks.metrics.speaker_similarity import ResemblyzerEncoder
 from benchmarks.stats import bootstrap, mean_of, ratio_of
 
 # -- statistics (benchmarks.stats: the benchmarks' bootstrap, corpus rates recomputed per redraw) -----------------
@@ -58,8 +72,6 @@ def ratio_with_interval(a: Sequence[float], b: Sequence[float], seed: int = 0) -
 
 def word_errors(hypothesis: str, reference: str) -> tuple[int, int]:
     """(errors, reference words) of one utterance, with the benchmarks' WER (Whisper normalisation + jiwer)."""
-    from benchmarks.metrics import WordErrorRate
-
     metric = WordErrorRate()
     metric.update([hypothesis], [reference])
     return int(metric.errors), int(metric.words)
@@ -74,21 +86,12 @@ def wer_with_interval(hypotheses: Sequence[str], references: Sequence[str], seed
 
 
 def _phone_labels(alignment: dict | None, frames: int, frame_seconds: float, phones: Sequence[str]) -> torch.Tensor:
-    from anygpt.modalities.speech.data import frame_phones, normalize_phone
-
     events = [(normalize_phone(str(p)), float(t)) for p, t in (alignment or {}).get("phonemes", [])]
     return frame_phones(events, frames, frame_seconds, phones)
 
 
 def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | None, probe_files: int, seed: int,
                     progress: bool) -> dict[str, Any]:
-    from anygpt.data.readers import read_librispeech, read_vctk
-    from anygpt.modalities.registry import load_modality
-    from anygpt.modalities.speech import SpeechTokenizerCodec
-    from anygpt.modalities.speech.tiny import TINY_PHONES
-    from benchmarks.judges import load_judge
-    from benchmarks.metrics.speaker_similarity import ResemblyzerEncoder
-
     modality = load_modality(tokenizer, SpeechTokenizerCodec, soundstorm=soundstorm)
     speech = modality.codec
     phones = list(TINY_PHONES)  # the classes the demo's level 1 is distilled to
@@ -237,10 +240,6 @@ def speech_level_predictability(root: Path, tokenizer: str, limit: int | None, t
                                 progress: bool) -> dict[str, Any]:
     """`level_cross_entropies` of the speech tokenizer: train utterances fit the counts, test-clean and VCTK (voices
     never heard in training) are scored."""
-    from anygpt.data.readers import read_librispeech, read_vctk
-    from anygpt.modalities.registry import load_modality
-    from anygpt.modalities.speech import SpeechTokenizerCodec
-
     modality = load_modality(tokenizer, SpeechTokenizerCodec)
     speech = modality.codec
     train = list(read_librispeech(root / "librispeech", "train-clean-100"))
@@ -268,12 +267,6 @@ def _perplexity(counts: Counter) -> float:
 
 
 def music_ceilings(root: Path, codec_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
-    from anygpt.data.readers import read_musiccaps
-    from anygpt.media import read_audio_with_rate
-    from anygpt.modalities.music import SEANetCodec
-    from anygpt.modalities.registry import load_modality
-    from benchmarks.judges import load_judge
-
     music = load_modality(codec_path, SEANetCodec)
     codec = music.codec
     clap = load_judge("clap")
@@ -321,12 +314,6 @@ def _derangement(n: int, seed: int) -> list[int]:
 
 def image_ceilings(root: Path, tokenizer_path: str, limit: int | None, seed: int, progress: bool) -> dict[str, Any]:
     from PIL import Image
-
-    from anygpt.data.readers import read_coco_karpathy
-    from anygpt.modalities.image import TinyImageTokenizer
-    from anygpt.modalities.registry import load_modality
-    from benchmarks.judges import load_judge
-    from benchmarks.metrics.clip_score import to_pil
 
     image = load_modality(tokenizer_path, TinyImageTokenizer)
     tokenizer = image.codec
@@ -382,9 +369,6 @@ def measure(data: Path, only: Sequence[str] = ("speech", "music", "image"), limi
             music: str = "anygpt-assets:tokenizers/music", image: str = "anygpt-assets:tokenizers/image",
             probe_files: int = 300, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """All ceilings as one JSON-able dict (``limit`` caps the items of each evaluated set)."""
-    from anygpt.assets import asset_path as resolve_asset
-    from anygpt.data.demo.build import load_manifest
-
     manifest = load_manifest(data) or {}
     out: dict[str, Any] = {"data": str(data), "corpus_version": manifest.get("version"),
                            "corpus_content_hash": manifest.get("content_hash"), "limit": limit, "seed": seed}

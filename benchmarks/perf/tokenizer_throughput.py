@@ -15,6 +15,10 @@ import time
 import numpy as np
 import torch
 
+from anygpt.modalities.image import TinyImageTokenizer
+from anygpt.modalities.music import EncodecMusicTokenizer, TinyMusicCodec
+from anygpt.modalities.registry import modality_for
+
 
 def _timed(fn, repeats: int = 3) -> float:
     fn()  # warm-up
@@ -30,9 +34,6 @@ def _timed(fn, repeats: int = 3) -> float:
 
 def images(device: str, batch: int = 32) -> None:
     from PIL import Image, ImageDraw
-
-    from anygpt.modalities.image import TinyImageTokenizer
-    from anygpt.modalities.registry import modality_for
 
     model = TinyImageTokenizer.from_pretrained().to(device)
     modality = modality_for(model)
@@ -55,8 +56,6 @@ def images(device: str, batch: int = 32) -> None:
 
 
 def music(device: str, batch: int = 4, seconds: float = 5.0) -> None:
-    from anygpt.modalities.music import EncodecMusicTokenizer, TinyMusicCodec
-
     tiny = TinyMusicCodec.from_pretrained().to(device)
     paper = EncodecMusicTokenizer().eval().to(device)
     audio_s = batch * seconds
