@@ -63,7 +63,8 @@ def page_command(text: str, host: ModelHost) -> tuple[str | None, str, str | Non
     if not words or not words[0].startswith("/"):
         return None, text, None
     if words[0] == "/help":
-        return None, "", command_help(media_kinds(host.engine)) + "\n(on this page: Reset clears the conversation)"
+        page = "\n(on this page: attach files rather than writing [WORD: FILE]; Reset or /reset starts over)"
+        return None, "", command_help(media_kinds(host.engine)) + page
     if words[0] == "/reset":
         return None, "", "/reset"
     if words[0] in ("/quit", "/exit"):
