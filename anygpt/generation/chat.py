@@ -65,8 +65,9 @@ def cli_epilog() -> str:
             "[MODALITY: FILE].")
 
 
-def _split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
-    """(output modality, message text); a ``/word`` that is no command of this model raises `UnknownCommand` (it
+def split_command(message: str, commands: Mapping[str, str]) -> tuple[str, str]:
+    """(output modality, message text) of a message that may start with an output command (`output_commands`; the
+    serve page reads its messages with it too); a ``/word`` that is no command of this model raises `UnknownCommand` (it
     would otherwise be sent to the model as text)."""
     head, _, rest = message.strip().partition(" ")
     if head in commands:
@@ -175,7 +176,8 @@ def _describe(reply: Reply) -> str:
     return "\n".join(lines) or "(empty reply)"
 
 
-def _kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
+def media_kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
+    """Modality -> the media kind of its files, for the loaded model (what `command_help` lists)."""
     return {name: modality.media for name, modality in anygpt.tokenizers.items()}
 
 
@@ -196,7 +198,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
             ``--decoding.seed``, ...).
     """
     anygpt = AnyGPT.load(ckpt, loading, prompt, device)
-    transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", _kinds(anygpt))
+    transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", media_kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
     commands = output_commands(anygpt.tokenizers)
     generator = torch.Generator().manual_seed(decoding.seed)
@@ -224,10 +226,10 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
                 print("(history cleared)")
                 continue
             if message == "/help":
-                print(command_help(_kinds(anygpt)), flush=True)
+                print(command_help(media_kinds(anygpt)), flush=True)
                 continue
             try:
-                output, text = _split_command(message, commands)
+                output, text = split_command(message, commands)
                 parts = parse_message(text)
                 _check_media(parts, text, anygpt.tokenizers)
                 reply = anygpt.chat(parts, output=output, settings=decoding.settings, generator=generator,
@@ -269,7 +271,7 @@ def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text",
         decoding: how the reply is decoded (``--decoding.settings``, ``--decoding.max_new_tokens``, ...).
     """
     anygpt = AnyGPT.load(ckpt, loading, prompt, device)
-    transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", _kinds(anygpt))
+    transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", media_kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
     if output != "text" and output not in anygpt.tokenizers:
         raise ValueError(f"this model has no {output} modality (it has: {', '.join(anygpt.tokenizers) or 'text only'})")

@@ -385,15 +385,16 @@ class AnyGPT:
                 continue
             if progress is not None:
                 progress("decoding", sum(o.modality != "text" for o in out), spans)
-            out.append(self._decode_span(seg, voice, steps, seed))
+            out.append(self.decode_span(seg, voice, steps, seed))
         return out
 
     def decode_text(self, ids: Sequence[int]) -> str:
         """Only the text of ``ids`` (media spans skipped, nothing decoded): what `Reply.text` holds, cheaply."""
         return "".join(_clean_text(s.text) for s in self.vocab.segments(ids) if s.modality == "text").strip()
 
-    def _decode_span(self, seg: Segment, voice: Any, steps: int | None = None,
-                     seed: int | None = None) -> OutputSegment:
+    def decode_span(self, seg: Segment, voice: Any, steps: int | None = None,
+                    seed: int | None = None) -> OutputSegment:
+        """One media span -> its decoded data, as far as its codes are valid (a note says when that is not all)."""
         tok = self.tokenizers[seg.modality]
         codes = seg.codes if seg.codes is not None else torch.zeros(0, dtype=torch.long)
         valid = tok.structure.valid_prefix(codes, tok.codebook_size)
@@ -405,7 +406,7 @@ class AnyGPT:
             return OutputSegment(seg.modality, codes=codes, note=note or f"empty {seg.modality} span")
         if getattr(tok.codec, "unclip", False) is None:  # SEED without its second stage: say what to pass
             missing = ("no image decoder: pass --loading.image_decoder PATH (a local stable-diffusion-2-1-unclip "
-                       "folder; anygpt serve: --image_decoder) or set image_decoder in anygpt.json to get pixels")
+                       "folder; also in anygpt serve) or set image_decoder in anygpt.json to get pixels")
             return OutputSegment(seg.modality, codes=codes[:valid], note="; ".join(filter(None, [note, missing])))
         native = tok.codec.unflatten(codes[:valid]).to(self.device)
         context: dict[str, Any] = {"voice": voice} if steps is None else {"voice": voice, "steps": steps}

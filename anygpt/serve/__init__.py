@@ -9,48 +9,39 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from anygpt.generation.options import DecodingOptions, LoadingOptions, PromptOptions
 from anygpt.hub import is_hub_id
 
 DEFAULT_CKPT = "runs/demo/export"
 
 
-def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
-          tokenizers: dict[str, str] | None = None, device: str = "cpu", system_prompt: str | None = None,
-          template: str | None = None, task: str | None = None, force_marker: bool | None = None,
-          constrained: bool = True, music_seconds: float | None = None, music_start: str = "start",
-          instructions: str | None = None, image_decoder: str | None = None, compile: bool | None = None,
-          max_upload_mb: float = 20.0, max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0,
-          max_files: int = 8, max_queue: int = 16, trust_code: bool = False, api_key: str | None = None,
-          session_timeout: float | None = 3600.0) -> None:
+def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860, device: str = "cpu",
+          loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
+          decoding: DecodingOptions = DecodingOptions(), max_upload_mb: float = 20.0,
+          max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0, max_files: int = 8,
+          max_queue: int = 16, api_key: str | None = None, session_timeout: float | None = 3600.0) -> None:
     """Serve a chat page for a model: text, images, speech and music in and out, one request at a time.
 
-    The prompt and decoding options are `anygpt chat`'s; those a visitor may change per message (task prompt,
-    constrained decoding, preset and its knobs) start from the values given here.
+    The loading, prompt and decoding options are `anygpt chat`'s groups; those a visitor may change per message
+    (task prompt, constrained decoding, preset and its knobs, seed) start from the values given here.
 
     Args:
         ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
         host: address to listen on; the default serves this machine only (0.0.0.0 opens it to the network).
         port: port to listen on.
-        tokenizers: modality -> tokenizer checkpoint, overriding the checkpoint's own.
-        system_prompt: replaces the checkpoint's system prompt.
-        template: ``chat`` or ``base`` (default: what the checkpoint's anygpt.json records, else chat when it has the
-            instruction tokens <-Ins->/<-Res->; the base template keeps no history).
-        task: the release task prompt wrapping each message at first: ``auto`` (by the requested output), ``none``
-            (as written), or one by name (text-to-image, ...); default: what the checkpoint records, else ``auto``.
-            The page can change it per message.
-        force_marker: append the output modality's start marker (default: as the checkpoint records it).
-        constrained: constrained decoding at first (the page can turn it off per message: the release's sampling).
-        music_seconds: crop music input to this many seconds (default: 5 in chat, 20 for base, as the release).
-        music_start: ``start`` or ``random`` (the release's loader picks a random window).
-        instructions: the base template's instruction phrasings from a local copy of the release (see `anygpt chat`).
-        image_decoder: a local stable-diffusion-2-1-unclip folder turning SEED image embeddings into pixels.
-        compile: ``torch.compile`` the one-token decode step (true/false); default: on CUDA only.
+        device: where the model runs (cpu, cuda, cuda:1).
+        loading: how the checkpoint is opened (``--loading.tokenizers``, ``--loading.image_decoder``,
+            ``--loading.compile``, ``--loading.adapter``, ``--loading.trust_code``).
+        prompt: how prompts are written (``--prompt.template``, ``--prompt.task``, ``--prompt.system_prompt``,
+            ``--prompt.constrained``, ...); the page can change the task prompt and constrained decoding per message.
+        decoding: the preset family a request starts from and overrides of it (``--decoding.settings``,
+            ``--decoding.max_new_tokens``, ``--decoding.overrides``); ``--decoding.seed`` is the page's first seed
+            (an API request without ``seed`` draws one, as OpenAI's does).
         max_upload_mb: largest file a visitor may upload.
         max_image_megapixels: largest image (width x height) accepted, checked from its header.
         max_audio_seconds: longest audio file accepted.
         max_files: most files attached to one message.
         max_queue: most requests waiting for the model; later ones are turned away with a message.
-        trust_code: let the checkpoint name tokenizer classes that are neither registered nor part of anygpt.
         api_key: the Bearer token the ``/v1`` routes require (default: none; set one before opening the port to others).
         session_timeout: seconds a conversation may stay idle before it and its files are removed (page and API
             clients alike; a page that comes back starts a new conversation); ``null``: never.
@@ -60,26 +51,21 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860,
                " 2 CPU cores), which exports it there." if ckpt == DEFAULT_CKPT else "")
         raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "
                          "released AnyGPT folder or a Lightning .ckpt.")
-    from anygpt.generation.options import LoadingOptions, PromptOptions
     from anygpt.generation.pipeline import AnyGPT
     from anygpt.prompts import TASKS
     from anygpt.serve.app import launch
     from anygpt.serve.session import MB, ModelHost, UploadLimits
 
-    if task is not None and task not in TASKS:
-        raise SystemExit(f"anygpt serve: error: unknown --task {task!r}; choose one of {', '.join(TASKS)}")
-    loading = LoadingOptions(tokenizers=tokenizers, trust_code=trust_code, image_decoder=image_decoder,
-                             compile=compile)
-    engine = AnyGPT.load(ckpt, loading,
-                         PromptOptions(template=template, task=task, system_prompt=system_prompt,
-                                       force_marker=force_marker, constrained=constrained, music_seconds=music_seconds,
-                                       music_start=music_start, instructions=instructions), device)
+    if prompt.task is not None and prompt.task not in TASKS:
+        raise SystemExit(f"anygpt serve: error: unknown --prompt.task {prompt.task!r}; choose one of "
+                         f"{', '.join(TASKS)}")
+    engine = AnyGPT.load(ckpt, loading, prompt, device)
     limits = UploadLimits(max_bytes=int(max_upload_mb * MB), max_image_pixels=int(max_image_megapixels * 1e6),
                           max_audio_seconds=max_audio_seconds, max_files=max_files)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server as Ctrl-C does: files removed
     try:
-        with ModelHost(engine, limits, name=ckpt, task=task, session_timeout=session_timeout,
-                       max_waiting=max_queue) as model_host:
+        with ModelHost(engine, limits, name=ckpt, task=prompt.task, session_timeout=session_timeout,
+                       max_waiting=max_queue, defaults=decoding) as model_host:
             kept = "until the server stops" if session_timeout is None else \
                 f"until the server stops or the conversation is idle for {session_timeout:g} s"
             print(f"anygpt serve: uploads and replies are kept in {model_host.root} {kept}; OpenAI-compatible API at "

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from anygpt.generation.pipeline import Media, Turn
-from anygpt.serve.openai_schema import AUDIO_FORMATS, IMAGE_SUFFIXES, OUTPUTS, RECALLED, Checks, error, error_body, need
+from anygpt.generation.streaming import AudioStreamer
+from anygpt.media import MEDIA_KINDS, preview_png
+from anygpt.serve.events import chat_events
+from anygpt.serve.openai_schema import AUDIO_FORMATS, IMAGE_SUFFIXES, OUTPUTS, RECALLED, Checks, error, need
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, TurnRequest, TurnResult
 from anygpt.serve.uploads import ServeError, TooLarge, Upload, size_text
 
@@ -122,7 +125,7 @@ class OpenAIRoutes:
         max_tokens = need(body, "max_completion_tokens", int)
         max_tokens = need(body, "max_tokens", int) if max_tokens is None else max_tokens
         seed = need(body, "seed", int)
-        preset = need(body, "preset", str, "release")
+        preset = need(body, "preset", str, self.host.defaults.settings)
         number = (int, float)
         return TurnRequest(text=text, files=files, output=output, settings=preset,
                            task=need(body, "task", str, task), constrained=need(body, "constrained", bool),
@@ -282,12 +285,18 @@ class OpenAIRoutes:
                              f"{[m for m, o in OUTPUTS.items() if o in self.host.outputs]}", "modalities")
         output = OUTPUTS[wanted[0]] if wanted else AUTO
         audio = need(body, "audio", dict) or {}
-        if audio.get("format", "wav") != "wav":
-            raise ServeError(f"audio.format {audio.get('format')!r}: this server writes wav", "audio.format")
+        stream = bool(need(body, "stream", bool, False))
+        streams_audio = stream and output != AUTO and self.host.kinds.get(output) == "audio"
+        if audio.get("format", "pcm16" if streams_audio else "wav") != ("pcm16" if streams_audio else "wav"):
+            raise ServeError(f"audio.format {audio.get('format')!r}: this server writes wav, and pcm16 pieces when "
+                             "the reply is streamed (stream: true)", "audio.format")
+        every, window = need(audio, "chunk_codes", int, 25), need(audio, "window_codes", int)
+        if every < 1 or (window is not None and window < 0):
+            raise ServeError(f"audio.chunk_codes must be 1 or more and audio.window_codes 0 or more, got {every} and "
+                             f"{window}", "audio")
         read_audio_as = need(body, "read_audio_as", str)
         if read_audio_as is not None and read_audio_as not in self.host.readers("audio"):
             raise ServeError(f"read_audio_as must be one of {self.host.readers('audio')}", "read_audio_as")
-        stream = bool(need(body, "stream", bool, False))
         session = self.host.session()
         try:
             voice = self._voice(session, audio.get("voice"))
@@ -310,7 +319,19 @@ class OpenAIRoutes:
                                  "model": self.model_id, "choices": [{"index": 0, "message": message,
                                                                       "finish_reason": finish}], "usage": usage})
         include_usage = bool((need(body, "stream_options", dict) or {}).get("include_usage"))
-        return StreamingResponse(self._stream(request, session, turn, message_of, ident, created, include_usage),
+        streamer = None
+        if streams_audio:  # pieces decoded every `every` codes, with the decoder's context of the turn
+            steps = self.host.decoding(output, turn.settings).extra.get("soundstorm_steps")
+            streamer = AudioStreamer(session.engine, output, lambda wave: None, every=every, seed=turn.seed,
+                                     voice=None if voice is None else str(voice.path), steps=steps,
+                                     forced=session.engine.forced(output) == output, window=window)
+
+        def run(on_token: Callable[[int], None], finish: Callable[[TurnResult], Any]) -> Any:
+            return self._run(request, session, turn, on_token, finish=finish)
+
+        head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
+        rate = None if streamer is None else self.host.engine.tokenizers[output].codec.sample_rate
+        return StreamingResponse(chat_events(run, session, message_of, head, include_usage, streamer, rate),
                                  media_type="text/event-stream")
 
     def _voice(self, session: ChatSession, voice: Any) -> Upload | None:
@@ -327,8 +348,12 @@ class OpenAIRoutes:
 
     def _message(self, session: ChatSession, result: TurnResult, output: str, budget: int) -> tuple[dict, str, dict]:
         """The reply as OpenAI's chat message (with ``media`` and ``notes`` added), its finish reason and usage."""
-        media = [{"modality": m.modality, "mime_type": "image/png" if m.kind == "image" else "audio/wav",
-                  "data": base64.b64encode(m.path.read_bytes()).decode()} for m in result.media]
+        media = []
+        for m in result.media:  # a kind shown by a preview (a plugin's, arrays) carries it as base64 PNG too
+            kind = MEDIA_KINDS[m.kind]
+            png = preview_png(kind, m.path) if kind.html is None else None
+            media.append({"modality": m.modality, "mime_type": kind.mime, "data": base64.b64encode(
+                m.path.read_bytes()).decode(), **({"preview": base64.b64encode(png).decode()} if png else {})})
         message: dict[str, Any] = {"role": "assistant", "content": result.text or None, "refusal": None,
                                    "media": media, "notes": result.notes}
         spoken = next((m for m in media if m["mime_type"] == "audio/wav"), None)
@@ -341,50 +366,6 @@ class OpenAIRoutes:
         finish = "length" if len(ids) >= budget else "stop"
         return message, finish, {"prompt_tokens": prompt, "completion_tokens": len(ids),
                                  "total_tokens": prompt + len(ids)}
-
-    async def _stream(self, request: Request, session: ChatSession, turn: TurnRequest, message_of: Callable,
-                      ident: str, created: int, include_usage: bool) -> AsyncIterator[str]:
-        """Server-sent events: the text as each token is sampled, then media, the finish reason and usage."""
-        loop = asyncio.get_running_loop()
-        tokens: asyncio.Queue[int] = asyncio.Queue()
-        head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
-
-        def chunk(delta: dict, finish: str | None = None) -> str:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return f"data: {json.dumps({**head, 'choices': [choice]})}\n\n"
-
-        task = asyncio.ensure_future(self._run(request, session, turn, lambda t: loop.call_soon_threadsafe(
-            tokens.put_nowait, t), finish=message_of))
-        ids: list[int] = []
-        sent = ""
-        try:
-            yield chunk({"role": "assistant", "content": ""})
-            while not (task.done() and tokens.empty()):
-                try:
-                    ids.append(await asyncio.wait_for(tokens.get(), 0.1))
-                except TimeoutError:
-                    continue
-                text = session.engine.decode_text(ids)
-                if text.startswith(sent) and len(text) > len(sent) and not text.endswith("\ufffd"):
-                    yield chunk({"content": text[len(sent):]})
-                    sent = text
-            try:
-                message, finish, usage = task.result()
-            except ServeError as err:
-                yield f"data: {json.dumps(error_body(err.status, str(err), err.param))}\n\n"
-                return
-            final = message["content"] or ""
-            if final != sent and final.startswith(sent):
-                yield chunk({"content": final[len(sent):]})
-            extra = {k: message[k] for k in ("media", "notes", "audio") if message.get(k)}
-            if extra:
-                yield chunk(extra)
-            yield chunk({}, finish)
-            if include_usage:
-                yield f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n"
-            yield "data: [DONE]\n\n"
-        finally:
-            task.cancel()  # a client that went away: the turn stops at its next token
 
     # -- speech, music, transcription, images --------------------------------------------------------------------------
     async def _media_turn(self, request: Request, body: dict, text: str, output: str, task: str,

@@ -20,7 +20,8 @@ from typing import Any
 
 from gradio import Request
 
-from anygpt.media import MEDIA_KINDS
+from anygpt.generation.chat import UnknownCommand, command_help, media_kinds, output_commands, split_command
+from anygpt.media import MEDIA_KINDS, kind_of_file, preview_png
 from anygpt.prompts import TASKS
 from anygpt.serve.api import OpenAIRoutes, mount
 from anygpt.serve.session import AUTO, ChatSession, ModelHost, ServeError, TurnRequest, TurnResult, Upload
@@ -33,16 +34,46 @@ CACHE_SECONDS = 24 * 3600  # Gradio's copies of uploads and replies older than t
 _MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$])")  # what Markdown or LaTeX would render
 
 
-def _component_for(path: str | Path, kind: str | None) -> Any:
-    """What shows a media file in the chat: an image, a player with its waveform, or a file to download."""
+def _components_for(path: str | Path, kind: str | None) -> list[Any]:
+    """What shows a media file in the chat: an image, a player with its waveform, or a file to download (after its
+    kind's preview, `anygpt.media.MediaKind.preview`, when it has one: a plugin's kind shows as its preview)."""
     import gradio as gr
 
-    element = MEDIA_KINDS[kind].html if kind in MEDIA_KINDS else None
+    media_kind = MEDIA_KINDS.get(kind or "")
+    element = media_kind.html if media_kind is not None else None
     if element == "img":
-        return gr.Image(str(path), show_label=False, buttons=["download"])
+        return [gr.Image(str(path), show_label=False, buttons=["download"])]
     if element == "audio":
-        return gr.Audio(str(path), show_label=False, buttons=["download"])
-    return gr.File(str(path), show_label=False)
+        return [gr.Audio(str(path), show_label=False, buttons=["download"])]
+    png = None if media_kind is None else preview_png(media_kind, path)
+    if png is None:
+        return [gr.File(str(path), show_label=False)]
+    preview = Path(path).with_name(f"{Path(path).name}.preview.png")
+    preview.write_bytes(png)
+    return [gr.Image(str(preview), show_label=False, label=f"{media_kind.name} preview"),
+            gr.File(str(path), show_label=False)]
+
+
+def page_command(text: str, host: ModelHost) -> tuple[str | None, str, str | None]:
+    """`anygpt chat`'s slash commands on the page, read by its own `split_command`: (the output a ``/MODALITY``
+    command asks for, else None; the message without the command; the answer to ``/help``, given without the model,
+    else None). ``/reset`` answers None, "" and "/reset". A command of no modality of the model is a `ServeError`
+    saying so (never text sent to the model)."""
+    words = text.strip().split(maxsplit=1)
+    if not words or not words[0].startswith("/"):
+        return None, text, None
+    if words[0] == "/help":
+        page = "\n(on this page: attach files rather than writing [WORD: FILE]; Reset or /reset starts over)"
+        return None, "", command_help(media_kinds(host.engine)) + page
+    if words[0] == "/reset":
+        return None, "", "/reset"
+    if words[0] in ("/quit", "/exit"):
+        raise ServeError(f"{words[0]} leaves `anygpt chat`; here, close the page (Reset starts over)")
+    try:
+        output, rest = split_command(text, output_commands(host.outputs[1:]))
+    except UnknownCommand as err:
+        raise ServeError(str(err)) from None
+    return (AUTO if output == "text" else output), rest, None
 
 
 def _literal(text: str) -> str:
@@ -55,8 +86,10 @@ def _user_messages(message: dict) -> list[dict]:
     out = []
     if (message.get("text") or "").strip():
         out.append({"role": "user", "content": _literal(message["text"])})
-    for path in message.get("files") or []:  # as files: the page shows them by type, nothing is decoded here
-        out.append({"role": "user", "content": {"path": path}})
+    for path in message.get("files") or []:  # as files: the page shows them by type; a kind's preview if it has one
+        kind = kind_of_file(path)
+        shown = _components_for(path, kind.name) if kind is not None and kind.html is None else [{"path": path}]
+        out.extend({"role": "user", "content": content} for content in shown)
     return out
 
 
@@ -67,7 +100,7 @@ def _reply_messages(result: TurnResult) -> list[dict]:
     if result.text:
         out.append({"role": "assistant", "content": _literal(result.text)})
     for item in result.media:
-        out.append({"role": "assistant", "content": _component_for(item.path, item.kind)})
+        out.extend({"role": "assistant", "content": part} for part in _components_for(item.path, item.kind))
     if len(result.media) > 1:  # a bubble's own download button takes its first file; this lists them all
         out.append({"role": "assistant", "content": gr.File([str(item.path) for item in result.media],
                                                             file_count="multiple", label="Files of this reply")})
@@ -82,7 +115,7 @@ def build_app(host: ModelHost, title: str | None = None):
 
     title = title or f"AnyGPT · {host.name}"
     shared_kinds = [kind for kind in host.upload_kinds if len(host.readers(kind)) > 1]  # e.g. audio: speech or music
-    default_settings = "release" if "release" in host.settings_choices else host.settings_choices[0]
+    default_settings, first_seed = host.defaults.settings, host.defaults.seed  # `anygpt serve --decoding.*`
 
     def request_of(message: dict | None, output: str, read_as: dict[str, str], voice: str | None, settings: str,
                    task: str | None, constrained: bool | None, temperature: float | None, top_p: float | None,
@@ -140,7 +173,7 @@ def build_app(host: ModelHost, title: str | None = None):
                     top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
                     max_tokens = gr.Slider(1, host.context, value=min(100, host.context), step=1,
                                            label="Max new tokens")
-                    seed = gr.Number(0, precision=0, label="Seed")
+                    seed = gr.Number(first_seed, precision=0, label="Seed")
                     decoding_info = gr.Markdown(elem_id="decoding-info")
         choices = [output, voice, settings, task, constrained, temperature, top_p, max_tokens, seed,
                    *read_as]  # a turn's choices
@@ -178,7 +211,22 @@ def build_app(host: ModelHost, title: str | None = None):
 
         def run(sent: tuple, history: list, chat_session: ChatSession, turn_ticket: int, *values) -> Iterator[tuple]:
             message, base = sent
-            request = page_request(message, *values)
+            try:  # `anygpt chat`'s commands: /help and /reset answer here, /MODALITY sets the output
+                forced, text, answer = page_command((message or {}).get("text") or "", host)
+            except ServeError as err:
+                gr.Warning(html.escape(str(err)), duration=None, title="Could not answer")
+                yield history[:base], gr.MultimodalTextbox(value=message, interactive=True), gr.skip(), history[:base]
+                return
+            if answer == "/reset":
+                chat_session.reset()
+                yield [], gr.MultimodalTextbox(value=None, interactive=True), gr.DownloadButton(interactive=False), []
+                return
+            if answer is not None:
+                messages = [*history, {"role": "assistant", "content": f"```\n{answer}\n```"}]
+                yield messages, gr.MultimodalTextbox(value=None, interactive=True), gr.skip(), messages
+                return
+            request = page_request({**(message or {}), "text": text}, *values)
+            request.output = request.output if forced is None else forced
             resets = chat_session.resets
             pending = {"role": "assistant", "content": "", "metadata": {"title": "Working…", "status": "pending"}}
             outcome: dict[str, Any] = {}
@@ -247,7 +295,7 @@ def build_app(host: ModelHost, title: str | None = None):
                 gr.Number(None, label="temperature"),
                 gr.Number(None, label="top_p"),
                 gr.Number(None, label="max_new_tokens", precision=0),
-                gr.Number(0, label="seed", precision=0),
+                gr.Number(first_seed, label="seed", precision=0),
             ]
             api_outputs = [gr.Textbox(label="text"), gr.File(file_count="multiple", label="files"),
                            gr.JSON(label="notes"), gr.File(label="transcript")]
@@ -256,13 +304,23 @@ def build_app(host: ModelHost, title: str | None = None):
         async def chat(message: dict, output: str = AUTO, read_as: list[str] | None = None, voice: str | None = None,
                        preset: str = default_settings, task: str = host.task,
                        constrained: bool = host.engine.constrained, temperature: float | None = None,
-                       top_p: float | None = None, max_new_tokens: int | None = None, seed: int = 0,
+                       top_p: float | None = None, max_new_tokens: int | None = None, seed: int = first_seed,
                        chat_session: ChatSession | None = None, request: Request = None):
             """One turn of this client's conversation: a message ``{"text", "files"}`` -> the reply's text, media
             files, notes and the transcript (.zip). ``read_as`` names the modalities that read uploads several
             could read (an audio file: speech or music); ``task`` is the release task prompt around the message;
             knobs left out take the preset's values. A job the client cancels stops at the next token."""
             chat_session = session_of(chat_session, request)
+            try:
+                forced, text, answer = page_command((message or {}).get("text") or "", host)
+            except ServeError as err:
+                raise gr.Error(str(err), print_exception=False) from None
+            if answer is not None:  # /help, /reset: answered without the model
+                if answer == "/reset":
+                    chat_session.reset()
+                    answer = "(history cleared)"
+                return answer, [], [], None, chat_session
+            message, output = {**message, "text": text}, output if forced is None else forced
             by_kind = {kind: next((m for m in read_as or [] if m in host.readers(kind)), host.readers(kind)[0])
                        for kind in shared_kinds}
             turn_request = request_of(message, output, by_kind, voice, preset, task, constrained, temperature, top_p,

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from anygpt.generation.chat import Transcript
-from anygpt.generation.options import PRESETS, GenerationConfig
+from anygpt.generation.options import PRESETS, DecodingOptions, GenerationConfig
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply
 from anygpt.media import MEDIA_KINDS
 from anygpt.prompts import TASKS
@@ -58,7 +58,7 @@ class TurnRequest:
     text: str = ""
     files: Sequence[Upload | str | Path] = ()
     output: str = AUTO
-    settings: str = "release"
+    settings: str | None = None  # the preset family; None: the server's (``--decoding.settings``)
     task: str | None = None
     constrained: bool | None = None
     temperature: float | None = None
@@ -118,13 +118,20 @@ class ModelHost:
 
     def __init__(self, engine: AnyGPT, limits: UploadLimits | None = None, root: str | Path | None = None,
                  name: str = "model", task: str | None = None, session_timeout: float | None = None,
-                 max_waiting: int | None = None) -> None:
+                 max_waiting: int | None = None, defaults: DecodingOptions = DecodingOptions()) -> None:
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown task prompt {task!r}; choose one of {', '.join(TASKS)}")
         self.engine = engine
         self.task = task or engine.task  # the task prompt of a request that names none (default: the checkpoint's)
         self.limits = limits or UploadLimits()
         self.name = name
+        if defaults.settings not in (choices := sorted({key.split("/")[0] for key in PRESETS})):
+            raise ValueError(f"unknown decoding settings {defaults.settings!r}; presets: {choices}")
+        self.defaults = defaults  # the preset family a request starts from, its overrides, the page's first seed
+        try:
+            engine.generation_config("text", defaults.settings, **defaults.generation_overrides())
+        except TypeError as err:  # an override that names no field of GenerationConfig
+            raise ValueError(f"decoding overrides {defaults.overrides}: {err}") from None
         self.root = Path(tempfile.mkdtemp(prefix="anygpt-serve-") if root is None else root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._model_lock = FairLock()
@@ -137,7 +144,7 @@ class ModelHost:
             threading.Thread(target=self._expire_loop, daemon=True, name="anygpt-serve-expiry").start()
         # modality -> media kind of its files, for the model's own tokenizers
         self.kinds = {name: modality.media.name for name, modality in engine.tokenizers.items()}
-        self.settings_choices = sorted({key.split("/")[0] for key in PRESETS})
+        self.settings_choices = choices
         self._sessions: dict[str, ChatSession] = {}
         self._keyed: dict[str, ChatSession] = {}  # a client's key (Gradio's session hash) -> its session
         self._sessions_lock = threading.Lock()
@@ -164,12 +171,11 @@ class ModelHost:
                          for kind in self.upload_kinds)
 
     def decoding(self, output: str, settings: str) -> GenerationConfig:
-        """The preset a turn with these choices starts from (`AnyGPT.generation_config`)."""
-        return self.engine.generation_config("text" if output == AUTO else output, settings)
+        """The preset a turn starts from (`AnyGPT.generation_config`), with the server's overrides."""
+        return self.engine.generation_config("text" if output == AUTO else output, settings,
+                                             **self.defaults.generation_overrides())
 
-    @property
-    def context(self) -> int:
-        return int(self.engine.model.config.block_size)
+    context = property(lambda self: int(self.engine.model.config.block_size))  # the model's context, in tokens
 
     @property
     def keeps_history(self) -> bool:
@@ -200,17 +206,10 @@ class ModelHost:
         session = self._keyed.get(key or "")
         return session if session is not None and not session.closed else None
 
-    @property
-    def sessions(self) -> list[ChatSession]:  # the open ones
-        return list(self._sessions.values())
+    sessions = property(lambda self: list(self._sessions.values()))  # the open ones
 
-    @property
-    def busy(self) -> bool:  # whether a turn holds the model now
-        return self._model_lock.held
-
-    @property
-    def waiting(self) -> int:  # requests waiting for the model
-        return self._model_lock.waiting
+    busy = property(lambda self: self._model_lock.held)  # whether a turn holds the model now
+    waiting = property(lambda self: self._model_lock.waiting)  # requests waiting for the model
 
     def _acquire(self, cancelled: Callable[[], bool]) -> bool:
         """Wait for the model in turn (first come, first served); False if ``cancelled()`` turns true first."""
@@ -321,6 +320,7 @@ class ChatSession:
               on_token: Callable[[int], None] | None) -> TurnResult:
         turn = self.turns + 1
         output = self._check_choices(request)
+        settings = request.settings or self.host.defaults.settings
         task = self.host.task if request.task is None else request.task
         constrained = self.host.engine.constrained if request.constrained is None else bool(request.constrained)
         overrides = self._overrides(request, output)
@@ -341,7 +341,7 @@ class ChatSession:
             raise TurnStopped("stopped before it started")
         try:
             self.engine.constrained = constrained  # this session's view of the engine
-            reply = self.engine.chat(parts, output="text" if output == AUTO else output, settings=request.settings,
+            reply = self.engine.chat(parts, output="text" if output == AUTO else output, settings=settings,
                                      generator=generator, voice=voice, task=task, progress=self._progress(stopped),
                                      on_token=on_token, **overrides)
         except (ValueError, FileNotFoundError) as err:
@@ -350,7 +350,7 @@ class ChatSession:
         finally:
             self.host._release()
             self.status = Status()
-        choices = [f"task prompt {task}", f"{request.settings} presets",
+        choices = [f"task prompt {task}", f"{settings} presets",
                    *(f"{key.replace('_', ' ')} {value}" for key, value in overrides.items()),
                    f"seed {request.seed}", f"constrained decoding {'on' if constrained else 'off'}"]
         return self._record(turn, parts, output, reply, inputs, ", ".join(choices))
@@ -384,7 +384,7 @@ class ChatSession:
     def _check_choices(self, request: TurnRequest) -> str:
         if request.output not in self.host.outputs:
             raise ServeError(f"unknown output {request.output!r}; this model answers with {self.host.outputs}")
-        if request.settings not in self.host.settings_choices:
+        if request.settings is not None and request.settings not in self.host.settings_choices:
             raise ServeError(f"unknown decoding preset {request.settings!r}; presets: {self.host.settings_choices}")
         if request.task is not None and request.task not in TASKS:
             raise ServeError(f"unknown task prompt {request.task!r}; choose one of {', '.join(TASKS)}")
@@ -393,7 +393,7 @@ class ChatSession:
         return request.output
 
     def _overrides(self, request: TurnRequest, output: str) -> dict:
-        overrides: dict = {}
+        overrides: dict = self.host.defaults.generation_overrides()  # the server's; the request's knobs win
         if request.temperature is not None:  # 0: greedy decoding (OpenAI's convention)
             if not request.temperature >= 0:
                 raise ServeError(f"temperature must be 0 (greedy) or above, got {request.temperature}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -53,6 +55,33 @@ def tiny_export(folder: Path) -> Path:
     vocab = UnifiedVocab(text, list(tokenizers.values()))
     model = LLaMA(Config.from_name("tiny", vocab_size=len(vocab), block_size=1024))
     return save_bundle(Bundle(model, vocab, tokenizers, None, refs, template="chat"), folder / "export")
+
+
+@contextlib.contextmanager
+def served(ckpt: str, work: Path, options: list[str] = ()) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``anygpt serve --ckpt ckpt`` in its own process on a free loopback port until the block ends: the process
+    and the base URL of its ``/v1`` routes (the log in ``work/server.log``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(work / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "anygpt.cli", "serve", "--ckpt", ckpt, "--port", str(port),
+                                   *options], stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+        base = f"http://127.0.0.1:{port}/v1"
+        try:
+            for _ in range(1200):
+                if server.poll() is not None:
+                    raise SystemExit(f"anygpt serve exited; see {work / 'server.log'}")
+                try:
+                    if httpx.get(f"{base}/models").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.25)
+            yield server, base
+        finally:
+            server.terminate()
+            server.wait(60)
 
 
 def rss_mb(pid: int) -> float:
@@ -127,21 +156,8 @@ def main() -> None:
     ckpt = args.ckpt or (str(tiny_export(work)) if args.tiny else None)
     if ckpt is None:
         raise SystemExit("give --ckpt PATH or --tiny")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(work / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "anygpt.cli", "serve", "--ckpt", ckpt, "--port", str(port),
-                               "--session_timeout", str(args.session_timeout), "--max_queue", str(4 * args.clients)],
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(1200):
-            try:
-                if httpx.get(f"{base}/models").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
+    with served(ckpt, work, ["--session_timeout", str(args.session_timeout), "--max_queue",
+                             str(4 * args.clients)]) as (server, base):
         client = OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=600)
         model = client.models.list().data[0].id
         conversations = [Conversation(client, model, i, args.turns, args.max_tokens) for i in range(args.clients)]
@@ -186,10 +202,6 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(figures, indent=1))
         if failures or crossed:
             raise SystemExit(1)
-    finally:
-        server.terminate()
-        server.wait(60)
-        log.close()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ speech with its player, in one conversation on the page, driven by a headless Ch
 
     python docs/serve/screenshot.py --ckpt runs/demo/export --out docs/serve/page.png
 
-The page is the one `anygpt serve --ckpt CKPT` serves; --template and --task default, as there, to what the checkpoint
-records (the demo export: chat template, messages as written).
+The page is the one `anygpt serve --ckpt CKPT` serves; --template and --task (its --prompt.template and
+--prompt.task) default, as there, to what the checkpoint records (the demo export: chat template, messages as written).
 """
 
 import argparse
@@ -34,8 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", default="runs/demo/export")
     parser.add_argument("--out", default=str(HERE / "page.png"))
-    parser.add_argument("--template", default=None, help="as `anygpt serve --template`")
-    parser.add_argument("--task", default=None, help="as `anygpt serve --task`")
+    parser.add_argument("--template", default=None, help="as `anygpt serve --prompt.template`")
+    parser.add_argument("--task", default=None, help="as `anygpt serve --prompt.task`")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with socket.socket() as s:

@@ -37,7 +37,8 @@ def server(tiny_export, tmp_path_factory):
     with open(logs, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "anygpt.cli", "serve", "--ckpt", str(tiny_export),
                                     "--port", str(port), "--api_key", KEY, "--max_upload_mb", "1",
-                                    "--max_audio_seconds", "130", "--session_timeout", "30"],
+                                    "--max_audio_seconds", "130", "--session_timeout", "30",
+                                    "--prompt.constrained", "true", "--decoding.settings", "release"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -154,6 +155,58 @@ def test_streaming_token_by_token(client):
     assert "".join(pieces).strip() == whole.choices[0].message.content
     assert len(pieces) > 1 and finishes == [whole.choices[0].finish_reason]
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def _streamed_audio(client, model: str, **kwargs) -> tuple[list, list[int], int]:
+    """A spoken reply streamed: the chunks, the indices of those carrying audio pieces, the sample rate."""
+    chunks = list(client.chat.completions.create(model=model, stream=True, **kwargs))
+    pieces = [i for i, c in enumerate(chunks) if c.choices and c.choices[0].delta.audio and
+              c.choices[0].delta.audio.data]
+    rates = {chunks[i].choices[0].delta.audio.model_extra["sample_rate"] for i in pieces}
+    assert len(rates) == 1
+    return chunks, pieces, rates.pop()
+
+
+def test_streaming_speech_arrives_in_pieces_that_make_the_whole_reply(client):
+    """#24 item 4: audio pieces come while the reply is still generated (before its last text and finish), and
+    concatenated they have the non-streamed reply's length; from the last prefix piece on they are its very samples
+    (the earlier pieces are decoded from prefixes of the span, see anygpt.generation.streaming)."""
+    model = client.models.list().data[0].id
+    ask = {"messages": [{"role": "user", "content": "say hello"}], "modalities": ["text", "audio"],
+           "max_tokens": 120, "seed": 5}
+    chunks, pieces, rate = _streamed_audio(client, model, audio={"voice": "default", "format": "pcm16",
+                                                                 "chunk_codes": 10}, **ask)
+    finish = next(i for i, c in enumerate(chunks) if c.choices and c.choices[0].finish_reason)
+    assert len(pieces) >= 3 and pieces[-2] < finish
+    tokens = [i for i, c in enumerate(chunks) if c.choices and c.choices[0].delta.content]
+    assert pieces[0] < max(tokens[-1:] + [finish]) and pieces[1] < pieces[-1]  # not all at the end
+    data = [base64.b64decode(chunks[i].choices[0].delta.audio.data) for i in pieces]
+    streamed = np.frombuffer(b"".join(data), dtype="<i2")
+    last = next(c.choices[0].delta.audio for c in reversed(chunks) if c.choices and c.choices[0].delta.audio)
+    assert last.id.startswith("audio_") and last.data is None and last.transcript is not None
+
+    whole = client.chat.completions.create(model=model, audio={"voice": "default", "format": "wav"}, **ask)
+    reference, reference_rate = sf.read(io.BytesIO(base64.b64decode(whole.choices[0].message.audio.data)),
+                                        dtype="int16")
+    assert rate == reference_rate and streamed.shape == reference.shape
+    tail = len(data[-1]) // 2  # the last piece: the rest of the whole span's own decode
+    assert np.array_equal(streamed[-tail:], reference[-tail:])
+    assert not np.array_equal(streamed, np.zeros_like(streamed))
+    # decoding a window of 20 codes before the unsent part instead of the whole prefix: the same length and tail
+    chunks, pieces, _ = _streamed_audio(client, model, audio={"voice": "default", "format": "pcm16", "chunk_codes": 10,
+                                                              "window_codes": 20}, **ask)
+    data = [base64.b64decode(chunks[i].choices[0].delta.audio.data) for i in pieces]
+    windowed = np.frombuffer(b"".join(data), dtype="<i2")
+    assert len(pieces) >= 3 and windowed.shape == reference.shape
+    assert np.array_equal(windowed[-(len(data[-1]) // 2):], reference[-(len(data[-1]) // 2):])
+
+
+def test_streamed_speech_needs_pcm16(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=client.models.list().data[0].id, stream=True,
+                                       messages=[{"role": "user", "content": "hi"}], modalities=["text", "audio"],
+                                       audio={"voice": "default", "format": "wav"})
+    assert err.value.body["param"] == "audio.format" and "pcm16" in err.value.body["message"]
 
 
 @pytest.mark.parametrize("kwargs, status, param, words", [

@@ -83,6 +83,17 @@ def test_the_cli_has_serve_and_refuses_a_missing_checkpoint_without_a_traceback(
     assert "no checkpoint at runs/demo/export" in result.stderr
 
 
+def test_serve_takes_the_option_groups_of_chat():
+    """#22 item 4: ``--loading.*``, ``--prompt.*`` and ``--decoding.*`` as chat; the server's own flags stay."""
+    result = subprocess.run([sys.executable, "-m", "anygpt.cli", "serve", "--help"], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    for flag in ("--loading.compile", "--loading.adapter", "--prompt.template", "--prompt.task", "--decoding.settings",
+                 "--decoding.max_new_tokens", "--host", "--port", "--api_key", "--session_timeout", "--max_upload_mb"):
+        assert flag in result.stdout, flag
+    assert "  --template" not in result.stdout and "  --image_decoder" not in result.stdout
+
+
 @pytest.fixture
 def small_server(engine, tmp_path, free_port):
     """A server whose uploads are limited to 64 KB."""

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from anygpt.generation.options import PromptOptions
+from anygpt.generation.options import DecodingOptions, PromptOptions
 from anygpt.serve.session import (
     AUTO,
     ModelHost,
@@ -26,6 +26,26 @@ from anygpt.serve.session import (
 def host(engine, tmp_path):
     with ModelHost(engine, root=tmp_path / "serve", name="tiny") as model_host:
         yield model_host
+
+
+def test_the_servers_decoding_options_are_where_requests_start(engine, tmp_path):
+    """#22 item 4: `anygpt serve --decoding.*` (the group chat and generate take) sets the preset family a request
+    starts from and overrides of it; a request's own knobs win."""
+    defaults = DecodingOptions(settings="paper", max_new_tokens=7, overrides={"top_p": 0.5})
+    with ModelHost(engine, root=tmp_path / "a", defaults=defaults) as host:
+        assert host.decoding("image", "paper").max_new_tokens == 7 and host.decoding("image", "paper").top_p == 0.5
+        session = host.session()
+        result = session.send(TurnRequest("describe this image", output="image", seed=1))
+        assert len(result.reply.ids) <= 1 + 7  # the forced start marker and at most 7 new tokens
+        page = (session.folder / "transcript.html").read_text()
+        assert "paper presets" in page and "top p 0.5" in page
+        longer = session.send(TurnRequest("describe this image", output="image", seed=1, max_new_tokens=12,
+                                          settings="release"))
+        assert 7 + 1 < len(longer.reply.ids) <= 12 + 1
+    with pytest.raises(ValueError, match="unknown decoding settings 'fast'"):
+        ModelHost(engine, root=tmp_path / "b", defaults=DecodingOptions(settings="fast"))
+    with pytest.raises(ValueError, match="decoding overrides.*topp"):
+        ModelHost(engine, root=tmp_path / "c", defaults=DecodingOptions(overrides={"topp": 0.5}))
 
 
 def test_choices_come_from_the_loaded_model(engine, tmp_path):
