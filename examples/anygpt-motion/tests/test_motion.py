@@ -4,8 +4,9 @@ what the docstring says."""
 import math
 
 import torch
-from anygpt.testing import check_codec
 from anygpt_motion import MotionCodec
+
+from anygpt.testing import check_codec
 
 
 def circle(n: int = 40) -> torch.Tensor:
