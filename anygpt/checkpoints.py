@@ -29,6 +29,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from anygpt import hub
 from anygpt.assets import SCHEME as ASSETS_SCHEME
 from anygpt.modalities.codec import Codec, Modality
+from anygpt.modalities.pretrained import CONFIG_FILE
 from anygpt.modalities.registry import TokenizerRef, codec_class, configured_modality, spec_of
 from anygpt.modalities.spec import RELEASE_MODALITIES
 from anygpt.model.llama import hf_adapter as hf
@@ -300,8 +301,10 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
 
 def portable_ref(ref: TokenizerRef, directory: Path, name: str) -> TokenizerRef:
     """How an export records a tokenizer so it loads from any working directory (and any machine for the first two):
-    a shipped one as ``anygpt-assets:...``; a small one (up to `COPY_TOKENIZERS_UP_TO` bytes) copied into the export
-    as ``tokenizers/<name>``, recorded relative to it; a larger one by its absolute path."""
+    a shipped one as ``anygpt-assets:...``; a small self-contained one (a `save_pretrained` folder, up to
+    `COPY_TOKENIZERS_UP_TO` bytes) copied into the export as ``tokenizers/<name>``, recorded relative to it; anything
+    else by its absolute path (a release file such as ``seed_quantizer.pt`` finds its ``eva_vit_g.pth`` beside it or
+    one folder up: copied alone, it would lose it)."""
     ref = ref.portable()
     if not ref.path or ref.path.startswith(ASSETS_SCHEME):
         return ref
@@ -311,15 +314,11 @@ def portable_ref(ref: TokenizerRef, directory: Path, name: str) -> TokenizerRef:
                                 "give its path as it is from here, or an absolute one")
     if source.resolve() == inside.resolve():
         return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
-    files = [source] if source.is_file() else [f for f in source.rglob("*") if f.is_file()]
-    if sum(f.stat().st_size for f in files) > COPY_TOKENIZERS_UP_TO:
+    self_contained = source.is_dir() and (source / CONFIG_FILE).is_file()
+    if not self_contained or sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) > COPY_TOKENIZERS_UP_TO:
         return TokenizerRef(str(source.resolve()), ref.class_path, ref.options)
     if inside.exists():
         shutil.rmtree(inside)
-    if source.is_file():
-        inside.mkdir(parents=True)
-        shutil.copy2(source, inside / source.name)
-        return TokenizerRef(f"{TOKENIZER_DIR}/{name}/{source.name}", ref.class_path, ref.options)
     shutil.copytree(source, inside)
     return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
 
