@@ -116,13 +116,24 @@ def render(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_in(text: str, table: str, source: str = "README") -> str:
-    """``text`` with everything between the table markers replaced by ``table``."""
-    if START not in text or END not in text:
-        raise ValueError(f"{source} has no {START} ... {END} markers around its benchmark table")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table}{END}{tail}"
+def markers(name: str | None = None) -> tuple[str, str]:
+    """The comment lines around a table: ``benchmark-table`` or, for a second table in the same file,
+    ``benchmark-table:NAME``."""
+    if name is None:
+        return START, END
+    if not name.replace("-", "").isalnum():
+        raise ValueError(f"table name {name!r}: use letters, digits and '-'")
+    return f"<!-- benchmark-table:{name}:start -->", f"<!-- benchmark-table:{name}:end -->"
+
+
+def replace_in(text: str, table: str, source: str = "README", name: str | None = None) -> str:
+    """``text`` with everything between the markers of table ``name`` replaced by ``table``."""
+    start, end = markers(name)
+    if start not in text or end not in text:
+        raise ValueError(f"{source} has no {start} ... {end} markers around its benchmark table")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{table}{end}{tail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="first copy RUNS/*/results.json (anygpt benchmark output folders) into the folder")
     parser.add_argument("--readme", type=Path, default=None, help="rewrite the table between the markers of this file")
     parser.add_argument("--check", action="store_true", help="with --readme: fail if the file's table is out of date")
+    parser.add_argument("--name", default=None,
+                        help="with --readme: the table between <!-- benchmark-table:NAME:start/end --> markers")
     args = parser.parse_args(argv)
     if args.collect is not None:
         for path in collect(args.collect, args.results):
@@ -141,11 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table, end="")
         return 0
     text = args.readme.read_text()
-    updated = replace_in(text, table, str(args.readme))
+    updated = replace_in(text, table, str(args.readme), args.name)
     if args.check:
         if updated != text:
+            named = f" --name {args.name}" if args.name else ""
             print(f"{args.readme}: the benchmark table differs from {args.results}; regenerate it with "
-                  f"python -m benchmarks.table {args.results} --readme {args.readme}", file=sys.stderr)
+                  f"python -m benchmarks.table {args.results} --readme {args.readme}{named}", file=sys.stderr)
             return 1
         return 0
     args.readme.write_text(updated)

@@ -56,6 +56,13 @@ def test_readme_is_rewritten_between_markers_and_checked(published, tmp_path, ca
     assert table.main([results, "--readme", str(readme), "--check"]) == 1
     with pytest.raises(ValueError, match="markers"):
         table.replace_in("no markers here", "x")
+    # a second, named table in the same file is rewritten on its own
+    start, end = table.markers("rerun")
+    readme.write_text(f"{text}{start}\nstale\n{end}\n")
+    assert table.main([results, "--readme", str(readme), "--name", "rerun", "--check"]) == 1
+    assert table.main([results, "--readme", str(readme), "--name", "rerun"]) == 0
+    assert readme.read_text() == f"{text}{start}\n{table.render(table.load_results(results))}{end}\n"
+    assert table.main([results, "--readme", str(readme), "--check"]) == 0  # the unnamed table untouched
     # --collect copies the runs' results.json files
     assert table.main([str(tmp_path / "collected"), "--collect", str(published / "runs")]) == 0
     assert sorted(p.name for p in (tmp_path / "collected").glob("*.json")) == ["librispeech-asr.json",
@@ -84,3 +91,8 @@ def test_the_committed_readme_table_is_the_committed_results():
 
     root = Path(__file__).resolve().parents[3]
     assert table.main([str(root / "docs/demo/results"), "--readme", str(root / "README.md"), "--check"]) == 0
+    for name, folder in README_NAMED_TABLES.items():  # the other generated tables of the README
+        assert table.main([str(root / folder), "--readme", str(root / "README.md"), "--name", name, "--check"]) == 0
+
+
+README_NAMED_TABLES: dict[str, str] = {}
