@@ -37,8 +37,8 @@ def main() -> None:
     print(f"image in -> text ({time.perf_counter() - start:.2f} s): {reply.choices[0].message.content!r}")
 
     start, pieces = time.perf_counter(), []
-    for chunk in client.chat.completions.create(model=model, stream=True, seed=0, max_tokens=40,
-                                                messages=[{"role": "user", "content": "Hello"}]):
+    ask = [{"role": "user", "content": "Write a caption for a calm piano piece."}]
+    for chunk in client.chat.completions.create(model=model, stream=True, seed=0, max_tokens=40, messages=ask):
         if chunk.choices and chunk.choices[0].delta.content:
             pieces.append(chunk.choices[0].delta.content)
     print(f"streamed text ({len(pieces)} pieces, {time.perf_counter() - start:.2f} s): {''.join(pieces)!r}")
