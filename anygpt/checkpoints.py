@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +46,7 @@ from anygpt.model.lora import (
     merge_lora,
     save_adapter,
 )
+from anygpt.model.precision import device_name
 from anygpt.model.spec import build_model
 from anygpt.prompts import TEMPLATES, release_prompts
 from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
@@ -85,6 +87,9 @@ class Bundle:
     # has the instruction tokens) and the task prompt wrapping chat messages (None: the release's, "auto").
     template: str | None = None
     task: str | None = None
+    # How the weights were trained (``train_seed``, ``steps``, ``precision``, ``device``, ``threads``, ``world_size``),
+    # recorded by `ExportBundle` so every benchmark result can say which draw of the training it measured.
+    training: dict[str, Any] | None = None
 
 
 def _check_tokenizers(vocab: UnifiedVocab, tokenizers: Mapping[str, Modality], source: str) -> None:
@@ -151,7 +156,7 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         loaded[name].codec.to(device).eval()
     _check_tokenizers(vocab, {k: v for k, v in loaded.items() if not isinstance(v.codec, LazyCodec)}, str(path))
     bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
-                    info.get("image_decoder"), info.get("template"), info.get("task"))
+                    info.get("image_decoder"), info.get("template"), info.get("task"), info.get("training"))
     if image_decoder is not None:
         bundle.image_decoder = image_decoder
     attach_image_decoder(bundle)
@@ -293,7 +298,7 @@ def save_bundle(bundle: Bundle, directory: str | Path, dtype: torch.dtype | None
             "modalities": [r.spec.to_dict() for r in bundle.vocab.modalities.values()],
             "instruction_tokens": bundle.vocab.instruction_tokens, "system_prompt": bundle.system_prompt,
             "force_marker": bundle.force_marker, "image_decoder": bundle.image_decoder,
-            "template": bundle.template, "task": bundle.task,
+            "template": bundle.template, "task": bundle.task, "training": bundle.training,
             "tokenizers": {name: asdict(portable_ref(ref, directory, name)) for name, ref in bundle.refs.items()}}
     (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return directory
@@ -419,6 +424,16 @@ CONVERT_COMMANDS = {"hf-to-anygpt": hf_to_anygpt, "ckpt-to-anygpt": ckpt_to_anyg
 # ----------------------------------------------------------------------------------------------------------------------
 # Export at the end of training
 # ----------------------------------------------------------------------------------------------------------------------
+def training_record(trainer: L.Trainer) -> dict[str, Any]:
+    """What a training run's result depends on beyond its config: the seed Lightning's ``seed_everything`` drew with,
+    the steps taken, the precision chosen (``NativeBf16Mixed`` decides per machine) and the hardware and thread count
+    (float reductions differ across CPU types and thread counts, so runs are bit-identical only when these match)."""
+    seed = os.environ.get("PL_GLOBAL_SEED")
+    return {"train_seed": int(seed) if seed is not None else None, "steps": trainer.global_step,
+            "precision": str(trainer.precision), "device": device_name(trainer.strategy.root_device),
+            "threads": torch.get_num_threads(), "world_size": trainer.world_size}
+
+
 class ExportBundle(L.Callback):
     """Write the trained model as an AnyGPT folder (``save_bundle``) when ``fit`` ends, ready for ``anygpt chat`` and
     ``anygpt benchmark``. Works under FSDP2: the full state dict is gathered to rank 0 first.
@@ -478,6 +493,6 @@ class ExportBundle(L.Callback):
             print(f"[export] LoRA adapter (PEFT format) written to {self.adapter_dirpath}")
         bundle = Bundle(plain, datamodule.vocab, {}, self.system_prompt,
                         {name: TokenizerRef.of(ref) for name, ref in refs.items()}, template=self.template,
-                        task=self.task)
+                        task=self.task, training=training_record(trainer))
         save_bundle(bundle, self.dirpath)
         print(f"[export] AnyGPT folder written to {self.dirpath}")

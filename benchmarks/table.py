@@ -3,6 +3,11 @@
     python -m benchmarks.table docs/demo/results                         # print the table (markdown)
     python -m benchmarks.table docs/demo/results --readme README.md      # rewrite the table inside README.md
     python -m benchmarks.table docs/demo/results --readme README.md --check   # fail if README.md is out of date
+    python -m benchmarks.table docs/demo/seeds --readme README.md --name seeds  # a distribution over seeds
+
+A folder of ``seed{S}/`` folders (what ``python -m benchmarks.seeds`` publishes: one training run per seed, each
+benchmarked) gives the distribution table instead: per task and metric the median run with its interval, the range
+over seeds, and each baseline's paired difference in the median run with the number of seeds whose model beats it.
 
 The results files are what ``anygpt benchmark TASK ... --publish docs/demo/results/TASK.json`` writes (or
 ``--collect runs/benchmarks`` copies from earlier runs' output folders). Every number in the table carries its 95%
@@ -52,6 +57,25 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
                                 "--collect")
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(results, key=lambda r: (rank.get(r["task"], len(ORDER)), r["task"]))
+
+
+def load_seed_runs(folder: str | Path) -> dict[int, list[dict[str, Any]]]:
+    """``folder/seed{S}/TASK.json`` -> seed -> its results; a results file recording another ``train_seed`` than its
+    folder's name is refused (the table would mix runs)."""
+    runs = {}
+    for sub in sorted(Path(folder).glob("seed*/")):
+        if not sub.name[4:].isdigit():
+            continue
+        seed, results = int(sub.name[4:]), load_results(sub)
+        for r in results:
+            if r.get("train_seed") is not None and r["train_seed"] != seed:
+                raise ValueError(f"{sub}/{r['task']}.json measured a model trained with seed {r['train_seed']}, not "
+                                 f"{seed}: publish each run's results under seed<its train_seed>/")
+        runs[seed] = results
+    if not runs:
+        raise FileNotFoundError(f"no seed*/ folders of results files in {folder}: train and benchmark them with "
+                                f"python -m benchmarks.seeds --seeds 0 1 2 --publish {folder}")
+    return runs
 
 
 def collect(runs: str | Path, into: str | Path) -> list[Path]:
@@ -116,6 +140,55 @@ def render(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_distribution(runs: dict[int, list[dict[str, Any]]]) -> str:
+    """The table over seeds: per task and metric, the median run (its seed, value and interval), the range over seeds
+    and, for each baseline, the median run's paired difference and in how many seeds the model beats it."""
+    seeds = sorted(runs)
+    by_task: dict[str, dict[int, dict[str, Any]]] = {}
+    for seed in seeds:
+        for r in runs[seed]:
+            by_task.setdefault(r["task"], {})[seed] = r
+    lines = ["| task | metric | seeds | median run: model | range over seeds | baselines (median run): score; "
+             "model - baseline; seeds that beat it | reference: real pairs |", "|---|---|---|---|---|---|---|"]
+    for task, per_seed in by_task.items():
+        first = next(iter(per_seed.values()))
+        for metric, block in first["metrics"].items():
+            scored = sorted((r["metrics"][metric]["value"], seed) for seed, r in per_seed.items()
+                            if r["metrics"].get(metric, {}).get("value") is not None)
+            if not scored:
+                continue
+            _, median_seed = scored[(len(scored) - 1) // 2]
+            median = per_seed[median_seed]
+            arrow = "higher is better" if block["higher_is_better"] else "lower is better"
+            spread = f"{scored[0][0]:.3f} (seed {scored[0][1]}) - {scored[-1][0]:.3f} (seed {scored[-1][1]})"
+            cells = []
+            for name, b in median["baselines"].items():
+                if metric not in b["metrics"]:
+                    continue
+                diff = b["difference"].get(metric)
+                wins = sum(bool(r["baselines"].get(name, {}).get("difference", {}).get(metric, {}).get("beats"))
+                           for r in per_seed.values())
+                verdict = (f"; {_num(diff, signed=True)} " + ("**beats**" if diff["beats"] else "does not beat")
+                           if diff is not None else "")
+                cells.append(f"{name}: {_num(b['metrics'][metric])}{verdict}; {wins} of {len(per_seed)}")
+            ref = (median.get("reference") or {}).get("metrics", {}).get(metric)
+            lines.append(f"| `{task}` | {NAMES.get(metric, metric)} ({arrow}) | {len(scored)} | "
+                         f"{_num(median['metrics'][metric])} (seed {median_seed}) | {spread} | "
+                         f"{'<br>'.join(cells) or '-'} | {_num(ref) if ref else '-'} |")
+    trainings = {json.dumps(r.get("training"), sort_keys=True) for results in runs.values() for r in results}
+    records = [json.loads(t) for t in trainings if t != "null"]
+    hardware = sorted({f"{t.get('steps')} steps, {t.get('precision')}, {t.get('device')}, {t.get('threads')} threads"
+                       for t in records})
+    trained = "; ".join(hardware) or "training record not in the results"
+    lines += ["", f"Seeds {', '.join(map(str, seeds))} of the same recipe on one machine ({trained}). "
+              "The median run is the middle one of the seeds for that metric; its interval is the 95% bootstrap over "
+              "the evaluated items, as in the single-run table; the range is over seeds.",
+              "", "Each run comes from:", ""]
+    for seed in seeds:
+        lines += [f"- seed {seed}: " + "; ".join(f"`{r['command']}`" for r in runs[seed])]
+    return "\n".join(lines) + "\n"
+
+
 def markers(name: str | None = None) -> tuple[str, str]:
     """The comment lines around a table: ``benchmark-table`` or, for a second table in the same file,
     ``benchmark-table:NAME``."""
@@ -149,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.collect is not None:
         for path in collect(args.collect, args.results):
             print(f"copied {path}", file=sys.stderr)
-    table = render(load_results(args.results))
+    is_seeds = any(p.is_dir() and p.name[4:].isdigit() for p in args.results.glob("seed*"))
+    table = render_distribution(load_seed_runs(args.results)) if is_seeds else render(load_results(args.results))
     if args.readme is None:
         print(table, end="")
         return 0

@@ -42,6 +42,20 @@ def _x86_cpu_has_bf16() -> bool:
     return any(probe() for probe in probes)
 
 
+def device_name(device: str | torch.device = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The accelerator's or CPU's model name (``NVIDIA H100 80GB HBM3``, ``AMD EPYC``), for provenance records."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def has_native_bf16(device: str | torch.device = "cpu") -> bool:
     """Whether ``device`` computes bf16 matrix products in hardware (not emulated through fp32)."""
     kind = torch.device(device).type

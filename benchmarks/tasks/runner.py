@@ -289,12 +289,14 @@ class Runner(TaskOptions):
                              f"the reason for each is its note in {self.out_dir / 'predictions'}/rank*.jsonl")
             estimates = estimate(scored, n, self.higher_is_better, self.resamples, self.seed)
             headline = estimates["metrics"][self.metric]
+            training = self.model.bundle.training  # how the measured weights were trained (seed, precision, CPU)
             results = {
                 "task": self.name, "metric": self.metric, "higher_is_better": self.higher_is_better[self.metric],
                 "value": headline["value"], "interval": headline["interval"], **estimates,
                 "n": n, "n_failed": n_failed, "confidence": stats.CONFIDENCE, "resamples": self.resamples,
                 "judge": scored.judge, "decoding": self.decoding(), "template": self.prompt.template,
                 "tokenizers": self.tokenizers(), "ckpt": str(self.ckpt), "model_hash": self.model_hash,
+                "train_seed": (training or {}).get("train_seed"), "training": training,
                 "data": str(self.root), "data_hash": self.data_hash, "limit": self.limit,
                 "seed": self.seed, "devices": self.world, "wall_time_s": round(time.perf_counter() - self.start, 2),
                 "command": self.command(), "notes": notes, "set_distances": scored.set_distances,

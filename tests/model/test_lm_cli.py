@@ -65,6 +65,14 @@ def test_tiny_pretraining_loss_falls(tmp_path):
 
     exported = json.loads((tmp_path / "runs/tiny/export/anygpt.json").read_text())
     assert (exported["template"], exported["task"]) == ("chat", "none")
+    # ... and how it was trained, which every benchmark result then records (train_seed, precision, hardware).
+    import yaml
+
+    config = yaml.safe_load((ROOT / "experiments/tiny/pretrain.yaml").read_text())
+    training = exported["training"]
+    assert training["steps"] == config["trainer"]["max_steps"]
+    assert training["train_seed"] == config["seed_everything"]
+    assert training["precision"] and training["device"] and training["threads"] == 1 and training["world_size"] == 1
     assert (bundle.template, bundle.task) == ("chat", "none")
     for name, stub in stubs.items():
         stub.codec.save_pretrained(tmp_path / "stubs" / name)
