@@ -175,6 +175,18 @@ def render_distribution(runs: dict[int, list[dict[str, Any]]]) -> str:
             lines.append(f"| `{task}` | {NAMES.get(metric, metric)} ({arrow}) | {len(scored)} | "
                          f"{_num(median['metrics'][metric])} (seed {median_seed}) | {spread} | "
                          f"{'<br>'.join(cells) or '-'} | {_num(ref) if ref else '-'} |")
+        for key, d in (first.get("set_distances") or {}).items():  # lower is better; no interval, a floor
+            scored = sorted((r["set_distances"][key]["model"]["value"], seed) for seed, r in per_seed.items()
+                            if (r.get("set_distances") or {}).get(key, {}).get("model", {}).get("value") is not None)
+            if not scored:
+                continue
+            _, median_seed = scored[(len(scored) - 1) // 2]
+            block = per_seed[median_seed]["set_distances"][key]
+            spread = f"{scored[0][0]:.3f} (seed {scored[0][1]}) - {scored[-1][0]:.3f} (seed {scored[-1][1]})"
+            cells = [f"{name}: {value_text(b)}" for name, b in block["baselines"].items()]
+            lines.append(f"| `{task}` | {d['name']} (lower is better) | {len(scored)} | {value_text(block['model'])} "
+                         f"(seed {median_seed}) | {spread} | {'<br>'.join(cells) or '-'} | floor, real half vs real "
+                         f"half: {value_text(block['floor'])} |")
     trainings = {json.dumps(r.get("training"), sort_keys=True) for results in runs.values() for r in results}
     records = [json.loads(t) for t in trainings if t != "null"]
     hardware = sorted({f"{t.get('steps')} steps, {t.get('precision')}, {t.get('device')}, {t.get('threads')} threads"

@@ -89,6 +89,9 @@ def _result(task: str, seed: int | None, value: float, beats: bool) -> dict:
             "baselines": {"empty": {"metrics": {"wer": {"value": 1.0, "interval": [1.0, 1.0]}},
                                     "difference": {"wer": diff}}},
             "reference": None, "judge": "none", "command": f"anygpt benchmark {task} --ckpt runs/s/seed{seed}/export",
+            "set_distances": {"fd": {"name": "FD (judge features)", "model": {"value": 2 * value, "n_real": 10,
+                                                                             "n_generated": 10, "n_failed": 0},
+                                     "baselines": {}, "floor": {"value": 0.1, "n_real": 5, "n_generated": 5}}},
             "train_seed": seed, "training": {"train_seed": seed, "steps": 2000, "precision": "bf16-mixed",
                                              "device": "AMD EPYC", "threads": 2, "world_size": 1}}
 
@@ -103,6 +106,8 @@ def test_the_distribution_table_shows_the_median_run_the_range_and_how_many_seed
     assert "| 3 | 0.800 [0.750, 0.850] (seed 2) | 0.700 (seed 1) - 0.900 (seed 0) |" in row
     assert "empty: 1.000 [1.000, 1.000]; -0.200 [-0.300, -0.100] **beats**; 2 of 3" in row
     assert "2000 steps, bf16-mixed, AMD EPYC, 2 threads" in text
+    fd = next(line for line in text.splitlines() if "FD (judge features)" in line)
+    assert "| 1.600 (n 10 vs 10 real) (seed 2) | 1.400 (seed 1) - 1.800 (seed 0) |" in fd and "0.100 (n 5 vs 5" in fd
     assert "`anygpt benchmark librispeech-asr --ckpt runs/s/seed1/export`" in text
     readme = tmp_path / "README.md"
     readme.write_text(textwrap.dedent(f"""\
