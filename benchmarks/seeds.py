@@ -104,8 +104,9 @@ def run_seed(recipe: Sequence[Path], seed: int, runs: Path, publish: Path, tasks
         if published.exists():
             print(f"[seeds] {published} exists: seed {seed} {task} kept", flush=True)
             continue
-        _run([anygpt, "benchmark", task, "--ckpt", str(export), "--publish", str(published)],
-             run_dir / f"benchmark-{task}.log")
+        # each run's own output folder: runs of two seeds may be benchmarked at once (their media would collide)
+        _run([anygpt, "benchmark", task, "--ckpt", str(export), "--out", str(run_dir / "benchmarks" / task),
+              "--publish", str(published)], run_dir / f"benchmark-{task}.log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

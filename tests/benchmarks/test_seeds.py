@@ -72,6 +72,7 @@ def test_runs_train_then_benchmark_and_keep_finished_work(tmp_path, monkeypatch)
     calls = [json.loads(line) for line in Path("calls.jsonl").read_text().splitlines()]
     assert [c[:2] for c in calls] == [["fit", "--config"], ["benchmark", "coco-caption"], ["benchmark", "vctk-tts"]] * 2
     assert calls[0][-1] == "runs/s/seed0/overrides.yaml" and calls[1][3] == "runs/s/seed0/export"
+    assert calls[1][4:6] == ["--out", "runs/s/seed0/benchmarks/coco-caption"]  # seeds never share an output folder
     assert (tmp_path / "pub/seed1/vctk-tts.json").exists()
     Path("calls.jsonl").unlink()
     (tmp_path / "pub/seed1/vctk-tts.json").unlink()
