@@ -21,7 +21,7 @@ import random
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -267,6 +267,7 @@ class Rendered:
 
     ids: list[int] = field(default_factory=list)
     mask: list[bool] = field(default_factory=list)
+    task: str = ""  # what the sample teaches ("speech -> text", "dialogue", ...): `benchmarks.mixture` counts it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -391,15 +392,17 @@ class TemplateRenderer:
         if isinstance(text, list):  # several references (COCO's five captions): one per draw
             text = rng.choice(text)
         rendered = pair_text(direction, instruction, text, placeholder(name))
+        task = f"{modality} -> text" if direction == "x2text" else f"text -> {modality}"
         if train_on == "all":
-            return self._assemble([self.encode(rendered, sample)], [True], True)
+            return replace(self._assemble([self.encode(rendered, sample)], [True], True), task=task)
         # split where generation starts, as chat turns are (and as the inference prompt ends)
         cut = rendered.index(ANSWER_START) + len(ANSWER_START)
-        return self._assemble(self.encode_segments([rendered[:cut], rendered[cut:]], sample), [False, True], True)
+        parts = self.encode_segments([rendered[:cut], rendered[cut:]], sample)
+        return replace(self._assemble(parts, [False, True], True), task=task)
 
     def render_interleaved(self, sample: ShardSample) -> Rendered:
         """A document of text with media placeholders (MMC4-style), trained on every token."""
-        return self._assemble([self.encode(sample.text, sample)], [True], True)
+        return replace(self._assemble([self.encode(sample.text, sample)], [True], True), task="interleaved document")
 
     def render_conversation(self, sample: ShardSample, train_on: str = "assistant") -> Rendered:
         """Multi-turn chat; ``train_on="assistant"`` trains on replies (incl. their ``<eos>`` and the closing ``</s>``
@@ -422,7 +425,8 @@ class TemplateRenderer:
             raise ValueError(f"sample {sample.key} of {sample.shard}: {err}") from None
         encoded = self.encode_segments(segments, sample)
         # The closing </s> after the last reply is a target, as in the release's SFT masking.
-        return self._assemble(encoded, [every or i % 2 == 1 for i in range(len(encoded))], every or ends_with_reply)
+        return replace(self._assemble(encoded, [every or i % 2 == 1 for i in range(len(encoded))],
+                                      every or ends_with_reply), task="dialogue")
 
     def render(self, sample: ShardSample, rng: random.Random, x2text_prob: float = 0.5,
                train_on: str = "all") -> Rendered:
