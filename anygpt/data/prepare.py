@@ -14,10 +14,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import time
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from anygpt.data.checks import code_problem, codec_name
 from anygpt.data.schema import ShardSample
 from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
+from anygpt.data.shared_media import MediaKey, SharedMedia, media_key
 from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygpt.data.prepare.X in configs too)
     MLS,
     MMC4,
@@ -50,8 +53,7 @@ from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygp
     ReleaseDocuments,
     ReleasePairs,
 )
-from anygpt.data.sources.base import AudioSegment, DatasetError, MediaSource, RawItem, SkipReport
-from anygpt.data.sources.raw import SpooledChunk
+from anygpt.data.sources.base import AudioSegment, DatasetError, RawItem, SkipReport
 from anygpt.data.sources.registry import SourceRegistryError, describe, load_plugins
 from anygpt.media import MediaError
 from anygpt.modalities.codec import Modality
@@ -64,14 +66,6 @@ REPORT = "prepare_report.json"
 # ----------------------------------------------------------------------------------------------------------------------
 # The predict loop
 # ----------------------------------------------------------------------------------------------------------------------
-MediaKey = tuple[str, str]  # (modality, normalized absolute path)
-
-
-def media_key(modality: str, source: MediaSource) -> MediaKey | None:
-    """A media file's identity across sources; inline bytes, segments and codes have none."""
-    return (modality, os.path.normpath(os.path.abspath(source))) if isinstance(source, str) else None
-
-
 def cut_segment(segment: AudioSegment) -> bytes:
     """The time range of a long recording as a wav file in memory (what a tokenizer's ``load`` reads)."""
     import soundfile as sf
@@ -90,36 +84,6 @@ def cut_segment(segment: AudioSegment) -> bytes:
     sf.write(buffer, data, rate, format="WAV", subtype="FLOAT")
     return buffer.getvalue()
 
-
-class SharedMedia:
-    """Codes of the media files that more than one item of a ``prepare`` call references, kept after the first
-    encoding so later references skip decoding and encoding (``prepare(share_media=True)``; off by default).
-
-    Instruction dialogues often reuse the files of the pair datasets (AnyInstruct's, and the demo's, do), and a file
-    can recur within one dataset. Only files referenced at least twice are kept, but counting the references holds
-    one entry per distinct file in memory, so this is for corpora whose file list fits in memory. Chunks whose items
-    are only known while reading (tars, document files, pre-tokenized lines) are not counted.
-    """
-
-    def __init__(self, shared: set[MediaKey]) -> None:
-        self.shared = shared
-        self.codes: dict[MediaKey, torch.Tensor] = {}
-        self.hits = 0
-
-    @classmethod
-    def count(cls, chunk_lists: Sequence[Sequence[Sequence[RawItem]]]) -> SharedMedia:
-        counts: Counter[MediaKey] = Counter()
-        for chunks in chunk_lists:
-            for chunk in chunks:
-                if not isinstance(chunk, list | SpooledChunk):
-                    continue
-                for item in chunk:
-                    counts.update(k for k in (media_key(m, src) for m, src in item.media.values()) if k is not None)
-        return cls({key for key, n in counts.items() if n > 1})
-
-    def keep(self, key: MediaKey | None, codes: torch.Tensor) -> None:
-        if key in self.shared:
-            self.codes[key] = codes
 
 @dataclass
 class _Loaded:
@@ -431,24 +395,39 @@ def _prepare_source(plan: _Plan, modalities: dict[str, Modality], shared: Shared
     print(f"[prepare] {name}: {len(plan.chunks)} chunks, {len(plan.chunks) - len(pending)} already done, "
           f"{len(pending)} to tokenize -> {out}")
     if pending:
-        hits = shared.hits
-        trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=False,
-                            use_distributed_sampler=False, enable_progress_bar=progress, enable_model_summary=False,
-                            callbacks=[_ShardOutput(out, prefix, vocab_info)], inference_mode=True)
-        if encode_in_workers is None:
-            encode_in_workers = num_workers > 0 and isinstance(trainer.accelerator, CPUAccelerator)
-        items = _PendingItems(pending, modalities, frozenset(shared.codes), encode_in_workers, batch_size)
-        loader = DataLoader(items, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                            persistent_workers=False)
-        with warnings.catch_warnings():  # iterable datasets have no batch indices; the writer does not need them
-            warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
-            trainer.predict(TokenizeModule(modalities, shared), dataloaders=loader, return_predictions=False)
-        trainer.strategy.barrier()
+        with _own_random_state():
+            hits = shared.hits
+            trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=False,
+                                use_distributed_sampler=False, enable_progress_bar=progress,
+                                enable_model_summary=False, callbacks=[_ShardOutput(out, prefix, vocab_info)],
+                                inference_mode=True)
+            if encode_in_workers is None:
+                encode_in_workers = num_workers > 0 and isinstance(trainer.accelerator, CPUAccelerator)
+            items = _PendingItems(pending, modalities, frozenset(shared.codes), encode_in_workers, batch_size)
+            loader = DataLoader(items, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
+                                persistent_workers=False)
+            with warnings.catch_warnings():  # iterable datasets have no batch indices; the writer needs none
+                warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
+                trainer.predict(TokenizeModule(modalities, shared), dataloaders=loader, return_predictions=False)
+            trainer.strategy.barrier()
         if trainer.global_rank != 0:
             return {}
         if shared.hits > hits:
             print(f"[prepare] {name}: {shared.hits - hits} media files reused from earlier encodings")
     return _write_summary(name, out, prefix, len(plan.chunks), vocab_info, plan.report, time.perf_counter() - start)
+
+
+@contextmanager
+def _own_random_state() -> Iterator[None]:
+    """Leave the global generators (torch CPU, numpy, random) as found: a run that prepares its data and then
+    initialises its model (the demo) draws the same weights whether it tokenized chunks or found them done."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_info: dict[str, Any],

@@ -206,3 +206,26 @@ def test_paths_outside_the_dataset_root_need_the_flag(music_dataset):
                       out=str(root / "trusting"), allow_outside_root=True, **kwargs)["chat"]
     assert summary["samples"] == 1 and summary["skipped"] == 0
     assert not list((root / "trusting" / "chat").glob(".anygpt-plan-*"))  # plan files are cleaned up
+
+
+def test_tokenizing_leaves_the_seeded_random_streams_as_it_found_them(music_dataset, capsys):
+    """A run that prepares its data and then initialises its model (the demo) must draw the same weights whether it
+    tokenized chunks (a fresh clone's first run) or found them done (every later run): prepare's DataLoaders and
+    Trainer draw random numbers, which must not come out of the caller's seeded streams."""
+    import random
+
+    root = music_dataset
+    kwargs = dict(out=str(root / "shards"), chunk_size=4, num_workers=0, accelerator="cpu", progress=False)
+
+    def draws() -> tuple:
+        torch.manual_seed(7)
+        np.random.seed(7)
+        random.seed(7)
+        prepare({"mc": MusicCaps(str(root / "raw" / "musiccaps.csv"))}, {"music": str(root / "tok")}, **kwargs)
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()
+
+    first = draws()
+    assert "0 already done" in capsys.readouterr().out  # this call tokenized every chunk
+    again = draws()
+    assert "0 to tokenize" in capsys.readouterr().out  # this one found them done
+    assert first == again
