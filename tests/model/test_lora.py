@@ -79,14 +79,18 @@ def test_merged_export_equals_base_plus_adapter_and_adapter_reloads(tuned, vocab
     lm, before, _, ids = tuned
     with torch.no_grad():
         expected = lm.model(ids)
-    trainer = SimpleNamespace(global_rank=0, datamodule=SimpleNamespace(vocab=vocab, tokenizer_refs={}))
+    trainer = SimpleNamespace(global_rank=0, datamodule=SimpleNamespace(vocab=vocab, tokenizer_refs={}),
+                              global_step=5, precision="32-true", world_size=1,
+                              strategy=SimpleNamespace(root_device=torch.device("cpu")))
     ExportBundle(str(tmp_path / "export")).on_fit_end(trainer, lm)
     adapter = tmp_path / "adapter"
     assert (adapter / "adapter_config.json").exists()
     size = lambda folder: sum(p.stat().st_size for p in folder.iterdir())  # noqa: E731
     assert size(adapter) < size(tmp_path / "export") / 4
 
-    merged = load_bundle(tmp_path / "export", tokenizers=STUBS).model
+    exported = load_bundle(tmp_path / "export", tokenizers=STUBS)
+    assert exported.training["steps"] == 5 and exported.training["precision"] == "32-true"  # how it was trained
+    merged = exported.model
     base = LLaMA(lm.model.config)
     base.load_state_dict({k.replace(".base_layer", "").replace(".token_adapter", ""): v for k, v in before.items()
                           if "lora_" not in k and "trainable_tokens" not in k})
