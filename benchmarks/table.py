@@ -189,8 +189,8 @@ def render_distribution(runs: dict[int, list[dict[str, Any]]]) -> str:
                          f"half: {value_text(block['floor'])} |")
     trainings = {json.dumps(r.get("training"), sort_keys=True) for results in runs.values() for r in results}
     records = [json.loads(t) for t in trainings if t != "null"]
-    hardware = sorted({f"{t.get('steps')} steps, {t.get('precision')}, {t.get('device')}, {t.get('threads')} threads"
-                       for t in records})
+    hardware = sorted({f"{t.get('steps')} steps, {t.get('precision')}, {t.get('device')}, {t.get('threads')} "
+                       f"thread{'' if t.get('threads') == 1 else 's'}" for t in records})
     trained = "; ".join(hardware) or "training record not in the results"
     lines += ["", f"Seeds {', '.join(map(str, seeds))} of the same recipe on one machine ({trained}). "
               "The median run is the middle one of the seeds for that metric; its interval is the 95% bootstrap over "

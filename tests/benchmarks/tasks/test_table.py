@@ -95,5 +95,5 @@ def test_the_committed_readme_table_is_the_committed_results():
         assert table.main([str(root / folder), "--readme", str(root / "README.md"), "--name", name, "--check"]) == 0
 
 
-README_NAMED_TABLES = {"rerun-2026-12-07": "docs/demo/rerun-2026-12-07/results",
+README_NAMED_TABLES = {"seeds": "docs/demo/seeds", "rerun-2026-12-07": "docs/demo/rerun-2026-12-07/results",
                       "lora-2026-12-07": "docs/demo/lora/results"}
