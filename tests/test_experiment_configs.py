@@ -33,6 +33,21 @@ def test_fit_configs_print(config, capsys):
     assert "class_path: anygpt.model.lm.AnyGPTLM" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("overlay", "expected"), [
+    ("experiments/demo/long.yaml", ["max_steps: 8000", "dirpath: runs/demo-long/export", "filename: step={step}"]),
+    ("experiments/demo/ablations/asr_only.yaml", ["speech: 1.0", "dialogue: 0.0", "default_root_dir: runs/ablations"]),
+    ("experiments/demo/ablations/tts_only.yaml", ["speech: 0.0", "image: 0.0", "default_root_dir: runs/ablations"]),
+])
+def test_demo_overlays_print_over_the_main_recipe(overlay, expected, capsys):
+    """The overlays are read after experiments/demo/pretrain.yaml, as their headers say."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "experiments/demo/pretrain.yaml"), "--config", str(ROOT / overlay),
+              "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert all(text in printed for text in expected), printed
+
+
 @pytest.mark.parametrize("config", sorted((ROOT / "experiments/tokenizers").glob("*.yaml")), ids=lambda p: p.stem)
 def test_tokenizer_configs_train_a_codec_through_its_trainer(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
