@@ -37,23 +37,12 @@ from anygpt.model.llama import hf_adapter as hf
 from anygpt.model.llama.config import Config
 from anygpt.model.llama.model import LLaMA
 from anygpt.model.lm import BUILT_KEY
-from anygpt.model.lora import (
-    LoraOptions,
-    apply_lora,
-    inject_like,
-    is_lora,
-    load_adapter,
-    merge_lora,
-    save_adapter,
-)
+from anygpt.model.lora import LoraOptions, apply_lora, inject_like, is_lora, load_adapter, merge_lora, save_adapter
 from anygpt.model.precision import device_name
 from anygpt.model.spec import build_model
 from anygpt.prompts import TEMPLATES, release_prompts
 from anygpt.text_tokenizer import HFTextTokenizer, SentencePieceTextTokenizer, load_text_tokenizer
-from anygpt.vocab import (
-    UnifiedVocab,
-    vocab_from_checkpoint,
-)
+from anygpt.vocab import UnifiedVocab, vocab_from_checkpoint
 
 BUNDLE_FILE = "anygpt.json"
 # The released tokenizers a release-layout checkpoint without anygpt.json gets, by hub id (anygpt.hub.RELEASE).
@@ -281,10 +270,12 @@ def _from_lightning(path: Path) -> tuple[LLaMA, UnifiedVocab, dict[str, Any]]:
     model.reset_rope_cache()  # non-persistent tables, rebuilt on first use
     if vocab_size != len(vocab):
         raise ValueError(f"{path}: {vocab_size} embedding rows but the recorded vocabulary has {len(vocab)} ids")
-    info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {}}
+    info = {"system_prompt": data.get("system_prompt"), "tokenizers": data.get("tokenizers") or {},
+            "training": {"train_seed": None, "steps": ckpt.get("global_step")}}  # written before the record was kept
     for key, state in (ckpt.get("callbacks") or {}).items():  # what ExportBundle would record (see its state_dict)
         if str(key).startswith("ExportBundle") and isinstance(state, dict):
-            info.update({k: state[k] for k in ("system_prompt", "template", "task") if state.get(k) is not None})
+            info.update({k: state[k] for k in ("system_prompt", "template", "task", "training")
+                         if state.get(k) is not None})
     return model, vocab, info
 
 
@@ -463,6 +454,10 @@ class ExportBundle(L.Callback):
         """Kept in every Lightning checkpoint, so that ``anygpt convert ckpt-to-anygpt`` (and loading a ``.ckpt``
         directly) records the same chat defaults as the export at the end of fit."""
         return {"system_prompt": self.system_prompt, "template": self.template, "task": self.task}
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # after state_dict (Lightning's order): a benchmark of this .ckpt can say which seed and step it measured
+        checkpoint["callbacks"][self.state_key]["training"] = training_record(trainer)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

@@ -73,16 +73,17 @@ def export_dir(run_overrides: dict[str, Any]) -> Path:
     raise ValueError("the recipe has no anygpt.checkpoints.ExportBundle callback: there would be nothing to benchmark")
 
 
-def _run(command: list[str], log: Path) -> None:
-    print(f"[seeds] {' '.join(command)}  (output: {log})", flush=True)
+def run_logged(command: list[str], log: Path, tag: str = "seeds") -> None:
+    """Run ``command`` with its output in ``log``; a failure exits naming the log's last lines."""
+    print(f"[{tag}] {' '.join(command)}  (output: {log})", flush=True)
     start = time.perf_counter()
     with log.open("w") as out:
         code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
     if code != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
-        raise SystemExit(f"[seeds] failed (exit {code}) after {time.perf_counter() - start:.0f} s; the end of {log}:\n"
+        raise SystemExit(f"[{tag}] failed (exit {code}) after {time.perf_counter() - start:.0f} s; the end of {log}:\n"
                          f"{tail}")
-    print(f"[seeds] done in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"[{tag}] done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def run_seed(recipe: Sequence[Path], seed: int, runs: Path, publish: Path, tasks: Sequence[str], anygpt: str) -> None:
@@ -98,14 +99,14 @@ def run_seed(recipe: Sequence[Path], seed: int, runs: Path, publish: Path, tasks
         last = next((p for p in sorted(run_dir.rglob("last.ckpt"))), None)
         if last is not None:
             command += ["--ckpt_path", str(last)]
-        _run(command, run_dir / "fit.log")
+        run_logged(command, run_dir / "fit.log")
     for task in tasks:
         published = publish / f"seed{seed}" / f"{task}.json"
         if published.exists():
             print(f"[seeds] {published} exists: seed {seed} {task} kept", flush=True)
             continue
         # each run's own output folder: runs of two seeds may be benchmarked at once (their media would collide)
-        _run([anygpt, "benchmark", task, "--ckpt", str(export), "--out", str(run_dir / "benchmarks" / task),
+        run_logged([anygpt, "benchmark", task, "--ckpt", str(export), "--out", str(run_dir / "benchmarks" / task),
               "--publish", str(published)], run_dir / f"benchmark-{task}.log")
 
 

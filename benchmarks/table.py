@@ -4,10 +4,13 @@
     python -m benchmarks.table docs/demo/results --readme README.md      # rewrite the table inside README.md
     python -m benchmarks.table docs/demo/results --readme README.md --check   # fail if README.md is out of date
     python -m benchmarks.table docs/demo/seeds --readme README.md --name seeds  # a distribution over seeds
+    python -m benchmarks.table docs/demo/long --readme README.md --name long    # one run's learning curve
 
 A folder of ``seed{S}/`` folders (what ``python -m benchmarks.seeds`` publishes: one training run per seed, each
 benchmarked) gives the distribution table instead: per task and metric the median run with its interval, the range
 over seeds, and each baseline's paired difference in the median run with the number of seeds whose model beats it.
+A folder of ``step{N}/`` folders (``python -m benchmarks.curve``: one run's kept checkpoints) gives its learning
+curve instead, a column per step.
 
 The results files are what ``anygpt benchmark TASK ... --publish docs/demo/results/TASK.json`` writes (or
 ``--collect runs/benchmarks`` copies from earlier runs' output folders). Every number in the table carries its 95%
@@ -59,23 +62,32 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: (rank.get(r["task"], len(ORDER)), r["task"]))
 
 
-def load_seed_runs(folder: str | Path) -> dict[int, list[dict[str, Any]]]:
-    """``folder/seed{S}/TASK.json`` -> seed -> its results; a results file recording another ``train_seed`` than its
-    folder's name is refused (the table would mix runs)."""
+def load_runs(folder: str | Path, kind: str = "seed") -> dict[int, list[dict[str, Any]]]:
+    """``folder/{kind}{N}/TASK.json`` -> N -> its results: ``seed`` folders hold one training run per seed (what
+    ``benchmarks.seeds`` publishes), ``step`` folders one run's checkpoints (``benchmarks.curve``). A results file whose
+    training record names another seed or step than its folder is refused (the table would mix runs)."""
+    recorded_as = {"seed": "train_seed", "step": "steps"}[kind]
     runs = {}
-    for sub in sorted(Path(folder).glob("seed*/")):
-        if not sub.name[4:].isdigit():
+    for sub in sorted(Path(folder).glob(f"{kind}*/")):
+        if not sub.name[len(kind):].isdigit():
             continue
-        seed, results = int(sub.name[4:]), load_results(sub)
+        number, results = int(sub.name[len(kind):]), load_results(sub)
         for r in results:
-            if r.get("train_seed") is not None and r["train_seed"] != seed:
-                raise ValueError(f"{sub}/{r['task']}.json measured a model trained with seed {r['train_seed']}, not "
-                                 f"{seed}: publish each run's results under seed<its train_seed>/")
-        runs[seed] = results
+            recorded = (r.get("training") or {}).get(recorded_as, r.get(recorded_as))
+            if recorded is not None and recorded != number:
+                raise ValueError(f"{sub}/{r['task']}.json measured a model at {kind} {recorded}, not {number}: "
+                                 f"publish each result under {kind}<its {recorded_as}>/")
+        runs[number] = results
     if not runs:
-        raise FileNotFoundError(f"no seed*/ folders of results files in {folder}: train and benchmark them with "
-                                f"python -m benchmarks.seeds --seeds 0 1 2 --publish {folder}")
+        command = ("python -m benchmarks.seeds --seeds 0 1 2" if kind == "seed" else
+                   "python -m benchmarks.curve RUN/checkpoints")
+        raise FileNotFoundError(f"no {kind}*/ folders of results files in {folder}: make them with {command} "
+                                f"--publish {folder}")
     return runs
+
+
+def load_seed_runs(folder: str | Path) -> dict[int, list[dict[str, Any]]]:
+    return load_runs(folder, "seed")
 
 
 def collect(runs: str | Path, into: str | Path) -> list[Path]:
@@ -201,6 +213,44 @@ def render_distribution(runs: dict[int, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_curve(runs: dict[int, list[dict[str, Any]]]) -> str:
+    """One run's learning curve: per task and metric a column per kept step, each the model's value with its interval
+    and how many of that step's baselines it beats (paired interval excluding zero)."""
+    steps = sorted(runs)
+    by_task: dict[str, dict[int, dict[str, Any]]] = {}
+    for step in steps:
+        for r in runs[step]:
+            by_task.setdefault(r["task"], {})[step] = r
+    lines = ["| task | metric | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---|" * len(steps)]
+    for task, per_step in by_task.items():
+        first = next(iter(per_step.values()))
+        for metric, block in first["metrics"].items():
+            cells = []
+            for step in steps:
+                r = per_step.get(step)
+                if r is None or metric not in r["metrics"]:
+                    cells.append("-")
+                    continue
+                diffs = [b["difference"][metric] for b in r["baselines"].values() if b["difference"].get(metric)]
+                beaten = sum(bool(d["beats"]) for d in diffs)
+                cells.append(f"{_num(r['metrics'][metric])}; beats {beaten} of {len(diffs)}" if diffs else
+                             _num(r["metrics"][metric]))
+            arrow = "higher is better" if block["higher_is_better"] else "lower is better"
+            lines.append(f"| `{task}` | {NAMES.get(metric, metric)} ({arrow}) | " + " | ".join(cells) + " |")
+        for key, d in (first.get("set_distances") or {}).items():
+            cells = [value_text(per_step[s]["set_distances"][key]["model"])
+                     if key in (per_step.get(s, {}).get("set_distances") or {}) else "-" for s in steps]
+            lines.append(f"| `{task}` | {d['name']} (lower is better) | " + " | ".join(cells) + " |")
+    records = [r.get("training") or {} for results in runs.values() for r in results]
+    seeds = sorted({str(t.get("train_seed")) for t in records})
+    lines += ["", f"Checkpoints of one training run (seed {', '.join(seeds)}) at steps {', '.join(map(str, steps))}; "
+              "each cell is the model's score with its 95% bootstrap interval and how many of the task's baselines "
+              "(measured in the same benchmark run) its paired difference beats.", "", "Each column comes from:", ""]
+    for step in steps:
+        lines += [f"- step {step}: " + "; ".join(f"`{r['command']}`" for r in runs[step])]
+    return "\n".join(lines) + "\n"
+
+
 def markers(name: str | None = None) -> tuple[str, str]:
     """The comment lines around a table: ``benchmark-table`` or, for a second table in the same file,
     ``benchmark-table:NAME``."""
@@ -234,8 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.collect is not None:
         for path in collect(args.collect, args.results):
             print(f"copied {path}", file=sys.stderr)
-    is_seeds = any(p.is_dir() and p.name[4:].isdigit() for p in args.results.glob("seed*"))
-    table = render_distribution(load_seed_runs(args.results)) if is_seeds else render(load_results(args.results))
+    if any(p.is_dir() and p.name[4:].isdigit() for p in args.results.glob("seed*")):
+        table = render_distribution(load_runs(args.results, "seed"))
+    elif any(p.is_dir() and p.name[4:].isdigit() for p in args.results.glob("step*")):
+        table = render_curve(load_runs(args.results, "step"))
+    else:
+        table = render(load_results(args.results))
     if args.readme is None:
         print(table, end="")
         return 0

@@ -37,6 +37,7 @@ def test_fit_configs_print(config, capsys):
     ("experiments/demo/long.yaml", ["max_steps: 8000", "dirpath: runs/demo-long/export", "filename: step={step}"]),
     ("experiments/demo/ablations/asr_only.yaml", ["speech: 1.0", "dialogue: 0.0", "default_root_dir: runs/ablations"]),
     ("experiments/demo/ablations/tts_only.yaml", ["speech: 0.0", "image: 0.0", "default_root_dir: runs/ablations"]),
+    ("experiments/demo/ablations/speech_share.yaml", ["speech: 0.52", "music: 0.07", "root_dir: runs/ablations"]),
 ])
 def test_demo_overlays_print_over_the_main_recipe(overlay, expected, capsys):
     """The overlays are read after experiments/demo/pretrain.yaml, as their headers say."""

@@ -74,6 +74,7 @@ def test_tiny_pretraining_loss_falls(tmp_path):
     assert training["train_seed"] == config["seed_everything"]
     assert training["precision"] and training["device"] and training["threads"] == 1 and training["world_size"] == 1
     assert (bundle.template, bundle.task) == ("chat", "none")
+    assert bundle.training == training  # a .ckpt records it too: a benchmark of any kept checkpoint says its step
     for name, stub in stubs.items():
         stub.codec.save_pretrained(tmp_path / "stubs" / name)
     os.chdir(tmp_path)
