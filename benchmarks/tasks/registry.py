@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 
-from anygpt.resolve import resolve
+from anygpt.plugins import Entry, Registry
 from benchmarks.tasks.base import Task
 
 ENTRY_POINT_GROUP = "anygpt.tasks"
@@ -38,60 +36,18 @@ class TaskRegistryError(ValueError):
     """A task name that no task has, a plugin task that cannot be used, or two tasks claiming one name."""
 
 
-@dataclass(frozen=True)
-class TaskEntry:
-    """Where a task comes from: ``target`` is its ``module:Class``; ``plugin`` the entry point's distribution (None
-    for a built-in task)."""
-
-    name: str
-    target: str
-    plugin: str | None = None
-
-    @property
-    def origin(self) -> str:
-        if self.plugin is None:
-            return f"the built-in task {self.name!r} ({self.target})"
-        return f"the {ENTRY_POINT_GROUP} entry point {self.name} = {self.target!r} of {self.plugin}"
-
-
-def _distribution(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return f"the package {dist.metadata['Name']}" if dist is not None else "an installed package"
-
-
-def available() -> dict[str, TaskEntry]:
-    """name -> where the task comes from, built-in tasks first; nothing is imported. A plugin claiming a taken name
-    raises `TaskRegistryError` naming both."""
-    tasks = {name: TaskEntry(name, target) for name, target in BUILTIN_TASKS.items()}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
-        entry = TaskEntry(ep.name, ep.value, _distribution(ep))
-        if ep.name in tasks:
-            if tasks[ep.name] == entry:  # the same distribution seen twice on sys.path
-                continue
-            raise TaskRegistryError(f"task name clash: {entry.origin} claims {ep.name!r}, already taken by "
-                                    f"{tasks[ep.name].origin}; rename the plugin's task (its entry point and its "
-                                    "class's name)")
-        tasks[ep.name] = entry
-    return tasks
+TASKS = Registry(ENTRY_POINT_GROUP, "task", BUILTIN_TASKS, TaskRegistryError, "its entry point and its class's name")
+available = TASKS.available
 
 
 def load_task(name: str) -> type[Task]:
     """The task class registered as ``name``, imported now and checked against the task contract."""
-    tasks = available()
-    if name not in tasks:
-        raise TaskRegistryError(f"unknown benchmark task {name!r}; known tasks: {', '.join(tasks)} "
-                                f"(plugins add theirs under the {ENTRY_POINT_GROUP!r} entry-point group)")
-    entry = tasks[name]
-    try:
-        cls = resolve(entry.target)
-    except Exception as err:  # a plugin's import can fail any way its code does: name the plugin, not a traceback
-        cause = err.__cause__ or err
-        raise TaskRegistryError(f"{entry.origin} could not be loaded: {type(cause).__name__}: {cause}") from None
+    entry, cls = TASKS.load(name, "benchmark task")
     check_task_class(cls, entry)
     return cls
 
 
-def check_task_class(cls: object, entry: TaskEntry) -> None:
+def check_task_class(cls: object, entry: Entry) -> None:
     """Refuse what the runner could not run, naming the entry point and what is missing."""
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TaskRegistryError(f"{entry.origin} names {cls!r}, not a subclass of benchmarks.tasks.base.Task")

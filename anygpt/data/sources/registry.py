@@ -15,11 +15,8 @@ both claimants); it never shadows a built-in source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-
 from anygpt.data.sources.raw import RawSource
-from anygpt.resolve import resolve
+from anygpt.plugins import Registry
 
 ENTRY_POINT_GROUP = "anygpt.sources"
 
@@ -46,56 +43,14 @@ class SourceRegistryError(ValueError):
     """A source name that no source has, a plugin source that cannot be used, or two sources claiming one name."""
 
 
-@dataclass(frozen=True)
-class SourceEntry:
-    """Where a source comes from: ``target`` is its ``module:Class``; ``plugin`` the entry point's distribution (None
-    for a built-in source)."""
-
-    name: str
-    target: str
-    plugin: str | None = None
-
-    @property
-    def origin(self) -> str:
-        if self.plugin is None:
-            return f"the built-in source {self.name!r} ({self.target})"
-        return f"the {ENTRY_POINT_GROUP} entry point {self.name} = {self.target!r} of {self.plugin}"
-
-
-def _distribution(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return f"the package {dist.metadata['Name']}" if dist is not None else "an installed package"
-
-
-def available() -> dict[str, SourceEntry]:
-    """name -> where the source comes from, built-in sources first; nothing is imported. A plugin claiming a taken
-    name raises `SourceRegistryError` naming both."""
-    sources = {name: SourceEntry(name, target) for name, target in BUILTIN_SOURCES.items()}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
-        entry = SourceEntry(ep.name, ep.value, _distribution(ep))
-        if ep.name in sources:
-            if sources[ep.name] == entry:  # the same distribution seen twice on sys.path
-                continue
-            raise SourceRegistryError(f"source name clash: {entry.origin} claims {ep.name!r}, already taken by "
-                                      f"{sources[ep.name].origin}; rename the plugin's source (its entry point and "
-                                      "its class)")
-        sources[ep.name] = entry
-    return sources
+SOURCES = Registry(ENTRY_POINT_GROUP, "source", BUILTIN_SOURCES, SourceRegistryError, "its entry point and its class")
+available = SOURCES.available
 
 
 def load_source(name: str) -> type[RawSource]:
     """The source class registered as ``name``, imported now and checked: a `RawSource` subclass whose class name is
     the registered name (configs write it as ``class_path``)."""
-    sources = available()
-    if name not in sources:
-        raise SourceRegistryError(f"unknown source {name!r}; known sources: {', '.join(sources)} (plugins add theirs "
-                                  f"under the {ENTRY_POINT_GROUP!r} entry-point group)")
-    entry = sources[name]
-    try:
-        cls = resolve(entry.target)
-    except Exception as err:  # a plugin's import can fail any way its code does: name the plugin, not a traceback
-        cause = err.__cause__ or err
-        raise SourceRegistryError(f"{entry.origin} could not be loaded: {type(cause).__name__}: {cause}") from None
+    entry, cls = SOURCES.load(name, "source")
     if not (isinstance(cls, type) and issubclass(cls, RawSource)):
         raise SourceRegistryError(f"{entry.origin} names {cls!r}, not a subclass of "
                                   "anygpt.data.sources.raw.RawSource")
