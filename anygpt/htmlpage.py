@@ -61,12 +61,6 @@ class HtmlPage:
     def heading(self, text: str) -> None:
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
 
-    def paragraph(self, text: str) -> None:
-        self.parts.append(f"<p>{self.text(text)}</p>")
-
-    def preformatted(self, text: str) -> None:
-        self.parts.append(f"<pre>{html.escape(text)}</pre>")
-
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], escape: bool = True) -> None:
         """A table; cells are escaped unless ``escape=False`` (cells already built with `media`/`text`)."""
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)

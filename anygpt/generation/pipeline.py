@@ -297,11 +297,6 @@ class AnyGPT:
         text = prompts.base_prompt(instruction, direction, spans[0].text if direction == "x2text" else text)
         return text + (" " + self.vocab.modalities[force].spec.markers[0] if force is not None else "")
 
-    def encode_parts(self, parts: Sequence[Part]) -> list[int]:
-        """Parts as written (media spelled out), encoded as one string without BOS."""
-        spelled, _, _ = self._split(parts)
-        return self.vocab.encode("".join(p.text if isinstance(p, prompts.MediaSpan) else p for p in spelled))
-
     def encode_prompt(self, text: str) -> list[int]:
         """A prompt string -> ids: BOS, then the whole string in one pass (as the release's tokenizer call)."""
         bos = self.vocab.text.bos_id

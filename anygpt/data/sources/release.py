@@ -65,7 +65,6 @@ class TokenStrings:
     def __init__(self, layouts: Sequence[SpanLayout]) -> None:
         self.layouts = {layout.name: layout for layout in layouts}
         self.by_start = {layout.markers[0]: layout for layout in layouts}
-        self.by_end = {layout.markers[1]: layout for layout in layouts}
         markers = [re.escape(m) for layout in layouts for m in layout.markers]
         codes = [re.escape(layout.token_format).replace(re.escape("{}"), r"(\d+)") for layout in layouts]
         self._token = re.compile("|".join([f"({m})" for m in markers] + [f"(?:{c})" for c in codes]))
