@@ -24,6 +24,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from anygpt.assets import SCHEME as ASSETS_SCHEME
+from anygpt.assets import asset_path
+
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w.\-/]+))?$")
 FETCH_HINT = ("fetch it where there is network with `anygpt download {name}` (or `hf download {repo}`) and copy the "
               "Hugging Face cache (HF_HOME) here, or pass a local folder instead")
@@ -61,6 +64,8 @@ def local(name: str | Path, what: str = "model", allow_patterns: list[str] | Non
         what: what the name is for (``checkpoint``, ``speech tokenizer``, ...), in errors.
         allow_patterns, ignore_patterns: the files of the repository that are needed (huggingface_hub's globs).
     """
+    if str(name).startswith(ASSETS_SCHEME):  # shipped with anygpt (``anygpt-assets:models/demo``)
+        return asset_path(name)
     if not is_hub_id(name):
         return Path(name)
     repo, revision = split(str(name))

@@ -1,6 +1,6 @@
-"""Files shipped inside the anygpt package (the tiny demo tokenizers, the benchmark judges), found through
-``importlib.resources``, and the ``anygpt-assets:`` scheme that names them wherever anygpt is installed (exported
-checkpoints record their tokenizers that way)."""
+"""Files shipped inside the anygpt package (the tiny demo tokenizers, the benchmark judges, the demo model), found
+through ``importlib.resources``, and the ``anygpt-assets:`` scheme that names them wherever anygpt is installed
+(exported checkpoints record their tokenizers that way; ``--ckpt anygpt-assets:models/demo`` opens the demo model)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from importlib.resources import files
 from pathlib import Path
 
 SCHEME = "anygpt-assets:"
+TRAINED_DEMO = "runs/demo/export"  # where the main command (experiments/demo/pretrain.yaml) exports its model
+SHIPPED_DEMO = SCHEME + "models/demo"  # the demo model trained longer (experiments/demo/long.yaml), shipped
 
 
 def assets_dir() -> Path:
@@ -33,3 +35,13 @@ def portable_path(path: str | Path) -> str:
     except ValueError:
         return text
     return SCHEME + inside.as_posix()
+
+
+def default_checkpoint() -> str:
+    """The model chat, generate and serve open when no ``--ckpt`` is given: the main command's export when it has run
+    in this folder (a model trained here), else the demo model shipped with anygpt, so a fresh clone can talk before
+    it trains. Where neither exists, the main command's folder (the error then says how to make it)."""
+    shipped = asset_path(SHIPPED_DEMO)
+    if Path(TRAINED_DEMO, "config.json").exists() or not (shipped / "config.json").exists():
+        return TRAINED_DEMO
+    return SHIPPED_DEMO

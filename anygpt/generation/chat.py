@@ -23,6 +23,7 @@ from typing import TextIO
 
 import torch
 
+from anygpt.assets import TRAINED_DEMO, default_checkpoint
 from anygpt.data.checks import check_media_words
 from anygpt.generation.options import DecodingOptions, LoadingOptions, PromptOptions
 from anygpt.generation.pipeline import AnyGPT, Media, Part, Reply, parse_message
@@ -181,13 +182,21 @@ def media_kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
     return {name: modality.media for name, modality in anygpt.tokenizers.items()}
 
 
-def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu", voice: str | None = None,
+def _default_checkpoint(command: str) -> str:
+    ckpt = default_checkpoint()
+    print(f"[{command}] no --ckpt given: {ckpt}" + ("" if ckpt == TRAINED_DEMO else
+                                                     " (the demo model shipped with anygpt)"), file=sys.stderr)
+    return ckpt
+
+
+def chat(ckpt: str | None = None, out: str = "chat", device: str = "cpu", voice: str | None = None,
          input: str | None = None, loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
          decoding: DecodingOptions = DecodingOptions()) -> str:
     """Talk to an AnyGPT model; every turn is appended to ``OUT/transcript.html``.
 
     Args:
-        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``); default:
+            ``runs/demo/export`` when the main command has run here, else the demo model shipped with anygpt.
         out: folder for generated media and the transcript.
         device: where the model runs ("cpu", "cuda", "cuda:1").
         voice: speech prompt whose voice spoken replies use (SoundStorm voice cloning; the whole file, as the release).
@@ -197,6 +206,7 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
         decoding: how replies are decoded (``--decoding.settings``, ``--decoding.max_new_tokens``,
             ``--decoding.seed``, ...).
     """
+    ckpt = ckpt or _default_checkpoint("chat")
     anygpt = AnyGPT.load(ckpt, loading, prompt, device)
     transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", media_kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
@@ -254,14 +264,14 @@ def chat(ckpt: str = "runs/demo/export", out: str = "chat", device: str = "cpu",
 chat.cli_epilog = cli_epilog  # type: ignore[attr-defined]  # shown by `anygpt chat --help` (anygpt.cli)
 
 
-def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text", out: str = "generated",
+def generate(message: str, ckpt: str | None = None, output: str = "text", out: str = "generated",
              device: str = "cpu", voice: str | None = None, loading: LoadingOptions = LoadingOptions(),
              prompt: PromptOptions = PromptOptions(), decoding: DecodingOptions = DecodingOptions()) -> dict:
     """One message -> one reply: prints the text, writes media and ``OUT/transcript.html``, returns a summary.
 
     Args:
         message: text with media placeholders, e.g. ``"Describe this [image: cat.png]"``.
-        ckpt: AnyGPT/HF folder, released AnyGPT folder or Lightning .ckpt.
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id; default as `chat`'s.
         output: text or a modality of the model (image, speech, music, ...).
         out: folder for generated media and the transcript.
         device: where the model runs ("cpu", "cuda", "cuda:1").
@@ -270,6 +280,7 @@ def generate(message: str, ckpt: str = "runs/demo/export", output: str = "text",
         prompt: how the prompt is written (``--prompt.template``, ``--prompt.task``, ...).
         decoding: how the reply is decoded (``--decoding.settings``, ``--decoding.max_new_tokens``, ...).
     """
+    ckpt = ckpt or _default_checkpoint("generate")
     anygpt = AnyGPT.load(ckpt, loading, prompt, device)
     transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", media_kinds(anygpt))
     transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")

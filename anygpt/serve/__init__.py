@@ -7,15 +7,13 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
+from anygpt.assets import TRAINED_DEMO, asset_path, default_checkpoint
 from anygpt.generation.options import DecodingOptions, LoadingOptions, PromptOptions
 from anygpt.hub import is_hub_id
 
-DEFAULT_CKPT = "runs/demo/export"
 
-
-def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860, device: str = "cpu",
+def serve(ckpt: str | None = None, host: str = "127.0.0.1", port: int = 7860, device: str = "cpu",
           loading: LoadingOptions = LoadingOptions(), prompt: PromptOptions = PromptOptions(),
           decoding: DecodingOptions = DecodingOptions(), max_upload_mb: float = 20.0,
           max_image_megapixels: float = 40.0, max_audio_seconds: float = 120.0, max_files: int = 8,
@@ -26,7 +24,8 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860, d
     (task prompt, constrained decoding, preset and its knobs, seed) start from the values given here.
 
     Args:
-        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``).
+        ckpt: AnyGPT/HF folder, released AnyGPT folder, Lightning .ckpt or hub id (``fnlp/AnyGPT-chat``); default:
+            ``runs/demo/export`` when the main command has run here, else the demo model shipped with anygpt.
         host: address to listen on; the default serves this machine only (0.0.0.0 opens it to the network).
         port: port to listen on.
         device: where the model runs (cpu, cuda, cuda:1).
@@ -46,9 +45,10 @@ def serve(ckpt: str = DEFAULT_CKPT, host: str = "127.0.0.1", port: int = 7860, d
         session_timeout: seconds a conversation may stay idle before it and its files are removed (page and API
             clients alike; a page that comes back starts a new conversation); ``null``: never.
     """
-    if not Path(ckpt).exists() and not is_hub_id(ckpt):  # a hub id is fetched (or refused, named) by the loader
-        how = (" The demo model is made by `anygpt fit --config experiments/demo/pretrain.yaml` (about 17 minutes on"
-               " 2 CPU cores), which exports it there." if ckpt == DEFAULT_CKPT else "")
+    ckpt = ckpt or default_checkpoint()
+    if not asset_path(ckpt).exists() and not is_hub_id(ckpt):  # a hub id is fetched (or refused, named) by the loader
+        how = (" The demo model is made by `anygpt fit --config experiments/demo/pretrain.yaml` (about 20 minutes on"
+               " 2 CPU cores), which exports it there." if ckpt == TRAINED_DEMO else "")
         raise SystemExit(f"anygpt serve: error: no checkpoint at {ckpt}.{how} Or pass --ckpt with a model folder, a "
                          "released AnyGPT folder or a Lightning .ckpt.")
     from anygpt.generation.pipeline import AnyGPT

@@ -66,7 +66,8 @@ def test_the_api_runs_turns_like_the_page(server, uploads):
 
 
 def test_serve_without_a_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no runs/demo/export here
+    monkeypatch.chdir(tmp_path)  # no runs/demo/export here, and (below) no shipped demo model either
+    monkeypatch.setattr("anygpt.assets.assets_dir", lambda: tmp_path / "no-assets")
     with pytest.raises(SystemExit) as err:
         serve()
     assert "no checkpoint at runs/demo/export" in str(err.value)
@@ -77,7 +78,8 @@ def test_serve_without_a_checkpoint_says_how_to_make_one(tmp_path, monkeypatch):
 
 def test_the_cli_has_serve_and_refuses_a_missing_checkpoint_without_a_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "anygpt.cli", "serve", "--port", "1"], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, "-m", "anygpt.cli", "serve", "--port", "1", "--ckpt",
+                             "runs/demo/export"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "no checkpoint at runs/demo/export" in result.stderr
