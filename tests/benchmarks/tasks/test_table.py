@@ -96,4 +96,5 @@ def test_the_committed_readme_table_is_the_committed_results():
 
 
 README_NAMED_TABLES = {"seeds": "docs/demo/seeds", "rerun-2026-12-07": "docs/demo/rerun-2026-12-07/results",
-                      "lora-2026-12-07": "docs/demo/lora/results"}
+                      "lora-2026-12-07": "docs/demo/lora/results", "speech-share": "docs/demo/ablations/speech-share",
+                      "long": "docs/demo/long"}
