@@ -365,16 +365,33 @@ class AnyGPTDataModule(L.LightningDataModule):
             self.hparams["tokenizers"] = self.tokenizer_refs
         self.hparams["sources"] = [asdict(s) for s in self.sources]
         self.hparams["val_sources"] = [asdict(s) for s in self.val_sources]
-        for source in self.sources + self.val_sources:
-            expand_shards(source.shards)  # fail now, naming the missing path
-            self._check_manifests(source)
-        # a configured modality whose every item prepare skipped: stop now, not train on the text alone
-        check_usable_modalities(self.vocab.modalities, sorted({os.path.dirname(u) for s in self.sources
-                                                               for u in expand_shards(s.shards)}))
+        self._shards_checked = False
+        if self.shards_ready():
+            self.check_shards()  # fail now, before the model is built
         self.renderer = TemplateRenderer(self.vocab, self.flatten, add_bos_eos=add_bos_eos,
                                          system_prompt=system_prompt)
         self.train_stream: MixtureStream | None = None
         self._train_loader: ResumableLoader | None = None
+
+    def shards_ready(self) -> bool:
+        """Whether the shards exist at construction (a subclass that makes them in `prepare_data` says no, and its
+        shards are checked in `setup`, after Lightning ran `prepare_data` on one process per node)."""
+        return True
+
+    def check_shards(self) -> None:
+        """Every source's shards exist and were made for this vocabulary, and every configured modality has items."""
+        if self._shards_checked:
+            return
+        for source in self.sources + self.val_sources:
+            expand_shards(source.shards)  # naming the missing path
+            self._check_manifests(source)
+        # a configured modality whose every item prepare skipped: stop now, not train on the text alone
+        check_usable_modalities(self.vocab.modalities, sorted({os.path.dirname(u) for s in self.sources
+                                                               for u in expand_shards(s.shards)}))
+        self._shards_checked = True
+
+    def setup(self, stage: str) -> None:
+        self.check_shards()
 
     def _check_manifests(self, source: Source) -> None:
         """Refuse shards whose manifest says they were made for other code-book sizes."""

@@ -4,6 +4,8 @@
 #
 #   docs/demo/bitid.sh OLD_COMMIT [NEW_DIR] [STEPS] [DATA]
 #   e.g. docs/demo/bitid.sh 90038e8 . 100 data/demo
+#   FRESH=1 docs/demo/bitid.sh ...: each run first tokenizes the corpus itself (the copy's shards are removed before
+#   it), as a fresh clone's first run does; without it both runs find the shards.
 #
 # Both runs use experiments/demo/pretrain.yaml as it is (max_steps 2000, so the same warmup and cosine schedule as the
 # real run, bf16 plugin kept) and stop after STEPS batches through limit_train_batches; they differ only in the code
@@ -13,7 +15,7 @@
 # (max_steps 100: step 9 loss 6.987; max_steps 2000: 7.861, with either version of the code).
 set -euo pipefail
 old=${1:?old commit}; new=$(cd "${2:-.}" && pwd); steps=${3:-100}; data=$(cd "${4:-data/demo}" && pwd)
-py=${PYTHON:-python}
+py=${PYTHON:-python}; [[ $py == */* ]] && py=$(cd "$(dirname "$py")" && pwd)/$(basename "$py")  # runs from the scratch folder
 scratch=$(mktemp -d /tmp/bitid.XXXXXX)
 git -C "$new" worktree add --detach "$scratch/old" "$old" >/dev/null
 trap 'git -C "$new" worktree remove --force "$scratch/old"; rm -rf "$scratch/data"' EXIT  # logs stay in $scratch
@@ -35,6 +37,7 @@ EOF
 for run in old new; do
   code=$([ $run = old ] && echo "$scratch/old" || echo "$new")
   echo "[bitid] $run: $code"
+  if [ "${FRESH:-0}" = 1 ]; then rm -rf "$scratch/data/shards"; fi
   (cd "$scratch" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1 PYTHONPATH="$code" \
      "$py" -m anygpt.cli fit --config "$scratch/$run.yaml" > "$scratch/$run.log" 2>&1)
 done

@@ -1,10 +1,10 @@
 """`DemoDataModule`: the whole demo data path behind one config entry.
 
-On first use it builds what is missing, each step resumable and skipped when already done:
-the demo corpus (`build_demo_corpus`), a byte-level BPE text tokenizer trained on the corpus's train and val text, and
-token shards made by ``anygpt prepare`` with the tiny tokenizers shipped in ``anygpt/assets/tokenizers``. Then it
-trains like any `AnyGPTDataModule` on a mixture of image-caption, speech-transcript and music-caption pairs (both
-directions) and the any-to-any dialogues (loss on the assistant turns).
+On first use it builds what is missing, each step resumable and skipped when already done: the demo corpus
+(`build_demo_corpus`) and a byte-level BPE text tokenizer trained on the corpus's train and val text when it is made
+(the vocabulary needs them), and in `prepare_data` token shards made by ``anygpt prepare`` with the tiny tokenizers
+shipped in ``anygpt/assets/tokenizers``. Then it trains like any `AnyGPTDataModule` on a mixture of image-caption,
+speech-transcript and music-caption pairs (both directions) and the any-to-any dialogues (loss on the assistant turns).
 """
 
 from __future__ import annotations
@@ -101,33 +101,47 @@ def _stale(stamp: Path, inputs: dict[str, Any]) -> bool:
         return True
 
 
-def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: int = 0,
-                    tokenizers: dict[str, str] | None = None, text_vocab_size: int = 2048, prepare_workers: int = 2,
+def build_demo_text(root: str | Path = "data/demo", scale: float = 1.0, seed: int = 0, text_vocab_size: int = 2048,
                     corpus_workers: int | None = None) -> dict[str, Any]:
-    """Corpus -> text tokenizer -> shards under ``root``; returns the paths. Each step is skipped when done.
+    """Corpus -> text tokenizer under ``root`` (what the vocabulary needs); each step skipped when done.
 
-    The corpus is built in ``root`` itself (the benchmarks' default ``--data``), the BPE in ``root/text_tokenizer``
-    and the shards in ``root/shards/<source>-<split>``. Each derived artifact records what it was made from (the
-    corpus' content hash, the BPE settings, the tokenizers' file hashes) and is rebuilt when any of it changed, so a
-    new corpus version or retrained tokenizer never meets stale shards.
-    """
+    The corpus is built in ``root`` itself (the benchmarks' default ``--data``), the BPE in ``root/text_tokenizer``.
+    Each derived artifact records what it was made from (the corpus' content hash, the BPE settings) and is rebuilt
+    when any of it changed."""
     root = Path(root)
-    tokenizers = tokenizers or default_tokenizers()
     with _exclusive(root / ".build.lock"):
-        corpus = root  # the corpus's own folders (coco/, librispeech/, ...) sit beside text_tokenizer/ and shards/
-        manifest = build_demo_corpus(corpus, seed=seed, scale=scale, workers=corpus_workers)
+        manifest = build_demo_corpus(root, seed=seed, scale=scale, workers=corpus_workers)
         text_dir = root / "text_tokenizer"
         text_inputs = {"corpus": manifest["content_hash"], "splits": list(TEXT_SPLITS), "vocab_size": text_vocab_size}
         if _stale(text_dir / "inputs.json", text_inputs) or not (text_dir / "tokenizer.json").exists():
             shutil.rmtree(text_dir, ignore_errors=True)
             print(f"[demo] training a {text_vocab_size}-id BPE text tokenizer on the corpus' train+val text -> "
                   f"{text_dir}")
-            train_bpe_tokenizer(corpus_texts(corpus), text_vocab_size, text_dir)
+            train_bpe_tokenizer(corpus_texts(root), text_vocab_size, text_dir)
             (text_dir / "inputs.json").write_text(json.dumps(text_inputs, indent=1))
-        shards = root / "shards"
-        shard_inputs = {"corpus": manifest["content_hash"], "text_tokenizer": _fingerprint(text_dir / "tokenizer.json"),
-                        "tokenizers": {name: _fingerprint(path) for name, path in sorted(tokenizers.items())}}
-        if _stale(shards / "inputs.json", shard_inputs):
+    return {"corpus": str(root), "text_tokenizer": str(text_dir), "shards": str(root / "shards"),
+            "content_hash": manifest["content_hash"], "corpus_counts": manifest.get("counts")}
+
+
+def _shard_inputs(text: dict[str, Any], tokenizers: dict[str, str]) -> dict[str, Any]:
+    """What the demo shards are made from: the corpus, the text tokenizer and the modality tokenizers' files."""
+    return {"corpus": text["content_hash"], "text_tokenizer": _fingerprint(Path(text["text_tokenizer"]) /
+                                                                            "tokenizer.json"),
+            "tokenizers": {name: _fingerprint(path) for name, path in sorted(tokenizers.items())}}
+
+
+def demo_shards_ready(text: dict[str, Any], tokenizers: dict[str, str]) -> bool:
+    """Whether ``root/shards`` holds the shards of exactly this corpus, text tokenizer and modality tokenizers."""
+    return not _stale(Path(text["shards"]) / "inputs.json", _shard_inputs(text, tokenizers))
+
+
+def build_demo_shards(text: dict[str, Any], tokenizers: dict[str, str], prepare_workers: int = 2) -> None:
+    """Token shards of the corpus by ``anygpt prepare`` in ``root/shards/<source>-<split>`` (``text``: what
+    `build_demo_text` returned); rebuilt when the corpus or a tokenizer changed, resumed when interrupted."""
+    corpus, shards = Path(text["corpus"]), Path(text["shards"])
+    with _exclusive(corpus / ".build.lock"):
+        inputs = _shard_inputs(text, tokenizers)
+        if _stale(shards / "inputs.json", inputs):
             shutil.rmtree(shards, ignore_errors=True)
         sources = {}
         for split in ("train", "val"):
@@ -138,11 +152,7 @@ def build_demo_data(root: str | Path = "data/demo", scale: float = 1.0, seed: in
             sources[f"dialogue-{split}"] = AnyInstruct(str(corpus / "anyinstruct" / f"{split}.jsonl"), root=str(corpus))
         prepare(sources, tokenizers, out=str(shards), chunk_size=500, batch_size=32, num_workers=prepare_workers,
                 accelerator="cpu", devices=1, share_media=True)
-        (shards / "inputs.json").write_text(json.dumps(shard_inputs, indent=1))
-    info = {"corpus": str(corpus), "text_tokenizer": str(text_dir), "shards": str(shards), "tokenizers": tokenizers,
-            "corpus_counts": manifest.get("counts")}
-    (root / "demo_data.json").write_text(json.dumps(info, indent=2))
-    return info
+        (shards / "inputs.json").write_text(json.dumps(inputs, indent=1))
 
 
 class DemoDataModule(AnyGPTDataModule):
@@ -179,11 +189,14 @@ class DemoDataModule(AnyGPTDataModule):
         if unknown:  # before the (minutes long) build
             raise ValueError(f"unknown demo source(s) {sorted(unknown)} in weights/x2text_prob; the demo sources are "
                              f"{', '.join(DEFAULT_WEIGHTS)}")
-        info = build_demo_data(root, scale, corpus_seed, tokenizers, text_vocab_size, prepare_workers)
-        self.tokenizer_refs = dict(info["tokenizers"])
+        # The vocabulary needs the corpus and its BPE now (the model's size is linked to it); the shards, minutes of
+        # tokenization, are made in prepare_data (one process per node).
+        self._text = build_demo_text(root, scale, corpus_seed, text_vocab_size)
+        self._prepare_workers = prepare_workers
+        self.tokenizer_refs = dict(tokenizers or default_tokenizers())
         modalities: list[Modality] = [TokenizerRef.of(self.tokenizer_refs[n]).load(n)
                                       for n in ("image", "speech", "music")]
-        shards = Path(info["shards"])
+        shards = Path(self._text["shards"])
 
         def sources(split: str) -> list[Source]:
             out = [Source(str(shards / f"{kind}-{split}"), weight=weights[kind], name=kind,
@@ -194,9 +207,20 @@ class DemoDataModule(AnyGPTDataModule):
             return [s for s in out if s.weight > 0]
 
         # The parent records its own arguments (text tokenizer, modalities, ...), which inference loading reads.
-        super().__init__(text_tokenizer=info["text_tokenizer"], modalities=modalities, sources=sources("train"),
+        super().__init__(text_tokenizer=self._text["text_tokenizer"], modalities=modalities, sources=sources("train"),
                          val_sources=sources("val"), max_length=max_length, batch_size=batch_size,
                          batches_per_epoch=batches_per_epoch, val_batches=val_batches, num_workers=num_workers,
                          instruction_tokens=instruction_tokens, seed=seed, shuffle_buffer=shuffle_buffer)
         self.hparams.update({"root": str(root), "scale": scale, "corpus_seed": corpus_seed,
                              "tokenizers": self.tokenizer_refs})
+
+    def shards_ready(self) -> bool:
+        return demo_shards_ready(self._text, self.tokenizer_refs)
+
+    def prepare_data(self) -> None:
+        """Tokenize the corpus into shards unless they are there (made from this corpus and these tokenizers)."""
+        if not self.shards_ready():
+            build_demo_shards(self._text, self.tokenizer_refs, self._prepare_workers)
+        info = {key: self._text[key] for key in ("corpus", "text_tokenizer", "shards", "corpus_counts")}
+        (Path(self._text["corpus"]) / "demo_data.json").write_text(json.dumps({**info, "tokenizers":
+                                                                               self.tokenizer_refs}, indent=2))
