@@ -129,9 +129,7 @@ class Memory:
             self.peak_gb = torch.cuda.max_memory_allocated(self.device) / 2**30
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Training
-# ----------------------------------------------------------------------------------------------------------------------
+# -- training ----------------------------------------------------------------------------------------------------------
 class RandomTokens(torch.utils.data.IterableDataset):
     """Endless batches of random ids (``seq + 1`` per row: the model sees ``seq`` inputs), every token in the loss."""
 
@@ -239,9 +237,7 @@ def finetune_step(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Generation
-# ----------------------------------------------------------------------------------------------------------------------
+# -- generation --------------------------------------------------------------------------------------------------------
 def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) -> list[dict[str, Any]]:
     config = Config.from_name(size["model"], vocab_size=size["vocab"], **size["model_config"])
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -259,9 +255,7 @@ def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) 
     return results
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Tokenizers
-# ----------------------------------------------------------------------------------------------------------------------
+# -- tokenizers --------------------------------------------------------------------------------------------------------
 @torch.inference_mode()
 def tokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     seconds, batch = size["audio_seconds"], size["audio_batch"]
@@ -317,9 +311,7 @@ def _encodec_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]
     return section
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Driver
-# ----------------------------------------------------------------------------------------------------------------------
+# -- driver ------------------------------------------------------------------------------------------------------------
 def _release(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
