@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import secrets
 import threading
@@ -139,8 +140,8 @@ class OpenAIRoutes:
         """Run ``turn`` in a worker thread, stopping it at the next token if the client disconnects; the session is
         closed (its files removed) once ``finish`` has read the result."""
         cancelled = threading.Event()
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
         loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
 
         def work() -> None:
             try:
@@ -309,10 +310,7 @@ class OpenAIRoutes:
             raise
         created, ident = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
         budget = turn.max_new_tokens or self.host.decoding(output, turn.settings).max_new_tokens
-
-        def message_of(result: TurnResult) -> dict:
-            return self._message(session, result, output, budget)
-
+        message_of = functools.partial(self._message, session, output=output, budget=budget)
         if not stream:
             message, finish, usage = await self._run(request, session, turn, finish=message_of)
             return JSONResponse({"id": ident, "object": "chat.completion", "created": created,
@@ -325,10 +323,7 @@ class OpenAIRoutes:
             streamer = AudioStreamer(session.engine, output, lambda wave: None, every=every, seed=turn.seed,
                                      voice=None if voice is None else str(voice.path), steps=steps,
                                      forced=session.engine.forced(output) == output, window=window)
-
-        def run(on_token: Callable[[int], None], finish: Callable[[TurnResult], Any]) -> Any:
-            return self._run(request, session, turn, on_token, finish=finish)
-
+        run = functools.partial(self._run, request, session, turn)  # run(on_token, finish)
         head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
         rate = None if streamer is None else self.host.engine.tokenizers[output].codec.sample_rate
         return StreamingResponse(chat_events(run, session, message_of, head, include_usage, streamer, rate),
@@ -369,14 +364,15 @@ class OpenAIRoutes:
 
     # -- speech, music, transcription, images --------------------------------------------------------------------------
     async def _media_turn(self, request: Request, body: dict, text: str, output: str, task: str,
-                          files: list[Upload] = (), session: ChatSession | None = None
-                          ) -> tuple[TurnResult, list[bytes]]:
-        """A one-turn request; the result and its media files' bytes (read before the session's files go)."""
+                          upload: tuple[str, bytes, str] | None = None) -> tuple[TurnResult, list[bytes]]:
+        """A one-turn request, with ``upload`` (name, data, request field) staged as its file; the result and its
+        media files' bytes (read before the session's files go)."""
         if output not in self.host.outputs:
             raise ServeError(f"this model does not produce {output} (it produces {self.host.outputs[1:]})")
-        session = session or self.host.session()
+        session = self.host.session()
         try:
-            turn = self._request(body, text, list(files), output, task)
+            files = [] if upload is None else [self._stage(session, *upload)]
+            turn = self._request(body, text, files, output, task)
         except BaseException:
             session.close()
             raise
@@ -444,15 +440,9 @@ class OpenAIRoutes:
             raise ServeError(f"no model {fields['model']!r}; this server serves {self.model_id!r}", "model", 404)
         if fields.get("response_format", "json") not in ("json", "text"):
             raise ServeError("response_format must be json or text", "response_format")
-        session = self.host.session()
-        try:
-            name = Path(upload.filename or "audio.wav").name
-            staged = self._stage(session, name, await upload.read(), f"file ({name})")
-        except BaseException:
-            session.close()
-            raise
-        result, _ = await self._media_turn(request, {}, fields.get("prompt", ""), AUTO, "speech-to-text", [staged],
-                                           session)
+        name = Path(upload.filename or "audio.wav").name
+        result, _ = await self._media_turn(request, {}, fields.get("prompt", ""), AUTO, "speech-to-text",
+                                           (name, await upload.read(), f"file ({name})"))
         if fields.get("response_format") == "text":
             return Response(result.text, media_type="text/plain")
         return JSONResponse({"text": result.text})

@@ -102,15 +102,10 @@ class Status:
     total: int = 0
 
     def describe(self) -> str:
-        if self.stage == "waiting":
-            return "Waiting for the model (another request is running)…"
-        if self.stage == "tokenizing":
-            return f"Tokenizing the message ({self.total} media file{'s' * (self.total != 1)})…"
-        if self.stage == "generating":
-            return f"Generating: {self.done} / {self.total} tokens"
-        if self.stage == "decoding":
-            return f"Decoding media: {self.done + 1} of {self.total}"
-        return ""
+        return {"waiting": "Waiting for the model (another request is running)…",
+                "tokenizing": f"Tokenizing the message ({self.total} media file{'s' * (self.total != 1)})…",
+                "generating": f"Generating: {self.done} / {self.total} tokens",
+                "decoding": f"Decoding media: {self.done + 1} of {self.total}"}.get(self.stage, "")
 
 
 class ModelHost:
@@ -323,22 +318,19 @@ class ChatSession:
         settings = request.settings or self.host.defaults.settings
         task = self.host.task if request.task is None else request.task
         constrained = self.host.engine.constrained if request.constrained is None else bool(request.constrained)
-        overrides = self._overrides(request, output)
+        overrides = self._overrides(request)
         voice = self._check_voice(request.voice)
         parts, inputs = self._stage_inputs(request, turn)
         generator = torch.Generator(device=self.engine.device).manual_seed(int(request.seed))
         stopped = lambda: ticket < self._stop_below or cancelled()  # noqa: E731
         self.status = Status("waiting")
         try:
-            acquired = self.host._acquire(stopped)
-        except ServeError:
+            if not self.host._acquire(stopped):
+                raise TurnStopped("stopped before it started")
+        except ServeError:  # turned away or stopped while waiting: the uploads go
             self.status = Status()
             self._unstage(inputs)
             raise
-        if not acquired:
-            self.status = Status()
-            self._unstage(inputs)
-            raise TurnStopped("stopped before it started")
         try:
             self.engine.constrained = constrained  # this session's view of the engine
             reply = self.engine.chat(parts, output="text" if output == AUTO else output, settings=settings,
@@ -392,7 +384,7 @@ class ChatSession:
             raise ServeError("the message is empty: type something or attach a file")
         return request.output
 
-    def _overrides(self, request: TurnRequest, output: str) -> dict:
+    def _overrides(self, request: TurnRequest) -> dict:
         overrides: dict = self.host.defaults.generation_overrides()  # the server's; the request's knobs win
         if request.temperature is not None:  # 0: greedy decoding (OpenAI's convention)
             if not request.temperature >= 0:
@@ -402,19 +394,15 @@ class ChatSession:
             if not 0 < request.top_p <= 1:
                 raise ServeError(f"top-p must be in (0, 1], got {request.top_p}")
             overrides["top_p"] = float(request.top_p)
-        if request.min_new_tokens is not None:
-            if not 0 <= request.min_new_tokens <= self.host.context:
-                raise ServeError(f"min tokens must be between 0 and {self.host.context}, got {request.min_new_tokens}")
-            overrides["min_new_tokens"] = int(request.min_new_tokens)
-        if request.num_beams is not None:
-            if not 1 <= request.num_beams <= 16:
-                raise ServeError(f"num beams must be between 1 and 16, got {request.num_beams}")
-            overrides["num_beams"] = int(request.num_beams)
-        if request.max_new_tokens is not None:
-            if not 1 <= request.max_new_tokens <= self.host.context:
-                raise ServeError(f"max new tokens must be between 1 and the model's context ({self.host.context}), "
-                                 f"got {request.max_new_tokens}")
-            overrides["max_new_tokens"] = int(request.max_new_tokens)
+        context = self.host.context
+        for key, words, low, high, named in [
+                ("min_new_tokens", "min tokens", 0, context, context), ("num_beams", "num beams", 1, 16, 16),
+                ("max_new_tokens", "max new tokens", 1, context, f"the model's context ({context})")]:
+            value = getattr(request, key)
+            if value is not None:
+                if not low <= value <= high:
+                    raise ServeError(f"{words} must be between {low} and {named}, got {value}")
+                overrides[key] = int(value)
         return overrides
 
     def check_upload(self, upload: Upload) -> str:

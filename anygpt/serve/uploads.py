@@ -84,16 +84,14 @@ def duration_text(seconds: float) -> str:
     """A duration as people write it, never rounded past what a limit message needs: 130 s -> ``2 min 10 s``."""
     if seconds < 90:
         return f"{seconds:.1f} s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
+    hours, rest = divmod(round(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + [f"{secs} s"] * bool(secs)
     return " ".join(parts)
 
 
 def safe_name(name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "file"
-    return stem[-80:]
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "file")[-80:]
 
 
 def check_upload(upload: Upload, limits: UploadLimits, kinds: Sequence[str], accepted: str) -> str:

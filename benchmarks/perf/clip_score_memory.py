@@ -51,17 +51,14 @@ def child(items: int, mode: str, batch: int, size: int) -> dict:
     metric = CLIPScore(judge.model, preprocess=judge.preprocess, tokenizer=judge.tokenizer, batch_size=batch)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
+    batches = (synthetic_batch(first, min(batch, items - first), size) for first in range(0, items, batch))
     if mode == "streamed":
-        for first in range(0, items, batch):
-            images, texts = synthetic_batch(first, min(batch, items - first), size)
+        for images, texts in batches:
             metric.update(images, texts)
         value = float(metric.compute())
     else:  # every image kept, then preprocessed into one tensor (the earlier metric and coco-t2i)
-        images, texts = [], []
-        for first in range(0, items, batch):
-            more, more_texts = synthetic_batch(first, min(batch, items - first), size)
-            images += more
-            texts += more_texts
+        kept = list(batches)
+        images, texts = [im for ims, _ in kept for im in ims], [text for _, more in kept for text in more]
         with torch.inference_mode():
             pixels = torch.stack([judge.preprocess(im) for im in images])
             image_emb = torch.cat([judge.model.encode_image(b, normalize=True) for b in pixels.split(batch)])

@@ -22,6 +22,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,13 @@ def write_corpus(root: Path, samples: int) -> None:
                 writer.write(f"{i:07d}", sample.to_json(), {f"{modality}0": codes})
 
 
+def per_second(items: Callable[[], Iterable]) -> float:
+    """Items per second of making and reading ``items()`` to its end."""
+    start = time.perf_counter()
+    count = sum(1 for _ in items())
+    return count / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1500)
@@ -74,26 +82,17 @@ def main() -> None:
         urls = [u for m in ("image", "speech", "music") for u in expand_shards(str(root / m))]
         total = len(urls) and sum(1 for _ in read_shard(urls[0]))  # warm the page cache
 
-        def reference() -> float:
-            start, n = time.perf_counter(), 0
-            for _ in wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode():
-                n += 1
-            return n / (time.perf_counter() - start)
-
-        def reader() -> float:
-            start, n = time.perf_counter(), 0
-            for url in urls:
-                for _ in read_shard(url, codebook_sizes={s.name: s.codebook_size for s, _ in resolved}):
-                    n += 1
-            return n / (time.perf_counter() - start)
-
         sizes = {s.name: s.codebook_size for s, _ in resolved}
 
+        def reference() -> float:
+            return per_second(lambda: wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode())
+
+        def reader() -> float:
+            return per_second(lambda: (sample for url in urls for sample in read_shard(url, codebook_sizes=sizes)))
+
         def stream(buffer: int) -> float:
-            start, n = time.perf_counter(), 0
-            for _ in SampleStream(urls, "bench", shuffle_buffer=buffer, cycle=False, codebook_sizes=sizes):
-                n += 1
-            return n / (time.perf_counter() - start)
+            return per_second(lambda: SampleStream(urls, "bench", shuffle_buffer=buffer, cycle=False,
+                                                   codebook_sizes=sizes))
 
         tokens_per_s: dict[int, list[float]] = {0: [], args.buffer: []}
         first_batch_s: dict[int, list[float]] = {0: [], args.buffer: []}

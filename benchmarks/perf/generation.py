@@ -28,14 +28,17 @@ from benchmarks.perf.train_step import build_pair
 HF, OURS, COMPILED = "hf generate", "ours", "ours (compiled step)"
 
 
+def now(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device's queued work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def _synced(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[torch.Tensor, float]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start = now(device)
     out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start
+    return out, now(device) - start
 
 
 def compare(ours: torch.nn.Module, hf: torch.nn.Module, batch: int, prompt_len: int, new_tokens: int, repeats: int,

@@ -62,8 +62,9 @@ from anygpt.model.lm import AnyGPTLM
 from anygpt.model.lora import LoraOptions, trainable_summary
 from anygpt.vocab import UnifiedVocab
 from benchmarks.perf.finetune_memory import estimate
-from benchmarks.perf.generation import compare
+from benchmarks.perf.generation import compare, now
 from benchmarks.perf.generation import report as print_generation
+from benchmarks.perf.speech_tokenizer_throughput import rate
 from benchmarks.perf.train_step import build_pair
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, matched against torch.cuda.get_device_name()
@@ -118,9 +119,8 @@ class Memory:
         self.peak_gb: float | None = None
 
     def __enter__(self) -> Memory:
-        gc.collect()
+        _release(self.device)
         if self.device.type == "cuda":
-            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
         return self
 
@@ -129,9 +129,7 @@ class Memory:
             self.peak_gb = torch.cuda.max_memory_allocated(self.device) / 2**30
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Training
-# ----------------------------------------------------------------------------------------------------------------------
+# -- training ----------------------------------------------------------------------------------------------------------
 class RandomTokens(torch.utils.data.IterableDataset):
     """Endless batches of random ids (``seq + 1`` per row: the model sees ``seq`` inputs), every token in the loss."""
 
@@ -154,10 +152,10 @@ def train_throughput(device: torch.device, size: dict[str, Any], compile: bool, 
             self.losses: list[float] = []
 
         def on_train_start(self, trainer, pl_module) -> None:
-            self.start = _now(device)
+            self.start = now(device)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            self.ends.append(_now(device))
+            self.ends.append(now(device))
             self.losses.append(float(outputs["loss"]))
 
     warmup, steps = size["warmup_steps"], size["train_steps"]
@@ -239,9 +237,7 @@ def finetune_step(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Generation
-# ----------------------------------------------------------------------------------------------------------------------
+# -- generation --------------------------------------------------------------------------------------------------------
 def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) -> list[dict[str, Any]]:
     config = Config.from_name(size["model"], vocab_size=size["vocab"], **size["model_config"])
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -259,17 +255,7 @@ def generation_speed(device: torch.device, size: dict[str, Any], compile: bool) 
     return results
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Tokenizers
-# ----------------------------------------------------------------------------------------------------------------------
-def _rate(fn: Callable[[], object], audio_seconds: float, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    start = _now(device)
-    for _ in range(repeats):
-        fn()
-    return audio_seconds * repeats / (_now(device) - start)
-
-
+# -- tokenizers --------------------------------------------------------------------------------------------------------
 @torch.inference_mode()
 def tokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]:
     seconds, batch = size["audio_seconds"], size["audio_batch"]
@@ -286,7 +272,7 @@ def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[s
     speech = SpeechTokenizerCodec().eval().to(device)  # the paper's configuration
     clips = [torch.randn(1, int(seconds * speech.sample_rate), device=device) * 0.1 for _ in range(batch)]
     with Memory(device) as memory:
-        section = {"encode_audio_s_per_s": _rate(lambda: speech.encode_all_levels(clips), seconds * batch, repeats,
+        section = {"encode_audio_s_per_s": rate(lambda: speech.encode_all_levels(clips), seconds * batch, repeats,
                                                  device)}
     section["peak_memory_gb"] = memory.peak_gb
     try:
@@ -297,7 +283,7 @@ def _speechtokenizer_speed(device: torch.device, size: dict[str, Any]) -> dict[s
     reference = SpeechTokenizer(speech.config.to_dict()).eval().to(device)
     reference.load_state_dict(speech.model.state_dict())
     stacked = torch.stack(clips)
-    section["reference_encode_audio_s_per_s"] = _rate(lambda: reference.encode(stacked), seconds * batch, repeats,
+    section["reference_encode_audio_s_per_s"] = rate(lambda: reference.encode(stacked), seconds * batch, repeats,
                                                       device)
     section["vs_reference"] = section["encode_audio_s_per_s"] / section["reference_encode_audio_s_per_s"]
     return section
@@ -311,7 +297,7 @@ def _encodec_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]
     music = EncodecMusicTokenizer().eval().to(device)  # MusicGen's 32 kHz configuration
     clips = [torch.randn(int(seconds * music.sample_rate), device=device) * 0.1 for _ in range(batch)]
     with Memory(device) as memory:
-        section = {"encode_audio_s_per_s": _rate(lambda: music.encode(clips), seconds * batch, repeats, device)}
+        section = {"encode_audio_s_per_s": rate(lambda: music.encode(clips), seconds * batch, repeats, device)}
     section["peak_memory_gb"] = memory.peak_gb
     # transformers' implementation at the same configuration (its codebooks are zeros: speed does not care)
     reference = EncodecModel(EncodecConfig(
@@ -319,21 +305,13 @@ def _encodec_speed(device: torch.device, size: dict[str, Any]) -> dict[str, Any]
         num_lstm_layers=2, target_bandwidths=[2.2], use_causal_conv=False, norm_type="weight_norm",
         pad_mode="reflect", use_conv_shortcut=False, normalize=False)).eval().to(device)
     stacked = torch.stack(clips).unsqueeze(1)
-    section["reference_encode_audio_s_per_s"] = _rate(lambda: reference.encode(stacked, bandwidth=2.2),
+    section["reference_encode_audio_s_per_s"] = rate(lambda: reference.encode(stacked, bandwidth=2.2),
                                                       seconds * batch, repeats, device)
     section["vs_reference"] = section["encode_audio_s_per_s"] / section["reference_encode_audio_s_per_s"]
     return section
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Driver
-# ----------------------------------------------------------------------------------------------------------------------
-def _now(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
+# -- driver ------------------------------------------------------------------------------------------------------------
 def _release(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":

@@ -13,6 +13,7 @@ image is scored against the image's other captions, as the "human" CIDEr is comp
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import time
@@ -23,10 +24,14 @@ from benchmarks.metrics.cider import cider_d
 from benchmarks.metrics.ptb_tokenizer import JavaPTBTokenizer, python_ptb_tokenize
 
 
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    """Consecutive groups of ``size`` items (a short tail is dropped)."""
+    return [items[i : i + size] for i in range(0, len(items) - size + 1, size)]
+
+
 def load_groups(path: Path, group_size: int) -> list[list[str]]:
     if path.suffix != ".json":
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [lines[i : i + group_size] for i in range(0, len(lines) - group_size + 1, group_size)]
+        return _chunks(path.read_text(encoding="utf-8").splitlines(), group_size)
     data = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(data, dict) and "images" in data and data["images"] and "sentences" in data["images"][0]:
         return [[s["raw"] for s in im["sentences"]] for im in data["images"]]
@@ -36,58 +41,19 @@ def load_groups(path: Path, group_size: int) -> list[list[str]]:
         by_image[row["image_id"]].append(row["caption"])
     groups = list(by_image.values())
     if all(len(g) == 1 for g in groups):  # a results file: one caption per image, group neighbours
-        flat = [g[0] for g in groups]
-        groups = [flat[i : i + group_size] for i in range(0, len(flat) - group_size + 1, group_size)]
+        return _chunks([g[0] for g in groups], group_size)
     return groups
 
 
 def synthetic_groups(images: int = 400, per_image: int = 5, seed: int = 0) -> list[list[str]]:
     """COCO-style captions with the surface noise real annotators produce, at rough real-world rates."""
     rng = random.Random(seed)
-    subjects = [
-        "a man",
-        "a woman",
-        "two dogs",
-        "a young boy",
-        "a cat",
-        "a group of people",
-        "an elephant",
-        "a girl",
-        "the chef",
-        "a skateboarder",
-        "three zebras",
-        "a bus",
-        "a plate of food",
-        "a little girl",
-    ]
-    verbs = [
-        "riding",
-        "sitting on",
-        "standing next to",
-        "holding",
-        "eating",
-        "walking down",
-        "looking at",
-        "laying on",
-        "parked near",
-        "playing with",
-        "flying over",
-        "jumping off",
-    ]
-    objects = [
-        "a surfboard",
-        "a wooden bench",
-        "a red fire hydrant",
-        "a busy street",
-        "a kitchen counter",
-        "the beach",
-        "a snow covered slope",
-        "a frisbee",
-        "a large pizza",
-        "a train station",
-        "an umbrella",
-        "a laptop",
-    ]
+    subjects = ["a man", "a woman", "two dogs", "a young boy", "a cat", "a group of people", "an elephant", "a girl",
+                "the chef", "a skateboarder", "three zebras", "a bus", "a plate of food", "a little girl"]
+    verbs = ["riding", "sitting on", "standing next to", "holding", "eating", "walking down", "looking at", "laying on",
+             "parked near", "playing with", "flying over", "jumping off"]
+    objects = ["a surfboard", "a wooden bench", "a red fire hydrant", "a busy street", "a kitchen counter", "the beach",
+               "a snow covered slope", "a frisbee", "a large pizza", "a train station", "an umbrella", "a laptop"]
     extras = ["", "", "", " in the park", " at night", " next to a building", " on a sunny day", " in a field"]
     noise = [
         (0.10, lambda s: s.replace("a ", "a man's ", 1)),
@@ -136,10 +102,9 @@ ADVERSARIAL_PIECES = (
 def adversarial_groups(images: int = 600, per_image: int = 5, seed: int = 0) -> list[list[str]]:
     """Random strings of the hardest tokens (contractions, abbreviations, numbers, symbols): a worst case."""
     rng = random.Random(seed)
-    caps = [
-        " ".join(rng.choice(ADVERSARIAL_PIECES) for _ in range(rng.randint(1, 10))) for _ in range(images * per_image)
-    ]
-    return [caps[i : i + per_image] for i in range(0, len(caps), per_image)]
+    caps = [" ".join(rng.choice(ADVERSARIAL_PIECES) for _ in range(rng.randint(1, 10)))
+            for _ in range(images * per_image)]
+    return _chunks(caps, per_image)
 
 
 def leave_one_out_cider(groups: list[list[str]]) -> float:
@@ -179,11 +144,8 @@ def main() -> None:
         print(f"  caption {c!r}\n    java   {j!r}\n    python {p!r}")
 
     def regroup(tokens: list[str]) -> list[list[str]]:
-        out, k = [], 0
-        for g in groups:
-            out.append(tokens[k : k + len(g)])
-            k += len(g)
-        return out
+        rest = iter(tokens)
+        return [list(itertools.islice(rest, len(g))) for g in groups]
 
     c_java, c_python = leave_one_out_cider(regroup(java)), leave_one_out_cider(regroup(python))
     print(f"leave-one-out CIDEr: java {c_java:.6f}  python {c_python:.6f}  |diff| {abs(c_java - c_python):.2e}")

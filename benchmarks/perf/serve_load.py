@@ -57,10 +57,22 @@ def tiny_export(folder: Path) -> Path:
     return save_bundle(Bundle(model, vocab, tokenizers, None, refs, template="chat"), folder / "export")
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", help="the model to serve (default with --tiny: a random tiny export)")
+    parser.add_argument("--tiny", action="store_true", help="serve a random tiny model with the shipped tokenizers")
+
+
 @contextlib.contextmanager
-def served(ckpt: str, work: Path, options: list[str] = ()) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``anygpt serve --ckpt ckpt`` in its own process on a free loopback port until the block ends: the process
-    and the base URL of its ``/v1`` routes (the log in ``work/server.log``)."""
+def served(args: argparse.Namespace, prefix: str, options: list[str] = ()) -> Iterator[tuple]:
+    """``anygpt serve`` of ``--ckpt`` (or ``--tiny``) in its own process on a free loopback port until the block ends:
+    the checkpoint, the process, the base URL of its ``/v1`` routes, an official ``openai`` client of them and the
+    model's id (the log in ``server.log`` of a new ``prefix`` temporary folder)."""
+    from openai import OpenAI
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    ckpt = args.ckpt or (str(tiny_export(work)) if args.tiny else None)
+    if ckpt is None:
+        raise SystemExit("give --ckpt PATH or --tiny")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -78,7 +90,8 @@ def served(ckpt: str, work: Path, options: list[str] = ()) -> Iterator[tuple[sub
                         break
                 except httpx.HTTPError:
                     time.sleep(0.25)
-            yield server, base
+            client = OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=600)
+            yield ckpt, server, base, client, client.models.list().data[0].id
         finally:
             server.terminate()
             server.wait(60)
@@ -142,24 +155,15 @@ class Conversation:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", help="the model to serve (default with --tiny: a random tiny export)")
-    parser.add_argument("--tiny", action="store_true", help="serve a random tiny model with the shipped tokenizers")
+    add_server_options(parser)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--max_tokens", type=int, default=40)
     parser.add_argument("--session_timeout", type=float, default=5.0)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    from openai import OpenAI
-
-    work = Path(tempfile.mkdtemp(prefix="serve-load-"))
-    ckpt = args.ckpt or (str(tiny_export(work)) if args.tiny else None)
-    if ckpt is None:
-        raise SystemExit("give --ckpt PATH or --tiny")
-    with served(ckpt, work, ["--session_timeout", str(args.session_timeout), "--max_queue",
-                             str(4 * args.clients)]) as (server, base):
-        client = OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=600)
-        model = client.models.list().data[0].id
+    options = ["--session_timeout", str(args.session_timeout), "--max_queue", str(4 * args.clients)]
+    with served(args, "serve-load-", options) as (ckpt, server, base, client, model):
         conversations = [Conversation(client, model, i, args.turns, args.max_tokens) for i in range(args.clients)]
         rss_start = rss_mb(server.pid)
         alone = [c.run()[0] for c in conversations]  # the reference: one client at a time

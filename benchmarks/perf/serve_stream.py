@@ -21,14 +21,13 @@ import io
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from benchmarks.perf.serve_load import served, tiny_export
+from benchmarks.perf.serve_load import add_server_options, served
 
 
 def streamed(client, model: str, ask: dict, chunk_codes: int, window: int | None) -> dict:
@@ -49,8 +48,7 @@ def streamed(client, model: str, ask: dict, chunk_codes: int, window: int | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", help="the model to serve (default with --tiny: a random tiny export)")
-    parser.add_argument("--tiny", action="store_true", help="serve a random tiny model with the shipped tokenizers")
+    add_server_options(parser)
     parser.add_argument("--chunk_codes", type=int, nargs="+", default=[10, 25, 50])
     parser.add_argument("--windows", nargs="+", default=["whole"],
                         help="audio.window_codes values to try: a number of codes of left context, or 'whole' (the "
@@ -59,15 +57,7 @@ def main() -> None:
     parser.add_argument("--max_tokens", type=int, default=300)
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
-    from openai import OpenAI
-
-    work = Path(tempfile.mkdtemp(prefix="serve-stream-"))
-    ckpt = args.ckpt or (str(tiny_export(work)) if args.tiny else None)
-    if ckpt is None:
-        raise SystemExit("give --ckpt PATH or --tiny")
-    with served(ckpt, work) as (_, base):
-        client = OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=600)
-        model = client.models.list().data[0].id
+    with served(args, "serve-stream-") as (ckpt, _, _, client, model):
         windows = [None if w == "whole" else int(w) for w in args.windows]
         runs = [(n, w) for w in windows for n in args.chunk_codes]
         name = {(n, w): f"chunk_codes={n}, window_codes={'whole' if w is None else w}" for n, w in runs}

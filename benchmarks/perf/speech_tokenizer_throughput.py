@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 
 import torch
@@ -19,14 +18,17 @@ import torch
 from anygpt.assets import asset_path
 from anygpt.modalities.speech import SoundStorm, TinySpeechCodec
 from anygpt.modalities.speech.tokenizer import SpeechTokenizerConfig, SpeechTokenizerModel
+from benchmarks.perf.generation import now
 
 
-def rate(fn: Callable[[], object], audio_seconds: float, repeats: int) -> float:
+def rate(fn: Callable[[], object], audio_seconds: float, repeats: int,
+         device: torch.device = torch.device("cpu")) -> float:
+    """Audio seconds per second of ``fn`` (on ``audio_seconds`` of audio) over ``repeats`` calls after a warm-up."""
     fn()  # warm-up
-    start = time.perf_counter()
+    start = now(device)
     for _ in range(repeats):
         fn()
-    return audio_seconds * repeats / (time.perf_counter() - start)
+    return audio_seconds * repeats / (now(device) - start)
 
 
 @torch.inference_mode()

@@ -63,13 +63,8 @@ def mean_with_interval(values: Sequence[float], seed: int = 0) -> dict[str, Any]
     return {**bootstrap(mean_of(values), len(values), seed=seed).to_dict(), "n": len(values)}
 
 
-def rate_with_interval(errors: Sequence[float], totals: Sequence[float], seed: int = 0) -> dict[str, Any]:
-    """A corpus-level rate (sum of errors / sum of totals), e.g. corpus WER or frame accuracy."""
-    return {**bootstrap(ratio_of(errors, totals), len(errors), seed=seed).to_dict(), "n": len(errors)}
-
-
 def ratio_with_interval(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict[str, Any]:
-    """mean(a) / mean(b) over paired items."""
+    """sum(a) / sum(b) over paired items: a corpus-level rate (corpus WER, frame accuracy) or a ratio of means."""
     return {**bootstrap(ratio_of(a, b), len(a), seed=seed).to_dict(), "n": len(a)}
 
 
@@ -82,7 +77,7 @@ def word_errors(hypothesis: str, reference: str) -> tuple[int, int]:
 
 def wer_with_interval(hypotheses: Sequence[str], references: Sequence[str], seed: int = 0) -> dict[str, Any]:
     counts = [word_errors(h, r) for h, r in zip(hypotheses, references, strict=True)]
-    return rate_with_interval([e for e, _ in counts], [w for _, w in counts], seed)
+    return ratio_with_interval([e for e, _ in counts], [w for _, w in counts], seed)
 
 
 # -- speech ----------------------------------------------------------------------------------------------------------
@@ -124,7 +119,6 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
                                "frame_rate": speech.frame_rate, "codebook_size": speech.codebook_size,
                                "levels": speech.config.n_q, "probe_train_utterances": len(train),
                                "train_codes_in_use": len(table) / speech.codebook_size}
-    generator_seed = seed
     for name, items in sets.items():
         by_speaker: dict[str, list[int]] = defaultdict(list)
         for i, utt in enumerate(items):
@@ -138,9 +132,9 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
             prompt_item = items[same[(same.index(i) + 1) % len(same)]]  # the next utterance of the same speaker
             prompt = modality.read(prompt_item.path)
             prompt = prompt if prompt_seconds is None else prompt[:, : int(prompt_seconds * rate)]
-            torch.manual_seed(generator_seed + i)
+            torch.manual_seed(seed + i)
             unprompted = speech.decode([codes[0]])[0]
-            torch.manual_seed(generator_seed + i)
+            torch.manual_seed(seed + i)
             prompted = speech.decode([codes[0]], voice=prompt)[0]
             rows["real"].append(wav)
             rows["all_levels"].append(speech.decode([codes])[0])
@@ -170,20 +164,18 @@ def speech_ceilings(root: Path, tokenizer: str, soundstorm: str, limit: int | No
         wer["empty_transcript"] = {"value": 1.0, "note": "saying nothing: every reference word is deleted"}
         out["judge_wer"] = wer
         prompt_emb = [speakers.embed(p.reshape(-1), rate) for p in rows["prompt"]]
-        sims = {}
-        for kind in ("real", "level1_soundstorm_prompted", "level1_soundstorm", "all_levels"):
-            sims[kind] = mean_with_interval(
-                [float(speakers.embed(w.reshape(-1), rate) @ e) for w, e in zip(rows[kind], prompt_emb, strict=True)],
-                seed)
+        sims: dict[str, Any] = {kind: mean_with_interval(
+            [float(speakers.embed(w.reshape(-1), rate) @ e) for w, e in zip(rows[kind], prompt_emb, strict=True)], seed)
+            for kind in ("real", "level1_soundstorm_prompted", "level1_soundstorm", "all_levels")}
         sims["note"] = ("resemblyzer cosine to the voice prompt (another utterance of the same speaker); "
                         "level1_soundstorm (no prompt, a random voice) is the floor cloning must beat")
         out["speaker_similarity_to_prompt"] = sims
-        probe = {"majority_probe_accuracy": rate_with_interval(rows["probe_correct"], rows["frames"], seed),
-                 "majority_phone_baseline": rate_with_interval(rows["prior_correct"], rows["frames"], seed),
+        probe = {"majority_probe_accuracy": ratio_with_interval(rows["probe_correct"], rows["frames"], seed),
+                 "majority_phone_baseline": ratio_with_interval(rows["prior_correct"], rows["frames"], seed),
                  "codes_in_use": len(used) / speech.codebook_size, "codes_in_use_count": len(used),
                  "code_perplexity": _perplexity(used)}
         if rows["head_correct"]:
-            probe["distillation_head_accuracy"] = rate_with_interval(rows["head_correct"], rows["frames"], seed)
+            probe["distillation_head_accuracy"] = ratio_with_interval(rows["head_correct"], rows["frames"], seed)
         out["level1_content"] = probe
         results[name] = out
     return results
@@ -438,14 +430,10 @@ def main() -> None:
                              "(what SoundStorm can learn), not part of the default set")
     parser.add_argument("--limit", type=int, default=None, help="at most N items per evaluated set")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON result here")
-    parser.add_argument("--speech", default="anygpt-assets:tokenizers/speech",
-                        help="speech tokenizer folder (default: the shipped one)")
-    parser.add_argument("--soundstorm", default="anygpt-assets:tokenizers/soundstorm",
-                        help="SoundStorm folder (default: the shipped one)")
-    parser.add_argument("--music", default="anygpt-assets:tokenizers/music",
-                        help="music codec folder (default: the shipped one)")
-    parser.add_argument("--image", default="anygpt-assets:tokenizers/image",
-                        help="image tokenizer folder (default: the shipped one)")
+    for name, what in [("speech", "speech tokenizer"), ("soundstorm", "SoundStorm"), ("music", "music codec"),
+                       ("image", "image tokenizer")]:
+        parser.add_argument(f"--{name}", default=f"anygpt-assets:tokenizers/{name}",
+                            help=f"{what} folder (default: the shipped one)")
     parser.add_argument("--probe-files", type=int, default=300, help="train utterances that fit the phone probe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
