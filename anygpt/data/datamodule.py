@@ -317,8 +317,8 @@ def class_refs(modalities: Sequence[Any]) -> dict[str, dict[str, Any]]:
 class AnyGPTDataModule(L.LightningDataModule):
     """Token shards -> packed training batches ``{"input_ids": [B, L], "loss_mask": [B, L]}``.
 
-    The data module owns the `UnifiedVocab` (text tokenizer + modalities); `AnyGPTLM` reads ``datamodule.vocab`` in
-    ``configure_model`` to size its embeddings, so the vocabulary is configured once.
+    The data module owns the `UnifiedVocab` (text tokenizer + modalities); ``anygpt fit`` links it into `AnyGPTLM`
+    (``link_arguments`` in `anygpt.cli`), so the vocabulary is configured once.
 
     Args:
         text_tokenizer: checkpoint directory (``tokenizer.model`` / ``tokenizer.json``) or the file itself.
