@@ -57,7 +57,6 @@ Flatten = Callable[[torch.Tensor], torch.Tensor]
 
 _REGISTRY: dict[str, ModalitySpec] = {}
 _ORIGIN: dict[str, str] = {}  # name -> the module that registered it (named in clash messages)
-_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}  # media placeholder patterns by word set
 _CLASSES: dict[str, type[Codec]] = {}  # name -> codec class registered as an object (no import by path needed)
 
 
@@ -90,7 +89,6 @@ def register_modality(name: str | ModalitySpec, markers: tuple[str, str] | None 
     _REGISTRY[spec.name], _ORIGIN[spec.name] = spec, origin
     if isinstance(codec, type):
         _CLASSES[spec.name] = codec
-    _PATTERNS.clear()
     return spec
 
 
@@ -103,18 +101,14 @@ def _same_registration(a: ModalitySpec, b: ModalitySpec) -> bool:
     return identity == (b.name, b.markers, b.token_format, b.media, b.aliases) and last(a.codec) == last(b.codec)
 
 
-def _format_parts(token_format: str) -> tuple[str, str]:
-    return token_format.split("{}", 1)[0], token_format.split("{}", 1)[1]
-
-
 def _format_matches(token_format: str, token: str) -> bool:
-    before, after = _format_parts(token_format)
+    before, _, after = token_format.partition("{}")
     return re.fullmatch(re.escape(before) + r"\d+" + re.escape(after), token) is not None
 
 
 def _formats_overlap(a: str, b: str) -> bool:
     """Can two token formats write the same token (``<x{}>`` and ``<x1{}>`` both write ``<x12>``)?"""
-    (pa, sa), (pb, sb) = _format_parts(a), _format_parts(b)
+    (pa, _, sa), (pb, _, sb) = a.partition("{}"), b.partition("{}")
     return any(p1.startswith(p2) and (p1[len(p2):].isdigit() or p1 == p2)
                and (s1.endswith(s2) and (s1[: len(s1) - len(s2)].isdigit() or s1 == s2))
                for (p1, s1), (p2, s2) in (((pa, sa), (pb, sb)), ((pb, sb), (pa, sa))))
@@ -220,10 +214,9 @@ def media_pattern() -> re.Pattern[str]:
     return _compile(tuple(words))
 
 
+@functools.lru_cache(maxsize=16)
 def _compile(words: tuple[str, ...]) -> re.Pattern[str]:
-    if words not in _PATTERNS:
-        _PATTERNS[words] = re.compile(r"\[(" + "|".join(map(re.escape, words)) + r"): ([^\]\n]+?)\]")
-    return _PATTERNS[words]
+    return re.compile(r"\[(" + "|".join(map(re.escape, words)) + r"): ([^\]\n]+?)\]")
 
 
 def codec_class(name: str) -> type[Codec]:
@@ -232,8 +225,13 @@ def codec_class(name: str) -> type[Codec]:
     if entry.codec is None:
         raise KeyError(f"modality {name!r} has no default codec; name one by class_path")
     target = _CLASSES.get(entry.name) or resolve(entry.codec)
+    return _codec_subclass(target, f"modality {name!r} registers {target!r} as its codec, which")
+
+
+def _codec_subclass(target: Any, what: str) -> type[Codec]:
+    """``target`` if it is a `Codec` subclass; else a TypeError saying ``what`` is not one."""
     if not (isinstance(target, type) and issubclass(target, Codec)):
-        raise TypeError(f"modality {name!r} registers {target!r} as its codec, which is not a Codec subclass")
+        raise TypeError(f"{what} is not a Codec subclass")
     return target
 
 
@@ -299,9 +297,7 @@ def configured_codec(item: Any) -> tuple[ModalitySpec, Codec | None]:
     if isinstance(item, str):
         item = meta_codec(codec_class(item))  # KeyError naming the unknown modality and the registered ones
     elif isinstance(item, Mapping) and "class_path" in item:  # a codec named in the user's own config
-        target = resolve(item["class_path"])
-        if not (isinstance(target, type) and issubclass(target, Codec)):
-            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
+        target = _codec_subclass(resolve(item["class_path"]), f"modality class_path {item['class_path']}")
         item = meta_codec(target, **(item.get("init_args") or {}))
     if isinstance(item, Modality):
         return item.spec, item.codec
@@ -331,14 +327,8 @@ def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = N
     ``class_path`` is the caller's choice (a user's config or command line); a name read from a file must be checked
     with `trusted_codec_class` first and passed as the class.
     """
-    if class_path is None:
-        target: type[Codec] = Codec
-    elif isinstance(class_path, str):
-        target = resolve(class_path)
-    else:
-        target = class_path
-    if not (isinstance(target, type) and issubclass(target, Codec)):
-        raise TypeError(f"{class_path} is not a Codec subclass")
+    target = Codec if class_path is None else _codec_subclass(
+        resolve(class_path) if isinstance(class_path, str) else class_path, str(class_path))
     if path is None and target is Codec:
         raise ValueError("give a tokenizer checkpoint path or a codec class_path")
     return target.from_pretrained(path, trust_code=trust_code, **options)
@@ -434,8 +424,7 @@ class TokenizerRef:
         if self.class_path is not None:
             if source is None:
                 cls = resolve(self.class_path)
-                if not (isinstance(cls, type) and issubclass(cls, Codec)):
-                    raise TypeError(f"tokenizer class_path {self.class_path} is {cls!r}, not a Codec subclass")
+                cls = _codec_subclass(cls, f"tokenizer class_path {self.class_path} ({cls!r})")
             else:
                 cls = trusted_codec_class(self.class_path, source, trust_code)
         if self.path is None and cls is None:

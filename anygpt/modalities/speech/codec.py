@@ -161,12 +161,9 @@ class SpeechTokenizerCodec(Codec):
         """A `save_pretrained` folder, or the release layout: a folder with SpeechTokenizer's ``config.json`` and
         checkpoint (``ckpt.dev`` / ``SpeechTokenizer.pt``), or AnyGPT's ``AnyGPT-speech-modules`` folder holding
         ``speechtokenizer/`` and ``soundstorm/speechtokenizer_soundstorm_mls.pt``."""
-        if path is None:
+        if path is None or (asset_path(path) / "model.safetensors").exists():  # saved by the paper or tiny codec
             return super().from_pretrained(path, trust_code=trust_code, **overrides)
-        path = asset_path(path)
-        if (path / "model.safetensors").exists():  # the class that saved it (paper or tiny configuration)
-            return super().from_pretrained(path, trust_code=trust_code, **overrides)
-        root = path
+        root = path = asset_path(path)
         if (path / "speechtokenizer").is_dir():
             path = path / "speechtokenizer"
             storm = sorted((root / "soundstorm").glob("*.pt")) if (root / "soundstorm").is_dir() else []

@@ -65,10 +65,7 @@ class SpeechTokenizerConfig:
 
     @property
     def hop_length(self) -> int:
-        hop = 1
-        for s in self.strides:
-            hop *= s
-        return hop
+        return math.prod(self.strides)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,8 +97,7 @@ class ResidualQuantizer(nn.Module):
         super().__init__()
         self.n_q = n_q
         self.vq = ResidualVectorQuantization(num_quantizers=n_q, dim=dimension, codebook_size=codebook_size,
-                                             decay=decay,
-                                             kmeans_init=True, kmeans_iters=kmeans_iters,
+                                             decay=decay, kmeans_init=True, kmeans_iters=kmeans_iters,
                                              threshold_ema_dead_code=threshold_ema_dead_code)
 
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
