@@ -7,13 +7,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.coco import read_coco_karpathy
 from anygpt.media import MEDIA_KINDS, MediaError, read_media
+from anygpt.modalities.training import TrainValDataModule
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = MEDIA_KINDS["image"].suffixes
@@ -85,7 +85,7 @@ class ImageFiles(Dataset):
         return {"image": image}
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(TrainValDataModule):
     """Training data for image tokenizers (``image_size`` must equal the model's)."""
 
     def __init__(self, root: str, karpathy_json: str | None = "dataset_coco.json", image_size: int = 64,
@@ -100,10 +100,3 @@ class ImageDataModule(L.LightningDataModule):
         val = find_images(h.root, h.karpathy_json, "val")[: h.max_images] or train[:64]
         self.train_set = ImageFiles(train, h.image_size, h.preload, hflip=h.hflip)
         self.val_set = ImageFiles(val, h.image_size, h.preload)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)

@@ -6,13 +6,13 @@ import logging
 import zlib
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.musiccaps import read_musiccaps
 from anygpt.media import MEDIA_KINDS, MediaError, read_audio
+from anygpt.modalities.training import TrainValDataModule
 
 log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = MEDIA_KINDS["audio"].suffixes
@@ -76,7 +76,7 @@ class AudioClips(Dataset):
         return {"audio": wav[start : start + self.segment]}
 
 
-class MusicDataModule(L.LightningDataModule):
+class MusicDataModule(TrainValDataModule):
     """Training data for `SEANetCodec` models (``sample_rate`` must equal the model's)."""
 
     def __init__(self, root: str, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
@@ -92,10 +92,3 @@ class MusicDataModule(L.LightningDataModule):
         val = find_clips(h.root, h.csv_file, h.audio_dir, "val")[: h.max_clips]
         self.train_set = AudioClips(train, h.sample_rate, segment, train=True, crops_per_clip=h.crops_per_clip)
         self.val_set = AudioClips(val or train[:8], h.sample_rate, segment, train=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
