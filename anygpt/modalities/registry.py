@@ -1,25 +1,16 @@
 """Which modalities exist: one `ModalitySpec` per name, checked when it is registered, and how codecs get sized.
 
-A plugin registers its modality once, at import of the module that defines its codec::
+A plugin calls `register_modality` at import of its codec's module, or names that module (or the returned spec) in
+the ``anygpt.modalities`` entry-point group (docs/plugins.md). A name, alias, marker or token format that clashes with
+a registered modality's is refused with a `ModalitySpecError` naming both modalities and the modules that registered
+them; an unknown name is an `UnknownModalityError` with a "did you mean"; registering the same thing twice (a
+re-imported module) is harmless. A new media kind is registered with `anygpt.media.register_media_kind` first;
+`anygpt.testing.check_codec` tests a codec.
 
-    from anygpt.modalities.registry import register_modality
-
-    MOTION = register_modality("motion", markers=("<somo>", "<eomo>"), token_format="<mo{}>", media="array",
-                               codec=MotionCodec, aliases=("trajectory",))
-
-(or names the module, or the returned spec, in the ``anygpt.modalities`` entry-point group of its package). The name,
-aliases, markers and token format must not clash with a registered modality's, and the token format must hold ``{}``:
-a clash is refused here with a `ModalitySpecError` naming both modalities and the modules that registered them; an
-unknown name is an `UnknownModalityError` with a "did you mean". Registering the same thing twice (a re-imported
-module) is harmless. A new media kind (reader, writer, check, preview) is registered with
-`anygpt.media.register_media_kind` before the modality that uses it; `anygpt.testing.check_codec` tests the codec.
-
-The front end reads this table: media placeholders in datasets and chat messages (``[motion: m.npy]``), chat's
-``/motion`` command, output file suffixes and HTML cells all follow the registered modalities. A codec's size is read
-without building its weights (`spec_of` constructs a codec class on the meta device), so configs name codecs
-(``music`` or ``{class_path, init_args}``) instead of retyping markers and sizes (`configured_modality`).
-
-A tokenizer is named the same way everywhere (prepare, checkpoints, chat, benchmarks): a `TokenizerRef`.
+The front end (dataset and chat placeholders such as ``[motion: m.npy]``, chat commands, output suffixes, HTML cells)
+follows this table. A codec is sized without building its weights (`spec_of` constructs it on the meta device), so
+configs name codecs instead of retyping markers and sizes (`configured_modality`). A tokenizer is named the same way
+everywhere (prepare, checkpoints, chat, benchmarks): a `TokenizerRef`.
 """
 
 from __future__ import annotations

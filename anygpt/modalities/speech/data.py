@@ -181,11 +181,8 @@ class CodeSegments(Dataset):
 
 
 def pad_codes(items: Sequence[torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
-    lengths = torch.tensor([c.shape[0] for c in items])
-    out = torch.full((len(items), int(lengths.max()), items[0].shape[1]), pad_id, dtype=torch.long)
-    for i, c in enumerate(items):
-        out[i, : c.shape[0]] = c
-    return {"codes": out, "lengths": lengths}
+    codes = torch.nn.utils.rnn.pad_sequence(list(items), batch_first=True, padding_value=pad_id).long()
+    return {"codes": codes, "lengths": torch.tensor([c.shape[0] for c in items])}
 
 
 class SoundStormDataModule(TrainValDataModule):
