@@ -122,9 +122,7 @@ class Modality:
         return self
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# The frame-major layout (the release's music tokens)
-# ----------------------------------------------------------------------------------------------------------------------
+# -- The frame-major layout (the release's music tokens) ---------------------------------------------------------------
 def frame_major_flatten(codes: torch.Tensor | np.ndarray, codebooks: int, bins: int) -> torch.Tensor:
     """Codes ``[Q, T]`` -> ids ``t0q0 t0q1 ... t1q0 ...`` with codebook ``q`` shifted by ``q * bins`` (Encodec music: 4
     codebooks of 2048 in one 8192-id range). Codes outside ``[0, bins)`` or another shape raise ValueError.

@@ -238,9 +238,7 @@ def registered_codec_paths() -> list[str]:
 TRUSTED_CLASS_PROVIDERS.append(registered_codec_paths)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Sizing: a codec's identity without its weights
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Sizing: a codec's identity without its weights --------------------------------------------------------------------
 def meta_codec(cls: type[Codec], **init_args: Any) -> Codec:
     """``cls(**init_args)`` on the meta device: its sizes, structure and flatten without allocating weights (a
     release-size codec costs nothing to size)."""
@@ -307,9 +305,7 @@ def configured_codec(item: Any) -> tuple[ModalitySpec, Codec | None]:
                     "or a Modality")
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Loading codecs
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Loading codecs ----------------------------------------------------------------------------------------------------
 def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = None, trust_code: bool = False,
                **options: Any) -> Codec:
     """``class_path``'s ``from_pretrained(path, **options)`` (release formats), or by default a `save_pretrained`
@@ -354,9 +350,7 @@ def load_modality(path: str | Path | None, class_path: str | type[Codec] | None 
     return modality_for(load_codec(path, class_path, trust_code, **options), name)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Naming a tokenizer
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Naming a tokenizer ------------------------------------------------------------------------------------------------
 _CLASS_THEN_PATH = re.compile(r"^([A-Za-z_][\w.]*[.:][A-Za-z_]\w*)=(.*)$")
 
 

@@ -34,9 +34,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# EVA ViT-g/14 (BLIP-2's vision encoder: pre-norm blocks, q/v biases, no final norm)
-# ----------------------------------------------------------------------------------------------------------------------
+# -- EVA ViT-g/14 (BLIP-2's vision encoder: pre-norm blocks, q/v biases, no final norm) --------------------------------
 class Attention(nn.Module):
     """Self-attention with a fused qkv projection; EVA's (``qv_bias``) has separate q and v biases and none for k."""
 
@@ -97,9 +95,7 @@ class EVAViT(nn.Module):
         return x
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Q-Former (BERT-base layers, post-norm; queries only, causal among themselves)
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Q-Former (BERT-base layers, post-norm; queries only, causal among themselves) -------------------------------------
 class QFormerAttention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_dim: int | None = None) -> None:
         super().__init__()
@@ -149,9 +145,7 @@ class QFormer(nn.Module):
         return x
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# The tokenizer
-# ----------------------------------------------------------------------------------------------------------------------
+# -- The tokenizer -----------------------------------------------------------------------------------------------------
 class SEEDImageTokenizer(Codec):
     """SEED-2: images -> 32 codes in [0, 8192) -> 1024-d unCLIP image embeddings -> pixels.
 

@@ -72,21 +72,17 @@ class SpeechTokenizerConfig:
 
 
 class BiLSTM(nn.Module):
-    """LSTM over the time axis of a ``[B, C, T]`` tensor with a skip connection.
+    """Bidirectional LSTM over the time axis of a ``[B, C, T]`` tensor: ``2C`` output channels, the input added to both
+    halves as a skip connection."""
 
-    Bidirectional outputs have ``2C`` channels; the skip adds the input to both halves.
-    """
-
-    def __init__(self, dimension: int, num_layers: int, bidirectional: bool = True) -> None:
+    def __init__(self, dimension: int, num_layers: int) -> None:
         super().__init__()
-        self.bidirectional = bidirectional
-        self.lstm = nn.LSTM(dimension, dimension, num_layers, bidirectional=bidirectional)
+        self.lstm = nn.LSTM(dimension, dimension, num_layers, bidirectional=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(2, 0, 1)  # [T, B, C]
         y, _ = self.lstm(x)
-        skip = torch.cat([x, x], dim=-1) if self.bidirectional else x
-        return (y + skip).permute(1, 2, 0)
+        return (y + torch.cat([x, x], dim=-1)).permute(1, 2, 0)
 
 
 class ResidualQuantizer(nn.Module):
@@ -143,7 +139,7 @@ class SpeechTokenizerModel(nn.Module):
             if c.bidirectional and c.lstm_layers:
                 # encodec's encoder ends [..., SLSTM, act, SConv1d]: swap in the BiLSTM and a final conv twice as wide.
                 width = c.n_filters * 2 ** len(c.strides)
-                encoder.model[-3] = BiLSTM(width, c.lstm_layers, bidirectional=True)
+                encoder.model[-3] = BiLSTM(width, c.lstm_layers)
                 encoder.model[-1] = SConv1d(2 * width, c.dimension, 7, norm="weight_norm", pad_mode="reflect")
         # registration order = the release's state-dict order: encoder, transform, quantizer, decoder
         self.encoder = encoder
