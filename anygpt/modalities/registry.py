@@ -201,8 +201,7 @@ def media_words() -> dict[str, str]:
 def media_pattern() -> re.Pattern[str]:
     """The media placeholders of AnyInstruct-style messages, ``[image: cat.png]``, for every registered modality:
     group 1 is the word (a name or alias, see `media_words`), group 2 the path."""
-    words = sorted(media_words(), key=len, reverse=True)
-    return _compile(tuple(words))
+    return _compile(tuple(sorted(media_words(), key=len, reverse=True)))
 
 
 @functools.lru_cache(maxsize=16)

@@ -99,16 +99,14 @@ class ResidualQuantizer(nn.Module):
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                                        torch.Tensor]:
         """Training/forward pass: (quantized sum, codes ``[n_q, B, F]``, mean commitment loss, level-1 quantized)."""
-        residual, total = x, torch.zeros_like(x)
-        codes, losses, first = [], [], None
+        residual, levels, codes, losses = x, [], [], []
         for layer in self.vq.layers[: n_q or self.n_q]:
             quantized, index, loss = layer(residual)
             residual = residual - quantized.detach()
-            total = total + quantized
-            first = quantized if first is None else first
+            levels.append(quantized)
             codes.append(index)
             losses.append(loss)
-        return total, torch.stack(codes), torch.stack(losses).mean(), first
+        return sum(levels), torch.stack(codes), torch.stack(losses).mean(), levels[0]
 
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         return self.vq.encode(x, n_q=n_q or self.n_q)
