@@ -1,16 +1,10 @@
-"""The codec API: a modality is an identity (`anygpt.modalities.spec.ModalitySpec`) + a `Codec`.
+"""The codec API: a modality is an identity (`anygpt.modalities.spec.ModalitySpec`, registered once per name in
+`anygpt.modalities.registry`) + a `Codec` (items <-> codes, like audiocraft's ``CompressionModel``).
 
-- The **codec** is all about codes, like audiocraft's ``CompressionModel``: ``codebook_size``, `encode`, `decode`,
-  `flatten`/`unflatten`, ``structure``, and ``sample_rate``/``frame_rate`` (audio) or ``image_size`` (images) where
-  they apply. A second decoding stage (SoundStorm voice cloning, unCLIP) is part of `decode`. Codecs are plain
-  `nn.Module`s that save themselves as constructor arguments + safetensors (`Pretrained`); training them is a separate
-  LightningModule that wraps one (e.g. `anygpt.modalities.image.training.ImageTokenizerTrainer`).
-- The **identity** (name, markers, token format, media kind) is registered once per modality name
-  (`anygpt.modalities.registry`).
-- `Modality` joins the two for the data pipeline and generation: ``read`` a file into what ``codec.encode`` takes,
-  ``write`` what ``codec.decode`` returns.
-- `frame_major_flatten` / `frame_major_unflatten` are the one implementation of the release's music token layout
-  (frames of Q codebooks, frame-major); codecs and the data templates call them.
+`Modality` joins the two for the data pipeline and generation. Training a codec is a separate LightningModule that
+wraps one (e.g. `anygpt.modalities.image.training.ImageTokenizerTrainer`). `frame_major_flatten` /
+`frame_major_unflatten` are the one implementation of the release's music token layout; codecs and the data templates
+call them.
 """
 
 from __future__ import annotations
@@ -128,9 +122,7 @@ class Modality:
         return self
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# The frame-major layout (the release's music tokens)
-# ----------------------------------------------------------------------------------------------------------------------
+# -- The frame-major layout (the release's music tokens) ---------------------------------------------------------------
 def frame_major_flatten(codes: torch.Tensor | np.ndarray, codebooks: int, bins: int) -> torch.Tensor:
     """Codes ``[Q, T]`` -> ids ``t0q0 t0q1 ... t1q0 ...`` with codebook ``q`` shifted by ``q * bins`` (Encodec music: 4
     codebooks of 2048 in one 8192-id range). Codes outside ``[0, bins)`` or another shape raise ValueError.

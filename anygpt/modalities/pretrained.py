@@ -164,9 +164,7 @@ def read_pretrained_config(config_file: Path) -> dict[str, Any]:
     return {"class_path": config["class_path"], "init_args": init_args, "format": config.get("format")}
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Classes named by files on disk
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Classes named by files on disk ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LegacyClass:
     """How a folder saved before the codec/training split loads now.

@@ -1,25 +1,16 @@
 """Which modalities exist: one `ModalitySpec` per name, checked when it is registered, and how codecs get sized.
 
-A plugin registers its modality once, at import of the module that defines its codec::
+A plugin calls `register_modality` at import of its codec's module, or names that module (or the returned spec) in
+the ``anygpt.modalities`` entry-point group (docs/plugins.md). A name, alias, marker or token format that clashes with
+a registered modality's is refused with a `ModalitySpecError` naming both modalities and the modules that registered
+them; an unknown name is an `UnknownModalityError` with a "did you mean"; registering the same thing twice (a
+re-imported module) is harmless. A new media kind is registered with `anygpt.media.register_media_kind` first;
+`anygpt.testing.check_codec` tests a codec.
 
-    from anygpt.modalities.registry import register_modality
-
-    MOTION = register_modality("motion", markers=("<somo>", "<eomo>"), token_format="<mo{}>", media="array",
-                               codec=MotionCodec, aliases=("trajectory",))
-
-(or names the module, or the returned spec, in the ``anygpt.modalities`` entry-point group of its package). The name,
-aliases, markers and token format must not clash with a registered modality's, and the token format must hold ``{}``:
-a clash is refused here with a `ModalitySpecError` naming both modalities and the modules that registered them; an
-unknown name is an `UnknownModalityError` with a "did you mean". Registering the same thing twice (a re-imported
-module) is harmless. A new media kind (reader, writer, check, preview) is registered with
-`anygpt.media.register_media_kind` before the modality that uses it; `anygpt.testing.check_codec` tests the codec.
-
-The front end reads this table: media placeholders in datasets and chat messages (``[motion: m.npy]``), chat's
-``/motion`` command, output file suffixes and HTML cells all follow the registered modalities. A codec's size is read
-without building its weights (`spec_of` constructs a codec class on the meta device), so configs name codecs
-(``music`` or ``{class_path, init_args}``) instead of retyping markers and sizes (`configured_modality`).
-
-A tokenizer is named the same way everywhere (prepare, checkpoints, chat, benchmarks): a `TokenizerRef`.
+The front end (dataset and chat placeholders such as ``[motion: m.npy]``, chat commands, output suffixes, HTML cells)
+follows this table. A codec is sized without building its weights (`spec_of` constructs it on the meta device), so
+configs name codecs instead of retyping markers and sizes (`configured_modality`). A tokenizer is named the same way
+everywhere (prepare, checkpoints, chat, benchmarks): a `TokenizerRef`.
 """
 
 from __future__ import annotations
@@ -57,7 +48,6 @@ Flatten = Callable[[torch.Tensor], torch.Tensor]
 
 _REGISTRY: dict[str, ModalitySpec] = {}
 _ORIGIN: dict[str, str] = {}  # name -> the module that registered it (named in clash messages)
-_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}  # media placeholder patterns by word set
 _CLASSES: dict[str, type[Codec]] = {}  # name -> codec class registered as an object (no import by path needed)
 
 
@@ -90,7 +80,6 @@ def register_modality(name: str | ModalitySpec, markers: tuple[str, str] | None 
     _REGISTRY[spec.name], _ORIGIN[spec.name] = spec, origin
     if isinstance(codec, type):
         _CLASSES[spec.name] = codec
-    _PATTERNS.clear()
     return spec
 
 
@@ -103,18 +92,14 @@ def _same_registration(a: ModalitySpec, b: ModalitySpec) -> bool:
     return identity == (b.name, b.markers, b.token_format, b.media, b.aliases) and last(a.codec) == last(b.codec)
 
 
-def _format_parts(token_format: str) -> tuple[str, str]:
-    return token_format.split("{}", 1)[0], token_format.split("{}", 1)[1]
-
-
 def _format_matches(token_format: str, token: str) -> bool:
-    before, after = _format_parts(token_format)
+    before, _, after = token_format.partition("{}")
     return re.fullmatch(re.escape(before) + r"\d+" + re.escape(after), token) is not None
 
 
 def _formats_overlap(a: str, b: str) -> bool:
     """Can two token formats write the same token (``<x{}>`` and ``<x1{}>`` both write ``<x12>``)?"""
-    (pa, sa), (pb, sb) = _format_parts(a), _format_parts(b)
+    (pa, _, sa), (pb, _, sb) = a.partition("{}"), b.partition("{}")
     return any(p1.startswith(p2) and (p1[len(p2):].isdigit() or p1 == p2)
                and (s1.endswith(s2) and (s1[: len(s1) - len(s2)].isdigit() or s1 == s2))
                for (p1, s1), (p2, s2) in (((pa, sa), (pb, sb)), ((pb, sb), (pa, sa))))
@@ -216,14 +201,12 @@ def media_words() -> dict[str, str]:
 def media_pattern() -> re.Pattern[str]:
     """The media placeholders of AnyInstruct-style messages, ``[image: cat.png]``, for every registered modality:
     group 1 is the word (a name or alias, see `media_words`), group 2 the path."""
-    words = sorted(media_words(), key=len, reverse=True)
-    return _compile(tuple(words))
+    return _compile(tuple(sorted(media_words(), key=len, reverse=True)))
 
 
+@functools.lru_cache(maxsize=16)
 def _compile(words: tuple[str, ...]) -> re.Pattern[str]:
-    if words not in _PATTERNS:
-        _PATTERNS[words] = re.compile(r"\[(" + "|".join(map(re.escape, words)) + r"): ([^\]\n]+?)\]")
-    return _PATTERNS[words]
+    return re.compile(r"\[(" + "|".join(map(re.escape, words)) + r"): ([^\]\n]+?)\]")
 
 
 def codec_class(name: str) -> type[Codec]:
@@ -232,8 +215,13 @@ def codec_class(name: str) -> type[Codec]:
     if entry.codec is None:
         raise KeyError(f"modality {name!r} has no default codec; name one by class_path")
     target = _CLASSES.get(entry.name) or resolve(entry.codec)
+    return _codec_subclass(target, f"modality {name!r} registers {target!r} as its codec, which")
+
+
+def _codec_subclass(target: Any, what: str) -> type[Codec]:
+    """``target`` if it is a `Codec` subclass; else a TypeError saying ``what`` is not one."""
     if not (isinstance(target, type) and issubclass(target, Codec)):
-        raise TypeError(f"modality {name!r} registers {target!r} as its codec, which is not a Codec subclass")
+        raise TypeError(f"{what} is not a Codec subclass")
     return target
 
 
@@ -249,9 +237,7 @@ def registered_codec_paths() -> list[str]:
 TRUSTED_CLASS_PROVIDERS.append(registered_codec_paths)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Sizing: a codec's identity without its weights
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Sizing: a codec's identity without its weights --------------------------------------------------------------------
 def meta_codec(cls: type[Codec], **init_args: Any) -> Codec:
     """``cls(**init_args)`` on the meta device: its sizes, structure and flatten without allocating weights (a
     release-size codec costs nothing to size)."""
@@ -299,9 +285,7 @@ def configured_codec(item: Any) -> tuple[ModalitySpec, Codec | None]:
     if isinstance(item, str):
         item = meta_codec(codec_class(item))  # KeyError naming the unknown modality and the registered ones
     elif isinstance(item, Mapping) and "class_path" in item:  # a codec named in the user's own config
-        target = resolve(item["class_path"])
-        if not (isinstance(target, type) and issubclass(target, Codec)):
-            raise TypeError(f"modality class_path {item['class_path']} is not a Codec subclass")
+        target = _codec_subclass(resolve(item["class_path"]), f"modality class_path {item['class_path']}")
         item = meta_codec(target, **(item.get("init_args") or {}))
     if isinstance(item, Modality):
         return item.spec, item.codec
@@ -320,9 +304,7 @@ def configured_codec(item: Any) -> tuple[ModalitySpec, Codec | None]:
                     "or a Modality")
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Loading codecs
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Loading codecs ----------------------------------------------------------------------------------------------------
 def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = None, trust_code: bool = False,
                **options: Any) -> Codec:
     """``class_path``'s ``from_pretrained(path, **options)`` (release formats), or by default a `save_pretrained`
@@ -331,14 +313,8 @@ def load_codec(path: str | Path | None, class_path: str | type[Codec] | None = N
     ``class_path`` is the caller's choice (a user's config or command line); a name read from a file must be checked
     with `trusted_codec_class` first and passed as the class.
     """
-    if class_path is None:
-        target: type[Codec] = Codec
-    elif isinstance(class_path, str):
-        target = resolve(class_path)
-    else:
-        target = class_path
-    if not (isinstance(target, type) and issubclass(target, Codec)):
-        raise TypeError(f"{class_path} is not a Codec subclass")
+    target = Codec if class_path is None else _codec_subclass(
+        resolve(class_path) if isinstance(class_path, str) else class_path, str(class_path))
     if path is None and target is Codec:
         raise ValueError("give a tokenizer checkpoint path or a codec class_path")
     return target.from_pretrained(path, trust_code=trust_code, **options)
@@ -373,9 +349,7 @@ def load_modality(path: str | Path | None, class_path: str | type[Codec] | None 
     return modality_for(load_codec(path, class_path, trust_code, **options), name)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Naming a tokenizer
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Naming a tokenizer ------------------------------------------------------------------------------------------------
 _CLASS_THEN_PATH = re.compile(r"^([A-Za-z_][\w.]*[.:][A-Za-z_]\w*)=(.*)$")
 
 
@@ -434,8 +408,7 @@ class TokenizerRef:
         if self.class_path is not None:
             if source is None:
                 cls = resolve(self.class_path)
-                if not (isinstance(cls, type) and issubclass(cls, Codec)):
-                    raise TypeError(f"tokenizer class_path {self.class_path} is {cls!r}, not a Codec subclass")
+                cls = _codec_subclass(cls, f"tokenizer class_path {self.class_path} ({cls!r})")
             else:
                 cls = trusted_codec_class(self.class_path, source, trust_code)
         if self.path is None and cls is None:

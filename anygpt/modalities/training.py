@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader
 
 from anygpt.modalities.pretrained import Pretrained, saved_class
 from anygpt.model.schedule import warmup_cosine
@@ -73,6 +74,24 @@ class TokenizerTrainer(L.LightningModule):
         export = getattr(self.trainer, "default_root_dir", None)
         if export and self.trainer.is_global_zero:
             self.pretrained.save_pretrained(Path(export) / "pretrained")
+
+
+class TrainValDataModule(L.LightningDataModule):
+    """Loaders of the ``train_set`` and ``val_set`` that ``setup`` builds, with ``hparams.batch_size`` and
+    ``num_workers``; the training loader shuffles and drops the last partial batch."""
+
+    collate_fn: Any = None
+    persistent_train_workers = False  # keep the training loader's workers (and what they cached) between epochs
+
+    def train_dataloader(self) -> DataLoader:
+        h = self.hparams
+        return DataLoader(self.train_set, batch_size=h.batch_size, shuffle=True, drop_last=True,
+                          collate_fn=self.collate_fn, num_workers=h.num_workers,
+                          persistent_workers=self.persistent_train_workers and h.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, collate_fn=self.collate_fn,
+                          num_workers=self.hparams.num_workers)
 
 
 def code_perplexity(counts: torch.Tensor) -> torch.Tensor:

@@ -7,13 +7,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.coco import read_coco_karpathy
 from anygpt.media import MEDIA_KINDS, MediaError, read_media
+from anygpt.modalities.training import TrainValDataModule
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = MEDIA_KINDS["image"].suffixes
@@ -54,16 +54,10 @@ class ImageFiles(Dataset):
         self.skipped: list[str] = []
         self.cache: list[torch.Tensor] | None = None
         if preload:
-            self.cache = []
-            for file in self.files:
-                item = self._read(file)
-                if item is not None:
-                    self.cache.append(item)
+            self.cache = [item for item in map(self._read, self.files) if item is not None]
             if not self.cache:
-                raise ValueError(
-                    f"No usable image among {len(self.files)} files"
-                    + (f" (e.g. {self.skipped[0]})" if self.skipped else "")
-                )
+                raise ValueError(f"No usable image among {len(self.files)} files"
+                                 + (f" (e.g. {self.skipped[0]})" if self.skipped else ""))
 
     def _read(self, file: Path) -> torch.Tensor | None:
         try:
@@ -91,20 +85,12 @@ class ImageFiles(Dataset):
         return {"image": image}
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(TrainValDataModule):
     """Training data for image tokenizers (``image_size`` must equal the model's)."""
 
-    def __init__(
-        self,
-        root: str,
-        karpathy_json: str | None = "dataset_coco.json",
-        image_size: int = 64,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        preload: bool = True,
-        max_images: int | None = None,
-        hflip: bool = False,
-    ) -> None:
+    def __init__(self, root: str, karpathy_json: str | None = "dataset_coco.json", image_size: int = 64,
+                 batch_size: int = 32, num_workers: int = 0, preload: bool = True, max_images: int | None = None,
+                 hflip: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
 
@@ -114,15 +100,3 @@ class ImageDataModule(L.LightningDataModule):
         val = find_images(h.root, h.karpathy_json, "val")[: h.max_images] or train[:64]
         self.train_set = ImageFiles(train, h.image_size, h.preload, hflip=h.hflip)
         self.val_set = ImageFiles(val, h.image_size, h.preload)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.hparams.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.hparams.num_workers,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)

@@ -34,21 +34,24 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# EVA ViT-g/14 (BLIP-2's vision encoder: pre-norm blocks, q/v biases, no final norm)
-# ----------------------------------------------------------------------------------------------------------------------
-class EVAAttention(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
+# -- EVA ViT-g/14 (BLIP-2's vision encoder: pre-norm blocks, q/v biases, no final norm) --------------------------------
+class Attention(nn.Module):
+    """Self-attention with a fused qkv projection; EVA's (``qv_bias``) has separate q and v biases and none for k."""
+
+    def __init__(self, dim: int, heads: int, qv_bias: bool = False) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
-        self.q_bias = nn.Parameter(torch.zeros(dim))
-        self.v_bias = nn.Parameter(torch.zeros(dim))
+        self.qkv = nn.Linear(dim, dim * 3, bias=not qv_bias)
+        if qv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        bias = self.qkv.bias
+        if bias is None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
         q, k, v = F.linear(x, self.qkv.weight, bias).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
@@ -63,11 +66,13 @@ class MLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-class EVABlock(nn.Module):
-    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+class Block(nn.Module):
+    """A pre-norm ViT block: EVA's (``qv_bias``) and the decoder side's (qkv with bias)."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, qv_bias: bool = False) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn, self.mlp = EVAAttention(dim, heads), MLP(dim, hidden)
+        self.attn, self.mlp = Attention(dim, heads, qv_bias), MLP(dim, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -80,7 +85,7 @@ class EVAViT(nn.Module):
         self.patch_embed = nn.Conv2d(3, width, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.pos_embed = nn.Parameter(torch.zeros(1, (image_size // patch_size) ** 2 + 1, width))
-        self.blocks = nn.ModuleList(EVABlock(width, heads, hidden) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(width, heads, hidden, qv_bias=True) for _ in range(depth))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(images).flatten(2).transpose(1, 2)
@@ -90,9 +95,7 @@ class EVAViT(nn.Module):
         return x
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Q-Former (BERT-base layers, post-norm; queries only, causal among themselves)
-# ----------------------------------------------------------------------------------------------------------------------
+# -- Q-Former (BERT-base layers, post-norm; queries only, causal among themselves) -------------------------------------
 class QFormerAttention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_dim: int | None = None) -> None:
         super().__init__()
@@ -108,9 +111,8 @@ class QFormerAttention(nn.Module):
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(b, t.shape[1], self.heads, -1).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(
-            heads(self.q(x)), heads(self.k(context)), heads(self.v(context)), is_causal=causal
-        )
+        out = F.scaled_dot_product_attention(heads(self.q(x)), heads(self.k(context)), heads(self.v(context)),
+                                             is_causal=causal)
         return self.o(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -133,9 +135,8 @@ class QFormer(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, hidden: int, vision_dim: int, cross_every: int) -> None:
         super().__init__()
         self.embed_norm = nn.LayerNorm(dim, eps=1e-12)
-        self.layers = nn.ModuleList(
-            QFormerLayer(dim, heads, hidden, vision_dim, cross=i % cross_every == 0) for i in range(depth)
-        )
+        self.layers = nn.ModuleList(QFormerLayer(dim, heads, hidden, vision_dim, cross=i % cross_every == 0)
+                                    for i in range(depth))
 
     def forward(self, queries: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         x = self.embed_norm(queries)
@@ -144,27 +145,7 @@ class QFormer(nn.Module):
         return x
 
 
-class ViTBlock(nn.Module):
-    """The decoder side's pre-norm ViT block (qkv with bias)."""
-
-    def __init__(self, dim: int, heads: int, hidden: int) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn = nn.Module()
-        self.attn.qkv, self.attn.proj = nn.Linear(dim, dim * 3), nn.Linear(dim, dim)
-        self.heads = heads
-        self.mlp = MLP(dim, hidden)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.attn.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        x = x + self.attn.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
-        return x + self.mlp(self.norm2(x))
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# The tokenizer
-# ----------------------------------------------------------------------------------------------------------------------
+# -- The tokenizer -----------------------------------------------------------------------------------------------------
 class SEEDImageTokenizer(Codec):
     """SEED-2: images -> 32 codes in [0, 8192) -> 1024-d unCLIP image embeddings -> pixels.
 
@@ -207,20 +188,16 @@ class SEEDImageTokenizer(Codec):
         self.visual = EVAViT(image_size, patch_size, vit_width, vit_depth, vit_heads, vit_hidden)
         self.ln_vision = nn.LayerNorm(vit_width)
         self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, qformer_width))
-        self.qformer = QFormer(
-            qformer_width, qformer_depth, qformer_heads, qformer_hidden, vit_width, cross_attention_freq
-        )
-        self.encode_task_layer = nn.Sequential(
-            nn.Linear(qformer_width, qformer_width), nn.Tanh(), nn.Linear(qformer_width, codebook_dim)
-        )
+        self.qformer = QFormer(qformer_width, qformer_depth, qformer_heads, qformer_hidden, vit_width,
+                               cross_attention_freq)
+        self.encode_task_layer = nn.Sequential(nn.Linear(qformer_width, qformer_width), nn.Tanh(),
+                                               nn.Linear(qformer_width, codebook_dim))
         self.codebook = nn.Embedding(n_embed, codebook_dim)
-        self.decode_task_layer = nn.Sequential(
-            nn.Linear(codebook_dim, codebook_dim), nn.Tanh(), nn.Linear(codebook_dim, qformer_width)
-        )
+        self.decode_task_layer = nn.Sequential(nn.Linear(codebook_dim, codebook_dim), nn.Tanh(),
+                                               nn.Linear(codebook_dim, qformer_width))
         self.pos_embed_image = nn.Parameter(torch.zeros(1, num_queries, qformer_width))
-        self.blocks_image = nn.ModuleList(
-            ViTBlock(qformer_width, decode_heads, qformer_width * 4) for _ in range(decode_depth)
-        )
+        self.blocks_image = nn.ModuleList(Block(qformer_width, decode_heads, qformer_width * 4)
+                                          for _ in range(decode_depth))
         dims = (qformer_width, *down_dims)
         down: list[nn.Module] = []
         for i in range(len(down_dims)):
@@ -294,10 +271,8 @@ class SEEDImageTokenizer(Codec):
         n = self.num_queries
         batch = torch.stack([c.reshape(-1).long() for c in codes]).to(self.device)
         if batch.shape[1] != n or batch.min() < 0 or batch.max() >= self.codebook_size:
-            raise ValueError(
-                f"A SEED image is exactly {n} codes in [0, {self.codebook_size}), got shape "
-                f"{tuple(batch.shape)} range [{int(batch.min())}, {int(batch.max())}]"
-            )
+            raise ValueError(f"A SEED image is exactly {n} codes in [0, {self.codebook_size}), got shape "
+                             f"{tuple(batch.shape)} range [{int(batch.min())}, {int(batch.max())}]")
         return list(self.embed_codes(batch).float().unbind(0))
 
     def attach_unclip(self, pipeline_dir: str | Path, **kwargs: Any) -> None:
@@ -306,10 +281,8 @@ class SEEDImageTokenizer(Codec):
 
     # -- release checkpoints ---------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(
-        cls, path: str | Path | None = None, eva_vit: str | Path | None = None, trust_code: bool = False,
-        **overrides: Any
-    ) -> SEEDImageTokenizer:
+    def from_pretrained(cls, path: str | Path | None = None, eva_vit: str | Path | None = None,
+                        trust_code: bool = False, **overrides: Any) -> SEEDImageTokenizer:
         """Load ``seed_quantizer.pt`` (+ BLIP-2's ``eva_vit_g.pth`` when the quantizer file lacks the ViT).
 
         ``path`` may be the file or the AILab-CVC/seed-tokenizer-2 folder holding it; ``eva_vit_g.pth`` is looked for
@@ -348,10 +321,8 @@ class SEEDImageTokenizer(Codec):
             ours = seed_key_to_ours(key)
             if ours in own:
                 if value.shape != own[ours].shape:
-                    raise ValueError(
-                        f"{source}: {key} has shape {tuple(value.shape)}, the model expects "
-                        f"{tuple(own[ours].shape)} for {ours}; check the configuration."
-                    )
+                    raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, the model expects "
+                                     f"{tuple(own[ours].shape)} for {ours}; check the configuration.")
                 converted[ours] = value
             else:
                 unexpected.append(key)
@@ -367,6 +338,15 @@ class SEEDImageTokenizer(Codec):
         self.load_state_dict(converted, strict=True)
 
 
+# Q-Former parts of the original (BERT names, under ``Qformer.bert.encoder.layer.N.``) -> ours (``qformer.layers.N.``)
+_QFORMER_PARTS = {
+    "attention.self.query": "self_attn.q", "attention.self.key": "self_attn.k", "attention.self.value": "self_attn.v",
+    "attention.output.dense": "self_attn.o", "attention.output.LayerNorm": "self_norm",
+    "crossattention.self.query": "cross_attn.q", "crossattention.self.key": "cross_attn.k",
+    "crossattention.self.value": "cross_attn.v", "crossattention.output.dense": "cross_attn.o",
+    "crossattention.output.LayerNorm": "cross_norm", "intermediate_query.dense": "fc1", "output_query.dense": "fc2",
+    "output_query.LayerNorm": "ffn_norm",
+}
 # Original name -> ours. Order matters: the first matching rule wins.
 _SEED_RULES: list[tuple[re.Pattern, str]] = [
     (re.compile(p), r)
@@ -376,40 +356,8 @@ _SEED_RULES: list[tuple[re.Pattern, str]] = [
         (r"^visual_encoder\.blocks\.(\d+)\.(.*)$", r"visual.blocks.\1.\2"),
         (r"^quantize\.embedding\.weight$", "codebook.weight"),
         (r"^Qformer\.bert\.embeddings\.LayerNorm\.(weight|bias)$", r"qformer.embed_norm.\1"),
-        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.query\.(.*)$", r"qformer.layers.\1.self_attn.q.\2"),
-        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.key\.(.*)$", r"qformer.layers.\1.self_attn.k.\2"),
-        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.self\.value\.(.*)$", r"qformer.layers.\1.self_attn.v.\2"),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(.*)$",
-            r"qformer.layers.\1.self_attn.o.\2",
-        ),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(.*)$",
-            r"qformer.layers.\1.self_norm.\2",
-        ),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.query\.(.*)$",
-            r"qformer.layers.\1.cross_attn.q.\2",
-        ),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.key\.(.*)$",
-            r"qformer.layers.\1.cross_attn.k.\2",
-        ),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.self\.value\.(.*)$",
-            r"qformer.layers.\1.cross_attn.v.\2",
-        ),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.output\.dense\.(.*)$",
-            r"qformer.layers.\1.cross_attn.o.\2",
-        ),
-        (
-            r"^Qformer\.bert\.encoder\.layer\.(\d+)\.crossattention\.output\.LayerNorm\.(.*)$",
-            r"qformer.layers.\1.cross_norm.\2",
-        ),
-        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.intermediate_query\.dense\.(.*)$", r"qformer.layers.\1.fc1.\2"),
-        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.dense\.(.*)$", r"qformer.layers.\1.fc2.\2"),
-        (r"^Qformer\.bert\.encoder\.layer\.(\d+)\.output_query\.LayerNorm\.(.*)$", r"qformer.layers.\1.ffn_norm.\2"),
+        *((rf"^Qformer\.bert\.encoder\.layer\.(\d+)\.{re.escape(theirs)}\.(.*)$", rf"qformer.layers.\1.{ours}.\2")
+          for theirs, ours in _QFORMER_PARTS.items()),
     ]
 ]
 

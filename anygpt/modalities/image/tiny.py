@@ -24,14 +24,8 @@ from anygpt.modalities.vq import enable_dead_code_restarts
 class _ResBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(8, channels),
-            nn.SiLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-            nn.GroupNorm(8, channels),
-            nn.SiLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-        )
+        self.body = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                  nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -82,10 +76,8 @@ class TinyImageTokenizer(Codec):
 
         stages = (image_size // (grid * patch)).bit_length() - 1
         if grid * patch * 2**stages != image_size or len(channels) != stages:
-            raise ValueError(
-                f"image_size/(grid*patch) = {image_size}/({grid}*{patch}) must be a power of two 2^n with "
-                f"len(channels) == n (got {len(channels)} channels)"
-            )
+            raise ValueError(f"image_size/(grid*patch) = {image_size}/({grid}*{patch}) must be a power of two 2^n "
+                             f"with len(channels) == n (got {len(channels)} channels)")
         pixels = 3 * patch * patch  # values per patch: the networks run at 1/patch of the image resolution
         enc: list[nn.Module] = [nn.PixelUnshuffle(patch)] if patch > 1 else []  # (keeps patch=1 state dicts)
         enc.append(nn.Conv2d(pixels, channels[0], 4, stride=2, padding=1))
@@ -104,15 +96,9 @@ class TinyImageTokenizer(Codec):
         dec += [nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], pixels, 3, padding=1),
                 nn.PixelShuffle(patch)]
         self.decoder = nn.Sequential(*dec)
-        self.quantizer = VectorQuantization(
-            dim=code_dim,
-            codebook_size=codebook_size,
-            decay=decay,
-            kmeans_init=True,
-            kmeans_iters=kmeans_iters,
-            threshold_ema_dead_code=threshold_ema_dead_code,
-            commitment_weight=1.0,
-        )
+        self.quantizer = VectorQuantization(dim=code_dim, codebook_size=codebook_size, decay=decay, kmeans_init=True,
+                                            kmeans_iters=kmeans_iters, threshold_ema_dead_code=threshold_ema_dead_code,
+                                            commitment_weight=1.0)
         enable_dead_code_restarts(self.quantizer)
         self.image_size, self.grid, self.groups, self.code_dim = image_size, grid, groups, code_dim
         self._codebook_size = codebook_size

@@ -70,37 +70,21 @@ class SEANetCodec(Codec):
         from encodec.modules import SEANetDecoder, SEANetEncoder
         from encodec.quantization import ResidualVectorQuantizer
 
-        seanet = dict(
-            channels=1,
-            dimension=dimension,
-            n_filters=n_filters,
-            n_residual_layers=n_residual_layers,
-            ratios=list(ratios),
-            norm=norm,
-            causal=causal,
-            pad_mode=pad_mode,
-            true_skip=true_skip,
-            compress=compress,
-            lstm=lstm,
-        )
         if architecture == "spectral":
             self.encoder = SpectralEncoder(sample_rate, stft_hop, n_fft, n_mels, n_filters, dimension, ratios, blocks,
                                            lstm)
             self.decoder = SpectralDecoder(dimension, n_filters, stft_hop, n_fft, ratios, blocks)
         elif architecture == "seanet":
+            seanet = dict(channels=1, dimension=dimension, n_filters=n_filters, n_residual_layers=n_residual_layers,
+                          ratios=list(ratios), norm=norm, causal=causal, pad_mode=pad_mode, true_skip=true_skip,
+                          compress=compress, lstm=lstm)
             self.encoder = SEANetEncoder(**seanet)
             self.decoder = SEANetDecoder(**seanet, trim_right_ratio=1.0)
         else:
             raise ValueError(f"architecture must be 'seanet' or 'spectral', got {architecture!r}")
-        self.quantizer = ResidualVectorQuantizer(
-            dimension=dimension,
-            n_q=n_q,
-            bins=bins,
-            decay=decay,
-            kmeans_init=kmeans_init,
-            kmeans_iters=kmeans_iters,
-            threshold_ema_dead_code=threshold_ema_dead_code,
-        )
+        self.quantizer = ResidualVectorQuantizer(dimension=dimension, n_q=n_q, bins=bins, decay=decay,
+                                                 kmeans_init=kmeans_init, kmeans_iters=kmeans_iters,
+                                                 threshold_ema_dead_code=threshold_ema_dead_code)
         enable_dead_code_restarts(self.quantizer)  # encodec's own restarts are undone by its EMA update
         self.hop_length = math.prod(ratios) * (stft_hop if architecture == "spectral" else 1)
         self.sample_rate, self.n_q, self.bins = int(sample_rate), int(n_q), int(bins)
@@ -139,10 +123,8 @@ class SEANetCodec(Codec):
             return []
         lengths = [w.numel() for w in wavs]
         if min(lengths) < self.hop_length:
-            raise ValueError(
-                f"Audio shorter than one frame ({min(lengths)} < {self.hop_length} samples); Modality.read rejects "
-                "clips too short to tokenize."
-            )
+            raise ValueError(f"Audio shorter than one frame ({min(lengths)} < {self.hop_length} samples); "
+                             "Modality.read rejects clips too short to tokenize.")
         batch = torch.zeros(len(wavs), 1, max(lengths), device=self.device)
         for i, w in enumerate(wavs):
             batch[i, 0, : w.numel()] = w.to(self.device, torch.float32)
@@ -177,9 +159,7 @@ def _as_mono(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 2 and x.shape[0] == 1:
         x = x[0]
     if x.dim() != 1:
-        raise ValueError(
-            f"Expected a mono waveform [T] or [1, T], got shape {tuple(x.shape)}; Modality.read mixes "
-            "multi-channel files to mono."
-        )
+        raise ValueError(f"Expected a mono waveform [T] or [1, T], got shape {tuple(x.shape)}; Modality.read mixes "
+                         "multi-channel files to mono.")
     return x
 

@@ -6,21 +6,20 @@ import logging
 import zlib
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.musiccaps import read_musiccaps
 from anygpt.media import MEDIA_KINDS, MediaError, read_audio
+from anygpt.modalities.training import TrainValDataModule
 
 log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = MEDIA_KINDS["audio"].suffixes
 
 
-def find_clips(
-    root: str | Path, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio", split: str = "train"
-) -> list[Path]:
+def find_clips(root: str | Path, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
+               split: str = "train") -> list[Path]:
     """Audio files of one split.
 
     With a csv, its rows are read as ``anygpt prepare`` reads them (`read_musiccaps`): the split from a ``split``
@@ -40,8 +39,7 @@ def find_clips(
             log.warning("%s", report.summary())
         return clips
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-    is_val = [zlib.crc32(p.name.encode()) % 20 == 0 for p in files]
-    return [p for p, v in zip(files, is_val, strict=True) if v == (split == "val")]
+    return [p for p in files if (zlib.crc32(p.name.encode()) % 20 == 0) == (split == "val")]
 
 
 class AudioClips(Dataset):
@@ -51,9 +49,8 @@ class AudioClips(Dataset):
     stops on one bad file.
     """
 
-    def __init__(
-        self, files: list[Path], sample_rate: int, segment_samples: int, train: bool = True, crops_per_clip: int = 1
-    ) -> None:
+    def __init__(self, files: list[Path], sample_rate: int, segment_samples: int, train: bool = True,
+                 crops_per_clip: int = 1) -> None:
         self.sample_rate, self.segment, self.train, self.crops = sample_rate, segment_samples, train, crops_per_clip
         self.clips: list[torch.Tensor] = []
         self.skipped: list[str] = []
@@ -65,9 +62,8 @@ class AudioClips(Dataset):
         if self.skipped:
             log.warning("Skipped %d of %d audio files, e.g. %s", len(self.skipped), len(files), self.skipped[0])
         if not self.clips:
-            raise ValueError(
-                f"No usable audio among {len(files)} files" + (f" (e.g. {self.skipped[0]})" if self.skipped else "")
-            )
+            raise ValueError(f"No usable audio among {len(files)} files"
+                             + (f" (e.g. {self.skipped[0]})" if self.skipped else ""))
 
     def __len__(self) -> int:
         return len(self.clips) * self.crops
@@ -80,21 +76,12 @@ class AudioClips(Dataset):
         return {"audio": wav[start : start + self.segment]}
 
 
-class MusicDataModule(L.LightningDataModule):
+class MusicDataModule(TrainValDataModule):
     """Training data for `SEANetCodec` models (``sample_rate`` must equal the model's)."""
 
-    def __init__(
-        self,
-        root: str,
-        csv_file: str | None = "musiccaps.csv",
-        audio_dir: str = "audio",
-        sample_rate: int = 16000,
-        segment_seconds: float = 1.0,
-        batch_size: int = 16,
-        crops_per_clip: int = 4,
-        num_workers: int = 0,
-        max_clips: int | None = None,
-    ) -> None:
+    def __init__(self, root: str, csv_file: str | None = "musiccaps.csv", audio_dir: str = "audio",
+                 sample_rate: int = 16000, segment_seconds: float = 1.0, batch_size: int = 16, crops_per_clip: int = 4,
+                 num_workers: int = 0, max_clips: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
 
@@ -105,15 +92,3 @@ class MusicDataModule(L.LightningDataModule):
         val = find_clips(h.root, h.csv_file, h.audio_dir, "val")[: h.max_clips]
         self.train_set = AudioClips(train, h.sample_rate, segment, train=True, crops_per_clip=h.crops_per_clip)
         self.val_set = AudioClips(val or train[:8], h.sample_rate, segment, train=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.hparams.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.hparams.num_workers,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)

@@ -24,27 +24,11 @@ from anygpt.modalities.music.codec import SEANetCodec
 class EncodecMusicTokenizer(SEANetCodec):
     """The paper's music tokenizer. Defaults are the 32 kHz model's; weights come from `from_pretrained`."""
 
-    def __init__(
-        self,
-        sample_rate: int = 32000,
-        n_filters: int = 64,
-        ratios: tuple[int, ...] = (8, 5, 4, 4),
-        dimension: int = 128,
-        n_q: int = 4,
-        bins: int = 2048,
-        pad_mode: str = "reflect",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            sample_rate=sample_rate,
-            n_filters=n_filters,
-            ratios=ratios,
-            dimension=dimension,
-            n_q=n_q,
-            bins=bins,
-            pad_mode=pad_mode,
-            **kwargs,
-        )
+    def __init__(self, sample_rate: int = 32000, n_filters: int = 64, ratios: tuple[int, ...] = (8, 5, 4, 4),
+                 dimension: int = 128, n_q: int = 4, bins: int = 2048, pad_mode: str = "reflect",
+                 **kwargs: Any) -> None:
+        super().__init__(sample_rate=sample_rate, n_filters=n_filters, ratios=ratios, dimension=dimension, n_q=n_q,
+                         bins=bins, pad_mode=pad_mode, **kwargs)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, trust_code: bool = False,
@@ -64,10 +48,8 @@ class EncodecMusicTokenizer(SEANetCodec):
         if path.is_file():
             return cls._from_audiocraft(path, trust_code, **overrides)
         if not path.is_dir():
-            raise FileNotFoundError(
-                f"{path} does not exist: pass compression_state_dict.bin, a transformers "
-                "facebook/encodec_32khz directory, or a save_pretrained directory."
-            )
+            raise FileNotFoundError(f"{path} does not exist: pass compression_state_dict.bin, a transformers "
+                                    "facebook/encodec_32khz directory, or a save_pretrained directory.")
         config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
         if config.get("model_type") == "encodec":
             return cls._from_transformers(path, config, **overrides)
@@ -79,11 +61,9 @@ class EncodecMusicTokenizer(SEANetCodec):
         try:
             package = torch.load(file, map_location="cpu", weights_only=not trust_code)
         except Exception as err:
-            raise ValueError(
-                f"Cannot read {file} with weights_only=True ({type(err).__name__}: {err}). audiocraft "
-                "files also pickle their training config; if you trust the file, pass trust_code=True "
-                "(--loading.trust_code true)."
-            ) from err
+            raise ValueError(f"Cannot read {file} with weights_only=True ({type(err).__name__}: {err}). audiocraft "
+                             "files also pickle their training config; if you trust the file, pass trust_code=True "
+                             "(--loading.trust_code true).") from err
         state = package.get("best_state", package) if isinstance(package, dict) else None
         if not isinstance(state, dict) or not state:
             raise ValueError(f"{file} holds no 'best_state' state dict; is it an audiocraft compression checkpoint?")
@@ -100,38 +80,22 @@ class EncodecMusicTokenizer(SEANetCodec):
     @classmethod
     def _from_transformers(cls, directory: Path, config: dict, **overrides: Any) -> EncodecMusicTokenizer:
         if config.get("normalize"):
-            raise NotImplementedError(
-                f"{directory}: normalize=True (per-chunk loudness scaling, the 48 kHz models) is "
-                "not supported; MusicGen's 32 kHz model has normalize=False."
-            )
+            raise NotImplementedError(f"{directory}: normalize=True (per-chunk loudness scaling, the 48 kHz models) is "
+                                      "not supported; MusicGen's 32 kHz model has normalize=False.")
         if config.get("chunk_length_s"):
             raise NotImplementedError(f"{directory}: chunked encoding (chunk_length_s) is not supported.")
         sr, ratios = int(config.get("sampling_rate", 32000)), list(config.get("upsampling_ratios", [8, 5, 4, 4]))
         bins = int(config.get("codebook_size", 1024))
         bw_per_q = math.log2(bins) * (sr / math.prod(ratios)) / 1000
         n_q = int(max(1, math.floor(max(config.get("target_bandwidths", [2.2])) / bw_per_q + 1e-9)))
-        settings = dict(
-            sample_rate=sr,
-            n_filters=config.get("num_filters", 32),
-            ratios=tuple(ratios),
-            dimension=config.get("hidden_size", 128),
-            n_q=n_q,
-            bins=bins,
-            n_residual_layers=config.get("num_residual_layers", 1),
-            lstm=config.get("num_lstm_layers", 2),
-            compress=config.get("compress", 2),
-            pad_mode=config.get("pad_mode", "reflect"),
-            true_skip=not config.get("use_conv_shortcut", True),
-            causal=config.get("use_causal_conv", True),
-            norm=config.get("norm_type", "weight_norm"),
-        )
-        for key, expected in (
-            ("kernel_size", 7),
-            ("last_kernel_size", 7),
-            ("residual_kernel_size", 3),
-            ("dilation_growth_rate", 2),
-            ("audio_channels", 1),
-        ):
+        settings = dict(sample_rate=sr, n_filters=config.get("num_filters", 32), ratios=tuple(ratios),
+                        dimension=config.get("hidden_size", 128), n_q=n_q, bins=bins,
+                        n_residual_layers=config.get("num_residual_layers", 1), lstm=config.get("num_lstm_layers", 2),
+                        compress=config.get("compress", 2), pad_mode=config.get("pad_mode", "reflect"),
+                        true_skip=not config.get("use_conv_shortcut", True),
+                        causal=config.get("use_causal_conv", True), norm=config.get("norm_type", "weight_norm"))
+        for key, expected in (("kernel_size", 7), ("last_kernel_size", 7), ("residual_kernel_size", 3),
+                              ("dilation_growth_rate", 2), ("audio_channels", 1)):
             if config.get(key, expected) != expected:
                 raise NotImplementedError(f"{directory}: {key}={config[key]} is not supported (expected {expected}).")
         model = cls(**{**settings, **overrides})
@@ -145,10 +109,8 @@ class EncodecMusicTokenizer(SEANetCodec):
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
-            raise KeyError(
-                f"{source} does not match {type(self).__name__}({self.init_args}): {len(missing)} missing "
-                f"keys (first: {missing[:4]}), {len(unexpected)} unexpected (first: {unexpected[:4]})."
-            )
+            raise KeyError(f"{source} does not match {type(self).__name__}({self.init_args}): {len(missing)} missing "
+                           f"keys (first: {missing[:4]}), {len(unexpected)} unexpected (first: {unexpected[:4]}).")
         bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
         if bad:
             raise ValueError(f"{source}: shape mismatch for {len(bad)} tensors, e.g. {bad[:3]} (checkpoint vs model).")
@@ -204,11 +166,8 @@ def _infer_codebooks(state: dict[str, torch.Tensor], pattern: str) -> dict[str, 
         n_q += 1
     if n_q == 0:
         return {}
-    return {
-        "n_q": n_q,
-        "bins": int(state[pattern.format(0)].shape[0]),
-        "dimension": int(state[pattern.format(0)].shape[1]),
-    }
+    bins, dimension = state[pattern.format(0)].shape
+    return {"n_q": n_q, "bins": int(bins), "dimension": int(dimension)}
 
 
 def _audiocraft_settings(cfg: Any) -> dict[str, Any]:
@@ -219,19 +178,9 @@ def _audiocraft_settings(cfg: Any) -> dict[str, Any]:
         seanet, rate = cfg["seanet"], cfg.get("sample_rate")
     except (KeyError, TypeError, AttributeError):
         return {}
-    names = {
-        "n_filters": "n_filters",
-        "ratios": "ratios",
-        "dimension": "dimension",
-        "lstm": "lstm",
-        "compress": "compress",
-        "pad_mode": "pad_mode",
-        "true_skip": "true_skip",
-        "causal": "causal",
-        "norm": "norm",
-        "n_residual_layers": "n_residual_layers",
-    }
-    out = {ours: seanet[theirs] for ours, theirs in names.items() if theirs in seanet}
+    names = ("n_filters", "ratios", "dimension", "lstm", "compress", "pad_mode", "true_skip", "causal", "norm",
+             "n_residual_layers")  # audiocraft's SEANet settings carry our names
+    out = {name: seanet[name] for name in names if name in seanet}
     if "ratios" in out:
         out["ratios"] = tuple(int(r) for r in out["ratios"])
     if rate:

@@ -13,22 +13,16 @@ class MultiScaleMelLoss(nn.Module):
     dynamic range so quiet passages count.
     """
 
-    def __init__(
-        self, sample_rate: int, n_ffts: tuple[int, ...] = (256, 512, 1024, 2048), n_mels: int = 64, eps: float = 1e-5
-    ) -> None:
+    def __init__(self, sample_rate: int, n_ffts: tuple[int, ...] = (256, 512, 1024, 2048), n_mels: int = 64,
+                 eps: float = 1e-5) -> None:
         super().__init__()
         import torchaudio
 
         self.eps = eps
-        self.mels = nn.ModuleList(
-            torchaudio.transforms.MelSpectrogram(
-                sample_rate, n_fft=n, hop_length=n // 4, n_mels=min(n_mels, n // 4), power=1.0, center=True
-            )
-            for n in n_ffts
-        )
+        self.mels = nn.ModuleList(torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n, hop_length=n // 4,
+                                                                       n_mels=min(n_mels, n // 4), power=1.0,
+                                                                       center=True) for n in n_ffts)
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = estimate.new_zeros(())
-        for mel in self.mels:
-            loss = loss + (torch.log(mel(estimate) + self.eps) - torch.log(mel(target) + self.eps)).abs().mean()
-        return loss / len(self.mels)
+        return sum((torch.log(mel(estimate) + self.eps) - torch.log(mel(target) + self.eps)).abs().mean()
+                   for mel in self.mels) / len(self.mels)

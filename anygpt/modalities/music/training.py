@@ -59,38 +59,31 @@ class SEANetTrainer(TokenizerTrainer):
         losses = {"time_l1": F.l1_loss(recon, wav), "mel": mel_loss(recon, wav), "commit": penalty}
         return losses, recon, codes
 
-    def _generator_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = self.hparams
-        return h.time_weight * losses["time_l1"] + h.mel_weight * losses["mel"] + h.commit_weight * losses["commit"]
-
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         wav = _batch_audio(batch)
         optimizers = self.optimizers()
         opt_g = optimizers[0] if isinstance(optimizers, list) else optimizers
         losses, recon, codes = self._losses(wav)
-        loss = self._generator_loss(losses)
+        h = self.hparams
+        loss = h.time_weight * losses["time_l1"] + h.mel_weight * losses["mel"] + h.commit_weight * losses["commit"]
         if self.discriminator is not None:
             logits_fake, fmaps_fake = self.discriminator(recon)
             _, fmaps_real = self.discriminator(wav)
             losses["adv_g"] = sum(F.relu(1 - lf).mean() for lf in logits_fake) / len(logits_fake)
-            losses["feature"] = sum(
-                F.l1_loss(f, r.detach()) / (r.detach().abs().mean() + 1e-6)
-                for fs, rs in zip(fmaps_fake, fmaps_real, strict=True)
-                for f, r in zip(fs, rs, strict=True)
-            ) / sum(len(fs) for fs in fmaps_fake)
-            loss = loss + self.hparams.adversarial_weight * losses["adv_g"] + \
-                self.hparams.feature_weight * losses["feature"]
+            losses["feature"] = sum(F.l1_loss(f, r.detach()) / (r.detach().abs().mean() + 1e-6)
+                                    for fs, rs in zip(fmaps_fake, fmaps_real, strict=True)
+                                    for f, r in zip(fs, rs, strict=True)) / sum(len(fs) for fs in fmaps_fake)
+            loss = loss + h.adversarial_weight * losses["adv_g"] + h.feature_weight * losses["feature"]
         opt_g.zero_grad()
         self.manual_backward(loss)
-        self.clip_gradients(opt_g, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+        self.clip_gradients(opt_g, gradient_clip_val=h.grad_clip, gradient_clip_algorithm="norm")
         opt_g.step()
         if self.discriminator is not None:
             opt_d = optimizers[1]
             logits_fake, _ = self.discriminator(recon.detach())
             logits_real, _ = self.discriminator(wav)
-            losses["disc"] = sum(
-                F.relu(1 + lf).mean() + F.relu(1 - lr).mean() for lf, lr in zip(logits_fake, logits_real, strict=True)
-            ) / len(logits_fake)
+            losses["disc"] = sum(F.relu(1 + lf).mean() + F.relu(1 - lr).mean()
+                                 for lf, lr in zip(logits_fake, logits_real, strict=True)) / len(logits_fake)
             opt_d.zero_grad()
             self.manual_backward(losses["disc"])
             opt_d.step()

@@ -1,8 +1,7 @@
 """The speech codec: SpeechTokenizer level 1 as LLM tokens, SoundStorm + SpeechTokenizer decoding back to audio.
 
 `SpeechTokenizerCodec` is the paper's 104M-parameter tokenizer at 50 Hz (weights from a local release folder);
-`anygpt.modalities.speech.tiny.TinySpeechCodec` is the demo's ~1M-parameter configuration at 25 Hz. Training (waveform
-L1 + multi-scale log-mel + RVQ commitment + semantic distillation of level 1) is
+`anygpt.modalities.speech.tiny.TinySpeechCodec` is the demo's ~1M-parameter configuration at 25 Hz. Training is
 `anygpt.modalities.speech.training.SpeechTokenizerTrainer`.
 """
 
@@ -107,10 +106,8 @@ class SpeechTokenizerCodec(Codec):
         waves = []
         for c in codes:
             full = c if c.dim() == 2 else self.acoustic_codes(c, voice=voice, steps=steps, generator=generator)
-            if full.shape[-1] == 0:
-                waves.append(torch.zeros(1, 0))
-                continue
-            waves.append(self.model.decode(full[:, None].to(self.device).long())[0].float().cpu())
+            waves.append(self.model.decode(full[:, None].to(self.device).long())[0].float().cpu() if full.shape[-1]
+                         else torch.zeros(1, 0))
         return waves
 
     # -- SoundStorm ----------------------------------------------------------------------------------------------------
@@ -161,12 +158,9 @@ class SpeechTokenizerCodec(Codec):
         """A `save_pretrained` folder, or the release layout: a folder with SpeechTokenizer's ``config.json`` and
         checkpoint (``ckpt.dev`` / ``SpeechTokenizer.pt``), or AnyGPT's ``AnyGPT-speech-modules`` folder holding
         ``speechtokenizer/`` and ``soundstorm/speechtokenizer_soundstorm_mls.pt``."""
-        if path is None:
+        if path is None or (asset_path(path) / "model.safetensors").exists():  # saved by the paper or tiny codec
             return super().from_pretrained(path, trust_code=trust_code, **overrides)
-        path = asset_path(path)
-        if (path / "model.safetensors").exists():  # the class that saved it (paper or tiny configuration)
-            return super().from_pretrained(path, trust_code=trust_code, **overrides)
-        root = path
+        root = path = asset_path(path)
         if (path / "speechtokenizer").is_dir():
             path = path / "speechtokenizer"
             storm = sorted((root / "soundstorm").glob("*.pt")) if (root / "soundstorm").is_dir() else []

@@ -15,13 +15,13 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anygpt.media import MEDIA_KINDS, MediaError, read_audio
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import load_modality
+from anygpt.modalities.training import TrainValDataModule
 
 log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = MEDIA_KINDS["audio"].suffixes
@@ -142,9 +142,11 @@ class SpeechSegments(Dataset):
         return item
 
 
-class SpeechDataModule(L.LightningDataModule):
+class SpeechDataModule(TrainValDataModule):
     """Train/val crops from a LibriSpeech/MLS-style tree for `SpeechTokenizerTrainer` (``cache``: keep decoded audio in
     memory, per loader worker; small corpora only)."""
+
+    persistent_train_workers = True
 
     def __init__(self, root: str, train_split: str = "train-clean-100", val_split: str = "dev-clean",
                  sample_rate: int = 16000, hop_length: int = 320, segment_seconds: float = 1.0,
@@ -160,13 +162,6 @@ class SpeechDataModule(L.LightningDataModule):
                                         max_files=h.max_train_files, **common)
         self.val_set = SpeechSegments(h.root, h.val_split, segment_seconds=h.segment_seconds, random_crop=False,
                                       max_files=h.max_val_files, **common)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers)
 
 
 class CodeSegments(Dataset):
@@ -186,14 +181,11 @@ class CodeSegments(Dataset):
 
 
 def pad_codes(items: Sequence[torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
-    lengths = torch.tensor([c.shape[0] for c in items])
-    out = torch.full((len(items), int(lengths.max()), items[0].shape[1]), pad_id, dtype=torch.long)
-    for i, c in enumerate(items):
-        out[i, : c.shape[0]] = c
-    return {"codes": out, "lengths": lengths}
+    codes = torch.nn.utils.rnn.pad_sequence(list(items), batch_first=True, padding_value=pad_id).long()
+    return {"codes": codes, "lengths": torch.tensor([c.shape[0] for c in items])}
 
 
-class SoundStormDataModule(L.LightningDataModule):
+class SoundStormDataModule(TrainValDataModule):
     """All-level codes of a small LibriSpeech-style tree (the demo's), encoded at setup by a trained speech tokenizer
     and kept in memory on every rank.
 
@@ -239,13 +231,5 @@ class SoundStormDataModule(L.LightningDataModule):
         self.train_set = CodeSegments(splits["train"], h.segment_frames)
         self.val_set = CodeSegments(splits["val"], h.segment_frames, random_crop=False)
 
-    def _collate(self, items: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def collate_fn(self, items: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         return pad_codes(items, self.pad_id)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          collate_fn=self._collate, num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, collate_fn=self._collate,
-                          num_workers=self.hparams.num_workers)

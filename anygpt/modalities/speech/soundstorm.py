@@ -185,17 +185,6 @@ class PerLevelLinear(nn.Module):
         return torch.einsum("bnqd,qdl->bnql", x, self.weight) + self.bias
 
 
-class Unflatten(nn.Module):
-    """[B, N, Q*D] -> [B, N, Q, D] (a parameter-free slot)."""
-
-    def __init__(self, levels: int) -> None:
-        super().__init__()
-        self.levels = levels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(*x.shape[:2], self.levels, -1)
-
-
 class SoundStormNet(nn.Module):
     """Embeds ``[B, N, Q]`` codes (summed over levels), adds the condition, runs the Conformer, predicts every level."""
 
@@ -205,7 +194,7 @@ class SoundStormNet(nn.Module):
         self.codebook_size, self.num_quantizers = codebook_size, num_quantizers
         self.conformer = conformer
         self.code_embeds = nn.Embedding((codebook_size + 1) * num_quantizers, dim)  # +1: the mask/pad id
-        self.heads = nn.Sequential(nn.Linear(dim, dim * num_quantizers), Unflatten(num_quantizers))
+        self.heads = nn.Sequential(nn.Linear(dim, dim * num_quantizers), nn.Unflatten(-1, (num_quantizers, -1)))
         self.to_logits = nn.Sequential(nn.LayerNorm(dim), nn.Identity(),
                                        PerLevelLinear(num_quantizers, dim, codebook_size))
         self.register_buffer("offsets", torch.arange(num_quantizers) * (codebook_size + 1), persistent=False)
@@ -299,12 +288,7 @@ class SoundStorm(Pretrained):
             raise ValueError(f"unknown SoundStorm schedule {schedule!r}: use 'release' or 'annealed'")
         b, n = semantic.shape
         device = semantic.device
-        p = 0 if prompt is None else prompt.shape[1]
-        codes = torch.full((b, p + n, self.num_quantizers), self.mask_id, dtype=torch.long, device=device)
-        cond = semantic.long()
-        if prompt is not None:
-            codes[:, :p] = prompt[..., 1:].long()
-            cond = torch.cat([prompt[..., 0].long(), cond], dim=1)
+        codes, cond, p = self._start(semantic, prompt)
         for q in range(self.num_quantizers):
             if q >= greedy_levels_from or steps <= 1:
                 logits = self.logits(codes, cond)[:, p:, q]
@@ -328,19 +312,24 @@ class SoundStorm(Pretrained):
                 codes[:, p:, q] = level
         return torch.cat([semantic.long()[..., None], codes[:, p:]], dim=-1)
 
-    def _generate_release(self, semantic: torch.Tensor, prompt: torch.Tensor | None, steps: int,
-                          generator: torch.Generator | None) -> torch.Tensor:
-        """The release's schedule (see `generate`); its random draws are the same Gumbel noise, from ``generator``."""
-        b, n = semantic.shape
-        device = semantic.device
-        levels = self.num_quantizers
+    def _start(self, semantic: torch.Tensor, prompt: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Masked codes ``[B, P + N, Q]`` with the prompt's acoustic levels in front, the condition (the prompt's
+        level 1, then ``semantic``) and the prompt length ``P``."""
         p = 0 if prompt is None else prompt.shape[1]
-        total = p + n
-        codes = torch.full((b, total, levels), self.mask_id, dtype=torch.long, device=device)
+        codes = torch.full((semantic.shape[0], p + semantic.shape[1], self.num_quantizers), self.mask_id,
+                           dtype=torch.long, device=semantic.device)
         cond = semantic.long()
         if prompt is not None:
             codes[:, :p] = prompt[..., 1:].long()
             cond = torch.cat([prompt[..., 0].long(), cond], dim=1)
+        return codes, cond, p
+
+    def _generate_release(self, semantic: torch.Tensor, prompt: torch.Tensor | None, steps: int,
+                          generator: torch.Generator | None) -> torch.Tensor:
+        """The release's schedule (see `generate`); its random draws are the same Gumbel noise, from ``generator``."""
+        b, device, levels = semantic.shape[0], semantic.device, self.num_quantizers
+        codes, cond, p = self._start(semantic, prompt)
+        total = codes.shape[1]
         editable = torch.zeros(b, total, levels, dtype=torch.bool, device=device)
         editable[:, p:] = True  # the prompt is never re-masked
         masked = editable.clone()
@@ -353,7 +342,7 @@ class SoundStorm(Pretrained):
             else:
                 logits = _release_top_k(logits, 0.7)
                 noise = torch.zeros_like(logits).uniform_(0, 1, generator=generator)
-                gumbel = -_release_log(-_release_log(noise))
+                gumbel = -torch.log(-torch.log(noise + 1e-10) + 1e-10)  # the release's log(t + 1e-10)
                 sampled = (logits / max(1.0 * i / steps, 1e-10) + gumbel).argmax(-1)
             codes = torch.where(masked, sampled.view(b, total, levels), codes)
             if count == 0:
@@ -442,10 +431,6 @@ def _release_top_k(logits: torch.Tensor, thres: float) -> torch.Tensor:
     k = math.ceil((1 - thres) * logits.shape[-1])
     values, indices = logits.topk(k, dim=-1)
     return torch.full_like(logits, float("-inf")).scatter_(2, indices, values)
-
-
-def _release_log(t: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    return torch.log(t + eps)
 
 
 def _sample_top_k(logits: torch.Tensor, temperature: float, fraction: float,

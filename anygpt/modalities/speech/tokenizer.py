@@ -65,31 +65,24 @@ class SpeechTokenizerConfig:
 
     @property
     def hop_length(self) -> int:
-        hop = 1
-        for s in self.strides:
-            hop *= s
-        return hop
+        return math.prod(self.strides)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class BiLSTM(nn.Module):
-    """LSTM over the time axis of a ``[B, C, T]`` tensor with a skip connection.
+    """Bidirectional LSTM over the time axis of a ``[B, C, T]`` tensor: ``2C`` output channels, the input added to both
+    halves as a skip connection."""
 
-    Bidirectional outputs have ``2C`` channels; the skip adds the input to both halves.
-    """
-
-    def __init__(self, dimension: int, num_layers: int, bidirectional: bool = True) -> None:
+    def __init__(self, dimension: int, num_layers: int) -> None:
         super().__init__()
-        self.bidirectional = bidirectional
-        self.lstm = nn.LSTM(dimension, dimension, num_layers, bidirectional=bidirectional)
+        self.lstm = nn.LSTM(dimension, dimension, num_layers, bidirectional=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(2, 0, 1)  # [T, B, C]
         y, _ = self.lstm(x)
-        skip = torch.cat([x, x], dim=-1) if self.bidirectional else x
-        return (y + skip).permute(1, 2, 0)
+        return (y + torch.cat([x, x], dim=-1)).permute(1, 2, 0)
 
 
 class ResidualQuantizer(nn.Module):
@@ -100,23 +93,20 @@ class ResidualQuantizer(nn.Module):
         super().__init__()
         self.n_q = n_q
         self.vq = ResidualVectorQuantization(num_quantizers=n_q, dim=dimension, codebook_size=codebook_size,
-                                             decay=decay,
-                                             kmeans_init=True, kmeans_iters=kmeans_iters,
+                                             decay=decay, kmeans_init=True, kmeans_iters=kmeans_iters,
                                              threshold_ema_dead_code=threshold_ema_dead_code)
 
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                                        torch.Tensor]:
         """Training/forward pass: (quantized sum, codes ``[n_q, B, F]``, mean commitment loss, level-1 quantized)."""
-        residual, total = x, torch.zeros_like(x)
-        codes, losses, first = [], [], None
+        residual, levels, codes, losses = x, [], [], []
         for layer in self.vq.layers[: n_q or self.n_q]:
             quantized, index, loss = layer(residual)
             residual = residual - quantized.detach()
-            total = total + quantized
-            first = quantized if first is None else first
+            levels.append(quantized)
             codes.append(index)
             losses.append(loss)
-        return total, torch.stack(codes), torch.stack(losses).mean(), first
+        return sum(levels), torch.stack(codes), torch.stack(losses).mean(), levels[0]
 
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         return self.vq.encode(x, n_q=n_q or self.n_q)
@@ -147,7 +137,7 @@ class SpeechTokenizerModel(nn.Module):
             if c.bidirectional and c.lstm_layers:
                 # encodec's encoder ends [..., SLSTM, act, SConv1d]: swap in the BiLSTM and a final conv twice as wide.
                 width = c.n_filters * 2 ** len(c.strides)
-                encoder.model[-3] = BiLSTM(width, c.lstm_layers, bidirectional=True)
+                encoder.model[-3] = BiLSTM(width, c.lstm_layers)
                 encoder.model[-1] = SConv1d(2 * width, c.dimension, 7, norm="weight_norm", pad_mode="reflect")
         # registration order = the release's state-dict order: encoder, transform, quantizer, decoder
         self.encoder = encoder

@@ -63,13 +63,9 @@ class SpeechTokenizerTrainer(TokenizerTrainer):
             window = torch.hann_window(n_fft, device=x.device)
             n_mels = min(80, n_fft // 8)
             fb = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, rate / 2, n_mels, rate).to(x.device)
-
-            def logmel(w: torch.Tensor, n_fft: int = n_fft, window: torch.Tensor = window,
-                       fb: torch.Tensor = fb) -> torch.Tensor:
-                spec = torch.stft(w.reshape(-1, w.shape[-1]), n_fft, n_fft // 4, window=window, return_complex=True)
-                return (spec.abs().pow(2).transpose(1, 2) @ fb).clamp(min=1e-5).log()
-
-            total = total + F.l1_loss(logmel(x), logmel(y))
+            logmels = [(torch.stft(w.reshape(-1, w.shape[-1]), n_fft, n_fft // 4, window=window, return_complex=True)
+                        .abs().pow(2).transpose(1, 2) @ fb).clamp(min=1e-5).log() for w in (x, y)]
+            total = total + F.l1_loss(*logmels)
         return total / len(self.hparams.mel_scales)
 
     def _semantic_loss(self, semantic: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
