@@ -193,15 +193,13 @@ class AnyGPT:
             tok = self.tokenizers[modality]
             loaded = []
             for i in indices:
-                source = items[i].source
-                if isinstance(source, torch.Tensor):
-                    loaded.append(source.to(self.device))
-                    continue
-                if not Path(source).is_file():
-                    raise FileNotFoundError(f"{modality} input {source} does not exist")
-                data = tok.read(source)  # MediaError (a ValueError) names the file
-                if modality == "music":
-                    data = self.crop_music(data, tok.codec.sample_rate, generator)
+                data = items[i].source
+                if not isinstance(data, torch.Tensor):
+                    if not Path(data).is_file():
+                        raise FileNotFoundError(f"{modality} input {data} does not exist")
+                    data = tok.read(data)  # MediaError (a ValueError) names the file
+                    if modality == "music":
+                        data = self.crop_music(data, tok.codec.sample_rate, generator)
                 loaded.append(data.to(self.device))
             codes = tok.codec.encode(loaded)
             for i, c in zip(indices, codes, strict=True):
