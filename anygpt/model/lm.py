@@ -150,7 +150,7 @@ class AnyGPTLM(L.LightningModule):
         # those are __init__'s arguments, which `anygpt fit --ckpt_path FILE` parses back from the checkpoint.
         self.hparams["vocab_size"] = model.config.vocab_size
         ranges = self._group_ranges()
-        self.built = {"resolved_config": model.config.to_dict(), "modality_ranges": [list(r) for r in ranges]}
+        self.built = {"resolved_config": asdict(model.config), "modality_ranges": [list(r) for r in ranges]}
         self.group_names = ["text", *[name for name, _, _ in ranges]]
         self.register_buffer("token_groups", self._group_table(model.config.vocab_size), persistent=False)
         self.val_loss = TokenLoss(len(self.group_names))
