@@ -145,9 +145,8 @@ def load_bundle(path: str | Path, tokenizers: Mapping[str, str | TokenizerRef | 
         loaded[name].codec.to(device).eval()
     _check_tokenizers(vocab, {k: v for k, v in loaded.items() if not isinstance(v.codec, LazyCodec)}, str(path))
     bundle = Bundle(model, vocab, loaded, info.get("system_prompt"), refs, bool(info.get("force_marker", True)),
-                    info.get("image_decoder"), info.get("template"), info.get("task"), info.get("training"))
-    if image_decoder is not None:
-        bundle.image_decoder = image_decoder
+                    image_decoder if image_decoder is not None else info.get("image_decoder"), info.get("template"),
+                    info.get("task"), info.get("training"))
     attach_image_decoder(bundle)
     return bundle
 
@@ -308,15 +307,15 @@ def portable_ref(ref: TokenizerRef, directory: Path, name: str) -> TokenizerRef:
     if not source.exists():
         raise FileNotFoundError(f"the {name} tokenizer {source} does not exist (working directory {Path.cwd()}): "
                                 "give its path as it is from here, or an absolute one")
-    if source.resolve() == inside.resolve():
-        return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
-    self_contained = source.is_dir() and (source / CONFIG_FILE).is_file()
-    if not self_contained or sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) > COPY_TOKENIZERS_UP_TO:
-        return TokenizerRef(str(source.resolve()), ref.class_path, ref.options)
-    if inside.exists():
-        shutil.rmtree(inside)
-    shutil.copytree(source, inside)
-    return TokenizerRef(f"{TOKENIZER_DIR}/{name}", ref.class_path, ref.options)
+    if source.resolve() != inside.resolve():
+        self_contained = source.is_dir() and (source / CONFIG_FILE).is_file()
+        size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) if self_contained else 0
+        if not self_contained or size > COPY_TOKENIZERS_UP_TO:
+            return replace(ref, path=str(source.resolve()))
+        if inside.exists():
+            shutil.rmtree(inside)
+        shutil.copytree(source, inside)
+    return replace(ref, path=f"{TOKENIZER_DIR}/{name}")
 
 
 def write_tokenizer_files(vocab: UnifiedVocab, directory: Path) -> None:
@@ -407,9 +406,6 @@ def ckpt_to_anygpt(ckpt: str, out: str, tokenizers: dict[str, str] | None = None
     save_bundle(bundle, out)
     print(f"[convert] {ckpt} -> {out}")
     return out
-
-
-CONVERT_COMMANDS = {"hf-to-anygpt": hf_to_anygpt, "ckpt-to-anygpt": ckpt_to_anygpt}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -39,6 +39,13 @@ def _handle(source: Source) -> Any:
     return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
 
 
+def _output(path: str | Path) -> Path:
+    """``path``, its folder made first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Audio
 # ----------------------------------------------------------------------------------------------------------------------
@@ -119,8 +126,7 @@ def write_audio(wav: torch.Tensor, path: str | Path, sample_rate: int) -> Path:
     """Write a mono waveform (``[T]`` or ``[1, T]``) as 16-bit PCM; the format follows the suffix (.wav, .flac)."""
     import soundfile as sf
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _output(path)
     data = torch.as_tensor(wav).detach().float().reshape(-1).clamp(-1, 1).cpu().numpy()
     sf.write(str(path), data, int(sample_rate), subtype="PCM_16")
     return path
@@ -183,21 +189,15 @@ def image_to_tensor(image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def tensor_to_image(image: torch.Tensor):
-    """``[3, H, W]`` in [0, 1] -> an 8-bit RGB `PIL.Image`."""
+def write_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write ``[3, H, W]`` in [0, 1] as an 8-bit RGB image (format from the suffix)."""
     from PIL import Image
 
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W] in [0, 1], got shape {tuple(image.shape)}")
     array = (image.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(array, "RGB")
-
-
-def write_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write ``[3, H, W]`` in [0, 1] as an 8-bit image (format from the suffix)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensor_to_image(image).save(path)
+    path = _output(path)
+    Image.fromarray(array, "RGB").save(path)
     return path
 
 
@@ -217,8 +217,7 @@ def read_array(source: Source) -> torch.Tensor:
 
 
 def write_array(array: torch.Tensor, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _output(path)
     np.save(path, torch.as_tensor(array).detach().cpu().numpy())
     return path
 
@@ -389,8 +388,7 @@ def read_media(kind: MediaKind | str, source: Source, sample_rate: int | None = 
 def write_media(kind: MediaKind | str, data: torch.Tensor, path: str | Path, sample_rate: int | None = None) -> Path:
     """Write one item of ``kind`` (audio needs its ``sample_rate``); the folder is made first."""
     kind = media_kind(kind) if isinstance(kind, str) else kind
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return kind.writer(data, path, sample_rate=sample_rate)
+    return kind.writer(data, _output(path), sample_rate=sample_rate)
 
 
 def kind_of_file(path: str | Path) -> MediaKind | None:

@@ -194,18 +194,11 @@ class InstructionPools:
     source: str = "anygpt"
 
     def draw(self, direction: str, modality: str, rng: random.Random) -> str:
-        if self.pools is None:
-            pool: Sequence[str] | None = instruction_pool(modality, direction)
-        else:
-            pool = self.pools.get(direction, {}).get(modality)
+        pool = instruction_pool(modality, direction) if self.pools is None else \
+            self.pools.get(direction, {}).get(modality)
         if not pool:
             raise ValueError(f"{self.source} has no {direction} instructions for {modality!r}")
         return rng.choice(list(pool))
-
-
-def default_instructions() -> InstructionPools:
-    """Our own phrasings (the ones anygpt's pretraining templates use)."""
-    return InstructionPools()
 
 
 def load_instructions(path: str | Path) -> InstructionPools:
@@ -221,18 +214,14 @@ def load_instructions(path: str | Path) -> InstructionPools:
         if not isinstance(data, dict) or not {"x2text", "text2x"} <= set(data):
             raise ValueError(f"{path}: expected a JSON object with 'x2text' and 'text2x' pools")
         return InstructionPools(data, str(path))
-    folder = path
-    for candidate in (path, path / "anygpt" / "src" / "m_utils", path / "m_utils"):
-        if (candidate / "other2text_instructions.py").is_file():
-            folder = candidate
-            break
-    else:
+    folder = next((candidate for candidate in (path, path / "anygpt" / "src" / "m_utils", path / "m_utils")
+                   if (candidate / "other2text_instructions.py").is_file()), None)
+    if folder is None:
         raise FileNotFoundError(f"{path} holds no other2text_instructions.py/text2other_instructions.py: pass the "
                                 "release's clone (OpenMOSS/AnyGPT), its anygpt/src/m_utils folder, or a JSON file of "
                                 "pools")
-    pools = {}
-    for direction, name in (("x2text", "other2text_instructions"), ("text2x", "text2other_instructions")):
-        pools[direction] = _dict_literal(folder / f"{name}.py", name)
+    pools = {direction: _dict_literal(folder / f"{name}.py", name)
+             for direction, name in (("x2text", "other2text_instructions"), ("text2x", "text2other_instructions"))}
     return InstructionPools(pools, str(folder))
 
 
@@ -254,11 +243,6 @@ def _dict_literal(file: Path, name: str) -> dict[str, list[str]]:
 # Training samples
 # ----------------------------------------------------------------------------------------------------------------------
 Flatten = Callable[[torch.Tensor], torch.Tensor]  # native codes -> 1-D local ids in [0, codebook_size)
-
-
-def identity_flatten(codes: torch.Tensor) -> torch.Tensor:
-    """The layout of single-codebook modalities: codes as they are, in one row."""
-    return codes.reshape(-1).long()
 
 
 @dataclass
@@ -307,7 +291,7 @@ class TemplateRenderer:
         codes = np.asarray(sample.codes[name])
         if name in sample.all_levels:  # all RVQ levels kept (SoundStorm): the LLM reads level 1
             codes = codes[0]
-        flatten = self.flatten.get(modality)  # none: the codes as they are, in one row (`identity_flatten`)
+        flatten = self.flatten.get(modality)  # none: the codes as they are, in one row
         flat = codes if flatten is None else flatten(torch.from_numpy(codes.astype(np.int64, copy=False)))
         return self.vocab.encode_codes(modality, flat)
 

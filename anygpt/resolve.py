@@ -43,13 +43,7 @@ def normalize(name: str) -> str:
 
 
 def _all_subclasses(base: type) -> list[type]:
-    found, todo = [], [base]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            if sub not in found:
-                found.append(sub)
-                todo.append(sub)
-    return found
+    return [cls for sub in base.__subclasses__() for cls in (sub, *_all_subclasses(sub))]
 
 
 def _qualified(cls: type) -> str:

@@ -45,9 +45,8 @@ def _fail(codec: Codec, check: str, message: str) -> CodecConformanceError:
 
 
 def _codes_equal(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> bool:
-    if len(a) != len(b):
-        return False
-    return all(x.shape == y.shape and torch.equal(x.cpu(), y.cpu()) for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x.cpu(), y.cpu())
+                                    for x, y in zip(a, b, strict=True))
 
 
 def check_codec(codec: Codec, examples: Sequence[Any], tmp_path: str | Path | None = None,

@@ -69,9 +69,8 @@ class SentencePieceTextTokenizer(TextTokenizer):
         self.model_file = Path(model_file)
         self.processor = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
         self.vocab_size = self.processor.get_piece_size()
-        self.bos_id = _none_if_negative(self.processor.bos_id())
-        self.eos_id = _none_if_negative(self.processor.eos_id())
-        self.unk_id = _none_if_negative(self.processor.unk_id())
+        self.bos_id, self.eos_id, self.unk_id = (None if i < 0 else i for i in (
+            self.processor.bos_id(), self.processor.eos_id(), self.processor.unk_id()))
         self.legacy = legacy
         self._plain = None if legacy else _without_dummy_prefix(self.model_file)
 
@@ -174,10 +173,6 @@ class HFTextTokenizer(TextTokenizer):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(directory / "tokenizer.json"))
-
-
-def _none_if_negative(value: int) -> int | None:
-    return None if value < 0 else value
 
 
 def load_text_tokenizer(path: str | Path) -> TextTokenizer:

@@ -15,6 +15,7 @@ tokenizer (`anygpt.text_tokenizer`, with the strip flags the checkpoint records)
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -100,45 +101,33 @@ class UnifiedVocab:
         if unsized:
             raise ValueError(f"modalities {unsized} have no codebook size: size them with their codec "
                              "(anygpt.modalities.registry.spec_of)")
-        tokens: list[str] = list(SPECIAL_TOKENS)
-        owners: list[str] = ["anygpt's special tokens"] * len(tokens)
+        owners: dict[str, str] = {}  # token -> what claims it, in the default id order
+        claims: list[tuple[Sequence[str], str]] = [(SPECIAL_TOKENS, "anygpt's special tokens")]
         for spec in specs:
-            codes = [spec.code_token(i) for i in range(spec.codebook_size)]
-            tokens += codes + list(spec.markers)
-            owners += [f"modality {spec.name!r} (code token)"] * len(codes) + [f"modality {spec.name!r} (marker)"] * 2
+            who = f"modality {spec.name!r}"
+            claims += [([spec.code_token(i) for i in range(spec.codebook_size)], f"{who} (code token)"),
+                       (spec.markers, f"{who} (marker)")]
         if instruction_tokens:
-            tokens.extend(INSTRUCTION_TOKENS)
-            owners += ["anygpt's instruction tokens"] * len(INSTRUCTION_TOKENS)
-        if len(set(tokens)) != len(tokens):
-            first: dict[str, str] = {}
-            for token, owner in zip(tokens, owners, strict=True):
-                if token in first:
+            claims.append((INSTRUCTION_TOKENS, "anygpt's instruction tokens"))
+        for tokens, owner in claims:
+            for token in tokens:
+                if token in owners:
                     raise ModalitySpecError(f"token {token!r} is claimed twice in the configured modalities: by "
-                                            f"{first[token]} and by {owner}; give them distinct markers/token_format")
-                first[token] = owner
-        default = {tok: text.vocab_size + i for i, tok in enumerate(tokens)}
-        self._token_to_id = default if token_ids is None else _checked_layout(default, token_ids, specs, text,
-                                                                              source or "the given token ids")
-        self._id_to_token = {i: t for t, i in self._token_to_id.items()}
-        self._size = text.vocab_size + len(self._token_to_id)
+                                            f"{owners[token]} and by {owner}; give them distinct markers/token_format")
+                owners[token] = owner
+        default = {tok: text.vocab_size + i for i, tok in enumerate(owners)}
+        self._token_to_id = ids = default if token_ids is None else _checked_layout(
+            default, token_ids, specs, text, source or "the given token ids")
+        self._id_to_token = {i: t for t, i in ids.items()}
+        self._size = text.vocab_size + len(ids)
         self.instruction_tokens = instruction_tokens
-        self.modalities: dict[str, ModalityRange] = {}
-        for spec in specs:
-            ids = self._token_to_id
-            self.modalities[spec.name] = ModalityRange(spec, ids[spec.code_token(0)], ids[spec.markers[0]],
-                                                       ids[spec.markers[1]])
+        self.modalities: dict[str, ModalityRange] = {
+            s.name: ModalityRange(s, ids[s.code_token(0)], ids[s.markers[0]], ids[s.markers[1]]) for s in specs}
         self._marker_to_modality = {rng.start_id: rng for rng in self.modalities.values()}
-        self._range_of = {}
-        for rng in self.modalities.values():
-            for idx in rng.ids:
-                self._range_of[idx] = rng
+        self._range_of = {idx: rng for rng in self.modalities.values() for idx in rng.ids}
         # Strings that split text as added tokens do: named tokens, code tokens (by pattern) and the text model's
         # control tokens; leftmost, longest first, as HF's trie matches them.
-        if not isinstance(text, TextTokenizer):  # a duck-typed text tokenizer (encode/decode only): default hooks
-            self._hooks = TextTokenizer
-        else:
-            self._hooks = None
-        self._splitting = {**self._hook("control_tokens")(), **self._token_to_id}
+        self._splitting = {**self._hook("control_tokens")(), **ids}
         self._split_ids = set(self._splitting.values())
         codes = {spec.code_token(i) for spec in specs for i in range(spec.codebook_size)}
         named = [t for t in self._splitting if t not in codes]
@@ -149,10 +138,10 @@ class UnifiedVocab:
         self._chunks: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}  # text chunks' ids
 
     def _hook(self, name: str):
-        """The text tokenizer's method ``name``, or `TextTokenizer`'s default bound to it."""
-        if self._hooks is None:
+        """The text tokenizer's method ``name``; a duck-typed one (encode/decode only) gets `TextTokenizer`'s."""
+        if isinstance(self.text, TextTokenizer):
             return getattr(self.text, name)
-        return getattr(self._hooks, name).__get__(self.text)
+        return getattr(TextTokenizer, name).__get__(self.text)
 
     # -- sizes and lookups -------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -192,16 +181,17 @@ class UnifiedVocab:
         return table
 
     # -- encoding ----------------------------------------------------------------------------------------------------
-    def encode_codes(self, modality: str, codes: torch.Tensor, with_markers: bool = True) -> list[int]:
+    def encode_codes(self, modality: str, codes: torch.Tensor) -> list[int]:
         """Flattened local codes ``[0, codebook_size)`` of one span -> unified ids (with its markers)."""
-        rng = self._range(modality)
+        if modality not in self.modalities:
+            raise KeyError(f"Unknown modality {modality!r}; this vocabulary has {list(self.modalities)}")
+        rng = self.modalities[modality]
         # numpy, not torch: a training sample's few hundred codes cost a tenth of the time (the data loader's path)
         flat = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes, np.int64).reshape(-1)
         if flat.size and (flat.min() < 0 or flat.max() >= rng.spec.codebook_size):
             raise ValueError(f"{modality} codes must lie in [0, {rng.spec.codebook_size}), got "
                              f"[{int(flat.min())}, {int(flat.max())}]; the tokenizer and the vocabulary disagree")
-        ids = (flat + rng.first_id).tolist()
-        return [rng.start_id, *ids, rng.end_id] if with_markers else ids
+        return [rng.start_id, *(flat + rng.first_id).tolist(), rng.end_id]
 
     def encode(self, text: str) -> list[int]:
         """Text that may contain special tokens, markers and code tokens (``<👀12>``) -> ids (no BOS).
@@ -284,7 +274,7 @@ class UnifiedVocab:
             idx = ids[i]
             rng = self._marker_to_modality.get(idx)
             if rng is None:
-                if idx < self.text.vocab_size or self.modality_of(idx) == "special":
+                if idx not in self._range_of:  # text and special tokens; stray codes are dropped
                     text_ids.append(idx)
                 i += 1
                 continue
@@ -302,42 +292,10 @@ class UnifiedVocab:
     def decode_text(self, ids: Sequence[int]) -> str:
         """Ids -> string; added tokens are rendered by name, text runs by the text tokenizer."""
         parts: list[str] = []
-        run: list[int] = []
-        for idx in ids:
-            if idx < self.text.vocab_size:
-                run.append(idx)
-                continue
-            if run:
-                parts.append(self.text.decode(run))
-                run = []
-            token = self.id_to_token(idx)
-            parts.append(token if token is not None else f"<unk:{idx}>")
-        if run:
-            parts.append(self.text.decode(run))
+        for is_text, group in itertools.groupby(ids, key=lambda idx: idx < self.text.vocab_size):
+            run = list(group)
+            parts += [self.text.decode(run)] if is_text else [self._id_to_token.get(i, f"<unk:{i}>") for i in run]
         return "".join(parts)
-
-    # -- layout checks -----------------------------------------------------------------------------------------------
-    def check_added_tokens(self, added: Mapping[str, int], source: str = "checkpoint") -> None:
-        """Raise `VocabLayoutError` unless ``added`` (token -> id) places every token exactly where this vocab does;
-        the message names ``source``, the token and both ids."""
-        extra = sorted(set(added) - set(self._token_to_id), key=added.get)
-        if extra:
-            raise VocabLayoutError(
-                f"{source} has {len(extra)} added tokens this vocabulary lacks (first: {extra[:5]}). Add the modality "
-                "they belong to, or set instruction_tokens=True if they are <-Res->/<-Ins->.")
-        mismatches = [(tok, added.get(tok), idx) for tok, idx in self._token_to_id.items() if added.get(tok) != idx]
-        if mismatches:
-            shown = ", ".join(f"{t!r} is {'missing' if got is None else got} there but {want} here"
-                              for t, got, want in mismatches[:5])
-            raise VocabLayoutError(
-                f"{source} does not place the added tokens where this vocabulary (modalities {list(self.modalities)}, "
-                f"text size {self.text.vocab_size}) does: {len(mismatches)} tokens differ: {shown}.")
-
-    def _range(self, modality: str) -> ModalityRange:
-        try:
-            return self.modalities[modality]
-        except KeyError:
-            raise KeyError(f"Unknown modality {modality!r}; this vocabulary has {list(self.modalities)}") from None
 
 
 @dataclass
@@ -359,20 +317,19 @@ def read_tokenizer_files(directory: str | Path) -> TokenizerFiles:
     """
     directory = Path(directory)
     found: list[tuple[Path, dict[str, int], dict[str, tuple[bool, bool]]]] = []
-    config = directory / "tokenizer_config.json"
-    if config.exists():
-        decoder = json.loads(config.read_text("utf-8")).get("added_tokens_decoder")
-        if decoder:
-            found.append((config, {t["content"]: int(i) for i, t in decoder.items()},
-                          {t["content"]: (bool(t.get("lstrip")), bool(t.get("rstrip"))) for t in decoder.values()}))
-    legacy = directory / "added_tokens.json"
+
+    def add(path: Path, entries: list[tuple[int, dict]]) -> None:  # (id, {"content", "lstrip", "rstrip"})
+        found.append((path, {t["content"]: int(i) for i, t in entries},
+                      {t["content"]: (bool(t.get("lstrip")), bool(t.get("rstrip"))) for _, t in entries}))
+
+    config, legacy, fast = (directory / name for name in ("tokenizer_config.json", "added_tokens.json",
+                                                          "tokenizer.json"))
+    if config.exists() and (decoder := json.loads(config.read_text("utf-8")).get("added_tokens_decoder")):
+        add(config, list(decoder.items()))
     if legacy.exists():
         found.append((legacy, {k: int(v) for k, v in json.loads(legacy.read_text("utf-8")).items()}, {}))
-    fast = directory / "tokenizer.json"
     if fast.exists():
-        entries = json.loads(fast.read_text("utf-8")).get("added_tokens", [])
-        found.append((fast, {t["content"]: int(t["id"]) for t in entries},
-                      {t["content"]: (bool(t.get("lstrip")), bool(t.get("rstrip"))) for t in entries}))
+        add(fast, [(t["id"], t) for t in json.loads(fast.read_text("utf-8")).get("added_tokens", [])])
     if not found:
         raise FileNotFoundError(f"{directory} has no added_tokens.json, tokenizer.json or tokenizer_config.json; "
                                 "is it an HF tokenizer directory?")

@@ -80,8 +80,7 @@ def beam_search(model: LLaMA, ids: Tensor, valid: Tensor, config: GenerationConf
         token = top_index % V
         candidates = _gather(running, source)
         candidates[:, :, cur] = token
-        hits = (cur + 1 >= max_len) | (torch.isin(token, stop_ids) if stop_ids.numel() else torch.zeros_like(token,
-                                                                                                             dtype=torch.bool))
+        hits = (cur + 1 >= max_len) | torch.isin(token, stop_ids)
         # beams that keep running
         run_scores = top_scores + hits.float() * _NEG
         chosen = torch.topk(run_scores, nb, dim=1).indices

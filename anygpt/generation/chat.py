@@ -182,11 +182,17 @@ def media_kinds(anygpt: AnyGPT) -> dict[str, MediaKind]:
     return {name: modality.media for name, modality in anygpt.tokenizers.items()}
 
 
-def _default_checkpoint(command: str) -> str:
-    ckpt = default_checkpoint()
-    print(f"[{command}] no --ckpt given: {ckpt}" + ("" if ckpt == TRAINED_DEMO else
-                                                     " (the demo model shipped with anygpt)"), file=sys.stderr)
-    return ckpt
+def _open(command: str, ckpt: str | None, out: str, device: str, loading: LoadingOptions, prompt: PromptOptions,
+          decoding: DecodingOptions) -> tuple[AnyGPT, Transcript]:
+    """The model (``ckpt``, or the default checkpoint) and a transcript in ``out`` that notes the settings."""
+    if not ckpt:
+        ckpt = default_checkpoint()
+        print(f"[{command}] no --ckpt given: {ckpt}" + ("" if ckpt == TRAINED_DEMO else
+                                                         " (the demo model shipped with anygpt)"), file=sys.stderr)
+    anygpt = AnyGPT.load(ckpt, loading, prompt, device)
+    transcript = Transcript(Path(out), f"AnyGPT {command} with {Path(ckpt).name}", media_kinds(anygpt))
+    transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
+    return anygpt, transcript
 
 
 def chat(ckpt: str | None = None, out: str = "chat", device: str = "cpu", voice: str | None = None,
@@ -206,10 +212,7 @@ def chat(ckpt: str | None = None, out: str = "chat", device: str = "cpu", voice:
         decoding: how replies are decoded (``--decoding.settings``, ``--decoding.max_new_tokens``,
             ``--decoding.seed``, ...).
     """
-    ckpt = ckpt or _default_checkpoint("chat")
-    anygpt = AnyGPT.load(ckpt, loading, prompt, device)
-    transcript = Transcript(Path(out), f"AnyGPT chat with {Path(ckpt).name}", media_kinds(anygpt))
-    transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
+    anygpt, transcript = _open("chat", ckpt, out, device, loading, prompt, decoding)
     commands = output_commands(anygpt.tokenizers)
     generator = torch.Generator().manual_seed(decoding.seed)
     stream: TextIO = open(input, encoding="utf-8") if input else sys.stdin
@@ -280,10 +283,7 @@ def generate(message: str, ckpt: str | None = None, output: str = "text", out: s
         prompt: how the prompt is written (``--prompt.template``, ``--prompt.task``, ...).
         decoding: how the reply is decoded (``--decoding.settings``, ``--decoding.max_new_tokens``, ...).
     """
-    ckpt = ckpt or _default_checkpoint("generate")
-    anygpt = AnyGPT.load(ckpt, loading, prompt, device)
-    transcript = Transcript(Path(out), f"AnyGPT generate with {Path(ckpt).name}", media_kinds(anygpt))
-    transcript.note(f"{anygpt.describe()}; decoding: {decoding.settings} presets")
+    anygpt, transcript = _open("generate", ckpt, out, device, loading, prompt, decoding)
     if output != "text" and output not in anygpt.tokenizers:
         raise ValueError(f"this model has no {output} modality (it has: {', '.join(anygpt.tokenizers) or 'text only'})")
     parts = parse_message(message)

@@ -1,11 +1,11 @@
 """Constrained decoding: every modality span the model emits is valid by construction.
 
 Outside a span, code ids and end markers of every modality are forbidden (text, special tokens and start markers
-remain). Once a start
-marker is emitted, only that modality's codes allowed at the current position of the span (`SpanStructure`) can be
-chosen, plus its end marker when the span may end; a complete span (fixed length reached, or ``max_length``) may
-only be closed. So SEED image spans have exactly 32 codes and music spans whole 4-codebook frames, each position in its
-codebook's range (the silent-music failure of the original, OpenMOSS/AnyGPT#38, needs out-of-cycle codes).
+remain). Once a start marker is emitted, only that modality's codes allowed at the current position of the span
+(`SpanStructure`) can be chosen, plus its end marker when the span may end; a complete span (fixed length reached,
+or ``max_length``) may only be closed. So SEED image spans have exactly 32 codes and music spans whole 4-codebook
+frames, each position in its codebook's range (the silent-music failure of the original, OpenMOSS/AnyGPT#38, needs
+out-of-cycle codes).
 
 The span state of each row is read from the ids themselves (the last start/end marker), so the processor is stateless:
 it works unchanged when beam search reorders rows.
@@ -78,9 +78,7 @@ class ModalityConstraint:
         if scores.size(-1) > code_mask.numel():  # padded output rows beyond the vocabulary are never valid
             code_mask = torch.cat([code_mask, code_mask.new_ones(scores.size(-1) - code_mask.numel())])
         out = scores.masked_fill(code_mask, neg_inf)
-        rows = modality.tolist()
-        lengths = length.tolist()
-        for row, (m, n) in enumerate(zip(rows, lengths, strict=True)):
+        for row, (m, n) in enumerate(zip(modality.tolist(), length.tolist(), strict=True)):
             if m < 0:
                 if self.force is not None and input_ids.size(1) == self.prompt_len:
                     keep = scores[row, self.force].clone()
@@ -88,13 +86,13 @@ class ModalityConstraint:
                     out[row, self.force] = keep
                 continue
             rng, structure = self.ranges[m], self.structures[m]
-            size = rng.spec.codebook_size
             out[row] = neg_inf
             if structure.must_end(n):
                 out[row, rng.end_id] = scores[row, rng.end_id]
                 continue
-            lo, hi = structure.allowed_codes(n, size)
-            out[row, rng.first_id + lo: rng.first_id + hi] = scores[row, rng.first_id + lo: rng.first_id + hi]
+            lo, hi = structure.allowed_codes(n, rng.spec.codebook_size)
+            codes = slice(rng.first_id + lo, rng.first_id + hi)
+            out[row, codes] = scores[row, codes]
             if structure.can_end(n):
                 out[row, rng.end_id] = scores[row, rng.end_id]
         return out

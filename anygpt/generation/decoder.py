@@ -69,9 +69,7 @@ class CachedDecoder:
         self.positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         self.next_position = valid.long().sum(1)  # rotary position of the next token of each row
         self.length = 0
-        self._step = _decode_step
-        if compile:
-            self._step = torch.compile(_decode_step, dynamic=False)
+        self._step = torch.compile(_decode_step, dynamic=False) if compile else _decode_step
 
     def prefill(self, ids: Tensor) -> Tensor:
         """Logits (R, V) after the prompt."""

@@ -161,24 +161,25 @@ class GenerationConfig:
 # by neither). The release builds these configs without an eos id, so its decoding never stops before
 # max_new_tokens and the reply is cut afterwards; we stop at <eos> (after min_new_tokens).
 _EOS = ("<eos>",)
+
+
+def _release(**fields: Any) -> GenerationConfig:
+    """What every release config shares: sampling at temperature 1 and top_p 1, at least 10 new tokens."""
+    return GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, min_new_tokens=10, stop_tokens=_EOS, **fields)
+
+
 PRESETS: dict[str, GenerationConfig] = {
     "paper/text": GenerationConfig(num_beams=5, max_new_tokens=100, stop_tokens=_EOS),
     "paper/image": GenerationConfig(do_sample=True, top_p=0.7, max_new_tokens=200, stop_tokens=_EOS),
     "paper/speech": GenerationConfig(do_sample=True, top_p=0.7, max_new_tokens=1500, stop_tokens=_EOS),
     "paper/music": GenerationConfig(do_sample=True, top_p=1.0, repetition_penalty=1.15, max_new_tokens=2000,
                                     stop_tokens=_EOS),
-    "release/chat-text": GenerationConfig(do_sample=True, num_beams=5, temperature=1.0, top_p=1.0,
-                                          max_new_tokens=500, min_new_tokens=10, repetition_penalty=1.0,
-                                          stop_tokens=_EOS, extra={"soundstorm_steps": 3}),
-    "release/text": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=100,
-                                     min_new_tokens=10, stop_tokens=_EOS),
-    "release/image": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=200,
-                                      min_new_tokens=10, stop_tokens=_EOS),
-    "release/speech": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, max_new_tokens=1500,
-                                       min_new_tokens=10, repetition_penalty=1.05, stop_tokens=_EOS,
-                                       extra={"soundstorm_steps": 3}),
-    "release/music": GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=200, max_new_tokens=2000,
-                                      min_new_tokens=10, repetition_penalty=1.15, stop_tokens=_EOS),
+    "release/chat-text": _release(num_beams=5, max_new_tokens=500, repetition_penalty=1.0,
+                                  extra={"soundstorm_steps": 3}),
+    "release/text": _release(max_new_tokens=100),
+    "release/image": _release(max_new_tokens=200),
+    "release/speech": _release(max_new_tokens=1500, repetition_penalty=1.05, extra={"soundstorm_steps": 3}),
+    "release/music": _release(top_k=200, max_new_tokens=2000, repetition_penalty=1.15),
 }
 
 

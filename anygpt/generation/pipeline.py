@@ -4,11 +4,10 @@
     reply = anygpt.chat(["Describe this image.", Media("image", "cat.png")])
     reply.text, reply.segments[0].data                             # text and decoded media (image tensor, waveform)
 
-Prompts are the strings the released models were trained on (`anygpt.prompts`), encoded in one pass as the
-release's tokenizer did: the chat template (``{system}\\n[Human]: {message}<eoh>\\n[MMGPT]:``, the message wrapped in
-the release's task prompt for the requested output modality) for instruction-tuned checkpoints, the pretraining
-template (``[Human]: {instruction} {X}<eoh> [MMGPT]:``) for base ones. Appending the output modality's start marker
-(`` <soim>``) is an option (on for checkpoints trained with anygpt's own templates, which record it in anygpt.json).
+Prompts are the strings the released models were trained on (`anygpt.prompts`: the chat template, the message
+wrapped in the release's task prompt for the requested output, for instruction-tuned checkpoints; the pretraining
+template for base ones), encoded in one pass as the release's tokenizer did. Appending the output modality's start
+marker (`` <soim>``) is an option (on for checkpoints trained with anygpt's own templates, recorded in anygpt.json).
 Constrained decoding (`ModalityConstraint`, on by default: the fix for the silent music of OpenMOSS/AnyGPT#38) makes
 every generated span valid; a span that still ends early (token budget, Ctrl-C) is decoded as far as it is valid and
 the segment says so in ``note``. Spoken-dialogue replies (``<-Ins-> transcript\\n <-Res-> answer <sosp>...``) come
@@ -17,6 +16,7 @@ back as ``Reply.transcript`` and the answer, markers removed.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +161,7 @@ class AnyGPT:
         self.music_seconds = MUSIC_WINDOW_SECONDS[template] if prompt.music_seconds is None else prompt.music_seconds
         self.music_start = prompt.music_start
         self.instructions = (prompts.load_instructions(prompt.instructions) if prompt.instructions
-                             else prompts.default_instructions())
+                             else prompts.InstructionPools())
         self.history: list[Turn] = []
 
     @classmethod
@@ -193,15 +193,13 @@ class AnyGPT:
             tok = self.tokenizers[modality]
             loaded = []
             for i in indices:
-                source = items[i].source
-                if isinstance(source, torch.Tensor):
-                    loaded.append(source.to(self.device))
-                    continue
-                if not Path(source).is_file():
-                    raise FileNotFoundError(f"{modality} input {source} does not exist")
-                data = tok.read(source)  # MediaError (a ValueError) names the file
-                if modality == "music":
-                    data = self.crop_music(data, tok.codec.sample_rate, generator)
+                data = items[i].source
+                if not isinstance(data, torch.Tensor):
+                    if not Path(data).is_file():
+                        raise FileNotFoundError(f"{modality} input {data} does not exist")
+                    data = tok.read(data)  # MediaError (a ValueError) names the file
+                    if modality == "music":
+                        data = self.crop_music(data, tok.codec.sample_rate, generator)
                 loaded.append(data.to(self.device))
             codes = tok.codec.encode(loaded)
             for i, c in zip(indices, codes, strict=True):
@@ -271,8 +269,6 @@ class AnyGPT:
                          rng: Any = None) -> str:
         """The pretraining template: media -> text with the user's text (or a drawn instruction), or text -> media
         with a drawn instruction. ``rng``: a `random.Random` for the draw (seeded from ``generator`` if None)."""
-        import random
-
         _, spans, text = self._split(parts, generator)
         if rng is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0

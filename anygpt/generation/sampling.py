@@ -73,8 +73,7 @@ def generate(model: LLaMA, prompts: Sequence[Sequence[int]] | Tensor, config: Ge
         for _ in range(max_new):
             scores = apply_processors(chain, tokens[:, :cur], logits.float())
             if config.do_sample:
-                probs = torch.softmax(scores, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)[:, 0]
             else:
                 nxt = scores.argmax(dim=-1)
             nxt = torch.where(finished, pad_id, nxt)

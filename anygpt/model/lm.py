@@ -150,15 +150,12 @@ class AnyGPTLM(L.LightningModule):
         # those are __init__'s arguments, which `anygpt fit --ckpt_path FILE` parses back from the checkpoint.
         self.hparams["vocab_size"] = model.config.vocab_size
         ranges = self._group_ranges()
-        self.built = {"resolved_config": model.config.to_dict(), "modality_ranges": [list(r) for r in ranges]}
+        self.built = {"resolved_config": asdict(model.config), "modality_ranges": [list(r) for r in ranges]}
         self.group_names = ["text", *[name for name, _, _ in ranges]]
         self.register_buffer("token_groups", self._group_table(model.config.vocab_size), persistent=False)
         self.val_loss = TokenLoss(len(self.group_names))
 
-        mesh = None
-        if self.device_mesh is not None:
-            names = self.device_mesh.mesh_dim_names or ()
-            mesh = self.device_mesh["data_parallel"] if "data_parallel" in names else self.device_mesh
+        mesh = self._dp_mesh()
         LLAMA.parallelize(model, mesh, activation_checkpointing=hp.activation_checkpointing, compile=hp.compile,
                           reshard_after_forward=hp.reshard_after_forward,
                           bf16=str(getattr(self.trainer, "precision", "")).startswith("bf16") if mesh else False)
@@ -184,19 +181,30 @@ class AnyGPTLM(L.LightningModule):
             print(f"[finetune] trainable parameters: {trainable:,} of {total:,} ({100 * fraction:.3f}%)")
 
     # -- loss ----------------------------------------------------------------------------------------------------------
+    def _dp_mesh(self) -> Any:
+        """The data-parallel dimension of the device mesh (the whole mesh when it has no such name; None: no mesh)."""
+        if self.device_mesh is None or "data_parallel" not in (self.device_mesh.mesh_dim_names or ()):
+            return self.device_mesh
+        return self.device_mesh["data_parallel"]
+
     def _dp_size(self) -> int:
         if self.device_mesh is not None:
-            names = self.device_mesh.mesh_dim_names or ()
-            return self.device_mesh["data_parallel"].size() if "data_parallel" in names else self.device_mesh.size()
+            return self._dp_mesh().size()
         return self.trainer.world_size if self._trainer is not None else 1
 
     def _dp_sum(self, value: Tensor) -> Tensor:
         if self._dp_size() > 1 and dist.is_initialized():
             value = value.clone()
-            group = self.device_mesh["data_parallel"].get_group() if self.device_mesh is not None and \
-                "data_parallel" in (self.device_mesh.mesh_dim_names or ()) else None
-            dist.all_reduce(value, group=group)
+            mesh = self._dp_mesh()  # the whole mesh, or none: every rank
+            dist.all_reduce(value, group=mesh.get_group() if mesh is not self.device_mesh else None)
         return value
+
+    def _log_groups(self, stage: str, losses: Tensor, counts: Tensor, **flags: Any) -> None:
+        """Loss and perplexity of each group that had tokens."""
+        for i, name in enumerate(self.group_names):
+            if counts[i] > 0:
+                self.log(f"{stage}/loss_{name}", losses[i].float(), prog_bar=stage == "train", **flags)
+                self.log(f"{stage}/ppl_{name}", torch.exp(losses[i]).float(), **flags)
 
     def losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Summed cross-entropy (for backward), and per-group loss sums and token counts."""
@@ -221,11 +229,7 @@ class AnyGPTLM(L.LightningModule):
         loss = total * self._dp_size() / tokens
         mean = global_sums.sum() / tokens
         self.log("train/loss", mean, prog_bar=True, rank_zero_only=True)
-        for i, name in enumerate(self.group_names):
-            if global_counts[i] > 0:
-                group_loss = global_sums[i] / global_counts[i]
-                self.log(f"train/loss_{name}", group_loss, prog_bar=True, rank_zero_only=True)
-                self.log(f"train/ppl_{name}", torch.exp(group_loss), rank_zero_only=True)
+        self._log_groups("train", global_sums / global_counts, global_counts, rank_zero_only=True)
         self._tokens = batch["input_ids"].numel() * self._dp_size()
         return loss
 
@@ -247,10 +251,7 @@ class AnyGPTLM(L.LightningModule):
             return
         total = self.val_loss.loss_sum.sum() / counts.sum().clamp(min=1)
         self.log("val/loss", total.float(), prog_bar=True, sync_dist=False)
-        for i, name in enumerate(self.group_names):
-            if counts[i] > 0:
-                self.log(f"val/loss_{name}", per_group[i].float())
-                self.log(f"val/ppl_{name}", torch.exp(per_group[i]).float())
+        self._log_groups("val", per_group, counts)
         self.val_loss.reset()
 
     # -- optimisation --------------------------------------------------------------------------------------------------

@@ -62,15 +62,6 @@ class LoraOptions:
             raise ValueError(f"LoRA needs target modules, e.g. {list(LLAMA_PROJECTIONS)}")
 
 
-def lora_config(options: LoraOptions, added_ids: Sequence[int]) -> LoraConfig:
-    """The peft config for ``options``; ``added_ids`` are the rows trained when ``options.added_rows``."""
-    ids = list(added_ids)
-    rows = {"embed_tokens": ids, "lm_head": ids} if options.added_rows and ids and not options.embeddings else None
-    return LoraConfig(r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout,
-                      target_modules=list(options.targets), trainable_token_indices=rows,
-                      modules_to_save=["embed_tokens", "lm_head"] if options.embeddings else None)
-
-
 def require_cuda() -> None:
     if not torch.cuda.is_available():
         raise RuntimeError("QLoRA (lora.quantize: nf4) needs a CUDA GPU: bitsandbytes' 4-bit layers have no CPU "
@@ -98,10 +89,16 @@ def quantize_nf4(model: nn.Module, targets: Sequence[str]) -> None:
 
 def apply_lora(model: nn.Module, options: LoraOptions, added_ids: Sequence[int]) -> nn.Module:
     """Freeze ``model`` and inject the adapters in place (the module keeps its type and attribute names, so the
-    parallelization plan and the decoder treat it as before). Returns ``model``."""
+    parallelization plan and the decoder treat it as before). Returns ``model``. ``added_ids`` are the rows trained
+    when ``options.added_rows``."""
     if options.quantize:
         quantize_nf4(model, options.targets)
-    inject_adapter_in_model(lora_config(options, added_ids), model)
+    ids = list(added_ids)
+    rows = {"embed_tokens": ids, "lm_head": ids} if options.added_rows and ids and not options.embeddings else None
+    config = LoraConfig(r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout,
+                        target_modules=list(options.targets), trainable_token_indices=rows,
+                        modules_to_save=["embed_tokens", "lm_head"] if options.embeddings else None)
+    inject_adapter_in_model(config, model)
     return model
 
 
@@ -126,21 +123,20 @@ def trainable_summary(model: nn.Module) -> tuple[int, int, float]:
     return trainable, total, trainable / max(total, 1)
 
 
-def save_adapter(model: nn.Module, directory: str | Path, state: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write the adapter of ``model`` in PEFT format (``PeftModel.from_pretrained`` reads it too). ``state`` is the
-    model's full state dict when it was gathered elsewhere (FSDP2)."""
+def save_adapter(model: nn.Module, directory: str | Path) -> Path:
+    """Write the adapter of ``model`` in PEFT format (``PeftModel.from_pretrained`` reads it too)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config: LoraConfig = model.peft_config["default"]
-    weights = get_peft_model_state_dict(model, state_dict=state)
+    weights = get_peft_model_state_dict(model)
     # peft's own on-disk key prefix, so that peft's loaders find the weights
     save_file({f"base_model.model.{k}": v.detach().to("cpu").contiguous() for k, v in weights.items()},
               str(directory / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-    config.save_pretrained(str(directory))
+    model.peft_config["default"].save_pretrained(str(directory))
     return directory
 
 
-def read_adapter_config(directory: str | Path) -> LoraConfig:
+def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Apply a saved adapter to a base model and merge it (``--loading.adapter`` of chat, generate, benchmark)."""
     directory = Path(directory)
     if not (directory / ADAPTER_CONFIG).is_file() or not (directory / ADAPTER_WEIGHTS).is_file():
         raise FileNotFoundError(f"{directory} is not a PEFT adapter folder: expected {ADAPTER_CONFIG} and "
@@ -148,21 +144,14 @@ def read_adapter_config(directory: str | Path) -> LoraConfig:
     kind = json.loads((directory / ADAPTER_CONFIG).read_text()).get("peft_type")
     if kind != "LORA":
         raise ValueError(f"{directory / ADAPTER_CONFIG}: peft_type {kind!r}; only LoRA adapters are supported")
-    return LoraConfig.from_pretrained(str(directory))
-
-
-def attach_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
-    """Inject a saved adapter into ``model`` (unmerged, for continued training or comparison)."""
-    directory = Path(directory)
-    config = read_adapter_config(directory)
-    inject_adapter_in_model(config, model)
+    inject_adapter_in_model(LoraConfig.from_pretrained(str(directory)), model)
     state = {k.removeprefix("base_model.model."): v for k, v in load_file(str(directory / ADAPTER_WEIGHTS)).items()}
     result = set_peft_model_state_dict(model, state)
     missing = [k for k in result.missing_keys if "lora_" in k or "trainable_tokens" in k or "modules_to_save" in k]
     if missing or result.unexpected_keys:
         raise ValueError(f"{directory}: the adapter does not fit this model (missing {missing[:5]}, unexpected "
                          f"{list(result.unexpected_keys)[:5]}); was it trained on this base checkpoint?")
-    return model
+    return merge_lora(model)
 
 
 @torch.no_grad()
@@ -186,8 +175,3 @@ def merge_lora(model: nn.Module) -> nn.Module:
     if hasattr(model, "peft_config"):
         del model.peft_config
     return model
-
-
-def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
-    """Apply a saved adapter to a base model and merge it (``--loading.adapter`` of chat, generate, benchmark)."""
-    return merge_lora(attach_adapter(model, directory))

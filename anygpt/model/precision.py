@@ -16,7 +16,7 @@ Lightning's ``precision`` flag is fixed in the config, so the choice is made her
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -25,21 +25,22 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities import rank_zero_info
 
 
+def _cpuinfo(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
+
+
 def _arm_cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Linux on Arm lists the BF16 extension (Armv8.6) as ``bf16`` among each core's Features."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
     return any(line.lower().startswith("features") and "bf16" in line.split(":", 1)[-1].split()
-               for line in text.splitlines())
+               for line in _cpuinfo(cpuinfo))
 
 
 def _x86_cpu_has_bf16() -> bool:
-    probes: list[Callable[[], bool]] = [getattr(torch.cpu, name) for name in
-                                        ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-                                        if hasattr(torch.cpu, name)]
-    return any(probe() for probe in probes)
+    return any(getattr(torch.cpu, name)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+               if hasattr(torch.cpu, name))
 
 
 def device_name(device: str | torch.device = "cpu", cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -47,12 +48,9 @@ def device_name(device: str | torch.device = "cpu", cpuinfo: Path = Path("/proc/
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in _cpuinfo(cpuinfo):
+        if line.lower().startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown CPU"
 
 

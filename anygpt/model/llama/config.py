@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -42,9 +42,6 @@ class Config:
         if name not in NAMED_CONFIGS:
             raise KeyError(f"Unknown model size {name!r}; named sizes: {sorted(NAMED_CONFIGS)}")
         return replace(NAMED_CONFIGS[name], **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def num_parameters(self) -> int:
         """Parameter count without building the model (embeddings, blocks, final norm, head)."""

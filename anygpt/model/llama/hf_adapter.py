@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -250,20 +249,14 @@ def load_hf_weights(model: LLaMA, directory: str | Path, assign: bool = False, d
         model.to(dtype)
 
 
-def load_hf(directory: str | Path, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-            **config_overrides: Any) -> LLaMA:
+def load_hf(directory: str | Path, dtype: torch.dtype | None = None) -> LLaMA:
     """Build a `LLaMA` from an HF checkpoint directory: config from ``config.json``, weights streamed onto a model
     created on the meta device (no random init, one copy of the weights in memory)."""
     directory = _check_dir(directory)
-    config = config_from_hf(read_hf_config(directory), name=directory.name)
-    if config_overrides:
-        config = replace(config, **config_overrides)
     with torch.device("meta"):
-        model = LLaMA(config)
+        model = LLaMA(config_from_hf(read_hf_config(directory), name=directory.name))
     load_hf_weights(model, directory, assign=True, dtype=dtype)
     model.reset_rope_cache()  # non-persistent tables, rebuilt on first use
-    if device is not None:
-        model.to(device)
     return model
 
 
@@ -272,12 +265,8 @@ def load_hf(directory: str | Path, device: torch.device | str | None = None, dty
 # ----------------------------------------------------------------------------------------------------------------------
 def hf_state_dict(model: LLaMA) -> dict[str, Tensor]:
     """The model's weights under HF names (the tied output layer is left out, as HF does)."""
-    state = {}
-    for key, value in model.state_dict().items():
-        if model.config.tie_embeddings and key == "lm_head.weight":
-            continue
-        state[ours_to_hf(key)] = value
-    return state
+    skip = "lm_head.weight" if model.config.tie_embeddings else None
+    return {ours_to_hf(key): value for key, value in model.state_dict().items() if key != skip}
 
 
 @torch.no_grad()

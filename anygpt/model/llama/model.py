@@ -89,11 +89,8 @@ class Attention(nn.Module):
             if self.kv_cache is None:
                 raise RuntimeError("input_pos was given but no KV cache is set; call model.set_kv_cache() first")
             k, v = self.kv_cache.update(input_pos, k, v)
-        gqa = self.config.kv_heads != self.config.n_head
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                           enable_gqa=self.config.kv_heads != self.config.n_head)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -222,7 +219,7 @@ class LLaMA(nn.Module):
             cache.k.copy_(cache.k.index_select(0, rows))
             cache.v.copy_(cache.v.index_select(0, rows))
 
-    def set_kv_cache(self, batch_size: int, max_len: int | None = None, device=None, dtype=None) -> None:
+    def set_kv_cache(self, batch_size: int, max_len: int | None = None, device=None) -> None:
         """Allocate one static cache per block (no re-allocation while decoding)."""
         max_len = max_len or self.config.block_size
         ref = self.lm_head.weight
@@ -230,7 +227,7 @@ class LLaMA(nn.Module):
         self._rope(max_len, device)
         for block in self.blocks:
             block.attn.kv_cache = KVCache(batch_size, self.config.kv_heads, max_len, self.config.head_size,
-                                          device=device, dtype=dtype or ref.dtype)
+                                          device=device, dtype=ref.dtype)
 
     def clear_kv_cache(self) -> None:
         for block in self.blocks:
