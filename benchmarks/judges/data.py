@@ -28,6 +28,7 @@ from anygpt import media
 from anygpt.data.sources import librispeech, musiccaps
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.coco import read_coco_karpathy
+from benchmarks.judges.audio import pad_batch
 from benchmarks.judges.clip import image_transform
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,4 @@ class AudioTextData(_PairDataModule):
         if crop is not None and train:
             n = int(crop * self.hparams.sample_rate)
             wavs = [w if w.numel() <= n else w[(s := random.randint(0, w.numel() - n)): s + n] for w in wavs]
-        lengths = torch.tensor([w.numel() for w in wavs])
-        out = torch.zeros(len(wavs), int(lengths.max()))
-        for i, w in enumerate(wavs):
-            out[i, : w.numel()] = w
-        return out, lengths, [b[1] for b in batch]
+        return *pad_batch(wavs), [b[1] for b in batch]
