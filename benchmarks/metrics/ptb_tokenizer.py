@@ -85,7 +85,6 @@ class JavaPTBTokenizer:
         return out
 
 
-# ---------------------------------------------------------------------------------------------------------------------
 # Pure-Python approximation of PTBTokenizer(-preserveLines -lowerCase) followed by the punctuation filter.
 _ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr prof mt ft vs etc inc ltd co corp jan feb mar apr jun jul aug sep "
                            "sept oct nov dec gen col lt sgt capt ave blvd rd".split())
