@@ -138,8 +138,6 @@ class TinyClap(JudgeFolder, nn.Module):
             texts = [texts]
         return self.encode_text(list(texts)).float().cpu()
 
-    # -- files --
-
 
 class TinyClapTrainer(JudgeTrainer):
     """Contrastive training of `TinyClap` on (clip, caption) batches from `benchmarks.judges.data.AudioTextData`.
