@@ -96,7 +96,7 @@ def run_seed(recipe: Sequence[Path], seed: int, runs: Path, publish: Path, tasks
     if not (export / "anygpt.json").exists():
         configs = [a for path in [*recipe, config_file] for a in ("--config", str(path))]
         command = [anygpt, "fit", *configs]
-        last = next((p for p in sorted(run_dir.rglob("last.ckpt"))), None)
+        last = min(run_dir.rglob("last.ckpt"), default=None)
         if last is not None:
             command += ["--ckpt_path", str(last)]
         run_logged(command, run_dir / "fit.log")

@@ -63,9 +63,6 @@ class Comparison:
         return {**self.difference.to_dict(), "beats": self.beats}
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Statistics
-# ----------------------------------------------------------------------------------------------------------------------
 def mean_of(values: Sequence[float] | np.ndarray) -> Statistic:
     """The mean of per-item scores (CLIP/CLAP score, speaker similarity)."""
     x = np.asarray(values, dtype=np.float64)
@@ -96,9 +93,6 @@ def difference(a: Statistic, b: Statistic) -> Statistic:
     return lambda weights: a(weights) - b(weights)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Resampling
-# ----------------------------------------------------------------------------------------------------------------------
 def redraws(n: int, resamples: int = RESAMPLES, seed: int = 0, chunk: int = CHUNK) -> Iterator[np.ndarray]:
     """Weight matrices ``[<=chunk, n]`` of ``resamples`` redraws of n items with replacement (seeded, reproducible)."""
     if n < 1:

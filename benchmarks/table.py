@@ -13,12 +13,7 @@ A folder of ``step{N}/`` folders (``python -m benchmarks.curve``: one run's kept
 curve instead, a column per step.
 
 The results files are what ``anygpt benchmark TASK ... --publish docs/demo/results/TASK.json`` writes (or
-``--collect runs/benchmarks`` copies from earlier runs' output folders). Every number in the table carries its 95%
-bootstrap interval; each baseline shows the paired model - baseline difference and "beats" only when that interval
-excludes zero; the reference column is the judge on real pairs, measured in the same run; n counts every item and
-failed generations are shown next to it. Set distances (FD on a judge's features, FID, FAD) get a row each with their
-n and, instead of an interval, the floor: two halves of the real set, in the same run. Below the table, the command
-that produced each row.
+``--collect runs/benchmarks`` copies from earlier runs' output folders); the text under each table says how to read it.
 """
 
 from __future__ import annotations

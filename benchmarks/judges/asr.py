@@ -10,21 +10,19 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
-from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
 from benchmarks.judges.folder import JudgeFolder
+from benchmarks.judges.training import JudgeTrainer
 from benchmarks.metrics.wer import WordErrorRate
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1 = CTC class; 0 is the blank
@@ -121,7 +119,7 @@ class CtcAsr(JudgeFolder, nn.Module):
         return " ".join(words)
 
 
-class CtcAsrTrainer(L.LightningModule):
+class CtcAsrTrainer(JudgeTrainer):
     """CTC training with SpecAugment on (speech, transcript) batches from `benchmarks.judges.data.AudioTextData`;
     validation reports greedy-decoding WER (Whisper normalisation + jiwer, as the benchmark does)."""
 
@@ -134,7 +132,6 @@ class CtcAsrTrainer(L.LightningModule):
         self.augment = nn.Sequential(FrequencyMasking(freq_mask), TimeMasking(time_mask), TimeMasking(time_mask))
         self._hyp: list[str] = []
         self._ref: list[str] = []
-        self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def _loss(self, wav: Tensor, lengths: Tensor, texts: list[str], augment: bool) -> tuple[Tensor, Tensor, Tensor]:
         mel = self.model.features(wav)
@@ -167,22 +164,14 @@ class CtcAsrTrainer(L.LightningModule):
                            f"(e.g. {self._ref[0]!r} -> {self._hyp[0]!r})")
         self._hyp, self._ref = [], []
 
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": warmup_cosine(opt, self.hparams.warmup_steps, total),
-                                                   "interval": "step"}}
-
     def on_fit_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
             if self.hparams.lexicon:  # the words of the training transcripts (see CtcAsr.snap_to_lexicon)
                 texts = self.trainer.datamodule.train_set.texts
                 words = {w for t in texts for w in normalize_transcript(t[0]).split()}
                 self.model.config["lexicon"], self.model.lexicon = sorted(words), frozenset(words)
-            self.model.save(self.hparams.export_dir, extra={
-                "trained_on": "demo corpus speech train split (LibriSpeech layout)",
-                "train_seconds": round(time.perf_counter() - self._start, 1),
-                "train_cpu_seconds": round(time.process_time() - self._cpu, 1), "steps": self.trainer.global_step})
+            self.model.save(self.hparams.export_dir,
+                            extra=self.record("demo corpus speech train split (LibriSpeech layout)"))
 
 
 def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:

@@ -10,20 +10,17 @@ pass 48 kHz audio as they would to laion_clap. Saved as ``config.json`` (archite
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from anygpt.model.schedule import warmup_cosine
 from benchmarks.judges.audio import LogMel, pad_batch, waveform_at
 from benchmarks.judges.folder import JudgeFolder
-from benchmarks.judges.training import contrastive_loss, retrieval_at_1
+from benchmarks.judges.training import JudgeTrainer, contrastive_loss, retrieval_at_1
 
 SPECIALS = ("<pad>", "<unk>")
 _WORD = re.compile(r"[a-z]+|[0-9]+")
@@ -141,10 +138,8 @@ class TinyClap(JudgeFolder, nn.Module):
             texts = [texts]
         return self.encode_text(list(texts)).float().cpu()
 
-    # -- files --
 
-
-class TinyClapTrainer(L.LightningModule):
+class TinyClapTrainer(JudgeTrainer):
     """Contrastive training of `TinyClap` on (clip, caption) batches from `benchmarks.judges.data.AudioTextData`.
 
     The word vocabulary is built from the training captions when fit starts (it is part of the saved config).
@@ -158,7 +153,6 @@ class TinyClapTrainer(L.LightningModule):
         self.save_hyperparameters()
         self.model: TinyClap | None = None
         self._val: list[tuple[Tensor, Tensor]] = []
-        self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def configure_model(self) -> None:
         if self.model is not None:
@@ -192,15 +186,6 @@ class TinyClapTrainer(L.LightningModule):
         if not self.trainer.sanity_checking:
             rank_zero_info(f"epoch {self.current_epoch}: val audio->text R@1 {r1:.3f} over {len(audio)} clips")
 
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": warmup_cosine(opt, self.hparams.warmup_steps, total),
-                                                   "interval": "step"}}
-
     def on_fit_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
-            self.model.save(self.hparams.export_dir, extra={
-                "trained_on": "demo corpus music train split (MusicCaps csv)",
-                "train_seconds": round(time.perf_counter() - self._start, 1),
-                "train_cpu_seconds": round(time.process_time() - self._cpu, 1), "steps": self.trainer.global_step})
+            self.model.save(self.hparams.export_dir, extra=self.record("demo corpus music train split (MusicCaps csv)"))

@@ -9,18 +9,15 @@ and any open_clip model (a name + checkpoint path) can stand in for it.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from anygpt.model.schedule import warmup_cosine
-from benchmarks.judges.training import contrastive_loss, retrieval_at_1
+from benchmarks.judges.training import JudgeTrainer, contrastive_loss, retrieval_at_1
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
@@ -82,7 +79,7 @@ def load_tiny_clip(directory: str | Path, device: str | torch.device = "cpu"):
     return model.eval(), preprocess, open_clip.get_tokenizer(name)
 
 
-class TinyClipTrainer(L.LightningModule):
+class TinyClipTrainer(JudgeTrainer):
     """Contrastive training of the tiny open_clip model; exports the judge folder when fit ends.
 
     Args:
@@ -103,7 +100,6 @@ class TinyClipTrainer(L.LightningModule):
 
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.model_cfg["text_cfg"]["context_length"])
         self._val: list[tuple[Tensor, Tensor]] = []
-        self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def _embed(self, images: Tensor, texts: list[str]) -> tuple[Tensor, Tensor]:
         tokens = self.tokenizer(texts).to(images.device)
@@ -133,17 +129,10 @@ class TinyClipTrainer(L.LightningModule):
         params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n]
         other = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                 {"params": other, "weight_decay": 0.0}], lr=self.hparams.lr)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": warmup_cosine(opt, self.hparams.warmup_steps, total),
-                                                   "interval": "step"}}
+        return super().configure_optimizers([{"params": decay}, {"params": other, "weight_decay": 0.0}])
 
     def on_fit_end(self) -> None:
         if self.hparams.export_dir and self.trainer.is_global_zero:
-            extra = {"trained_on": "demo corpus train split (Karpathy json)",
-                     "train_seconds": round(time.perf_counter() - self._start, 1),
-                     "train_cpu_seconds": round(time.process_time() - self._cpu, 1),
-                     "steps": self.trainer.global_step}
-            save_tiny_clip(self.model, self.model_cfg, self.hparams.export_dir, extra=extra)
+            save_tiny_clip(self.model, self.model_cfg, self.hparams.export_dir,
+                           extra=self.record("demo corpus train split (Karpathy json)"))
 

@@ -28,6 +28,7 @@ from anygpt import media
 from anygpt.data.sources import librispeech, musiccaps
 from anygpt.data.sources.base import SkipReport
 from anygpt.data.sources.coco import read_coco_karpathy
+from benchmarks.judges.audio import pad_batch
 from benchmarks.judges.clip import image_transform
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 KARPATHY_SPLITS = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}
 
 
-# ----------------------------------------------------------------------------------------------------------- readers
 @dataclass
 class Item:
     path: Path
@@ -94,11 +94,6 @@ def check_image(path: Path) -> None:
         raise media.MediaError(f"cannot read image file {path}: {err}") from err
 
 
-def check_audio(path: Path) -> None:
-    """Header-only check: soundfile can open the file."""
-    media.audio_info(path)
-
-
 def readable(items: list[Item], check: Callable[[Path], None], what: str) -> list[Item]:
     """The items whose file passes ``check`` (a header read, no decoding); the others are skipped, counted and
     logged (not fatal)."""
@@ -116,7 +111,6 @@ def readable(items: list[Item], check: Callable[[Path], None], what: str) -> lis
     return kept
 
 
-# ------------------------------------------------------------------------------------------------------- datasets
 class PairDataset(Dataset):
     """(media tensor, one of its texts) pairs, media read by ``load`` when an item is asked for; during training a
     random caption, otherwise the first. ``cache`` keeps decoded media (opt-in: memory grows with the data)."""
@@ -218,9 +212,9 @@ class AudioTextData(_PairDataModule):
         if not val:
             raise ValueError("no validation items: give `val` splits or a `val_fraction` > 0")
         load = partial(load_audio, sample_rate=h.sample_rate)
-        self.train_set = PairDataset(readable(train, check_audio, "audio"), load, random_text=True,
+        self.train_set = PairDataset(readable(train, media.audio_info, "audio"), load, random_text=True,
                                      cache=h.cache_media)
-        self.val_set = PairDataset(readable(val[: h.val_limit], check_audio, "audio"), load, random_text=False,
+        self.val_set = PairDataset(readable(val[: h.val_limit], media.audio_info, "audio"), load, random_text=False,
                                    cache=h.cache_media)
         log.info("audio/text pairs: %d train, %d val", len(self.train_set), len(self.val_set))
 
@@ -230,8 +224,4 @@ class AudioTextData(_PairDataModule):
         if crop is not None and train:
             n = int(crop * self.hparams.sample_rate)
             wavs = [w if w.numel() <= n else w[(s := random.randint(0, w.numel() - n)): s + n] for w in wavs]
-        lengths = torch.tensor([w.numel() for w in wavs])
-        out = torch.zeros(len(wavs), int(lengths.max()))
-        for i, w in enumerate(wavs):
-            out[i, : w.numel()] = w
-        return out, lengths, [b[1] for b in batch]
+        return *pad_batch(wavs), [b[1] for b in batch]

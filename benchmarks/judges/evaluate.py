@@ -15,17 +15,9 @@ from pathlib import Path
 
 import torch
 
-from anygpt.media import read_image
+from anygpt.media import audio_info, read_image
 from benchmarks.judges.asr import word_error_rate
-from benchmarks.judges.data import (
-    check_audio,
-    check_image,
-    load_audio,
-    read_karpathy,
-    read_librispeech,
-    read_musiccaps,
-    readable,
-)
+from benchmarks.judges.data import check_image, load_audio, read_karpathy, read_librispeech, read_musiccaps, readable
 from benchmarks.judges.registry import load_judge
 from benchmarks.judges.training import retrieval_at_1
 
@@ -49,10 +41,7 @@ def evaluate_judge(kind: str, data: str, judge_path: str | None = None, split: s
 
     def batched(fn, paths: list, batch_size: int = 32) -> list:
         """fn over ``paths`` a batch at a time (media are read per batch, not all at once)."""
-        out: list = []
-        for start in range(0, len(paths), batch_size):
-            out.append(fn(paths[start:start + batch_size]))
-        return out
+        return [fn(paths[start:start + batch_size]) for start in range(0, len(paths), batch_size)]
 
     if kind == "clip":
         items = readable(read_karpathy(data, split or "test")[:limit], check_image, "image")
@@ -60,13 +49,13 @@ def evaluate_judge(kind: str, data: str, judge_path: str | None = None, split: s
         result = _retrieval(images, judge.embed_texts([it.texts[0] for it in items]))
         result = {"image_to_text_r1": result.pop("r1_a2b"), "text_to_image_r1": result.pop("r1_b2a"), **result}
     elif kind == "clap":
-        items = readable(read_musiccaps(data, None, split or "test")[:limit], check_audio, "audio")
+        items = readable(read_musiccaps(data, None, split or "test")[:limit], audio_info, "audio")
         audio = torch.cat(batched(lambda ps: judge.embed_audio([load_audio(p, 48000) for p in ps], 48000),
                                   [i.path for i in items]))
         result = _retrieval(audio, judge.embed_text([it.texts[0] for it in items]))
         result = {"audio_to_text_r1": result.pop("r1_a2b"), "text_to_audio_r1": result.pop("r1_b2a"), **result}
     elif kind == "asr":
-        items = readable(read_librispeech(data, [split or "test-clean"])[:limit], check_audio, "speech")
+        items = readable(read_librispeech(data, [split or "test-clean"])[:limit], audio_info, "speech")
         hyps = [h for part in batched(lambda ps: judge.transcribe([load_audio(p, 16000) for p in ps], 16000),
                                       [i.path for i in items]) for h in part]
         refs = [it.texts[0] for it in items]

@@ -12,17 +12,6 @@ from benchmarks.metrics.speaker_similarity import (
 )
 from benchmarks.metrics.wer import WordErrorRate
 
-__all__ = [
-    "CIDEr",
-    "CLAPScore",
-    "CLIPScore",
-    "FrechetDistance",
-    "AudioTextEmbedder",
-    "LaionClapEmbedder",
-    "ResemblyzerEncoder",
-    "SpeakerEncoder",
-    "SpeakerSimilarity",
-    "WavLMSpeakerEncoder",
-    "WordErrorRate",
-    "cider_d",
-]
+__all__ = ["CIDEr", "CLAPScore", "CLIPScore", "FrechetDistance", "AudioTextEmbedder", "LaionClapEmbedder",
+           "ResemblyzerEncoder", "SpeakerEncoder", "SpeakerSimilarity", "WavLMSpeakerEncoder", "WordErrorRate",
+           "cider_d"]

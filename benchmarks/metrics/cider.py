@@ -48,9 +48,8 @@ def _ngram_counts(sentences: Sequence[Sequence[str]], n: int) -> tuple[sparse.cs
         offset += len(keys)
     rows_a = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     cols_a = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    counts = sparse.csr_matrix(
-        (np.ones(len(rows_a), dtype=np.float64), (rows_a, cols_a)), shape=(len(sentences), offset)
-    )
+    counts = sparse.csr_matrix((np.ones(len(rows_a), dtype=np.float64), (rows_a, cols_a)),
+                               shape=(len(sentences), offset))
     counts.sum_duplicates()
     return counts, (np.concatenate(orders) if orders else np.zeros(0, dtype=np.int64))
 
@@ -137,9 +136,8 @@ class CiderD:
         return np.concatenate(out)
 
 
-def cider_d(
-    hypotheses: Sequence[str], references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0
-) -> tuple[float, np.ndarray]:
+def cider_d(hypotheses: Sequence[str], references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0
+            ) -> tuple[float, np.ndarray]:
     """CIDEr-D of tokenized captions (space-separated tokens); returns (corpus score, per-image scores).
 
     Equal to pycocoevalcap `Cider().compute_score(gts, res)` on the same tokenized strings.
@@ -205,12 +203,7 @@ class CIDEr(ObjectStateMetric):
     def compute(self) -> Tensor:
         if not self.preds:
             raise ValueError("CIDEr.compute: no captions were added (call update first)")
-        n_refs = [len(r) for r in self.target]
-        flat = self.tokenize(list(self.preds) + [r for refs in self.target for r in refs])
-        hyps, rest = flat[: len(self.preds)], flat[len(self.preds) :]
-        refs, start = [], 0
-        for k in n_refs:
-            refs.append(rest[start : start + k])
-            start += k
-        score, _ = cider_d(hyps, refs, n=self.n, sigma=self.sigma)
+        tokens = iter(self.tokenize(list(self.preds) + [r for refs in self.target for r in refs]))
+        hyps = [next(tokens) for _ in self.preds]
+        score, _ = cider_d(hyps, [[next(tokens) for _ in refs] for refs in self.target], n=self.n, sigma=self.sigma)
         return torch.tensor(score, dtype=torch.float64)

@@ -65,15 +65,8 @@ class LaionClapEmbedder:
     sample_rate = 48000
     window_seconds = 10.0
 
-    def __init__(
-        self,
-        checkpoint: str | os.PathLike | None,
-        roberta: str | os.PathLike,
-        amodel: str = "HTSAT-tiny",
-        enable_fusion: bool = False,
-        device: str | torch.device = "cpu",
-        weights_only: bool = True,
-    ) -> None:
+    def __init__(self, checkpoint: str | os.PathLike | None, roberta: str | os.PathLike, amodel: str = "HTSAT-tiny",
+                 enable_fusion: bool = False, device: str | torch.device = "cpu", weights_only: bool = True) -> None:
         from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
 
         roberta = str(roberta)
@@ -116,10 +109,8 @@ class LaionClapEmbedder:
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=weights_only)
         except Exception as e:  # older checkpoints pickle more than tensors
-            raise RuntimeError(
-                f"could not load {path} with weights_only={weights_only}: {e}. If you trust the file, "
-                "pass weights_only=False"
-            ) from e
+            raise RuntimeError(f"could not load {path} with weights_only={weights_only}: {e}. If you trust the file, "
+                               "pass weights_only=False") from e
         state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
         state = {k.removeprefix("module."): v for k, v in state.items()}
         model_keys = set(self.clap.model.state_dict())
@@ -127,19 +118,15 @@ class LaionClapEmbedder:
         missing, unexpected = self.clap.model.load_state_dict(state, strict=True)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise RuntimeError(
-                f"{path} does not match the CLAP model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-                " (check amodel/enable_fusion)"
-            )
+            raise RuntimeError(f"{path} does not match the CLAP model: missing {missing[:5]}, unexpected "
+                               f"{unexpected[:5]} (check amodel/enable_fusion)")
 
     @torch.inference_mode()
     def embed_audio(self, wavs: Sequence[Tensor], sample_rate: int) -> Tensor:
         if sample_rate != self.sample_rate:
             raise ValueError(f"LaionClapEmbedder expects {self.sample_rate} Hz audio, got {sample_rate}")
-        out = [
-            self.clap.get_audio_embedding_from_data(x=to_mono(w).cpu().numpy(), use_tensor=False) for w in wavs
-        ]
-        return torch.cat([torch.from_numpy(o) for o in out]).float()
+        embed = self.clap.get_audio_embedding_from_data
+        return torch.cat([torch.from_numpy(embed(x=to_mono(w).cpu().numpy(), use_tensor=False)) for w in wavs]).float()
 
     @torch.inference_mode()
     def embed_text(self, texts: Sequence[str]) -> Tensor:

@@ -57,16 +57,10 @@ class CLIPScore(ObjectStateMetric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(
-        self,
-        model: str | nn.Module = "ViT-L-14",
-        pretrained: str | None = None,
-        preprocess: Callable[[Image.Image], Tensor] | None = None,
-        tokenizer: Callable[[list[str]], Tensor] | None = None,
-        scale: str = "cosine",
-        batch_size: int = 64,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, model: str | nn.Module = "ViT-L-14", pretrained: str | None = None,
+                 preprocess: Callable[[Image.Image], Tensor] | None = None,
+                 tokenizer: Callable[[list[str]], Tensor] | None = None, scale: str = "cosine", batch_size: int = 64,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if scale not in ("cosine", "torchmetrics"):
             raise ValueError(f"scale must be 'cosine' or 'torchmetrics', got {scale!r}")

@@ -13,7 +13,7 @@ biased upwards for small n, which is why the floor and the n matter).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -122,7 +122,8 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
     others = {b: FrechetDistance(num_features).to(device) for b in baselines}
     half = real_halves(n, seed, groups)
 
-    def feed(inputs: Mapping[int, Any], each: Callable[[Sequence[int], Tensor], None]) -> None:
+    def batches(inputs: Mapping[int, Any]) -> Iterator[tuple[list[int], list[Tensor]]]:
+        """(item indices, the features of each item) a batch at a time."""
         order = list(inputs)
         step = batch_size if embed is not None else max(len(order), 1)
         for start in range(0, len(order), step):
@@ -131,26 +132,21 @@ def frechet_block(name: str, features: str, num_features: int, real: Mapping[int
             feats = embed(rows) if embed is not None else [torch.as_tensor(r) for r in rows]
             if isinstance(feats, Tensor):  # one vector per item
                 feats = list(feats.reshape(len(batch), -1))
-            each(batch, feats)
+            yield batch, feats
 
     def rows(feats: Sequence[Tensor]) -> Tensor:  # one matrix per batch: a single GEMM per update
         return torch.cat([f.reshape(-1, num_features) for f in feats]) if feats else torch.zeros(0, num_features)
 
-    def on_real(batch: Sequence[int], feats: Sequence[Tensor]) -> None:
+    for batch, feats in batches(real):
         model.update(rows(feats), real=True)
         for side in (True, False):
             floor.update(rows([f for i, f in zip(batch, feats, strict=True) if half[i] == side]), real=side)
-
-    def on_set(metric: FrechetDistance) -> Callable[[Sequence[int], Sequence[Tensor]], None]:
-        return lambda _, feats: metric.update(rows(feats), real=False)
-
-    feed(real, on_real)
     for metric in others.values():  # every set is compared with the same real set: accumulated once, copied
         for state in ("real_n", "real_sum", "real_outer"):
             setattr(metric, state, getattr(model, state).clone())
-    feed(generated, on_set(model))
-    for b, (_, inputs) in baselines.items():
-        feed(inputs, on_set(others[b]))
+    for metric, inputs in [(model, generated), *((others[b], inputs) for b, (_, inputs) in baselines.items())]:
+        for _, feats in batches(inputs):
+            metric.update(rows(feats), real=False)
 
     def value(metric: FrechetDistance) -> dict[str, Any]:
         with metric.sync_context():  # the sums of every process (a no-op in a single process)

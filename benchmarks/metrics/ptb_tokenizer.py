@@ -18,9 +18,8 @@ from pathlib import Path
 
 # Tokens pycocoevalcap drops after tokenization. Note: with -lowerCase the jar emits "-lrb-"/"-rrb-", which are NOT in
 # this (upper-case) list, so they survive, as in pycocoevalcap.
-PUNCTUATIONS = frozenset(
-    ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
-)
+PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
+                          "...", ";"])
 PTB_MAIN_CLASS = "edu.stanford.nlp.process.PTBTokenizer"
 PTB_ARGS = ("-preserveLines", "-lowerCase")
 
@@ -71,16 +70,8 @@ class JavaPTBTokenizer:
         with tempfile.TemporaryDirectory(prefix="anygpt-ptb-") as tmp:
             path = Path(tmp) / "captions.txt"
             path.write_text("\n".join(lines[i] for i in todo), encoding="utf-8")
-            cmd = [
-                self.java,
-                "-Dfile.encoding=UTF-8",
-                "-Dstdout.encoding=UTF-8",
-                "-cp",
-                str(self.jar),
-                PTB_MAIN_CLASS,
-                *PTB_ARGS,
-                str(path),
-            ]
+            cmd = [self.java, "-Dfile.encoding=UTF-8", "-Dstdout.encoding=UTF-8", "-cp", str(self.jar), PTB_MAIN_CLASS,
+                   *PTB_ARGS, str(path)]
             proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=self.timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"PTBTokenizer failed ({' '.join(cmd)}):\n{proc.stderr.decode(errors='replace')}")
@@ -94,12 +85,9 @@ class JavaPTBTokenizer:
         return out
 
 
-# ---------------------------------------------------------------------------------------------------------------------
 # Pure-Python approximation of PTBTokenizer(-preserveLines -lowerCase) followed by the punctuation filter.
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st jr sr prof mt ft vs etc inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec "
-    "gen col lt sgt capt ave blvd rd".split()
-)
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr prof mt ft vs etc inc ltd co corp jan feb mar apr jun jul aug sep "
+                           "sept oct nov dec gen col lt sgt capt ave blvd rd".split())
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
 _CONTRACTION = re.compile(r"(?i)^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
 _SPLIT_SPECIAL = re.compile(r"(?i)^(can)(not)$|^(gon|wan|got)(na|ta)$")

@@ -21,9 +21,7 @@ NORMALIZATION = ("seed-tts-eval: punctuation but the apostrophe removed, double 
 
 def seed_tts_normalize(text: str) -> str:
     """The protocol's English text normalization (see the module docstring)."""
-    for c in STRIPPED:
-        text = text.replace(c, "")
-    return text.replace("  ", " ").lower()
+    return text.translate(str.maketrans("", "", STRIPPED)).replace("  ", " ").lower()
 
 
 def utterance_wers(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:

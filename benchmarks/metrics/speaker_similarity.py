@@ -116,19 +116,12 @@ class SpeakerSimilarity(Metric):
             out.append(self.encoder.embed(resample(wav, sample_rate, rate), rate).flatten())
         return torch.stack(out)
 
-    def similarities(self, preds: Sequence[Tensor] | Tensor, target: Sequence[Tensor] | Tensor,
-                     sample_rate: int) -> Tensor:
-        """Per pair: the cosine of the two speaker embeddings (what `update` adds up)."""
+    def update(self, preds: Sequence[Tensor] | Tensor, target: Sequence[Tensor] | Tensor, sample_rate: int) -> None:
         if len(preds) != len(target):
             raise ValueError(f"SpeakerSimilarity.update: {len(preds)} generated but {len(target)} reference waveforms")
         if len(preds) == 0:
-            return torch.zeros(0, dtype=torch.float64)
-        return F.cosine_similarity(self.embed(preds, sample_rate), self.embed(target, sample_rate), dim=-1).double()
-
-    def update(self, preds: Sequence[Tensor] | Tensor, target: Sequence[Tensor] | Tensor, sample_rate: int) -> None:
-        cos = self.similarities(preds, target, sample_rate)
-        if len(cos) == 0:
             return
+        cos = F.cosine_similarity(self.embed(preds, sample_rate), self.embed(target, sample_rate), dim=-1).double()
         self.sum_cos += cos.sum().to(self.sum_cos.device)
         self.count += len(cos)
 

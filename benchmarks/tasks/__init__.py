@@ -10,9 +10,4 @@ metric, baselines); the layout around it:
 - ``scoring.py``: `Scored` (what ``score`` returns), the bootstrap into intervals, shared scorers;
 - ``report.py``: results.json, report.html and the printed summary;
 - ``registry.py`` and ``cli.py``: the built-in tasks, the ``anygpt.tasks`` entry-point group, the command line.
-
-Every task reads the standard dataset layout from ``--data`` (default: the demo corpus), decodes with the paper's
-settings, scores the model, baselines a useless model cannot beat and the judge's reference on real pairs, each with
-a 95% bootstrap interval, and writes ``results.json`` (with the command that reproduces it) and ``report.html``
-(numbers, then inputs and outputs to look at and listen to) under ``--out``.
 """

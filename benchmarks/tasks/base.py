@@ -66,11 +66,8 @@ __all__ = ["Prediction", "Row", "Scored", "System", "Task", "locate", "option"]
 
 @dataclass
 class Task(Runner):
-    """A benchmark task: class attributes describing it, its options as dataclass fields, and four methods.
-
-    Subclasses set ``name``, ``needs``, ``output``, ``metric`` and ``higher_is_better`` (per metric) and implement
-    `read_items`, `predict_batch`, `score` and `report_rows`; `keys` has a default.
-    """
+    """A benchmark task: class attributes describing it, its options as dataclass fields, and four methods (the
+    module docstring is the contract)."""
 
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,17 @@ def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 
 
+def _leaves(value: Any) -> Iterator[Any]:
+    """The values inside nested dicts, lists and tuples."""
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
 def _named_paths(json_file: Path) -> list[Path]:
     """Existing files/folders that a tokenizer config names (e.g. the speech tokenizer's SoundStorm folder)."""
     try:
@@ -74,27 +85,19 @@ def _named_paths(json_file: Path) -> list[Path]:
     except (OSError, ValueError):
         return []
     found: list[Path] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str) and value.strip(". /"):
-            candidates = [asset_path(value)] if value.startswith(SCHEME) else [
-                json_file.parent / value, SHIPPED_TOKENIZERS / value]
-            if "/" in value:  # a relative path with folders may be relative to where the run starts
-                candidates.append(Path(value))
-            for candidate in candidates:
-                try:
-                    if candidate.exists():
-                        found.append(candidate)
-                except (OSError, ValueError):  # not a possible path name (too long, NUL bytes)
-                    continue
-
-    walk(config)
+    for value in _leaves(config):
+        if not (isinstance(value, str) and value.strip(". /")):
+            continue
+        candidates = [asset_path(value)] if value.startswith(SCHEME) else [
+            json_file.parent / value, SHIPPED_TOKENIZERS / value]
+        if "/" in value:  # a relative path with folders may be relative to where the run starts
+            candidates.append(Path(value))
+        for candidate in candidates:
+            try:
+                if candidate.exists():
+                    found.append(candidate)
+            except (OSError, ValueError):  # not a possible path name (too long, NUL bytes)
+                continue
     return found
 
 
@@ -121,22 +124,10 @@ def manifest(records: Iterable[Any], hashes: FileHashes) -> list[Any]:
     out = []
     for record in records:
         data = asdict(record) if is_dataclass(record) else record
-        paths = sorted({str(p) for p in _paths_in(data)})
+        paths = sorted({str(p) for p in _leaves(data) if isinstance(p, Path) and p.is_file()})
         out.append({"record": json.loads(json.dumps(data, default=str)),
                     "files": {p: hashes.digest(p) for p in paths}})
     return out
-
-
-def _paths_in(value: Any) -> Iterable[Path]:
-    if isinstance(value, Path):
-        if value.is_file():
-            yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _paths_in(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _paths_in(v)
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:

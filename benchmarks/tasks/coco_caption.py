@@ -89,13 +89,12 @@ class CocoCaption(Task):
         tokens = iter(tokenizer.tokenize(flat))
         tokenized = {name: [next(tokens) for _ in captions] for name, captions in systems.items()}
         tok_refs = [[next(tokens) for _ in rs] for rs in refs]
-        baselines = {}
+        baselines, extra = {}, {}
         if "random-train-caption" in systems:
             baselines["random-train-caption"] = System(
                 "a caption of a random training image for each test image",
                 {"cider": CiderD(tokenized["random-train-caption"], tok_refs)})
-        extra = {i: {"baseline caption": systems["random-train-caption"][i]} for i in range(len(items))} \
-            if "random-train-caption" in systems else {}
+            extra = {i: {"baseline caption": caption} for i, caption in enumerate(systems["random-train-caption"])}
         return Scored(model={"cider": CiderD(tokenized["model"], tok_refs)}, baselines=baselines,
                       judge=f"none (CIDEr-D, {self.cider_tokenizer} PTB tokenizer)", failed_as="an empty caption",
                       notes=notes, extra=extra)

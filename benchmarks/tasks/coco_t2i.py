@@ -29,10 +29,9 @@ from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges import load_judge
 from benchmarks.judges.inception import InceptionFeatures
 from benchmarks.metrics import CLIPScore
-from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.coco_caption import read_split, splits
-from benchmarks.tasks.scoring import score_text_to_media
+from benchmarks.tasks.scoring import features_block, score_text_to_media, text_to_media_rows
 
 
 @dataclass
@@ -103,29 +102,12 @@ class CocoT2i(Task):
                                      "clip_score", judge=clip.description, failed_as="the worst CLIP score, -1",
                                      notes=notes, distance=name)
         if self.fid_weights is not None:
-            fid = self.fid(items, preds, picks)
+            fid = features_block(self, "FID (Inception-v3)", InceptionFeatures(self.fid_weights, self.device), items,
+                                 preds, picks, ("random-train-image", "a random real training image per caption"),
+                                 groups=[str(it.path) for it in items])
             if scored is not None:
                 scored.set_distances["fid"] = fid
         return scored
 
-    def fid(self, items, preds, picks) -> dict[str, Any]:
-        """FID (torchmetrics' Inception-v3 features) of the generated, random-training and real-half images."""
-        inception = InceptionFeatures(self.fid_weights, self.device)
-        mine = self.shard(len(items))
-        train = {"random-train-image": ("a random real training image per caption", {i: picks[i] for i in mine})}
-        return frechet_block("FID (Inception-v3)", inception.description, inception.num_features,
-                             {i: items[i].path for i in mine}, {i: preds[i].path for i in mine if not preds[i].empty},
-                             train if picks else {}, len(items), sum(p.empty for p in preds), self.seed,
-                             embed=inception.embed_files, batch_size=self.batch_size, device=self.device,
-                             groups=[str(it.path) for it in items])
-
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
-        rows = []
-        for i in indices:
-            row = Row().text("caption", items[i].caption).media("generated image", preds[i].path, "image")
-            row.media("real image", items[i].path, "image")
-            if extra:
-                row.media("random training image (baseline)", extra[i]["baseline image"], "image")
-            rows.append(row.text("note", preds[i].note or ""))
-        return rows
-
+        return text_to_media_rows(items, preds, extra, indices, "image", "image")

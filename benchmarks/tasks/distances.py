@@ -9,14 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _n(part: Mapping[str, Any]) -> str:
-    return f"n {part['n_generated']} vs {part['n_real']} real"
-
-
 def value_text(part: Mapping[str, Any]) -> str:
     """"1.234 (n 98 vs 100 real)"; "n/a" where a set had fewer than 2 vectors."""
     shown = "n/a (fewer than 2 in a set)" if part["value"] is None else f"{part['value']:.3f}"
-    return f"{shown} ({_n(part)})"
+    return f"{shown} (n {part['n_generated']} vs {part['n_real']} real)"
 
 
 def distance_lines(distances: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -42,9 +42,17 @@ def read_clips(data: Path, split: str, audio_dir: Path | None, limit: int | None
     return clips
 
 
-def random_training_picks(items: Sequence[Any], train: Sequence[Any], seed: int) -> list[Any] | None:
-    """For each evaluated item a random training clip with another id (None when the training split offers none)."""
-    rng = random.Random(seed)
+def random_training_picks(task: Task, items: Sequence[Any], baseline: str, notes: list[str]) -> list[Any] | None:
+    """For each evaluated item a random clip of the task's ``train_split`` with another id; None without baselines or
+    when the split offers none (a split that cannot be read is noted as the missing ``baseline``)."""
+    if not task.baseline:
+        return None
+    try:
+        train = read_clips(task.root, task.train_split, task.audio_dir)
+    except DatasetError as err:
+        notes.append(f"no {baseline} baseline: {err}")
+        return None
+    rng = random.Random(task.seed)
     picks = []
     for item in items:
         for _ in range(100):
@@ -114,13 +122,7 @@ class MusiccapsCaption(Task):
         judge, metric = clap_metric(self)
         n, mine, bs = len(items), self.shard(len(items)), self.batch_size
         notes: list[str] = []
-        picks = None
-        if self.baseline:
-            try:
-                picks = random_training_picks(items, read_clips(self.root, self.train_split, self.audio_dir),
-                                              self.seed)
-            except DatasetError as err:
-                notes.append(f"no random-train-caption baseline: {err}")
+        picks = random_training_picks(self, items, "random-train-caption", notes)
         audio = embed_in_batches(audio_file_embedder(metric), {i: items[i].path for i in mine}, bs)
         generated = embed_in_batches(metric.embed_texts, {i: preds[i].text for i in mine}, bs)
         real = embed_in_batches(metric.embed_texts, {i: items[i].caption for i in mine}, bs)

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anygpt.data.sources.base import DatasetError
 from anygpt.prompts import TEXT2X_INSTRUCTIONS
 from benchmarks.judges.encodec_features import EncodecFeatures
-from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.base import Prediction, Row, Scored, Task, option
 from benchmarks.tasks.musiccaps_caption import audio_file_embedder, clap_metric, random_training_picks, read_clips
-from benchmarks.tasks.scoring import score_text_to_media
+from benchmarks.tasks.scoring import features_block, score_text_to_media, text_to_media_rows
 
 
 @dataclass
@@ -70,42 +68,19 @@ class MusiccapsGen(Task):
     def score(self, items, preds) -> Scored | None:
         judge, metric = clap_metric(self)
         notes: list[str] = []
-        picks = None
-        if self.baseline:
-            try:
-                picks = random_training_picks(items, read_clips(self.root, self.train_split, self.audio_dir),
-                                              self.seed)
-            except DatasetError as err:
-                notes.append(f"no random-train-clip baseline: {err}")
+        picks = random_training_picks(self, items, "random-train-clip", notes)
+        paths = [p.path for p in picks] if picks else None
         name = "FD (tiny CLAP judge features)" if self.judge is None else (
             "FD (CLAP judge features)" if Path(self.judge).is_dir() else "FAD (laion_clap judge embeddings)")
-        scored = score_text_to_media(self, items, preds, metric.embed_texts, audio_file_embedder(metric),
-                                     [p.path for p in picks] if picks else None, "clip", "clap_score",
-                                     judge=judge.description, failed_as="the worst CLAP score, -1", notes=notes,
-                                     distance=name)
+        scored = score_text_to_media(self, items, preds, metric.embed_texts, audio_file_embedder(metric), paths,
+                                     "clip", "clap_score", judge=judge.description,
+                                     failed_as="the worst CLAP score, -1", notes=notes, distance=name)
         if self.fad_embedder is not None:
-            fad = self.fad([p.path for p in picks] if picks else None, items, preds)
+            fad = features_block(self, "FAD (EnCodec 24 kHz)", EncodecFeatures(self.fad_embedder, self.device), items,
+                                 preds, paths, ("random-train-clip", "a random real training clip per caption"))
             if scored is not None:
                 scored.set_distances["fad"] = fad
         return scored
 
-    def fad(self, picks, items, preds) -> dict[str, Any]:
-        """FAD on EnCodec encoder frames of the generated, random-training and real-half clips."""
-        encodec = EncodecFeatures(self.fad_embedder, self.device)
-        mine = self.shard(len(items))
-        train = {"random-train-clip": ("a random real training clip per caption", {i: picks[i] for i in mine})}
-        return frechet_block("FAD (EnCodec 24 kHz)", encodec.description, encodec.num_features,
-                             {i: items[i].path for i in mine}, {i: preds[i].path for i in mine if not preds[i].empty},
-                             train if picks else {}, len(items), sum(p.empty for p in preds), self.seed,
-                             embed=encodec.embed_files, batch_size=self.batch_size, device=self.device)
-
     def report_rows(self, items, preds, extra: Mapping[int, Mapping[str, Any]], indices) -> list[Row]:
-        rows = []
-        for i in indices:
-            row = Row().text("caption", items[i].caption).media("generated music", preds[i].path, "music")
-            row.media("real clip", items[i].path, "music")
-            if extra:
-                row.media("random training clip (baseline)", extra[i]["baseline clip"], "music")
-            rows.append(row.text("note", preds[i].note or ""))
-        return rows
-
+        return text_to_media_rows(items, preds, extra, indices, "music", "clip")

@@ -1,10 +1,6 @@
-"""A benchmark task's options: dataclass fields, each saying on itself whether it can change a prediction.
-
-Every task is a dataclass (`benchmarks.tasks.base.Task`); its fields are its command-line options
-(``anygpt benchmark TASK --OPTION VALUE``). A field declared with ``option(default, cache=False)`` cannot change what
-the model predicts (how predictions are scored or shown, where results go, or a path whose *content* is hashed
-instead), so it stays out of the prediction cache key: changing it reuses the cached predictions. Every other field
-keys the cache. A task's own scoring-only options are declared so by the task, next to the option.
+"""A benchmark task's options: dataclass fields (``anygpt benchmark TASK --OPTION VALUE``), each saying on itself
+whether it can change a prediction (`option`): those that cannot stay out of the prediction cache key, so changing them
+reuses the cached predictions.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def write_outputs(results: dict[str, Any], rows: Sequence[Row], out_dir: Path, p
 
 
 def write_report(results: dict[str, Any], rows: Sequence[Row], out_dir: Path) -> Path:
-    page = HtmlPage(f"{results['task']}: {results['metric']} = {fmt(results['value'], results['interval'])}")
+    page = HtmlPage(f"{results['task']}: {results['metric']} = {_fmt(results)}")
     page.heading(f"Scores on {results['n']} items ({results['n_failed']} failed), "
                  f"{int(round(results['confidence'] * 100))}% bootstrap intervals")
     header, table = scores_table(results)
@@ -96,14 +96,11 @@ def _cell(value: Any, kind: str, row: int, out_dir: Path) -> str:
 def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) lines: the scores with intervals, each baseline with the paired difference, the rest."""
     def scores(metrics: dict[str, Any]) -> str:
-        return ", ".join(f"{m} {fmt(v['value'], v['interval'])}" for m, v in metrics.items())
+        return ", ".join(f"{m} {_fmt(v)}" for m, v in metrics.items())
 
     lines = [("model", f"{scores(results['metrics'])} on {results['n']} items ({results['n_failed']} failed)")]
     for name, b in results["baselines"].items():
-        verdicts = []
-        for m, d in b["difference"].items():
-            verdict = "beats it" if d["beats"] else "does not beat it"
-            verdicts.append(f"{m}: model - baseline {fmt(d['value'], d['interval'], signed=True)}, {verdict}")
+        verdicts = [f"{m}: model - baseline {_fmt(d, signed=True)}, {_verdict(d)}" for m, d in b["difference"].items()]
         lines.append((f"baseline {name}", f"{scores(b['metrics'])} ({b['description']}); " + "; ".join(verdicts)))
     if results.get("reference"):
         ref = results["reference"]
@@ -114,8 +111,7 @@ def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
               ("prompt template", results["template"]),
               *[(f"{name} tokenizer", ", ".join(f"{k} {v}" for k, v in info.items()))
                 for name, info in results.get("tokenizers", {}).items()],
-              ("checkpoint", f"{results['ckpt']} (sha256 of its files "
-                                                                         f"{results['model_hash'][:12]})"),
+              ("checkpoint", f"{results['ckpt']} (sha256 of its files {results['model_hash'][:12]})"),
               ("data", results["data"]), ("devices", str(results["devices"])),
               ("wall time", f"{results['wall_time_s']} s"), ("command", results["command"])]
     lines += distance_lines(results.get("set_distances", {}))
@@ -126,28 +122,17 @@ def summary_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
 def scores_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The model, each baseline and the reference as rows; per metric its score and the paired model - row
     difference with the verdict."""
-    metrics = list(results["metrics"])
-    arrows = {m: "higher is better" if results["metrics"][m]["higher_is_better"] else "lower is better"
-              for m in metrics}
-    header = ["", "what", *(f"{m} ({arrows[m]})" for m in metrics), *(f"model - this, {m}" for m in metrics)]
-    rows = [["model", "the evaluated checkpoint",
-             *(fmt(results["metrics"][m]["value"], results["metrics"][m]["interval"]) for m in metrics),
-             *("" for _ in metrics)]]
-    for name, b in results["baselines"].items():
-        diffs = []
-        for m in metrics:
-            d = b["difference"].get(m)
-            diffs.append("" if d is None else f"{fmt(d['value'], d['interval'], signed=True)}: "
-                                              f"{'beats it' if d['beats'] else 'does not beat it'}")
-        rows.append([f"baseline: {name}", b["description"],
-                     *(fmt(b["metrics"][m]["value"], b["metrics"][m]["interval"]) if m in b["metrics"] else ""
-                       for m in metrics), *diffs])
+    metrics = results["metrics"]
+    header = ["", "what", *(f"{m} ({'higher' if v['higher_is_better'] else 'lower'} is better)"
+                            for m, v in metrics.items()), *(f"model - this, {m}" for m in metrics)]
+    systems = [("model", "the evaluated checkpoint", metrics, {})]
+    systems += [(f"baseline: {name}", b["description"], b["metrics"], b["difference"])
+                for name, b in results["baselines"].items()]
     if results.get("reference"):
-        ref = results["reference"]
-        rows.append(["reference", ref["description"],
-                     *(fmt(ref["metrics"][m]["value"], ref["metrics"][m]["interval"]) if m in ref["metrics"] else ""
-                       for m in metrics), *("" for _ in metrics)])
-    return header, rows
+        systems.append(("reference", results["reference"]["description"], results["reference"]["metrics"], {}))
+    return header, [[label, what, *(_fmt(scores.get(m)) for m in metrics),
+                     *("" if m not in diffs else f"{_fmt(diffs[m], signed=True)}: {_verdict(diffs[m])}"
+                       for m in metrics)] for label, what, scores, diffs in systems]
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -163,3 +148,12 @@ def fmt(value: float | None, interval: Sequence[float] | None, signed: bool = Fa
     if interval is None:
         return format(value, spec)
     return f"{value:{spec}} [{interval[0]:{spec}}, {interval[1]:{spec}}]"
+
+
+def _fmt(block: dict[str, Any] | None, signed: bool = False) -> str:
+    """A results block's value and interval; "" for a missing block."""
+    return "" if block is None else fmt(block["value"], block["interval"], signed)
+
+
+def _verdict(difference: dict[str, Any]) -> str:
+    return "beats it" if difference["beats"] else "does not beat it"

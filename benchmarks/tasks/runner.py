@@ -189,9 +189,8 @@ class Runner(TaskOptions):
         return out
 
     # -- the prediction loop and its cache -----------------------------------------------------------------------------
-    def cache_parts(self) -> dict[str, Any]:
+    def cache_parts(self, hashes: FileHashes) -> dict[str, Any]:
         """What every cached prediction of this run shares: task, options, decoding and the model's file digests."""
-        hashes = FileHashes(self.out_dir / "file_hashes.json")
         refs = self.model.bundle.refs
         files = model_files(self.ckpt, [refs[m].resolved_path if m in refs else None
                                         for m in self.model.vocab.modalities])
@@ -202,13 +201,6 @@ class Runner(TaskOptions):
         hashes.save()
         return parts
 
-    def input_hashes(self, items: Sequence[Any]) -> list[str]:
-        """Per item: the hash of its record and of the content of every file it names (the data manifest)."""
-        hashes = FileHashes(self.out_dir / "file_hashes.json")
-        out = [cache_key(entry) for entry in manifest(items, hashes)]
-        hashes.save()
-        return out
-
     def _open_cache(self, items: Sequence[Any]) -> tuple[dict[str, Prediction], list[str]]:
         """Predictions of an earlier run with the same key (else the cache is cleared), and the items' input hashes.
         Rank 0 hashes; the other ranks receive the hashes."""
@@ -216,7 +208,8 @@ class Runner(TaskOptions):
         stamp = cache / "key.json"
         box: list[Any] = [None]
         if self.is_main:
-            parts = self.cache_parts()
+            hashes = FileHashes(self.out_dir / "file_hashes.json")
+            parts = self.cache_parts(hashes)
             key, model_hash = cache_key(parts), cache_key(parts["model"])
             old = json.loads(stamp.read_text()).get("key") if stamp.is_file() else None
             if cache.exists() and (old != key or not self.cache):
@@ -227,7 +220,9 @@ class Runner(TaskOptions):
                 shutil.rmtree(self.media_dir / "predictions", ignore_errors=True)
             cache.mkdir(parents=True, exist_ok=True)
             stamp.write_text(json.dumps({"key": key, "model_hash": model_hash}))
-            box = [(model_hash, self.input_hashes(items))]
+            # per item: the hash of its record and of the content of every file it names (the data manifest)
+            box = [(model_hash, [cache_key(entry) for entry in manifest(items, hashes)])]
+            hashes.save()
         if self.world > 1:
             torch.distributed.broadcast_object_list(box, src=0)
         self.model_hash, inputs = box[0]

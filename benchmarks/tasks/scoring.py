@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ import torch
 from benchmarks import stats
 from benchmarks.metrics.frechet import frechet_block
 from benchmarks.tasks.items import Prediction
+from benchmarks.tasks.report import Row
 
 WORST_COSINE = -1.0  # the score of a missing image/clip/utterance under a cosine metric (CLIP, CLAP, speaker sim.)
 
@@ -123,32 +124,15 @@ def embed_in_batches(embed: Callable[[list[Any]], torch.Tensor], inputs: Mapping
     return {} if matrix is None else dict(zip(order, matrix, strict=True))
 
 
-class Sharded(Protocol):
-    """What the shared scorers need of a running task: its sharding and the options they read."""
-
-    batch_size: int
-    seed: int
-    baseline: bool
-
-    @property
-    def is_main(self) -> bool: ...
-
-    @property
-    def device(self) -> torch.device: ...
-
-    def shard(self, n: int) -> list[int]: ...
-
-    def gather(self, local: dict[int, Any], n: int) -> list[Any]: ...
-
-
-def score_text_to_media(task: Sharded, items: Sequence[Any], preds: Sequence[Prediction], embed_text: Callable,
+def score_text_to_media(task: Any, items: Sequence[Any], preds: Sequence[Prediction], embed_text: Callable,
                         embed_media: Callable, picks: Sequence[Any] | None, media: str, metric: str, judge: str,
                         failed_as: str, notes: Sequence[str] = (), distance: str | None = None) -> Scored | None:
     """Score media generated from captions (coco-t2i, musiccaps-gen) by the judge's cosine to the caption, in
     batches of embeddings. Baselines: the generated media against other items' captions (chance) and, given
     ``picks`` (a training file per item), real training media; reference: the real media (``items[i].path``).
     Failed generations score the worst cosine. Given ``distance`` (its name), also the Fréchet distance of the same
-    embeddings (``set_distances["fd_judge"]``). Returns the scores on rank 0, None on the others."""
+    embeddings (``set_distances["fd_judge"]``). ``task`` is the running task (its sharding, ``batch_size``, ``seed``,
+    ``baseline``, ``device``). Returns the scores on rank 0, None on the others."""
     n, mine, bs = len(items), task.shard(len(items)), task.batch_size
     texts = embed_in_batches(embed_text, {i: items[i].caption for i in mine}, bs)
     generated = embed_in_batches(embed_media, {i: preds[i].path for i in mine if not preds[i].empty}, bs)
@@ -182,3 +166,29 @@ def score_text_to_media(task: Sharded, items: Sequence[Any], preds: Sequence[Pre
                   failed_as=failed_as, notes=list(notes),
                   extra={i: {f"baseline {media}": picks[i]} for i in range(n)} if picks else {},
                   set_distances=distances)
+
+
+def features_block(task: Any, name: str, extractor: Any, items: Sequence[Any], preds: Sequence[Prediction],
+                   picks: Sequence[Any] | None, baseline: tuple[str, str], groups: Sequence[str] | None = None
+                   ) -> dict[str, Any]:
+    """The Fréchet distance on ``extractor``'s features (``embed_files``: FID, FAD) of the generated set, the
+    ``baseline`` (name, description) set of training ``picks`` and two real halves, against the real items."""
+    mine = task.shard(len(items))
+    base = {baseline[0]: (baseline[1], {i: picks[i] for i in mine})} if picks else {}
+    return frechet_block(name, extractor.description, extractor.num_features, {i: items[i].path for i in mine},
+                         {i: preds[i].path for i in mine if not preds[i].empty}, base, len(items),
+                         sum(p.empty for p in preds), task.seed, embed=extractor.embed_files,
+                         batch_size=task.batch_size, device=task.device, groups=groups)
+
+
+def text_to_media_rows(items: Sequence[Any], preds: Sequence[Prediction], extra: Mapping[int, Mapping[str, Any]],
+                       indices: Sequence[int], modality: str, media: str) -> list[Row]:
+    """Report rows of a `score_text_to_media` task: caption, generated and real media, the baseline's pick."""
+    rows = []
+    for i in indices:
+        row = Row().text("caption", items[i].caption).media(f"generated {modality}", preds[i].path, modality)
+        row.media(f"real {media}", items[i].path, modality)
+        if extra:
+            row.media(f"random training {media} (baseline)", extra[i][f"baseline {media}"], modality)
+        rows.append(row.text("note", preds[i].note or ""))
+    return rows

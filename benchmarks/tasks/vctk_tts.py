@@ -162,19 +162,17 @@ class VctkTts(Task):
         for start in range(0, len(mine), self.batch_size):  # audio is read one batch at a time
             batch = mine[start:start + self.batch_size]
             speech = {name: [] for name in SYSTEMS}
-            prompts = []
             for i in batch:
                 item = items[i]
                 prompt, rate = read_audio_with_rate(item.voice.path)
                 prompt = prompt[..., : int(self.prompt_seconds * rate)]  # what the model heard
-                prompts.append((prompt, rate))
                 real = read_audio_with_rate(item.target.path)
                 speech["model"].append(read_audio_with_rate(preds[i].path) if not preds[i].empty else None)
                 speech["silence"].append((torch.zeros(1, real[0].shape[-1] * 16000 // real[1]), 16000))
                 speech["prompt"].append((prompt, rate))
                 speech["other-speaker"].append(read_audio_with_rate(item.other.path) if item.other else None)
                 speech["reference"].append(real)
-            prompt_emb = [similarity.embed([w], r)[0] for w, r in prompts]
+            prompt_emb = [similarity.embed([w], r)[0] for w, r in speech["prompt"]]
             for name, wavs in speech.items():
                 said = _transcribe(asr, wavs)
                 texts = [items[i].target.text for i in batch]
@@ -209,8 +207,7 @@ class VctkTts(Task):
             baselines["silence"] = System("no speech (silence as long as the real recording)", system("silence"))
             baselines["prompt"] = System("the voice prompt itself replayed (the right voice saying other words)",
                                          system("prompt"))
-            with_other = [it for it in items if it.other is not None]
-            if len(with_other) == n:
+            if all(it.other is not None for it in items):
                 same = sum(_text_key(it.other.text) == _text_key(it.target.text) for it in items)
                 baselines["other-speaker"] = System(
                     f"a real recording of another speaker ({same} of {n} of the same sentence, the rest of another "
