@@ -294,22 +294,11 @@ def _as_codes(codes: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # The command
 # ----------------------------------------------------------------------------------------------------------------------
-def prepare(
-    sources: dict[str, RawSource],
-    tokenizers: dict[str, TokenizerSpec],
-    out: str = "data/shards",
-    chunk_size: int = 1000,
-    batch_size: int = 16,
-    num_workers: int = 2,
-    accelerator: str = "auto",
-    devices: int | str = 1,
-    num_nodes: int = 1,
-    progress: bool = True,
-    encode_in_workers: bool | None = None,
-    trust_code: bool = False,
-    allow_outside_root: bool = False,
-    share_media: bool = False,
-) -> dict[str, dict[str, Any]]:
+def prepare(sources: dict[str, RawSource], tokenizers: dict[str, TokenizerSpec], out: str = "data/shards",
+            chunk_size: int = 1000, batch_size: int = 16, num_workers: int = 2, accelerator: str = "auto",
+            devices: int | str = 1, num_nodes: int = 1, progress: bool = True, encode_in_workers: bool | None = None,
+            trust_code: bool = False, allow_outside_root: bool = False,
+            share_media: bool = False) -> dict[str, dict[str, Any]]:
     """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
 
     Args:
