@@ -12,6 +12,7 @@ A batch is ``{"codes": [B, N, n_q] (level 1 first, padded with pad_id), "lengths
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -169,8 +170,6 @@ class CodeShardDataModule(L.LightningDataModule):
         if val_shards is not None:
             expand_shards(val_shards)
         if pad_id is None:
-            import os
-
             sizes = (read_manifest(os.path.dirname(urls[0])).get("vocab") or {}).get("codebook_sizes") or {}
             if modality not in sizes:
                 raise ValueError(f"{os.path.dirname(urls[0])}/manifest.json names no {modality} code-book size; "

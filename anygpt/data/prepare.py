@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import time
 import warnings
@@ -31,9 +30,9 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from anygpt.data.checks import code_problem, codec_name
+from anygpt.data.checks import PREPARE_REPORT, code_problem, codec_name
 from anygpt.data.schema import ShardSample
-from anygpt.data.shards import MANIFEST, ShardWriter, write_manifest
+from anygpt.data.shards import MANIFEST, ShardWriter, write_json_atomic, write_manifest
 from anygpt.data.shared_media import MediaKey, SharedMedia, media_key
 from anygpt.data.sources import (  # noqa: F401  (the sources are named as anygpt.data.prepare.X in configs too)
     MLS,
@@ -58,9 +57,6 @@ from anygpt.data.sources.registry import SourceRegistryError, describe, load_plu
 from anygpt.media import MediaError
 from anygpt.modalities.codec import Modality
 from anygpt.modalities.registry import TokenizerRef, TokenizerSpec
-
-SIDECAR_SUFFIX = ".json"
-REPORT = "prepare_report.json"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -252,9 +248,9 @@ class TokenizeModule(L.LightningModule):
 class _ShardOutput(BasePredictionWriter):
     """Collects encoded items per chunk and writes the chunk's shard + sidecar when its end marker arrives."""
 
-    def __init__(self, out: Path, prefix: str, vocab_info: dict[str, Any]) -> None:
+    def __init__(self, out: Path, vocab_info: dict[str, Any]) -> None:
         super().__init__(write_interval="batch")
-        self.out, self.prefix, self.vocab_info = out, prefix, vocab_info
+        self.out, self.vocab_info = out, vocab_info
         self.pending: dict[int, list[_Loaded]] = defaultdict(list)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
@@ -267,8 +263,8 @@ class _ShardOutput(BasePredictionWriter):
     def _finish(self, end: _ChunkEnd) -> None:
         entries = self.pending.pop(end.chunk, [])
         skipped = list(end.bad_rows)
-        writer = ShardWriter(self.out, prefix=self.prefix, maxcount=10**12, maxsize=float("inf"),
-                             vocab_info=self.vocab_info, start_index=end.chunk, manifest=False)
+        writer = ShardWriter(self.out, maxcount=10**12, maxsize=float("inf"), vocab_info=self.vocab_info,
+                             start_index=end.chunk, manifest=False)
         keys: set[str] = set()
         for entry in entries:
             if entry.error:
@@ -281,12 +277,13 @@ class _ShardOutput(BasePredictionWriter):
             codes = {name: _as_codes(t) for name, t in entry.tensors.items()}
             writer.write(entry.key, entry.sample.to_json(), codes)
         writer.close()
-        sidecar = {"chunk": end.chunk, "shards": writer.shards, "modalities": dict(writer.modalities),
-                   "skipped": skipped}
-        path = self.out / f"{self.prefix}-{end.chunk:06d}{SIDECAR_SUFFIX}"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(sidecar, ensure_ascii=False))
-        os.replace(tmp, path)
+        write_json_atomic(_sidecar(self.out, end.chunk), {"chunk": end.chunk, "shards": writer.shards,
+                                                          "modalities": dict(writer.modalities), "skipped": skipped})
+
+
+def _sidecar(out: Path, chunk: int) -> Path:
+    """The json beside a chunk's shard (``shard-000042.json``), written last: it marks the chunk as finished."""
+    return out / f"shard-{chunk:06d}.json"
 
 
 def _as_codes(codes: torch.Tensor) -> np.ndarray:
@@ -297,22 +294,11 @@ def _as_codes(codes: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # The command
 # ----------------------------------------------------------------------------------------------------------------------
-def prepare(
-    sources: dict[str, RawSource],
-    tokenizers: dict[str, TokenizerSpec],
-    out: str = "data/shards",
-    chunk_size: int = 1000,
-    batch_size: int = 16,
-    num_workers: int = 2,
-    accelerator: str = "auto",
-    devices: int | str = 1,
-    num_nodes: int = 1,
-    progress: bool = True,
-    encode_in_workers: bool | None = None,
-    trust_code: bool = False,
-    allow_outside_root: bool = False,
-    share_media: bool = False,
-) -> dict[str, dict[str, Any]]:
+def prepare(sources: dict[str, RawSource], tokenizers: dict[str, TokenizerSpec], out: str = "data/shards",
+            chunk_size: int = 1000, batch_size: int = 16, num_workers: int = 2, accelerator: str = "auto",
+            devices: int | str = 1, num_nodes: int = 1, progress: bool = True, encode_in_workers: bool | None = None,
+            trust_code: bool = False, allow_outside_root: bool = False,
+            share_media: bool = False) -> dict[str, dict[str, Any]]:
     """Tokenize raw datasets into webdataset shards, one folder per source (``out/<name>/``).
 
     Args:
@@ -375,14 +361,11 @@ class _Plan:
     pending: dict[int, Sequence[RawItem]]
     report: SkipReport
 
-    prefix = "shard"
-
     @classmethod
     def make(cls, name: str, source: RawSource, out: Path, chunk_size: int) -> _Plan:
         report = SkipReport()
         chunks = source.chunks(chunk_size, report)
-        # The sidecar is written last (atomically), so it marks a finished chunk.
-        pending = {i: c for i, c in enumerate(chunks) if not (out / f"{cls.prefix}-{i:06d}{SIDECAR_SUFFIX}").exists()}
+        pending = {i: c for i, c in enumerate(chunks) if not _sidecar(out, i).exists()}
         return cls(name, out, chunks, pending, report)
 
 
@@ -390,7 +373,7 @@ def _prepare_source(plan: _Plan, modalities: dict[str, Modality], shared: Shared
                     batch_size: int, num_workers: int, accelerator: str, devices: int | str, num_nodes: int,
                     progress: bool, encode_in_workers: bool | None) -> dict[str, Any]:
     start = time.perf_counter()
-    name, out, prefix, pending = plan.name, plan.out, plan.prefix, plan.pending
+    name, out, pending = plan.name, plan.out, plan.pending
     out.mkdir(parents=True, exist_ok=True)
     print(f"[prepare] {name}: {len(plan.chunks)} chunks, {len(plan.chunks) - len(pending)} already done, "
           f"{len(pending)} to tokenize -> {out}")
@@ -399,7 +382,7 @@ def _prepare_source(plan: _Plan, modalities: dict[str, Modality], shared: Shared
             hits = shared.hits
             trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=False,
                                 use_distributed_sampler=False, enable_progress_bar=progress,
-                                enable_model_summary=False, callbacks=[_ShardOutput(out, prefix, vocab_info)],
+                                enable_model_summary=False, callbacks=[_ShardOutput(out, vocab_info)],
                                 inference_mode=True)
             if encode_in_workers is None:
                 encode_in_workers = num_workers > 0 and isinstance(trainer.accelerator, CPUAccelerator)
@@ -414,7 +397,7 @@ def _prepare_source(plan: _Plan, modalities: dict[str, Modality], shared: Shared
             return {}
         if shared.hits > hits:
             print(f"[prepare] {name}: {shared.hits - hits} media files reused from earlier encodings")
-    return _write_summary(name, out, prefix, len(plan.chunks), vocab_info, plan.report, time.perf_counter() - start)
+    return _write_summary(plan, vocab_info, time.perf_counter() - start)
 
 
 @contextmanager
@@ -430,12 +413,12 @@ def _own_random_state() -> Iterator[None]:
             np.random.set_state(np_state)
 
 
-def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_info: dict[str, Any],
-                   report: SkipReport, seconds: float) -> dict[str, Any]:
-    shards, skipped, modalities = [], list(report.skipped), defaultdict(int)
+def _write_summary(plan: _Plan, vocab_info: dict[str, Any], seconds: float) -> dict[str, Any]:
+    name, out = plan.name, plan.out
+    shards, skipped, modalities = [], list(plan.report.skipped), defaultdict(int)
     missing = []
-    for i in range(num_chunks):
-        sidecar = out / f"{prefix}-{i:06d}{SIDECAR_SUFFIX}"
+    for i in range(len(plan.chunks)):
+        sidecar = _sidecar(out, i)
         if not sidecar.exists():
             missing.append(i)
             continue
@@ -449,11 +432,11 @@ def _write_summary(name: str, out: Path, prefix: str, num_chunks: int, vocab_inf
                            "command to finish them.")
     write_manifest(out, shards, dict(modalities), vocab_info)
     rows = [{"item": s[0], "reason": s[1], **({"modality": s[2]} if len(s) > 2 and s[2] else {})} for s in skipped]
-    (out / REPORT).write_text(json.dumps({"source": name, "skipped": rows}, indent=1, ensure_ascii=False))
+    (out / PREPARE_REPORT).write_text(json.dumps({"source": name, "skipped": rows}, indent=1, ensure_ascii=False))
     samples = sum(s["samples"] for s in shards)
     summary = {"samples": samples, "skipped": len(skipped), "shards": len(shards), "seconds": round(seconds, 2)}
     print(f"[prepare] {name}: {samples} samples in {len(shards)} shards, {len(skipped)} skipped "
-          f"(listed in {out / REPORT}), manifest {out / MANIFEST}")
+          f"(listed in {out / PREPARE_REPORT}), manifest {out / MANIFEST}")
     return summary
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import glob
 import io
 import json
 import math
@@ -26,6 +27,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +143,13 @@ def write_manifest(directory: str | Path, shards: list[dict[str, Any]], modaliti
     shards = sorted(shards, key=lambda s: s["name"])
     manifest = {"format_version": FORMAT_VERSION, "shards": shards, "num_samples": sum(s["samples"] for s in shards),
                 "modalities": dict(modalities), "vocab": dict(vocab_info)}
-    path = Path(directory) / MANIFEST
+    return write_json_atomic(Path(directory) / MANIFEST, manifest, indent=2)
+
+
+def write_json_atomic(path: Path, obj: Any, indent: int | None = None) -> Path:
+    """Write ``obj`` as json to ``path`` through a temporary file, so a reader never sees half of it."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    tmp.write_text(json.dumps(obj, indent=indent, ensure_ascii=False))
     os.replace(tmp, path)
     return path
 
@@ -293,9 +299,7 @@ def decode(raw: Mapping[str, Any], stats: ReaderStats | None = None,
 def read_shard(url: str | Path, stats: ReaderStats | None = None, codebook_sizes: Mapping[str, int] | None = None,
                skip: int = 0) -> Iterator[ShardSample]:
     """Decoded samples of one shard, skipping the first ``skip`` raw samples (resuming inside a shard)."""
-    for index, raw in enumerate(iter_raw(url, stats)):
-        if index < skip:
-            continue
+    for raw in islice(iter_raw(url, stats), skip, None):
         sample = decode(raw, stats, codebook_sizes)
         if sample is not None:
             yield sample
@@ -306,16 +310,10 @@ def expand_shards(spec: str | Path | list[str | Path]) -> list[str]:
 
     Raises FileNotFoundError naming the pattern when nothing matches.
     """
-    import glob
-
-    specs = spec if isinstance(spec, list) else [spec]
     urls: list[str] = []
-    for item in specs:
+    for item in spec if isinstance(spec, list) else [spec]:
         item = str(item)
-        if os.path.isdir(item):
-            found = sorted(glob.glob(os.path.join(item, "*.tar")))
-        else:
-            found = sorted(glob.glob(item, recursive=True))
+        found = sorted(glob.glob(os.path.join(item, "*.tar") if os.path.isdir(item) else item, recursive=True))
         if not found:
             raise FileNotFoundError(f"No shards found for {item!r}: give a directory of .tar shards or a glob such as "
                                     "data/shards/coco/*.tar (write them with `anygpt prepare` or ShardWriter)")

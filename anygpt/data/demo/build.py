@@ -52,9 +52,8 @@ def _scaled(counts: tuple[int, ...], scale: float) -> tuple[int, ...]:
     return tuple(max(1, round(n * scale)) for n in counts)
 
 
-def build_demo_corpus(
-    out: Path, seed: int = 0, scale: float = 1.0, workers: int | None = None, force: bool = False, progress: bool = True
-) -> dict:
+def build_demo_corpus(out: Path, seed: int = 0, scale: float = 1.0, workers: int | None = None, force: bool = False,
+                      progress: bool = True) -> dict:
     """Build the demo corpus under ``out`` (or return the manifest of an identical existing build).
 
     ``scale`` multiplies every item count (e.g. 0.02 for tests); ``workers`` processes render media in parallel
@@ -65,14 +64,8 @@ def build_demo_corpus(
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
     existing = load_manifest(out)
-    if (
-        not force
-        and existing
-        and existing.get("version") == VERSION
-        and existing.get("seed") == seed
-        and existing.get("scale") == scale
-        and _count_files(out) == existing.get("n_files")
-    ):
+    if (not force and existing and existing.get("version") == VERSION and existing.get("seed") == seed
+            and existing.get("scale") == scale and len(_files(out)) == existing.get("n_files")):
         return existing
     start = time.perf_counter()
     workers = workers or min(os.cpu_count() or 1, 8)
@@ -87,31 +80,15 @@ def build_demo_corpus(
     counts = write_layouts(out, seed, plan, results)
 
     manifest = {
-        "name": "anygpt-demo-corpus",
-        "version": VERSION,
-        "seed": seed,
-        "scale": scale,
-        "counts": counts,
-        "sample_rates": {
-            "librispeech": 16000,
-            "vctk": 48000,
-            "musiccaps": music.SAMPLE_RATE,
-            "anyinstruct_speech": 16000,
-        },
+        "name": "anygpt-demo-corpus", "version": VERSION, "seed": seed, "scale": scale, "counts": counts,
+        "sample_rates": {"librispeech": 16000, "vctk": 48000, "musiccaps": music.SAMPLE_RATE,
+                         "anyinstruct_speech": 16000},
         "image_size": images.SIZE,
-        "layout": {
-            "coco": "coco/dataset_coco.json",
-            "librispeech": "librispeech",
-            "vctk": "vctk",
-            "musiccaps": "musiccaps/musiccaps.csv",
-            "musiccaps_audio": "musiccaps/audio",
-            "anyinstruct": {s: f"anyinstruct/{s}.jsonl" for s in SPLITS},
-        },
-        "librispeech_splits": LIBRISPEECH_SPLITS,
-        "n_files": _count_files(out),
-        "content_hash": content_hash(out),
-        "build_seconds": round(time.perf_counter() - start, 1),
-        "workers": workers,
+        "layout": {"coco": "coco/dataset_coco.json", "librispeech": "librispeech", "vctk": "vctk",
+                   "musiccaps": "musiccaps/musiccaps.csv", "musiccaps_audio": "musiccaps/audio",
+                   "anyinstruct": {s: f"anyinstruct/{s}.jsonl" for s in SPLITS}},
+        "librispeech_splits": LIBRISPEECH_SPLITS, "n_files": len(_files(out)), "content_hash": content_hash(out),
+        "build_seconds": round(time.perf_counter() - start, 1), "workers": workers,
     }
     (out / "README.md").write_text(_readme(manifest))
     tmp = out / (MANIFEST + ".tmp")
@@ -146,10 +123,6 @@ def _files(out: Path) -> list[Path]:
     return sorted(p for sub in SUBDIRS if (out / sub).exists() for p in (out / sub).rglob("*") if p.is_file())
 
 
-def _count_files(out: Path) -> int:
-    return len(_files(out))
-
-
 def content_hash(out: Path) -> str:
     """sha256 over every file's relative path and bytes (the manifest itself excluded)."""
     h = hashlib.sha256()
@@ -181,7 +154,10 @@ def _unique_sentences(rng: np.random.Generator, n: int) -> list[str]:
 def _plan(out: Path, seed: int, scale: float) -> dict:
     """Decide every item (paths, texts, voices, splits) in the main process; workers only render."""
     tasks: list[tuple[str, object]] = []
-    # images
+
+    def speak(index: int, text: str, voice: speech.Voice, path: Path, sample_rate: int) -> None:
+        tasks.append(("speech", speech.SpeechItem(seed, index, text, voice, str(path), sample_rate)))
+
     image_items = []
     for gid, (split, _) in enumerate(_split_ranges(_scaled(N_IMAGES, scale))):
         rel = f"images/{split}/demo_{split}_{gid:06d}.png"
@@ -197,52 +173,24 @@ def _plan(out: Path, seed: int, scale: float) -> dict:
     offset = 0
     for split, n in zip(SPLITS, n_utt, strict=True):
         voices = speech.LIBRISPEECH_VOICES[split]  # disjoint speakers per split
-        per_voice: dict[str, list[int]] = {}
-        for k in range(n):
-            per_voice.setdefault(voices[k % len(voices)].speaker, []).append(k)
-        for voice in voices:
-            ks = per_voice.get(voice.speaker, [])
+        for v, voice in enumerate(voices):
+            ks = range(v, n, len(voices))  # utterance k is spoken by voice k % len(voices)
             for c0 in range(0, len(ks), CHAPTER_SIZE):
                 chapter_counter += 1
                 chapter = str(1000 + 37 * chapter_counter)
                 for u, k in enumerate(ks[c0 : c0 + CHAPTER_SIZE]):
-                    index = offset + k
-                    utt_id = f"{voice.speaker}-{chapter}-{u:04d}"
+                    index, utt_id = offset + k, f"{voice.speaker}-{chapter}-{u:04d}"
                     rel = f"{LIBRISPEECH_SPLITS[split]}/{voice.speaker}/{chapter}/{utt_id}.flac"
-                    utterances.append(
-                        {
-                            "index": index,
-                            "split": split,
-                            "id": utt_id,
-                            "speaker": voice.speaker,
-                            "chapter": chapter,
-                            "rel": rel,
-                            "text": texts[index],
-                        }
-                    )
-                    tasks.append(
-                        (
-                            "speech",
-                            speech.SpeechItem(seed, index, texts[index], voice, str(out / "librispeech" / rel), 16000),
-                        )
-                    )
+                    utterances.append({"index": index, "split": split, "id": utt_id, "speaker": voice.speaker,
+                                       "chapter": chapter, "rel": rel, "text": texts[index]})
+                    speak(index, texts[index], voice, out / "librispeech" / rel, 16000)
         offset += n
     vctk = []
     for v, voice in enumerate(speech.VCTK_VOICES):
         for u in range(n_vctk):
-            index = 100_000 + v * 1000 + u
-            text = texts[offset + v * n_vctk + u]
-            utt_id = f"{voice.speaker}_{u + 1:03d}"
+            index, text, utt_id = 100_000 + v * 1000 + u, texts[offset + v * n_vctk + u], f"{voice.speaker}_{u + 1:03d}"
             vctk.append({"index": index, "id": utt_id, "speaker": voice.speaker, "text": text})
-            tasks.append(
-                (
-                    "speech",
-                    speech.SpeechItem(
-                        seed, index, text, voice, str(out / "vctk" / "wav48" / voice.speaker / f"{utt_id}.wav"), 48000
-                    ),
-                )
-            )
-    # music
+            speak(index, text, voice, out / "vctk" / "wav48" / voice.speaker / f"{utt_id}.wav", 48000)
     music_items = []
     for gid, (split, _) in enumerate(_split_ranges(_scaled(N_MUSIC, scale))):
         ytid = f"demo{gid:07d}"
@@ -257,65 +205,35 @@ def _plan(out: Path, seed: int, scale: float) -> dict:
             pairs = dialogues.plan_spoken(rng)
             refs = []
             for t, (q, a) in enumerate(pairs):
-                q_ref, a_ref = (
-                    f"speech/{split}/d{gid:06d}_{t}_user.flac",
-                    f"speech/{split}/d{gid:06d}_{t}_assistant.flac",
-                )
+                q_ref, a_ref = (f"speech/{split}/d{gid:06d}_{t}_{role}.flac" for role in ("user", "assistant"))
                 voices = speech.LIBRISPEECH_VOICES[split]  # a test dialogue's user speaks in a test voice
                 user_voice = voices[int(rng.integers(len(voices)))]
-                tasks.append(
-                    (
-                        "speech",
-                        speech.SpeechItem(
-                            seed, 200_000 + 10 * gid + 2 * t, q, user_voice, str(out / "anyinstruct" / q_ref), 16000
-                        ),
-                    )
-                )
-                tasks.append(
-                    (
-                        "speech",
-                        speech.SpeechItem(
-                            seed,
-                            200_000 + 10 * gid + 2 * t + 1,
-                            a,
-                            speech.ASSISTANT_VOICE,
-                            str(out / "anyinstruct" / a_ref),
-                            16000,
-                        ),
-                    )
-                )
+                speak(200_000 + 10 * gid + 2 * t, q, user_voice, out / "anyinstruct" / q_ref, 16000)
+                speak(200_000 + 10 * gid + 2 * t + 1, a, speech.ASSISTANT_VOICE, out / "anyinstruct" / a_ref, 16000)
                 refs.append((q_ref, a_ref))
             entry["spoken"] = (pairs, refs)
         dialogue_plan.append(entry)
-    return {
-        "tasks": tasks,
-        "images": image_items,
-        "utterances": utterances,
-        "vctk": vctk,
-        "music": music_items,
-        "dialogues": dialogue_plan,
-    }
+    return {"tasks": tasks, "images": image_items, "utterances": utterances, "vctk": vctk, "music": music_items,
+            "dialogues": dialogue_plan}
 
 
-def _render(task: tuple[str, object]) -> tuple[str, str, dict]:
+def _render(task: tuple[str, object]) -> tuple[str, dict]:
     kind, payload = task
     if kind == "image":
-        return kind, payload[2], images.make_image(payload)
+        return payload[2], images.make_image(payload)
     if kind == "music":
-        return kind, payload[2], music.make_music(payload)
-    return kind, payload.path, speech.synthesize(payload)
+        return payload[2], music.make_music(payload)
+    return payload.path, speech.synthesize(payload)
 
 
 def _run(tasks: list, workers: int, progress: bool) -> dict[str, dict]:
     """Render every task; results keyed by output path. Slow tasks (music) first for load balance."""
-    order = sorted(range(len(tasks)), key=lambda i: {"music": 0, "speech": 1, "image": 2}[tasks[i][0]])
-    ordered = [tasks[i] for i in order]
+    ordered = sorted(tasks, key=lambda task: {"music": 0, "speech": 1, "image": 2}[task[0]])
     bar = tqdm(total=len(tasks), desc="demo corpus", unit="item", disable=not progress, smoothing=0.05)
     results: dict[str, dict] = {}
     if workers <= 1:
         try:
-            for task in ordered:
-                _, path, res = _render(task)
+            for path, res in map(_render, ordered):
                 results[path] = res
                 bar.update()
         finally:
@@ -326,7 +244,7 @@ def _run(tasks: list, workers: int, progress: bool) -> dict[str, dict]:
     os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))  # inherited by the workers: one thread each
     try:
         with get_context("spawn").Pool(workers) as pool:
-            for _, path, res in pool.imap_unordered(_render, ordered, chunksize=8):
+            for path, res in pool.imap_unordered(_render, ordered, chunksize=8):
                 results[path] = res
                 bar.update()
             pool.close()  # let workers exit normally: they stop their speech servers
@@ -344,9 +262,8 @@ def _run(tasks: list, workers: int, progress: bool) -> dict[str, dict]:
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def demo(
-    out: Path = Path("data/demo"), seed: int = 0, scale: float = 1.0, workers: int | None = None, force: bool = False
-) -> None:
+def demo(out: Path = Path("data/demo"), seed: int = 0, scale: float = 1.0, workers: int | None = None,
+         force: bool = False) -> None:
     """Build the demo corpus (images, speech, music, dialogues) under OUT; skips work if an identical build exists.
 
     Args:

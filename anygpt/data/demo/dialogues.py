@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anygpt.data.demo.images import NUMBER_WORDS, REGIONS
+from anygpt.data.demo.images import NUMBER_WORDS, REGIONS, shape_noun
 from anygpt.data.demo.music import KEY_NAMES, mood, tempo_word
-from anygpt.data.demo.sentences import question_answer
+from anygpt.data.demo.sentences import pick, question_answer
 
 
 @dataclass
@@ -37,14 +37,6 @@ def ref(modality: str, path: str) -> str:
     return f"[{modality}: {path}]"
 
 
-def _pick(rng: np.random.Generator, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def _plural(shape: str) -> str:
-    return "crosses" if shape == "cross" else shape + "s"
-
-
 def _noun_phrase(caption: str) -> str | None:
     """ "A picture of two red stars ..." -> "two red stars ..."; None for captions that are clauses."""
     text = caption[0].lower() + caption[1:]
@@ -56,87 +48,57 @@ def _noun_phrase(caption: str) -> str | None:
     return text
 
 
+def _some_questions(rng: np.random.Generator, questions: list[tuple[str, str]], tag: str) -> list[tuple[str, str]]:
+    """One or two of ``questions`` in random order; the media placeholder ``tag`` stays on the first only."""
+    order = rng.permutation(len(questions))[: int(rng.integers(1, 3))]
+    chosen = [questions[int(i)] for i in order]
+    return [(q if k == 0 else q.replace(f" {tag}", ""), a) for k, (q, a) in enumerate(chosen)]
+
+
 def _image_turns(rng: np.random.Generator, item: dict, media: dict) -> list[tuple[str, str]]:
     media[item["ref"]] = {"modality": "image", "text": item["captions"][0]}
     img = ref("image", item["ref"])
-    caption = str(_pick(rng, item["captions"]))
+    caption = str(pick(rng, item["captions"]))
     scene = item["scene"]
     kind = int(rng.integers(0, 3))
     if kind == 0:  # image -> text
-        ask = _pick(
-            rng,
-            (
-                "Describe this image.",
-                "What is in this picture?",
-                "Write a caption for this image.",
-                "Can you tell me what you see here?",
-            ),
-        )
-        turns = [(f"{ask} {img}" if rng.random() < 0.5 else f"{img} {ask}", caption)]
-    elif kind == 1:  # text -> image
+        ask = pick(rng, ("Describe this image.", "What is in this picture?", "Write a caption for this image.",
+                         "Can you tell me what you see here?"))
+        return [(f"{ask} {img}" if rng.random() < 0.5 else f"{img} {ask}", caption)]
+    if kind == 1:  # text -> image
         phrases = [p for p in (_noun_phrase(c) for c in item["captions"]) if p]
         if phrases:
-            ask, text = (
-                _pick(rng, ("Draw {}.", "Please make a picture of {}.", "Can you paint {}?")),
-                _pick(rng, phrases),
-            )
+            ask = pick(rng, ("Draw {}.", "Please make a picture of {}.", "Can you paint {}?"))
+            text = pick(rng, phrases)
         else:  # every caption is a clause ("there are ...", "on a ... background, ...")
-            ask, text = _pick(rng, ("Generate an image: {}.", "Draw this: {}.")), caption[0].lower() + caption[1:]
+            ask, text = pick(rng, ("Generate an image: {}.", "Draw this: {}.")), caption[0].lower() + caption[1:]
         text = text.rstrip(".")
-        turns = [(ask.format(text), f"{_pick(rng, ('Here it is.', 'Sure, here is the picture.', 'Done.'))} {img}")]
-    else:  # visual questions grounded in the scene parameters
-        turns = []
-        group = _pick(rng, scene["groups"])
-        questions = [
-            (
-                f"How many {_plural(group['shape'])} are there? {img}",
-                f"There {'is' if group['count'] == 1 else 'are'} {NUMBER_WORDS[group['count']]} "
-                f"{group['shape'] if group['count'] == 1 else _plural(group['shape'])}.",
-            ),
-            (f"What colour is the background? {img}", f"The background is {scene['background']['colour']}."),
-            (
-                f"What colour are the {_plural(group['shape'])}? {img}"
-                if group["count"] > 1
-                else f"What colour is the {group['shape']}? {img}",
-                f"{'It is' if group['count'] == 1 else 'They are'} {group['colour']}.",
-            ),
-        ]
-        if len(scene["groups"]) == 1 and group["region"] in REGIONS:
-            questions.append(
-                (
-                    f"Where is the {group['colour']} {group['shape']}? {img}"
-                    if group["count"] == 1
-                    else f"Where are the {group['colour']} {_plural(group['shape'])}? {img}",
-                    f"{'It is' if group['count'] == 1 else 'They are'} in the {group['region']} "
-                    f"{'of the image' if group['region'] != 'center' else ''}".strip()
-                    + ".",
-                )
-            )
-        order = rng.permutation(len(questions))[: int(rng.integers(1, 3))]
-        for k, i in enumerate(order):  # the image is attached to the first question only
-            q, a = questions[int(i)]
-            turns.append((q if k == 0 else q.replace(f" {img}", ""), a))
-    return turns
+        return [(ask.format(text), f"{pick(rng, ('Here it is.', 'Sure, here is the picture.', 'Done.'))} {img}")]
+    # visual questions grounded in the scene parameters
+    group = pick(rng, scene["groups"])
+    count, colour, region = group["count"], group["colour"], group["region"]
+    things, be = shape_noun(group["shape"], count), "is" if count == 1 else "are"
+    they = "It is" if count == 1 else "They are"
+    questions = [
+        (f"How many {shape_noun(group['shape'], 2)} are there? {img}", f"There {be} {NUMBER_WORDS[count]} {things}."),
+        (f"What colour is the background? {img}", f"The background is {scene['background']['colour']}."),
+        (f"What colour {be} the {things}? {img}", f"{they} {colour}."),
+    ]
+    if len(scene["groups"]) == 1 and region in REGIONS:
+        questions.append((f"Where {be} the {colour} {things}? {img}",
+                          f"{they} in the {region}{'' if region == 'center' else ' of the image'}."))
+    return _some_questions(rng, questions, img)
 
 
 def _speech_turns(rng: np.random.Generator, item: dict, media: dict) -> list[tuple[str, str]]:
     media[item["ref"]] = {"modality": "speech", "text": item["text"]}
     sp = ref("speech", item["ref"])
     if rng.random() < 0.5:  # speech -> text
-        ask = _pick(
-            rng,
-            (
-                "What is said here?",
-                "Transcribe this recording.",
-                "Write down what you hear.",
-                "What does the speaker say?",
-            ),
-        )
+        ask = pick(rng, ("What is said here?", "Transcribe this recording.", "Write down what you hear.",
+                         "What does the speaker say?"))
         return [(f"{ask} {sp}" if rng.random() < 0.5 else f"{sp} {ask}", sentence_case(item["text"]))]
-    ask = _pick(
-        rng,
-        ("Say this: {}", "Read this sentence aloud: {}", "Please speak the words: {}", 'Can you say "{}" out loud?'),
-    )
+    ask = pick(rng, ("Say this: {}", "Read this sentence aloud: {}", "Please speak the words: {}",
+                     'Can you say "{}" out loud?'))
     return [(ask.format(item["text"]), sp)]
 
 
@@ -146,52 +108,34 @@ def _music_turns(rng: np.random.Generator, item: dict, media: dict) -> list[tupl
     p = item["params"]
     kind = int(rng.integers(0, 3))
     if kind == 0:  # music -> text
-        ask = _pick(rng, ("Describe this music.", "What does this piece sound like?", "Write a caption for this clip."))
+        ask = pick(rng, ("Describe this music.", "What does this piece sound like?", "Write a caption for this clip."))
         return [(f"{ask} {mu}", item["caption"])]
     if kind == 1:  # text -> music
-        ask = _pick(rng, ("Compose music like this: {}", "Create a clip: {}", "Please write a piece that fits: {}"))
-        return [(ask.format(item["caption"]), f"{_pick(rng, ('Here is the music.', 'Sure, listen to this.'))} {mu}")]
+        ask = pick(rng, ("Compose music like this: {}", "Create a clip: {}", "Please write a piece that fits: {}"))
+        return [(ask.format(item["caption"]), f"{pick(rng, ('Here is the music.', 'Sure, listen to this.'))} {mu}")]
     key = f"{KEY_NAMES.get(p['key'], p['key'])} {p['mode']}"
-    questions = [
+    drums = "No, there are no drums." if p["drums"] == "none" else f"Yes, there is a {p['drums']}."
+    return _some_questions(rng, [
         (f"Which instrument plays the melody? {mu}", f"The melody is played by a {p['melody_instrument']}."),
         (f"Is this in a major or a minor key? {mu}", f"It is in {key}."),
         (f"How fast is this piece? {mu}", f"It is {tempo_word(p['tempo_bpm'])}, about {p['tempo_bpm']} BPM."),
-        (
-            f"Are there drums in this clip? {mu}",
-            "No, there are no drums." if p["drums"] == "none" else f"Yes, there is a {p['drums']}.",
-        ),
+        (f"Are there drums in this clip? {mu}", drums),
         (f"What is the mood of this music? {mu}", f"It sounds {mood(p)}."),
-    ]
-    order = rng.permutation(len(questions))[: int(rng.integers(1, 3))]
-    return [
-        (questions[int(i)][0] if k == 0 else questions[int(i)][0].replace(f" {mu}", ""), questions[int(i)][1])
-        for k, i in enumerate(order)
-    ]
+    ], mu)
 
 
 def _music_to_music(rng: np.random.Generator, item: dict, pool: list[dict], media: dict) -> list[tuple[str, str]]:
     """ "Compose something like this" answered with another clip of the same melody instrument and mode."""
     p = item["params"]
-    similar = [
-        m
-        for m in pool
-        if m is not item
-        and m["params"]["melody_instrument"] == p["melody_instrument"]
-        and m["params"]["mode"] == p["mode"]
-    ]
+    similar = [m for m in pool if m is not item and m["params"]["melody_instrument"] == p["melody_instrument"]
+               and m["params"]["mode"] == p["mode"]]
     if not similar:
         return []
     other = similar[int(rng.integers(len(similar)))]
     media[item["ref"]] = {"modality": "music", "text": item["caption"]}
     media[other["ref"]] = {"modality": "music", "text": other["caption"]}
-    ask = _pick(
-        rng,
-        (
-            "Compose another piece in the style of this one.",
-            "Make music like this.",
-            "Can you write something similar to this?",
-        ),
-    )
+    ask = pick(rng, ("Compose another piece in the style of this one.", "Make music like this.",
+                     "Can you write something similar to this?"))
     answer = f"Here is another {p['mode']} piece with a {p['melody_instrument']} melody."
     return [(f"{ask} {ref('music', item['ref'])}", f"{answer} {ref('music', other['ref'])}")]
 
@@ -219,7 +163,7 @@ def media_dialogue(dialogue_id: str, rng: np.random.Generator, pools: MediaPools
     conversation, tasks = [], []
     for _ in range(int(rng.choice((1, 1, 2, 3)))):
         choices = [k for k, pool in (("image", pools.images), ("speech", pools.speech), ("music", pools.music)) if pool]
-        kind = str(_pick(rng, choices))
+        kind = str(pick(rng, choices))
         pool = getattr(pools, "images" if kind == "image" else kind)
         item = pool[int(rng.integers(len(pool)))]
         turns = _music_to_music(rng, item, pool, media) if kind == "music" and rng.random() < 0.2 else []

@@ -37,16 +37,9 @@ class _EventId(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
 
 
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -65,25 +58,13 @@ class Engine:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
+        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
-        rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS,
-            0,
-            espeakng_loader.get_data_path().encode(),
-            _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT,
-        )
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+                                     _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
         if rate != ESPEAK_RATE:
             raise RuntimeError(f"espeak_Initialize returned {rate}, expected sample rate {ESPEAK_RATE}")
         self.lib = lib
@@ -99,12 +80,9 @@ class Engine:
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             e = events[i]
-            if e.type == EVENT_PHONEME:
-                self._events.append(
-                    [e.type, e.sample, e.text_position, e.length, e.id.string.decode("utf-8", "replace")]
-                )
-            elif e.type == EVENT_WORD:
-                self._events.append([e.type, e.sample, e.text_position, e.length, ""])
+            if e.type in (EVENT_PHONEME, EVENT_WORD):
+                name = e.id.string.decode("utf-8", "replace") if e.type == EVENT_PHONEME else ""
+                self._events.append([e.type, e.sample, e.text_position, e.length, name])
             i += 1
         return 0
 
@@ -112,9 +90,8 @@ class Engine:
         """Synthesize ``text``; returns {"audio": int16 little-endian bytes, "events": [...], "ipa": str}."""
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {voice!r} (see espeak-ng-data/voices and lang/)")
-        self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
-        self.lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
-        self.lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
+        for param, value in ((_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range), (_PARAM_RATE, rate)):
+            self.lib.espeak_SetParameter(param, int(value), 0)
         self.lib.espeak_ng_SetRandSeed(int(seed))
         self._chunks, self._events = [], []
         data = text.encode("utf-8") + b"\0"
@@ -171,25 +148,17 @@ class Client:
 
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
-            env = dict(os.environ, OMP_NUM_THREADS="1")
-            self._proc = subprocess.Popen(
-                [sys.executable, "-u", os.path.abspath(__file__)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
+            self._proc = subprocess.Popen([sys.executable, "-u", os.path.abspath(__file__)], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
             first = self._proc.stdout.readline().strip()
             if first != "ready":
                 self.close()
-                raise RuntimeError(
-                    f"the espeak-ng server did not start (said {first!r}); is espeakng-loader installed?"
-                )
+                raise RuntimeError(f"the espeak-ng server did not start (said {first!r}); is espeakng-loader "
+                                   "installed?")
         return self._proc
 
-    def speak(
-        self, text: str, voice: str, pitch: int = 50, pitch_range: int = 50, rate: int = 175, seed: int = 0
-    ) -> dict:
+    def speak(self, text: str, voice: str, pitch: int = 50, pitch_range: int = 50, rate: int = 175,
+              seed: int = 0) -> dict:
         """Synthesize; returns {"audio": int16 bytes at 22.05 kHz, "events": [[type, sample, pos, len, name]]}."""
         proc = self._start()
         request = {"text": text, "voice": voice, "pitch": pitch, "pitch_range": pitch_range, "rate": rate, "seed": seed}

@@ -17,18 +17,9 @@ SIZE = 64  # stored image size (pixels); drawn at SUPERSAMPLE x this and downsam
 SUPERSAMPLE = 4
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 170, 60),
-    "blue": (40, 80, 220),
-    "yellow": (240, 220, 40),
-    "orange": (245, 140, 30),
-    "purple": (140, 60, 180),
-    "pink": (245, 130, 190),
-    "white": (245, 245, 245),
-    "black": (20, 20, 20),
-    "gray": (128, 128, 128),
-    "brown": (130, 80, 40),
-    "cyan": (40, 210, 220),
+    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (240, 220, 40),
+    "orange": (245, 140, 30), "purple": (140, 60, 180), "pink": (245, 130, 190), "white": (245, 245, 245),
+    "black": (20, 20, 20), "gray": (128, 128, 128), "brown": (130, 80, 40), "cyan": (40, 210, 220),
 }
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross", "ring", "hexagon")
 SIZES = {"small": 0.07, "medium": 0.11, "large": 0.16}  # radius as a fraction of the image side
@@ -45,20 +36,14 @@ REGIONS = {  # name -> (x0, y0, x1, y1) in unit coordinates, the box where the g
     "bottom right": (0.55, 0.55, 1.0, 1.0),
 }
 PAIR_LAYOUTS = {  # relation phrase -> (region of the first group, region of the second group)
-    "to the left of": ("left", "right"),
-    "to the right of": ("right", "left"),
-    "above": ("top", "bottom"),
+    "to the left of": ("left", "right"), "to the right of": ("right", "left"), "above": ("top", "bottom"),
     "below": ("bottom", "top"),
 }
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 MAX_COUNT = {"small": 5, "medium": 3, "large": 2}
 
-_SIZE_SYNONYMS = {
-    "small": ("small", "little", "tiny"),
-    "medium": ("medium", "medium-sized", ""),
-    "large": ("large", "big", "huge"),
-}
-_SHAPE_PLURAL = {"cross": "crosses"}
+_SIZE_SYNONYMS = {"small": ("small", "little", "tiny"), "medium": ("medium", "medium-sized", ""),
+                  "large": ("large", "big", "huge")}
 _REGION_PHRASES = {
     "top left": ("in the top left corner", "in the upper left", "near the top left"),
     "top": ("at the top", "near the top edge", "in the upper part"),
@@ -84,13 +69,8 @@ def sample_scene(rng: np.random.Generator) -> dict:
     """Draw the parameters of one scene (everything a caption may mention)."""
     bg_colour = str(rng.choice(list(COLOURS)))
     texture = str(rng.choice(TEXTURES))
-    n_groups = 1 if rng.random() < 0.6 else 2
-    relation = None
-    if n_groups == 1:
-        regions = [str(rng.choice(list(REGIONS)))]
-    else:
-        relation = str(rng.choice(list(PAIR_LAYOUTS)))
-        regions = list(PAIR_LAYOUTS[relation])
+    relation = None if rng.random() < 0.6 else str(rng.choice(list(PAIR_LAYOUTS)))  # one group, or two
+    regions = [str(rng.choice(list(REGIONS)))] if relation is None else list(PAIR_LAYOUTS[relation])
     used: set[tuple[str, str]] = set()
     groups = []
     for region in regions:
@@ -108,10 +88,8 @@ def sample_scene(rng: np.random.Generator) -> dict:
 
 def _shape_polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     def ring(n: int, radius: float, offset: float) -> list[tuple[float, float]]:
-        return [
-            (cx + radius * math.cos(offset + 2 * math.pi * k / n), cy + radius * math.sin(offset + 2 * math.pi * k / n))
-            for k in range(n)
-        ]
+        angles = [offset + 2 * math.pi * k / n for k in range(n)]
+        return [(cx + radius * math.cos(t), cy + radius * math.sin(t)) for t in angles]
 
     if shape == "square":
         return ring(4, r * 1.1, angle + math.pi / 4)
@@ -126,20 +104,9 @@ def _shape_polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> 
         return [p for pair in zip(outer, inner, strict=True) for p in pair]
     if shape == "cross":
         a, b = r * 0.35, r * 1.05
-        return [
-            (cx - a, cy - b),
-            (cx + a, cy - b),
-            (cx + a, cy - a),
-            (cx + b, cy - a),
-            (cx + b, cy + a),
-            (cx + a, cy + a),
-            (cx + a, cy + b),
-            (cx - a, cy + b),
-            (cx - a, cy + a),
-            (cx - b, cy + a),
-            (cx - b, cy - a),
-            (cx - a, cy - a),
-        ]
+        return [(cx - a, cy - b), (cx + a, cy - b), (cx + a, cy - a), (cx + b, cy - a), (cx + b, cy + a),
+                (cx + a, cy + a), (cx + a, cy + b), (cx - a, cy + b), (cx - a, cy + a), (cx - b, cy + a),
+                (cx - b, cy - a), (cx - a, cy - a)]
     raise ValueError(f"no polygon for shape {shape!r}")
 
 
@@ -213,10 +180,15 @@ def render_scene(scene: dict, rng: np.random.Generator, size: int = SIZE) -> tup
     return image, {**scene, "groups": groups}
 
 
+def shape_noun(shape: str, count: int) -> str:
+    """"circle" or "circles" (one "cross", several "crosses")."""
+    return shape if count == 1 else "crosses" if shape == "cross" else shape + "s"
+
+
 def _noun_phrase(rng: np.random.Generator, group: dict, digits: bool = False) -> str:
     count, shape = group["count"], group["shape"]
     size = str(rng.choice(_SIZE_SYNONYMS[group["size"]]))
-    noun = shape if count == 1 else _SHAPE_PLURAL.get(shape, shape + "s")
+    noun = shape_noun(shape, count)
     words = [w for w in ([size, group["colour"]] if rng.random() < 0.7 else [group["colour"], size]) if w] + [noun]
     if count == 1:
         det = "an" if words[0][0] in "aeiou" else "a"
@@ -242,9 +214,9 @@ def caption_scene(scene: dict, rng: np.random.Generator, n: int = 5) -> list[str
         nps = [_noun_phrase(rng, g, digits) for g in groups]
         back = _background_phrase(rng, bg)
         style = int(rng.integers(0, 5))
+        verb = "is" if groups[0]["count"] == 1 else "are"
         if relation is None:
             where = str(rng.choice(_REGION_PHRASES[groups[0]["region"]]))
-            verb = "is" if groups[0]["count"] == 1 else "are"
             text = [
                 f"{nps[0]} {where} of a {back}",
                 f"a picture of {nps[0]} {where} on a {back}",
@@ -253,7 +225,6 @@ def caption_scene(scene: dict, rng: np.random.Generator, n: int = 5) -> list[str
                 f"an image showing {nps[0]} {where} against a {back}",
             ][style]
         else:
-            verb = "is" if groups[0]["count"] == 1 else "are"
             text = [
                 f"{nps[0]} {relation} {nps[1]} on a {back}",
                 f"a picture of {nps[0]} {relation} {nps[1]}, on a {back}",

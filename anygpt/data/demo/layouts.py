@@ -23,50 +23,35 @@ def write_layouts(out: Path, seed: int, plan: dict, results: dict[str, dict]) ->
     # COCO Karpathy json
     entries, sentid = [], 0
     for item in plan["images"]:
-        res = results[str(out / "coco" / item["rel"])]
+        res = _image(out, results, item)
         sents = []
         for text in res["captions"]:
             sents.append({"tokens": images.tokenize_caption(text), "raw": text, "imgid": item["id"], "sentid": sentid})
             sentid += 1
         folder, name = item["rel"].rsplit("/", 1)
-        entries.append(
-            {
-                "filepath": folder,
-                "filename": name,
-                "imgid": item["id"],
-                "split": item["split"],
-                "sentences": sents,
-                "sentids": [s["sentid"] for s in sents],
-                "cocoid": item["id"],
-                "scene": res["scene"],
-            }
-        )
+        entries.append({"filepath": folder, "filename": name, "imgid": item["id"], "split": item["split"],
+                        "sentences": sents, "sentids": [s["sentid"] for s in sents], "cocoid": item["id"],
+                        "scene": res["scene"]})
     write_json(out / "coco" / "dataset_coco.json", {"images": entries, "dataset": "coco"})
     counts["images"] = count_by_split(plan["images"])
     counts["captions"] = {k: 5 * v for k, v in counts["images"].items()}
 
     # LibriSpeech tree: transcripts and alignment sidecars per chapter
     chapters: dict[tuple[str, str, str], list[dict]] = {}
+    minutes: dict[str, float] = {}
     for utt in plan["utterances"]:
         chapters.setdefault((LIBRISPEECH_SPLITS[utt["split"]], utt["speaker"], utt["chapter"]), []).append(utt)
+        duration = results[str(out / "librispeech" / utt["rel"])]["duration"]
+        minutes[utt["speaker"]] = minutes.get(utt["speaker"], 0.0) + duration / 60
     for (lsplit, spk, chap), utts in chapters.items():
         folder = out / "librispeech" / lsplit / spk / chap
         lines = [f"{u['id']} {u['text'].upper()}" for u in utts]
         (folder / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")
         align = {u["id"]: _alignment(results[str(out / "librispeech" / u["rel"])]) for u in utts}
         write_json(folder / f"{spk}-{chap}.alignment.json", align)
-    minutes: dict[str, float] = {}
-    for utt in plan["utterances"]:
-        minutes[utt["speaker"]] = (
-            minutes.get(utt["speaker"], 0.0) + results[str(out / "librispeech" / utt["rel"])]["duration"] / 60
-        )
     header = ";ID    |SEX| SUBSET           |MINUTES| NAME\n"
-    rows = [
-        f"{v.speaker:<6}| {v.sex} | {subset:<16} | {minutes.get(v.speaker, 0):5.2f} | espeak {v.name}"
-        for split, voices in speech.LIBRISPEECH_VOICES.items()
-        for subset in [LIBRISPEECH_SPLITS[split]]
-        for v in voices
-    ]
+    rows = [f"{v.speaker:<6}| {v.sex} | {LIBRISPEECH_SPLITS[split]:<16} | {minutes.get(v.speaker, 0):5.2f} | "
+            f"espeak {v.name}" for split, voices in speech.LIBRISPEECH_VOICES.items() for v in voices]
     (out / "librispeech" / "SPEAKERS.TXT").write_text(header + "\n".join(rows) + "\n")
     counts["librispeech"] = {LIBRISPEECH_SPLITS[s]: n for s, n in count_by_split(plan["utterances"]).items()}
     counts["librispeech_hours"] = round(sum(minutes.values()) / 60, 3)
@@ -82,62 +67,24 @@ def write_layouts(out: Path, seed: int, plan: dict, results: dict[str, dict]) ->
         align = {u["id"]: _alignment(results[str(out / "vctk" / "wav48" / spk / f"{u['id']}.wav")]) for u in utts}
         write_json(out / "vctk" / "alignment" / f"{spk}.json", align)
     info = ["ID  AGE  GENDER  ACCENTS  REGION  COMMENTS"]
-    info += [
-        f"{v.speaker[1:]}  {23 + i}  {v.sex}  {v.accent}  Demo  espeak {v.name}"
-        for i, v in enumerate(speech.VCTK_VOICES)
-    ]
+    info += [f"{v.speaker[1:]}  {23 + i}  {v.sex}  {v.accent}  Demo  espeak {v.name}"
+             for i, v in enumerate(speech.VCTK_VOICES)]
     (out / "vctk" / "speaker-info.txt").write_text("\n".join(info) + "\n")
     counts["vctk"] = {"speakers": len(by_speaker), "utterances": len(plan["vctk"])}
 
     # MusicCaps csv
-    param_cols = [
-        "key",
-        "mode",
-        "tempo_bpm",
-        "melody_instrument",
-        "accompaniment_instrument",
-        "accompaniment_style",
-        "bass",
-        "drums",
-        "dynamics",
-        "rhythm",
-        "progression",
-    ]
+    param_cols = ["key", "mode", "tempo_bpm", "melody_instrument", "accompaniment_instrument", "accompaniment_style",
+                  "bass", "drums", "dynamics", "rhythm", "progression"]
     with open(out / "musiccaps" / "musiccaps.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "ytid",
-                "start_s",
-                "end_s",
-                "audioset_positive_labels",
-                "aspect_list",
-                "caption",
-                "author_id",
-                "is_balanced_subset",
-                "is_audioset_eval",
-                "split",
-                *param_cols,
-            ]
-        )
+        writer.writerow(["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",
+                         "is_balanced_subset", "is_audioset_eval", "split", *param_cols])
         for item in plan["music"]:
-            res = results[str(out / "musiccaps" / "audio" / f"{item['ytid']}.flac")]
+            res = _clip(out, results, item)
             p = res["params"]
-            writer.writerow(
-                [
-                    item["ytid"],
-                    0,
-                    int(music.DURATION),
-                    "/m/04rlf",
-                    repr(res["aspects"]),
-                    res["caption"],
-                    0,
-                    False,
-                    item["split"] == "test",
-                    item["split"],
-                    *[json.dumps(p[c]) if isinstance(p[c], list) else p[c] for c in param_cols],
-                ]
-            )
+            writer.writerow([item["ytid"], 0, int(music.DURATION), "/m/04rlf", repr(res["aspects"]), res["caption"], 0,
+                             False, item["split"] == "test", item["split"],
+                             *[json.dumps(p[c]) if isinstance(p[c], list) else p[c] for c in param_cols]])
     counts["music"] = count_by_split(plan["music"])
     counts["test_texts_seen_in_training"] = _test_texts_seen_in_training(out, plan, results)
 
@@ -145,29 +92,12 @@ def write_layouts(out: Path, seed: int, plan: dict, results: dict[str, dict]) ->
     pools = {}
     for split in SPLITS:
         pools[split] = dialogues.MediaPools(
-            images=[
-                {
-                    "ref": f"../coco/{i['rel']}",
-                    "captions": results[str(out / "coco" / i["rel"])]["captions"],
-                    "scene": results[str(out / "coco" / i["rel"])]["scene"],
-                }
-                for i in plan["images"]
-                if i["split"] == split
-            ],
-            speech=[
-                {"ref": f"../librispeech/{u['rel']}", "text": u["text"]}
-                for u in plan["utterances"]
-                if u["split"] == split
-            ],
-            music=[
-                {
-                    "ref": f"../musiccaps/audio/{m['ytid']}.flac",
-                    "caption": results[str(out / "musiccaps" / "audio" / f"{m['ytid']}.flac")]["caption"],
-                    "params": results[str(out / "musiccaps" / "audio" / f"{m['ytid']}.flac")]["params"],
-                }
-                for m in plan["music"]
-                if m["split"] == split
-            ],
+            images=[{"ref": f"../coco/{i['rel']}", "captions": _image(out, results, i)["captions"],
+                     "scene": _image(out, results, i)["scene"]} for i in plan["images"] if i["split"] == split],
+            speech=[{"ref": f"../librispeech/{u['rel']}", "text": u["text"]}
+                    for u in plan["utterances"] if u["split"] == split],
+            music=[{"ref": f"../musiccaps/audio/{m['ytid']}.flac", "caption": _clip(out, results, m)["caption"],
+                    "params": _clip(out, results, m)["params"]} for m in plan["music"] if m["split"] == split],
         )
     rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for entry in plan["dialogues"]:
@@ -178,21 +108,25 @@ def write_layouts(out: Path, seed: int, plan: dict, results: dict[str, dict]) ->
             rng = np.random.default_rng([seed, 5, entry["id"]])
             rows[entry["split"]].append(dialogues.media_dialogue(did, rng, pools[entry["split"]]))
     for split, split_rows in rows.items():
-        _write_lines(out / "anyinstruct" / f"{split}.jsonl", (json.dumps(r, ensure_ascii=False) for r in split_rows))
+        path = out / "anyinstruct" / f"{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in split_rows), encoding="utf-8")
     counts["dialogues"] = {s: len(r) for s, r in rows.items()}
     counts["spoken_dialogues"] = {s: sum(r["task"] == "spoken_dialogue" for r in rs) for s, rs in rows.items()}
     return counts
 
 
+def _image(out: Path, results: dict[str, dict], item: dict) -> dict:
+    return results[str(out / "coco" / item["rel"])]
+
+
+def _clip(out: Path, results: dict[str, dict], item: dict) -> dict:
+    return results[str(out / "musiccaps" / "audio" / f"{item['ytid']}.flac")]
+
+
 def _test_texts_seen_in_training(out: Path, plan: dict, results: dict[str, dict]) -> dict[str, int]:
     """How many test texts (captions, transcripts, VCTK sentences, music captions) also occur in train or val: the
     builder reports it so that a grammar change that starts leaking test texts shows up (tests require 0)."""
-
-    def caption_of(item: dict) -> list[str]:
-        return results[str(out / "coco" / item["rel"])]["captions"]
-
-    def music_caption(item: dict) -> list[str]:
-        return [results[str(out / "musiccaps" / "audio" / f"{item['ytid']}.flac")]["caption"]]
 
     def seen(items: list[dict], texts_of) -> int:
         known = {t.lower() for item in items if item["split"] != "test" for t in texts_of(item)}
@@ -200,10 +134,10 @@ def _test_texts_seen_in_training(out: Path, plan: dict, results: dict[str, dict]
 
     transcripts = {u["text"] for u in plan["utterances"] if u["split"] != "test"}
     return {
-        "captions": seen(plan["images"], caption_of),
+        "captions": seen(plan["images"], lambda item: _image(out, results, item)["captions"]),
         "transcripts": sum(u["text"] in transcripts for u in plan["utterances"] if u["split"] == "test"),
         "vctk_sentences": sum(u["text"] in transcripts for u in plan["vctk"]),
-        "music_captions": seen(plan["music"], music_caption),
+        "music_captions": seen(plan["music"], lambda item: [_clip(out, results, item)["caption"]]),
     }
 
 
@@ -221,10 +155,3 @@ def count_by_split(items: Iterable[dict]) -> dict[str, int]:
 def write_json(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
-
-
-def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for line in lines:
-            f.write(line + "\n")

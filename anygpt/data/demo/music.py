@@ -25,13 +25,8 @@ PROGRESSIONS = {
     "major": ((0, 4, 5, 3), (0, 3, 4, 0), (0, 5, 3, 4), (1, 4, 0, 0), (0, 3, 0, 4)),
     "minor": ((0, 3, 4, 0), (0, 5, 2, 6), (0, 3, 6, 2), (0, 6, 5, 4), (0, 4, 0, 3)),
 }
-RHYTHMS = {
-    "steady": (1.0, 1.0, 1.0, 1.0),
-    "flowing": (0.5,) * 8,
-    "dotted": (1.5, 0.5, 1.5, 0.5),
-    "syncopated": (0.5, 1.0, 0.5, 1.0, 1.0),
-    "lilting": (1.0, 0.5, 0.5, 1.0, 0.5, 0.5),
-}
+RHYTHMS = {"steady": (1.0, 1.0, 1.0, 1.0), "flowing": (0.5,) * 8, "dotted": (1.5, 0.5, 1.5, 0.5),
+           "syncopated": (0.5, 1.0, 0.5, 1.0, 1.0), "lilting": (1.0, 0.5, 0.5, 1.0, 0.5, 0.5)}
 RHYTHM_WORDS = {
     "steady": "a steady, even rhythm",
     "flowing": "flowing eighth notes",
@@ -48,11 +43,8 @@ DRUM_WORDS = {
     "half-time beat": "A laid-back half-time drum groove sits underneath.",
 }
 DYNAMICS = {"soft": 0.25, "moderate": 0.5, "loud": 0.85}  # peak amplitude of the mix
-DYNAMIC_WORDS = {
-    "soft": ("soft", "gentle", "quiet"),
-    "moderate": ("moderate", "mellow", "relaxed"),
-    "loud": ("loud", "powerful", "bold"),
-}
+DYNAMIC_WORDS = {"soft": ("soft", "gentle", "quiet"), "moderate": ("moderate", "mellow", "relaxed"),
+                 "loud": ("loud", "powerful", "bold")}
 
 
 def _table(amps: dict[int, float]) -> np.ndarray:
@@ -61,94 +53,30 @@ def _table(amps: dict[int, float]) -> np.ndarray:
     return (wave / np.abs(wave).max()).astype(np.float32)
 
 
-# name -> (bright spectrum, dull spectrum, brightness decay s, attack, decay, sustain, release, vibrato depth, kind)
+# name -> bright and dull spectra (crossfaded over ``fade`` s) or two-operator FM (ratio, index, index decay s), the
+# ADSR envelope, vibrato depth, noise, chorus
 INSTRUMENTS: dict[str, dict] = {
-    "piano": dict(
-        bright={k: 1 / k**1.3 for k in range(1, 12)},
-        dull={1: 1, 2: 0.3, 3: 0.1},
-        fade=0.35,
-        adsr=(0.004, 0.9, 0.0, 0.12),
-        vibrato=0.0,
-        decay_only=True,
-    ),
-    "organ": dict(
-        bright={1: 1, 2: 0.6, 3: 0.5, 4: 0.3, 6: 0.25, 8: 0.2},
-        dull=None,
-        fade=None,
-        adsr=(0.01, 0.05, 0.9, 0.06),
-        vibrato=0.0,
-    ),
-    "flute": dict(
-        bright={1: 1, 2: 0.25, 3: 0.12, 4: 0.04},
-        dull=None,
-        fade=None,
-        adsr=(0.06, 0.1, 0.8, 0.08),
-        vibrato=0.004,
-        noise=0.04,
-    ),
-    "violin": dict(
-        bright={k: 1 / k for k in range(1, 14)}, dull=None, fade=None, adsr=(0.09, 0.1, 0.85, 0.12), vibrato=0.006
-    ),
-    "clarinet": dict(
-        bright={k: 1 / k for k in range(1, 14, 2)}, dull=None, fade=None, adsr=(0.03, 0.1, 0.85, 0.06), vibrato=0.002
-    ),
-    "guitar": dict(
-        bright={k: 1 / k for k in range(1, 16)},
-        dull={1: 1, 2: 0.4, 3: 0.15},
-        fade=0.12,
-        adsr=(0.002, 1.2, 0.0, 0.08),
-        vibrato=0.0,
-        decay_only=True,
-    ),
-    "marimba": dict(
-        bright={1: 1, 4: 0.5, 10: 0.15},
-        dull={1: 1},
-        fade=0.05,
-        adsr=(0.002, 0.45, 0.0, 0.05),
-        vibrato=0.0,
-        decay_only=True,
-    ),
-    "synth lead": dict(
-        bright={k: 1 / k for k in range(1, 24)},
-        dull={k: 1 / k for k in range(1, 5)},
-        fade=0.6,
-        adsr=(0.01, 0.2, 0.7, 0.05),
-        vibrato=0.003,
-    ),
-    "bell": dict(fm=(3.5, 2.5, 0.8), adsr=(0.002, 1.6, 0.0, 0.3), vibrato=0.0, decay_only=True),
-    "electric piano": dict(fm=(1.0, 1.8, 0.25), adsr=(0.003, 1.1, 0.0, 0.1), vibrato=0.0, decay_only=True),
+    "piano": dict(bright={k: 1 / k**1.3 for k in range(1, 12)}, dull={1: 1, 2: 0.3, 3: 0.1}, fade=0.35,
+                  adsr=(0.004, 0.9, 0.0, 0.12)),
+    "organ": dict(bright={1: 1, 2: 0.6, 3: 0.5, 4: 0.3, 6: 0.25, 8: 0.2}, adsr=(0.01, 0.05, 0.9, 0.06)),
+    "flute": dict(bright={1: 1, 2: 0.25, 3: 0.12, 4: 0.04}, adsr=(0.06, 0.1, 0.8, 0.08), vibrato=0.004, noise=0.04),
+    "violin": dict(bright={k: 1 / k for k in range(1, 14)}, adsr=(0.09, 0.1, 0.85, 0.12), vibrato=0.006),
+    "clarinet": dict(bright={k: 1 / k for k in range(1, 14, 2)}, adsr=(0.03, 0.1, 0.85, 0.06), vibrato=0.002),
+    "guitar": dict(bright={k: 1 / k for k in range(1, 16)}, dull={1: 1, 2: 0.4, 3: 0.15}, fade=0.12,
+                   adsr=(0.002, 1.2, 0.0, 0.08)),
+    "marimba": dict(bright={1: 1, 4: 0.5, 10: 0.15}, dull={1: 1}, fade=0.05, adsr=(0.002, 0.45, 0.0, 0.05)),
+    "synth lead": dict(bright={k: 1 / k for k in range(1, 24)}, dull={k: 1 / k for k in range(1, 5)}, fade=0.6,
+                       adsr=(0.01, 0.2, 0.7, 0.05), vibrato=0.003),
+    "bell": dict(fm=(3.5, 2.5, 0.8), adsr=(0.002, 1.6, 0.0, 0.3)),
+    "electric piano": dict(fm=(1.0, 1.8, 0.25), adsr=(0.003, 1.1, 0.0, 0.1)),
     "brass": dict(fm=(1.0, 3.0, None), adsr=(0.05, 0.1, 0.8, 0.08), vibrato=0.003),
-    "strings": dict(
-        bright={k: 1 / k for k in range(1, 12)},
-        dull={1: 1, 2: 0.5, 3: 0.3},
-        fade=None,
-        adsr=(0.25, 0.2, 0.9, 0.3),
-        vibrato=0.004,
-        chorus=True,
-    ),
-    "synth pad": dict(
-        bright={k: 1 / k**1.5 for k in range(1, 10)},
-        dull=None,
-        fade=None,
-        adsr=(0.3, 0.3, 0.8, 0.4),
-        vibrato=0.0,
-        chorus=True,
-    ),
-    "bass": dict(bright={1: 1, 2: 0.35, 3: 0.1}, dull=None, fade=None, adsr=(0.005, 0.3, 0.6, 0.05), vibrato=0.0),
+    "strings": dict(bright={k: 1 / k for k in range(1, 12)}, dull={1: 1, 2: 0.5, 3: 0.3}, adsr=(0.25, 0.2, 0.9, 0.3),
+                    vibrato=0.004, chorus=True),
+    "synth pad": dict(bright={k: 1 / k**1.5 for k in range(1, 10)}, adsr=(0.3, 0.3, 0.8, 0.4), chorus=True),
+    "bass": dict(bright={1: 1, 2: 0.35, 3: 0.1}, adsr=(0.005, 0.3, 0.6, 0.05)),
 }
-MELODY_INSTRUMENTS = (
-    "piano",
-    "organ",
-    "flute",
-    "violin",
-    "clarinet",
-    "guitar",
-    "marimba",
-    "synth lead",
-    "bell",
-    "electric piano",
-    "brass",
-)
+MELODY_INSTRUMENTS = ("piano", "organ", "flute", "violin", "clarinet", "guitar", "marimba", "synth lead", "bell",
+                      "electric piano", "brass")
 ACCOMPANIMENT_INSTRUMENTS = ("piano", "strings", "organ", "guitar", "synth pad", "electric piano")
 
 
@@ -199,9 +127,8 @@ def _envelope(n: int, hold: int, adsr: tuple[float, float, float, float], sr: in
     return env
 
 
-def render_note(
-    name: str, freq: float, seconds: float, velocity: float, rng: np.random.Generator, sr: int = SAMPLE_RATE
-) -> np.ndarray:
+def render_note(name: str, freq: float, seconds: float, velocity: float, rng: np.random.Generator,
+                sr: int = SAMPLE_RATE) -> np.ndarray:
     """One note of an instrument: ``seconds`` held, plus its release tail."""
     spec = INSTRUMENTS[name]
     hold = max(1, int(seconds * sr))
@@ -219,7 +146,7 @@ def render_note(
         bright, dull = _tables(name, _max_harmonic(freq, sr))
         pos = ((phase % 1.0) * TABLE).astype(np.int64)
         wave = bright[pos]
-        if dull is not None and spec["fade"]:
+        if dull is not None and spec.get("fade"):
             mix = _decay(n, spec["fade"], sr)
             wave = wave * mix + dull[pos] * (1 - mix)
         if spec.get("chorus"):  # a slightly detuned second voice thickens pads and string sections
@@ -285,9 +212,8 @@ def _midi_to_hz(m: float) -> float:
     return 440.0 * 2 ** ((m - 69) / 12)
 
 
-def render_music(
-    params: dict, rng: np.random.Generator, sr: int = SAMPLE_RATE, seconds: float = DURATION
-) -> np.ndarray:
+def render_music(params: dict, rng: np.random.Generator, sr: int = SAMPLE_RATE,
+                 seconds: float = DURATION) -> np.ndarray:
     """Render the clip described by ``params`` to mono float32 in [-1, 1]."""
     n = int(seconds * sr)
     out = np.zeros(n + sr * 3, np.float32)  # room for release tails, cut at the end
@@ -324,9 +250,8 @@ def render_music(
                 degree = int(np.clip(degree, 5, 16))
             if rng.random() > 0.08 or strong:  # occasional rests
                 vel = 0.9 if strong else 0.75
-                note = render_note(
-                    params["melody_instrument"], _midi_to_hz(pitch(degree, 60)), dur * beat * 0.92, vel, rng, sr
-                )
+                note = render_note(params["melody_instrument"], _midi_to_hz(pitch(degree, 60)), dur * beat * 0.92, vel,
+                                   rng, sr)
                 add(note, t0 + pos * beat, 0.5)
             pos += dur
         # accompaniment
@@ -364,41 +289,22 @@ def caption_music(params: dict, rng: np.random.Generator) -> tuple[str, list[str
     melody, accomp = params["melody_instrument"], params["accompaniment_instrument"]
     style = params["accompaniment_style"]
     article = "An" if tempo[0] in "aeiou" else "A"
-    first = str(
-        rng.choice(
-            (
-                f"{article} {tempo}, {dyn} {melody} melody in {key}",
-                f"This is a {tempo} {dyn} piece in {key} led by a {melody} melody",
-                f"{article} {tempo} instrumental in {key} where a {dyn} {melody} plays the melody",
-            )
-        )
-    )
-    second = (
-        f" with {accomp} {style} in the accompaniment"
-        if rng.random() < 0.5
-        else f", accompanied by {accomp} playing {style}"
-    )
+    first = str(rng.choice((f"{article} {tempo}, {dyn} {melody} melody in {key}",
+                            f"This is a {tempo} {dyn} piece in {key} led by a {melody} melody",
+                            f"{article} {tempo} instrumental in {key} where a {dyn} {melody} plays the melody")))
+    second = (f" with {accomp} {style} in the accompaniment" if rng.random() < 0.5
+              else f", accompanied by {accomp} playing {style}")
     parts = [first + second + "."]
-    parts.append(
-        f"The melody moves in {RHYTHM_WORDS[params['rhythm']]} at about {params['tempo_bpm']} BPM."
-        if rng.random() < 0.7
-        else f"The tempo is {tempo}, around {params['tempo_bpm']} beats per minute."
-    )
+    parts.append(f"The melody moves in {RHYTHM_WORDS[params['rhythm']]} at about {params['tempo_bpm']} BPM."
+                 if rng.random() < 0.7 else f"The tempo is {tempo}, around {params['tempo_bpm']} beats per minute.")
     if params["bass"]:
         parts.append(str(rng.choice(("A bass line follows the chords.", "A round bass line supports the harmony."))))
     parts.append(DRUM_WORDS[params["drums"]])
     parts.append(f"The mood is {mood(params)}.")
-    aspects = [
-        f"{melody} melody",
-        f"{accomp} {style}",
-        f"{tempo} tempo",
-        params["dynamics"],
-        f"{key} key",
-        "bass line" if params["bass"] else "no bass",
-        "no drums" if params["drums"] == "none" else params["drums"],
-        *mood(params).split(" and "),
-        "instrumental",
-    ]
+    aspects = [f"{melody} melody", f"{accomp} {style}", f"{tempo} tempo", params["dynamics"], f"{key} key",
+               "bass line" if params["bass"] else "no bass",
+               "no drums" if params["drums"] == "none" else params["drums"], *mood(params).split(" and "),
+               "instrumental"]
     return " ".join(parts), aspects
 
 

@@ -149,10 +149,8 @@ def synthesize(item: SpeechItem) -> dict:
     if peak > 0.99:
         wav *= 0.99 / peak
     Path(item.path).parent.mkdir(parents=True, exist_ok=True)
-    if item.path.endswith(".flac"):
-        sf.write(item.path, wav, item.sample_rate, subtype="PCM_16", format="FLAC")
-    else:
-        sf.write(item.path, wav, item.sample_rate, subtype="PCM_16", format="WAV")
+    audio_format = "FLAC" if item.path.endswith(".flac") else "WAV"
+    sf.write(item.path, wav, item.sample_rate, subtype="PCM_16", format=audio_format)
     phonemes, words = [], []
     duration = len(wav) / item.sample_rate
     for kind, sample, pos, length, name in events:
@@ -163,15 +161,8 @@ def synthesize(item: SpeechItem) -> dict:
             phonemes.append([name, t])
         elif kind == EVENT_WORD and length > 0:
             words.append([item.text[pos - 1 : pos - 1 + length], t])
-    return {
-        "index": item.index,
-        "duration": round(len(wav) / item.sample_rate, 4),
-        "rate_wpm": rate,
-        "voice": asdict(item.voice),
-        "ipa": ipa,
-        "phonemes": phonemes,
-        "words": words,
-    }
+    return {"index": item.index, "duration": round(duration, 4), "rate_wpm": rate, "voice": asdict(item.voice),
+            "ipa": ipa, "phonemes": phonemes, "words": words}
 
 
 def _speech_bounds(audio: np.ndarray, threshold: int = 200, margin: float = 0.08) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from anygpt.data.sources.base import (
     RawItem,
     SkipReport,
     bad_record,
+    iter_jsonl,
     parse_media,
     require_file,
     sample_key,
@@ -33,11 +34,9 @@ class Dialogue:
     extra: dict = field(default_factory=dict)  # other keys of the row (the demo's "media" texts and "task")
 
 
-
-def read_anyinstruct(
-    path: Path, media_root: Path | None = None, report: SkipReport | None = None, check_files: bool = True,
-    root: Path | None = None, allow_outside_root: bool = False,
-) -> Iterator[Dialogue]:
+def read_anyinstruct(path: Path, media_root: Path | None = None, report: SkipReport | None = None,
+                     check_files: bool = True, root: Path | None = None,
+                     allow_outside_root: bool = False) -> Iterator[Dialogue]:
     """Rows ``{"id", "conversation": [[{"role": "user", "message"}, {"role": "assistant", "message"}], ...]}`` from a
     ``.jsonl`` file (streamed line by line) or a ``.json`` list. Media placeholders resolve against ``media_root``
     (default: the file's folder) and must stay inside the dataset ``root`` (default: ``media_root``)."""
@@ -63,14 +62,7 @@ def read_anyinstruct(
 
 def _json_rows(path: Path, report: SkipReport | None) -> Iterator[tuple[str, object]]:
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{path}:{line_no}", json.loads(line)
-                except json.JSONDecodeError as e:
-                    bad_record(report, f"{path}:{line_no}", f"not valid json ({e})")
+        yield from iter_jsonl(path, report)
         return
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
@@ -104,13 +96,8 @@ def _parse_dialogue(row: object, media_root: Path, root: Path, allow_outside_roo
                 raise ValueError("assistant message without a preceding user message")
     if any(a is None for _, a in turns):
         raise ValueError("user message without an assistant reply")
-    return Dialogue(
-        str(row.get("id", "")),
-        [(u, a) for u, a in turns],
-        media,
-        {k: v for k, v in row.items() if k not in ("id", "conversation")},
-    )
-
+    return Dialogue(str(row.get("id", "")), [(u, a) for u, a in turns], media,
+                    {k: v for k, v in row.items() if k not in ("id", "conversation")})
 
 
 class AnyInstruct(RawSource):
@@ -126,9 +113,9 @@ class AnyInstruct(RawSource):
         self.path, self.media_root, self.root = path, media_root, root
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
-        for dialogue in read_anyinstruct(Path(self.path), self.media_root and Path(self.media_root),
-                                                 report=report, root=self.root and Path(self.root),
-                                                 allow_outside_root=self.allow_outside_root):
+        for dialogue in read_anyinstruct(Path(self.path), self.media_root and Path(self.media_root), report=report,
+                                         root=self.root and Path(self.root),
+                                         allow_outside_root=self.allow_outside_root):
             names: dict[str, str] = {}
             media: dict[str, tuple[str, MediaSource]] = {}
             for ref in dialogue.media:

@@ -104,32 +104,13 @@ def as_splits(split: str | Sequence[str] | None) -> set[str] | None:
     return {split} if isinstance(split, str) else set(split)
 
 
-
-def find_audio_file(stem: str) -> str | None:
-    """`_find_audio` on strings (large corpora: no `Path` per file)."""
+def find_audio(stem: str | Path) -> str | Path | None:
+    """``stem`` + the first audio extension that names a file, as the type of ``stem`` (large corpora pass strings:
+    no `Path` per file)."""
     for ext in AUDIO_EXTENSIONS:
-        if os.path.isfile(stem + ext):
-            return stem + ext
+        if os.path.isfile(f"{stem}{ext}"):
+            return f"{stem}{ext}" if isinstance(stem, str) else Path(f"{stem}{ext}")
     return None
-
-
-def find_audio(stem: Path) -> Path | None:
-    for ext in AUDIO_EXTENSIONS:
-        path = stem.with_name(stem.name + ext)
-        if path.is_file():
-            return path
-    return None
-
-
-def load_sidecar(path: Path, report: SkipReport | None) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        bad_record(report, str(path), f"alignment sidecar is not valid json ({e})")
-        return None
-
 
 
 def iter_lines(path: Path) -> Iterator[tuple[str, str]]:
@@ -161,7 +142,6 @@ def iter_jsonl(path: Path, report: SkipReport | None) -> Iterator[tuple[str, obj
             bad_record(report, where, f"not valid json ({e})")
 
 
-
 @dataclass
 class MediaRef:
     """A media placeholder of a message: its modality, the resolved file and the reference as written."""
@@ -186,7 +166,6 @@ def parse_media(message: str, media_root: Path, root: Path | None = None,
     ]
 
 
-
 @dataclass
 class AudioSegment:
     """A time range of a long recording (GigaSpeech podcasts and videos); ``prepare`` cuts it out when loading."""
@@ -194,7 +173,6 @@ class AudioSegment:
     path: str
     begin: float  # seconds
     end: float
-
 
 
 # A media item's content as prepare receives it: a file path, the file's bytes (tar members), a time range of a long

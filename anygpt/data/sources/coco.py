@@ -33,15 +33,9 @@ class CaptionedImage:
     meta: dict = field(default_factory=dict)  # any extra keys of the entry (the demo's "scene")
 
 
-def read_coco_karpathy(
-    json_path: Path,
-    image_root: Path | None = None,
-    split: str | Sequence[str] | None = None,
-    report: SkipReport | None = None,
-    check_files: bool = True,
-    allow_outside_root: bool = False,
-    images_only: bool = False,
-) -> Iterator[CaptionedImage]:
+def read_coco_karpathy(json_path: Path, image_root: Path | None = None, split: str | Sequence[str] | None = None,
+                       report: SkipReport | None = None, check_files: bool = True, allow_outside_root: bool = False,
+                       images_only: bool = False) -> Iterator[CaptionedImage]:
     """Images of a Karpathy-split json (``dataset_coco.json``); path = image_root / filepath / filename.
 
     ``image_root`` defaults to the json's folder; ``split`` filters ("train", "val", "test", "restval").
@@ -87,15 +81,8 @@ def read_coco_karpathy(
             bad_record(report, where, f"image file not found: {path}")
             continue
         cocoid = entry.get("cocoid")
-        yield CaptionedImage(
-            image_id,
-            path,
-            entry_split,
-            captions,
-            int(cocoid) if cocoid is not None else None,
-            {k2: v for k2, v in entry.items() if k2 not in known},
-        )
-
+        yield CaptionedImage(image_id, path, entry_split, captions, int(cocoid) if cocoid is not None else None,
+                             {k2: v for k2, v in entry.items() if k2 not in known})
 
 
 class CocoKarpathy(RawSource):
@@ -107,7 +94,7 @@ class CocoKarpathy(RawSource):
         self.json_path, self.image_root, self.split = json_path, image_root, split
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
-        for rec in read_coco_karpathy(Path(self.json_path), self.image_root and Path(self.image_root),
-                                              self.split, report=report, allow_outside_root=self.allow_outside_root):
+        for rec in read_coco_karpathy(Path(self.json_path), self.image_root and Path(self.image_root), self.split,
+                                      report=report, allow_outside_root=self.allow_outside_root):
             sample = ShardSample("pair", text=rec.captions, source=self.name, id=rec.image_id)
             yield RawItem(f"{self.name}-{rec.image_id}", sample, {"image0": ("image", str(rec.path))})

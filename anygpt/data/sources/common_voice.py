@@ -52,7 +52,6 @@ def read_common_voice(root: Path, split: str = "train", report: SkipReport | Non
             yield Utterance(utt_id, (row.get("client_id") or "").strip(), audio, text, None, split)
 
 
-
 class CommonVoice(SpeechSource):
     """Common Voice: ``<split>.tsv`` + ``clips/`` of one language folder."""
 
@@ -63,5 +62,5 @@ class CommonVoice(SpeechSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_common_voice(Path(self.root), self.split, report=report,
-                                             allow_outside_root=self.allow_outside_root):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)
+                                     allow_outside_root=self.allow_outside_root):
+            yield self._item(utt.utt_id, utt.text, str(utt.path))

@@ -121,7 +121,6 @@ def read_gigaspeech(json_path: Path, subsets: str | Sequence[str] = "XL", report
                                    sorted(segment.get("subsets") or ()))
 
 
-
 class GigaSpeech(SpeechSource):
     """GigaSpeech: ``GigaSpeech.json`` + the long ``.opus`` recordings; each segment of the chosen subsets is cut out
     of its recording when loaded. ``subsets``: ``XS``, ``S``, ``M``, ``L``, ``XL`` (train), ``DEV``, ``TEST``."""
@@ -134,5 +133,5 @@ class GigaSpeech(SpeechSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_gigaspeech(Path(self.json_path), self.subsets, report=report,
-                                           allow_outside_root=self.allow_outside_root):
-            yield self._item(utt.utt_id, utt.text, utt.audio, self.lowercase, self.all_levels)
+                                   allow_outside_root=self.allow_outside_root):
+            yield self._item(utt.utt_id, utt.text, utt.audio)

@@ -9,9 +9,8 @@ from anygpt.data.sources.base import DatasetError, RawItem, SkipReport, bad_reco
 from anygpt.data.sources.speech import SpeechSource, Utterance, load_sidecar
 
 
-def read_librispeech(
-    root: Path, split: str | Sequence[str], report: SkipReport | None = None, with_alignment: bool = True
-) -> Iterator[Utterance]:
+def read_librispeech(root: Path, split: str | Sequence[str], report: SkipReport | None = None,
+                     with_alignment: bool = True) -> Iterator[Utterance]:
     """Utterances of ``root/<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` (+ the audio beside it).
 
     ``root`` is the folder holding the split folders (e.g. ``LibriSpeech/``); ``split`` e.g. "test-clean".
@@ -27,11 +26,8 @@ def read_librispeech(
         for trans in sorted(split_dir.glob("*/*/*.trans.txt")):
             n_trans += 1
             speaker, chapter = trans.parent.parent.name, trans.parent.name
-            alignment = (
-                load_sidecar(trans.with_name(trans.name.replace(".trans.txt", ".alignment.json")), report)
-                if with_alignment
-                else None
-            )
+            sidecar = trans.with_name(trans.name.replace(".trans.txt", ".alignment.json"))
+            alignment = load_sidecar(sidecar, report) if with_alignment else None
             with open(trans, encoding="utf-8") as f:
                 for line_no, line in enumerate(f, 1):
                     line = line.strip()
@@ -47,18 +43,10 @@ def read_librispeech(
                         bad_record(report, where,
                                    f"transcript without audio: no {utt_id}.flac (or .wav) in {trans.parent}")
                         continue
-                    yield Utterance(
-                        utt_id,
-                        speaker,
-                        audio,
-                        text.strip(),
-                        chapter,
-                        name,
-                        alignment.get(utt_id) if alignment else None,
-                    )
+                    yield Utterance(utt_id, speaker, audio, text.strip(), chapter, name,
+                                    alignment.get(utt_id) if alignment else None)
         if n_trans == 0:
             raise DatasetError(f"no <speaker>/<chapter>/*.trans.txt files under {split_dir}: not a LibriSpeech split")
-
 
 
 class LibriSpeech(SpeechSource):
@@ -72,4 +60,4 @@ class LibriSpeech(SpeechSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_librispeech(Path(self.root), self.split, report=report, with_alignment=False):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, str(utt.path))

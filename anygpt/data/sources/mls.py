@@ -7,15 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from anygpt.data.sources.base import (
-    RawItem,
-    SkipReport,
-    bad_record,
-    find_audio_file,
-    iter_lines,
-    require_dir,
-    require_file,
-)
+from anygpt.data.sources.base import RawItem, SkipReport, bad_record, find_audio, iter_lines, require_dir, require_file
 from anygpt.data.sources.speech import SpeechSource, Utterance
 
 MLS_ID = re.compile(r"^(\d+)_(\d+)_(\d+)$")
@@ -41,12 +33,11 @@ def read_mls(root: Path, split: str = "train", report: SkipReport | None = None)
             continue
         speaker, book, _ = match.groups()
         folder = os.path.join(audio_root, speaker, book)
-        audio = find_audio_file(os.path.join(folder, utt_id.strip()))
+        audio = find_audio(os.path.join(folder, utt_id.strip()))
         if audio is None:
             bad_record(report, where, f"transcript without audio: no {utt_id}.flac/.opus in {folder}")
             continue
         yield Utterance(utt_id.strip(), speaker, audio, text.strip(), book, split)
-
 
 
 class MLS(SpeechSource):
@@ -59,4 +50,4 @@ class MLS(SpeechSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for utt in read_mls(Path(self.root), self.split, report=report):
-            yield self._item(utt.utt_id, utt.text, str(utt.path), self.lowercase, self.all_levels)
+            yield self._item(utt.utt_id, utt.text, str(utt.path))

@@ -37,14 +37,9 @@ class MusicClip:
     extra: dict = field(default_factory=dict)  # other csv columns (the demo's synthesis parameters)
 
 
-def read_musiccaps(
-    csv_path: Path,
-    audio_dir: Path | None = None,
-    split: str | Sequence[str] | None = None,
-    report: SkipReport | None = None,
-    check_files: bool = True,
-    allow_outside_root: bool = False,
-) -> Iterator[MusicClip]:
+def read_musiccaps(csv_path: Path, audio_dir: Path | None = None, split: str | Sequence[str] | None = None,
+                   report: SkipReport | None = None, check_files: bool = True,
+                   allow_outside_root: bool = False) -> Iterator[MusicClip]:
     """Rows of a MusicCaps-style csv (ytid, start_s, end_s, aspect_list, caption, ...) with audio
     ``<audio_dir>/<ytid>.*`` (default ``audio/`` beside the csv). Files hold the clip itself (start_s/end_s say
     where it came from).
@@ -62,11 +57,9 @@ def read_musiccaps(
         for row in reader:
             where = f"{csv_path}:{reader.line_num}"
             try:
+                audioset_eval = row.get("is_audioset_eval")
                 row_split = row.get("split") or (
-                    ("test" if row["is_audioset_eval"].strip().lower() == "true" else "train")
-                    if row.get("is_audioset_eval")
-                    else None
-                )
+                    ("test" if audioset_eval.strip().lower() == "true" else "train") if audioset_eval else None)
                 if wanted is not None and row_split not in wanted:
                     continue
                 ytid, caption = row["ytid"].strip(), (row["caption"] or "").strip()
@@ -94,17 +87,8 @@ def read_musiccaps(
                 bad_record(report, where, f"no audio file for ytid {ytid!r} in {audio_dir}")
                 continue
             known = {"ytid", "caption", "aspect_list", "start_s", "end_s", "split"}
-            yield MusicClip(
-                ytid,
-                audio,
-                caption,
-                [str(a) for a in aspects],
-                start,
-                end,
-                row_split,
-                {k: v for k, v in row.items() if k not in known},
-            )
-
+            yield MusicClip(ytid, audio, caption, [str(a) for a in aspects], start, end, row_split,
+                            {k: v for k, v in row.items() if k not in known})
 
 
 class MusicCaps(RawSource):
@@ -117,6 +101,6 @@ class MusicCaps(RawSource):
 
     def items(self, report: SkipReport) -> Iterator[RawItem]:
         for clip in read_musiccaps(Path(self.csv_path), self.audio_dir and Path(self.audio_dir), self.split,
-                                           report=report, allow_outside_root=self.allow_outside_root):
+                                   report=report, allow_outside_root=self.allow_outside_root):
             sample = ShardSample("pair", text=clip.caption, source=self.name, id=clip.ytid)
             yield RawItem(sample_key(self.name, clip.ytid), sample, {"music0": ("music", str(clip.path))})

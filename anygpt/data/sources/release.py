@@ -30,26 +30,10 @@ class SpanLayout:
     spec: ModalitySpec
     codec: Codec | None
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def codebook_size(self) -> int:
-        return int(self.spec.codebook_size)
-
-    @property
-    def markers(self) -> tuple[str, str]:
-        return self.spec.markers
-
-    @property
-    def token_format(self) -> str:
-        return self.spec.token_format
-
     def native(self, ids: list[int]) -> torch.Tensor:
         """A whole span's local ids -> native codes; ValueError when the ids break the modality's structure."""
         flat = torch.tensor(ids, dtype=torch.long)
-        problem = self.spec.structure.violation(flat, self.codebook_size)
+        problem = self.spec.structure.violation(flat, int(self.spec.codebook_size))
         if problem is not None:
             raise ValueError(problem)
         return flat if self.codec is None else self.codec.unflatten(flat)
@@ -63,16 +47,13 @@ class TokenStrings:
     """
 
     def __init__(self, layouts: Sequence[SpanLayout]) -> None:
-        self.layouts = {layout.name: layout for layout in layouts}
-        self.by_start = {layout.markers[0]: layout for layout in layouts}
-        markers = [re.escape(m) for layout in layouts for m in layout.markers]
-        codes = [re.escape(layout.token_format).replace(re.escape("{}"), r"(\d+)") for layout in layouts]
+        self.layouts = {layout.spec.name: layout for layout in layouts}
+        self.by_start = {layout.spec.markers[0]: layout for layout in layouts}
+        markers = [re.escape(m) for layout in layouts for m in layout.spec.markers]
+        codes = [re.escape(layout.spec.token_format).replace(re.escape("{}"), r"(\d+)") for layout in layouts]
         self._token = re.compile("|".join([f"({m})" for m in markers] + [f"(?:{c})" for c in codes]))
-        self._code_groups = {}  # regex group index -> modality of a code token
-        group = len(markers)
-        for layout in layouts:
-            group += 1
-            self._code_groups[group] = layout.name
+        # regex group index -> the modality of a code token (the marker groups come first)
+        self._code_groups = {len(markers) + 1 + k: layout.spec.name for k, layout in enumerate(layouts)}
 
     def split(self, text: str) -> tuple[str, list[tuple[str, list[int]]]]:
         """``text`` with every span replaced by ``<media:K>`` (K = its index), and the (modality, local ids) spans.
@@ -90,40 +71,47 @@ class TokenStrings:
                     current, ids, position = self.by_start[token], [], match.end()
                     continue
                 raise DatasetError(f"{token} outside a modality span (at character {match.start()})")
+            name, end_marker, size = current.spec.name, current.spec.markers[1], int(current.spec.codebook_size)
             if match.start() != position:
-                raise DatasetError(f"{current.name} span {len(spans)} holds text "
-                                   f"{text[position:match.start()][:20]!r} between its tokens")
+                raise DatasetError(f"{name} span {len(spans)} holds text {text[position:match.start()][:20]!r} between "
+                                   "its tokens")
             position = match.end()
-            if token == current.markers[1]:
+            if token == end_marker:
                 try:
                     current.native(ids)
                 except ValueError as e:
-                    raise DatasetError(f"{current.name} span {len(spans)}: {e}") from None
-                spans.append((current.name, ids))
+                    raise DatasetError(f"{name} span {len(spans)}: {e}") from None
+                spans.append((name, ids))
                 out.append(f"<media:{len(spans) - 1}>")
                 current = None
                 continue
             group = next((g for g in self._code_groups if match.group(g) is not None), None)
             if group is None:
-                raise DatasetError(f"{current.name} span {len(spans)} holds {token} before its end marker "
-                                   f"{current.markers[1]}")
-            if self._code_groups[group] != current.name:
-                raise DatasetError(f"{current.name} span {len(spans)} holds {token}, a {self._code_groups[group]} "
-                                   "token")
+                raise DatasetError(f"{name} span {len(spans)} holds {token} before its end marker {end_marker}")
+            if self._code_groups[group] != name:
+                raise DatasetError(f"{name} span {len(spans)} holds {token}, a {self._code_groups[group]} token")
             value = int(match.group(group))
-            if value >= current.codebook_size:
-                raise DatasetError(f"{current.name} span {len(spans)} holds {token}, outside its "
-                                   f"{current.codebook_size} codes")
+            if value >= size:
+                raise DatasetError(f"{name} span {len(spans)} holds {token}, outside its {size} codes")
             ids.append(value)
         if current is not None:
-            raise DatasetError(f"{current.name} span {len(spans)} is not closed with {current.markers[1]}")
+            raise DatasetError(f"{current.spec.name} span {len(spans)} is not closed with {current.spec.markers[1]}")
         out.append(text[position:])
         return "".join(out), spans
 
     def codes(self, modality: str, ids: list[int]):
         """Local ids of a span -> the native codes a shard stores (an int16/int32 numpy array)."""
         native = self.layouts[modality].native(ids).numpy()
-        return native.astype(np.int16 if self.layouts[modality].codebook_size <= 2**15 else np.int32)
+        return native.astype(np.int16 if int(self.layouts[modality].spec.codebook_size) <= 2**15 else np.int32)
+
+    def extract(self, text: str, media: dict[str, tuple[str, Any]]) -> str:
+        """`split` ``text``, adding its spans' codes to ``media`` as ``mN`` (N counting on from ``len(media)``); returns
+        the text with ``<media:mN>`` placeholders."""
+        rest, found = self.split(text)
+        for index, (modality, ids) in enumerate(found):
+            rest = rest.replace(f"<media:{index}>", f"<media:m{len(media)}>", 1)
+            media[f"m{len(media)}"] = (modality, self.codes(modality, ids))
+        return rest
 
 
 RELEASE_LAYOUT: tuple[str, ...] = tuple(spec.name for spec in RELEASE_MODALITIES)  # the paper's codecs
@@ -165,7 +153,7 @@ class _ReleaseJsonl(RawSource):
         return {**self.__dict__, "_spans": None}
 
     def codebook_sizes(self) -> dict[str, int]:
-        return {name: layout.codebook_size for name, layout in self.spans.layouts.items()}
+        return {name: int(layout.spec.codebook_size) for name, layout in self.spans.layouts.items()}
 
     def chunks(self, chunk_size: int, report: SkipReport) -> list[Sequence[RawItem]]:
         return [LazyChunk(self, part) for path in expand_files(self.paths, f"{self.name} jsonl files")
@@ -178,7 +166,7 @@ class _ReleaseJsonl(RawSource):
             if not line.strip():
                 continue
             try:
-                item = self._item(json.loads(line), spans, sample_key(self.name, stem, where.rsplit(":", 1)[1]))
+                item = self._item(self._row(line), spans, sample_key(self.name, stem, where.rsplit(":", 1)[1]))
             except json.JSONDecodeError as err:
                 report.add(where, f"not valid json ({err})")
                 continue
@@ -187,6 +175,9 @@ class _ReleaseJsonl(RawSource):
                 continue
             item.sample.id = where
             yield item
+
+    def _row(self, line: str) -> Any:
+        return json.loads(line)
 
     def _item(self, row: Any, spans: TokenStrings, key: str) -> RawItem:
         raise NotImplementedError
@@ -210,12 +201,11 @@ class ReleasePairs(_ReleaseJsonl):
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ValueError("no text field")
-        rest, found = spans.split(str(row[modality]))
-        if len(found) != 1 or found[0][0] != modality or rest.strip() != "<media:0>":
+        media: dict[str, tuple[str, Any]] = {}
+        rest = spans.extract(str(row[modality]), media)
+        if len(media) != 1 or media["m0"][0] != modality or rest.strip() != "<media:m0>":
             raise DatasetError(f"the {modality} field must hold exactly one {modality} span and nothing else")
-        codes = spans.codes(modality, found[0][1])
-        sample = ShardSample("pair", text=text.strip(), source=self.name)
-        return RawItem(key, sample, {f"{modality}0": (modality, codes)})
+        return RawItem(key, ShardSample("pair", text=text.strip(), source=self.name), {f"{modality}0": media["m0"]})
 
 
 class ReleaseConversations(_ReleaseJsonl):
@@ -237,11 +227,7 @@ class ReleaseConversations(_ReleaseJsonl):
             role, text = message["role"], message["message"]
             if role != ("user", "assistant")[k % 2] or not isinstance(text, str):
                 raise ValueError(f"message {k} has role {role!r}; roles must alternate user, assistant")
-            rest, found = spans.split(text)
-            for index, (modality, ids) in enumerate(found):
-                rest = rest.replace(f"<media:{index}>", f"<media:m{len(media)}>", 1)
-                media[f"m{len(media)}"] = (modality, spans.codes(modality, ids))
-            conversation.append({"role": role, "message": rest})
+            conversation.append({"role": role, "message": spans.extract(text, media)})
         sample = ShardSample("conversation", turns=conversation, source=self.name)
         if "id" in row:
             key = sample_key(self.name, row["id"])
@@ -254,19 +240,10 @@ class ReleaseDocuments(_ReleaseJsonl):
 
     name = "release_documents"
 
-    def read_part(self, part: LineRange, report: SkipReport) -> Iterator[RawItem]:
-        spans = self.spans
-        stem = Path(part.path).name.split(".")[0]
-        for where, line in read_line_range(part):
-            if not line.strip():
-                continue
-            try:
-                text, found = spans.split(line.rstrip("\n"))
-            except DatasetError as err:
-                report.add(where, f"{err}; fix or drop the line")
-                continue
-            media = {f"m{k}": (modality, spans.codes(modality, ids)) for k, (modality, ids) in enumerate(found)}
-            for k in range(len(found)):
-                text = text.replace(f"<media:{k}>", f"<media:m{k}>", 1)
-            yield RawItem(sample_key(self.name, stem, where.rsplit(":", 1)[1]),
-                          ShardSample("interleaved", text=text, source=self.name, id=where), media)
+    def _row(self, line: str) -> Any:
+        return line.rstrip("\n")
+
+    def _item(self, row: Any, spans: TokenStrings, key: str) -> RawItem:
+        media: dict[str, tuple[str, Any]] = {}
+        text = spans.extract(row, media)
+        return RawItem(key, ShardSample("interleaved", text=text, source=self.name), media)

@@ -22,7 +22,6 @@ class Utterance:
     alignment: dict | None = None  # demo corpus sidecar: phonemes/words with start times (seconds)
 
 
-
 def load_sidecar(path: Path, report: SkipReport | None) -> dict | None:
     """An alignment sidecar (json) if there is one; a broken one is a bad record."""
     if not path.is_file():
@@ -34,12 +33,14 @@ def load_sidecar(path: Path, report: SkipReport | None) -> dict | None:
         return None
 
 
-
 class SpeechSource(RawSource):
     """Utterance sources: ``all_levels`` keeps every RVQ level of the speech tokenizer (SoundStorm's training data;
     the LLM still reads level 1 of them)."""
 
-    def _item(self, utt_id: str, text: str, audio: MediaSource, lowercase: bool, all_levels: bool) -> RawItem:
-        sample = ShardSample("pair", text=text.lower() if lowercase else text, source=self.name, id=utt_id,
-                             all_levels=["speech0"] if all_levels else [])
+    lowercase: bool
+    all_levels: bool
+
+    def _item(self, utt_id: str, text: str, audio: MediaSource) -> RawItem:
+        sample = ShardSample("pair", text=text.lower() if self.lowercase else text, source=self.name, id=utt_id,
+                             all_levels=["speech0"] if self.all_levels else [])
         return RawItem(sample_key(self.name, utt_id), sample, {"speech0": ("speech", audio)})
