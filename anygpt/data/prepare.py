@@ -325,6 +325,9 @@ def prepare(sources: dict[str, RawSource], tokenizers: dict[str, TokenizerSpec],
     Returns:
         source name -> summary (samples, skipped, shards, seconds).
     """
+    for option, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
+        if value < 1:  # before any model is loaded or file written
+            raise ValueError(f"--{option} must be at least 1, got {value}")
     refs = {name: TokenizerRef.of(ref) for name, ref in tokenizers.items()}
     # a class_path written in the user's own config is the user's choice; a folder's config.json is checked
     modalities = {name: ref.load(name, trust_code=trust_code) for name, ref in refs.items()}

@@ -132,6 +132,14 @@ def test_prepare_rejects_a_tokenizer_keyed_by_the_wrong_modality(music_dataset):
                 out=str(root / "shards"), accelerator="cpu", progress=False)
 
 
+@pytest.mark.parametrize("option", ["chunk_size", "batch_size"])
+def test_sizes_below_one_are_refused_before_anything_is_written(music_dataset, tmp_path, option):
+    with pytest.raises(ValueError, match=f"--{option} must be at least 1, got 0"):
+        prepare({"mc": MusicCaps(str(music_dataset / "raw" / "musiccaps.csv"))}, {"music": str(music_dataset / "tok")},
+                out=str(tmp_path / "s"), accelerator="cpu", progress=False, **{option: 0})
+    assert not (tmp_path / "s").exists()
+
+
 def test_missing_dataset_names_the_path(tmp_path, music_dataset):
     from anygpt.data.sources.base import DatasetError
 

@@ -114,7 +114,7 @@ class SpeechSegments(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         wav = self._audio(i)
-        for _ in range(len(self.files)):  # a bad file yields the next good one; the skip is counted
+        for _ in range(len(self.files) - 1):  # a bad file yields the next good one; each skip counted once
             if wav is not None:
                 break
             i = (i + 1) % len(self.files)

@@ -146,3 +146,14 @@ def test_dataset_skips_and_counts_bad_files(tiny_corpus, tmp_path):
     assert all(item["audio"].shape == (1, 16000) for item in items)
     assert all((item["phones"] >= -100).all() and item["phones"].max() < 5 for item in items)
     assert any((item["phones"] > 0).any() for item in items)
+
+
+def test_a_split_with_no_readable_file_is_named_and_each_bad_file_counted_once(tmp_path):
+    split = tmp_path / "ls" / "train-clean-100" / "1" / "2"
+    split.mkdir(parents=True)
+    for name in ("1-2-0000.flac", "1-2-0001.flac", "1-2-0002.flac"):
+        (split / name).write_bytes(b"garbage")
+    data = SpeechSegments(tmp_path / "ls", "train-clean-100", 16000, 640, 1.0)
+    with pytest.raises(MediaError, match="no readable audio file among 3 files"):
+        data[1]
+    assert sorted(path[-9:] for path in data.skipped) == ["0000.flac", "0001.flac", "0002.flac"]
