@@ -195,8 +195,9 @@ class AnyGPTLM(L.LightningModule):
     def _dp_sum(self, value: Tensor) -> Tensor:
         if self._dp_size() > 1 and dist.is_initialized():
             value = value.clone()
-            mesh = self._dp_mesh()  # the whole mesh, or none: every rank
-            dist.all_reduce(value, group=mesh.get_group() if mesh is not self.device_mesh else None)
+            named = self.device_mesh is not None and "data_parallel" in (self.device_mesh.mesh_dim_names or ())
+            # over the data-parallel ranks when the mesh names them (a 1-D mesh may not span the job), else all ranks
+            dist.all_reduce(value, group=self._dp_mesh().get_group() if named else None)
         return value
 
     def _log_groups(self, stage: str, losses: Tensor, counts: Tensor, **flags: Any) -> None:

@@ -137,6 +137,11 @@ def save_adapter(model: nn.Module, directory: str | Path) -> Path:
 
 def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
     """Apply a saved adapter to a base model and merge it (``--loading.adapter`` of chat, generate, benchmark)."""
+    return merge_lora(attach_adapter(model, directory))
+
+
+def attach_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Inject a saved adapter into ``model``, unmerged (for continued training or comparison)."""
     directory = Path(directory)
     if not (directory / ADAPTER_CONFIG).is_file() or not (directory / ADAPTER_WEIGHTS).is_file():
         raise FileNotFoundError(f"{directory} is not a PEFT adapter folder: expected {ADAPTER_CONFIG} and "
@@ -151,7 +156,7 @@ def load_adapter(model: nn.Module, directory: str | Path) -> nn.Module:
     if missing or result.unexpected_keys:
         raise ValueError(f"{directory}: the adapter does not fit this model (missing {missing[:5]}, unexpected "
                          f"{list(result.unexpected_keys)[:5]}); was it trained on this base checkpoint?")
-    return merge_lora(model)
+    return model
 
 
 @torch.no_grad()

@@ -203,7 +203,12 @@ class CIDEr(ObjectStateMetric):
     def compute(self) -> Tensor:
         if not self.preds:
             raise ValueError("CIDEr.compute: no captions were added (call update first)")
-        tokens = iter(self.tokenize(list(self.preds) + [r for refs in self.target for r in refs]))
+        captions = list(self.preds) + [r for refs in self.target for r in refs]
+        tokenized = self.tokenize(captions)
+        if len(tokenized) != len(captions):
+            raise ValueError(f"CIDEr.compute: the {self.tokenizer!r} tokenizer returned {len(tokenized)} captions for "
+                             f"{len(captions)}; a caption with a line break, or a broken tokenizer?")
+        tokens = iter(tokenized)
         hyps = [next(tokens) for _ in self.preds]
         score, _ = cider_d(hyps, [[next(tokens) for _ in refs] for refs in self.target], n=self.n, sigma=self.sigma)
         return torch.tensor(score, dtype=torch.float64)

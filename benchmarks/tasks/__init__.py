@@ -10,4 +10,7 @@ metric, baselines); the layout around it:
 - ``scoring.py``: `Scored` (what ``score`` returns), the bootstrap into intervals, shared scorers;
 - ``report.py``: results.json, report.html and the printed summary;
 - ``registry.py`` and ``cli.py``: the built-in tasks, the ``anygpt.tasks`` entry-point group, the command line.
+
+Every task scores the model and baselines a useless model cannot beat, each with a 95% bootstrap interval, and writes
+``results.json`` (with the command that reproduces it) and ``report.html`` under ``--out``.
 """

@@ -188,7 +188,9 @@ def _plan(out: Path, seed: int, scale: float) -> dict:
     vctk = []
     for v, voice in enumerate(speech.VCTK_VOICES):
         for u in range(n_vctk):
-            index, text, utt_id = 100_000 + v * 1000 + u, texts[offset + v * n_vctk + u], f"{voice.speaker}_{u + 1:03d}"
+            index = 100_000 + v * 1000 + u
+            text = texts[offset + v * n_vctk + u]
+            utt_id = f"{voice.speaker}_{u + 1:03d}"
             vctk.append({"index": index, "id": utt_id, "speaker": voice.speaker, "text": text})
             speak(index, text, voice, out / "vctk" / "wav48" / voice.speaker / f"{utt_id}.wav", 48000)
     music_items = []

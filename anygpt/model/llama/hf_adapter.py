@@ -249,7 +249,7 @@ def load_hf_weights(model: LLaMA, directory: str | Path, assign: bool = False, d
         model.to(dtype)
 
 
-def load_hf(directory: str | Path, dtype: torch.dtype | None = None) -> LLaMA:
+def load_hf(directory: str | Path, *, dtype: torch.dtype | None = None) -> LLaMA:
     """Build a `LLaMA` from an HF checkpoint directory: config from ``config.json``, weights streamed onto a model
     created on the meta device (no random init, one copy of the weights in memory)."""
     directory = _check_dir(directory)

@@ -69,6 +69,10 @@ def test_bad_input_is_a_clear_error():
         CIDEr(tokenizer="spacy")
     with pytest.raises(ValueError, match="1 hypotheses for 2"):
         cider_d(["a"], [["a"], ["b"]])
+    dropping = CIDEr(tokenizer=lambda captions: captions[:-1])  # a tokenizer that loses a caption
+    dropping.update(["a cat"], [["a cat", "the cat"]])
+    with pytest.raises(ValueError, match="returned 2 captions for 3"):
+        dropping.compute()
 
 
 # Captions with the cases that matter: case, punctuation, possessives, contractions, brackets, quotes, numbers.
